@@ -1,0 +1,113 @@
+"""The backend contract: where next-token distributions come from.
+
+A backend turns prompts into next-token log-probabilities. Dense backends (a local model) return
+the full-vocabulary distribution and implement :meth:`Backend.next_token_logprobs`; servers that
+return only the top-k tokens override :meth:`Backend.score_prompts` instead. Everything after this
+stage (verbalizer, calibration, decisions) is the same for every backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from confidently.tasks import Task, Verbalizer
+from confidently.types import TokenProb
+
+# Stands in for the text while a prompt is rendered, to split it into the shared prefix and suffix.
+TEXT_MARKER = "\u2063CONFIDENTLY_TEXT\u2063"
+
+
+class Backend(ABC):
+    """Base class of every backend.
+
+    Attributes
+    ----------
+    name : the backend's registered name (``--backend``).
+    exact : True when the backend returns the full next-token distribution.
+    model_name : the model as the user named it.
+    weights_id : identifies the exact weights (sha256 or hub id); caches and adapters check it.
+    """
+
+    name: ClassVar[str]
+    exact: ClassVar[bool] = True
+    model_name: str
+    weights_id: str
+
+    # -- prompts -----------------------------------------------------------------------------
+    @abstractmethod
+    def format_prompt(self, message: str, *, chat: bool | None = None, system_prompt: str | None = None,
+                      answer_suffix: str = "\nAnswer:") -> str:
+        """The full prompt string for a user message (chat template, or ``answer_suffix``)."""
+
+    def prompt_parts(self, task: Task, *, chat: bool | None = None) -> tuple[str, str]:
+        """(prefix, suffix) such that ``prefix + text + suffix`` is the prompt for ``text``."""
+        use_chat = task.chat if chat is None else chat
+        rendered = self.format_prompt(task.message(TEXT_MARKER), chat=use_chat,
+                                      system_prompt=task.system_prompt, answer_suffix=task.answer_suffix)
+        prefix, _, suffix = rendered.partition(TEXT_MARKER)
+        return prefix, suffix
+
+    # -- vocabulary ----------------------------------------------------------------------------
+    @abstractmethod
+    def vocabulary(self) -> Sequence[str]:
+        """Decoded text of every token id."""
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError(f"backend {self.name} cannot tokenize")
+
+    def decode(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError(f"backend {self.name} cannot detokenize")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    @property
+    def max_context(self) -> int:
+        return 2048
+
+    def verbalizer(self, task: Task) -> Verbalizer:
+        return Verbalizer(task, self.vocabulary(), self.encode)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
+        """Full-vocabulary next-token log-probabilities, shape (n_prompts, vocab_size).
+
+        ``shared_prefix`` is a string every prompt starts with; backends may compute it once.
+        """
+        raise NotImplementedError(f"backend {self.name} returns no full distribution")
+
+    def sequence_logprobs(self, prompts: Sequence[str], sequences: Sequence[Sequence[int]], *,
+                          shared_prefix: str = "") -> np.ndarray:
+        """Log-probability of each token sequence after each prompt, shape (n_prompts, n_sequences)."""
+        raise NotImplementedError(f"backend {self.name} cannot score token sequences")
+
+    def score_prompts(self, prompts: Sequence[str], verbalizer: Verbalizer, *,
+                      shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Class mass (n, k), other mass (n,) and uncovered mass (n,) or None when exact."""
+        logprobs = self.next_token_logprobs(prompts, shared_prefix=shared_prefix)
+        mass = verbalizer.class_mass(logprobs)
+        if verbalizer.has_sequences:
+            flat = [seq for label in verbalizer.labels for seq in label.sequences]
+            seq_prob = np.exp(self.sequence_logprobs(prompts, flat, shared_prefix=shared_prefix))
+            start = 0
+            for j, label in enumerate(verbalizer.labels):
+                stop = start + len(label.sequences)
+                mass[:, j] += seq_prob[:, start:stop].sum(axis=1)
+                start = stop
+        other = np.clip(1.0 - mass.sum(axis=1), 0.0, 1.0)
+        return mass, other, None
+
+    def top_tokens(self, prompt: str, k: int) -> list[TokenProb]:
+        """The ``k`` most probable next tokens after ``prompt``."""
+        row = self.next_token_logprobs([prompt])[0]
+        vocab = self.vocabulary()
+        order = np.argsort(-row)[:k]
+        return [TokenProb(rank, vocab[i], float(row[i]), int(i)) for rank, i in enumerate(order, 1)]
+
+    def fingerprint(self) -> str:
+        """Identifies everything that changes scores (weights, precision, adapter) for caches."""
+        return f"{self.name}:{self.weights_id}"

@@ -1,0 +1,251 @@
+"""The local backend: a causal language model run with transformers and torch.
+
+One forward pass per batch of prompts, never ``generate()``; only the last position's logits are
+computed (``logits_to_keep``); prompts are left-padded; the prompt prefix every example shares is
+run once and its KV cache reused for every batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from confidently.backends.base import Backend
+from confidently.errors import ModelLoadError
+from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, resolve_model
+
+# Measured by benchmarks/dtype.py on a 2-core CPU: see README "Precision".
+CPU_DEFAULT_DTYPE = "float32"
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}
+
+
+def choose_device(device: str | None) -> str:
+    import torch
+
+    if device and device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def choose_dtype(dtype: str | None, device: str) -> str:
+    if dtype and dtype != "auto":
+        if dtype not in _DTYPES:
+            raise ModelLoadError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+        return _DTYPES[dtype]
+    return "bfloat16" if device.startswith("cuda") else CPU_DEFAULT_DTYPE
+
+
+def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
+    """A folder transformers can load quickly; GGUFs are de-quantized once and cached."""
+    if source.gguf_file is None:
+        return source.path, os.path.isdir(source.path)
+    folder = dequantized_dir(source)
+    marker = folder / "confidently-dequantized.json"
+    if marker.exists():
+        return str(folder), True
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if console is not None:
+        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {folder})…[/]")
+    gguf_path = Path(source.path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path, gguf_file=source.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path, gguf_file=source.gguf_file, dtype="float32")
+    except Exception as error:  # transformers raises many types for unreadable GGUFs
+        raise ModelLoadError(f"cannot load {gguf_path / source.gguf_file}: {error}") from error
+    # A model loaded from GGUF refuses save_pretrained until its quantizer is detached.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    (staging / "confidently-dequantized.json").write_text(
+        json.dumps({"gguf_file": source.gguf_file, "gguf_sha256": source.weights_id}, indent=2)
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+    return str(folder), True
+
+
+class TransformersBackend(Backend):
+    """A local causal LM.
+
+    Parameters
+    ----------
+    model : registry name, local folder, ``.gguf`` file or hub id.
+    device : ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+    dtype : ``auto`` (bf16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``, ``float16``.
+    max_prefix_cache : how many distinct prompt prefixes keep their KV cache.
+    """
+
+    name = "transformers"
+    exact = True
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
+                 console=None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_name = model
+        self.source = resolve_model(model)
+        self.weights_id = self.source.weights_id
+        self.device = choose_device(device)
+        self.dtype = choose_dtype(dtype, self.device)
+        folder, local = _local_folder(self.source, console)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=local)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=getattr(torch, self.dtype), local_files_only=local
+            ).to(self.device)
+        except OSError as error:
+            raise ModelLoadError(f"cannot load model {model!r}: {error}") from None
+        self.model.eval()
+        self._vocab: list[str] | None = None
+        self._prefix_cache: dict[tuple[int, ...], object] = {}
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id or 0
+        self._adds_bos = self._detect_bos()
+        self.active_adapter: str | None = None
+        # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache``.
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+
+    def _detect_bos(self) -> bool:
+        bos = self.tokenizer.bos_token_id
+        ids = self.tokenizer("x").input_ids
+        return bos is not None and len(ids) > 0 and ids[0] == bos
+
+    # -- prompts ---------------------------------------------------------------------------
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def format_prompt(self, message: str, *, chat: bool | None = None, system_prompt: str | None = None,
+                      answer_suffix: str = "\nAnswer:") -> str:
+        use_chat = self.has_chat_template if chat is None else chat
+        if use_chat and not self.has_chat_template:
+            raise ModelLoadError(f"model {self.model_name!r} has no chat template: use --raw / chat=False")
+        if use_chat:
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+            messages.append({"role": "user", "content": message})
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        bos = self.tokenizer.bos_token if self._adds_bos else ""
+        return f"{bos}{message}{answer_suffix}"
+
+    # -- vocabulary ----------------------------------------------------------------------------
+    def vocabulary(self) -> list[str]:
+        if self._vocab is None:
+            size = self.model.get_output_embeddings().weight.shape[0]
+            known = len(self.tokenizer)
+            vocab = self.tokenizer.batch_decode([[i] for i in range(min(size, known))])
+            # Embedding rows past the tokenizer (padding for alignment) never hold a word.
+            self._vocab = vocab + [""] * (size - len(vocab))
+        return self._vocab
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    @property
+    def max_context(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.weights_id}:{self.dtype}:{self.active_adapter or '-'}"
+
+    # -- scoring -------------------------------------------------------------------------------
+    def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
+        ids, prefix = self._split(prompts, shared_prefix)
+        return self._forward(ids, prefix, keep=1)[:, -1].numpy()
+
+    def sequence_logprobs(self, prompts: Sequence[str], sequences: Sequence[Sequence[int]], *,
+                          shared_prefix: str = "") -> np.ndarray:
+        ids, prefix = self._split(prompts, shared_prefix)
+        longest = max(len(s) for s in sequences)
+        rows = [p + list(s) for p in ids for s in sequences]
+        logprobs = self._forward(rows, prefix, keep=longest + 1).numpy()
+        out = np.empty((len(ids), len(sequences)))
+        for r, (i, j) in enumerate((i, j) for i in range(len(ids)) for j in range(len(sequences))):
+            seq = sequences[j]
+            # Row r ends with seq; the logits predicting seq[t] sit len(seq) - t + 1 places from the end.
+            positions = [longest + 1 - (len(seq) + 1) + t for t in range(len(seq))]
+            out[i, j] = float(sum(logprobs[r, pos, tok] for pos, tok in zip(positions, seq)))
+        return out
+
+    def _split(self, prompts: Sequence[str], shared_prefix: str) -> tuple[list[list[int]], tuple[int, ...]]:
+        """Token ids of each prompt past the shared prefix, and the prefix ids.
+
+        The prefix is tokenized alone and its last token dropped, since a token may merge across the
+        prefix/text boundary; prompts are always tokenized whole, so results never depend on the split.
+        """
+        full = [self.encode(p) for p in prompts]
+        prefix: tuple[int, ...] = ()
+        if shared_prefix:
+            candidate = tuple(self.encode(shared_prefix))[:-1]
+            if candidate and all(tuple(ids[: len(candidate)]) == candidate and len(ids) > len(candidate)
+                                 for ids in full):
+                prefix = candidate
+        return [ids[len(prefix):] for ids in full], prefix
+
+    def _prefix_kv(self, prefix: tuple[int, ...]):
+        import torch
+
+        if prefix not in self._prefix_cache:
+            if len(self._prefix_cache) >= 4:
+                self._prefix_cache.pop(next(iter(self._prefix_cache)))
+            with torch.inference_mode():
+                out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
+                                 logits_to_keep=1)
+            self._prefix_cache[prefix] = getattr(out, "cache", None) or out.past_key_values
+        return self._prefix_cache[prefix]
+
+    def clear_prefix_cache(self) -> None:
+        """Forget cached prefixes (needed whenever the weights change, e.g. another adapter)."""
+        self._prefix_cache.clear()
+
+    def _forward(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int):
+        """Log-softmax of the last ``keep`` positions' logits, shape (n_rows, keep, vocab), float32 on CPU."""
+        import torch
+
+        width = max(len(r) for r in rows)
+        n = len(rows)
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        suffix_mask = torch.zeros((n, width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            suffix_mask[i, width - len(row):] = 1
+        # Positions count real tokens only, so left padding leaves every example's positions
+        # exactly what they would be unpadded.
+        position_ids = (len(prefix) + suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
+        cache = None
+        attention_mask = suffix_mask
+        if prefix:
+            cache = copy.deepcopy(self._prefix_kv(prefix))
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+            attention_mask = torch.cat([torch.ones((n, len(prefix)), dtype=torch.long), suffix_mask], dim=1)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                position_ids=position_ids.to(self.device),
+                use_cache=cache is not None,
+                logits_to_keep=keep,
+                **{self._cache_kwarg: cache},
+            )
+            return torch.log_softmax(out.logits[:, -keep:].float(), dim=-1).cpu()

@@ -1,0 +1,158 @@
+"""The classifier: a backend, a task and its verbalizer, behind a scikit-learn-like API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from confidently.backends import Backend, load_backend
+from confidently.errors import ConfidentlyError, DataError
+from confidently.models import DEFAULT_MODEL
+from confidently.tasks import Task, get_task
+from confidently.types import Prediction, Scores, TokenProb
+
+TRUNCATION_SIDES = ("middle", "left", "right")
+
+
+class Classifier:
+    """A language model used as a classifier.
+
+    Parameters
+    ----------
+    model : registry name (``confidently models``), local folder, ``.gguf`` file or hub id.
+    task : built-in task name (``"sentiment"``), a task ``.json`` file, or a :class:`Task`.
+    backend : backend name (``"transformers"``, ``"openai"``...) or a constructed :class:`Backend`.
+    batch_size : prompts per forward pass.
+    chat : override the task's choice of applying the chat template.
+    max_text_tokens : texts longer than this are truncated (and flagged); default: what fits the
+        model's context next to the prompt.
+    truncation : which part of a long text is cut: ``middle`` (keep start and end), ``left``
+        (keep the end) or ``right`` (keep the start).
+    **backend_options : passed to the backend (``device``, ``dtype``, ``base_url``...).
+
+    Examples
+    --------
+    >>> clf = Classifier(model="gemma-3-270m", task="sentiment")  # doctest: +SKIP
+    >>> clf.predict_proba(["I love it", "I hate it"])  # doctest: +SKIP
+    array([[0.08, 0.92], [0.81, 0.19]])
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, task: str | Task = "sentiment", *,
+                 backend: str | Backend = "transformers", batch_size: int = 8, chat: bool | None = None,
+                 max_text_tokens: int | None = None, truncation: str = "middle", **backend_options):
+        if batch_size < 1:
+            raise ConfidentlyError(f"batch_size must be at least 1, got {batch_size}")
+        if truncation not in TRUNCATION_SIDES:
+            raise ConfidentlyError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
+        self.task = get_task(task)
+        self.backend = backend if isinstance(backend, Backend) else load_backend(backend, model=model, **backend_options)
+        self.batch_size = batch_size
+        self.truncation = truncation
+        self.chat = chat
+        self.verbalizer = self.backend.verbalizer(self.task)
+        self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
+        overhead = self.backend.count_tokens(self.prefix + self.suffix) + 8
+        self.max_text_tokens = max_text_tokens or max(16, self.backend.max_context - overhead)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.task.label_names
+
+    def fingerprint(self) -> str:
+        """Everything that determines the scores: backend weights, precision, adapter, prompt, labels."""
+        return "|".join([self.backend.fingerprint(), self.task.fingerprint(), repr(self.chat),
+                         str(self.max_text_tokens), self.truncation])
+
+    # -- prompts ---------------------------------------------------------------------------
+    def _fit_text(self, text: str) -> tuple[str, bool]:
+        try:
+            ids = self.backend.encode(text)
+        except NotImplementedError:
+            return text, False
+        limit = self.max_text_tokens
+        if len(ids) <= limit:
+            return text, False
+        if self.truncation == "left":
+            kept = self.backend.decode(ids[-limit:])
+        elif self.truncation == "right":
+            kept = self.backend.decode(ids[:limit])
+        else:
+            head = limit // 2
+            kept = self.backend.decode(ids[:head]) + " … " + self.backend.decode(ids[-(limit - head - 3):])
+        return kept, True
+
+    def prompt(self, text: str) -> str:
+        """The exact prompt the model sees for ``text`` (after any truncation)."""
+        return self.prefix + self._fit_text(text)[0] + self.suffix
+
+    # -- scoring -----------------------------------------------------------------------------
+    def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> Scores:
+        """Class scores for ``texts`` (see :class:`confidently.types.Scores`).
+
+        Texts are batched by length (less padding); results come back in input order and do not
+        depend on the batching (float32: within 1e-5).
+        """
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"text {i} is empty" if isinstance(text, str) else f"text {i} is not a string")
+        fitted = [self._fit_text(t) for t in texts]
+        n, k = len(texts), len(self.labels)
+        mass = np.zeros((n, k))
+        other = np.zeros(n)
+        uncovered = None if self.backend.exact else np.zeros(n)
+        order = sorted(range(n), key=lambda i: -len(fitted[i][0]))
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            prompts = [self.prefix + fitted[i][0] + self.suffix for i in idx]
+            m, o, u = self.backend.score_prompts(prompts, self.verbalizer, shared_prefix=self.prefix)
+            mass[idx], other[idx] = m, o
+            if uncovered is not None and u is not None:
+                uncovered[idx] = u
+            if progress is not None:
+                progress(len(idx))
+        truncated = np.array([t for _, t in fitted], dtype=bool)
+        return Scores(self.labels, mass, other, truncated, uncovered)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
+        return self.score(texts).probs
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return self.score(texts).predicted_labels
+
+    def classify(self, text: str, *, top_k: int = 10) -> Prediction:
+        """One text, explained: prediction, class masses, each label's token variants, top tokens."""
+        scores = self.score([text])
+        probs = scores.probs[0]
+        label_index = int(scores.prediction[0])
+        variants: dict[str, list[TokenProb]] = {}
+        top: list[TokenProb] = []
+        if self.backend.exact:
+            row = self.backend.next_token_logprobs([self.prompt(text)], shared_prefix=self.prefix)[0]
+            variants = self.verbalizer.variants(row)
+            vocab = self.backend.vocabulary()
+            order = np.argsort(-row)[:top_k]
+            top = [TokenProb(r, vocab[i], float(row[i]), int(i)) for r, i in enumerate(order, 1)]
+        elif top_k:
+            top = self.backend.top_tokens(self.prompt(text), top_k)
+        return Prediction(
+            text=text,
+            label=self.labels[label_index],
+            confidence=float(probs[label_index]),
+            probs={label: float(p) for label, p in zip(self.labels, probs)},
+            mass={label: float(m) for label, m in zip(self.labels, scores.mass[0])},
+            other_mass=float(scores.other_mass[0]),
+            variants=variants,
+            top_tokens=top,
+            truncated=bool(scores.truncated[0]),
+            uncovered_mass=None if scores.uncovered_mass is None else float(scores.uncovered_mass[0]),
+        )
+
+    def next_token(self, prompt: str, *, top_k: int = 12, raw: bool = False) -> list[TokenProb]:
+        """The ``top_k`` most likely next tokens after ``prompt`` (chat template applied unless ``raw``)."""
+        if not prompt:
+            raise DataError("the prompt is empty")
+        full = self.backend.format_prompt(prompt, chat=False if raw else self.chat, answer_suffix="")
+        return self.backend.top_tokens(full, top_k)

@@ -1,0 +1,46 @@
+"""Options shared by every command that loads a model, and the one place they become a Classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from confidently.models import DEFAULT_MODEL
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
+                                       "local folder, .gguf file or hub id.")]
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or a task .json file.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="transformers (local) or openai (a server).")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1 …")]
+DtypeOpt = Annotated[Optional[str], typer.Option(
+    "--dtype", help="auto (bf16 on CUDA, float32 on CPU), float32, bfloat16, float16.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(
+    "--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8080/v1")]
+ApiKeyOpt = Annotated[Optional[str], typer.Option(
+    "--api-key", help="openai backend: NAME of the environment variable holding the API key.")]
+AdapterOpt = Annotated[Optional[Path], typer.Option("--adapter", help="A LoRA adapter folder made by `finetune`.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformers", "batch_size": 8}
+
+
+def build_classifier(*, model: str, task: str, backend: str, device: str | None = None, dtype: str | None = None,
+                     batch_size: int = 8, base_url: str | None = None, api_key: str | None = None,
+                     adapter: Path | None = None, chat: bool | None = None, quiet: bool = False):
+    """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
+    from confidently.classifier import Classifier
+    from confidently.cli.app import err_console
+
+    options: dict = {}
+    if backend == "transformers":
+        options.update(device=device, dtype=dtype, console=None if quiet else err_console)
+    else:
+        options.update(base_url=base_url, api_key_env=api_key)
+    if adapter is not None:
+        options["adapter"] = str(adapter)
+    if not quiet:
+        err_console.print(f"[dim]loading {model} ({backend})…[/]")
+    return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat, **options)

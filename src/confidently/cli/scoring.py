@@ -1,0 +1,154 @@
+"""Commands that read a model's next-token distribution: next-token, classify, score, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from confidently.cli.app import app, console, err_console
+from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
+                                     DtypeOpt, JsonOpt, ModelOpt, TaskOpt, build_classifier)
+
+
+def visible(token: str) -> str:
+    """A token quoted with its whitespace made visible (the original write-up's table style)."""
+    return json.dumps(token, ensure_ascii=False).replace(" ", "␣")
+
+
+@app.command("next-token")
+def next_token(
+    prompt: Annotated[str, typer.Argument(help="The prompt whose next token is predicted.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many tokens to list.")] = 12,
+    raw: Annotated[bool, typer.Option("--raw", help="Send the prompt as-is, without the chat template.")] = False,
+    model: ModelOpt = DEFAULTS["model"],
+    backend: BackendOpt = DEFAULTS["backend"],
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    adapter: AdapterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the model's next-token table for a prompt: rank, token, log-prob, probability.
+
+    Example: [bold]confidently next-token "Knock knock." --top-k 12[/]
+    """
+    clf = build_classifier(model=model, task="sentiment", backend=backend, device=device, dtype=dtype,
+                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
+    tokens = clf.next_token(prompt, top_k=top_k, raw=raw)
+    if as_json:
+        console.print_json(json.dumps([t.to_dict() for t in tokens]))
+        return
+    table = Table(title=f"next token after {prompt!r} ({model}{', raw' if raw else ''})")
+    for column, justify in (("rank", "right"), ("token", "left"), ("log-prob", "right"),
+                            ("probability", "right"), ("percent", "right")):
+        table.add_column(column, justify=justify)
+    for t in tokens:
+        table.add_row(str(t.rank), visible(t.token), f"{t.logprob:.4f}", f"{t.prob:.6f}", f"{100 * t.prob:.2f}%")
+    console.print(table)
+    console.print(f"top {len(tokens)} tokens hold {100 * sum(t.prob for t in tokens):.2f}% of the probability")
+
+
+@app.command()
+def classify(
+    text: Annotated[str, typer.Argument(help="The text to classify.")],
+    model: ModelOpt = DEFAULTS["model"],
+    task: TaskOpt = DEFAULTS["task"],
+    backend: BackendOpt = DEFAULTS["backend"],
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    adapter: AdapterOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=0, help="Top tokens to show.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Classify one text: prediction, each class's mass and token variants, other mass, top tokens.
+
+    Confidence is the predicted label's share of the label mass; the unnormalised masses and the
+    mass on tokens that mean no label ("other") are shown too.
+
+    Example: [bold]confidently classify "I love this movie!"[/]
+    """
+    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
+                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
+    result = clf.classify(text, top_k=top_k)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    console.print(f"[bold]{result.label}[/]  confidence {result.confidence:.4f} "
+                  "(share of label mass, uncalibrated)" + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    table = Table(title="class mass")
+    for column in ("label", "share", "mass", "top variants"):
+        table.add_column(column)
+    for label in clf.labels:
+        variants = ", ".join(f"{visible(v.token)} {v.prob:.4f}" for v in result.variants.get(label, [])[:4])
+        table.add_row(label, f"{result.probs[label]:.4f}", f"{result.mass[label]:.6f}", variants)
+    table.add_row("(other)", "", f"{result.other_mass:.6f}", "tokens that mean no label")
+    console.print(table)
+    if result.uncovered_mass is not None:
+        console.print(f"mass the server did not return (top-k cut-off): {result.uncovered_mass:.4f}")
+    if result.top_tokens:
+        console.print("top tokens: " + ", ".join(f"{visible(t.token)} {t.prob:.4f}" for t in result.top_tokens))
+
+
+@app.command()
+def score(
+    input: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet with a text column.", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv, .tsv or .jsonl.")],
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Column holding the label (optional).")] = "label",
+    model: ModelOpt = DEFAULTS["model"],
+    task: TaskOpt = DEFAULTS["task"],
+    backend: BackendOpt = DEFAULTS["backend"],
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    adapter: AdapterOpt = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Save finished rows every N rows.")] = 256,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint.")] = False,
+) -> None:
+    """Score every row of a file: class probabilities, raw confidence, prediction, other mass.
+
+    Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with --resume.
+
+    Example: [bold]confidently score reviews.jsonl --out scores.parquet --resume[/]
+    """
+    from confidently.scoring import score_file
+
+    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
+                           batch_size=batch_size, base_url=base_url, api_key=api_key, adapter=adapter)
+    frame = score_file(clf, input, out, text_column=text_column, label_column=label_column,
+                       checkpoint_every=checkpoint_every, resume=resume)
+    summary = f"wrote {len(frame)} rows to {out}"
+    if "label" in frame:
+        accuracy = (frame["label"] == frame["prediction"]).mean()
+        summary += f"; raw accuracy {accuracy:.3f} (uncalibrated, argmax of class mass)"
+    console.print(summary)
+
+
+@app.command()
+def models() -> None:
+    """List the models that work offline, and whether each is installed.
+
+    Example: [bold]confidently models[/]
+    """
+    import importlib.util
+
+    from confidently.models import DEFAULT_MODEL, REGISTRY
+
+    table = Table(title="registry models (any local folder, .gguf file or hub id works too)")
+    for column in ("name", "installed", "description", "install"):
+        table.add_column(column)
+    for spec in REGISTRY.values():
+        installed = all(importlib.util.find_spec(p.replace("-", "_")) is not None for p in spec.packages)
+        name = spec.name + (" (default)" if spec.name == DEFAULT_MODEL else "")
+        table.add_row(name, "yes" if installed else "no", spec.description, spec.install_hint)
+    console.print(table)
+    err_console.print("[dim]weights are verified by sha256 on first use and cached de-quantized[/]")

@@ -1,0 +1,237 @@
+"""Tasks and verbalizers: how a next-token distribution becomes class scores.
+
+A :class:`Task` is a prompt template with a ``{text}`` slot plus labels, each with the words that
+mean it. A :class:`Verbalizer` binds a task to one vocabulary: it finds every token whose text,
+stripped of whitespace and punctuation and case-folded, equals one of a label's words (so ``yes``,
+`` Yes`` and ``YES`` all count), and sums the softmax over those tokens. That sum is the label's
+*mass*; the rest of the distribution is the *other mass*.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from confidently.errors import TaskError
+from confidently.types import TokenProb
+
+
+def normalize_token(text: str) -> str:
+    """Case-folded text with every whitespace and punctuation character removed."""
+    kept = (ch for ch in text if not (ch.isspace() or unicodedata.category(ch)[0] in "PZC"))
+    return "".join(kept).casefold()
+
+
+@dataclass(frozen=True)
+class Label:
+    """A class and the answer words that mean it (the first word is the fine-tuning target)."""
+
+    name: str
+    words: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", tuple(self.words))
+        if not self.name:
+            raise TaskError("a label needs a name")
+        if not self.words:
+            raise TaskError(f"label {self.name!r} has no words")
+        for word in self.words:
+            if not normalize_token(word):
+                raise TaskError(f"label {self.name!r}: word {word!r} is empty once whitespace and punctuation go")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification question asked of a language model.
+
+    Parameters
+    ----------
+    name : short identifier.
+    template : the user message, with exactly one ``{text}`` where the example goes.
+    labels : the classes in column order (for binary tasks, the positive class last).
+    chat : apply the model's chat template (True), never (False), or when it has one (None).
+    answer_suffix : appended to the message when no chat template is applied.
+    system_prompt : optional system message for chat templates.
+    multi_token : allow label words that no single token spells; they are scored as the exact
+        probability of their token sequence (one extra forward pass per variant and text).
+    """
+
+    name: str
+    template: str
+    labels: tuple[Label, ...]
+    chat: bool | None = None
+    answer_suffix: str = "\nAnswer:"
+    system_prompt: str | None = None
+    multi_token: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        count = self.template.count("{text}")
+        if count != 1:
+            raise TaskError(
+                f"task {self.name!r}: the template must contain {{text}} exactly once, found {count}: {self.template!r}"
+            )
+        if len(self.labels) < 2:
+            raise TaskError(f"task {self.name!r} needs at least two labels")
+        names = [label.name for label in self.labels]
+        if len(set(names)) != len(names):
+            raise TaskError(f"task {self.name!r} has duplicate label names: {names}")
+        owner: dict[str, str] = {}
+        for label in self.labels:
+            for word in label.words:
+                key = normalize_token(word)
+                if owner.setdefault(key, label.name) != label.name:
+                    raise TaskError(
+                        f"task {self.name!r}: the word {word!r} is given for both {owner[key]!r} and {label.name!r}"
+                    )
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(label.name for label in self.labels)
+
+    def message(self, text: str) -> str:
+        """The user message for one text (plain replacement: braces in the text are kept as-is)."""
+        return self.template.replace("{text}", text)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["labels"] = [{"name": label.name, "words": list(label.words)} for label in self.labels]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Task:
+        try:
+            labels = tuple(Label(item["name"], tuple(item["words"])) for item in data["labels"])
+            fields = {k: v for k, v in data.items() if k != "labels"}
+            return cls(labels=labels, **fields)
+        except (KeyError, TypeError) as error:
+            raise TaskError(f"malformed task definition ({error}): expected name, template, labels[{{name, words}}]") from None
+
+    def fingerprint(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+SENTIMENT = Task(
+    name="sentiment",
+    # The original write-up's question, with the text quoted after it so the question is part of
+    # the prompt prefix that every example shares (its KV cache is computed once).
+    template='Is this text positive in sentiment? Answer yes or no.\nText: "{text}"',
+    labels=(
+        Label("negative", ("no", "n", "false", "negative")),
+        Label("positive", ("yes", "y", "true", "positive")),
+    ),
+)
+
+BUILTIN_TASKS: dict[str, Task] = {SENTIMENT.name: SENTIMENT}
+
+
+def get_task(task: str | Task) -> Task:
+    """A built-in task by name, a task from a JSON file, or the task itself."""
+    if isinstance(task, Task):
+        return task
+    if task in BUILTIN_TASKS:
+        return BUILTIN_TASKS[task]
+    path = Path(task)
+    if path.suffix == ".json" and path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise TaskError(f"{path}:{error.lineno}: not valid JSON: {error.msg}") from None
+        return Task.from_dict(data)
+    raise TaskError(f"unknown task {task!r}: use one of {', '.join(BUILTIN_TASKS)} or a task .json file")
+
+
+@dataclass(frozen=True)
+class LabelTokens:
+    """What counts towards one label in one vocabulary."""
+
+    token_ids: np.ndarray  # single-token variants
+    sequences: tuple[tuple[int, ...], ...]  # multi-token variants (exact sequence probability)
+
+
+class Verbalizer:
+    """A task bound to a vocabulary: label → token ids, and distributions → class masses.
+
+    Parameters
+    ----------
+    task : the task.
+    vocabulary : decoded text of every token id (index = id).
+    encode : tokenizes a string without special tokens (for multi-token label words).
+    """
+
+    def __init__(self, task: Task, vocabulary: Sequence[str], encode: Callable[[str], list[int]] | None = None):
+        self.task = task
+        self.vocabulary = vocabulary
+        word_owner = {normalize_token(w): i for i, label in enumerate(task.labels) for w in label.words}
+        ids_per_label: list[list[int]] = [[] for _ in task.labels]
+        spelled: set[str] = set()
+        for token_id, text in enumerate(vocabulary):
+            key = normalize_token(text)
+            if key in word_owner:
+                ids_per_label[word_owner[key]].append(token_id)
+                spelled.add(key)
+        all_single = {i for ids in ids_per_label for i in ids}
+        self.labels: tuple[LabelTokens, ...] = tuple(
+            LabelTokens(
+                np.asarray(sorted(ids), dtype=np.int64),
+                self._sequences(label, spelled, all_single, encode),
+            )
+            for label, ids in zip(task.labels, ids_per_label)
+        )
+
+    def _sequences(self, label: Label, spelled: set[str], single: set[int], encode) -> tuple[tuple[int, ...], ...]:
+        missing = [w for w in label.words if normalize_token(w) not in spelled]
+        if not missing:
+            return ()
+        if not self.task.multi_token or encode is None:
+            raise TaskError(
+                f"label {label.name!r}: no token in this vocabulary spells {missing[0]!r}"
+                + (f" (nor {missing[1:]})" if len(missing) > 1 else "")
+                + "; remove the word, or set multi_token=True to score it as a token sequence"
+            )
+        sequences: set[tuple[int, ...]] = set()
+        for word in missing:
+            for form in {word, word.capitalize(), word.lower()}:
+                for surface in (form, " " + form):
+                    ids = tuple(encode(surface))
+                    # A sequence starting with a token that already counts would be counted twice.
+                    if len(ids) > 1 and ids[0] not in single:
+                        sequences.add(ids)
+        # If one sequence is a prefix of another, the longer one's probability is inside the shorter's.
+        kept = [s for s in sequences if not any(o != s and s[: len(o)] == o for o in sequences)]
+        return tuple(sorted(kept))
+
+    @property
+    def has_sequences(self) -> bool:
+        return any(label.sequences for label in self.labels)
+
+    def class_mass(self, logprobs: np.ndarray) -> np.ndarray:
+        """Single-token class mass from full-vocabulary log-probabilities of shape (n, vocab)."""
+        probs = np.exp(logprobs.astype(np.float64, copy=False))
+        return np.stack([probs[:, label.token_ids].sum(axis=1) for label in self.labels], axis=1)
+
+    def class_mass_from_top(self, top: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """Class mass from top-k maps {token text: logprob} (servers that return only the top tokens)."""
+        owner = {normalize_token(w): i for i, label in enumerate(self.task.labels) for w in label.words}
+        mass = np.zeros((len(top), len(self.labels)))
+        for row, entries in enumerate(top):
+            for token, logprob in entries.items():
+                index = owner.get(normalize_token(token))
+                if index is not None:
+                    mass[row, index] += np.exp(logprob)
+        return mass
+
+    def variants(self, logprobs_row: np.ndarray, limit: int = 8) -> dict[str, list[TokenProb]]:
+        """Per label, its most probable token variants (for explaining one prediction)."""
+        result = {}
+        for label, tokens in zip(self.task.labels, self.labels):
+            order = tokens.token_ids[np.argsort(-logprobs_row[tokens.token_ids])][:limit]
+            result[label.name] = [
+                TokenProb(rank, self.vocabulary[i], float(logprobs_row[i]), int(i)) for rank, i in enumerate(order, 1)
+            ]
+        return result

@@ -1,0 +1,164 @@
+"""The typed objects that flow between stages: backend → task → scores → calibration → decisions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TokenProb:
+    """One entry of a next-token distribution.
+
+    Attributes
+    ----------
+    rank : 1-based rank by probability.
+    token : the token's decoded text (whitespace kept).
+    logprob : natural-log probability over the full vocabulary (or as the server returned it).
+    token_id : vocabulary id, when the backend knows it.
+    """
+
+    rank: int
+    token: str
+    logprob: float
+    token_id: int | None = None
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "token": self.token, "token_id": self.token_id,
+                "logprob": self.logprob, "prob": self.prob}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Class scores for a batch of texts.
+
+    Attributes
+    ----------
+    labels : the task's label names, in column order.
+    mass : array of shape (n_samples, n_labels): the unnormalised probability the model put on each
+        label (the exact sum of the next-token softmax over every token variant of the label, plus the
+        probability of multi-token variants).
+    other_mass : array of shape (n_samples,): probability on tokens that belong to no label.
+    truncated : bool array of shape (n_samples,): the text was cut to fit the context.
+    uncovered_mass : array of shape (n_samples,) or None: for servers that return only the top-k
+        tokens, the probability they did not return (a label may hide there); None when exact.
+    """
+
+    labels: tuple[str, ...]
+    mass: np.ndarray
+    other_mass: np.ndarray
+    truncated: np.ndarray
+    uncovered_mass: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.mass.shape[0])
+
+    @property
+    def probs(self) -> np.ndarray:
+        """Raw class probabilities: each label's share of the label mass, ``mass / mass.sum(1)``.
+
+        A row whose label mass is zero (possible only with top-k servers) becomes uniform.
+        """
+        total = self.mass.sum(axis=1, keepdims=True)
+        uniform = np.full_like(self.mass, 1.0 / self.mass.shape[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, self.mass / np.where(total > 0, total, 1.0), uniform)
+
+    @property
+    def prediction(self) -> np.ndarray:
+        """Index of the predicted label (argmax of class mass)."""
+        return self.mass.argmax(axis=1)
+
+    @property
+    def predicted_labels(self) -> list[str]:
+        return [self.labels[i] for i in self.prediction]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Raw confidence: the predicted label's share of the label mass."""
+        return self.probs.max(axis=1)
+
+    def subset(self, indices) -> Scores:
+        idx = np.asarray(indices)
+        return Scores(self.labels, self.mass[idx], self.other_mass[idx], self.truncated[idx],
+                      None if self.uncovered_mass is None else self.uncovered_mass[idx])
+
+    @staticmethod
+    def concat(parts: list[Scores]) -> Scores:
+        if not parts:
+            raise ValueError("no scores to concatenate")
+        uncovered = [p.uncovered_mass for p in parts]
+        return Scores(
+            parts[0].labels,
+            np.concatenate([p.mass for p in parts]),
+            np.concatenate([p.other_mass for p in parts]),
+            np.concatenate([p.truncated for p in parts]),
+            None if any(u is None for u in uncovered) else np.concatenate(uncovered),
+        )
+
+    def to_frame(self):
+        """A pandas DataFrame: ``p_<label>``, ``mass_<label>``, other_mass, prediction, confidence, truncated."""
+        import pandas as pd
+
+        probs = self.probs
+        columns: dict[str, object] = {}
+        for j, label in enumerate(self.labels):
+            columns[f"p_{label}"] = probs[:, j]
+        for j, label in enumerate(self.labels):
+            columns[f"mass_{label}"] = self.mass[:, j]
+        columns["other_mass"] = self.other_mass
+        if self.uncovered_mass is not None:
+            columns["uncovered_mass"] = self.uncovered_mass
+        columns["prediction"] = self.predicted_labels
+        columns["confidence"] = self.confidence
+        columns["truncated"] = self.truncated
+        return pd.DataFrame(columns)
+
+    @classmethod
+    def from_frame(cls, frame, labels: tuple[str, ...]) -> Scores:
+        """Inverse of :meth:`to_frame` (reads the ``mass_<label>`` columns)."""
+        mass = np.stack([frame[f"mass_{label}"].to_numpy(dtype=np.float64) for label in labels], axis=1)
+        uncovered = frame["uncovered_mass"].to_numpy(dtype=np.float64) if "uncovered_mass" in frame else None
+        return cls(tuple(labels), mass, frame["other_mass"].to_numpy(dtype=np.float64),
+                   frame["truncated"].to_numpy(dtype=bool), uncovered)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classification of one text, with everything that explains it.
+
+    ``probs`` are raw shares of the label mass (see :attr:`Scores.probs`); ``calibrated`` holds
+    calibrated probabilities when a calibrator was applied. ``variants`` lists, per label, every
+    token that counted towards it with its probability.
+    """
+
+    text: str
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    mass: dict[str, float]
+    other_mass: float
+    variants: dict[str, list[TokenProb]] = field(default_factory=dict)
+    top_tokens: list[TokenProb] = field(default_factory=list)
+    truncated: bool = False
+    uncovered_mass: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "label": self.label,
+            "confidence": self.confidence,
+            "probs": self.probs,
+            "mass": self.mass,
+            "other_mass": self.other_mass,
+            "uncovered_mass": self.uncovered_mass,
+            "truncated": self.truncated,
+            "variants": {k: [t.to_dict() for t in v] for k, v in self.variants.items()},
+            "top_tokens": [t.to_dict() for t in self.top_tokens],
+        }

@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny randomly initialised model built in-process, and the real default model.
+
+Unit tests use the tiny model (seconds); tests marked ``model`` load the real default model once per
+session and cover the same code paths on real weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = ()) -> Path:
+    """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|pad|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    corpus = ["yes Yes YES no No NO true false positive negative maybe",
+              "the movie was great and I love it, a wonderful film",
+              "terrible awful bad boring film, I hate it", *vocab_extra] * 40
+    tok.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|im_end|>")
+    if chat:
+        tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=False)
+    model = Qwen2ForCausalLM(config)
+    # Random init gives near-uniform logits; widen them so label masses differ visibly.
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model_dir):
+    from confidently.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(str(tiny_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def default_classifier():
+    """The real default model (qwen2.5-coder-0.5b-instruct), loaded once per test session."""
+    if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
+        pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
+    from confidently.classifier import Classifier
+
+    return Classifier(task="sentiment", dtype="float32")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
+        skip = pytest.mark.skip(reason="CONFIDENTLY_SKIP_MODEL_TESTS is set")
+        for item in items:
+            if "model" in item.keywords:
+                item.add_marker(skip)
