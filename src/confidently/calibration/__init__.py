@@ -1,0 +1,52 @@
+"""Calibrators: map a model's raw class probabilities to probabilities that can be trusted.
+
+Supervised methods (fitted on labelled rows): :class:`PlattCalibrator`, :class:`IsotonicCalibrator`,
+:class:`TemperatureCalibrator`, :class:`HistogramBinningCalibrator`, :class:`BetaCalibrator`.
+Label-free corrections: :class:`ContextualCalibrator` (fitted on content-free inputs) and
+:class:`BatchCalibrator` (fitted on unlabelled rows). :class:`StackedCalibrator` chains them.
+Every one has ``fit(probs, y) -> self``, ``predict_proba(probs)``, and JSON ``to_dict``/``save``;
+:func:`load_calibrator` reads any of them back.
+"""
+
+from confidently.calibration.base import (
+    CalibrationWarning,
+    Calibrator,
+    LabelBiasCalibrator,
+    OneVsRestCalibrator,
+    SmallSampleWarning,
+    SupervisedCalibrator,
+    clone,
+)
+from confidently.calibration.batch import BatchCalibrator
+from confidently.calibration.beta import BetaCalibrator
+from confidently.calibration.contextual import ContextualCalibrator
+from confidently.calibration.crossfit import cross_fit_predict
+from confidently.calibration.histogram import HistogramBinningCalibrator
+from confidently.calibration.isotonic import IsotonicCalibrator
+from confidently.calibration.platt import PlattCalibrator
+from confidently.calibration.registry import CALIBRATORS, calibrator_from_dict, load_calibrator, make_calibrator
+from confidently.calibration.stacked import StackedCalibrator
+from confidently.calibration.temperature import TemperatureCalibrator
+
+__all__ = [
+    "CALIBRATORS",
+    "BatchCalibrator",
+    "BetaCalibrator",
+    "CalibrationWarning",
+    "Calibrator",
+    "ContextualCalibrator",
+    "HistogramBinningCalibrator",
+    "IsotonicCalibrator",
+    "LabelBiasCalibrator",
+    "OneVsRestCalibrator",
+    "PlattCalibrator",
+    "SmallSampleWarning",
+    "StackedCalibrator",
+    "SupervisedCalibrator",
+    "TemperatureCalibrator",
+    "calibrator_from_dict",
+    "clone",
+    "cross_fit_predict",
+    "load_calibrator",
+    "make_calibrator",
+]

@@ -1,0 +1,119 @@
+"""Checks on the arrays that calibrators, metrics and thresholds receive, done once at the public entry.
+
+Every check converts its input to a plain numpy array and raises :class:`~confidently.errors.DataError`
+with a message that names the argument, the offending row or value, and what was expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from confidently.errors import DataError
+
+#: Rows of ``probs`` must sum to 1 within this tolerance: float32 model outputs renormalised over the
+#: label words are off by ~1e-6, while anything larger means the columns are not one distribution.
+ROW_SUM_ATOL = 1e-3
+
+
+def check_probs(probs: ArrayLike, *, n_classes: int | None = None, name: str = "probs") -> np.ndarray:
+    """Return ``probs`` as a float array of shape (n_samples, n_classes) of class probabilities.
+
+    Parameters
+    ----------
+    probs : array-like of shape (n_samples, n_classes)
+        Each row a probability distribution over the classes (values in [0, 1], summing to 1 within
+        :data:`ROW_SUM_ATOL`); at least one row and two classes.
+    n_classes : int, optional
+        The number of columns required (a fitted calibrator's class count).
+    name : str
+        The argument's name, used in error messages.
+
+    Raises
+    ------
+    DataError
+        If the array is not numeric, has the wrong shape, holds non-finite values or values outside
+        [0, 1], or a row does not sum to 1.
+    """
+    arr = _as_float(probs, name)
+    if arr.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array of shape (n_samples, n_classes); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{name} has no rows")
+    if arr.shape[1] < 2:
+        raise DataError(f"{name} must have at least 2 class columns; got {arr.shape[1]}")
+    if n_classes is not None and arr.shape[1] != n_classes:
+        raise DataError(f"{name} has {arr.shape[1]} class columns but {n_classes} were expected")
+    _check_unit_interval(arr, name)
+    sums = arr.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_ATOL)
+    if bad.size:
+        raise DataError(
+            f"rows of {name} must sum to 1 (±{ROW_SUM_ATOL}); row {bad[0]} sums to {sums[bad[0]]:.6g} "
+            f"({bad.size} such rows); pass class probabilities, not raw masses or logits"
+        )
+    return arr
+
+
+def check_labels(y: ArrayLike, *, n_samples: int, n_classes: int, name: str = "y") -> np.ndarray:
+    """Return ``y`` as an int array of shape (n_samples,) of class indices in [0, n_classes).
+
+    Integer-valued floats (``1.0``) and booleans are accepted; anything else is refused.
+
+    Raises
+    ------
+    DataError
+        If ``y`` has the wrong shape or length, holds non-integers, or an index out of range.
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array of class indices; got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise DataError(f"{name} has {arr.shape[0]} entries but probs has {n_samples} rows")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise DataError(f"{name} must hold integer class indices; got non-integer values")
+    elif arr.dtype.kind not in "iub":
+        raise DataError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
+    labels = arr.astype(np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad.size:
+        raise DataError(
+            f"{name}[{bad[0]}] = {labels[bad[0]]} is not a class index in [0, {n_classes - 1}]"
+        )
+    return labels
+
+
+def check_confidence(confidence: ArrayLike, *, name: str = "confidence") -> np.ndarray:
+    """Return ``confidence`` as a non-empty 1-D float array with values in [0, 1]."""
+    arr = _as_float(confidence, name)
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise DataError(f"{name} must be a non-empty 1-D array; got shape {arr.shape}")
+    _check_unit_interval(arr, name)
+    return arr
+
+
+def check_correct(correct: ArrayLike, *, n_samples: int, name: str = "correct") -> np.ndarray:
+    """Return ``correct`` as a bool array of shape (n_samples,); values must be 0/1 or booleans."""
+    arr = np.asarray(correct)
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise DataError(f"{name} must be a 1-D array of {n_samples} booleans; got shape {arr.shape}")
+    if arr.dtype.kind != "b":
+        if arr.dtype.kind not in "iuf" or not np.all((arr == 0) | (arr == 1)):
+            raise DataError(f"{name} must hold booleans or 0/1 values")
+    return arr.astype(bool)
+
+
+def _as_float(values: ArrayLike, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name} must be a numeric array: {error}") from None
+
+
+def _check_unit_interval(arr: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = where[0] if len(where) == 1 else where
+        raise DataError(f"{name} must hold probabilities in [0, 1]; {name}[{index}] = {arr[where]}")
