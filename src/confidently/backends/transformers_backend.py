@@ -87,14 +87,14 @@ class TransformersBackend(Backend):
     model : registry name, local folder, ``.gguf`` file or hub id.
     device : ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
     dtype : ``auto`` (bf16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``, ``float16``.
-    max_prefix_cache : how many distinct prompt prefixes keep their KV cache.
+    adapter : a LoRA adapter folder to load and activate (more can be loaded with :meth:`load_adapter`).
     """
 
     name = "transformers"
     exact = True
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
-                 console=None):
+                 adapter: str | None = None, console=None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -113,15 +113,18 @@ class TransformersBackend(Backend):
             raise ModelLoadError(f"cannot load model {model!r}: {error}") from None
         self.model.eval()
         self._vocab: list[str] | None = None
-        self._prefix_cache: dict[tuple[int, ...], object] = {}
+        self._prefix_cache: dict[tuple[str | None, tuple[int, ...]], object] = {}
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self._adds_bos = self._detect_bos()
         self.active_adapter: str | None = None
+        self.adapters: dict[str, str] = {}  # name → sha256 of the adapter weights
         # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache``.
         params = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        if adapter is not None:
+            self.load_adapter(adapter)
 
     def _detect_bos(self) -> bool:
         bos = self.tokenizer.bos_token_id
@@ -166,7 +169,71 @@ class TransformersBackend(Backend):
         return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     def fingerprint(self) -> str:
-        return f"{self.name}:{self.weights_id}:{self.dtype}:{self.active_adapter or '-'}"
+        adapter = self.adapters[self.active_adapter] if self.active_adapter else "-"
+        return f"{self.name}:{self.weights_id}:{self.dtype}:{adapter}"
+
+    # -- LoRA adapters: many on one base model, one active at a time ------------------------------
+    def load_adapter(self, path: str | Path, name: str | None = None, *, activate: bool = True) -> str:
+        """Load a PEFT LoRA adapter onto the base model (no second model copy) and return its name.
+
+        Refuses an adapter whose manifest names other base weights.
+        """
+        from peft import PeftModel
+
+        from confidently.errors import ArtifactError
+        from confidently.files import sha256_file
+
+        folder = Path(path)
+        weights = folder / "adapter_model.safetensors"
+        if not weights.exists() or not (folder / "adapter_config.json").exists():
+            raise ArtifactError(f"{folder} is not a LoRA adapter (needs adapter_config.json and "
+                                "adapter_model.safetensors)")
+        manifest_path = folder / "manifest.json"
+        if manifest_path.exists():
+            base = json.loads(manifest_path.read_text()).get("base_weights_id")
+            if base and base != self.weights_id:
+                raise ArtifactError(
+                    f"adapter {folder} was trained on other base weights ({base[:16]}…), not on "
+                    f"{self.model_name} ({self.weights_id[:16]}…)"
+                )
+        name = name or folder.name
+        if isinstance(self.model, PeftModel):
+            if name in self.adapters:
+                self.model.delete_adapter(name)
+            self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
+        self.model.eval()
+        self.adapters[name] = sha256_file(weights)
+        if activate:
+            self.set_adapter(name)
+        else:
+            self.set_adapter(self.active_adapter)
+        return name
+
+    def set_adapter(self, name: str | None) -> None:
+        """Score with adapter ``name``, or with the bare base model when ``name`` is None."""
+        from confidently.errors import ArtifactError
+
+        if name is not None and name not in self.adapters:
+            raise ArtifactError(f"no adapter named {name!r} is loaded (loaded: {', '.join(self.adapters) or 'none'})")
+        if not self.adapters:
+            return
+        if name is None:
+            self.model.base_model.disable_adapter_layers()
+        else:
+            self.model.base_model.enable_adapter_layers()
+            self.model.set_adapter(name)
+        self.active_adapter = name
+
+    def unload_adapter(self, name: str) -> None:
+        if name not in self.adapters:
+            return
+        if self.active_adapter == name:
+            self.set_adapter(None)
+        self.model.delete_adapter(name)
+        del self.adapters[name]
+        self._prefix_cache = {k: v for k, v in self._prefix_cache.items() if k[0] != name}
 
     # -- scoring -------------------------------------------------------------------------------
     def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
@@ -205,17 +272,19 @@ class TransformersBackend(Backend):
     def _prefix_kv(self, prefix: tuple[int, ...]):
         import torch
 
-        if prefix not in self._prefix_cache:
-            if len(self._prefix_cache) >= 4:
+        # The prefix's keys and values depend on the weights, so each adapter has its own entry.
+        key = (self.active_adapter, prefix)
+        if key not in self._prefix_cache:
+            if len(self._prefix_cache) >= 8:
                 self._prefix_cache.pop(next(iter(self._prefix_cache)))
             with torch.inference_mode():
                 out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
                                  logits_to_keep=1)
-            self._prefix_cache[prefix] = getattr(out, "cache", None) or out.past_key_values
-        return self._prefix_cache[prefix]
+            self._prefix_cache[key] = getattr(out, "cache", None) or out.past_key_values
+        return self._prefix_cache[key]
 
     def clear_prefix_cache(self) -> None:
-        """Forget cached prefixes (needed whenever the weights change, e.g. another adapter)."""
+        """Forget cached prefixes (after changing weights in place, e.g. training)."""
         self._prefix_cache.clear()
 
     def _forward(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int):

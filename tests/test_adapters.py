@@ -1,0 +1,59 @@
+"""Adapters share one base model: switching is exact, and foreign adapters are refused."""
+
+import json
+
+import numpy as np
+import pytest
+
+from confidently.backends.transformers_backend import TransformersBackend
+from confidently.classifier import Classifier
+from confidently.errors import ArtifactError
+
+TEXTS = ["the movie was great", "I hate it", "awful and boring"]
+
+
+def make_adapter(model_dir, out, seed):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def backend(tiny_model_dir):
+    return TransformersBackend(str(tiny_model_dir), dtype="float32")
+
+
+def test_adapters_switch_on_one_base_model(backend, tiny_model_dir, tmp_path):
+    clf = Classifier(backend=backend)
+    base = clf.score(TEXTS).probs
+    a = backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "a", 1))
+    with_a = clf.score(TEXTS).probs
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "b", 2), activate=False)
+    assert backend.active_adapter == a
+    np.testing.assert_allclose(clf.score(TEXTS).probs, with_a, atol=1e-6)
+    backend.set_adapter("b")
+    with_b = clf.score(TEXTS).probs
+    backend.set_adapter(None)
+    np.testing.assert_allclose(clf.score(TEXTS).probs, base, atol=1e-6)
+    assert np.abs(with_a - base).max() > 1e-3 and np.abs(with_b - with_a).max() > 1e-3
+    backend.unload_adapter("a")
+    with pytest.raises(ArtifactError, match="no adapter named 'a'"):
+        backend.set_adapter("a")
+
+
+def test_adapter_for_other_base_weights_is_refused(backend, tiny_model_dir, tmp_path):
+    folder = make_adapter(tiny_model_dir, tmp_path / "foreign", 3)
+    (folder / "manifest.json").write_text(json.dumps({"base_weights_id": "0" * 64}))
+    with pytest.raises(ArtifactError, match="other base weights"):
+        backend.load_adapter(folder)
+
+
+def test_folder_without_adapter_files_is_refused(backend, tmp_path):
+    with pytest.raises(ArtifactError, match="not a LoRA adapter"):
+        backend.load_adapter(tmp_path)
