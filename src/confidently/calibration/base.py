@@ -313,9 +313,9 @@ def read_json(path: str | Path) -> Any:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise ArtifactError(f"{path}: no such calibrator file") from None
+        raise ArtifactError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"{path}: not a readable JSON calibrator: {error}") from None
+        raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
 
 
 def _check_header(data: Any) -> None:
