@@ -161,8 +161,15 @@ class ReliabilityBins:
     scheme: str
     n: int
 
+    @property
+    def ece(self) -> float:
+        """``Σ_b (n_b/n)·|acc_b − conf_b|``: the same number :func:`expected_calibration_error` gives."""
+        filled = self.count > 0
+        gaps = np.abs(self.accuracy[filled] - self.mean_confidence[filled])
+        return float(np.sum(self.count[filled] * gaps) / self.n)
+
     def to_dict(self) -> dict[str, Any]:
-        return {key: _jsonable(value) for key, value in asdict(self).items()}
+        return {**{key: _jsonable(value) for key, value in asdict(self).items()}, "ece": self.ece}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Reports: charts and tables of how well a classifier's confidence can be trusted."""

@@ -1,0 +1,248 @@
+"""Charts for reports: each function draws already-computed numbers and returns a matplotlib Figure.
+
+The numbers come from :mod:`confidently.metrics` and :mod:`confidently.thresholds`; nothing here
+computes a metric of its own. Figures are built with the object API on an Agg canvas (no pyplot, no
+global state), so charts can be drawn from server threads and are freed like any other object.
+matplotlib is imported inside the functions, so importing this module costs nothing.
+
+:func:`save_png` writes a figure atomically and :func:`fig_to_base64_png` embeds one in HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from confidently.calibration.validation import check_confidence
+from confidently.errors import DataError
+from confidently.files import atomic_path
+from confidently.metrics import ReliabilityBins, reliability_bins
+from confidently.thresholds import ThresholdAnalysis
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+TITLE_SIZE = 13
+LABEL_SIZE = 11
+TICK_SIZE = 10
+RAW_COLOUR = "#9a9a9a"
+MAIN_COLOUR = "#1f5fa8"
+ACCENT_COLOUR = "#d2572b"
+STRIPE_COLOUR = "#f0f0f0"
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _label(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=TITLE_SIZE)
+    ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
+    ax.tick_params(labelsize=TICK_SIZE)
+
+
+def confidence_histogram(
+    confidence: ArrayLike,
+    *,
+    calibrated: ArrayLike | None = None,
+    bins: int = 20,
+    title: str | None = None,
+) -> Figure:
+    """Histogram of top-label confidence, optionally with the calibrated confidence overlaid.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Raw confidence (or the only one to show).
+    calibrated : array-like of shape (n_samples,), optional
+        Calibrated confidence of the same predictions, drawn over the raw one.
+    bins : int, default=20
+        Equal-width bins on [0, 1].
+    """
+    raw = check_confidence(confidence)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    figure = _figure(7.0, 4.2)
+    ax = figure.add_subplot()
+    if calibrated is None:
+        ax.hist(raw, bins=edges, color=MAIN_COLOUR, edgecolor="white")
+    else:
+        ax.hist(raw, bins=edges, color=RAW_COLOUR, alpha=0.6, edgecolor="white", label="raw")
+        ax.hist(check_confidence(calibrated, name="calibrated"), bins=edges, histtype="step", linewidth=2.0,
+                color=MAIN_COLOUR, label="calibrated")
+        ax.legend(fontsize=TICK_SIZE)
+    ax.set_xlim(0.0, 1.0)
+    _label(ax, title or f"Confidence of {raw.size:,} predictions ({bins} equal-width bins)",
+           "confidence (top-label probability)", "predictions")
+    return figure
+
+
+def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str) -> None:
+    """Stripes per bin, the diagonal, and one dot per non-empty bin (area ∝ count, count printed)."""
+    filled = table.count > 0
+    if table.scheme == "equal_width":
+        for b in range(0, table.n_bins, 2):
+            ax.axvspan(table.lower[b], table.upper[b], color=STRIPE_COLOUR, zorder=0, linewidth=0)
+    ax.plot([0, 1], [0, 1], linestyle="--", color=RAW_COLOUR, linewidth=1.2, label="perfect calibration", zorder=1)
+    share = table.count[filled] / max(table.n, 1)
+    ax.scatter(table.mean_confidence[filled], table.accuracy[filled], s=20 + 1500 * share,
+               color=MAIN_COLOUR, alpha=0.75, edgecolor="white", zorder=3, label="bin (area ∝ count)")
+    for x, y, count in zip(table.mean_confidence[filled], table.accuracy[filled], table.count[filled]):
+        ax.annotate(f"{count}", (x, y), xytext=(6, -3), textcoords="offset points", fontsize=8, zorder=4)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", fontsize=8)
+    _label(ax, title, "mean confidence in bin", "accuracy in bin")
+
+
+def _reliability_title(name: str | None, table: ReliabilityBins) -> str:
+    head = f"{name}: " if name else "Reliability, "
+    scheme = table.scheme.replace("_", "-")
+    return f"{head}n={table.n:,}, {table.n_bins} {scheme} bins\nECE={table.ece:.3f}"
+
+
+def reliability_diagram(
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    *,
+    n_bins: int = 20,
+    scheme: str = "equal_width",
+    title: str | None = None,
+) -> Figure:
+    """Reliability diagram: accuracy against mean confidence per bin.
+
+    Equal-width bins (default 20, the 5% stripes shaded alternately), the diagonal of perfect
+    calibration, and one dot per non-empty bin whose area is proportional to its count, with the
+    count printed beside it. The title gives n, the binning and the ECE of those bins.
+    """
+    table = reliability_bins(confidence, correct, n_bins, scheme)
+    figure = _figure(6.0, 6.2)
+    _draw_reliability(figure.add_subplot(), table, title or _reliability_title(None, table))
+    return figure
+
+
+def reliability_diagrams(
+    panels: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    *,
+    n_bins: int = 20,
+    scheme: str = "equal_width",
+) -> Figure:
+    """Reliability diagrams side by side, one per ``name: (confidence, correct)`` (raw first, then
+    each calibrator), on the same axes scale."""
+    if not panels:
+        raise DataError("reliability_diagrams needs at least one panel")
+    figure = _figure(4.6 * len(panels), 5.0)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, (confidence, correct)) in zip(axes, panels.items()):
+        table = reliability_bins(confidence, correct, n_bins, scheme)
+        _draw_reliability(ax, table, _reliability_title(name, table))
+    return figure
+
+
+def threshold_chart(analysis: ThresholdAnalysis, *, title: str | None = None) -> Figure:
+    """Bars: predictions automated at each threshold; line (right axis): their accuracy, with its
+    Clopper–Pearson lower bound and the certified threshold marked when there is one."""
+    frame = analysis.to_frame()
+    figure = _figure(8.0, 5.2)
+    ax = figure.add_subplot()
+    width = 0.8 * float(np.min(np.diff(frame.threshold))) if len(frame) > 1 else 0.008
+    ax.bar(frame.threshold, frame.n_automated, width=width, color=RAW_COLOUR, label="automated (count)")
+    _label(ax, title or f"Automation and accuracy by threshold (n={analysis.n:,})",
+           "confidence threshold", "predictions automated")
+    acc_ax = ax.twinx()
+    acc_ax.plot(frame.threshold, frame.accuracy, color=MAIN_COLOUR, linewidth=2.0, label="accuracy of automated")
+    acc_ax.plot(frame.threshold, frame.accuracy_lower_bound, color=MAIN_COLOUR, linestyle=":",
+                label=f"{analysis.certified.level:.0%} lower bound")
+    acc_ax.axhline(analysis.certified.target_accuracy, color=ACCENT_COLOUR, linewidth=1.0, linestyle="--",
+                   label=f"target {analysis.certified.target_accuracy:.0%}")
+    if analysis.certified.certified:
+        acc_ax.axvline(analysis.certified.threshold, color=ACCENT_COLOUR, linewidth=1.5,
+                       label=f"certified: {analysis.certified.threshold:.2f} "
+                       f"({analysis.certified.coverage:.0%} automated)")
+    acc_ax.set_ylabel("accuracy of automated predictions", fontsize=LABEL_SIZE)
+    acc_ax.tick_params(labelsize=TICK_SIZE)
+    bar_handles, bar_labels = ax.get_legend_handles_labels()
+    line_handles, line_labels = acc_ax.get_legend_handles_labels()
+    figure.legend(bar_handles + line_handles, bar_labels + line_labels, loc="outside lower center",
+                  ncols=3, fontsize=9)
+    return figure
+
+
+def cost_chart(analysis: ThresholdAnalysis, *, title: str | None = None) -> Figure:
+    """Cost per item against threshold, with the cost-optimal threshold marked."""
+    frame = analysis.to_frame()
+    best = analysis.optimal
+    figure = _figure(7.0, 4.4)
+    ax = figure.add_subplot()
+    ax.plot(frame.threshold, frame.cost_per_item, color=MAIN_COLOUR, linewidth=2.0, label="cost per item")
+    ax.scatter([best.threshold], [best.cost_per_item], s=80, color=ACCENT_COLOUR, zorder=3,
+               label=f"optimum: {best.threshold:.2f} ({best.cost_per_item:.3g} per item, {best.coverage:.0%} automated)")
+    ax.legend(fontsize=TICK_SIZE)
+    _label(ax, title or f"Cost by threshold (n={analysis.n:,}; review {analysis.review_cost:g}, "
+           f"automated error {analysis.error_cost:g})", "confidence threshold", "cost per item")
+    return figure
+
+
+def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, title: str | None = None) -> Figure:
+    """How calibration improves with the number of labels, one line per calibrator.
+
+    Parameters
+    ----------
+    results : DataFrame
+        One row per (calibrator, budget, repeat) with columns ``calibrator``, ``n_labels`` and
+        ``ece``, and optionally ``coverage`` (the certified coverage that run achieved), which
+        adds a second panel.
+    band : float, default=0.90
+        Central share of the repeats shaded around the mean.
+    """
+    missing = {"calibrator", "n_labels", "ece"} - set(results.columns)
+    if missing:
+        raise DataError(f"label-budget results lack columns {sorted(missing)}")
+    panels = [("ece", "mean ECE")] + ([("coverage", "certified coverage")] if "coverage" in results else [])
+    figure = _figure(6.5 * len(panels), 4.6)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    tail = (1.0 - band) / 2.0
+    repeats = int(results.groupby(["calibrator", "n_labels"]).size().max())
+    for ax, (column, ylabel) in zip(axes, panels):
+        for name, group in results.groupby("calibrator", sort=False):
+            stats = group.groupby("n_labels")[column].agg(
+                mean="mean", low=lambda s: s.quantile(tail), high=lambda s: s.quantile(1 - tail)
+            )
+            line = ax.plot(stats.index, stats["mean"], marker="o", linewidth=2.0, label=str(name))[0]
+            ax.fill_between(stats.index, stats["low"], stats["high"], color=line.get_color(), alpha=0.18)
+        ax.set_xscale("log")
+        budgets = np.unique(results["n_labels"])
+        ax.set_xticks(budgets, labels=[f"{b:g}" for b in budgets])
+        ax.minorticks_off()
+        ax.legend(fontsize=TICK_SIZE)
+        _label(ax, f"{ylabel} ({band:.0%} band over {repeats} repeats)", "calibration labels (log scale)", ylabel)
+    if title:
+        figure.suptitle(title, fontsize=TITLE_SIZE)
+    return figure
+
+
+def save_png(figure: Figure, path: str | Path, *, dpi: int = 120) -> None:
+    """Write ``figure`` as PNG to ``path``; a crash never leaves a half-written file."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+
+
+def fig_to_base64_png(figure: Figure, *, dpi: int = 120) -> str:
+    """PNG bytes of ``figure`` in base64, for ``<img src="data:image/png;base64,...">``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
