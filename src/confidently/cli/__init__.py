@@ -1,6 +1,7 @@
 """The ``confidently`` command line. Each module registers its commands on :data:`app`."""
 
 from confidently.cli import data as _data  # noqa: F401  (registers commands)
+from confidently.cli import evaluate as _evaluate  # noqa: F401
 from confidently.cli import scoring as _scoring  # noqa: F401
 from confidently.cli.app import app, main
 

@@ -43,7 +43,12 @@ def next_token(
     if as_json:
         console.print_json(json.dumps([t.to_dict() for t in tokens]))
         return
-    table = Table(title=f"next token after {prompt!r} ({model}{', raw' if raw else ''})")
+    print_next_token(tokens, prompt, model + (", raw" if raw else ""))
+
+
+def print_next_token(tokens, prompt: str, model: str) -> None:
+    """The original write-up's table: rank, quoted token, log-prob, probability, percent."""
+    table = Table(title=f"next token after {prompt!r} ({model})")
     for column, justify in (("rank", "right"), ("token", "left"), ("log-prob", "right"),
                             ("probability", "right"), ("percent", "right")):
         table.add_column(column, justify=justify)
@@ -80,6 +85,12 @@ def classify(
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
+    print_classification(clf, result)
+
+
+def print_classification(clf, result) -> None:
+    """Prediction, class masses with their top variants, other mass and top tokens."""
+    console.print(f"[bold]{result.text!r}[/] →")
     console.print(f"[bold]{result.label}[/]  confidence {result.confidence:.4f} "
                   "(share of label mass, uncalibrated)" + ("  [yellow]text truncated[/]" if result.truncated else ""))
     table = Table(title="class mass")

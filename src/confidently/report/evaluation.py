@@ -1,0 +1,180 @@
+"""Everything ``evaluate`` and ``demo`` write: report.html, metrics.json, summary.md, calibrators, scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from confidently.evaluation import Evaluation, budget_summary
+from confidently.files import atomic_write_json, atomic_write_text
+from confidently.report import charts
+from confidently.report.html import Section, write_report
+
+METRIC_ROWS = (("accuracy", "accuracy"), ("ece", "ECE (20 equal-width)"), ("ece_equal_mass", "ECE (15 equal-mass)"),
+               ("debiased_ce", "debiased CE"), ("mce", "MCE"), ("brier", "Brier"), ("nll", "NLL"),
+               ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
+
+
+def _fmt(metric: dict) -> str:
+    value, low, high = metric.get("value"), metric.get("ci_low"), metric.get("ci_high")
+    if value is None:
+        return "–"
+    if low is None or high is None:
+        return f"{value:.4f}"
+    return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def metrics_table(evaluation: Evaluation, which: str) -> pd.DataFrame:
+    """One row per method, one column per metric, each 'value [95% CI]'."""
+    rows = []
+    for name, result in evaluation.methods.items():
+        metrics = (result.test if which == "test" else result.crossfit)["metrics"]
+        rows.append({"method": name, **{label: _fmt(metrics[key]) for key, label in METRIC_ROWS if key in metrics}})
+    return pd.DataFrame(rows)
+
+
+def threshold_rows(evaluation: Evaluation, method: str, points=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)) -> pd.DataFrame:
+    frame = evaluation.methods[method].thresholds.to_frame()
+    keep = frame[np.isclose(frame["threshold"].to_numpy()[:, None], np.array(points)[None]).any(axis=1)]
+    return keep[["threshold", "n_automated", "coverage", "accuracy", "accuracy_lower_bound", "n_review",
+                 "n_automated_errors", "cost"]]
+
+
+def headline_cards(evaluation: Evaluation) -> dict[str, str]:
+    h = evaluation.headline()
+    on_test = h["policy_on_test"]
+    cards = {
+        "accuracy (test)": _fmt(h["accuracy_raw"]).split(" [")[0],
+        "ECE raw → calibrated": f"{h['ece_raw']['value']:.3f} → {h['ece_calibrated']['value']:.3f}",
+        "chosen calibrator": h["best_method"],
+    }
+    if evaluation.policy.threshold is None:
+        cards[f"automation at {evaluation.config.target_accuracy:.0%}"] = "none certified"
+    else:
+        cards[f"automated at ≥{evaluation.policy.threshold:.2f}"] = (
+            f"{on_test['coverage']:.0%} ({on_test['accuracy_automated']:.1%} right)")
+    return cards
+
+
+def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -> list[Section]:
+    cfg = evaluation.config
+    raw, best = evaluation.methods["raw"], evaluation.methods[evaluation.best]
+    y_test = evaluation.y_test
+    n_cal, n_test = evaluation.y_calibration.size, y_test.size
+    sections = []
+
+    how = Section("How this was measured")
+    how.add_text(
+        f"Calibration split: {n_cal} labelled examples; test split: {n_test}. Each calibrator is fitted on the "
+        f"calibration split and measured two ways, never on the rows it was fitted on: {cfg.n_splits}-fold "
+        "cross-fitting on the calibration split (out-of-fold scores), and on the held-out test split with the "
+        "calibrator fitted on the whole calibration split (the one saved). The calibrator to ship and its "
+        "decision threshold are chosen on the cross-fitted scores only; the test split is used for nothing "
+        "but reporting.")
+    how.add_text(
+        "Raw confidence is the predicted label's share of the label mass (the probability the model put on "
+        "every token variant of that label, divided by the mass on all labels). Intervals are 95% percentile "
+        f"bootstrap intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}).")
+    for method, reason in evaluation.skipped.items():
+        how.add_note(f"{method}: {reason}")
+    sections.append(how)
+
+    results = Section("Calibration on the held-out test split")
+    results.add_table(metrics_table(evaluation, "test"), f"test split, n = {n_test}")
+    results.add_table(metrics_table(evaluation, "crossfit"),
+                      f"cross-fitted on the calibration split ({cfg.n_splits} folds), n = {n_cal}")
+    panels = {"raw": (raw.test_probs.max(1), raw.test_probs.argmax(1) == y_test)}
+    for name in ("platt", "isotonic", evaluation.best):
+        if name in evaluation.methods and name not in panels:
+            probs = evaluation.methods[name].test_probs
+            panels[name] = (probs.max(1), probs.argmax(1) == y_test)
+    results.add_figure(charts.reliability_diagrams(panels, n_bins=cfg.n_bins),
+                       f"reliability on the test split ({cfg.n_bins} equal-width bins; dot area = count)")
+    results.add_figure(charts.confidence_histogram(raw.test_probs.max(1), calibrated=best.test_probs.max(1)),
+                       f"confidence on the test split: raw vs {evaluation.best}")
+    sections.append(results)
+
+    decisions = Section("Automation: thresholds, review cost and the certified threshold")
+    decisions.add_text(
+        f"A prediction is automated when its confidence is at or above the threshold; the rest go to review. "
+        f"Cost = {cfg.review_cost:g} per reviewed item + {cfg.error_cost:g} per automated mistake. The certified "
+        f"threshold is the lowest one whose one-sided {cfg.level:.0%} Clopper–Pearson lower bound on the "
+        f"accuracy of automated predictions reaches {cfg.target_accuracy:.0%}; it is chosen on the cross-fitted "
+        "calibration scores and then applied to the test split.")
+    decisions.add_text(f"Policy: {evaluation.policy.method}")
+    on_test = evaluation.policy_on_test
+    if evaluation.policy.threshold is not None:
+        decisions.add_text(
+            f"On the test split this threshold automates {on_test['n_automated']} of {on_test['n']} "
+            f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy; "
+            f"{on_test['n_review']} go to review.")
+    for name in ("raw", evaluation.best):
+        analysis = evaluation.methods[name].thresholds
+        decisions.add_table(threshold_rows(evaluation, name), f"{name} confidence on the test split")
+        decisions.add_figure(charts.threshold_chart(analysis), f"{name}: automated count and accuracy by threshold")
+    decisions.add_figure(charts.cost_chart(best.thresholds), f"{evaluation.best}: cost by threshold")
+    sections.append(decisions)
+
+    if len(evaluation.budget):
+        budget = Section("How many labels calibration needs")
+        budget.add_text(
+            f"Each calibrator is fitted on {cfg.budget_repeats} random subsets of n calibration labels and measured on "
+            "the whole test split: mean and 90% band (5th–95th percentile over the subsets).")
+        budget.add_figure(charts.label_budget_chart(evaluation.budget), "ECE and certified coverage by label budget")
+        budget.add_table(budget_summary(evaluation.budget), "label budget")
+        sections.append(budget)
+
+    if slices is not None and len(slices):
+        part = Section("Slices of the test split")
+        part.add_table(slices, "raw and calibrated accuracy per slice (category / domain)")
+        sections.append(part)
+    return sections
+
+
+def summary_markdown(evaluation: Evaluation, title: str) -> str:
+    h = evaluation.headline()
+    lines = [f"# {title}", "",
+             f"- calibration split: {h['n_calibration']} rows; test split: {h['n_test']} rows",
+             f"- accuracy (test): {_fmt(h['accuracy_raw'])}",
+             f"- ECE, 20 equal-width bins (test): raw {_fmt(h['ece_raw'])} → {h['best_method']} "
+             f"{_fmt(h['ece_calibrated'])}",
+             f"- policy: {evaluation.policy.method}"]
+    on_test = h["policy_on_test"]
+    if evaluation.policy.threshold is not None:
+        lines.append(f"- on the test split: {on_test['n_automated']}/{on_test['n']} automated "
+                     f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy")
+    lines += ["", "| method | " + " | ".join(label for _, label in METRIC_ROWS) + " |",
+              "|---" * (len(METRIC_ROWS) + 1) + "|"]
+    for _, row in metrics_table(evaluation, "test").iterrows():
+        lines.append("| " + " | ".join(str(v) for v in row.to_numpy()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str, metadata: dict,
+                     scores: pd.DataFrame | None = None, slices: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write report.html, metrics.json, summary.md, calibrators/, calibrator.json + policy.json, scores.parquet."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
+             "calibrator": out / "calibrator.json", "policy": out / "policy.json"}
+    for name, result in evaluation.methods.items():
+        if result.calibrator is not None:
+            result.calibrator.save(out / "calibrators" / f"{name}.json")
+    if evaluation.best != "raw":
+        evaluation.methods[evaluation.best].calibrator.save(paths["calibrator"])
+    evaluation.policy.save(paths["policy"])
+    data = {"metadata": metadata, **evaluation.to_dict()}
+    if slices is not None:
+        data["slices"] = slices.to_dict(orient="records")
+    atomic_write_json(paths["metrics"], data)
+    atomic_write_text(paths["summary"], summary_markdown(evaluation, title))
+    if scores is not None:
+        from confidently.scoring import write_table
+
+        paths["scores"] = out / "scores.parquet"
+        write_table(scores, paths["scores"])
+    write_report(paths["report"], title, build_sections(evaluation, slices), headline=headline_cards(evaluation),
+                 metadata=metadata)
+    return paths
