@@ -393,8 +393,29 @@ def _check_binning(n_bins: int | None, scheme: str) -> tuple[int, str]:
 # --- bootstrap ------------------------------------------------------------------------------
 
 
+def _estimate(
+    fn: BatchMetric, arrays: Sequence[np.ndarray], n_resamples: int, seed: int, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point estimate of ``fn`` on ``arrays`` and its percentile-bootstrap interval.
+
+    ``fn`` returns one value or a row of values per resample; the three results have that shape.
+    Resamples draw row indices with replacement (the same indices for every array); resamples where
+    a value is NaN are left out of its interval.
+    """
+    point = np.asarray(fn(*(a[None] for a in arrays)), dtype=float)[0]
+    values = np.empty((0, point.size))
+    if n_resamples:
+        values = _resample(fn, arrays, n_resamples, seed).reshape(n_resamples, point.size)
+    low, high = np.full(point.size, np.nan), np.full(point.size, np.nan)
+    defined = ~np.all(np.isnan(values), axis=0)
+    if np.any(defined):
+        tail = (1.0 - level) / 2.0
+        low[defined], high[defined] = np.nanquantile(values[:, defined], [tail, 1.0 - tail], axis=0)
+    return point, low.reshape(point.shape), high.reshape(point.shape)
+
+
 def _resample(fn: BatchMetric, arrays: Sequence[np.ndarray], n_resamples: int, seed: int) -> np.ndarray:
-    """``fn`` on ``n_resamples`` resamples of the rows of ``arrays`` (same indices for every array)."""
+    """``fn`` on ``n_resamples`` resamples of the rows of ``arrays``, evaluated in chunks."""
     n = arrays[0].shape[0]
     rng = np.random.default_rng(seed)
     row_bytes = sum(a.itemsize * max(1, a[0].size) for a in arrays)
@@ -411,20 +432,6 @@ def _resample(fn: BatchMetric, arrays: Sequence[np.ndarray], n_resamples: int, s
             )
         values.append(out)
     return np.concatenate(values)
-
-
-def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Columnwise percentile interval of ``values`` (r, m), NaN resamples left out."""
-    if values.shape[0] == 0:
-        nan = np.full(values.shape[1:], np.nan)
-        return nan, nan
-    tail = (1.0 - level) / 2.0
-    low = np.full(values.shape[1:], np.nan)
-    high = np.full(values.shape[1:], np.nan)
-    defined = ~np.all(np.isnan(values), axis=0)
-    if np.any(defined):
-        low[defined], high[defined] = np.nanquantile(values[:, defined], [tail, 1.0 - tail], axis=0)
-    return low, high
 
 
 def _check_bootstrap(arrays: Sequence[Any], n_resamples: int, level: float) -> list[np.ndarray]:
@@ -458,9 +465,8 @@ def bootstrap_ci(
     True
     """
     arrays = _check_bootstrap(arrays, n_resamples, level)
-    values = _resample(metric_fn, arrays, n_resamples, seed)
-    low, high = _percentiles(values[:, None], level)
-    return BootstrapInterval(float(low[0]), float(high[0]), level, n_resamples, seed)
+    _, low, high = _estimate(metric_fn, arrays, n_resamples, seed, level)
+    return BootstrapInterval(float(low), float(high), level, n_resamples, seed)
 
 
 def paired_bootstrap_diff(
@@ -484,9 +490,8 @@ def paired_bootstrap_diff(
     def difference(*batched: np.ndarray) -> np.ndarray:
         return metric_fn(*batched[:split]) - metric_fn(*batched[split:])
 
-    diff = float(difference(*(a[None] for a in arrays))[0])
-    low, high = _percentiles(_resample(difference, arrays, n_resamples, seed)[:, None], level)
-    return PairedDifference(diff, float(low[0]), float(high[0]), level, arrays[0].shape[0], n_resamples, seed)
+    diff, low, high = _estimate(difference, arrays, n_resamples, seed, level)
+    return PairedDifference(float(diff), float(low), float(high), level, arrays[0].shape[0], n_resamples, seed)
 
 
 # --- public metrics -------------------------------------------------------------------------
@@ -518,8 +523,7 @@ def _evaluate(
     def all_metrics(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return np.column_stack([fn(p, labels) for fn in functions])
 
-    values = all_metrics(probs[None], y[None])[0]
-    low, high = _percentiles(_resample(all_metrics, [probs, y], n_resamples, seed), level)
+    values, low, high = _estimate(all_metrics, [probs, y], n_resamples, seed, level)
     results = {}
     for i, (key, (name, _)) in enumerate(requests.items()):
         results[key] = MetricResult(

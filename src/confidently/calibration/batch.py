@@ -12,7 +12,9 @@ class BatchCalibrator(LabelBiasCalibrator):
     content-free ones, ``p̂ = mean_i p_i``, and removed in log space:
     ``q = softmax(ln p - ln p̂)`` (the same map as contextual calibration, so the two differ only in
     the rows they are fitted on). It assumes the classes are roughly balanced in the batch: on a
-    batch where 90% of the rows truly belong to one class, it pushes predictions away from it.
+    batch where 90% of the rows truly belong to one class, it pushes predictions away from it. The
+    batch mean is a shrunken estimate of the bias when the scores are spread out, so one step
+    removes most, not all, of a strong bias.
 
     Fit it on unlabelled rows: ``BatchCalibrator().fit(unlabelled_probs)``. An unfitted instance
     inside a :class:`~confidently.calibration.stacked.StackedCalibrator` is fitted on the rows the
