@@ -58,3 +58,7 @@ class CalibrationError(ConfidentlyError, ValueError):
 
 class ArtifactError(ConfidentlyError, ValueError):
     """A saved artifact (calibrator, adapter, manifest) is missing, corrupt or for another model."""
+
+
+class ConfigError(ConfidentlyError, ValueError):
+    """A configuration value, or a combination of values, is out of range (the message names them)."""
