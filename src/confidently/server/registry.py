@@ -1,0 +1,121 @@
+"""The adapters a server holds on its one base model, and the only place adapter paths are resolved.
+
+Reads (``get``, ``infos``) happen on the event loop; changes (``load``, ``unload``) run on the model's
+worker thread. Changes replace the whole mapping, so a reader always sees a consistent one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
+
+from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo
+from confidently.server.served import Served
+
+if TYPE_CHECKING:
+    from confidently.backends.transformers_backend import TransformersBackend
+
+log = logging.getLogger("confidently.server")
+
+
+class UnknownAdapterError(ArtifactError, KeyError):
+    """A request named an adapter that is not loaded."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class AdapterPathError(ArtifactError):
+    """An adapter name or path would leave the adapters folder, or there is no adapters folder."""
+
+
+class AdapterRegistry:
+    """The base model and the loaded adapters, by name.
+
+    Parameters
+    ----------
+    backend : the one base model every adapter is loaded onto.
+    base : the base model's entry (``name`` None).
+    adapters_dir : the only folder adapters may be loaded from; None forbids loading.
+    batch_size : forward-pass size of every entry's classifier.
+    """
+
+    def __init__(self, backend: TransformersBackend, base: Served, *, adapters_dir: Path | None,
+                 batch_size: int):
+        self.backend = backend
+        self.base = base
+        self.adapters_dir = None if adapters_dir is None else adapters_dir.resolve()
+        self.batch_size = batch_size
+        self._adapters: dict[str, Served] = {}
+
+    def __len__(self) -> int:
+        return len(self._adapters)
+
+    def get(self, name: str | None) -> Served:
+        if name is None:
+            return self.base
+        try:
+            return self._adapters[name]
+        except KeyError:
+            loaded = ", ".join(sorted(self._adapters)) or "none"
+            raise UnknownAdapterError(f"no adapter named {name!r} is loaded (loaded: {loaded})") from None
+
+    def infos(self) -> list[ModelInfo]:
+        return [served.info() for _, served in sorted(self._adapters.items())]
+
+    def resolve(self, name: str, path: str | None = None) -> tuple[Path, str]:
+        """The adapter folder for ``name`` (or ``path``, relative to the adapters folder), and that relative path.
+
+        Raises
+        ------
+        AdapterPathError
+            If there is no adapters folder, or the name or path is absolute, malformed, or resolves
+            (after ``..`` and symbolic links) outside the adapters folder.
+        """
+        if self.adapters_dir is None:
+            raise AdapterPathError("this server has no adapters folder: start it with --adapters DIR")
+        if not re.fullmatch(ADAPTER_NAME_PATTERN, name):
+            raise AdapterPathError(f"invalid adapter name {name!r}: use letters, digits, '.', '_' and '-', "
+                                   "starting with a letter or digit")
+        relative = name if path is None else path
+        if PurePath(relative).is_absolute() or "\\" in relative or "\x00" in relative:
+            raise AdapterPathError(f"adapter path {relative!r} must be relative to the adapters folder")
+        folder = (self.adapters_dir / relative).resolve()
+        if folder == self.adapters_dir or not folder.is_relative_to(self.adapters_dir):
+            raise AdapterPathError(f"adapter path {relative!r} is outside the adapters folder")
+        return folder, folder.relative_to(self.adapters_dir).as_posix()
+
+    # -- on the model's worker thread only ---------------------------------------------------------
+    def load(self, name: str, path: str | None = None) -> Served:
+        """Check and load an adapter (replacing one of the same name) and return its entry."""
+        folder, relative = self.resolve(name, path)
+        if not folder.is_dir():
+            raise UnknownAdapterError(f"no adapter folder {relative!r} in the adapters folder")
+        served = Served.adapter(self.backend, name, folder, relative=relative, batch_size=self.batch_size)
+        # Unload first: the backend caches the prompt prefix per adapter name, which would go stale.
+        self.backend.unload_adapter(name)
+        self._adapters = {k: v for k, v in self._adapters.items() if k != name}
+        self.backend.load_adapter(folder, name, activate=False)
+        self._adapters = {**self._adapters, name: served}
+        return served
+
+    def unload(self, name: str) -> Served:
+        served = self.get(name)
+        self._adapters = {k: v for k, v in self._adapters.items() if k != name}
+        self.backend.unload_adapter(name)
+        return served
+
+    def load_all(self) -> None:
+        """Load every adapter folder found directly in the adapters folder; log and skip broken ones."""
+        if self.adapters_dir is None:
+            return
+        for folder in sorted(self.adapters_dir.iterdir()):
+            if not (folder / "adapter_config.json").exists():
+                continue
+            try:
+                self.load(folder.name)
+            except ConfidentlyError as error:
+                log.error("adapter %s not loaded: %s", folder.name, error)

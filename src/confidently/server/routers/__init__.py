@@ -1,0 +1,1 @@
+"""One module per resource: classify, adapters (listing and admin), health and metrics."""

@@ -1,0 +1,30 @@
+"""``GET /healthz`` (liveness, model and limits) and ``GET /metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from confidently.server.deps import MetricsDep, ServiceDep, SettingsDep
+from confidently.server.metrics import CONTENT_TYPE
+from confidently.server.schemas import Health, Limits
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(settings: SettingsDep, service: ServiceDep) -> Health:
+    """The server is up and its model loaded; also the request limits."""
+    registry = service.registry
+    return Health(
+        status="ok", model=registry.backend.model_name, weights_id=registry.backend.weights_id,
+        adapters=len(registry), queued_texts=service.batcher.queued,
+        limits=Limits(max_texts=settings.max_texts, max_text_chars=settings.max_text_chars,
+                      max_body_bytes=settings.max_body_bytes, batch_size=settings.batch_size),
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(metrics: MetricsDep, service: ServiceDep) -> PlainTextResponse:
+    """Requests, latency, batch sizes, texts and decisions per adapter (Prometheus text format)."""
+    return PlainTextResponse(metrics.render(service.batcher.queued), media_type=CONTENT_TYPE)

@@ -1,0 +1,141 @@
+"""Request and response bodies of the HTTP API (pydantic; they also make the OpenAPI schema).
+
+Requests are strict (a number is not a string, ``"3"`` is not an integer) and refuse unknown
+fields, so a typo fails with a message naming the field instead of being silently ignored.
+This module imports pydantic only, so :class:`confidently.Client` can parse replies with it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+#: Adapter names: one path component, no leading dot, so a name can never leave the adapters folder.
+ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_TOP_TOKENS = 50
+
+
+def _check_text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or only whitespace")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates (\ud800) that no tokenizer accepts.
+        raise ValueError("text contains a lone surrogate (not valid Unicode)") from None
+    return text
+
+
+Text = Annotated[str, Field(min_length=1), AfterValidator(_check_text)]
+AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN, examples=["support-tickets"])]
+Decision = Literal["automate", "review"]
+
+
+class ClassifyRequest(BaseModel):
+    """Texts to classify with the base model (``adapter`` null) or with one loaded adapter."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    texts: list[Text] = Field(min_length=1, description="Texts to classify (the server caps how many and "
+                              "how long; see GET /healthz for the limits).", examples=[["I love it"]])
+    adapter: AdapterName | None = Field(default=None, description="A loaded adapter; null for the base model.")
+    top_tokens: int = Field(default=0, ge=0, le=MAX_TOP_TOKENS,
+                            description="Also return this many most likely next tokens per text "
+                                        "(costs one extra forward pass per text).")
+
+
+class TokenOut(BaseModel):
+    """One entry of the next-token distribution."""
+
+    rank: int
+    token: str
+    token_id: int | None
+    logprob: float
+    prob: float
+
+
+class TextResult(BaseModel):
+    """The classification of one text.
+
+    ``label`` and ``confidence`` come from the calibrated probabilities when there is a calibrator,
+    else from the raw ones; ``raw_label`` is always the label with the most class mass.
+    """
+
+    label: str
+    raw_label: str
+    confidence: float = Field(description="Raw confidence: the predicted label's share of the label mass.")
+    calibrated_confidence: float | None = Field(description="The label's calibrated probability; null "
+                                                "without a calibrator.")
+    probs: dict[str, float] = Field(description="Raw class probabilities (shares of the label mass).")
+    calibrated_probs: dict[str, float] | None
+    other_mass: float = Field(description="Next-token probability on tokens that mean no label.")
+    truncated: bool = Field(description="The text was cut to fit the model's context.")
+    decision: Decision | None = Field(description="From the decision policy's threshold; null without one.")
+    top_tokens: list[TokenOut] = Field(default_factory=list)
+
+
+class ClassifyResponse(BaseModel):
+    """One result per input text, in input order."""
+
+    model: str
+    adapter: str | None
+    labels: list[str]
+    threshold: float | None = Field(description="The policy's threshold, or null (no policy, or review all).")
+    decided_on: Literal["calibrated", "raw"] | None = Field(
+        description="Which confidence the threshold applies to: calibrated when a calibrator is loaded, "
+                    "raw when only a policy is; null without a policy.")
+    results: list[TextResult]
+
+
+class ModelInfo(BaseModel):
+    """What the base model or one adapter serves with."""
+
+    name: str | None = Field(description="The adapter name; null for the base model.")
+    path: str | None = Field(description="Folder, relative to the adapters folder.")
+    base_model: str
+    base_weights_id: str
+    task: str
+    labels: list[str]
+    calibrator: str | None = Field(description="Calibration method, or null.")
+    threshold: float | None
+    target_accuracy: float | None
+    decided_on: Literal["calibrated", "raw"] | None
+    manifest_sha256: str | None
+    weights_sha256: str | None
+
+
+class AdaptersResponse(BaseModel):
+    base: ModelInfo
+    adapters: list[ModelInfo]
+
+
+class LoadAdapterRequest(BaseModel):
+    """Where to load an adapter from: ``path`` inside the adapters folder (default: the name)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    path: str | None = Field(default=None, min_length=1, max_length=512, examples=["support-tickets/v2"])
+
+
+class Limits(BaseModel):
+    max_texts: int
+    max_text_chars: int
+    max_body_bytes: int
+    batch_size: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str
+    weights_id: str
+    adapters: int
+    queued_texts: int
+    limits: Limits
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx reply: one readable sentence, plus per-field errors for invalid requests."""
+
+    detail: str
+    errors: list[dict] | None = None

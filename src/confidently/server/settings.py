@@ -1,0 +1,47 @@
+"""Everything a server instance is configured with, validated once when the app is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from confidently.models import DEFAULT_MODEL
+
+
+class Settings(BaseModel):
+    """Server configuration (the ``confidently serve`` options).
+
+    Attributes
+    ----------
+    model : registry name, local folder, ``.gguf`` file or hub id of the base model.
+    task : the base model's task (built-in name or task ``.json``); adapters bring their own.
+    adapters_dir : folder holding one sub-folder per adapter; every adapter in it is loaded at
+        start-up, and run-time loads may only read below it. None serves the base model alone.
+    calibrator, policy : optional calibrator and decision policy files for the base model.
+    admin_token : bearer token for the admin endpoints; None disables them (403).
+    max_texts : most texts per request.
+    max_text_chars : longest accepted text, in characters.
+    max_body_bytes : largest accepted request body.
+    batch_size : most texts scored in one forward pass (the micro-batcher groups up to this many).
+    batch_wait_ms : how long the first request of a batch waits for others to join it.
+    device, dtype : passed to the transformers backend.
+    shutdown_timeout_s : how long a shutdown waits for in-flight requests.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = DEFAULT_MODEL
+    task: str = "sentiment"
+    adapters_dir: Path | None = None
+    calibrator: Path | None = None
+    policy: Path | None = None
+    admin_token: str | None = Field(default=None, repr=False)
+    max_texts: int = Field(default=64, ge=1)
+    max_text_chars: int = Field(default=8192, ge=1)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    batch_size: int = Field(default=16, ge=1)
+    batch_wait_ms: float = Field(default=5.0, ge=0)
+    device: str | None = None
+    dtype: str | None = None
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)

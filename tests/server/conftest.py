@@ -1,0 +1,124 @@
+"""A real server on loopback (uvicorn in a thread, free port) over the tiny model and its adapters.
+
+Adapter ``alpha`` (sentiment task) ships a temperature calibrator and a policy; ``beta`` (a 3-label
+task) ships only a policy, so its threshold applies to raw confidence; the base model has neither.
+``foreign`` (other base weights) is refused at start-up and ``nested/gamma`` is not found by it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from confidently.calibration import TemperatureCalibrator
+from confidently.tasks import SENTIMENT, Label, Task
+from confidently.thresholds import DecisionPolicy
+
+ADMIN_TOKEN = "test-admin-token"
+TRIAGE = Task(name="triage", template="Is this text positive? Answer yes, no or maybe.\nText: {text}",
+              labels=(Label("negative", ("no",)), Label("unsure", ("maybe",)), Label("positive", ("yes",))))
+
+
+def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task: Task = SENTIMENT,
+                 calibrator: bool = True, threshold: float | None = 0.6) -> Path:
+    """A random LoRA adapter for the tiny model, with the files the fine-tuning stage writes beside it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(out)
+    manifest = {"format": "confidently.adapter", "base_model": "tiny", "base_weights_id": weights_id,
+                "task": task.to_dict(), "labels": list(task.label_names)}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    if calibrator:
+        rng = np.random.default_rng(seed)
+        probs = rng.dirichlet(np.ones(len(task.labels)), size=200)
+        y = np.array([rng.choice(len(p), p=p) for p in probs])
+        TemperatureCalibrator().fit(probs, y).save(out / "calibrator.json")
+    DecisionPolicy(threshold=threshold, target_accuracy=0.9, certified=True, method="test").save(out / "policy.json")
+    return out
+
+
+@pytest.fixture(scope="session")
+def weights_id(tiny_backend) -> str:
+    return tiny_backend.weights_id
+
+
+@pytest.fixture(scope="session")
+def adapters_dir(tmp_path_factory, tiny_model_dir, weights_id) -> Path:
+    root = tmp_path_factory.mktemp("adapters")
+    make_adapter(tiny_model_dir, root / "alpha", seed=1, weights_id=weights_id)
+    make_adapter(tiny_model_dir, root / "beta", seed=2, weights_id=weights_id, task=TRIAGE, calibrator=False,
+                 threshold=0.5)
+    # Not loaded at start-up: one for another base model (refused), one below a sub-folder.
+    make_adapter(tiny_model_dir, root / "foreign", seed=4, weights_id="f" * 64)
+    make_adapter(tiny_model_dir, root / "nested" / "gamma", seed=3, weights_id=weights_id)
+    return root
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on a free loopback port in a background thread."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.app = app
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+        self._socket.close()
+
+
+@pytest.fixture(scope="session")
+def serve(tiny_model_dir):
+    """Start a server over a fresh tiny backend: ``with serve(adapters_dir=..., ...) as live: ...``."""
+    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.server.app import create_app
+    from confidently.server.settings import Settings
+
+    def start(**options) -> LiveServer:
+        settings = Settings(model=str(tiny_model_dir), **{"admin_token": ADMIN_TOKEN, "max_texts": 64, **options})
+        backend = TransformersBackend(str(tiny_model_dir), device="cpu", dtype="float32")
+        return LiveServer(create_app(settings, backend=backend))
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def server(serve, adapters_dir):
+    """One running server per test module, with alpha and beta loaded."""
+    with serve(adapters_dir=adapters_dir) as live:
+        yield live
+
+
+@pytest.fixture()
+def http(server):
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
