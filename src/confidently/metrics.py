@@ -402,7 +402,7 @@ def _estimate(
     Resamples draw row indices with replacement (the same indices for every array); resamples where
     a value is NaN are left out of its interval.
     """
-    point = np.asarray(fn(*(a[None] for a in arrays)), dtype=float)[0]
+    point = _call(fn, [a[None] for a in arrays], 1)[0]
     values = np.empty((0, point.size))
     if n_resamples:
         values = _resample(fn, arrays, n_resamples, seed).reshape(n_resamples, point.size)
@@ -424,14 +424,18 @@ def _resample(fn: BatchMetric, arrays: Sequence[np.ndarray], n_resamples: int, s
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
         index = rng.integers(0, n, size=(size, n))
-        out = np.asarray(fn(*(a[index] for a in arrays)), dtype=float)
-        if out.shape[:1] != (size,):
-            raise ValueError(
-                "metric_fn must be batch-first: given arrays of shape (r, n, ...) it must return r "
-                f"values; it returned shape {out.shape} for r={size} (see metric_function)"
-            )
-        values.append(out)
+        values.append(_call(fn, [a[index] for a in arrays], size))
     return np.concatenate(values)
+
+
+def _call(fn: BatchMetric, batched: Sequence[np.ndarray], r: int) -> np.ndarray:
+    out = np.asarray(fn(*batched), dtype=float)
+    if out.shape[:1] != (r,):
+        raise ValueError(
+            "metric_fn must be batch-first: given arrays of shape (r, n, ...) it must return r "
+            f"values; it returned shape {out.shape} for r={r} (see metric_function)"
+        )
+    return out
 
 
 def _check_bootstrap(arrays: Sequence[Any], n_resamples: int, level: float) -> list[np.ndarray]:

@@ -1,0 +1,104 @@
+"""Each chart renders a non-trivial PNG from synthetic data."""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from confidently.errors import DataError
+from confidently.report import charts
+from confidently.thresholds import analyse_thresholds
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    return struct.unpack(">II", data[16:24])
+
+
+def coloured_share(path) -> float:
+    """Share of pixels that are clearly coloured (not white, grey or black): the plotted data."""
+    from matplotlib.image import imread
+
+    rgb = imread(path)[..., :3]
+    return float(np.mean(rgb.max(axis=-1) - rgb.min(axis=-1) > 0.2))
+
+
+@pytest.fixture(scope="module")
+def scores():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.5, 1.0, 1500)
+    correct = rng.random(1500) < confidence**2
+    return confidence, correct
+
+
+@pytest.fixture(scope="module")
+def budget() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    rows = [
+        {"calibrator": name, "n_labels": n, "ece": 0.3 / np.sqrt(n) + 0.02 * rng.random(), "coverage": min(1.0, np.log(n) / 8)}
+        for name in ("platt", "isotonic") for n in (20, 50, 100, 500) for _ in range(5)
+    ]
+    return pd.DataFrame(rows)
+
+
+def figures(scores, budget):
+    confidence, correct = scores
+    analysis = analyse_thresholds(confidence, correct, target_accuracy=0.9)
+    return {
+        "histogram": lambda: charts.confidence_histogram(confidence, calibrated=confidence**2),
+        "reliability": lambda: charts.reliability_diagram(confidence, correct),
+        "reliability_side_by_side": lambda: charts.reliability_diagrams(
+            {"raw": (confidence, correct), "calibrated": (confidence**2, correct)}),
+        "thresholds": lambda: charts.threshold_chart(analysis),
+        "cost": lambda: charts.cost_chart(analysis),
+        "label_budget": lambda: charts.label_budget_chart(budget),
+        "label_budget_ece_only": lambda: charts.label_budget_chart(budget.drop(columns="coverage")),
+    }
+
+
+NAMES = ["histogram", "reliability", "reliability_side_by_side", "thresholds", "cost", "label_budget",
+         "label_budget_ece_only"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chart_saves_a_non_trivial_png(name, scores, budget, tmp_path):
+    figure = figures(scores, budget)[name]()
+    path = tmp_path / "charts" / f"{name}.png"
+    charts.save_png(figure, path)
+    data = path.read_bytes()
+    width, height = png_size(data)
+    assert width >= 500 and height >= 400
+    assert len(data) > 15_000  # a blank figure of this size is about 3 kB
+    assert coloured_share(path) > 0.002  # empty labelled axes are pure greys: 0
+    assert list(path.parent.iterdir()) == [path]  # the temporary file is gone
+
+
+def test_side_by_side_diagrams_are_wider_than_one(scores):
+    confidence, correct = scores
+    one = png_size(base64.b64decode(charts.fig_to_base64_png(charts.reliability_diagrams({"raw": (confidence, correct)}))))
+    three = charts.reliability_diagrams({name: (confidence, correct) for name in ("a", "b", "c")})
+    assert png_size(base64.b64decode(charts.fig_to_base64_png(three)))[0] > 2.5 * one[0]
+
+
+def test_reliability_title_states_n_binning_and_ece(scores):
+    confidence, correct = scores
+    title = charts.reliability_diagram(confidence, correct).axes[0].get_title()
+    assert "n=1,500" in title and "20 equal-width bins" in title and "ECE=" in title
+
+
+def test_base64_png_embeds(scores):
+    encoded = charts.fig_to_base64_png(charts.confidence_histogram(scores[0]))
+    assert base64.b64decode(encoded).startswith(PNG_SIGNATURE)
+
+
+def test_charts_refuse_missing_inputs(budget):
+    with pytest.raises(DataError, match="lack columns \\['ece'\\]"):
+        charts.label_budget_chart(budget.drop(columns="ece"))
+    with pytest.raises(DataError, match="at least one panel"):
+        charts.reliability_diagrams({})
