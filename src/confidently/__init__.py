@@ -1,3 +1,36 @@
-"""confidently: a language model as a classifier whose confidence numbers can be trusted."""
+"""confidently: a language model as a classifier whose confidence numbers can be trusted.
+
+Data flows one way: backend (next-token distribution) → task/verbalizer (class mass) → scores →
+calibrator → decision policy → report or server. torch and transformers load only when a model does.
+"""
+
+from confidently.classifier import Classifier
+from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, DataError,
+                                ModelLoadError, NotFittedError, TaskError, UnknownModelError)
+from confidently.models import DEFAULT_MODEL, REGISTRY
+from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task
+from confidently.types import Prediction, Scores, TokenProb
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactError",
+    "BUILTIN_TASKS",
+    "BackendError",
+    "CalibrationError",
+    "Classifier",
+    "ConfidentlyError",
+    "DEFAULT_MODEL",
+    "DataError",
+    "Label",
+    "ModelLoadError",
+    "NotFittedError",
+    "Prediction",
+    "REGISTRY",
+    "Scores",
+    "Task",
+    "TaskError",
+    "TokenProb",
+    "UnknownModelError",
+    "get_task",
+]

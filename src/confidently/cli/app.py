@@ -13,6 +13,7 @@ app = typer.Typer(
     name="confidently",
     help="Turn a language model into a classifier whose confidence numbers can be trusted.",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},

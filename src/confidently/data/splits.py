@@ -90,8 +90,6 @@ def parse_fractions(fractions: Sequence[float] | str) -> tuple[float, float, flo
     if len(values) != 3 or any(not np.isfinite(f) or f < 0 for f in values) or abs(sum(values) - 1.0) > 1e-6:
         raise DataError(f"fractions must be three numbers >= 0 for train, calibration and test that add up to 1, "
                         f"got {list(values)}")
-    if values[0] == 0:
-        raise DataError("the train fraction must be above 0")
     return values  # type: ignore[return-value]
 
 
