@@ -1,7 +1,7 @@
 import numpy as np
 from scipy.special import expit
 
-from conftest import make_scores
+from synthetic import make_scores
 from confidently.calibration import BetaCalibrator
 
 

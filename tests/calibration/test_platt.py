@@ -1,7 +1,7 @@
 import numpy as np
 from scipy.special import expit
 
-from conftest import SHARPEN, make_split
+from synthetic import SHARPEN, make_split
 from confidently.calibration import PlattCalibrator
 
 

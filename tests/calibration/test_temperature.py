@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import SHARPEN, make_split
+from synthetic import SHARPEN, make_split
 from confidently.calibration import TemperatureCalibrator
 from confidently.errors import CalibrationError
 

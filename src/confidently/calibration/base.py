@@ -302,6 +302,39 @@ class OneVsRestCalibrator(SupervisedCalibrator):
         """Apply a fitted map to ``score`` (n,); values in [0, 1]."""
 
 
+class LabelBiasCalibrator(Calibrator):
+    """Label-free correction of a constant bias towards some labels (shared by contextual and batch).
+
+    ``fit(probs)`` estimates the bias as the mean class probability of the rows given,
+
+    .. math::
+        \\hat p = \\frac{1}{m}\\sum_{i=1}^{m} p_i,
+
+    and ``predict_proba`` divides it out and renormalises,
+
+    .. math::
+        q = \\frac{p / \\hat p}{\\sum_j p_j / \\hat p_j}
+          = \\operatorname{softmax}(\\ln p - \\ln \\hat p).
+
+    Subclasses differ only in which rows the bias is estimated from. Labels are never used: ``y``
+    is accepted by ``fit`` and ignored, so these can be stacked under a supervised calibrator.
+
+    Attributes
+    ----------
+    bias_ : ndarray of shape (n_classes,)
+        The estimated bias ``p̂`` (clipped to ``>= 1e-12`` so that it can be divided by).
+    """
+
+    def __init__(self) -> None:
+        """Takes no parameters."""
+
+    def _fit(self, probs: np.ndarray, y: np.ndarray | None) -> None:
+        self.bias_ = np.clip(probs.mean(axis=0), EPS, None)
+
+    def _predict(self, probs: np.ndarray) -> np.ndarray:
+        return normalise_rows(probs / self.bias_)
+
+
 def clone(calibrator: Calibrator) -> Calibrator:
     """A new, unfitted calibrator with the same constructor parameters."""
     return type(calibrator)(**calibrator.get_params())
@@ -355,35 +388,3 @@ def _decode(value: Any) -> Any:
         return [_decode(item) for item in value]
     return value
 
-
-class LabelBiasCalibrator(Calibrator):
-    """Label-free correction of a constant bias towards some labels (shared by contextual and batch).
-
-    ``fit(probs)`` estimates the bias as the mean class probability of the rows given,
-
-    .. math::
-        \\hat p = \\frac{1}{m}\\sum_{i=1}^{m} p_i,
-
-    and ``predict_proba`` divides it out and renormalises,
-
-    .. math::
-        q = \\frac{p / \\hat p}{\\sum_j p_j / \\hat p_j}
-          = \\operatorname{softmax}(\\ln p - \\ln \\hat p).
-
-    Subclasses differ only in which rows the bias is estimated from. Labels are never used: ``y``
-    is accepted by ``fit`` and ignored, so these can be stacked under a supervised calibrator.
-
-    Attributes
-    ----------
-    bias_ : ndarray of shape (n_classes,)
-        The estimated bias ``p̂`` (clipped to ``>= 1e-12`` so that it can be divided by).
-    """
-
-    def __init__(self) -> None:
-        pass
-
-    def _fit(self, probs: np.ndarray, y: np.ndarray | None) -> None:
-        self.bias_ = np.clip(probs.mean(axis=0), EPS, None)
-
-    def _predict(self, probs: np.ndarray) -> np.ndarray:
-        return normalise_rows(probs / self.bias_)

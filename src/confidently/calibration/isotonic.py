@@ -52,7 +52,7 @@ class IsotonicCalibrator(OneVsRestCalibrator):
                 f"isotonic calibration fitted on {y.size} examples (< {self.warn_below}) tends to "
                 "overfit; prefer platt, beta or temperature scaling for small calibration sets",
                 SmallSampleWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
         super()._fit(probs, y)
 
