@@ -52,3 +52,8 @@ def test_cross_fit_refuses_classes_smaller_than_the_number_of_folds(binary):
         cross_fit_predict("platt", binary.test_probs, binary.test_y, n_splits=1)
     with pytest.raises(CalibrationError, match="method name, a Calibrator or a factory"):
         cross_fit_predict(42, binary.test_probs, binary.test_y)
+
+
+def test_cross_fit_refuses_a_contextual_calibrator(binary):
+    with pytest.raises(CalibrationError, match="ContextualCalibrator is fitted on content-free inputs"):
+        cross_fit_predict("contextual", binary.test_probs, binary.test_y)

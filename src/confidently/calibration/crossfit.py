@@ -53,7 +53,8 @@ def cross_fit_predict(
     Raises
     ------
     CalibrationError
-        If ``n_splits < 2`` or a class present in ``y`` has fewer than ``n_splits`` examples.
+        If ``n_splits < 2``, a class present in ``y`` has fewer than ``n_splits`` examples, or the
+        calibrator is a :class:`ContextualCalibrator` (fitted on content-free inputs, never on these).
     """
     probs = check_probs(probs)
     y = check_labels(y, n_samples=probs.shape[0], n_classes=probs.shape[1])
@@ -71,7 +72,13 @@ def cross_fit_predict(
     out = np.empty_like(probs)
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for train, test in folds.split(probs, y):
-        out[test] = factory().fit(probs[train], y[train]).predict_proba(probs[test])
+        calibrator = factory()
+        if not calibrator.fits_on_batch:
+            raise CalibrationError(
+                f"{type(calibrator).__name__} is fitted on content-free inputs, not on labelled rows; "
+                "fit it once and stack it: StackedCalibrator(steps=[fitted, make_calibrator(...)])"
+            )
+        out[test] = calibrator.fit(probs[train], y[train]).predict_proba(probs[test])
     return out
 
 
