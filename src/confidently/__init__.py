@@ -5,6 +5,7 @@ calibrator → decision policy → report or server. torch and transformers load
 """
 
 from confidently.classifier import Classifier
+from confidently.client import Client
 from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, DataError,
                                 ModelLoadError, NotFittedError, TaskError, UnknownModelError)
 from confidently.models import DEFAULT_MODEL, REGISTRY
@@ -19,6 +20,7 @@ __all__ = [
     "BackendError",
     "CalibrationError",
     "Classifier",
+    "Client",
     "ConfidentlyError",
     "DEFAULT_MODEL",
     "DataError",

@@ -1,0 +1,121 @@
+"""``confidently serve`` as a real process (graceful shutdown), ``classify --server``, and :class:`Client`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from confidently import Client
+from confidently.cli import app
+from confidently.client import ServerError
+from confidently.errors import BackendError
+
+from .conftest import ADMIN_TOKEN
+
+TEXTS = ["the movie was great", "I hate it"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(serve, adapters_dir):
+    with serve(adapters_dir=adapters_dir) as live:
+        yield live
+
+
+def test_client_round_trip(server):
+    with Client(server.url, admin_token=ADMIN_TOKEN) as client:
+        assert client.health().status == "ok"
+        assert [a.name for a in client.adapters().adapters] == ["alpha", "beta"]
+        reply = client.classify(TEXTS, adapter="alpha")
+        assert len(reply.results) == 2 and reply.results[0].calibrated_confidence is not None
+        assert client.classify("just one").results[0].label in reply.labels
+        assert client.load_adapter("gamma", path="nested/gamma").path == "nested/gamma"
+        assert client.unload_adapter("gamma").name == "gamma"
+        with pytest.raises(ServerError, match="failed with 404: no adapter named 'zeta'") as caught:
+            client.classify(TEXTS, adapter="zeta")
+        assert caught.value.status_code == 404
+    with Client(server.url) as anonymous, pytest.raises(ServerError, match="401: missing admin token"):
+        anonymous.load_adapter("gamma", path="nested/gamma")
+
+
+def test_client_reports_an_unreachable_server():
+    with Client(f"http://127.0.0.1:{free_port()}", timeout=5) as client:
+        with pytest.raises(BackendError, match="cannot reach the confidently server"):
+            client.health()
+
+
+def test_classify_with_server_option(server):
+    runner = CliRunner()
+    result = runner.invoke(app, ["classify", "the movie was great", "--server", server.url, "--adapter", "alpha",
+                                 "--json", "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    reply = json.loads(result.output)
+    assert reply["adapter"] == "alpha" and len(reply["results"][0]["top_tokens"]) == 3
+    table = runner.invoke(app, ["classify", "I hate it", "--server", server.url, "--adapter", "alpha", "-k", "0"])
+    assert table.exit_code == 0 and "calibrated" in table.output and "decision" in table.output
+
+
+def test_serve_help_has_an_example():
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0 and "Example: confidently serve" in result.output
+
+
+def test_serve_process_finishes_in_flight_requests_on_sigterm(tiny_model_dir, adapters_dir):
+    port = free_port()
+    env = {**os.environ, "CONFIDENTLY_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "confidently.cli", "serve", "--model", str(tiny_model_dir), "--adapters",
+         str(adapters_dir), "--port", str(port), "--log-level", "warning", "--batch-size", "4"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        # The admin token came from the environment.
+        assert httpx.delete(url + "/v1/adapters/beta", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                            ).status_code == 200
+        replies: list[tuple[httpx.Response, float]] = []
+        texts = [f"text number {i}, the movie was great" for i in range(64)]
+
+        def post() -> None:
+            reply = httpx.post(url + "/v1/classify", json={"texts": texts, "adapter": "alpha", "top_tokens": 2},
+                               timeout=120)
+            replies.append((reply, time.monotonic()))
+
+        request = threading.Thread(target=post)
+        request.start()
+        time.sleep(0.3)  # the request is in flight (64 texts + 64 top-token passes take seconds)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        request.join(120)
+        reply, answered = replies[0]
+        assert reply.status_code == 200, reply.text
+        assert len(reply.json()["results"]) == 64 and answered > signalled
+        # uvicorn re-raises the signal once shutdown is complete, so the exit status is "killed by SIGTERM".
+        assert process.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
