@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -71,6 +71,9 @@ def classify(
     adapter: AdapterOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=0, help="Top tokens to show.")] = 10,
     as_json: JsonOpt = False,
+    server: Annotated[Optional[str], typer.Option(
+        "--server", help="URL of a `confidently serve` server to ask instead of loading a model; "
+                         "--adapter then names an adapter loaded there.")] = None,
 ) -> None:
     """Classify one text: prediction, each class's mass and token variants, other mass, top tokens.
 
@@ -79,6 +82,11 @@ def classify(
 
     Example: [bold]confidently classify "I love this movie!"[/]
     """
+    if server is not None:
+        from confidently.cli.serve import classify_remote
+
+        classify_remote(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
+        return
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
                            base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
     result = clf.classify(text, top_k=top_k)
