@@ -195,11 +195,17 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
             skipped[method] = "no content-free scores were given"
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SmallSampleWarning)  # the warning is reported once below
-                crossfit = cross_fit_predict(lambda m=method: _build(m, content_free), cal_probs, y_cal,
-                                             n_splits=config.n_splits, seed=config.seed)
-            calibrator = _build(method, content_free).fit(cal_probs, y_cal)
+            if method == "contextual":
+                # Fitted on the content-free inputs alone: no labelled row is involved, so its scores on
+                # the calibration split are already out-of-sample.
+                calibrator = _build(method, content_free)
+                crossfit = calibrator.predict_proba(cal_probs)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SmallSampleWarning)  # the warning is reported once below
+                    crossfit = cross_fit_predict(lambda m=method: _build(m, content_free), cal_probs, y_cal,
+                                                 n_splits=config.n_splits, seed=config.seed)
+                calibrator = _build(method, content_free).fit(cal_probs, y_cal)
         except CalibrationError as error:
             skipped[method] = str(error)
             continue

@@ -32,7 +32,8 @@ def _print_headline(result, started: float) -> None:
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
-    console.print(f"accuracy (test, n={h['n_test']}): {_fmt(h['accuracy_raw'])}")
+    console.print(f"accuracy (test, n={h['n_test']}): raw {_fmt(h['accuracy_raw'])} → {h['best_method']} "
+                  f"{_fmt(h['accuracy_calibrated'])}")
     console.print(f"ECE, 20 equal-width bins (test): raw {_fmt(h['ece_raw'])} → {h['best_method']} "
                   f"{_fmt(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]

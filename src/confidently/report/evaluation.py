@@ -46,7 +46,7 @@ def headline_cards(evaluation: Evaluation) -> dict[str, str]:
     h = evaluation.headline()
     on_test = h["policy_on_test"]
     cards = {
-        "accuracy (test)": _fmt(h["accuracy_raw"]).split(" [")[0],
+        "accuracy raw → calibrated": f"{h['accuracy_raw']['value']:.3f} → {h['accuracy_calibrated']['value']:.3f}",
         "ECE raw → calibrated": f"{h['ece_raw']['value']:.3f} → {h['ece_calibrated']['value']:.3f}",
         "chosen calibrator": h["best_method"],
     }
@@ -137,7 +137,7 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
     h = evaluation.headline()
     lines = [f"# {title}", "",
              f"- calibration split: {h['n_calibration']} rows; test split: {h['n_test']} rows",
-             f"- accuracy (test): {_fmt(h['accuracy_raw'])}",
+             f"- accuracy (test): raw {_fmt(h['accuracy_raw'])} → {h['best_method']} {_fmt(h['accuracy_calibrated'])}",
              f"- ECE, 20 equal-width bins (test): raw {_fmt(h['ece_raw'])} → {h['best_method']} "
              f"{_fmt(h['ece_calibrated'])}",
              f"- policy: {evaluation.policy.method}"]
