@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold
 
-from confidently.calibration import PlattCalibrator, cross_fit_predict
+from confidently.calibration import ContextualCalibrator, PlattCalibrator, cross_fit_predict
 from confidently.errors import CalibrationError
 from confidently.metrics import expected_calibration_error
 
@@ -54,6 +54,10 @@ def test_cross_fit_refuses_classes_smaller_than_the_number_of_folds(binary):
         cross_fit_predict(42, binary.test_probs, binary.test_y)
 
 
-def test_cross_fit_refuses_a_contextual_calibrator(binary):
+def test_cross_fit_applies_a_fitted_contextual_calibrator_and_refuses_an_unfitted_one(binary):
     with pytest.raises(CalibrationError, match="ContextualCalibrator is fitted on content-free inputs"):
         cross_fit_predict("contextual", binary.test_probs, binary.test_y)
+    fitted = ContextualCalibrator().fit(np.array([[0.6, 0.4], [0.7, 0.3]]))
+    out = cross_fit_predict(lambda: fitted, binary.test_probs, binary.test_y)
+    np.testing.assert_array_equal(out, fitted.predict_proba(binary.test_probs))
+    np.testing.assert_array_equal(fitted.bias_, [0.65, 0.35])

@@ -54,7 +54,8 @@ def cross_fit_predict(
     ------
     CalibrationError
         If ``n_splits < 2``, a class present in ``y`` has fewer than ``n_splits`` examples, or the
-        calibrator is a :class:`ContextualCalibrator` (fitted on content-free inputs, never on these).
+        calibrator is an unfitted :class:`ContextualCalibrator` (it is fitted on content-free
+        inputs, never on these rows; a fitted one is applied as it is).
     """
     probs = check_probs(probs)
     y = check_labels(y, n_samples=probs.shape[0], n_classes=probs.shape[1])
@@ -73,12 +74,14 @@ def cross_fit_predict(
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for train, test in folds.split(probs, y):
         calibrator = factory()
-        if not calibrator.fits_on_batch:
+        if calibrator.fits_on_batch:
+            calibrator.fit(probs[train], y[train])
+        elif not calibrator.is_fitted:
             raise CalibrationError(
                 f"{type(calibrator).__name__} is fitted on content-free inputs, not on labelled rows; "
-                "fit it once and stack it: StackedCalibrator(steps=[fitted, make_calibrator(...)])"
+                "fit it on them first (it then needs no cross-fitting: it never sees a label)"
             )
-        out[test] = calibrator.fit(probs[train], y[train]).predict_proba(probs[test])
+        out[test] = calibrator.predict_proba(probs[test])
     return out
 
 
