@@ -60,4 +60,4 @@ def test_cross_fit_applies_a_fitted_contextual_calibrator_and_refuses_an_unfitte
     fitted = ContextualCalibrator().fit(np.array([[0.6, 0.4], [0.7, 0.3]]))
     out = cross_fit_predict(lambda: fitted, binary.test_probs, binary.test_y)
     np.testing.assert_array_equal(out, fitted.predict_proba(binary.test_probs))
-    np.testing.assert_array_equal(fitted.bias_, [0.65, 0.35])
+    np.testing.assert_allclose(fitted.bias_, [0.65, 0.35])  # not refitted on the rows
