@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+from rich.console import Console
 from rich.text import Text
 
 
@@ -31,7 +32,8 @@ def progress_bar(total: int, description: str, *, enabled: bool = True, unit: st
         return
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=console, transient=False) as progress:
+    # Progress goes to stderr so that stdout stays clean for results (--json, pipes).
+    with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
         task_id = progress.add_task(description, total=total, info="")
 
         def advance(n: int = 1, **fields) -> None:
