@@ -38,8 +38,9 @@ def test_bad_request_is_explained(http, case, body, status, message):
     assert message in reply.json()["detail"]
 
 
-def test_malformed_json(http):
-    reply = http.post("/v1/classify", content=b'{"texts": [', headers={"content-type": "application/json"})
+@pytest.mark.parametrize("content", [b'{"texts": [', b'{"texts": ["\xff"]}', b"\xe4\x9c"])
+def test_malformed_json(http, content):
+    reply = http.post("/v1/classify", content=content, headers={"content-type": "application/json"})
     assert reply.status_code == 422
     assert reply.json()["detail"].startswith("body is not valid JSON")
 

@@ -65,6 +65,10 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI says only "There was an error parsing the body"; other JSON errors are 422 too.
+        return _reply(422, f"body is not valid JSON: not UTF-8 text ({exc.__cause__.reason} at byte "
+                           f"{exc.__cause__.start})")
     return _reply(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
