@@ -95,16 +95,25 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def serve(tiny_model_dir):
-    """Start a server over a fresh tiny backend: ``with serve(adapters_dir=..., ...) as live: ...``."""
-    from confidently.backends.transformers_backend import TransformersBackend
+def serve_backend():
+    """Serve an already loaded backend: ``with serve_backend(backend, **settings) as live: ...``."""
     from confidently.server.app import create_app
     from confidently.server.settings import Settings
 
-    def start(**options) -> LiveServer:
-        settings = Settings(model=str(tiny_model_dir), **{"admin_token": ADMIN_TOKEN, "max_texts": 64, **options})
-        backend = TransformersBackend(str(tiny_model_dir), device="cpu", dtype="float32")
+    def start(backend, **options) -> LiveServer:
+        settings = Settings(model=backend.model_name, **{"admin_token": ADMIN_TOKEN, "max_texts": 64, **options})
         return LiveServer(create_app(settings, backend=backend))
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def serve(serve_backend, tiny_model_dir):
+    """Start a server over a fresh tiny backend: ``with serve(adapters_dir=..., ...) as live: ...``."""
+    from confidently.backends.transformers_backend import TransformersBackend
+
+    def start(**options) -> LiveServer:
+        return serve_backend(TransformersBackend(str(tiny_model_dir), device="cpu", dtype="float32"), **options)
 
     return start
 
