@@ -44,7 +44,8 @@ class Client:
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
-    def classify(self, texts: str | Sequence[str], adapter: str | None = None, *, top_tokens: int = 0) -> ClassifyResponse:
+    def classify(self, texts: str | Sequence[str], adapter: str | None = None, *,
+                 top_tokens: int = 0) -> ClassifyResponse:
         """Classify one text or a list of texts; ``reply.results`` holds one result per text, in order."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         body = {"texts": texts, "adapter": adapter, "top_tokens": top_tokens}

@@ -59,7 +59,8 @@ class Served:
                    policy=DecisionPolicy.load(policy) if policy else None)
 
     @classmethod
-    def adapter(cls, backend: TransformersBackend, name: str, folder: Path, *, relative: str, batch_size: int) -> Served:
+    def adapter(cls, backend: TransformersBackend, name: str, folder: Path, *, relative: str,
+                batch_size: int) -> Served:
         """Read and check an adapter folder (manifest, calibrator, policy), without loading its weights.
 
         Raises

@@ -1,0 +1,163 @@
+"""Serving under load: latency and throughput of ``confidently serve`` next to offline batch scoring.
+
+Scores the same generated sentiment texts three ways with one model:
+
+1. offline, ``Classifier.score`` with the server's batch size (the throughput ceiling);
+2. single-text requests from 1, 8 and 32 concurrent clients (closed loop: each client sends its
+   next request when the last one is answered);
+3. 64-text requests from one client.
+
+The server runs in a subprocess on 127.0.0.1 (never another host) and the clients are asyncio tasks
+in this process. Each level is bounded by a request count and a time limit. Prints p50/p99 latency,
+texts/s and the ratio to offline throughput, plus the server's mean batch size.
+
+Usage: python benchmarks/serve_load.py [--model qwen2.5-coder-0.5b-instruct] [--batch-size 16]
+       [--dtype float32] [--requests-per-client 4] [--level-timeout 120]
+
+Other processes on the machine slow this down; the load average is printed at the start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from confidently.classifier import Classifier
+from confidently.data import generate_sentiment
+from confidently.models import DEFAULT_MODEL
+
+BULK = 64  # texts per request in the bulk level
+
+
+def offline_throughput(args: argparse.Namespace, texts: list[str]) -> float:
+    """Texts/s of ``Classifier.score`` on ``texts`` with the server's batch size (after one warm-up batch)."""
+    classifier = Classifier(model=args.model, batch_size=args.batch_size, dtype=args.dtype)
+    classifier.score(texts[:args.batch_size])
+    start = time.perf_counter()
+    classifier.score(texts)
+    seconds = time.perf_counter() - start
+    del classifier
+    gc.collect()
+    return len(texts) / seconds
+
+
+def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "confidently.cli", "serve", "--model", args.model, "--host", "127.0.0.1",
+               "--port", str(port), "--batch-size", str(args.batch_size), "--log-level", "warning",
+               "--max-texts", str(BULK)]
+    if args.dtype:
+        command += ["--dtype", args.dtype]
+    return subprocess.Popen(command), f"http://127.0.0.1:{port}"
+
+
+async def wait_ready(client, process: subprocess.Popen, timeout: float = 600) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with status {process.returncode}")
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.5)
+    raise SystemExit("the server did not start in time")
+
+
+async def run_level(client, texts: list[str], *, clients: int, per_request: int, requests: int,
+                    timeout: float) -> dict:
+    """``clients`` closed-loop clients send ``requests`` requests in all (or until ``timeout`` s)."""
+    latencies: list[float] = []
+    sent = 0
+    deadline = time.monotonic() + timeout
+
+    async def one_client() -> None:
+        nonlocal sent
+        while sent < requests and time.monotonic() < deadline:
+            batch = [texts[(sent * per_request + i) % len(texts)] for i in range(per_request)]
+            sent += 1
+            start = time.perf_counter()
+            reply = await client.post("/v1/classify", json={"texts": batch})
+            reply.raise_for_status()
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    wall = time.perf_counter() - start
+    lat = np.array(latencies)
+    return {"requests": len(lat), "p50_ms": 1000 * np.percentile(lat, 50), "p99_ms": 1000 * np.percentile(lat, 99),
+            "texts_per_s": len(lat) * per_request / wall}
+
+
+def mean_batch_size(metrics_text: str) -> float:
+    values = {line.split()[0]: float(line.split()[1]) for line in metrics_text.splitlines()
+              if line.startswith("confidently_batch_size_texts_")}
+    count = values.get("confidently_batch_size_texts_count", 0.0)
+    return values.get("confidently_batch_size_texts_sum", 0.0) / count if count else 0.0
+
+
+async def measure_server(args: argparse.Namespace, texts: list[str]) -> tuple[list[tuple[str, dict]], float]:
+    import httpx
+
+    process, url = start_server(args)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+            await wait_ready(client, process)
+            await run_level(client, texts, clients=1, per_request=1, requests=3, timeout=60)  # warm-up
+            rows = []
+            for clients in (1, 8, 32):
+                requests = max(args.requests_per_client * clients, 20)
+                rows.append((f"{clients} client{'s' if clients > 1 else ''} x 1 text",
+                             await run_level(client, texts, clients=clients, per_request=1, requests=requests,
+                                             timeout=args.level_timeout)))
+            rows.append((f"1 client x {BULK} texts",
+                         await run_level(client, texts, clients=1, per_request=BULK, requests=args.bulk_requests,
+                                         timeout=args.level_timeout)))
+            batch = mean_batch_size((await client.get("/metrics")).text)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    return rows, batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--batch-size", type=int, default=16, help="server batch size = offline batch size")
+    parser.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16 …")
+    parser.add_argument("--texts", type=int, default=128, help="distinct texts in the pool")
+    parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--bulk-requests", type=int, default=4)
+    parser.add_argument("--level-timeout", type=float, default=120, help="seconds per level at most")
+    args = parser.parse_args()
+
+    texts = list(generate_sentiment(args.texts, seed=0).texts)
+    print(f"model {args.model}, batch size {args.batch_size}, dtype {args.dtype or 'default'}, "
+          f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    offline = offline_throughput(args, texts)
+    print(f"offline Classifier.score, batch {args.batch_size}: {offline:.2f} texts/s", flush=True)
+    rows, batch = asyncio.run(measure_server(args, texts))
+    print(f"\n{'level':<24}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'texts/s':>9}{'x offline':>11}")
+    for name, row in rows:
+        print(f"{name:<24}{row['requests']:>9}{row['p50_ms']:>9.0f}{row['p99_ms']:>9.0f}"
+              f"{row['texts_per_s']:>9.2f}{row['texts_per_s'] / offline:>11.2f}")
+    print(f"\nmean server batch size {batch:.1f} texts; load average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
