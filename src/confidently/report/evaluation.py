@@ -71,12 +71,14 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         f"calibration split and measured two ways, never on the rows it was fitted on: {cfg.n_splits}-fold "
         "cross-fitting on the calibration split (out-of-fold scores), and on the held-out test split with the "
         "calibrator fitted on the whole calibration split (the one saved). The calibrator to ship and its "
-        "decision threshold are chosen on the cross-fitted scores only; the test split is used for nothing "
-        "but reporting.")
+        "decision threshold are chosen on the cross-fitted scores only (lowest negative log-likelihood, a proper "
+        "scoring rule); the test split is used for nothing but reporting.")
     how.add_text(
         "Raw confidence is the predicted label's share of the label mass (the probability the model put on "
         "every token variant of that label, divided by the mass on all labels). Intervals are 95% percentile "
-        f"bootstrap intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}).")
+        f"bootstrap intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}). Binned ECE is biased "
+        "upwards on small samples, so its interval can sit above the point estimate; the debiased CE column "
+        "corrects for that bias.")
     for method, reason in evaluation.skipped.items():
         how.add_note(f"{method}: {reason}")
     sections.append(how)
