@@ -25,7 +25,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.special import betaincinv
 
-from confidently.calibration.base import read_json
+from confidently.files import read_json
 from confidently.calibration.validation import check_confidence, check_correct
 from confidently.errors import ArtifactError, DataError
 from confidently.files import atomic_write_json

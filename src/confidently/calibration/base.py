@@ -14,7 +14,6 @@ checks it by calibrating one row before handing it back.
 from __future__ import annotations
 
 import inspect
-import json
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ from numpy.typing import ArrayLike
 from confidently.calibration.numeric import EPS, normalise_rows
 from confidently.calibration.validation import check_labels, check_probs
 from confidently.errors import ArtifactError, CalibrationError, NotFittedError
-from confidently.files import atomic_write_json
+from confidently.files import atomic_write_json, read_json
 
 #: ``format`` field of a saved calibrator, and the version of its layout.
 FORMAT = "confidently.calibrator"
@@ -338,17 +337,6 @@ class LabelBiasCalibrator(Calibrator):
 def clone(calibrator: Calibrator) -> Calibrator:
     """A new, unfitted calibrator with the same constructor parameters."""
     return type(calibrator)(**calibrator.get_params())
-
-
-def read_json(path: str | Path) -> Any:
-    """Read a JSON artifact; a missing or malformed file raises :class:`ArtifactError` naming it."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
 
 
 def _check_header(data: Any) -> None:

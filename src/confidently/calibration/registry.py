@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from confidently.calibration.base import Calibrator, _check_header, read_json
+from confidently.calibration.base import Calibrator, _check_header
+from confidently.files import read_json
 from confidently.calibration.batch import BatchCalibrator
 from confidently.calibration.beta import BetaCalibrator
 from confidently.calibration.contextual import ContextualCalibrator

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from confidently.calibration import Calibrator, load_calibrator
-from confidently.calibration.base import read_json
+from confidently.files import read_json
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError
 from confidently.files import sha256_file
