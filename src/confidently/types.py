@@ -34,6 +34,16 @@ class TokenProb:
                 "logprob": self.logprob, "prob": self.prob}
 
 
+def label_may_be_hidden(mass: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
+    """Where a label could overtake the predicted one if the uncovered mass were all its own.
+
+    ``mass`` has shape (n_samples, n_labels) and ``uncovered`` shape (n_samples,) (see
+    :attr:`Scores.uncovered_mass`); returns a bool array of shape (n_samples,).
+    """
+    ordered = np.sort(mass, axis=1)
+    return ordered[:, -2] + uncovered > ordered[:, -1]
+
+
 @dataclass(frozen=True)
 class Scores:
     """Class scores for a batch of texts.
@@ -76,6 +86,13 @@ class Scores:
         return self.mass.argmax(axis=1)
 
     @property
+    def label_may_be_hidden(self) -> np.ndarray:
+        """bool (n_samples,): a top-k server left out enough mass to flip the prediction; all False when exact."""
+        if self.uncovered_mass is None:
+            return np.zeros(len(self), dtype=bool)
+        return label_may_be_hidden(self.mass, self.uncovered_mass)
+
+    @property
     def predicted_labels(self) -> list[str]:
         return [self.labels[i] for i in self.prediction]
 
@@ -115,6 +132,7 @@ class Scores:
         columns["other_mass"] = self.other_mass
         if self.uncovered_mass is not None:
             columns["uncovered_mass"] = self.uncovered_mass
+            columns["label_may_be_hidden"] = self.label_may_be_hidden
         columns["prediction"] = self.predicted_labels
         columns["confidence"] = self.confidence
         columns["truncated"] = self.truncated
@@ -149,6 +167,14 @@ class Prediction:
     truncated: bool = False
     uncovered_mass: float | None = None
 
+    @property
+    def label_may_be_hidden(self) -> bool:
+        """A top-k server left out enough mass (``uncovered_mass``) that another label could win."""
+        if self.uncovered_mass is None:
+            return False
+        mass = np.array([list(self.mass.values())])
+        return bool(label_may_be_hidden(mass, np.array([self.uncovered_mass]))[0])
+
     def to_dict(self) -> dict:
         return {
             "text": self.text,
@@ -158,6 +184,7 @@ class Prediction:
             "mass": self.mass,
             "other_mass": self.other_mass,
             "uncovered_mass": self.uncovered_mass,
+            "label_may_be_hidden": self.label_may_be_hidden,
             "truncated": self.truncated,
             "variants": {k: [t.to_dict() for t in v] for k, v in self.variants.items()},
             "top_tokens": [t.to_dict() for t in self.top_tokens],

@@ -14,6 +14,7 @@ from confidently.errors import ConfidentlyError
 
 _BUILTIN = {
     "transformers": "confidently.backends.transformers_backend:TransformersBackend",
+    "openai": "confidently.backends.openai_backend:OpenAIBackend",
 }
 
 

@@ -111,6 +111,8 @@ def print_classification(clf, result) -> None:
     console.print(table)
     if result.uncovered_mass is not None:
         console.print(f"mass the server did not return (top-k cut-off): {result.uncovered_mass:.4f}")
+        if result.label_may_be_hidden:
+            console.print("[yellow]a label may be hidden below the cut-off: the prediction could change[/]")
     if result.top_tokens:
         console.print("top tokens: " + ", ".join(f"{visible(t.token)} {t.prob:.4f}" for t in result.top_tokens))
 
