@@ -22,9 +22,10 @@ Agreement with the local backend
 --------------------------------
 Measured on 200 synthetic sentiment sentences with qwen2.5-coder-0.5b-instruct served by
 llama-cpp-python (quantized GGUF) against the transformers backend on the de-quantized float32
-weights, same prompt (chat template rendered here), ``top_logprobs=20``: |ΔP(positive)| mean 0.005,
-max 0.046; predictions agreed on 99.5% of sentences. ``tests/backends/test_openai_backend.py``
-checks mean < 0.02, max < 0.10 and agreement >= 95%.
+weights, same prompt (chat template rendered here), ``top_logprobs=20``: |ΔP(positive)| mean 0.008,
+max 0.028; predictions agreed on 200 of 200 sentences; the uncovered mass was at most 0.004.
+``tests/backends/test_openai_backend.py`` checks mean < 0.02, max < 0.10 (about 2.5x and 3.5x the
+measured values: quantized kernels vs float32 weights) and agreement >= 95%.
 """
 
 from __future__ import annotations
