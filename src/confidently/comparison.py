@@ -1,0 +1,332 @@
+"""Base model vs fine-tuned adapter on the same held-out test rows, with paired intervals.
+
+One backend holds the base model; the adapter is loaded onto it and switched on and off
+(``set_adapter``), never a second model copy. Both are scored on the same test rows, calibrated the
+same way (Platt and isotonic, fitted on calibration rows when given, else 5-fold cross-fitted on the
+test rows so no row is calibrated by a calibrator that saw it), and every difference
+(fine-tuned − base) comes with a paired-bootstrap 95% interval: both models are measured on the same
+resampled rows, so the interval reflects only how they differ.
+
+:func:`compare` computes; :func:`write_comparison` writes report.html, metrics.json, summary.md and
+scores.parquet (the report is laid out by :mod:`confidently.finetune.report`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from confidently.backends.transformers_backend import TransformersBackend
+from confidently.calibration import SmallSampleWarning, cross_fit_predict, load_calibrator, make_calibrator
+from confidently.classifier import Classifier
+from confidently.data import Dataset
+from confidently.errors import ConfigError, DataError
+from confidently.finetune.artifacts import CALIBRATOR_FILE, POLICY_FILE, read_manifest
+from confidently.finetune.data import check_labels
+from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
+from confidently.tasks import Task
+from confidently.thresholds import DecisionPolicy, certify_threshold, clopper_pearson_lower, threshold_grid
+
+MODELS = ("base", "fine-tuned")
+METHODS = ("raw", "platt", "isotonic")
+#: Metrics compared with a paired-bootstrap interval, by key in ``metrics.json``.
+DIFFERENCE_METRICS = ("accuracy", "ece", "brier", "auroc")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Settings of the comparison (all written into metrics.json).
+
+    n_resamples, seed : bootstrap resamples of every interval, and their seed (also the folds').
+    n_bins : equal-width bins of ECE and the reliability diagrams.
+    target_accuracy, level : the certified threshold's target and one-sided confidence level.
+    automation_thresholds : calibrated-confidence thresholds whose automated counts are reported.
+    n_splits : folds of the cross-fitting on the test rows when no calibration rows are given.
+    batch_size : prompts per forward pass.
+    """
+
+    n_resamples: int = 1000
+    seed: int = 0
+    n_bins: int = 20
+    target_accuracy: float = 0.95
+    level: float = 0.95
+    automation_thresholds: tuple[float, ...] = (0.80, 0.90, 0.95)
+    n_splits: int = 5
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if not all(0.5 <= t <= 1.0 for t in self.automation_thresholds):
+            raise ConfigError(f"automation_thresholds must lie in [0.5, 1]; got {self.automation_thresholds}")
+        if self.n_resamples < 0 or self.n_splits < 2 or not 0.5 <= self.target_accuracy <= 1.0:
+            raise ConfigError("need n_resamples >= 0, n_splits >= 2 and target_accuracy in [0.5, 1]")
+
+
+@dataclass
+class Comparison:
+    """Everything :func:`compare` measured.
+
+    ``probs[model][method]`` holds test-row class probabilities (model: ``base``/``fine-tuned``;
+    method: ``raw``/``platt``/``isotonic``); ``shipped`` the fine-tuned model through the adapter's own
+    calibrator and policy.
+    """
+
+    labels: tuple[str, ...]
+    test: Dataset
+    y: np.ndarray
+    adapter: Path
+    manifest: dict[str, Any]
+    config: CompareConfig
+    calibration_source: str
+    probs: dict[str, dict[str, np.ndarray]]
+    metrics: dict[str, dict[str, dict]]
+    decisions: dict[str, dict[str, dict]]
+    differences: dict[str, dict[str, dict]]
+    shipped: dict[str, Any]
+    slices: pd.DataFrame
+    neutral_by_domain: pd.DataFrame | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metadata": self.metadata,
+            "config": asdict(self.config),
+            "labels": list(self.labels),
+            "n_test": int(self.y.size),
+            "adapter": {"path": str(self.adapter), "base_model": self.manifest.get("base_model"),
+                        "base_weights_id": self.manifest.get("base_weights_id"),
+                        "training_data_sha256": self.manifest.get("training_data_sha256")},
+            "test_data_sha256": self.test.sha256(),
+            "calibration": self.calibration_source,
+            "metrics": self.metrics,
+            "decisions": self.decisions,
+            "differences_fine_tuned_minus_base": self.differences,
+            "shipped_calibrator_and_policy": self.shipped,
+            "slices": self.slices.to_dict(orient="records"),
+            "neutral_by_domain": None if self.neutral_by_domain is None else self.neutral_by_domain.to_dict(orient="records"),
+        }
+
+
+def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend | None = None,
+            calibration: Dataset | None = None, config: CompareConfig = CompareConfig(),
+            cache_dir: str | Path | None = None, progress: bool = True) -> Comparison:
+    """Score ``test`` with the base model and with ``adapter`` on one backend, and compare them.
+
+    Parameters
+    ----------
+    test : held-out labelled rows the adapter never saw (not its training or calibration data).
+    adapter : a folder written by :func:`confidently.finetune.finetune`.
+    backend : a loaded backend of the adapter's base model; loaded from the manifest when None.
+    calibration : labelled rows to fit the Platt and isotonic calibrators on, for both models;
+        without it, they are cross-fitted on the test rows.
+    config : bootstrap, binning and decision settings.
+    cache_dir : where finished scores are checkpointed (one store per model), or None.
+
+    Raises
+    ------
+    ArtifactError
+        The adapter's manifest is missing or changed, or it was trained on other base weights.
+    DataError
+        Test labels the task does not know, or test data identical to the training data.
+    """
+    from confidently.pipeline import score_datasets
+
+    adapter = Path(adapter)
+    manifest = read_manifest(adapter)
+    task = Task.from_dict(manifest["task"])
+    y = check_labels(test, task, role="test")
+    if test.sha256() in (manifest.get("training_data_sha256"), manifest.get("splits", {}).get("calibration_sha256")):
+        raise DataError(f"the test data is the data adapter {adapter} was trained or calibrated on; "
+                        "compare on held-out rows", path=test.source)
+    if calibration is not None:
+        check_labels(calibration, task, role="calibration")
+    backend = backend or TransformersBackend(manifest["base_model"])
+    classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size)
+    name = backend.load_adapter(adapter, activate=False)
+    backend.clear_prefix_cache()  # an earlier adapter of the same name may have left cached keys
+    previous = backend.active_adapter
+    parts = {"test": test, **({"calibration": calibration} if calibration is not None else {})}
+    scores = {}
+    try:
+        for model, adapter_name in zip(MODELS, (None, name)):
+            backend.set_adapter(adapter_name)
+            cache = Path(cache_dir) / model if cache_dir is not None else None
+            scores[model] = (score_datasets(classifier, parts, cache, progress=progress) if cache is not None
+                             else {k: classifier.score(v.texts) for k, v in parts.items()})
+    finally:
+        backend.set_adapter(previous)
+    probs = {model: _calibrated(scores[model], y, calibration, task, config) for model in MODELS}
+    source = (f"Platt and isotonic fitted on {len(calibration)} calibration rows for each model" if calibration is not None
+              else f"Platt and isotonic {config.n_splits}-fold cross-fitted on the test rows (out-of-fold scores)")
+    return Comparison(
+        labels=task.label_names, test=test, y=y, adapter=adapter, manifest=manifest, config=config,
+        calibration_source=source, probs=probs,
+        metrics={m: {k: summarize(p, y, n_bins=config.n_bins, n_resamples=config.n_resamples, seed=config.seed)
+                     for k, p in probs[m].items()} for m in MODELS},
+        decisions={m: {k: _decisions(p, y, config) for k, p in probs[m].items()} for m in MODELS},
+        differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
+        shipped=_shipped(adapter, probs["fine-tuned"]["raw"], y, config),
+        slices=slice_comparison(test, probs, y, task.label_names),
+        neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
+        metadata={"adapter": str(adapter), "base model": manifest["base_model"], "task": task.name,
+                  "test rows": len(test)},
+    )
+
+
+def _calibrated(scores: dict, y: np.ndarray, calibration: Dataset | None, task: Task,
+                config: CompareConfig) -> dict[str, np.ndarray]:
+    raw = scores["test"].probs
+    out = {"raw": raw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        for method in METHODS[1:]:
+            if calibration is not None:
+                y_cal = calibration.label_indices(task.label_names)
+                out[method] = make_calibrator(method).fit(scores["calibration"].probs, y_cal).predict_proba(raw)
+            else:
+                out[method] = cross_fit_predict(method, raw, y, n_splits=config.n_splits, seed=config.seed)
+    return out
+
+
+# -- decisions: automated counts and certified coverage, batch-first for the paired bootstrap ------
+
+def automated_count(threshold: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Batch-first: rows whose confidence is >= ``threshold``, per resample (``probs`` (r, n, k))."""
+    def count(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (probs.max(axis=-1) >= threshold).sum(axis=-1).astype(float)
+    return count
+
+
+def certified_coverage(target: float, level: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Batch-first: coverage at the certified threshold (as :func:`confidently.thresholds.certify_threshold`
+    picks it on the default grid), 0 where none qualifies."""
+    grid = threshold_grid()
+
+    def coverage(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+        confidence, correct = probs.max(axis=-1), probs.argmax(axis=-1) == y
+        automated = confidence[..., None] >= grid  # (r, n, thresholds)
+        n_auto = automated.sum(axis=-2)
+        n_right = (automated & correct[..., None]).sum(axis=-2)
+        with np.errstate(invalid="ignore"):
+            ok = (n_auto > 0) & (np.nan_to_num(clopper_pearson_lower(n_right, n_auto, level), nan=-1.0) >= target)
+        first = ok.argmax(axis=-1)
+        chosen = np.take_along_axis(n_auto, first[..., None], axis=-1)[..., 0]
+        return np.where(ok.any(axis=-1), chosen / confidence.shape[-1], 0.0)
+
+    return coverage
+
+
+def _decisions(probs: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+    confidence, correct = probs.max(1), probs.argmax(1) == y
+    certificate = certify_threshold(confidence, correct, target_accuracy=config.target_accuracy, level=config.level)
+    automation = {}
+    for t in config.automation_thresholds:
+        chosen = confidence >= t
+        automation[f"{t:.2f}"] = {"n_automated": int(chosen.sum()), "coverage": float(chosen.mean()),
+                                  "accuracy": float(correct[chosen].mean()) if chosen.any() else None}
+    return {"certified": certificate.to_dict(), "automation": automation}
+
+
+def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, dict]:
+    functions = {name: metric_function(name, n_bins=config.n_bins) if name == "ece" else metric_function(name)
+                 for name in DIFFERENCE_METRICS}
+    functions[f"certified_coverage_{config.target_accuracy:.0%}"] = certified_coverage(config.target_accuracy, config.level)
+    for t in config.automation_thresholds:
+        functions[f"automated_at_{t:.2f}"] = automated_count(t)
+    return {name: paired_bootstrap_diff(fn, (fine_tuned, y), (base, y), n_resamples=config.n_resamples,
+                                        seed=config.seed).to_dict()
+            for name, fn in functions.items()}
+
+
+def _shipped(adapter: Path, raw: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows."""
+    calibrated = load_calibrator(adapter / CALIBRATOR_FILE).predict_proba(raw)
+    policy = DecisionPolicy.load(adapter / POLICY_FILE)
+    automate = policy.decide(calibrated.max(1)) == "automate"
+    correct = calibrated.argmax(1) == y
+    return {"metrics": summarize(calibrated, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
+                                 seed=config.seed)["metrics"],
+            "policy": policy.to_dict(), "n_automated": int(automate.sum()), "coverage": float(automate.mean()),
+            "accuracy_automated": float(correct[automate].mean()) if automate.any() else None}
+
+
+# -- slices --------------------------------------------------------------------------------------
+
+def slice_comparison(test: Dataset, probs: dict[str, dict[str, np.ndarray]], y: np.ndarray,
+                     labels: tuple[str, ...]) -> pd.DataFrame:
+    """Raw accuracy of both models per category and per domain, with the predicted-positive rate."""
+    rows = []
+    positive = len(labels) - 1  # binary tasks list the positive class last
+    for column in ("category", "domain"):
+        if column not in test.columns:
+            continue
+        values = np.asarray(test.columns[column], dtype=object)
+        for value in sorted(set(values), key=str):
+            mask = values == value
+            row: dict[str, Any] = {"slice": f"{column}={value}", "n": int(mask.sum())}
+            for model in MODELS:
+                predicted = probs[model]["raw"][mask].argmax(1)
+                row[f"accuracy {model}"] = float((predicted == y[mask]).mean())
+            row["accuracy difference"] = row["accuracy fine-tuned"] - row["accuracy base"]
+            for model in MODELS:
+                row[f"predicted {labels[positive]} {model}"] = float((probs[model]["raw"][mask].argmax(1) == positive).mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def neutral_by_domain(test: Dataset, probs: dict[str, dict[str, np.ndarray]], labels: tuple[str, ...]) -> pd.DataFrame | None:
+    """On neutral texts, the share each model predicts positive, per domain (the learned domain shortcut).
+
+    Neutral rows are those whose ``sentiment`` (or, failing that, ``category``) column says
+    ``neutral``; None when the data has no such rows or no ``domain`` column.
+    """
+    column = next((c for c in ("sentiment", "category") if c in test.columns), None)
+    if column is None or "domain" not in test.columns:
+        return None
+    neutral = np.asarray(test.columns[column], dtype=object) == "neutral"
+    if not neutral.any():
+        return None
+    domains = np.asarray(test.columns["domain"], dtype=object)
+    positive = len(labels) - 1
+    rows = []
+    for domain in sorted(set(domains[neutral]), key=str):
+        mask = neutral & (domains == domain)
+        row: dict[str, Any] = {"domain": domain, "n": int(mask.sum())}
+        if test.labels is not None:
+            row[f"labelled {labels[positive]}"] = float(np.mean([test.labels[i] == labels[positive] for i in np.flatnonzero(mask)]))
+        for model in MODELS:
+            row[f"predicted {labels[positive]} {model}"] = float((probs[model]["raw"][mask].argmax(1) == positive).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_comparison(comparison: Comparison, out: str | Path, *, title: str = "confidently: base vs fine-tuned") -> dict[str, Path]:
+    """Write report.html, metrics.json, summary.md and scores.parquet into ``out``."""
+    from confidently.files import atomic_write_json, atomic_write_text
+    from confidently.finetune.report import build_sections, headline_cards, summary_markdown
+    from confidently.report.html import write_report
+    from confidently.scoring import write_table
+
+    out = Path(out)
+    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
+             "scores": out / "scores.parquet"}
+    atomic_write_json(paths["metrics"], comparison.to_dict())
+    atomic_write_text(paths["summary"], summary_markdown(comparison, title))
+    write_table(_score_frame(comparison), paths["scores"])
+    write_report(paths["report"], title, build_sections(comparison), headline=headline_cards(comparison),
+                 metadata=comparison.metadata)
+    return paths
+
+
+def _score_frame(comparison: Comparison) -> pd.DataFrame:
+    frame = comparison.test.to_frame()
+    for model in MODELS:
+        for method in METHODS:
+            for j, label in enumerate(comparison.labels):
+                frame[f"{model} {method} p_{label}"] = comparison.probs[model][method][:, j]
+    return frame

@@ -1,0 +1,133 @@
+"""Resumable training checkpoints, without pickle: tensors in safetensors, everything else in JSON.
+
+A checkpoint folder (``<out>.checkpoint/``, replaced as a whole on every save) holds::
+
+    adapter.safetensors   the adapter's current weights
+    best.safetensors      the weights at the best validation loss so far
+    trainer.safetensors   AdamW state tensors and the torch RNG state(s)
+    state.json            step, evaluations, early-stopping counters, optimizer hyperparameters,
+                          and the identity of the run (data hash, settings, base weights)
+
+The learning-rate schedule is a pure function of the step and the data order a pure function of
+the seed and the step, so the step restores both. A checkpoint is refused for another run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confidently.errors import ArtifactError
+from confidently.finetune.artifacts import atomic_folder
+from confidently.files import atomic_write_json
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in ``state.json``.
+
+    ``history`` has one entry per evaluation (step, mean train loss since the previous one, validation
+    loss and accuracy); ``losses_since_eval`` holds the train losses of the steps since the last one.
+    """
+
+    step: int = 0
+    examples_seen: int = 0
+    best_loss: float = math.inf
+    best_step: int = 0
+    evals_since_best: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    losses_since_eval: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["best_loss"] = None if math.isinf(self.best_loss) else self.best_loss
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        data = dict(data)
+        data["best_loss"] = math.inf if data.get("best_loss") is None else data["best_loss"]
+        return cls(**data)
+
+
+def checkpoint_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoint")
+
+
+def save_checkpoint(folder: Path, *, weights: dict, best: dict, optimizer, rng: dict, progress: Progress,
+                    identity: dict[str, Any]) -> None:
+    """Write a complete checkpoint, replacing the previous one only once every file is written."""
+    from safetensors.torch import save_file
+
+    tensors, optimizer_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors.update({f"rng.{name}": state for name, state in rng.items()})
+    try:
+        with atomic_folder(folder) as staging:
+            save_file(weights, str(staging / "adapter.safetensors"))
+            save_file(best, str(staging / "best.safetensors"))
+            save_file(tensors, str(staging / "trainer.safetensors"))
+            atomic_write_json(staging / STATE_FILE, {"identity": identity, "progress": progress.to_dict(),
+                                                     "optimizer": optimizer_meta, "rng": sorted(rng)})
+    except OSError as error:
+        raise ArtifactError(f"could not write the checkpoint {folder}: {error.strerror or error}; "
+                            "the previous checkpoint is unchanged") from error
+
+
+def load_checkpoint(folder: Path, *, optimizer, identity: dict[str, Any]) -> tuple[dict, dict, dict, Progress]:
+    """Read a checkpoint into ``optimizer``; returns (weights, best weights, RNG states, progress).
+
+    Raises
+    ------
+    ArtifactError
+        When the checkpoint is missing, unreadable, or was made by a run with other data or settings.
+    """
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        weights = load_file(str(folder / "adapter.safetensors"))
+        best = load_file(str(folder / "best.safetensors"))
+        tensors = load_file(str(folder / "trainer.safetensors"))
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"cannot resume from {folder}: {error}") from None
+    changed = sorted(k for k in set(identity) | set(state["identity"]) if identity.get(k) != state["identity"].get(k))
+    if changed:
+        raise ArtifactError(f"the checkpoint in {folder} was made by a run with other {', '.join(changed)}; "
+                            "rerun with the same data and settings, or delete it to start over")
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
+    rng = {name: tensors[f"rng.{name}"] for name in state["rng"]}
+    return weights, best, rng, Progress.from_dict(state["progress"])
+
+
+def _flatten_optimizer(state_dict: dict) -> tuple[dict, dict]:
+    """Split an optimizer ``state_dict`` into named tensors and a JSON-able remainder."""
+    import torch
+
+    tensors, scalars = {}, {}
+    for index, values in state_dict["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for key, value in meta["scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}

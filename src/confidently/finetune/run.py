@@ -1,0 +1,176 @@
+"""One fine-tuning run end to end: split, train, calibrate, save the adapter folder.
+
+:func:`finetune` is the API the command line and the demo call; it returns the saved folder's
+path and manifest. The base model is the backend's (pass one to share it with scoring); the adapter
+is trained on it in place and removed afterwards, so one model copy is ever in memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from confidently.backends.transformers_backend import TransformersBackend
+from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
+from confidently.classifier import Classifier
+from confidently.data import Dataset
+from confidently.errors import ConfidentlyError
+from confidently.finetune.artifacts import library_versions, peft_config_dict, write_adapter
+from confidently.finetune.checkpoint import checkpoint_dir
+from confidently.finetune.config import HUB_IDS, FinetuneConfig
+from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
+from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
+from confidently.finetune.trainer import Trainer, TrainingResult
+from confidently.metrics import metric_function
+from confidently.thresholds import DecisionPolicy, certify_threshold
+
+#: Settings that do not change what is learned, so a checkpoint may be resumed with other values.
+_RESUMABLE_CHANGES = ("device", "checkpoint_every", "score_batch_size")
+#: Folds of the cross-fitting that chooses the policy's threshold on the calibration split.
+_POLICY_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """A finished run: the adapter folder, its manifest, the training details, the rows each part
+    used, and the calibration rows' raw probabilities under the trained adapter (before saving)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    training: TrainingResult
+    splits: TrainingSplits
+    calibration_probs: np.ndarray
+
+
+def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = None, *,
+             calibration: Dataset | None = None, backend: TransformersBackend | None = None,
+             resume: bool = False, progress: bool = True,
+             on_step: Callable[[int], None] | None = None) -> FinetuneResult:
+    """Fine-tune a LoRA adapter on ``train`` and save it, calibrated, to the folder ``out``.
+
+    Parameters
+    ----------
+    train : labelled rows; validation rows (and calibration rows, when ``calibration`` is None) are
+        carved out of it. Never pass the test split.
+    out : the adapter folder to write (replaced as a whole, only once complete).
+    config : settings; defaults to :class:`FinetuneConfig`'s.
+    calibration : labelled rows to fit the calibrator and certify the policy's threshold on.
+    backend : a loaded :class:`TransformersBackend` of ``config.model`` to train on (shared, no copy).
+    resume : continue from ``<out>.checkpoint/`` left by an interrupted run.
+    progress : show a progress bar (loss, examples/s).
+    on_step : called with the step number after every optimizer step.
+
+    Returns
+    -------
+    FinetuneResult
+
+    Raises
+    ------
+    DataError
+        Unlabelled data, labels the task does not know (all named), too few rows, or calibration
+        texts that also occur in the training data.
+    ArtifactError
+        The adapter could not be written (the previous one at ``out`` is kept), or the checkpoint
+        belongs to another run.
+
+    Examples
+    --------
+    >>> from confidently.data import generate_sentiment, split_dataset
+    >>> splits = split_dataset(generate_sentiment(2000, seed=0))  # doctest: +SKIP
+    >>> result = finetune(splits.train, "adapters/demo", FinetuneConfig(model="gemma-3-270m"),
+    ...                   calibration=splits.calibration)  # doctest: +SKIP
+    """
+    config = config or FinetuneConfig()
+    out = Path(out)
+    backend = backend or TransformersBackend(config.model, device=config.device, dtype=config.dtype)
+    classifier = Classifier(task=config.task, backend=backend, batch_size=config.score_batch_size)
+    check_labels(train, classifier.task, role="training")
+    if calibration is not None:
+        check_labels(calibration, classifier.task, role="calibration")
+    splits = make_splits(train, calibration, config)
+    targets = answer_targets(classifier, splits.train.texts)
+    identity = {
+        "training_data_sha256": train.sha256(),
+        "calibration_data_sha256": None if calibration is None else calibration.sha256(),
+        "settings": {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES},
+        "base_weights_id": backend.weights_id,
+        "answer_targets": targets.to_dict(classifier.task),
+    }
+    checkpoint = checkpoint_dir(out)
+    if checkpoint.exists() and not resume:
+        raise ConfidentlyError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
+                               "or delete it to start over")
+    with training_adapter(backend, config, config.seed) as model:
+        trainer = Trainer(model, encode_examples(classifier, splits.train, targets),
+                          encode_examples(classifier, splits.validation, targets), config,
+                          verbalizer=classifier.verbalizer, pad_id=backend.pad_id,
+                          cache_kwarg=backend._cache_kwarg, checkpoint=checkpoint, identity=identity,
+                          show_progress=progress)
+        training = trainer.run(resume=resume, on_step=on_step)
+        calibration_probs = classifier.score(splits.calibration.texts).probs
+        weights = trainable_state(model)
+        adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER], HUB_IDS.get(config.model, config.model))
+    y_calibration = splits.calibration.label_indices(classifier.labels)
+    calibrator, policy, calibration_summary = fit_calibration(calibration_probs, y_calibration, config)
+    manifest = {
+        "base_model": config.model,
+        "base_weights_id": backend.weights_id,
+        "task": classifier.task.to_dict(),
+        "labels": targets.to_dict(classifier.task),
+        "hyperparameters": {**config.to_dict(), "target_modules_used": adapter_config["target_modules"],
+                            "total_steps": training.total_steps, "eval_every": trainer.schedule.eval_every,
+                            "device": backend.device, "dtype": backend.dtype},
+        "training_data_sha256": identity["training_data_sha256"],
+        "splits": _split_summary(splits, config),
+        "validation": {**training.validation, "best_step": training.progress.best_step,
+                       "steps_run": training.progress.step, "stopped_early": training.progress.stopped_early,
+                       "history": training.progress.history},
+        "calibration": calibration_summary,
+        "training": {"seconds": training.seconds, "examples_per_second": training.examples_per_second,
+                     "examples_seen": training.progress.examples_seen},
+        "library_versions": library_versions(),
+    }
+    write_adapter(out, weights=weights, adapter_config=adapter_config, manifest=manifest,
+                  calibrator=calibrator, policy=policy)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return FinetuneResult(out, manifest, training, splits, calibration_probs)
+
+
+def run_finetune(train: Dataset, calibration: Dataset | None, config: FinetuneConfig, out: str | Path, *,
+                 backend: TransformersBackend | None = None, progress: bool = True) -> Path:
+    """The demo's ``--finetune`` stage: :func:`finetune`, returning the adapter folder."""
+    return finetune(train, out, config, calibration=calibration, backend=backend, progress=progress).path
+
+
+def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):
+    """The calibrator (fitted on every calibration row) and a certified decision policy.
+
+    The policy's threshold is certified on out-of-fold calibrated scores (5-fold cross-fitting), so
+    it is chosen on scores from calibrators that did not see those rows.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        calibrator = make_calibrator(config.calibrator).fit(probs, y)
+        out_of_fold = cross_fit_predict(config.calibrator, probs, y, n_splits=_POLICY_FOLDS, seed=config.seed)
+    certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y,
+                                    target_accuracy=config.target_accuracy, level=config.level)
+    ece = metric_function("ece")
+    summary = {
+        "n": int(y.size), "method": config.calibrator,
+        "accuracy": float(metric_function("accuracy")(probs[None], y[None])[0]),
+        "ece_raw": float(ece(probs[None], y[None])[0]),
+        "ece_cross_fitted": float(ece(out_of_fold[None], y[None])[0]),
+        "certificate": certificate.to_dict(),
+    }
+    return calibrator, DecisionPolicy.from_certificate(certificate), summary
+
+
+def _split_summary(splits: TrainingSplits, config: FinetuneConfig) -> dict[str, Any]:
+    return {"seed": config.seed, "sizes": splits.sizes(), "calibration_source": splits.calibration_source,
+            "validation_sha256": splits.validation.sha256(), "calibration_sha256": splits.calibration.sha256()}

@@ -1,0 +1,167 @@
+"""Training on the tiny model: it learns, the saved adapter reloads exactly, resume is exact, saving is atomic."""
+
+import errno
+import json
+import shutil
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from safetensors.torch import load_file
+
+from confidently.backends.transformers_backend import TransformersBackend
+from confidently.classifier import Classifier
+from confidently.errors import ArtifactError, ConfidentlyError, DataError
+from confidently.files import sha256_file
+from confidently.finetune import finetune, read_manifest
+from confidently.finetune.artifacts import atomic_folder
+from confidently.finetune.checkpoint import checkpoint_dir
+from confidently.finetune.data import answer_targets, collate, encode_examples
+from confidently.finetune.model import answer_logits, training_adapter
+from confidently.tasks import SENTIMENT
+
+
+def test_training_forward_is_the_scoring_forward(backend, separable, tiny_config):
+    """With the fresh adapter (its B matrices are zero) training logits equal the scorer's."""
+    classifier = Classifier(backend=backend)
+    data = separable(6, seed=5)
+    encoded = encode_examples(classifier, data, answer_targets(classifier, data.texts))
+    with training_adapter(backend, tiny_config(), seed=0) as model:
+        model.eval()
+        with torch.no_grad():
+            batch = collate(encoded, range(6), backend.pad_id)
+            first = [batch.keep - len(a) for a in encoded.answers]
+            logits = answer_logits(model, batch, encoded.prefix, backend._cache_kwarg)[torch.arange(6), first]
+    expected = backend.next_token_logprobs([classifier.prompt(t) for t in data.texts], shared_prefix=classifier.prefix)
+    np.testing.assert_allclose(torch.log_softmax(logits, -1).numpy(), expected, atol=1e-5)
+    assert type(backend.model).__name__ == "Qwen2ForCausalLM"  # the adapter is gone again
+
+
+def test_the_tiny_model_learns_a_separable_task(backend, trained, separable):
+    history = trained.manifest["validation"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 2
+    assert trained.manifest["validation"]["loss"] < history[0]["loss"] / 2
+    held_out = separable(80, seed=1)
+    y = held_out.label_indices(SENTIMENT.label_names)
+    classifier = Classifier(backend=backend)
+    base_accuracy = np.mean(classifier.score(held_out.texts).prediction == y)
+    backend.load_adapter(trained.path, name="learned")
+    try:
+        tuned_accuracy = np.mean(classifier.score(held_out.texts).prediction == y)
+    finally:
+        backend.set_adapter(None)
+    assert base_accuracy <= 0.6 and tuned_accuracy >= 0.95
+
+
+def test_saved_adapter_reloads_to_identical_scores(trained, tiny_model_dir):
+    fresh = Classifier(model=str(tiny_model_dir), adapter=str(trained.path), dtype="float32")
+    reloaded = fresh.score(trained.splits.calibration.texts).probs
+    np.testing.assert_allclose(reloaded, trained.calibration_probs, atol=1e-5)
+
+
+def test_manifest_and_peft_files(trained, backend, separable):
+    manifest = read_manifest(trained.path)  # also checks every file's sha256
+    assert manifest["format"] == "confidently.adapter" and manifest["version"] == 1
+    assert manifest["base_weights_id"] == backend.weights_id
+    assert manifest["task"] == SENTIMENT.to_dict()
+    assert manifest["training_data_sha256"] == separable(240, seed=0).sha256()
+    assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]
+    assert set(manifest["files"]) == {"adapter_model.safetensors", "adapter_config.json", "calibrator.json", "policy.json"}
+    assert {"torch", "transformers", "peft"} <= set(manifest["library_versions"])
+    for key in ("hyperparameters", "validation", "calibration", "created", "splits"):
+        assert key in manifest
+    config = json.loads((trained.path / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 8 and config["inference_mode"] is True
+    weights = load_file(str(trained.path / "adapter_model.safetensors"))
+    assert weights and all(k.startswith("base_model.model.") and ".lora_" in k for k in weights)
+
+
+def test_adapter_for_other_base_weights_is_refused(trained, tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    changed = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        changed.lm_head.weight.mul_(0.5)
+    changed.save_pretrained(tmp_path / "other")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "other")
+    other = TransformersBackend(str(tmp_path / "other"), dtype="float32")
+    with pytest.raises(ArtifactError, match="trained on other base weights"):
+        other.load_adapter(trained.path)
+
+
+def _weights(folder):
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_resume_continues_from_the_saved_step(backend, separable, tiny_config, tmp_path):
+    data = separable(200, seed=2)
+    config = tiny_config(max_steps=8, eval_every=3, checkpoint_every=2)
+    whole = finetune(data, tmp_path / "whole", config, backend=backend, progress=False)
+
+    def interrupt(step):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(data, tmp_path / "resumed", config, backend=backend, progress=False, on_step=interrupt)
+    state = json.loads((checkpoint_dir(tmp_path / "resumed") / "state.json").read_text())
+    assert state["progress"]["step"] == 5 and not (tmp_path / "resumed").exists()
+    with pytest.raises(ConfidentlyError, match="pass --resume"):
+        finetune(data, tmp_path / "resumed", config, backend=backend, progress=False)
+    with pytest.raises(ArtifactError, match="other settings"):
+        finetune(data, tmp_path / "resumed", tiny_config(max_steps=9, eval_every=3), backend=backend,
+                 progress=False, resume=True)
+    steps = []
+    resumed = finetune(data, tmp_path / "resumed", config, backend=backend, progress=False, resume=True,
+                       on_step=steps.append)
+    assert steps == [6, 7, 8]
+    assert resumed.manifest["validation"]["history"] == whole.manifest["validation"]["history"]
+    assert resumed.training.progress.examples_seen == whole.training.progress.examples_seen
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+    assert not checkpoint_dir(tmp_path / "resumed").exists()
+
+
+def test_out_of_disk_keeps_the_previous_adapter(trained, backend, separable, tiny_config, tmp_path, monkeypatch):
+    out = tmp_path / "adapter"
+    shutil.copytree(trained.path, out)
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+
+    real_save = safetensors.torch.save_file
+
+    def full_disk_for_adapters(tensors, filename, *args, **kwargs):
+        if filename.endswith("adapter_model.safetensors"):  # checkpoints still save
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk_for_adapters)
+    with pytest.raises(ArtifactError, match="No space left on device.*previous adapter there is unchanged"):
+        finetune(separable(200, seed=4), out, tiny_config(max_steps=2), backend=backend, progress=False)
+    assert {p.name: sha256_file(p) for p in out.iterdir()} == before
+    # no staging folder left; the finished run's checkpoint stays, so --resume only has to save again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "adapter.checkpoint"]
+
+
+def test_atomic_folder_failure_leaves_target(tmp_path):
+    target = tmp_path / "folder"
+    target.mkdir()
+    (target / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(target) as staging:
+            (staging / "a.txt").write_text("new")
+            raise RuntimeError("disk full")
+    assert (target / "a.txt").read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+    with atomic_folder(target) as staging:
+        (staging / "b.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["b.txt"] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_unknown_labels_stop_training_before_it_starts(backend, tiny_config, tmp_path):
+    from confidently.data import Dataset
+
+    data = Dataset(["good film", "bad film", "ok film"], ["positive", "negative", "so-so"])
+    with pytest.raises(DataError, match="does not know: 'so-so'"):
+        finetune(data, tmp_path / "a", tiny_config(), backend=backend, progress=False)
