@@ -324,3 +324,7 @@ def test_llama_cpp_agrees_with_the_local_backend(llama_server, default_classifie
     assert diff.mean() < 0.02 and diff.max() < 0.10
     assert agreement >= 0.95
     assert not remote.label_may_be_hidden.any()
+    # The chat endpoint: llama.cpp applies the GGUF's copy of the same chat template itself.
+    chat = Classifier(model=llama_server.model, backend="openai", base_url=llama_server.url, endpoint="chat",
+                      tokenizer=None)
+    assert np.allclose(chat.score(texts[:8]).probs, remote.probs[:8], atol=2e-3)
