@@ -83,6 +83,22 @@ def test_concurrency_is_bounded(fake_server):
     assert fake_server.max_in_flight == 3
 
 
+def test_close_and_garbage_collection_end_the_connection_thread(fake_server):
+    import gc
+
+    client = backend(fake_server)
+    client.top_tokens("hi", 2)
+    thread = client.transport._runner.thread
+    client.close()
+    assert not thread.is_alive()
+    client.top_tokens("again", 2)  # a later call starts a new one
+    thread = client.transport._runner.thread
+    del client
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
 def test_adapter_is_selected_by_model_name(fake_server, tmp_path):
     clf = Classifier(model="fake", backend="openai", base_url=fake_server.url, adapter=str(tmp_path / "triage"))
     clf.score(["x"])
@@ -154,6 +170,19 @@ def test_server_refusing_token_ids_falls_back_with_a_warning(fake_server, tiny_m
     with pytest.warns(UserWarning, match="refused logprob_token_ids"):
         scores = clf.score(["great"])
     assert "logprob_token_ids" not in fake_server.requests[-1] and scores.uncovered_mass[0] > 0
+
+
+def test_top_k_keyed_by_token_id_maps_ids_to_text(tiny_backend):
+    """An older vLLM: ids keys (return_tokens_as_token_ids) but its natural top-k, not every label id."""
+    from confidently.backends.replies import NextToken
+    from confidently.backends.topk import masses
+
+    verbalizer = tiny_backend.verbalizer(SENTIMENT)
+    yes_id, no_id = (int(label.token_ids[0]) for label in reversed(verbalizer.labels))
+    reply = NextToken({}, {yes_id: math.log(0.5), no_id: math.log(0.2), 10_000_000: math.log(0.1)})
+    mass, other, uncovered = masses([reply], verbalizer)
+    assert mass[0].tolist() == pytest.approx([0.2, 0.5])
+    assert other[0] == pytest.approx(0.1) and uncovered[0] == pytest.approx(0.2)
 
 
 def test_multi_token_tasks_are_refused(fake_server):

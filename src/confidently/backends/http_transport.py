@@ -13,6 +13,7 @@ import asyncio
 import json
 import random
 import threading
+import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -55,20 +56,32 @@ def error_detail(text: str, limit: int = 300) -> str:
 
 
 class _LoopThread:
-    """An event loop running forever on a daemon thread; coroutines are submitted from any thread."""
+    """An event loop running forever on a daemon thread, and the HTTP client bound to it."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="confidently-http", daemon=True)
+        self.client = None  # httpx.AsyncClient, created on the loop (it binds to the loop it first runs on)
+        self.thread = threading.Thread(target=self._main, name="confidently-http", daemon=True)
         self.thread.start()
 
+    def _main(self) -> None:
+        self.loop.run_forever()
+        self.loop.close()
+
     def run(self, coroutine: Coroutine) -> Any:
+        """Run ``coroutine`` on the loop and wait for its result (from any other thread)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
+        """Close the client, then the loop; returns at once, so it is safe from any thread."""
+
+        async def shutdown() -> None:
+            if self.client is not None:
+                await self.client.aclose()
+            self.loop.stop()
+
+        if not self.loop.is_closed():
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
 
 
 class HttpTransport:
@@ -94,7 +107,7 @@ class HttpTransport:
         self.backoff = backoff
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._runner: _LoopThread | None = None
-        self._client = None  # httpx.AsyncClient, created on the loop thread (it binds to its loop)
+        self._finalizer: weakref.finalize | None = None
 
     def post_many(self, path: str, bodies: Sequence[Mapping[str, Any]]) -> list[Any]:
         """POST every body to ``path`` concurrently; replies in the order of ``bodies``.
@@ -108,23 +121,23 @@ class HttpTransport:
             return []
         if self._runner is None:
             self._runner = _LoopThread()
+            # A transport dropped without close() still ends its thread and connections.
+            self._finalizer = weakref.finalize(self, self._runner.stop)
         return self._runner.run(self._post_all(path, list(bodies)))
 
     def close(self) -> None:
         """Close the connections and stop the loop thread (a later call starts them again)."""
         if self._runner is None:
             return
-        if self._client is not None:
-            self._runner.run(self._client.aclose())
-            self._client = None
-        self._runner.stop()
-        self._runner = None
+        self._finalizer()
+        self._runner.thread.join(timeout=5)
+        self._runner = self._finalizer = None
 
     async def _post_all(self, path: str, bodies: list[Mapping[str, Any]]) -> list[Any]:
         import httpx
 
-        if self._client is None:
-            self._client = httpx.AsyncClient(
+        if self._runner.client is None:
+            self._runner.client = httpx.AsyncClient(
                 timeout=self.timeout, headers=self._headers,
                 limits=httpx.Limits(max_connections=self.max_concurrency),
             )
@@ -148,7 +161,7 @@ class HttpTransport:
         for attempt in range(tries):
             retry_after = None
             try:
-                response = await self._client.post(url, json=body)
+                response = await self._runner.client.post(url, json=body)
             except httpx.TimeoutException:
                 failure = (f"{url} did not answer within {self.timeout:g} s ({tries} tries); raise the timeout "
                            "or lower max_concurrency if the server is overloaded")
