@@ -22,6 +22,8 @@ def aws(monkeypatch):
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)  # a CI profile that does not exist here would break the session
     session = boto3.session.Session(region_name="us-east-1")
     stubs = {}
     for name in ("sagemaker", "sagemaker-runtime", "s3"):
