@@ -50,17 +50,17 @@ def tiny_config(tiny_model_dir):
     return lambda **overrides: make_tiny_config(tiny_model_dir, **overrides)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def backend(tiny_model_dir):
-    """A backend of the module's own, so adapters loaded by one test module never reach another."""
+    """The fine-tuning tests' own backend (adapters they load never reach other tests' backends)."""
     from confidently.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(str(tiny_model_dir), dtype="float32")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(backend, tiny_config, tmp_path_factory):
-    """One fine-tuning run on 240 separable rows, shared by the module's tests."""
+    """One fine-tuning run on 240 separable rows, shared by the tests."""
     from confidently.finetune import finetune
 
     out = tmp_path_factory.mktemp("adapters") / "separable"

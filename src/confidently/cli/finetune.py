@@ -127,8 +127,8 @@ def compare(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model; default: the adapter "
                                                  "manifest's base_model.")] = None,
     calibration_data: Annotated[Optional[Path], typer.Option(
-        "--calibration-data", help="Labelled rows to fit Platt/isotonic on for both models; default: "
-        "cross-fitted on the test rows.")] = None,
+        "--calibration-data", help="Labelled rows to fit Platt/isotonic on for both models; default: the "
+        "calibration part with --split-seed, else cross-fitted on the test rows.")] = None,
     split_seed: SplitSeedOpt = None,
     fractions: FractionsOpt = "0.7,0.15,0.15",
     text_column: TextColumnOpt = "text",
@@ -161,9 +161,10 @@ def compare(
     task = manifest["task"]["name"]
     labels = [label["name"] for label in manifest["task"]["labels"]]
     test = _load(data, labels, text_column, label_column)
-    if split_seed is not None:
-        test = _split(test, split_seed, fractions).test
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)
+    if split_seed is not None:
+        splits = _split(test, split_seed, fractions)
+        test, calibration = splits.test, calibration if calibration is not None else splits.calibration
     base = model or manifest["base_model"]
     err_console.print(f"[dim]loading {base}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)

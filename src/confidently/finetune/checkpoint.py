@@ -31,12 +31,14 @@ STATE_FILE = "state.json"
 class Progress:
     """Where training stands; saved in ``state.json``.
 
-    ``history`` has one entry per evaluation (step, mean train loss since the previous one, validation
+    ``train_seconds`` is the time spent in optimizer steps (evaluations and checkpoints excluded),
+    summed over resumed sessions. ``history`` has one entry per evaluation (step, mean train loss since the previous one, validation
     loss and accuracy); ``losses_since_eval`` holds the train losses of the steps since the last one.
     """
 
     step: int = 0
     examples_seen: int = 0
+    train_seconds: float = 0.0
     best_loss: float = math.inf
     best_step: int = 0
     evals_since_best: int = 0

@@ -107,9 +107,10 @@ def metric_bars(comparison: Comparison, keys: tuple[str, ...] = ("accuracy", "ec
     for ax, key in zip(axes, keys):
         for offset, model in ((-0.2, "base"), (0.2, "fine-tuned")):
             results = [comparison.metrics[model][m]["metrics"][key] for m in methods]
-            values = np.array([r["value"] for r in results], dtype=float)
-            errors = np.array([[r["value"] - r["ci_low"], r["ci_high"] - r["value"]] for r in results], dtype=float).T
-            ax.bar(x + offset, values, width=0.4, color=MODEL_COLOURS[model], label=model, yerr=errors, capsize=4)
+            ax.bar(x + offset, [r["value"] for r in results], width=0.4, color=MODEL_COLOURS[model], label=model)
+            # A percentile interval need not contain the point estimate (ECE is biased upwards in
+            # resamples), so the interval is drawn as a line of its own rather than as error bars.
+            ax.vlines(x + offset, [r["ci_low"] for r in results], [r["ci_high"] for r in results], color="black")
         ax.set_xticks(x, labels=methods)
         ax.legend(fontsize=9)
         _label(ax, f"{key.upper() if key == 'ece' else key} on the test rows (95% CI)", "calibration", key)

@@ -115,11 +115,12 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         training = trainer.run(resume=resume, on_step=on_step)
         calibration_probs = classifier.score(splits.calibration.texts).probs
         weights = trainable_state(model)
-        adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER], HUB_IDS.get(config.model, config.model))
+        adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER],
+                                          HUB_IDS.get(backend.model_name, backend.model_name))
     y_calibration = splits.calibration.label_indices(classifier.labels)
     calibrator, policy, calibration_summary = fit_calibration(calibration_probs, y_calibration, config)
     manifest = {
-        "base_model": config.model,
+        "base_model": backend.model_name,
         "base_weights_id": backend.weights_id,
         "task": classifier.task.to_dict(),
         "labels": targets.to_dict(classifier.task),
@@ -132,7 +133,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                        "steps_run": training.progress.step, "stopped_early": training.progress.stopped_early,
                        "history": training.progress.history},
         "calibration": calibration_summary,
-        "training": {"seconds": training.seconds, "examples_per_second": training.examples_per_second,
+        "training": {"train_seconds": training.progress.train_seconds,
+                     "examples_per_second": training.examples_per_second,
                      "examples_seen": training.progress.examples_seen},
         "library_versions": library_versions(),
     }

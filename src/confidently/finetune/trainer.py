@@ -37,8 +37,9 @@ EVALUATIONS_PER_RUN = 8
 class TrainingResult:
     """What a run did.
 
-    ``validation`` holds the metrics of the kept (best) weights; ``examples_per_second`` counts
-    training examples (forward + backward) in this session, evaluations included in the time.
+    ``validation`` holds the metrics of the kept (best) weights; ``seconds`` is this session's wall
+    time; ``examples_per_second`` is the training throughput of the optimizer steps (forward and
+    backward, evaluations and checkpoints excluded) over every session of the run.
     """
 
     progress: Progress
@@ -142,9 +143,8 @@ class Trainer:
         else:
             self.best = trainable_state(self.model)
         self.model.train()
-        start, first_step = time.perf_counter(), self.progress.step
-        per_step = self.config.batch_size * self.config.grad_accum
-        remaining = (self.schedule.total_steps - first_step) * per_step
+        start = time.perf_counter()
+        remaining = (self.schedule.total_steps - self.progress.step) * self.config.batch_size * self.config.grad_accum
         with progress_bar(remaining, "fine-tuning", enabled=self.show_progress) as advance, _deferred_interrupt() as stop:
             while self.progress.step < self.schedule.total_steps and not self.progress.stopped_early:
                 loss, seen = self._step()
@@ -166,16 +166,15 @@ class Trainer:
                     raise KeyboardInterrupt
         self.model.eval()
         load_trainable_state(self.model, self.best)
-        seconds = time.perf_counter() - start
-        trained = (self.progress.step - first_step) * per_step
         best_eval = next((h for h in self.progress.history if h["step"] == self.progress.best_step), {})
-        return TrainingResult(self.progress, self.schedule.total_steps, seconds,
-                              trained / seconds if seconds > 0 else 0.0, best_eval)
+        rate = self.progress.examples_seen / self.progress.train_seconds if self.progress.train_seconds else 0.0
+        return TrainingResult(self.progress, self.schedule.total_steps, time.perf_counter() - start, rate, best_eval)
 
     def _step(self) -> tuple[float, int]:
         """One optimizer step over ``grad_accum`` batches; returns its mean answer loss and rows seen."""
         import torch
 
+        started = time.perf_counter()
         step = self.progress.step
         batches = [collate(self.train_set, index, self.pad_id) for index in self.schedule.batches(step)]
         n_tokens = sum(b.n_answer_tokens for b in batches)
@@ -193,6 +192,7 @@ class Trainer:
         seen = sum(len(b.label_index) for b in batches)
         self.progress.step += 1
         self.progress.examples_seen += seen
+        self.progress.train_seconds += time.perf_counter() - started
         return total / n_tokens, seen
 
     # -- validation ------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""compare on the tiny model: one backend, paired differences, and a report whose numbers are metrics.json's."""
+
+import json
+
+import numpy as np
+import pytest
+
+from confidently.classifier import Classifier
+from confidently.comparison import CompareConfig, automated_count, certified_coverage, compare, write_comparison
+from confidently.errors import ArtifactError, DataError
+from confidently.tasks import SENTIMENT
+
+
+@pytest.fixture(scope="module")
+def comparison(backend, trained, separable):
+    weights = backend.model.get_input_embeddings().weight
+    result = compare(separable(120, seed=7), trained.path, backend=backend, progress=False,
+                     config=CompareConfig(n_resamples=200))
+    # one base model, adapters switched on it: the base weights were never copied
+    assert backend.model.get_input_embeddings().weight.data_ptr() == weights.data_ptr()
+    return result
+
+
+def test_scores_are_the_classifiers_with_and_without_the_adapter(comparison, backend, trained):
+    classifier = Classifier(backend=backend)
+    texts = comparison.test.texts
+    backend.set_adapter(None)
+    np.testing.assert_allclose(comparison.probs["base"]["raw"], classifier.score(texts).probs, atol=1e-6)
+    backend.set_adapter(trained.path.name)
+    try:
+        np.testing.assert_allclose(comparison.probs["fine-tuned"]["raw"], classifier.score(texts).probs, atol=1e-6)
+    finally:
+        backend.set_adapter(None)
+
+
+def test_differences_are_paired_and_consistent_with_the_decisions(comparison):
+    y = comparison.y
+    for method in ("raw", "platt", "isotonic"):
+        base, tuned = comparison.probs["base"][method], comparison.probs["fine-tuned"][method]
+        diffs = comparison.differences[method]
+        accuracy = [comparison.metrics[m][method]["metrics"]["accuracy"]["value"] for m in ("base", "fine-tuned")]
+        assert diffs["accuracy"]["diff"] == pytest.approx(accuracy[1] - accuracy[0])
+        assert diffs["accuracy"]["ci_low"] <= diffs["accuracy"]["diff"] <= diffs["accuracy"]["ci_high"]
+        for model, probs in (("base", base), ("fine-tuned", tuned)):
+            decisions = comparison.decisions[model][method]
+            coverage = certified_coverage(0.95, 0.95)(probs[None], y[None])[0]
+            assert coverage == pytest.approx(decisions["certified"]["coverage"])
+            assert automated_count(0.9)(probs[None], y[None])[0] == decisions["automation"]["0.90"]["n_automated"]
+    # the adapter learned the task, and the interval says so
+    assert comparison.differences["raw"]["accuracy"]["ci_low"] > 0.2
+
+
+def test_report_numbers_agree_with_metrics_json(comparison, tmp_path):
+    paths = write_comparison(comparison, tmp_path / "run")
+    metrics = json.loads(paths["metrics"].read_text())
+    html, summary = paths["report"].read_text(), paths["summary"].read_text()
+    for model in ("base", "fine-tuned"):
+        for key in ("accuracy", "ece", "brier"):
+            value = metrics["metrics"][model]["platt"]["metrics"][key]
+            text = f"{value['value']:.4f} [{value['ci_low']:.4f}, {value['ci_high']:.4f}]"
+            assert text in html and text in summary
+    diff = metrics["differences_fine_tuned_minus_base"]["raw"]["accuracy"]
+    assert f"{diff['diff']:.4f} [{diff['ci_low']:.4f}, {diff['ci_high']:.4f}]" in html
+    assert html.count("<img") >= 5  # metric bars, confidence, 2x reliability, neutral-by-domain
+    assert metrics["n_test"] == 120 and metrics["labels"] == list(SENTIMENT.label_names)
+    domains = {row["domain"] for row in metrics["neutral_by_domain"]}
+    assert domains == {"sports", "workplace"}
+    assert {row["slice"] for row in metrics["slices"]} >= {"category=strong", "domain=sports"}
+    assert paths["scores"].exists()
+
+
+def test_test_data_must_be_held_out(backend, trained, separable):
+    with pytest.raises(DataError, match="trained or calibrated on"):
+        compare(separable(240, seed=0), trained.path, backend=backend, progress=False)
+
+
+def test_changed_adapter_files_are_refused(backend, trained, separable, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained.path, copy)
+    (copy / "calibrator.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="changed since it was saved"):
+        compare(separable(60, seed=8), copy, backend=backend, progress=False)

@@ -1,0 +1,57 @@
+"""The finetune and compare commands, run as a user runs them (the entry point, in a subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from confidently.data import save_dataset
+
+CLI = [sys.executable, "-m", "confidently.cli.__main__"]
+TINY = ["--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lr", "3e-3",
+        "--batch-size", "8", "--grad-accum", "1", "--patience", "0"]
+
+
+def run(*args, check=True):
+    result = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("command", ["finetune", "compare"])
+def test_help_has_an_example(command):
+    text = " ".join(run(command, "--help").stdout.split())
+    assert f"Example: confidently {command} --data" in text
+
+
+def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
+    full = separable(300, seed=0)
+    save_dataset(full, tmp_path / "full.jsonl")
+    adapter = tmp_path / "adapters" / "tiny"
+    out = run("finetune", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--model", tiny_model_dir,
+              "--out", adapter, "--max-steps", 20, *TINY).stdout
+    assert "adapter:" in out and "trained 20/20 steps" in " ".join(out.split())
+    manifest = json.loads((adapter / "manifest.json").read_text())
+    assert manifest["hyperparameters"]["max_steps"] == 20 and manifest["splits"]["calibration_source"] == "given"
+    out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
+              "--out", tmp_path / "run", "--n-resamples", 50).stdout
+    assert "report:" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
+    assert (tmp_path / "run" / "report.html").exists() and (tmp_path / "run" / "summary.md").exists()
+
+
+def test_bad_labels_are_one_line_and_exit_1(tiny_model_dir, tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "fine", "label": "positive"}\n{"text": "meh", "label": "so-so"}\n')
+    result = run("finetune", "--data", data, "--model", tiny_model_dir, "--out", tmp_path / "a", check=False)
+    assert result.returncode == 1 and "so-so" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_bad_setting_is_one_line_and_exit_1(tiny_model_dir, tmp_path):
+    result = run("finetune", "--data", tmp_path / "x.jsonl", "--out", tmp_path / "a", "--validation-fraction", 0.7,
+                 check=False)
+    assert result.returncode == 1 and "validation_fraction" in result.stderr and "Traceback" not in result.stderr
