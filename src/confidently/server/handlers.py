@@ -51,8 +51,8 @@ def _where(loc: tuple) -> str:
 
 def _describe(error: dict) -> str:
     if error.get("type") == "json_invalid":
-        return f"body is not valid JSON ({error.get('ctx', {}).get('error', 'decode error')} at character " \
-               f"{error['loc'][-1]})"
+        reason = error.get("ctx", {}).get("error", "decode error")
+        return f"body is not valid JSON ({reason} at character {error['loc'][-1]})"
     return f"{_where(tuple(error.get('loc', ())))}: {error.get('msg', 'invalid')}"
 
 
