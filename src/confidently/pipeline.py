@@ -109,8 +109,14 @@ def split_for_evaluation(dataset: Dataset, *, seed: int = 42, calibration_fracti
 
 
 def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size: int = 1000, seed: int = 42,
-             config: EvaluationConfig = EvaluationConfig(), progress: bool = True) -> EvaluateResult:
-    """The original study, honestly: generate, split without leaks, score, calibrate, report."""
+             config: EvaluationConfig = EvaluationConfig(), finetune_config=None,
+             progress: bool = True) -> EvaluateResult:
+    """The original study, honestly: generate, split without leaks, score, calibrate, report.
+
+    With ``finetune_config`` (a :class:`~confidently.finetune.FinetuneConfig` for ``clf``'s model), a
+    LoRA adapter is also trained on the train split, calibrated on the calibration split, and compared
+    with the base model on the same test sample (``OUT/adapter``, ``OUT/compare/report.html``).
+    """
     out = Path(out_dir)
     dataset = generate_sentiment(n=n, seed=seed)
     splits = split_dataset(dataset, seed=seed)
@@ -119,5 +125,15 @@ def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size:
     test = stratified_sample(splits.test, min(eval_size, len(splits.test)), seed=seed)
     metadata = {"data": f"generated sentiment set, n={n}, seed={seed}; split 70/15/15 after deduplication; "
                         f"test = stratified sample of {len(test)} from the {len(splits.test)}-row test split"}
-    return run_evaluate(clf, splits.calibration, test, out, config=config, metadata=metadata, progress=progress,
-                        title="confidently demo: calibrated sentiment on the generated 8-category set")
+    result = run_evaluate(clf, splits.calibration, test, out, config=config, metadata=metadata, progress=progress,
+                          title="confidently demo: calibrated sentiment on the generated 8-category set")
+    if finetune_config is not None:
+        from confidently.comparison import compare, write_comparison
+        from confidently.finetune import finetune
+
+        adapter = finetune(splits.train, out / "adapter", finetune_config, calibration=splits.calibration,
+                           backend=clf.backend, progress=progress).path
+        comparison = compare(test, adapter, backend=clf.backend, calibration=splits.calibration,
+                             cache_dir=out / "compare-cache", progress=progress)
+        result.paths.update({f"compare_{k}": v for k, v in write_comparison(comparison, out / "compare").items()})
+    return result

@@ -119,6 +119,11 @@ def demo(
     target_accuracy: TargetOpt = 0.95,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
+    finetune: Annotated[bool, typer.Option(
+        "--finetune", help="Also fine-tune a LoRA adapter on the train split and compare it with the base model "
+                           "(off by default: on 2 CPU cores an epoch takes far longer than the rest).")] = False,
+    finetune_steps: Annotated[Optional[int], typer.Option(
+        min=1, help="With --finetune: stop after this many optimizer steps (default: one epoch).")] = None,
 ) -> None:
     """The original write-up's study, done honestly, on data generated here (the README's main command).
 
@@ -126,7 +131,7 @@ def demo(
     8-category sentiment set, splits it with no shared text, scores the calibration split and a
     stratified test sample, calibrates, and writes the full report.
 
-    Example: [bold]confidently demo --out runs/demo[/]
+    Example: [bold]confidently demo --out runs/demo[/]  (add --finetune --finetune-steps 200 for the LoRA stage)
     """
     from confidently.cli.scoring import print_classification, print_next_token
     from confidently.pipeline import run_demo
@@ -136,6 +141,13 @@ def demo(
                            batch_size=batch_size)
     print_next_token(clf.next_token("Knock knock.", top_k=12), "Knock knock.", model)
     print_classification(clf, clf.classify("I love this movie!"))
-    result = run_demo(out, clf=clf, n=n, eval_size=eval_size, seed=seed,
+    finetune_config = None
+    if finetune:
+        from confidently.finetune import FinetuneConfig
+
+        finetune_config = FinetuneConfig(model=model, device=device, max_steps=finetune_steps, seed=seed)
+    result = run_demo(out, clf=clf, n=n, eval_size=eval_size, seed=seed, finetune_config=finetune_config,
                       config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats))
     _print_headline(result, started)
+    if "compare_report" in result.paths:
+        console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
