@@ -108,7 +108,8 @@ class Comparison:
             "differences_fine_tuned_minus_base": self.differences,
             "shipped_calibrator_and_policy": self.shipped,
             "slices": self.slices.to_dict(orient="records"),
-            "neutral_by_domain": None if self.neutral_by_domain is None else self.neutral_by_domain.to_dict(orient="records"),
+            "neutral_by_domain": (None if self.neutral_by_domain is None
+                                  else self.neutral_by_domain.to_dict(orient="records")),
         }
 
 
@@ -161,8 +162,8 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     finally:
         backend.set_adapter(previous)
     probs = {model: _calibrated(scores[model], y, calibration, task, config) for model in MODELS}
-    source = (f"Platt and isotonic fitted on {len(calibration)} calibration rows for each model" if calibration is not None
-              else f"Platt and isotonic {config.n_splits}-fold cross-fitted on the test rows (out-of-fold scores)")
+    source = (f"Platt and isotonic {config.n_splits}-fold cross-fitted on the test rows (out-of-fold scores)"
+              if calibration is None else f"Platt and isotonic fitted on {len(calibration)} calibration rows per model")
     return Comparison(
         labels=task.label_names, test=test, y=y, adapter=adapter, manifest=manifest, config=config,
         calibration_source=source, probs=probs,
@@ -235,7 +236,8 @@ def _decisions(probs: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[
 def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, dict]:
     functions = {name: metric_function(name, n_bins=config.n_bins) if name == "ece" else metric_function(name)
                  for name in DIFFERENCE_METRICS}
-    functions[f"certified_coverage_{config.target_accuracy:.0%}"] = certified_coverage(config.target_accuracy, config.level)
+    coverage_key = f"certified_coverage_{config.target_accuracy:.0%}"
+    functions[coverage_key] = certified_coverage(config.target_accuracy, config.level)
     for t in config.automation_thresholds:
         functions[f"automated_at_{t:.2f}"] = automated_count(t)
     return {name: paired_bootstrap_diff(fn, (fine_tuned, y), (base, y), n_resamples=config.n_resamples,
@@ -259,27 +261,21 @@ def _shipped(adapter: Path, raw: np.ndarray, y: np.ndarray, config: CompareConfi
 
 def slice_comparison(test: Dataset, probs: dict[str, dict[str, np.ndarray]], y: np.ndarray,
                      labels: tuple[str, ...]) -> pd.DataFrame:
-    """Raw accuracy of both models per category and per domain, with the predicted-positive rate."""
-    rows = []
-    positive = len(labels) - 1  # binary tasks list the positive class last
-    for column in ("category", "domain"):
-        if column not in test.columns:
-            continue
-        values = np.asarray(test.columns[column], dtype=object)
-        for value in sorted(set(values), key=str):
-            mask = values == value
-            row: dict[str, Any] = {"slice": f"{column}={value}", "n": int(mask.sum())}
-            for model in MODELS:
-                predicted = probs[model]["raw"][mask].argmax(1)
-                row[f"accuracy {model}"] = float((predicted == y[mask]).mean())
-            row["accuracy difference"] = row["accuracy fine-tuned"] - row["accuracy base"]
-            for model in MODELS:
-                row[f"predicted {labels[positive]} {model}"] = float((probs[model]["raw"][mask].argmax(1) == positive).mean())
-            rows.append(row)
-    return pd.DataFrame(rows)
+    """Both models' rows of :func:`confidently.pipeline.slice_table` (raw and Platt accuracy, predicted-label
+    rates per category and per domain) side by side, with the raw accuracy difference."""
+    from confidently.pipeline import slice_table
+
+    frames = [slice_table(test, probs[model]["raw"], probs[model]["platt"], y, labels) for model in MODELS]
+    if not len(frames[0]):
+        return frames[0]
+    table = pd.concat([frame.set_index(["slice", "n"]).add_suffix(f" {model}") for frame, model in zip(frames, MODELS)],
+                      axis=1).reset_index()
+    table["accuracy_raw fine-tuned − base"] = table["accuracy_raw fine-tuned"] - table["accuracy_raw base"]
+    return table
 
 
-def neutral_by_domain(test: Dataset, probs: dict[str, dict[str, np.ndarray]], labels: tuple[str, ...]) -> pd.DataFrame | None:
+def neutral_by_domain(test: Dataset, probs: dict[str, dict[str, np.ndarray]],
+                      labels: tuple[str, ...]) -> pd.DataFrame | None:
     """On neutral texts, the share each model predicts positive, per domain (the learned domain shortcut).
 
     Neutral rows are those whose ``sentiment`` (or, failing that, ``category``) column says
@@ -293,19 +289,22 @@ def neutral_by_domain(test: Dataset, probs: dict[str, dict[str, np.ndarray]], la
         return None
     domains = np.asarray(test.columns["domain"], dtype=object)
     positive = len(labels) - 1
+    labelled = None if test.labels is None else np.asarray(test.labels, dtype=object) == labels[positive]
     rows = []
     for domain in sorted(set(domains[neutral]), key=str):
         mask = neutral & (domains == domain)
         row: dict[str, Any] = {"domain": domain, "n": int(mask.sum())}
-        if test.labels is not None:
-            row[f"labelled {labels[positive]}"] = float(np.mean([test.labels[i] == labels[positive] for i in np.flatnonzero(mask)]))
+        if labelled is not None:
+            row[f"labelled {labels[positive]}"] = float(labelled[mask].mean())
         for model in MODELS:
-            row[f"predicted {labels[positive]} {model}"] = float((probs[model]["raw"][mask].argmax(1) == positive).mean())
+            predicted = probs[model]["raw"][mask].argmax(1)
+            row[f"predicted {labels[positive]} {model}"] = float((predicted == positive).mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_comparison(comparison: Comparison, out: str | Path, *, title: str = "confidently: base vs fine-tuned") -> dict[str, Path]:
+def write_comparison(comparison: Comparison, out: str | Path, *,
+                     title: str = "confidently: base vs fine-tuned") -> dict[str, Path]:
     """Write report.html, metrics.json, summary.md and scores.parquet into ``out``."""
     from confidently.files import atomic_write_json, atomic_write_text
     from confidently.finetune.report import build_sections, headline_cards, summary_markdown

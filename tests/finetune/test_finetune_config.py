@@ -23,7 +23,8 @@ def test_every_field_has_help():
     ({"max_steps": 0}, "max_steps"),
     ({"target_modules": ()}, "target_modules"),
     ({"calibrator": "magic"}, "calibrator 'magic' is unknown"),
-    ({"validation_fraction": 0.5, "calibration_fraction": 0.45}, "validation_fraction (0.5) + calibration_fraction (0.45)"),
+    ({"validation_fraction": 0.5, "calibration_fraction": 0.45},
+     "validation_fraction (0.5) + calibration_fraction (0.45)"),
 ])
 def test_bad_values_are_refused_naming_the_field(settings, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):

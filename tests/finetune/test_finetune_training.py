@@ -68,7 +68,8 @@ def test_manifest_and_peft_files(trained, backend, separable):
     assert manifest["task"] == SENTIMENT.to_dict()
     assert manifest["training_data_sha256"] == separable(240, seed=0).sha256()
     assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]
-    assert set(manifest["files"]) == {"adapter_model.safetensors", "adapter_config.json", "calibrator.json", "policy.json"}
+    assert set(manifest["files"]) == {"adapter_model.safetensors", "adapter_config.json", "calibrator.json",
+                                      "policy.json"}
     assert {"torch", "transformers", "peft"} <= set(manifest["library_versions"])
     for key in ("hyperparameters", "validation", "calibration", "created", "splits"):
         assert key in manifest

@@ -28,6 +28,7 @@ SplitSeedOpt = Annotated[Optional[int], typer.Option(
     "stratified, --fractions); finetune trains on the train part and calibrates on the calibration part, compare "
     "uses the test part. Give both commands the same seed and fractions.")]
 FractionsOpt = Annotated[str, typer.Option("--fractions", help="Train, calibration and test shares for --split-seed.")]
+ThreadsOpt = Annotated[Optional[int], _option("threads", min=1)]
 
 
 def _load(path: Path, labels: Sequence[str], text_column: str, label_column: str):
@@ -73,6 +74,7 @@ def finetune(
     calibrator: Annotated[str, _option("calibrator")] = _DEFAULTS["calibrator"],
     target_accuracy: Annotated[float, _option("target_accuracy")] = _DEFAULTS["target_accuracy"],
     seed: Annotated[int, _option("seed", min=0)] = _DEFAULTS["seed"],
+    threads: ThreadsOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run whose checkpoint is in "
@@ -93,8 +95,9 @@ def finetune(
     from confidently.tasks import get_task
 
     config = FinetuneConfig(
-        model=model, task=task, device=device, dtype=dtype, r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-        target_modules=None if target_modules is None else tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+        model=model, task=task, device=device, dtype=dtype, threads=threads, r=r, lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=None if target_modules is None else tuple(m.strip() for m in target_modules.split(",")),
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
         validation_fraction=validation_fraction, calibration_fraction=calibration_fraction, eval_every=eval_every,
         patience=patience, checkpoint_every=checkpoint_every, calibrator=calibrator, target_accuracy=target_accuracy,
@@ -138,6 +141,7 @@ def compare(
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
                                                    help="Accuracy the certified coverage is computed for.")] = 0.95,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the cross-fitting folds.")] = 0,
+    threads: ThreadsOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
 ) -> None:
@@ -156,6 +160,7 @@ def compare(
     from confidently.comparison import CompareConfig, compare as run, write_comparison
     from confidently.finetune import read_manifest
     from confidently.finetune.report import headline_cards
+    from confidently.finetune.run import torch_threads
 
     manifest = read_manifest(adapter)
     task = manifest["task"]["name"]
@@ -168,10 +173,11 @@ def compare(
     base = model or manifest["base_model"]
     err_console.print(f"[dim]loading {base}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
-    result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
-                 config=CompareConfig(n_resamples=n_resamples, seed=seed, target_accuracy=target_accuracy,
-                                      batch_size=batch_size))
-    result.metadata["data"] = f"{data}" + (f" (test part of --split-seed {split_seed}, {fractions})" if split_seed is not None else "")
+    with torch_threads(threads):
+        result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
+                     config=CompareConfig(n_resamples=n_resamples, seed=seed, target_accuracy=target_accuracy,
+                                          batch_size=batch_size))
+    result.metadata["data"] = str(data) if split_seed is None else f"{data} (test part, split seed {split_seed})"
     paths = write_comparison(result, out, title=f"confidently: base vs fine-tuned ({task})")
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")
     for name, value in headline_cards(result).items():

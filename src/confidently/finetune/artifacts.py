@@ -105,7 +105,8 @@ def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, manif
             atomic_write_json(staging / CONFIG_FILE, adapter_config)
             calibrator.save(staging / CALIBRATOR_FILE)
             policy.save(staging / POLICY_FILE)
-            files = {name: sha256_file(staging / name) for name in (WEIGHTS_FILE, CONFIG_FILE, CALIBRATOR_FILE, POLICY_FILE)}
+            files = {name: sha256_file(staging / name)
+                     for name in (WEIGHTS_FILE, CONFIG_FILE, CALIBRATOR_FILE, POLICY_FILE)}
             atomic_write_json(staging / MANIFEST_FILE, {
                 "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, **manifest, "files": files,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -32,8 +32,9 @@ class Progress:
     """Where training stands; saved in ``state.json``.
 
     ``train_seconds`` is the time spent in optimizer steps (evaluations and checkpoints excluded),
-    summed over resumed sessions. ``history`` has one entry per evaluation (step, mean train loss since the previous one, validation
-    loss and accuracy); ``losses_since_eval`` holds the train losses of the steps since the last one.
+    summed over resumed sessions. ``history`` has one entry per evaluation (step, mean train loss
+    since the previous one, validation loss and accuracy); ``losses_since_eval`` holds the train
+    losses of the steps since the last one.
     """
 
     step: int = 0
@@ -131,5 +132,6 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
     for key, value in meta["scalars"].items():
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
-    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in meta["param_groups"]]
+    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group
+              for group in meta["param_groups"]]
     return {"state": state, "param_groups": groups}

@@ -136,9 +136,9 @@ def answer_targets(classifier: Classifier, texts: Sequence[str]) -> AnswerTarget
             found.append(answer if counted else ())
     usable = {space: found for space, found in candidates.items() if all(found)}
     if not usable:
-        raise TaskError(f"task {task.name!r}: the first word of some label ({', '.join(repr(lab.words[0]) for lab in task.labels)}) "
-                        "is not scored as its label right after the prompt; put a word the model spells "
-                        "with one token first in each label")
+        words = ", ".join(repr(label.words[0]) for label in task.labels)
+        raise TaskError(f"task {task.name!r}: the first word of some label ({words}) is not scored as its label "
+                        "right after the prompt; put a word the model spells with one token first in each label")
     logprobs = backend.next_token_logprobs(prompts, shared_prefix=classifier.prefix)
 
     def mass(found: list[tuple[int, ...]]) -> float:
@@ -182,7 +182,8 @@ def encode_examples(classifier: Classifier, dataset: Dataset, targets: AnswerTar
     return EncodedSet(tuple(prefix), rows, answers, y)
 
 
-def bucketed_batches(lengths: np.ndarray, batch_size: int, pool_batches: int, rng: np.random.Generator) -> list[np.ndarray]:
+def bucketed_batches(lengths: np.ndarray, batch_size: int, pool_batches: int,
+                     rng: np.random.Generator) -> list[np.ndarray]:
     """One epoch of batches of similar length, in random order.
 
     The rows are shuffled and cut into pools of ``pool_batches * batch_size``; each pool is sorted by

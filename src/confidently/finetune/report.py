@@ -88,7 +88,8 @@ def headline_cards(comparison: Comparison) -> dict[str, str]:
         "accuracy base → fine-tuned": f"{base['raw']['metrics']['accuracy']['value']:.3f} → "
                                       f"{tuned['raw']['metrics']['accuracy']['value']:.3f}",
         "difference [95% CI]": _difference(diff["raw"]["accuracy"], 3),
-        "ECE after Platt": f"{base['platt']['metrics']['ece']['value']:.3f} → {tuned['platt']['metrics']['ece']['value']:.3f}",
+        "ECE after Platt": f"{base['platt']['metrics']['ece']['value']:.3f} → "
+                           f"{tuned['platt']['metrics']['ece']['value']:.3f}",
         f"certified coverage at {comparison.config.target_accuracy:.0%} (Platt)":
             f"{comparison.decisions['base']['platt']['certified']['coverage']:.1%} → "
             f"{comparison.decisions['fine-tuned']['platt']['certified']['coverage']:.1%} "
@@ -186,11 +187,12 @@ def build_sections(comparison: Comparison) -> list[Section]:
     decisions.add_text(
         f"The adapter's own calibrator.json and policy.json (fitted on its calibration split, threshold "
         f"{shipped['policy']['threshold']}): ECE {_metric(shipped['metrics']['ece'])}; the policy automates "
-        f"{shipped['n_automated']} of {comparison.y.size} test rows ({shipped['coverage']:.1%}) at {accuracy} accuracy.")
+        f"{shipped['n_automated']} of {comparison.y.size} test rows ({shipped['coverage']:.1%}) at {accuracy} "
+        "accuracy.")
     sections = [how, results, decisions]
     slices = Section("Slices: category and domain")
     if len(comparison.slices):
-        slices.add_table(comparison.slices, "raw accuracy and predicted-positive rate per slice")
+        slices.add_table(comparison.slices, "accuracy (raw, Platt) and predicted-label rates (Platt) per slice")
     if comparison.neutral_by_domain is not None:
         positive = comparison.labels[-1]
         slices.add_text(

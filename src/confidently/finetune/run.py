@@ -7,9 +7,10 @@ is trained on it in place and removed afterwards, so one model copy is ever in m
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from confidently.metrics import metric_function
 from confidently.thresholds import DecisionPolicy, certify_threshold
 
 #: Settings that do not change what is learned, so a checkpoint may be resumed with other values.
-_RESUMABLE_CHANGES = ("device", "checkpoint_every", "score_batch_size")
+_RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size")
 #: Folds of the cross-fitting that chooses the policy's threshold on the calibration split.
 _POLICY_FOLDS = 5
 
@@ -106,7 +107,7 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     if checkpoint.exists() and not resume:
         raise ConfidentlyError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
                                "or delete it to start over")
-    with training_adapter(backend, config, config.seed) as model:
+    with torch_threads(config.threads), training_adapter(backend, config, config.seed) as model:
         trainer = Trainer(model, encode_examples(classifier, splits.train, targets),
                           encode_examples(classifier, splits.validation, targets), config,
                           verbalizer=classifier.verbalizer, pad_id=backend.pad_id,
@@ -148,6 +149,20 @@ def run_finetune(train: Dataset, calibration: Dataset | None, config: FinetuneCo
                  backend: TransformersBackend | None = None, progress: bool = True) -> Path:
     """The demo's ``--finetune`` stage: :func:`finetune`, returning the adapter folder."""
     return finetune(train, out, config, calibration=calibration, backend=backend, progress=progress).path
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` CPU threads (None: leave torch's setting), restoring the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):

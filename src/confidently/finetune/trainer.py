@@ -145,7 +145,8 @@ class Trainer:
         self.model.train()
         start = time.perf_counter()
         remaining = (self.schedule.total_steps - self.progress.step) * self.config.batch_size * self.config.grad_accum
-        with progress_bar(remaining, "fine-tuning", enabled=self.show_progress) as advance, _deferred_interrupt() as stop:
+        bar = progress_bar(remaining, "fine-tuning", enabled=self.show_progress)
+        with bar as advance, _deferred_interrupt() as stop:
             while self.progress.step < self.schedule.total_steps and not self.progress.stopped_early:
                 loss, seen = self._step()
                 self.progress.losses_since_eval.append(loss)
