@@ -2,7 +2,9 @@
 
 import errno
 import json
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -145,6 +147,14 @@ def test_out_of_disk_keeps_the_previous_adapter(trained, backend, separable, tin
     assert {p.name: sha256_file(p) for p in out.iterdir()} == before
     # no staging folder left; the finished run's checkpoint stays, so --resume only has to save again
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "adapter.checkpoint"]
+
+
+def test_saved_folder_is_readable_like_any_other(trained):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(trained.path.stat().st_mode) == 0o777 & ~umask
+    for path in trained.path.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
 
 
 def test_atomic_folder_failure_leaves_target(tmp_path):

@@ -52,6 +52,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
     try:
         yield staging
+        _default_permissions(staging)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(target, old)
@@ -61,6 +62,17 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
             os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _default_permissions(folder: Path) -> None:
+    """Give the folder and its files the permissions a plain ``mkdir``/``open`` would (temporary files
+    are created owner-only), so a server running as another user can read a saved adapter."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def library_versions() -> dict[str, str]:

@@ -149,8 +149,8 @@ def neutral_chart(table: pd.DataFrame, positive: str) -> Figure:
     if label_column in table:
         ax.scatter(x, table[label_column], color=ACCENT_COLOUR, zorder=3, label=f"share labelled {positive}")
     ax.set_xticks(x, labels=[f"{d}\n(n={n})" for d, n in zip(table["domain"], table["n"])])
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=9)
+    ax.set_ylim(0, 1.3)  # headroom for the legend above the bars
+    ax.legend(fontsize=9, ncols=3, loc="upper center")
     _label(ax, f"Neutral texts predicted {positive}, by domain", "domain", f"share predicted {positive}")
     return figure
 

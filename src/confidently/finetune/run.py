@@ -189,5 +189,5 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):
 
 
 def _split_summary(splits: TrainingSplits, config: FinetuneConfig) -> dict[str, Any]:
-    return {"seed": config.seed, "sizes": splits.sizes(), "calibration_source": splits.calibration_source,
+    return {"carving_seed": config.seed, "sizes": splits.sizes(), "calibration_source": splits.calibration_source,
             "validation_sha256": splits.validation.sha256(), "calibration_sha256": splits.calibration.sha256()}
