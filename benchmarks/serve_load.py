@@ -2,7 +2,8 @@
 
 Scores the same generated sentiment texts three ways with one model:
 
-1. offline, ``Classifier.score`` with the server's batch size (the throughput ceiling);
+1. offline, ``Classifier.score`` with the server's batch size (the throughput ceiling), before and
+   after the server levels;
 2. single-text requests from 1, 8 and 32 concurrent clients (closed loop: each client sends its
    next request when the last one is answered);
 3. 64-text requests from one client.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import signal
 import socket
@@ -38,16 +38,11 @@ from confidently.models import DEFAULT_MODEL
 BULK = 64  # texts per request in the bulk level
 
 
-def offline_throughput(args: argparse.Namespace, texts: list[str]) -> float:
-    """Texts/s of ``Classifier.score`` on ``texts`` with the server's batch size (after one warm-up batch)."""
-    classifier = Classifier(model=args.model, batch_size=args.batch_size, dtype=args.dtype)
-    classifier.score(texts[:args.batch_size])
+def offline_throughput(classifier: Classifier, texts: list[str]) -> float:
+    """Texts/s of ``Classifier.score`` on ``texts``."""
     start = time.perf_counter()
     classifier.score(texts)
-    seconds = time.perf_counter() - start
-    del classifier
-    gc.collect()
-    return len(texts) / seconds
+    return len(texts) / (time.perf_counter() - start)
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
@@ -149,9 +144,15 @@ def main() -> None:
     texts = list(generate_sentiment(args.texts, seed=0).texts)
     print(f"model {args.model}, batch size {args.batch_size}, dtype {args.dtype or 'default'}, "
           f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
-    offline = offline_throughput(args, texts)
-    print(f"offline Classifier.score, batch {args.batch_size}: {offline:.2f} texts/s", flush=True)
+    classifier = Classifier(model=args.model, batch_size=args.batch_size, dtype=args.dtype)
+    classifier.score(texts[:args.batch_size])  # warm-up
+    # Measured before and after the server levels (the server idle), since other load drifts meanwhile.
+    before = offline_throughput(classifier, texts)
+    print(f"offline Classifier.score, batch {args.batch_size}: {before:.2f} texts/s", flush=True)
     rows, batch = asyncio.run(measure_server(args, texts))
+    after = offline_throughput(classifier, texts)
+    offline = (before + after) / 2
+    print(f"offline again after the server levels: {after:.2f} texts/s; ratios below use the mean {offline:.2f}")
     print(f"\n{'level':<24}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'texts/s':>9}{'x offline':>11}")
     for name, row in rows:
         print(f"{name:<24}{row['requests']:>9}{row['p50_ms']:>9.0f}{row['p99_ms']:>9.0f}"
