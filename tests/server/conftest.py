@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from confidently.calibration import TemperatureCalibrator
+from confidently.files import sha256_file
 from confidently.tasks import SENTIMENT, Label, Task
 from confidently.thresholds import DecisionPolicy
 
@@ -27,7 +28,8 @@ TRIAGE = Task(name="triage", template="Is this text positive? Answer yes, no or 
 
 def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task: Task = SENTIMENT,
                  calibrator: bool = True, threshold: float | None = 0.6) -> Path:
-    """A random LoRA adapter for the tiny model, with the files the fine-tuning stage writes beside it."""
+    """A random LoRA adapter for the tiny model, with the files the fine-tuning stage writes beside it
+    (manifest with format, version, base weights, task and every file's sha256)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -36,15 +38,16 @@ def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task
     base = AutoModelForCausalLM.from_pretrained(model_dir)
     model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     model.save_pretrained(out)
-    manifest = {"format": "confidently.adapter", "base_model": "tiny", "base_weights_id": weights_id,
-                "task": task.to_dict(), "labels": list(task.label_names)}
-    (out / "manifest.json").write_text(json.dumps(manifest))
     if calibrator:
         rng = np.random.default_rng(seed)
         probs = rng.dirichlet(np.ones(len(task.labels)), size=200)
         y = np.array([rng.choice(len(p), p=p) for p in probs])
         TemperatureCalibrator().fit(probs, y).save(out / "calibrator.json")
     DecisionPolicy(threshold=threshold, target_accuracy=0.9, certified=True, method="test").save(out / "policy.json")
+    files = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.name != "README.md"}
+    manifest = {"format": "confidently.adapter", "version": 1, "base_model": "tiny", "base_weights_id": weights_id,
+                "task": task.to_dict(), "labels": [{"name": name} for name in task.label_names], "files": files}
+    (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 
 

@@ -97,16 +97,27 @@ def test_missing_and_malformed_adapters(http, adapters_dir):
     missing = http.post("/v1/adapters/nothing", headers=AUTH)
     assert missing.status_code == 404 and "no adapter folder 'nothing'" in missing.json()["detail"]
     broken = adapters_dir / "broken"
-    broken.mkdir()
+    shutil.copytree(adapters_dir / "nested" / "gamma", broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
     try:
-        (broken / "manifest.json").write_text("{not json")
+        for content, message in [("{not json", "manifest.json:1: not valid JSON"),
+                                 (json.dumps({**manifest, "format": "other"}), "expected format 'confidently.adapter'"),
+                                 (json.dumps({**manifest, "task": None}), "has no task"),
+                                 (json.dumps({**manifest, "task": {"name": "x"}}), "malformed task definition")]:
+            (broken / "manifest.json").write_text(content)
+            reply = http.post("/v1/adapters/broken", headers=AUTH)
+            assert reply.status_code == 422 and message in reply.json()["detail"], reply.text
+        # A file changed after the fine-tuning stage saved it is refused (its sha256 is in the manifest).
+        (broken / "manifest.json").write_text(json.dumps(manifest))
+        (broken / "policy.json").write_text((broken / "policy.json").read_text().replace("0.6", "0.1"))
         reply = http.post("/v1/adapters/broken", headers=AUTH)
-        assert reply.status_code == 422 and "manifest.json: not a readable JSON file" in reply.json()["detail"]
-        (broken / "manifest.json").write_text(json.dumps({"format": "something else"}))
+        assert reply.status_code == 422 and "policy.json is missing or changed" in reply.json()["detail"]
+        (broken / "manifest.json").unlink()
         reply = http.post("/v1/adapters/broken", headers=AUTH)
-        assert reply.status_code == 422 and "not a confidently adapter manifest" in reply.json()["detail"]
+        assert reply.status_code == 422 and "has no manifest.json" in reply.json()["detail"]
     finally:
         shutil.rmtree(broken)
+    assert loaded(http) == ["alpha", "beta"]
 
 
 def test_load_classify_and_unload_at_run_time(http):

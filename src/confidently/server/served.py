@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from confidently.calibration import Calibrator, load_calibrator
-from confidently.files import read_json
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError
 from confidently.files import sha256_file
@@ -19,8 +18,6 @@ from confidently.thresholds import DecisionPolicy
 
 if TYPE_CHECKING:  # the server needs a backend that holds adapters; torch loads only when it is built
     from confidently.backends.transformers_backend import TransformersBackend
-
-ADAPTER_FORMAT = "confidently.adapter"
 
 
 class AdapterConflictError(ArtifactError):
@@ -70,11 +67,12 @@ class Served:
         ArtifactError, TaskError
             If the manifest, calibrator or policy is missing or malformed.
         """
-        manifest_path = folder / "manifest.json"
-        manifest = read_json(manifest_path)
-        if not isinstance(manifest, dict) or manifest.get("format") != ADAPTER_FORMAT:
-            raise ArtifactError(f"{manifest_path}: not a confidently adapter manifest "
-                                f"(expected format {ADAPTER_FORMAT!r})")
+        # The fine-tuning stage's reader: checks format, version and every file's recorded sha256.
+        # (Imported here: the finetune package pulls in its training code.)
+        from confidently.finetune.artifacts import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, read_manifest
+
+        manifest_path = folder / MANIFEST_FILE
+        manifest = read_manifest(folder)
         base_id = manifest.get("base_weights_id")
         if base_id != backend.weights_id:
             raise AdapterConflictError(
@@ -83,10 +81,7 @@ class Served:
         if not isinstance(manifest.get("task"), dict):
             raise ArtifactError(f"{manifest_path}: has no task (expected Task.to_dict())")
         task = Task.from_dict(manifest["task"])
-        if manifest.get("labels", list(task.label_names)) != list(task.label_names):
-            raise ArtifactError(f"{manifest_path}: labels {manifest['labels']} differ from the task's "
-                                f"{list(task.label_names)}")
-        calibrator_path, policy_path = folder / "calibrator.json", folder / "policy.json"
+        calibrator_path, policy_path = folder / CALIBRATOR_FILE, folder / POLICY_FILE
         return cls(
             name,
             Classifier(backend=backend, task=task, batch_size=batch_size),
