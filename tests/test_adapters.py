@@ -57,3 +57,15 @@ def test_adapter_for_other_base_weights_is_refused(backend, tiny_model_dir, tmp_
 def test_folder_without_adapter_files_is_refused(backend, tmp_path):
     with pytest.raises(ArtifactError, match="not a LoRA adapter"):
         backend.load_adapter(tmp_path)
+
+
+def test_reloading_a_name_uses_the_new_weights(backend, tiny_model_dir, tmp_path):
+    clf = Classifier(backend=backend)
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "a", 1), name="x")
+    first = clf.score(TEXTS).probs
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "b", 2), name="x")
+    second = clf.score(TEXTS).probs
+    fresh = TransformersBackend(str(tiny_model_dir), dtype="float32")
+    fresh.load_adapter(tmp_path / "b", name="x")
+    np.testing.assert_allclose(second, Classifier(backend=fresh).score(TEXTS).probs, atol=1e-6)
+    assert np.abs(second - first).max() > 1e-3

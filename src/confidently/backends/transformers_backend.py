@@ -197,6 +197,7 @@ class TransformersBackend(Backend):
                     f"{self.model_name} ({self.weights_id[:16]}…)"
                 )
         name = name or folder.name
+        self._forget_prefixes(name)  # a reloaded name must not reuse the old weights' prefix KV
         if isinstance(self.model, PeftModel):
             if name in self.adapters:
                 self.model.delete_adapter(name)
@@ -233,7 +234,10 @@ class TransformersBackend(Backend):
             self.set_adapter(None)
         self.model.delete_adapter(name)
         del self.adapters[name]
-        self._prefix_cache = {k: v for k, v in self._prefix_cache.items() if k[0] != name}
+        self._forget_prefixes(name)
+
+    def _forget_prefixes(self, adapter: str) -> None:
+        self._prefix_cache = {k: v for k, v in self._prefix_cache.items() if k[0] != adapter}
 
     # -- scoring -------------------------------------------------------------------------------
     def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
