@@ -149,7 +149,6 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     backend = backend or TransformersBackend(manifest["base_model"])
     classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size)
     name = backend.load_adapter(adapter, activate=False)
-    backend.clear_prefix_cache()  # an earlier adapter of the same name may have left cached keys
     previous = backend.active_adapter
     parts = {"test": test, **({"calibration": calibration} if calibration is not None else {})}
     scores = {}
