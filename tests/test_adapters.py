@@ -69,3 +69,11 @@ def test_reloading_a_name_uses_the_new_weights(backend, tiny_model_dir, tmp_path
     fresh.load_adapter(tmp_path / "b", name="x")
     np.testing.assert_allclose(second, Classifier(backend=fresh).score(TEXTS).probs, atol=1e-6)
     assert np.abs(second - first).max() > 1e-3
+
+
+def test_unloading_the_last_adapter_returns_to_the_base_model(backend, tiny_model_dir, tmp_path):
+    clf = Classifier(backend=backend)
+    base = clf.score(TEXTS).probs
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "a", 1))
+    backend.unload_adapter("a")
+    np.testing.assert_allclose(clf.score(TEXTS).probs, base, atol=1e-6)

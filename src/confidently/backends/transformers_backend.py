@@ -235,6 +235,9 @@ class TransformersBackend(Backend):
         self.model.delete_adapter(name)
         del self.adapters[name]
         self._forget_prefixes(name)
+        if not self.adapters:  # a PEFT wrapper with no adapter left cannot score: back to the bare model
+            self.model = self.model.unload()
+            self.active_adapter = None
 
     def _forget_prefixes(self, adapter: str) -> None:
         self._prefix_cache = {k: v for k, v in self._prefix_cache.items() if k[0] != adapter}

@@ -26,7 +26,7 @@ err_console = Console(stderr=True)
 def main() -> None:
     """Entry point: our own errors become one line on stderr and exit code 1, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except ConfidentlyError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -45,3 +45,7 @@ def main() -> None:
             error.show()
             sys.exit(error.exit_code)
         raise
+    if isinstance(code, int) and code != 0:
+        if code == 130:
+            err_console.print("interrupted: finished rows are kept; rerun with --resume to continue")
+        sys.exit(code)
