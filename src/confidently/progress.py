@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
@@ -30,14 +31,49 @@ def progress_bar(total: int, description: str, *, enabled: bool = True, unit: st
     if not enabled:
         yield lambda n=1, **fields: None
         return
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        with _log_lines(total, description, unit, console) as advance:
+            yield advance
+        return
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     # Progress goes to stderr so that stdout stays clean for results (--json, pipes).
-    with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
+    with Progress(*columns, console=console, transient=False) as progress:
         task_id = progress.add_task(description, total=total, info="")
 
         def advance(n: int = 1, **fields) -> None:
-            info = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
-            progress.update(task_id, advance=n, **({"info": info} if fields else {}))
+            progress.update(task_id, advance=n, **({"info": _info(fields)} if fields else {}))
 
         yield advance
+
+
+def _info(fields: dict) -> str:
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+
+
+@contextlib.contextmanager
+def _log_lines(total: int, description: str, unit: str, console: Console,
+               every_s: float = 30.0) -> Iterator[Callable[..., None]]:
+    """Plain progress lines for logs (nohup, CI, SageMaker), where a live bar would print nothing until the end."""
+    start = last = time.monotonic()
+    state = {"done": 0, "info": ""}
+
+    def line() -> None:
+        elapsed = time.monotonic() - start
+        rate = state["done"] / elapsed if elapsed > 0 else 0.0
+        console.print(f"{description}: {state['done']:,}/{total:,} ({state['done'] / max(total, 1):.0%}), "
+                      f"{rate:.1f} {unit}, {elapsed:.0f} s elapsed  {state['info']}".rstrip(),
+                      markup=False, highlight=False, soft_wrap=True)
+
+    def advance(n: int = 1, **fields) -> None:
+        nonlocal last
+        state["done"] += n
+        if fields:
+            state["info"] = _info(fields)
+        if time.monotonic() - last >= every_s:
+            last = time.monotonic()
+            line()
+
+    yield advance
+    line()

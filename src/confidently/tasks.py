@@ -212,8 +212,9 @@ class Verbalizer:
 
     def class_mass(self, logprobs: np.ndarray) -> np.ndarray:
         """Single-token class mass from full-vocabulary log-probabilities of shape (n, vocab)."""
-        probs = np.exp(logprobs.astype(np.float64, copy=False))
-        return np.stack([probs[:, label.token_ids].sum(axis=1) for label in self.labels], axis=1)
+        # Gather before exponentiating: the vocabulary is ~10^5 wide, the label ids a few dozen.
+        return np.stack([np.exp(logprobs[:, label.token_ids].astype(np.float64)).sum(axis=1)
+                         for label in self.labels], axis=1)
 
     def class_mass_from_top(self, top: Sequence[Mapping[str, float]]) -> np.ndarray:
         """Class mass from top-k maps {token text: logprob} (servers that return only the top tokens)."""

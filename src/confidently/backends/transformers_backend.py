@@ -21,7 +21,7 @@ from confidently.backends.base import Backend
 from confidently.errors import ModelLoadError
 from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, resolve_model
 
-# Measured by benchmarks/dtype.py on a 2-core CPU: see README "Precision".
+# bfloat16 scores depend on batch composition on CPU (README "Precision"), so float32 is the default.
 CPU_DEFAULT_DTYPE = "float32"
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}

@@ -14,7 +14,7 @@ from confidently.files import atomic_write_json, sha256_file
 data_app = typer.Typer(
     help="Make, check and split datasets (synthetic sentiment set; JSONL, CSV/TSV, Parquet, .txt folders).",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 app.add_typer(data_app, name="data")
 
@@ -52,7 +52,7 @@ def generate(
     model that leans on the domain is caught out. Every row has text, label, category, sentiment
     and domain; no two texts are the same.
 
-    Example: [bold]confidently data generate --n 10000 --seed 42 --out sentiment.jsonl[/]
+    Example: `confidently data generate --n 10000 --seed 42 --out sentiment.jsonl`
     """
     from confidently.data import domain_bias_rate, generate_sentiment, save_dataset
 
@@ -109,12 +109,12 @@ def split(
 ) -> None:
     """Split a dataset into train / calibration / test files without leaks.
 
-    Duplicate texts (compared case-folded, whitespace-collapsed) are removed [italic]before[/]
+    Duplicate texts (compared case-folded, whitespace-collapsed) are removed *before*
     splitting, so no text lands in two splits (checked afterwards); splits are stratified by label
     and by category when there is one. Writes a split.json manifest with the fractions, seed,
     counts and the sha256 of every file.
 
-    Example: [bold]confidently data split sentiment.jsonl --out splits/ --fractions 0.7,0.15,0.15 --seed 42[/]
+    Example: `confidently data split sentiment.jsonl --out splits/ --fractions 0.7,0.15,0.15 --seed 42`
     """
     from confidently.data import load_dataset, save_dataset, split_dataset
     from confidently.data.splits import parse_fractions

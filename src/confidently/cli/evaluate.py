@@ -81,7 +81,7 @@ def evaluate(
     chosen calibrator and its certified threshold), calibrators/, and scores.parquet. Scores are
     cached in OUT/score-cache, so a rerun or a killed run does not score finished rows again.
 
-    Example: [bold]confidently evaluate --data reviews.jsonl --out runs/reviews[/]
+    Example: `confidently evaluate --data reviews.jsonl --out runs/reviews`
     """
     from confidently.data import load_dataset
     from confidently.errors import ConfidentlyError
@@ -131,7 +131,7 @@ def demo(
     8-category sentiment set, splits it with no shared text, scores the calibration split and a
     stratified test sample, calibrates, and writes the full report.
 
-    Example: [bold]confidently demo --out runs/demo[/]  (add --finetune --finetune-steps 200 for the LoRA stage)
+    Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
     from confidently.cli.scoring import print_classification, print_next_token
     from confidently.pipeline import run_demo

@@ -89,7 +89,7 @@ def finetune(
     adapter_config.json (PEFT: vLLM and SageMaker load them unchanged), calibrator.json, policy.json and
     manifest.json; it is replaced only once complete. Ctrl-C saves a checkpoint: rerun with --resume.
 
-    Example: [bold]confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment[/]
+    Example: `confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment`
     """
     from confidently.finetune import finetune as run
     from confidently.tasks import get_task
@@ -154,7 +154,7 @@ def compare(
     the adapter never saw: a test file, or the full dataset with the --split-seed used for training.
     Finished scores are cached in OUT/score-cache.
 
-    Example: [bold]confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare[/]
+    Example: `confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare`
     """
     from confidently.backends.transformers_backend import TransformersBackend
     from confidently.comparison import CompareConfig, compare as run, write_comparison

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from confidently.classifier import DEFAULT_BATCH_SIZE
 from confidently.models import DEFAULT_MODEL
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
@@ -24,11 +25,11 @@ ApiKeyOpt = Annotated[Optional[str], typer.Option(
 AdapterOpt = Annotated[Optional[Path], typer.Option("--adapter", help="A LoRA adapter folder made by `finetune`.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
-DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformers", "batch_size": 8}
+DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformers", "batch_size": DEFAULT_BATCH_SIZE}
 
 
 def build_classifier(*, model: str, task: str, backend: str, device: str | None = None, dtype: str | None = None,
-                     batch_size: int = 8, base_url: str | None = None, api_key: str | None = None,
+                     batch_size: int = DEFAULT_BATCH_SIZE, base_url: str | None = None, api_key: str | None = None,
                      adapter: Path | None = None, chat: bool | None = None, quiet: bool = False):
     """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
     from confidently.classifier import Classifier

@@ -19,7 +19,7 @@ from confidently.cli.options import DEFAULTS, ModelOpt, TaskOpt
 sagemaker_app = typer.Typer(
     help="Run confidently on AWS SageMaker: training jobs, a multi-adapter endpoint, calibrated classification.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 app.add_typer(sagemaker_app, name="sagemaker")
 
@@ -83,8 +83,8 @@ def train(
     The data and a tarball of this project's source go to S3; the job installs the source, trains,
     and SageMaker uploads the adapter folder (PEFT files, manifest, calibrator, policy) as model.tar.gz.
 
-    Example: [bold]confidently sagemaker train --data train.jsonl --role arn:aws:iam::111122223333:role/sm
-    --bucket my-bucket --image <pytorch-training-uri> -H epochs=2 --dry-run[/]
+    Example: `confidently sagemaker train --data train.jsonl --role arn:aws:iam::111122223333:role/sm
+    --bucket my-bucket --image <pytorch-training-uri> -H epochs=2 --dry-run`
     """
     from confidently.deploy.calls import render
     from confidently.deploy.sagemaker import training_plan
@@ -126,8 +126,8 @@ def deploy(
     Each adapter's calibrator, policy and manifest are uploaded beside its weights, for
     `confidently sagemaker classify`.
 
-    Example: [bold]confidently sagemaker deploy reviews adapters/triage adapters/tone --role ARN --bucket B
-    --image <lmi-uri> --dry-run[/]
+    Example: `confidently sagemaker deploy reviews adapters/triage adapters/tone --role ARN --bucket B
+    --image <lmi-uri> --dry-run`
     """
     from confidently.deploy.calls import render
     from confidently.deploy.packaging import read_adapter
@@ -162,7 +162,7 @@ def classify(
 ) -> None:
     """Classify texts with a deployed adapter: calibrated confidence and the adapter's automate/review decision.
 
-    Example: [bold]confidently sagemaker classify reviews --adapter triage "Great product" "Broke in a day"[/]
+    Example: `confidently sagemaker classify reviews --adapter triage "Great product" "Broke in a day"`
     """
     from confidently.deploy.remote import classify_remote
 
@@ -197,7 +197,7 @@ def delete(
 
     Each deletion is polled until SageMaker reports it gone before the next starts.
 
-    Example: [bold]confidently sagemaker delete reviews --yes[/]
+    Example: `confidently sagemaker delete reviews --yes`
     """
     from confidently.deploy.calls import render
     from confidently.deploy.sagemaker import delete_plan

@@ -35,7 +35,7 @@ def next_token(
 ) -> None:
     """Show the model's next-token table for a prompt: rank, token, log-prob, probability.
 
-    Example: [bold]confidently next-token "Knock knock." --top-k 12[/]
+    Example: `confidently next-token "Knock knock." --top-k 12`
     """
     clf = build_classifier(model=model, task="sentiment", backend=backend, device=device, dtype=dtype,
                            base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
@@ -80,7 +80,7 @@ def classify(
     Confidence is the predicted label's share of the label mass; the unnormalised masses and the
     mass on tokens that mean no label ("other") are shown too.
 
-    Example: [bold]confidently classify "I love this movie!"[/]
+    Example: `confidently classify "I love this movie!"`
     """
     if server is not None:
         from confidently.cli.serve import classify_remote
@@ -139,7 +139,7 @@ def score(
 
     Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with --resume.
 
-    Example: [bold]confidently score reviews.jsonl --out scores.parquet --resume[/]
+    Example: `confidently score reviews.jsonl --out scores.parquet --resume`
     """
     from confidently.scoring import score_file
 
@@ -158,7 +158,7 @@ def score(
 def models() -> None:
     """List the models that work offline, and whether each is installed.
 
-    Example: [bold]confidently models[/]
+    Example: `confidently models`
     """
     import importlib.util
 

@@ -49,7 +49,7 @@ def serve(
     POST /v1/classify, GET /v1/adapters, GET /healthz, GET /metrics; the OpenAPI schema is at
     /openapi.json and browsable at /docs. On SIGTERM or Ctrl-C, requests in flight finish first.
 
-    Example: [bold]confidently serve --adapters adapters/ --admin-token "$TOKEN" --port 8000[/]
+    Example: `confidently serve --adapters adapters/ --admin-token "$TOKEN" --port 8000`
     """
     import uvicorn
 
