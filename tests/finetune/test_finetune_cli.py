@@ -40,7 +40,10 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert "report:" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
-    assert (tmp_path / "run" / "report.html").exists() and (tmp_path / "run" / "summary.md").exists()
+    assert (tmp_path / "run" / "report.html").exists()
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "| category=weak |" in summary and "| domain=sports |" in summary  # the slices table
+    assert "| workplace |" in summary  # neutral texts by domain
 
 
 def test_bad_labels_are_one_line_and_exit_1(tiny_model_dir, tmp_path):

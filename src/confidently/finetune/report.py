@@ -207,11 +207,12 @@ def build_sections(comparison: Comparison) -> list[Section]:
 
 
 def summary_markdown(comparison: Comparison, title: str) -> str:
-    """summary.md: the main table, the decisions table and the neutral-by-domain rates."""
+    """summary.md: the main table, the decisions table, the slices and the neutral-by-domain rates."""
     lines = [f"# {title}", "", f"- adapter: {comparison.adapter}", f"- test rows: {comparison.y.size}",
              f"- calibration: {comparison.calibration_source}",
              f"- intervals: 95% paired percentile bootstrap, {comparison.config.n_resamples} resamples", ""]
-    for frame in (metrics_frame(comparison), decisions_frame(comparison), comparison.neutral_by_domain):
+    slices = comparison.slices if len(comparison.slices) else None
+    for frame in (metrics_frame(comparison), decisions_frame(comparison), slices, comparison.neutral_by_domain):
         if frame is None:
             continue
         lines.append("| " + " | ".join(map(str, frame.columns)) + " |")
