@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -198,12 +199,16 @@ class TransformersBackend(Backend):
                 )
         name = name or folder.name
         self._forget_prefixes(name)  # a reloaded name must not reuse the old weights' prefix KV
-        if isinstance(self.model, PeftModel):
-            if name in self.adapters:
-                self.model.delete_adapter(name)
-            self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
-        else:
-            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
+        with warnings.catch_warnings():
+            # peft asks transformers a deprecated question about gradient checkpointing; not ours to fix.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            if isinstance(self.model, PeftModel):
+                if name in self.adapters:
+                    self.model.delete_adapter(name)
+                self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name,
+                                                       is_trainable=False)
         self.model.eval()
         self.adapters[name] = sha256_file(weights)
         if activate:
