@@ -13,7 +13,7 @@ in this process. Each level is bounded by a request count and a time limit. Prin
 texts/s and the ratio to offline throughput, plus the server's mean batch size.
 
 Usage: python benchmarks/serve_load.py [--model qwen2.5-coder-0.5b-instruct] [--batch-size 16]
-       [--dtype float32] [--requests-per-client 4] [--level-timeout 120]
+       [--dtype float32] [--batch-wait-ms 5] [--requests-per-client 4] [--level-timeout 120]
 
 Other processes on the machine slow this down; the load average is printed at the start and end.
 """
@@ -54,6 +54,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
                "--max-texts", str(BULK)]
     if args.dtype:
         command += ["--dtype", args.dtype]
+    if args.batch_wait_ms is not None:
+        command += ["--batch-wait-ms", str(args.batch_wait_ms)]
     return subprocess.Popen(command), f"http://127.0.0.1:{port}"
 
 
@@ -135,6 +137,7 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batch-size", type=int, default=16, help="server batch size = offline batch size")
     parser.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16 …")
+    parser.add_argument("--batch-wait-ms", type=float, default=None, help="the server's batching window")
     parser.add_argument("--texts", type=int, default=128, help="distinct texts in the pool")
     parser.add_argument("--requests-per-client", type=int, default=4)
     parser.add_argument("--bulk-requests", type=int, default=4)
@@ -143,6 +146,7 @@ def main() -> None:
 
     texts = list(generate_sentiment(args.texts, seed=0).texts)
     print(f"model {args.model}, batch size {args.batch_size}, dtype {args.dtype or 'default'}, "
+          f"batch wait {'default' if args.batch_wait_ms is None else f'{args.batch_wait_ms:g} ms'}, "
           f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
     classifier = Classifier(model=args.model, batch_size=args.batch_size, dtype=args.dtype)
     classifier.score(texts[:args.batch_size])  # warm-up
