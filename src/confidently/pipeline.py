@@ -49,7 +49,7 @@ def _labels_of(ds: Dataset, clf: Classifier, split: str) -> np.ndarray:
 
 def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray,
                 labels: tuple[str, ...]) -> pd.DataFrame:
-    """Accuracy and predicted-label rates per category and per domain (where the data has them)."""
+    """Accuracy (raw and calibrated) and calibrated predicted-label rates per category and per domain."""
     rows = []
     for column in ("category", "domain"):
         if column not in test.columns:
@@ -61,7 +61,7 @@ def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.nd
                    "accuracy_raw": float((raw[mask].argmax(1) == y[mask]).mean()),
                    "accuracy_calibrated": float((calibrated[mask].argmax(1) == y[mask]).mean())}
             for j, label in enumerate(labels):
-                row[f"predicted_{label}"] = float((calibrated[mask].argmax(1) == j).mean())
+                row[f"predicted_{label}_calibrated"] = float((calibrated[mask].argmax(1) == j).mean())
             rows.append(row)
     return pd.DataFrame(rows)
 
