@@ -7,10 +7,6 @@ between the methods, a FLOP-limit estimate and peak RSS:
   (b) batched forward passes, last position's logits only;
   (c) (b) plus the prompt prefix's KV cache computed once and reused.
 
-(a) runs the model with the weight layout transformers loads; (b) and (c) with the backend's CPU
-layout (block weights stored transposed), and (c) is then rerun in both layouts, with the median
-time of one text scored alone, so the layout's effect is measured side by side.
-
 Usage: python benchmarks/scoring.py [--model NAME] [--n 256] [--batch-size 16] [--data FILE.jsonl]
 Without --data it scores generated sentences (or ../shared/datasets/sst2_dev.jsonl when present).
 """
@@ -26,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from confidently.backends.transformers_backend import store_linear_weights_transposed
 from confidently.classifier import DEFAULT_BATCH_SIZE, Classifier
 
 SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2_dev.jsonl"
@@ -70,24 +65,6 @@ def batched(clf: Classifier, texts: list[str], shared_prefix: bool) -> np.ndarra
     return mass
 
 
-def single_text_ms(clf: Classifier, texts: list[str]) -> float:
-    """Median wall time of scoring one text alone (what a lone server request costs)."""
-    times = []
-    for text in texts:
-        start = time.perf_counter()
-        clf.score([text])
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
-
-def restore_standard_layout(model) -> None:
-    """Undo ``store_linear_weights_transposed``: row-major (out, in) weights, as transformers loads them."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear) and not module.weight.is_contiguous():
-                module.weight = torch.nn.Parameter(module.weight.contiguous(), requires_grad=False)
-
-
 def matmul_gflops(seconds: float = 2.0) -> float:
     a = torch.randn(1024, 1024)
     b = torch.randn(1024, 1024)
@@ -121,9 +98,7 @@ def main() -> None:
           f"loaded in {load_s:.1f} s; {len(texts)} texts, batch size {args.batch_size}")
     batched(clf, texts[:2], True)  # warm-up: allocations, prefix cache
 
-    restore_standard_layout(backend.model)  # the original ran the model as transformers loads it
     mass_a, t_a = timed(lambda: original_method(clf, texts))
-    store_linear_weights_transposed(backend.model)
     mass_b, t_b = timed(lambda: batched(clf, texts, shared_prefix=False))
     backend.clear_prefix_cache()
     mass_c, t_c = timed(lambda: batched(clf, texts, shared_prefix=True))
@@ -155,19 +130,6 @@ def main() -> None:
           f"(c) reaches {rate['c'] / limit:.0%}, and (c) at the limit would be {limit / rate['a']:.1f}x (a)")
     print(f"(a) computes {full_tokens / n:.1f} tokens/example at {flops_a / t_a / 1e9:.0f} GFLOP/s, "
           f"{flops_a / t_a / (gflops * 1e9):.0%} of the measured matmul speed")
-    layouts = {}
-    for layout in ("transposed (default on CPU)", "standard"):
-        if layout == "standard":
-            restore_standard_layout(backend.model)
-        backend.clear_prefix_cache()
-        batched(clf, texts[:2], True)
-        single = single_text_ms(clf, texts[:32])
-        masses, seconds = timed(lambda: batched(clf, texts, shared_prefix=True))
-        layouts[layout] = share(masses)
-        print(f"(c) with {layout} weight storage: one text alone {single:.0f} ms (median of 32), "
-              f"batched {n / seconds:.2f} ex/s")
-    first, second = layouts.values()
-    print(f"max |P(positive)| difference between the layouts: {np.abs(first - second).max():.2e}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"peak RSS {peak:.2f} GiB")
 

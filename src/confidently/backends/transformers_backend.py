@@ -46,28 +46,6 @@ def choose_dtype(dtype: str | None, device: str) -> str:
     return "bfloat16" if device.startswith("cuda") else CPU_DEFAULT_DTYPE
 
 
-def store_linear_weights_transposed(model) -> None:
-    """Store each transformer-block linear weight as the transposed view of an (in, out) contiguous copy.
-
-    ``F.linear`` then multiplies by a plain row-major matrix, which this CPU's float32 GEMM does faster
-    when few rows come in: one text through qwen-0.5B took 162 ms instead of 194 (gemma-270m 75 vs 83)
-    with bit-identical scores (benchmarks/scoring.py). The LM head keeps its layout: transposed, it made
-    batch-16 scoring 14% slower. Memory use is unchanged (the copy replaces the original).
-    """
-    import torch
-
-    head = model.get_output_embeddings()
-    replaced: dict[int, torch.nn.Parameter] = {}  # weights shared by several modules stay shared
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear) and module is not head and module.weight.is_contiguous():
-                weight = module.weight
-                if id(weight) not in replaced:
-                    replaced[id(weight)] = torch.nn.Parameter(weight.t().contiguous().t(),
-                                                              requires_grad=weight.requires_grad)
-                module.weight = replaced[id(weight)]
-
-
 def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
     """A folder transformers can load quickly; GGUFs are de-quantized once and cached."""
     if source.gguf_file is None:
@@ -135,8 +113,6 @@ class TransformersBackend(Backend):
         except OSError as error:
             raise ModelLoadError(f"cannot load model {model!r}: {error}") from None
         self.model.eval()
-        if self.device == "cpu":
-            store_linear_weights_transposed(self.model)
         self._vocab: list[str] | None = None
         self._prefix_cache: dict[tuple[str | None, tuple[int, ...]], object] = {}
         self.pad_id = self.tokenizer.pad_token_id
