@@ -57,20 +57,20 @@ def _log_lines(total: int, description: str, unit: str, console: Console,
                every_s: float = 30.0) -> Iterator[Callable[..., None]]:
     """Plain progress lines for logs (nohup, CI, SageMaker), where a live bar would print nothing until the end."""
     start = last = time.monotonic()
-    state = {"done": 0, "info": ""}
+    done, info = 0, ""
 
     def line() -> None:
         elapsed = time.monotonic() - start
-        rate = state["done"] / elapsed if elapsed > 0 else 0.0
-        console.print(f"{description}: {state['done']:,}/{total:,} ({state['done'] / max(total, 1):.0%}), "
-                      f"{rate:.1f} {unit}, {elapsed:.0f} s elapsed  {state['info']}".rstrip(),
+        rate = done / elapsed if elapsed > 0 else 0.0
+        console.print(f"{description}: {done:,}/{total:,} ({done / max(total, 1):.0%}), "
+                      f"{rate:.1f} {unit}, {elapsed:.0f} s elapsed  {info}".rstrip(),
                       markup=False, highlight=False, soft_wrap=True)
 
     def advance(n: int = 1, **fields) -> None:
-        nonlocal last
-        state["done"] += n
+        nonlocal done, info, last
+        done += n
         if fields:
-            state["info"] = _info(fields)
+            info = _info(fields)
         if time.monotonic() - last >= every_s:
             last = time.monotonic()
             line()

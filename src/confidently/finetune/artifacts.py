@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from confidently.errors import ArtifactError
-from confidently.files import atomic_write_json, sha256_file
+from confidently.files import atomic_write_json, current_umask, sha256_file
 
 MANIFEST_FORMAT = "confidently.adapter"
 MANIFEST_VERSION = 1
@@ -67,8 +67,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
 def _default_permissions(folder: Path) -> None:
     """Give the folder and its files the permissions a plain ``mkdir``/``open`` would (temporary files
     are created owner-only), so a server running as another user can read a saved adapter."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     folder.chmod(0o777 & ~umask)
     for path in folder.iterdir():
         if path.is_file():
