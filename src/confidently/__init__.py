@@ -14,16 +14,33 @@ from confidently.types import Prediction, Scores, TokenProb
 
 __version__ = "0.1.0"
 
+#: Exported names whose modules import scipy and pandas, loaded on first use so the CLI starts fast.
+_LAZY = {"CalibratedClassifier": "confidently.decisions", "Decisions": "confidently.decisions",
+         "decide": "confidently.decisions", "Bundle": "confidently.bundle", "read_bundle": "confidently.bundle",
+         "write_bundle": "confidently.bundle"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'confidently' has no attribute {name!r}")
+
+
 __all__ = [
     "ArtifactError",
     "BUILTIN_TASKS",
     "BackendError",
+    "Bundle",
+    "CalibratedClassifier",
     "CalibrationError",
     "Classifier",
     "Client",
     "ConfidentlyError",
     "DEFAULT_MODEL",
     "DataError",
+    "Decisions",
     "Label",
     "ModelLoadError",
     "NotFittedError",
@@ -34,5 +51,8 @@ __all__ = [
     "TaskError",
     "TokenProb",
     "UnknownModelError",
+    "decide",
     "get_task",
+    "read_bundle",
+    "write_bundle",
 ]

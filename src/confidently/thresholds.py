@@ -346,12 +346,15 @@ class DecisionPolicy:
         Whether ``threshold`` comes from a Clopper–Pearson certificate.
     method : str
         How the threshold was chosen, in words (stored with the policy for the audit trail).
+    level : float or None
+        One-sided confidence level of the certificate, when certified.
     """
 
     threshold: float | None
     target_accuracy: float | None
     certified: bool
     method: str
+    level: float | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (
@@ -364,6 +367,20 @@ class DecisionPolicy:
             raise DataError(f"target_accuracy must be in (0, 1] or None; got {self.target_accuracy!r}")
         if not isinstance(self.certified, bool) or not isinstance(self.method, str):
             raise DataError("certified must be a bool and method a string")
+        if self.level is not None and not (isinstance(self.level, numbers.Real) and 0.0 < self.level < 1.0):
+            raise DataError(f"level must be in (0, 1) or None; got {self.level!r}")
+
+    @property
+    def guarantee(self) -> str:
+        """What an ``automate`` decision promises, in words."""
+        if self.threshold is None:
+            return "no threshold could be certified: every prediction goes to review"
+        rule = f"automate when confidence >= {self.threshold:.2f}"
+        if self.certified and self.target_accuracy is not None:
+            level = "" if self.level is None else f" with {self.level:.0%} confidence"
+            return (f"{rule}; automated predictions are at least {self.target_accuracy:.1%} accurate{level} "
+                    "(Clopper-Pearson bound on held-out calibration rows)")
+        return f"{rule}; not certified ({self.method})"
 
     @classmethod
     def from_certificate(cls, certificate: CertifiedThreshold) -> DecisionPolicy:
@@ -372,6 +389,7 @@ class DecisionPolicy:
             threshold=certificate.threshold,
             target_accuracy=certificate.target_accuracy,
             certified=certificate.certified,
+            level=certificate.level,
             method=f"lowest threshold with one-sided {certificate.level:.0%} Clopper-Pearson lower bound "
             f">= target accuracy: {certificate.reason}",
         )
@@ -406,7 +424,8 @@ class DecisionPolicy:
         if data.get("format_version") != POLICY_FORMAT_VERSION:
             raise ArtifactError(f"decision policy format_version {data.get('format_version')!r} is not supported")
         try:
-            return cls(**{key: data[key] for key in ("threshold", "target_accuracy", "certified", "method")})
+            return cls(**{key: data[key] for key in ("threshold", "target_accuracy", "certified", "method")},
+                       level=data.get("level"))
         except (KeyError, DataError) as error:
             raise ArtifactError(f"malformed decision policy: {error}") from None
 
