@@ -12,14 +12,18 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError, ConfidentlyError
 from confidently.files import atomic_path, atomic_write_json
-from confidently.progress import progress_bar
+from confidently.progress import announce, progress_bar
 from confidently.types import Scores
+
+if TYPE_CHECKING:
+    from confidently.decisions import CalibratedClassifier
 
 
 def text_key(text: str) -> str:
@@ -93,6 +97,10 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
         if key not in done and key not in seen:
             todo.append(i)
             seen.add(key)
+    reused = sum(key in done for key in set(keys))
+    if reused and store is not None:
+        announce(f"reusing {reused:,} rows already scored in {store.directory} (same model, adapter, precision "
+                 f"and task); {len(todo):,} left to score", enabled=progress)
     with progress_bar(len(todo), description, enabled=progress and bool(todo)) as advance:
         for start in range(0, len(todo), checkpoint_every):
             chunk = todo[start:start + checkpoint_every]
@@ -127,16 +135,21 @@ def write_table(frame, path: str | Path) -> None:
             raise ConfidentlyError(f"{path}: unknown output format {suffix!r}: use .parquet, .csv, .tsv or .jsonl")
 
 
-def score_file(classifier: Classifier, input_path: str | Path, out_path: str | Path, *, text_column: str = "text",
-               label_column: str = "label", checkpoint_every: int = 256, resume: bool = False,
-               progress: bool = True):
+def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | Path, out_path: str | Path, *,
+               text_column: str = "text", label_column: str = "label", checkpoint_every: int = 256,
+               resume: bool = False, progress: bool = True):
     """Score every row of a data file and write the scores beside its columns.
 
-    Finished rows are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
+    Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
+    calibrator or policy, the calibrated columns and the decision too (:meth:`Decisions.to_frame`).
+    Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
     from confidently.data import load_dataset
+    from confidently.decisions import CalibratedClassifier
 
+    calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
+    classifier = calibrated.classifier
     out_path = Path(out_path)
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
                            labels=classifier.labels)
@@ -150,6 +163,7 @@ def score_file(classifier: Classifier, input_path: str | Path, out_path: str | P
                               progress=progress)
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
+    frame = frame.join(calibrated.decide(scores.probs).to_frame().set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame

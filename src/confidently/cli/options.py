@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from confidently.classifier import DEFAULT_BATCH_SIZE
 from confidently.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from confidently.bundle import Bundle
+    from confidently.decisions import CalibratedClassifier
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
@@ -22,13 +26,19 @@ BaseUrlOpt = Annotated[Optional[str], typer.Option(
     "--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8080/v1")]
 ApiKeyOpt = Annotated[Optional[str], typer.Option(
     "--api-key", help="openai backend: NAME of the environment variable holding the API key.")]
-AdapterOpt = Annotated[Optional[Path], typer.Option("--adapter", help="A LoRA adapter folder made by `finetune`.")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(
+    "--adapter", help="A LoRA adapter folder made by `finetune` (its hashes are checked; its own calibrator and "
+                      "policy apply unless --calibration is given; --model and --task default to its own).")]
+CalibrationOpt = Annotated[Optional[Path], typer.Option(
+    "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
+                          "Answers become calibrated with an automate/review decision; --model and --task default "
+                          "to the bundle's.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformers", "batch_size": DEFAULT_BATCH_SIZE}
 
 
-def build_classifier(*, model: str, task: str, backend: str, device: str | None = None, dtype: str | None = None,
+def build_classifier(*, model: str, task, backend: str, device: str | None = None, dtype: str | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, base_url: str | None = None, api_key: str | None = None,
                      adapter: Path | None = None, chat: bool | None = None, quiet: bool = False):
     """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
@@ -45,3 +55,40 @@ def build_classifier(*, model: str, task: str, backend: str, device: str | None 
     if not quiet:
         err_console.print(f"[dim]loading {model} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat, **options)
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or from the environment), not its default."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def read_calibration(folder: Path | None) -> Bundle | None:
+    """The calibration bundle in ``folder`` (hashes checked), or None; read before any model loads."""
+    if folder is None:
+        return None
+    from confidently.bundle import read_bundle
+
+    return read_bundle(folder)
+
+
+def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,
+                     adapter: Path | None = None, **options) -> CalibratedClassifier:
+    """The classifier a command asked for, with its calibration bundle applied.
+
+    The bundle is ``--calibration``, else the ``--adapter``'s own; both are read and checked before the
+    model loads, and ``--model`` / ``--task`` not given on the command line default to the bundle's.
+    Without either the answers are uncalibrated (and say so). ``options`` go to :func:`build_classifier`.
+    """
+    from confidently.decisions import CalibratedClassifier
+
+    adapter_bundle = read_calibration(adapter)  # an adapter is always a bundle: no manifest, no load
+    bundle = read_calibration(calibration) or adapter_bundle
+    chat = None
+    if bundle is not None:
+        model = model if given(ctx, "model") else bundle.model.name
+        task = task if given(ctx, "task") else bundle.task
+        chat = bundle.chat
+    clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, **options)
+    return CalibratedClassifier(clf, bundle=bundle)

@@ -3,15 +3,15 @@
 As in PEFT, the settings (:mod:`~confidently.finetune.config`), the model wiring
 (:mod:`~confidently.finetune.model`) and the loop (:mod:`~confidently.finetune.trainer`) live apart;
 :mod:`~confidently.finetune.data` builds the batches, :mod:`~confidently.finetune.artifacts` writes
-the folder, and :func:`finetune` runs everything.
+the folder (a calibration bundle, read back with :func:`confidently.bundle.read_bundle`), and
+:func:`finetune` runs everything.
 
 >>> from confidently.finetune import FinetuneConfig, finetune  # doctest: +SKIP
 >>> finetune(train, "adapters/sst2", FinetuneConfig(model="gemma-3-270m"))  # doctest: +SKIP
 """
 
-from confidently.finetune.artifacts import read_manifest
 from confidently.finetune.config import FinetuneConfig
 from confidently.finetune.run import FinetuneResult, finetune, run_finetune
 from confidently.finetune.trainer import TrainingResult
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "TrainingResult", "finetune", "read_manifest", "run_finetune"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "TrainingResult", "finetune", "run_finetune"]

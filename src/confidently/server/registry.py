@@ -99,6 +99,11 @@ class AdapterRegistry:
         self.backend.unload_adapter(name)
         self._adapters = {k: v for k, v in self._adapters.items() if k != name}
         self.backend.load_adapter(folder, name, activate=False)
+        try:
+            served.check_loaded()  # the weights loaded are the ones the bundle was read with
+        except ConfidentlyError:
+            self.backend.unload_adapter(name)
+            raise
         self._adapters = {**self._adapters, name: served}
         return served
 

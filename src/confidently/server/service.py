@@ -46,7 +46,7 @@ class Service:
 
             backend = TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
         base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
-                           calibrator=settings.calibrator, policy=settings.policy)
+                           calibration=settings.calibration)
         registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size)
         registry.load_all()
         service = cls(registry, settings, metrics)
@@ -62,11 +62,11 @@ class Service:
         future = self.batcher.submit(request.adapter, _Job(request.texts, request.top_tokens), len(request.texts))
         # The entry that scored the texts, which a reload may have replaced while they waited.
         served, results = await asyncio.wrap_future(future)
-        policy = served.policy
+        policy = served.calibrated.policy
         return ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
             threshold=None if policy is None else policy.threshold, decided_on=served.decided_on,
-            results=results,
+            guarantee=None if policy is None else policy.guarantee, results=results,
         )
 
     async def run(self, fn: Callable[[], T]) -> T:
