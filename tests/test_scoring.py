@@ -69,9 +69,10 @@ def test_killed_run_resumes_without_rescoring(clf, tmp_path):
     assert not (tmp_path / "scores.parquet.partial").exists()
     written = pd.read_parquet(out)
     assert list(written["text"]) == TEXTS
-    assert {"p_negative", "p_positive", "mass_positive", "other_mass", "prediction", "confidence",
+    assert {"raw_p_negative", "raw_p_positive", "mass_positive", "other_mass", "raw_prediction", "raw_confidence",
             "truncated", "label"} <= set(written.columns)
-    np.testing.assert_allclose(written["p_positive"], Classifier(backend=clf.backend).score(TEXTS).probs[:, 1],
+    assert not any(column.startswith("calibrated") or column == "decision" for column in written.columns)
+    np.testing.assert_allclose(written["raw_p_positive"], Classifier(backend=clf.backend).score(TEXTS).probs[:, 1],
                                atol=1e-5)
     assert len(frame) == len(TEXTS)
 

@@ -103,11 +103,11 @@ def classify(
 
 
 def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, guarantee: str | None) -> str:
-    """The one-line answer every command prints: label, confidence (saying whether it is calibrated), decision."""
+    """The answer every command prints: label, confidence (saying whether it is calibrated), decision and its rule."""
     kind = "calibrated" if calibrated else "uncalibrated: share of label mass"
     line = f"[bold]{label}[/]  confidence {confidence:.4f} ({kind})"
     if decision is not None:
-        line += f"  → [bold]{decision}[/]" + (f" ({guarantee})" if guarantee else "")
+        line += f"  decision: [bold]{decision}[/]" + (f"\n[dim]decision rule: {guarantee}[/]" if guarantee else "")
     elif not calibrated:
         line += "  [dim]no calibration: pass --calibration DIR (a `confidently evaluate` run folder)[/]"
     return line
@@ -116,8 +116,9 @@ def answer_line(label: str, confidence: float, calibrated: bool, decision: str |
 def print_classification(labels, result) -> None:
     """The answer and decision, the raw answer beside it, class masses with their top variants, top tokens."""
     console.print(f"[bold]{result.text!r}[/] →")
-    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.guarantee)
-                  + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:
         console.print(f"raw answer: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title="class mass")

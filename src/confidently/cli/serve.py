@@ -78,8 +78,9 @@ def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, 
         return
     result = reply.results[0]
     console.print(f"[bold]{text!r}[/] →")
-    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.guarantee)
-                  + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:
         console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
