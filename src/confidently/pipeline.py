@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.bundle import MANIFEST_FILE, ModelIdentity, write_bundle
+from confidently.bundle import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
 from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import DataError
@@ -122,7 +122,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     run = {key: value for key, value in bundle.manifest.items() if key not in ("format", "version")}
     paths = write_evaluation(evaluation, out, title=title, metadata=meta, scores=pd.concat(frames, ignore_index=True),
                              slices=slices, run=run)
-    paths["bundle"] = out / MANIFEST_FILE
+    paths.update({"bundle": out / MANIFEST_FILE, "policy": out / POLICY_FILE,
+                  **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
     return EvaluateResult(evaluation, paths)
 
 

@@ -165,10 +165,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
-             "calibrator": out / "calibrator.json", "policy": out / "policy.json"}
-    if evaluation.best == "raw":
-        del paths["calibrator"]
+    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md"}
     for name, result in evaluation.methods.items():
         if result.calibrator is not None:
             result.calibrator.save(out / "calibrators" / f"{name}.json")
