@@ -223,6 +223,9 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     for name in (*extra_json, *extra_files):
         if name in _RESERVED or not _FILE_NAME.match(name):
             raise ConfidentlyError(f"bundle file name {name!r} is reserved or not a plain file name")
+    if calibrator is not None and calibrator.n_classes_ != len(task.labels):
+        raise ConfidentlyError(f"the calibrator was fitted on {calibrator.n_classes_} classes, the task has "
+                               f"{len(task.labels)} ({', '.join(task.label_names)})")
     for name in extra_json:
         if not name.endswith(".json"):
             raise ConfidentlyError(f"extra bundle payload {name!r} must be a .json file name")

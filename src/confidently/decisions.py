@@ -73,7 +73,9 @@ class Decisions:
     @property
     def decision(self) -> np.ndarray | None:
         """``"automate"`` / ``"review"`` per text, or None without a policy."""
-        return None if self.policy is None else self.policy.decide(self.confidence)
+        if self.policy is None:
+            return None
+        return self.policy.decide(self.confidence) if len(self) else np.array([], dtype=str)
 
     @property
     def threshold(self) -> float | None:
