@@ -59,9 +59,9 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
 
 def given(ctx: typer.Context, name: str) -> bool:
     """Whether the user set option ``name`` (on the command line or from the environment), not its default."""
-    from click.core import ParameterSource
-
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    source = ctx.get_parameter_source(name)
+    # By name: typer may bring its own copy of click, whose ParameterSource is another enum class.
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def read_calibration(folder: Path | None) -> Bundle | None:
