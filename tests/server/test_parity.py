@@ -122,3 +122,31 @@ def test_every_path_gives_the_same_calibrated_answer(bundle_dir, tiny_model_dir,
         np.testing.assert_allclose(probs, reference, rtol=0, atol=1e-9, err_msg=name)
         assert labels == reference_labels, name
         assert decisions == reference_decisions, name
+
+
+def test_serve_calibration_serves_a_calibrated_base_model(tiny_model_dir, serve_backend, tmp_path):
+    from test_bundle import make_bundle
+
+    backend = TransformersBackend(str(tiny_model_dir), dtype="float32")
+    make_bundle(tmp_path / "run", Classifier(backend=backend))
+    expected = CalibratedClassifier(Classifier(backend=backend, batch_size=1), bundle=tmp_path / "run")
+    with serve_backend(backend, calibration=tmp_path / "run", batch_size=1) as live:
+        reply = httpx.post(live.url + "/v1/classify", json={"texts": TEXTS}, timeout=120).json()
+        base = httpx.get(live.url + "/v1/adapters").json()["base"]
+    assert reply["decided_on"] == "calibrated" and reply["threshold"] == 0.7
+    assert base["calibrator"] == "platt" and base["manifest_sha256"] == read_bundle(tmp_path / "run").manifest_sha256
+    probs, labels, decisions = as_arrays(reply["results"])
+    wanted = expected.classify_many(TEXTS)
+    np.testing.assert_allclose(probs, [list(p.calibrated_probs.values()) for p in wanted], rtol=0, atol=1e-9)
+    assert labels == [p.label for p in wanted] and decisions == [p.decision for p in wanted]
+
+
+def test_serve_refuses_a_foreign_bundle_before_loading_the_model(tiny_model_dir, tmp_path):
+    from conftest import build_tiny_model
+    from test_bundle import make_bundle
+
+    make_bundle(tmp_path / "run", Classifier(model=str(tiny_model_dir), dtype="float32"))
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    result = CliRunner().invoke(app, ["serve", "--calibration", str(tmp_path / "run"), "--model", str(other)])
+    assert result.exit_code != 0 and "was fitted on" in str(result.exception)
+    assert f"applied to {other} (weights" in str(result.exception)

@@ -57,8 +57,14 @@ def serve(
 
     # The bundle is read and checked before the model loads; --model and --task default to its own.
     bundle = read_calibration(calibration)
-    if bundle is not None and not given(ctx, "model"):
-        model = bundle.model.name
+    if bundle is not None:
+        from confidently.models import resolve_model
+        from confidently.tasks import get_task
+
+        model = model if given(ctx, "model") else bundle.model.name
+        bundle.check_model(resolve_model(model).weights_id, None, name=model)
+        if given(ctx, "task"):
+            bundle.check_task(get_task(task), None)
     settings = Settings(model=model, task=task if given(ctx, "task") else None, adapters_dir=adapters,
                         calibration=calibration, admin_token=admin_token, max_texts=max_texts, max_text_chars=max_text_chars,
                         batch_size=batch_size, batch_wait_ms=batch_wait_ms, device=device, dtype=dtype)
