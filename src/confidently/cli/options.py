@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
-TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or a task .json file.")]
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help=(
+    'Built-in task name (sentiment) or a task .json file with your own question and labels, e.g. '
+    '{"name": "urgency", "template": "Is this ticket urgent? Answer yes or no.\\nTicket: {text}", "labels": '
+    '[{"name": "routine", "words": ["no"]}, {"name": "urgent", "words": ["yes"]}]}: the template holds {text} '
+    'once; labels in column order, each with the answer words that mean it (README: Tasks).'))]
 BackendOpt = Annotated[str, typer.Option("--backend", help="transformers (local) or openai (a server).")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1 …")]
 DtypeOpt = Annotated[Optional[str], typer.Option(
