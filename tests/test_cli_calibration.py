@@ -120,3 +120,23 @@ def test_a_bad_bundle_is_one_line_and_nothing_is_written(tiny_model_dir, tmp_pat
     assert message in lines[-1] and "Traceback" not in result.stderr
     assert lines[-1].startswith("error:") and str(folder) in lines[-1]
     assert result.stdout == "" and not out.exists() and not (tmp_path / "out.parquet.partial").exists()
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda f: (f / "adapter_model.safetensors").write_bytes((f / "adapter_model.safetensors").read_bytes()[:-8]
+                                                            + b"\0" * 8), "adapter_model.safetensors changed since"),
+    (lambda f: (f / "manifest.json").write_text(json.dumps({k: v for k, v in json.loads(
+        (f / "manifest.json").read_text()).items() if k != "files"})), "has no 'files' list"),
+])
+def test_classify_adapter_checks_every_hash_before_loading(tiny_model_dir, tmp_path, breakage, message):
+    from confidently.backends.transformers_backend import TransformersBackend
+    from server.conftest import make_adapter
+
+    weights_id = TransformersBackend(str(tiny_model_dir), dtype="float32").weights_id
+    folder = make_adapter(tiny_model_dir, tmp_path / "adapter", seed=5, weights_id=weights_id,
+                          model_name=str(tiny_model_dir))
+    assert run("classify", TEXTS[0], "--adapter", folder, "--json", "-k", "0").returncode == 0
+    breakage(folder)
+    result = run("classify", TEXTS[0], "--adapter", folder, check=False)
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""

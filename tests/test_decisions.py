@@ -113,13 +113,17 @@ def test_calibrated_classifier_paths_agree(tiny_backend):
     assert json.loads(json.dumps(one.to_dict()))["guarantee"] == POLICY.guarantee
 
 
-def test_evaluate_writes_a_bundle_that_reproduces_its_scores_file(tiny_model_dir, tmp_path):
+def test_evaluate_writes_a_bundle_that_reproduces_its_scores_file(tiny_model_dir, tmp_path, capsys):
     """The run folder is a bundle; applying it to the test rows gives scores.parquet's calibrated columns."""
     clf = Classifier(model=str(tiny_model_dir), dtype="float32")
     splits = split_dataset(generate_sentiment(600, seed=5), seed=5)
     test = stratified_sample(splits.test, 60, seed=5)
     config = EvaluationConfig(methods=("platt", "temperature"), budget_sizes=(50,), budget_repeats=2, n_resamples=50)
-    result = run_evaluate(clf, splits.calibration, test, tmp_path, config=config, progress=False)
+    result = run_evaluate(clf, splits.calibration, test, tmp_path, config=config, progress=True)
+    stages = " ".join(capsys.readouterr().err.split())  # each stage is announced with its counts
+    for said in (f"› scoring {len(splits.calibration):,} calibration + 60 test rows",
+                 f"› fitting 2 calibration methods on {len(splits.calibration):,} rows", "› writing the calibration bundle"):
+        assert said in stages
     bundle = read_bundle(tmp_path)
     assert bundle.fitted_on["rows_sha256"] == splits.calibration.sha256()
     assert bundle.fitted_on["n_rows"] == len(splits.calibration) and bundle.policy == result.evaluation.policy

@@ -19,6 +19,14 @@ def clf(tiny_backend):
     return Classifier(backend=tiny_backend, batch_size=4)
 
 
+def test_reused_rows_are_announced(clf, tmp_path, capsys):
+    store = tmp_path / "store"
+    score_with_store(clf, TEXTS[:3], ScoreStore(store, clf.fingerprint(), clf.labels), progress=False)
+    score_with_store(clf, TEXTS[:5], ScoreStore(store, clf.fingerprint(), clf.labels), progress=True)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"reusing 3 rows already scored in {store}" in said and "2 left to score" in said
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
