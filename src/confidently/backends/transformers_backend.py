@@ -57,7 +57,7 @@ def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if console is not None:
-        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {folder})…[/]")
+        console.print(f"[dim]de-quantizing {source.gguf_file} once, which takes 15-70 s (cached in {folder})…[/]")
     gguf_path = Path(source.path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path, gguf_file=source.gguf_file)
