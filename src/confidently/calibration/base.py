@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.base import clone as clone
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from confidently.calibration.numeric import EPS, bound_rows, laplace_bounds, normalise_rows
 from confidently.calibration.state import check_depth, describe, read_any, read_int, read_vector
@@ -76,6 +77,10 @@ class Interval:
             raise CalibrationError(
                 f"{owner}: {name} must be {self.kind.__name__} in [{low}, {high}]; got {value!r}"
             )
+
+
+class CalibratorNotFittedError(NotFittedError, SklearnNotFittedError):
+    """A calibrator was used before ``fit``: caught as confidently's and as scikit-learn's NotFittedError."""
 
 
 class Calibrator(ClassifierMixin, BaseEstimator, ABC):
@@ -146,7 +151,8 @@ class Calibrator(ClassifierMixin, BaseEstimator, ABC):
 
     def predict(self, probs: ArrayLike) -> np.ndarray:
         """The most probable class of each row after calibration, an array of labels from ``classes_``."""
-        return self.classes_[np.argmax(self.predict_proba(probs), axis=1)]
+        calibrated = self.predict_proba(probs)
+        return self.classes_[np.argmax(calibrated, axis=1)]
 
     @property
     def is_fitted(self) -> bool:
@@ -282,7 +288,7 @@ class Calibrator(ClassifierMixin, BaseEstimator, ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(
+            raise CalibratorNotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with labelled "
                 "probabilities first, or load a saved calibrator."
             )
@@ -356,7 +362,9 @@ class SupervisedCalibrator(Calibrator):
 
     def _check_targets(self, probs: np.ndarray, y: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
         if y is None:
-            raise CalibrationError(f"{type(self).__name__} needs labels y to fit")
+            raise CalibrationError(
+                f"{type(self).__name__} needs labels y to fit: it requires y to be passed, but the target y is None"
+            )
         classes, labels = encode_labels(y, n_samples=probs.shape[0], n_classes=probs.shape[1], classes=self.classes)
         counts = np.bincount(labels, minlength=probs.shape[1])
         described = ", ".join(f"class {c}: {n}" for c, n in zip(classes.tolist(), counts))

@@ -62,6 +62,8 @@ class StackedCalibrator(Calibrator):
         params = super().get_params(deep=False)
         if deep and _is_step_list(self.steps):
             for name, step in _named(self.steps):
+                if not isinstance(step, Calibrator):
+                    continue  # refused by fit; listing it is all get_params can do
                 params[name] = step
                 params.update({f"{name}__{key}": value for key, value in step.get_params(deep=True).items()})
         return params

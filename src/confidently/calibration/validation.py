@@ -182,15 +182,25 @@ def check_correct(correct: ArrayLike, *, n_samples: int, name: str = "correct") 
 
 
 def _as_float(values: ArrayLike, name: str) -> np.ndarray:
+    if hasattr(values, "toarray") or hasattr(values, "tocsr"):  # scipy.sparse, without importing it
+        raise DataError(f"{name} must be a dense array; sparse input is not supported (call .toarray())")
     try:
-        return np.asarray(values, dtype=float)
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name} must be a numeric array: {error}") from None
+    if arr.dtype.kind == "c":
+        raise DataError(f"{name} must hold real numbers: Complex data not supported")
+    try:
+        return arr.astype(float)
     except (TypeError, ValueError) as error:
         raise DataError(f"{name} must be a numeric array: {error}") from None
 
 
 def _check_unit_interval(arr: np.ndarray, name: str) -> None:
-    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
+    finite = np.isfinite(arr)
+    bad = ~finite | (arr < 0.0) | (arr > 1.0)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        index = where[0] if len(where) == 1 else where
-        raise DataError(f"{name} must hold probabilities in [0, 1]; {name}[{index}] = {arr[where]}")
+        index = ", ".join(map(str, where))
+        what = "NaN or inf" if not finite[where] else "outside [0, 1]"
+        raise DataError(f"{name} must hold probabilities in [0, 1]; {name}[{index}] = {arr[where]} is {what}")
