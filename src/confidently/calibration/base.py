@@ -395,9 +395,6 @@ class OneVsRestCalibrator(SupervisedCalibrator):
         One fitted map per score column (one for binary tasks), as JSON-able arrays and numbers.
     """
 
-    #: Keys of one saved map, read by :meth:`_read_map`.
-    _map_keys: ClassVar[tuple[str, ...]] = ()
-
     def _fit(self, probs: np.ndarray, y: np.ndarray) -> None:
         columns = [1] if probs.shape[1] == 2 else range(probs.shape[1])
         self.maps_ = [self._fit_map(probs[:, j], (y == j).astype(float)) for j in columns]

@@ -36,7 +36,7 @@ class HistogramBinningCalibrator(OneVsRestCalibrator):
     min_samples : int, default=20
         Fewest labelled examples ``fit`` accepts.
     classes : list of str or int, optional
-        The label of each probability column (see :class:`SupervisedCalibrator`).
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------

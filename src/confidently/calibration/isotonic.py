@@ -38,7 +38,7 @@ class IsotonicCalibrator(OneVsRestCalibrator):
     warn_below : int, default=1000
         Fit on fewer examples than this warns.
     classes : list of str or int, optional
-        The label of each probability column (see :class:`SupervisedCalibrator`).
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------

@@ -33,7 +33,7 @@ class TemperatureCalibrator(SupervisedCalibrator):
     min_temperature, max_temperature : float, default=0.01, 100.0
         Search range of ``T``.
     classes : list of str or int, optional
-        The label of each probability column (see :class:`SupervisedCalibrator`).
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------
