@@ -6,6 +6,8 @@ with a message that names the argument, the offending row or value, and what was
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -135,7 +137,7 @@ def encode_labels(
 
 def check_classes(classes: ArrayLike, *, n_classes: int | None = None, name: str = "classes") -> np.ndarray:
     """Return ``classes`` as a 1-D array of distinct str or int labels (JSON-able), one per column."""
-    values = list(classes) if not isinstance(classes, (str, bytes)) else None
+    values = None if isinstance(classes, (str, bytes, Mapping)) else list(classes)
     if values is None or not values:
         raise DataError(f"{name} must be a non-empty list of labels; got {classes!r}")
     values = [v.item() if isinstance(v, np.generic) else v for v in values]
