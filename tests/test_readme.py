@@ -47,5 +47,5 @@ def test_every_python_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
     from confidently.tasks import Task
 
     task = Task.from_dict(json.loads(blocks("json")[0]))
-    result = Classifier(backend=namespace["clf"].backend, task=task).classify("The site is down for every customer")
+    result = Classifier(backend=namespace["calibrated"].classifier.backend, task=task).classify("The site is down for every customer")
     assert result.label in task.label_names and not result.calibrated

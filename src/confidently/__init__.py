@@ -4,6 +4,8 @@ Data flows one way: backend (next-token distribution) → task/verbalizer (class
 calibrator → decision policy → report or server. torch and transformers load only when a model does.
 """
 
+from typing import TYPE_CHECKING
+
 from confidently.classifier import Classifier
 from confidently.client import Client
 from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, DataError,
@@ -14,10 +16,14 @@ from confidently.types import Prediction, Scores, TokenProb
 
 __version__ = "0.1.0"
 
-#: Exported names whose modules import scipy and pandas, loaded on first use so the CLI starts fast.
+if TYPE_CHECKING:
+    from confidently.estimator import CalibratedTextClassifier
+
+#: Exported names whose modules import scipy, pandas or scikit-learn, loaded on first use so
+#: ``import confidently`` and the CLI start fast.
 _LAZY = {"CalibratedClassifier": "confidently.decisions", "Decisions": "confidently.decisions",
          "decide": "confidently.decisions", "Bundle": "confidently.bundle", "read_bundle": "confidently.bundle",
-         "write_bundle": "confidently.bundle"}
+         "write_bundle": "confidently.bundle", "CalibratedTextClassifier": "confidently.estimator"}
 
 
 def __getattr__(name: str):
@@ -34,6 +40,7 @@ __all__ = [
     "BackendError",
     "Bundle",
     "CalibratedClassifier",
+    "CalibratedTextClassifier",
     "CalibrationError",
     "Classifier",
     "Client",
@@ -56,3 +63,4 @@ __all__ = [
     "read_bundle",
     "write_bundle",
 ]
+
