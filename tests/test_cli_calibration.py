@@ -94,14 +94,13 @@ def tamper(folder) -> None:
     ("no policy", "policy.json is missing"),
 ])
 @pytest.mark.parametrize("command", ["classify", "score"])
-def test_a_bad_bundle_is_one_line_and_nothing_is_written(tiny_model_dir, tmp_path, case, message, command):
+def test_a_bad_bundle_is_one_line_and_nothing_is_written(tiny_model_dir, other_tiny_model_dir, tmp_path, case,
+                                                         message, command):
     folder = tmp_path / "bundle"
     make_bundle(folder, Classifier(model=str(tiny_model_dir), dtype="float32"))
     extra = []
     if case == "other model":
-        from conftest import build_tiny_model
-
-        extra = ["--model", build_tiny_model(tmp_path / "other", seed=1)]
+        extra = ["--model", other_tiny_model_dir]
     elif case == "other task":
         task = tmp_path / "triage.json"
         task.write_text(json.dumps(Task("triage", "Good? {text}", (Label("bad", ("no",)),

@@ -141,12 +141,11 @@ def test_serve_calibration_serves_a_calibrated_base_model(tiny_model_dir, serve_
     assert labels == [p.label for p in wanted] and decisions == [p.decision for p in wanted]
 
 
-def test_serve_refuses_a_foreign_bundle_before_loading_the_model(tiny_model_dir, tmp_path):
-    from conftest import build_tiny_model
+def test_serve_refuses_a_foreign_bundle_before_loading_the_model(tiny_model_dir, other_tiny_model_dir, tmp_path):
     from test_bundle import make_bundle
 
     make_bundle(tmp_path / "run", Classifier(model=str(tiny_model_dir), dtype="float32"))
-    other = build_tiny_model(tmp_path / "other", seed=1)
+    other = other_tiny_model_dir
     result = CliRunner().invoke(app, ["serve", "--calibration", str(tmp_path / "run"), "--model", str(other)])
     assert result.exit_code != 0 and "was fitted on" in str(result.exception)
     assert f"applied to {other} (weights" in str(result.exception)
