@@ -139,3 +139,17 @@ def test_classify_adapter_checks_every_hash_before_loading(tiny_model_dir, tmp_p
     result = run("classify", TEXTS[0], "--adapter", folder, check=False)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_demo_ends_by_classifying_with_the_bundle_it_wrote(tiny_model_dir, tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", "--out", out, "--model", tiny_model_dir, "--n", 400, "--eval-size", 50, "--methods",
+                 "platt", "--budget-repeats", 1)
+    stdout, stderr = " ".join(result.stdout.split()), " ".join(result.stderr.split())
+    for stage in ("› generating 400 sentiment rows", "› scoring", "› fitting 1 calibration methods",
+                  "› writing the calibration bundle"):
+        assert stage in stderr
+    assert "classified with the calibration bundle just written" in stdout
+    assert f"calibration bundle: {out.resolve()}" in stdout
+    expected = CalibratedClassifier.load(out, dtype="float32").classify_many(["I love this movie!"])[0]
+    assert f"{expected.label} {expected.confidence:.4f}" in stdout and "decision rule:" in stdout
