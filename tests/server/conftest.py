@@ -132,3 +132,31 @@ def http(server):
 
     with httpx.Client(base_url=server.url, timeout=60) as client:
         yield client
+
+
+def wait_until(condition, *, timeout: float = 120, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (generous: only a hang takes it)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class HeldModel:
+    """Keeps the server's model worker busy until released, so requests queue up deterministically."""
+
+    def __init__(self, live: LiveServer):
+        self.batcher = live.app.state.service.batcher
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def _hold(self) -> None:
+        self.running.set()
+        self.release.wait(120)
+
+    def __enter__(self) -> HeldModel:
+        self.batcher.call(self._hold)
+        assert self.running.wait(60), "the model worker did not pick up the hold"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()
