@@ -210,3 +210,34 @@ def test_a_failing_part_fails_its_request_and_drops_the_rest():
         assert ["never"] not in calls and batcher.queued == 0
     finally:
         batcher.stop(10)
+
+
+def test_a_stream_of_small_requests_does_not_starve_a_big_one(recorder):
+    batcher = MicroBatcher(recorder, max_batch=4, wait_s=0)
+    batcher.start()
+    try:
+        recorder.gate.clear()
+        hold = submit(batcher, "h", "hold")
+        assert recorder.entered.wait(10)
+        big = batcher.submit("big", parts("B", 3))
+        finished = threading.Event()
+
+        def client(key: str, left: int) -> None:  # a closed loop: the next request when one is answered
+            if not left:
+                finished.set()
+                return
+            batcher.submit(key, [Part(f"{key}{left}")]).add_done_callback(lambda _: client(key, left - 1))
+
+        client("a", 20)
+        client("b", 20)
+        recorder.gate.set()
+        assert big.result(10) == ["big:B0", "big:B1", "big:B2"] and hold.result(10) == "h:hold"
+        assert finished.wait(10)
+    finally:
+        batcher.stop(10)
+    order = [payloads[0] for _, payloads in recorder.batches]
+    turns = [order.index(f"B{i}") for i in range(3)]
+    # Each client's small requests go first, but the big request gets a part every few of them
+    # (here every four of each: its parts cost four times as much) and finishes while they keep coming.
+    assert [b - a for a, b in zip(turns, turns[1:])] == [9, 9]
+    assert turns[-1] < len(order) - 10

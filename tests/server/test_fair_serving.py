@@ -10,7 +10,7 @@ import threading
 import httpx
 import pytest
 
-from .conftest import HeldModel, wait_until
+from .conftest import ADMIN_TOKEN, HeldModel, wait_until
 
 BIG = [f"text number {i}, the movie was great" for i in range(16)]  # four parts of batch_size 4
 
@@ -85,8 +85,8 @@ def test_a_small_request_is_not_held_up_by_a_big_one(server, http, recording):
     big.join(120), small.join(120)
     assert replies["big"].status_code == 200 and len(replies["big"].json()["results"]) == 16
     assert replies["small"].status_code == 200
-    # The big request's first part (it came first), then the small one, then the rest of the big one.
-    assert recording.batches == [BIG[:4], ["just one"], BIG[4:8], BIG[8:12], BIG[12:]]
+    # The small request first (its one part finishes first in virtual time), then the big one's parts.
+    assert recording.batches == [["just one"], BIG[:4], BIG[4:8], BIG[8:12], BIG[12:]]
     # Split or not, a text gets the same scores and top tokens.
     alone = http.post("/v1/classify", json={"texts": BIG[10:11], "top_tokens": 2}).json()["results"][0]
     in_big = replies["big"].json()["results"][10]
@@ -130,3 +130,25 @@ def test_a_disconnected_clients_running_request_stops_after_its_part(server, htt
     recording.proceed.set()
     assert http.post("/v1/classify", json={"texts": ["after"]}).status_code == 200
     assert recording.batches == [BIG[:4], ["after"]]
+
+
+def test_an_adapter_reloaded_between_a_requests_parts_is_a_409(server, recording):
+    batcher = server.app.state.service.batcher
+    replies: dict[str, httpx.Response] = {}
+    recording.proceed.clear()
+    big = post_in_thread(server.url, {"texts": BIG, "adapter": "alpha"}, replies, "big")
+    assert recording.entered.wait(120)  # its first part is on the model, with the alpha loaded now
+
+    def reload() -> None:
+        replies["reload"] = httpx.post(server.url + "/v1/adapters/alpha", timeout=120,
+                                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+    reloading = threading.Thread(target=reload)
+    reloading.start()
+    wait_until(lambda: len(batcher._calls) == 1, what="the reload to queue")  # it runs before the next part
+    recording.proceed.set()
+    big.join(120), reloading.join(120)
+    assert replies["reload"].status_code == 201
+    assert replies["big"].status_code == 409
+    assert replies["big"].json()["detail"] == ("adapter 'alpha' was reloaded while this request was being scored, "
+                                               "so its texts saw different weights: send it again")

@@ -1,14 +1,15 @@
 """Fair, dynamic micro-batching on one worker thread that owns the model.
 
 A request arrives already split into parts (work items of bounded cost). Parts are scheduled by
-start-time fair queuing: every request carries a tag, the service it has received so far (in cost
-units) counted from the virtual time at which it arrived; the worker always serves the request with
-the lowest tag and advances that tag by the cost of the part it ran. So a small request that arrives
-while a big one is being scored goes next, and a big request still gets its share when many small
-ones keep coming: no request can hold the model for longer than one part at a time.
+self-clocked fair queuing: each request has a start tag, the virtual time at which it arrived plus
+the cost of its parts served so far; the worker serves the request whose next part would finish
+first in virtual time (start tag + that part's cost), and the virtual time moves to that finish tag.
+So a small request that arrives while a big one is being scored goes next, a client that keeps
+sending small requests gets about the same share of the model as one sending big ones, and no
+request holds the model for longer than one part at a time.
 
 The part chosen is batched with the next parts of other requests for the same key (the adapter), in
-tag order, up to ``max_batch`` items and ``max_cost`` cost. A request's first part waits up to
+the same order, up to ``max_batch`` items and ``max_cost`` cost. A request's first part waits up to
 ``wait_s`` for others to join it; under load batches fill without waiting. Other work on the model
 (loading an adapter) is queued with :meth:`MicroBatcher.call` and runs between batches, so nothing
 ever touches the model concurrently.
@@ -67,6 +68,10 @@ class _Request:
     @property
     def waiting(self) -> int:
         return sum(part.size for _, part in self.parts)
+
+    def turn(self) -> tuple[float, int]:
+        """When this request's next part would finish in virtual time; earliest goes first, then oldest."""
+        return self.tag + self.parts[0][1].cost, self.order
 
 
 class MicroBatcher:
@@ -165,7 +170,7 @@ class MicroBatcher:
                 if self._calls:
                     return self._calls.popleft()
                 if self._requests:
-                    head = min(self._requests, key=lambda r: (r.tag, r.order))
+                    head = min(self._requests, key=_Request.turn)
                     batch = self._fill(head)
                     wait = head.arrived + self.wait_s - time.monotonic()
                     if head.started or wait <= 0 or self._closing or self._full(batch):
@@ -177,10 +182,9 @@ class MicroBatcher:
                     self._cond.wait()
 
     def _fill(self, head: _Request) -> list[_Request]:
-        """``head`` and the other requests of its key, in tag order, whose next parts fit beside it."""
+        """``head`` and the other requests of its key, in turn order, whose next parts fit beside it."""
         batch, size, cost = [head], head.parts[0][1].size, head.parts[0][1].cost
-        others = sorted((r for r in self._requests if r is not head and r.key == head.key),
-                        key=lambda r: (r.tag, r.order))
+        others = sorted((r for r in self._requests if r is not head and r.key == head.key), key=_Request.turn)
         for request in others:
             part = request.parts[0][1]
             if size + part.size > self.max_batch or (self.max_cost is not None and cost + part.cost > self.max_cost):
@@ -195,7 +199,7 @@ class MicroBatcher:
         return size >= self.max_batch or (self.max_cost is not None and cost >= self.max_cost)
 
     def _take(self, batch: list[_Request]) -> list[tuple[_Request, int, Part]]:
-        self._virtual_time = max(self._virtual_time, batch[0].tag)
+        self._virtual_time = max(self._virtual_time, batch[0].turn()[0])
         taken = []
         for request in batch:
             index, part = request.parts.popleft()

@@ -78,7 +78,7 @@ class Service:
         return await asyncio.wrap_future(self.batcher.call(fn))
 
     def _score(self, adapter: Hashable, jobs: list[Job]) -> list[tuple[Served, list[TextResult]]]:
-        """The batcher's handler: one forward-pass batch for several requests of one adapter."""
+        """The batcher's handler: one forward-pass batch of work items (of one or more requests) of one adapter."""
         served = self.registry.get(adapter)  # may have been unloaded while the jobs waited
         results = served.classify([text for job in jobs for text in job.texts])
         self.metrics.batch(served.name, [r.decision for r in results])
