@@ -10,10 +10,11 @@ For ``--duration`` seconds (default 60), ``--clients`` closed-loop clients (defa
 
 The two adapters are random LoRA adapters made for the model at start (``init_lora_weights=False``:
 their scores mean nothing; they exist to be loaded, swapped and served). The server is a subprocess on
-127.0.0.1 and the clients asyncio tasks in this process. At the end: replies by status (the 5xx count
-must be 0), small- and big-request latency (p50/p99, n), the server's resident memory (start after
-warm-up, middle, end, peak; sampled every second), whether any work was left queued, and the server's
-own shutdown summary after SIGTERM.
+127.0.0.1 and the clients asyncio tasks in this process. Requests still unanswered ``--grace`` seconds
+after the load ends are abandoned (the client hangs up) and counted. At the end: replies by status (the
+5xx count must be 0), small- and big-request latency (p50/p99, n), texts scored per second, the
+server's resident memory (start after warm-up, middle, end, peak; sampled every second), whether any
+work was left queued, and the server's own shutdown summary after SIGTERM.
 
 Usage: python benchmarks/soak.py [--model gemma-3-270m] [--clients 50] [--duration 60] [--batch-size 16]
 
@@ -106,6 +107,7 @@ class Tally:
         self.latency: dict[str, list[float]] = {"small": [], "big": []}
         self.transport_errors: Counter[str] = Counter()
         self.hang_ups = 0
+        self.abandoned: Counter[str] = Counter()
         self.admin: Counter[int] = Counter()
 
 
@@ -121,6 +123,9 @@ async def closed_loop(client, tally: Tally, kind: str, bodies, deadline: float) 
         except httpx.TransportError as error:
             tally.transport_errors[type(error).__name__] += 1
             continue
+        except asyncio.CancelledError:  # still unanswered when the grace period ended
+            tally.abandoned[kind] += 1
+            raise
         tally.status[reply.status_code] += 1
         if reply.status_code == 200:
             tally.latency[kind].append(time.perf_counter() - start)
@@ -175,6 +180,7 @@ async def soak(args: argparse.Namespace, process: subprocess.Popen, url: str, te
             (await client.post("/v1/classify", json={"texts": texts[:4], "adapter": adapter})).raise_for_status()
         rss: list[tuple[float, int]] = []
         tally = Tally()
+        scored_before = texts_scored((await client.get("/metrics")).text)
         start = time.monotonic()
         deadline = start + args.duration
         big_body = {"texts": texts[:args.big_texts], "adapter": "soak-a", "top_tokens": 5}
@@ -187,14 +193,28 @@ async def soak(args: argparse.Namespace, process: subprocess.Popen, url: str, te
         tasks = [closed_loop(client, tally, "small", small_bodies(i * 97), deadline) for i in range(n_small)]
         tasks += [closed_loop(client, tally, "big", itertools.repeat(big_body), deadline) for _ in range(n_big)]
         tasks += [hang_up_loop(port, big_body, tally, args.hang_up_s, deadline),
-                  admin_loop(client, tally, args.admin_every_s, deadline),
-                  sample_rss(process.pid, rss, deadline)]
-        await asyncio.gather(*tasks)
+                  admin_loop(client, tally, args.admin_every_s, deadline)]
+        running = [asyncio.ensure_future(task) for task in tasks]
+        sampling = asyncio.ensure_future(sample_rss(process.pid, rss, deadline + args.grace))
+        await asyncio.wait(running, timeout=args.duration + args.grace)
+        for task in (*running, sampling):
+            task.cancel()
+        await asyncio.gather(*running, sampling, return_exceptions=True)
         wall = time.monotonic() - start
         rss.append((time.monotonic(), psutil.Process(process.pid).memory_info().rss))
-        # Whatever the hung-up requests left must be gone once everything was answered.
-        health = (await client.get("/healthz")).json()
-    return {"tally": tally, "rss": rss, "wall": wall, "n_small": n_small, "n_big": n_big, "health": health}
+        scored = texts_scored((await client.get("/metrics")).text) - scored_before
+        # Whatever hung-up or abandoned requests left must be gone: wait for the server to drop it.
+        for _ in range(100):
+            health = (await client.get("/healthz")).json()
+            if not health["queued_texts"] and not health["in_flight"]:
+                break
+            await asyncio.sleep(0.1)
+    return {"tally": tally, "rss": rss, "wall": wall, "n_small": n_small, "n_big": n_big, "health": health,
+            "scored": scored}
+
+
+def texts_scored(metrics: str) -> float:
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("confidently_texts_total{"))
 
 
 def percentiles(values: list[float]) -> str:
@@ -214,7 +234,9 @@ def main() -> None:
     parser.add_argument("--big-texts", type=int, default=64, help="texts per big request (with top_tokens 5)")
     parser.add_argument("--hang-up-s", type=float, default=0.5, help="the disconnecting client's patience")
     parser.add_argument("--admin-every-s", type=float, default=5)
-    parser.add_argument("--request-timeout", type=float, default=300)
+    parser.add_argument("--grace", type=float, default=60,
+                        help="seconds after the load for requests in flight; then the clients hang up")
+    parser.add_argument("--request-timeout", type=float, default=600)
     parser.add_argument("--drain-timeout", type=float, default=60)
     args = parser.parse_args()
 
@@ -236,12 +258,15 @@ def main() -> None:
     server_errors = sum(n for status, n in tally.status.items() if status >= 500)
     replies = sum(tally.status.values())
     print(f"\n{result['n_small']} small clients (1 text), {result['n_big']} big clients ({args.big_texts} texts, "
-          f"top_tokens 5), 1 hanging up after {args.hang_up_s:g} s, 1 admin; {result['wall']:.0f} s of load")
+          f"top_tokens 5), 1 hanging up after {args.hang_up_s:g} s, 1 admin; {args.duration:g} s of load, "
+          f"{result['wall']:.0f} s in all (then {args.grace:g} s of grace for the requests in flight)")
+    print(f"texts scored: {result['scored']:,.0f} ({result['scored'] / result['wall']:.2f}/s)")
     print(f"replies: {replies} ({', '.join(f'{s}: {n}' for s, n in sorted(tally.status.items()))}); "
           f"5xx: {server_errors}; transport errors: {dict(tally.transport_errors) or 0}")
     print(f"small requests: {percentiles(tally.latency['small'])}")
     print(f"big requests:   {percentiles(tally.latency['big'])}")
-    print(f"hang-ups: {tally.hang_ups}; admin replies: {dict(sorted(tally.admin.items()))}")
+    print(f"hang-ups: {tally.hang_ups}; unanswered after the grace period (abandoned): "
+          f"{dict(tally.abandoned) or 0}; admin replies: {dict(sorted(tally.admin.items()))}")
     rss = result["rss"]
     mib = [r / 2**20 for _, r in rss]
     print(f"server RSS: start {mib[0]:,.0f} MiB, middle {mib[len(mib) // 2]:,.0f} MiB, end {mib[-1]:,.0f} MiB, "
