@@ -4,6 +4,8 @@ Data flows one way: backend (next-token distribution) → task/verbalizer (class
 calibrator → decision policy → report or server. torch and transformers load only when a model does.
 """
 
+from typing import TYPE_CHECKING
+
 from confidently.classifier import Classifier
 from confidently.client import Client
 from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, DataError,
@@ -14,10 +16,14 @@ from confidently.types import Prediction, Scores, TokenProb
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from confidently.estimator import CalibratedTextClassifier
+
 __all__ = [
     "ArtifactError",
     "BUILTIN_TASKS",
     "BackendError",
+    "CalibratedTextClassifier",
     "CalibrationError",
     "Classifier",
     "Client",
@@ -36,3 +42,12 @@ __all__ = [
     "UnknownModelError",
     "get_task",
 ]
+
+
+def __getattr__(name: str):
+    # the estimator imports scikit-learn (seconds), so ``import confidently`` loads it only when asked for
+    if name == "CalibratedTextClassifier":
+        from confidently.estimator import CalibratedTextClassifier
+
+        return CalibratedTextClassifier
+    raise AttributeError(f"module 'confidently' has no attribute {name!r}")
