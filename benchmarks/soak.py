@@ -13,8 +13,8 @@ their scores mean nothing; they exist to be loaded, swapped and served). The ser
 127.0.0.1 and the clients asyncio tasks in this process. Requests still unanswered ``--grace`` seconds
 after the load ends are abandoned (the client hangs up) and counted. At the end: replies by status (the
 5xx count must be 0), small- and big-request latency (p50/p99, n), texts scored per second, the
-server's resident memory (start after warm-up, middle, end, peak; sampled every second), whether any
-work was left queued, and the server's own shutdown summary after SIGTERM.
+server's resident memory (start after warm-up, middle, end, peak; sampled every second from /proc, so
+Linux only), whether any work was left queued, and the server's own shutdown summary after SIGTERM.
 
 Usage: python benchmarks/soak.py [--model gemma-3-270m] [--clients 50] [--duration 60] [--batch-size 16]
 
@@ -38,7 +38,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from confidently.data import generate_sentiment
 from confidently.files import sha256_file
@@ -160,10 +159,15 @@ async def admin_loop(client, tally: Tally, every_s: float, deadline: float) -> N
         loaded = not loaded
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (Linux: VmRSS in /proc)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
 async def sample_rss(pid: int, samples: list[tuple[float, int]], deadline: float) -> None:
-    process = psutil.Process(pid)
     while time.monotonic() < deadline:
-        samples.append((time.monotonic(), process.memory_info().rss))
+        samples.append((time.monotonic(), rss_bytes(pid)))
         await asyncio.sleep(1.0)
 
 
@@ -201,7 +205,7 @@ async def soak(args: argparse.Namespace, process: subprocess.Popen, url: str, te
             task.cancel()
         await asyncio.gather(*running, sampling, return_exceptions=True)
         wall = time.monotonic() - start
-        rss.append((time.monotonic(), psutil.Process(process.pid).memory_info().rss))
+        rss.append((time.monotonic(), rss_bytes(process.pid)))
         scored = texts_scored((await client.get("/metrics")).text) - scored_before
         # Whatever hung-up or abandoned requests left must be gone: wait for the server to drop it.
         for _ in range(100):
