@@ -7,14 +7,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from confidently.backends import Backend, load_backend
-from confidently.errors import ConfidentlyError, DataError
+from confidently.defaults import DEFAULT_BATCH_SIZE
+from confidently.errors import ConfigError, DataError
 from confidently.models import DEFAULT_MODEL
 from confidently.tasks import Task, get_task
 from confidently.types import Prediction, Scores, TokenProb
 
 TRUNCATION_SIDES = ("middle", "left", "right")
-# benchmarks/scoring.py on 2 CPU cores: 16 was 6% (qwen-0.5B) and 33% (gemma-270m) faster than 8; 24 no better.
-DEFAULT_BATCH_SIZE = 16
 
 
 class Classifier:
@@ -44,9 +43,9 @@ class Classifier:
                  backend: str | Backend = "transformers", batch_size: int = DEFAULT_BATCH_SIZE, chat: bool | None = None,
                  max_text_tokens: int | None = None, truncation: str = "middle", **backend_options):
         if batch_size < 1:
-            raise ConfidentlyError(f"batch_size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         if truncation not in TRUNCATION_SIDES:
-            raise ConfidentlyError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
+            raise ConfigError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
         self.task = get_task(task)
         self.backend = backend if isinstance(backend, Backend) else load_backend(backend, model=model, **backend_options)
         self.batch_size = batch_size

@@ -79,10 +79,6 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def read_json(path: str | Path) -> Any:
     """Read a JSON artifact; a missing or malformed file raises :class:`ArtifactError` naming it."""
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from confidently.classifier import Classifier
-from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
 from confidently.files import atomic_path, atomic_write_json
 from confidently.progress import progress_bar
 from confidently.types import Scores
@@ -84,7 +84,7 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
                      checkpoint_every: int = 256, progress: bool = True, description: str = "scoring") -> Scores:
     """Score ``texts``, reusing rows already in ``store`` and saving new ones every ``checkpoint_every``."""
     if checkpoint_every < 1:
-        raise ConfidentlyError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     keys = [text_key(t) for t in texts]
     done = store.load() if store is not None else {}
     todo: list[int] = []
@@ -112,19 +112,29 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
                   np.array([r[2] for r in rows], dtype=bool), uncovered)
 
 
+OUTPUT_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")
+
+
+def check_output_format(path: str | Path) -> str:
+    """The suffix of an output table path, or :class:`ConfigError` when no writer handles it."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ConfigError(f"{path}: unknown output format {suffix or '(no suffix)'!r}: "
+                          f"use {', '.join(OUTPUT_FORMATS[:-1])} or {OUTPUT_FORMATS[-1]}")
+    return suffix
+
+
 def write_table(frame, path: str | Path) -> None:
     """Write a DataFrame atomically as Parquet, CSV, TSV or JSONL, chosen by the suffix."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = check_output_format(path)
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix in {".csv", ".tsv"}:
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
-        elif suffix == ".jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
-            raise ConfidentlyError(f"{path}: unknown output format {suffix!r}: use .parquet, .csv, .tsv or .jsonl")
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
 
 
 def score_file(classifier: Classifier, input_path: str | Path, out_path: str | Path, *, text_column: str = "text",
@@ -138,11 +148,12 @@ def score_file(classifier: Classifier, input_path: str | Path, out_path: str | P
     from confidently.data import load_dataset
 
     out_path = Path(out_path)
+    check_output_format(out_path)  # before any row is scored
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
                            labels=classifier.labels)
     partial = out_path.with_name(out_path.name + ".partial")
     if partial.exists() and not resume:
-        raise ConfidentlyError(
+        raise UnfinishedRunError(
             f"{partial} holds rows from an earlier run: pass --resume to continue it, or delete it to start over"
         )
     store = ScoreStore(partial, classifier.fingerprint(), classifier.labels)

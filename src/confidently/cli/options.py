@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from confidently.classifier import DEFAULT_BATCH_SIZE
+from confidently.defaults import DEFAULT_BATCH_SIZE
 from confidently.models import DEFAULT_MODEL
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
@@ -35,6 +35,9 @@ def build_classifier(*, model: str, task: str, backend: str, device: str | None 
     from confidently.classifier import Classifier
     from confidently.cli.app import err_console
 
+    if adapter is not None and not adapter.is_dir():  # found before the model loads
+        raise typer.BadParameter(f"{adapter} is not a folder: give an adapter folder made by `confidently finetune`",
+                                 param_hint="--adapter")
     options: dict = {}
     if backend == "transformers":
         options.update(device=device, dtype=dtype, console=None if quiet else err_console)

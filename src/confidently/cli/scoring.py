@@ -19,6 +19,18 @@ def visible(token: str) -> str:
     return json.dumps(token, ensure_ascii=False).replace(" ", "␣")
 
 
+def output_format(path: Path) -> Path:
+    """--out's check, so a wrong suffix is a usage error found before the model loads."""
+    from confidently.errors import ConfigError
+    from confidently.scoring import check_output_format
+
+    try:
+        check_output_format(path)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+    return path
+
+
 @app.command("next-token")
 def next_token(
     prompt: Annotated[str, typer.Argument(help="The prompt whose next token is predicted.")],
@@ -120,7 +132,8 @@ def print_classification(clf, result) -> None:
 @app.command()
 def score(
     input: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet with a text column.", exists=True)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv, .tsv or .jsonl.")],
+    out: Annotated[Path, typer.Option("--out", "-o", callback=output_format,
+                                      help="Output .parquet, .csv, .tsv or .jsonl.")],
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     label_column: Annotated[str, typer.Option(help="Column holding the label (optional).")] = "label",
     model: ModelOpt = DEFAULTS["model"],
