@@ -11,7 +11,6 @@ import copy
 import inspect
 import json
 import os
-import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,8 @@ import numpy as np
 
 from confidently.backends.base import Backend
 from confidently.errors import ModelLoadError
-from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, resolve_model
+from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
+from confidently.verified_cache import ensure_cache
 
 # bfloat16 scores depend on batch composition on CPU (README "Precision"), so float32 is the default.
 CPU_DEFAULT_DTYPE = "float32"
@@ -47,17 +47,21 @@ def choose_dtype(dtype: str | None, device: str) -> str:
 
 
 def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
-    """A folder transformers can load quickly; GGUFs are de-quantized once and cached."""
+    """A folder transformers can load quickly; GGUFs are de-quantized once and cached (verified)."""
     if source.gguf_file is None:
         return source.path, os.path.isdir(source.path)
-    folder = dequantized_dir(source)
-    marker = folder / "confidently-dequantized.json"
-    if marker.exists():
-        return str(folder), True
+    say = None if console is None else (lambda message: console.print(message, markup=False, highlight=False))
+    folder = ensure_cache(dequantized_dir(source), dequantized_identity(source),
+                          lambda staging: _dequantize(source, staging, console), say=say)
+    return str(folder), True
+
+
+def _dequantize(source: ModelSource, staging: Path, console=None) -> None:
+    """Write the GGUF's weights at full precision, and its tokenizer, into ``staging``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if console is not None:
-        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {folder})…[/]")
+        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {dequantized_dir(source)})…[/]")
     gguf_path = Path(source.path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path, gguf_file=source.gguf_file)
@@ -68,16 +72,8 @@ def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    (staging / "confidently-dequantized.json").write_text(
-        json.dumps({"gguf_file": source.gguf_file, "gguf_sha256": source.weights_id}, indent=2)
-    )
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
-    return str(folder), True
 
 
 class TransformersBackend(Backend):
