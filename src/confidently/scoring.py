@@ -7,8 +7,10 @@ store is never reused for another model or task. A killed run keeps every chunk 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +19,12 @@ import numpy as np
 
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
-from confidently.files import atomic_path, atomic_write_json
+from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
 from confidently.progress import progress_bar
 from confidently.types import Scores
+
+
+_CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
 
 
 def text_key(text: str) -> str:
@@ -41,16 +46,30 @@ class ScoreStore:
         self.fingerprint = fingerprint
         self.labels = tuple(labels)
         self.manifest_path = self.directory / "manifest.json"
-        if self.manifest_path.exists():
-            manifest = json.loads(self.manifest_path.read_text())
-            if manifest.get("fingerprint") != fingerprint:
-                raise ArtifactError(
-                    f"{self.directory} holds scores from another model, adapter, precision or task; "
-                    "delete it or choose another output"
-                )
-            self.chunks: list[str] = manifest["chunks"]
-        else:
-            self.chunks = []
+        if self.directory.is_dir():
+            remove_stale_temporaries(self.directory, in_folder=True)  # left by a run killed mid-write
+        self.chunks: list[str] = self._read_manifest() if self.manifest_path.exists() else []
+
+    def _corrupt(self, what: str) -> ArtifactError:
+        return ArtifactError(f"{what}: the checkpoint in {self.directory} is damaged; delete that folder to start "
+                             "over (its rows are scored again)")
+
+    def _read_manifest(self) -> list[str]:
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise self._corrupt(f"{self.manifest_path}: unreadable ({error})") from None
+        chunks = manifest.get("chunks") if isinstance(manifest, dict) else None
+        if not (isinstance(chunks, list) and all(isinstance(c, str) and _CHUNK_NAME.fullmatch(c) for c in chunks)
+                and isinstance(manifest.get("fingerprint"), str)):
+            raise self._corrupt(f"{self.manifest_path}: expected a fingerprint and a list of chunk-NNNNN.parquet "
+                                "names")
+        if manifest["fingerprint"] != self.fingerprint:
+            raise ArtifactError(
+                f"{self.directory} holds scores from another model, adapter, precision or task; "
+                "delete it or choose another output"
+            )
+        return chunks
 
     def load(self) -> dict[str, tuple]:
         """Text key → (mass row, other mass, truncated, uncovered)."""
@@ -58,10 +77,17 @@ class ScoreStore:
 
         rows: dict[str, tuple] = {}
         for name in self.chunks:
-            frame = pd.read_parquet(self.directory / name)
-            scores = Scores.from_frame(frame, self.labels)
+            path = self.directory / name
+            try:
+                frame = pd.read_parquet(path)
+                scores = Scores.from_frame(frame, self.labels)
+                keys = [str(key) for key in frame["key"]]
+            except Exception as error:  # pyarrow and pandas raise many types for a damaged file
+                raise self._corrupt(f"{path}: unreadable ({type(error).__name__}: {error})") from None
+            if not (np.isfinite(scores.mass).all() and ((scores.mass >= 0) & (scores.mass <= 1)).all()):
+                raise self._corrupt(f"{path}: class masses outside [0, 1]")
             uncovered = scores.uncovered_mass
-            for i, key in enumerate(frame["key"]):
+            for i, key in enumerate(keys):
                 rows[key] = (scores.mass[i], scores.other_mass[i], scores.truncated[i],
                              None if uncovered is None else uncovered[i])
         return rows
@@ -77,6 +103,10 @@ class ScoreStore:
                                                "chunks": self.chunks})
 
     def remove(self) -> None:
+        """Delete the store, manifest first: a run killed half-way leaves a folder with no rows, never
+        a manifest listing chunks that are gone."""
+        with contextlib.suppress(FileNotFoundError):
+            self.manifest_path.unlink()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -152,6 +182,9 @@ def score_file(classifier: Classifier, input_path: str | Path, out_path: str | P
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
                            labels=classifier.labels)
     partial = out_path.with_name(out_path.name + ".partial")
+    remove_stale_temporaries(out_path)  # a run killed while writing the output
+    if partial.is_dir() and not (partial / "manifest.json").exists():
+        shutil.rmtree(partial)  # killed before its first checkpoint or during clean-up: it holds no rows
     if partial.exists() and not resume:
         raise UnfinishedRunError(
             f"{partial} holds rows from an earlier run: pass --resume to continue it, or delete it to start over"
