@@ -68,7 +68,7 @@ class Classifier:
     # -- prompts ---------------------------------------------------------------------------
     def _fit_text(self, text: str) -> tuple[str, bool]:
         try:
-            ids = self.backend.encode(text)
+            ids = self.backend.encode_text(text)
         except NotImplementedError:
             return text, False
         limit = self.max_text_tokens

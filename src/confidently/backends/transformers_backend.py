@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from confidently.backends.base import Backend
+from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.errors import ModelLoadError
 from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
 from confidently.verified_cache import ensure_cache
@@ -115,6 +116,7 @@ class TransformersBackend(Backend):
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self._adds_bos = self._detect_bos()
+        self._special_ids = special_token_ids(self.tokenizer)
         self.active_adapter: str | None = None
         self.adapters: dict[str, str] = {}  # name → sha256 of the adapter weights
         # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache``.
@@ -138,12 +140,18 @@ class TransformersBackend(Backend):
         use_chat = self.has_chat_template if chat is None else chat
         if use_chat and not self.has_chat_template:
             raise ModelLoadError(f"model {self.model_name!r} has no chat template: use --raw / chat=False")
-        if use_chat:
-            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
-            messages.append({"role": "user", "content": message})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        bos = self.tokenizer.bos_token if self._adds_bos else ""
-        return f"{bos}{message}{answer_suffix}"
+
+        def render(text: str) -> str:
+            if use_chat:
+                messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+                messages.append({"role": "user", "content": text})
+                return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            bos = self.tokenizer.bos_token if self._adds_bos else ""
+            return f"{bos}{text}{answer_suffix}"
+
+        rendered = render(message)
+        self.text_slots.record(rendered, message, render)
+        return rendered
 
     # -- vocabulary ----------------------------------------------------------------------------
     def vocabulary(self) -> list[str]:
@@ -157,6 +165,14 @@ class TransformersBackend(Backend):
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def encode_text(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a prompt this backend rendered: its template's special tokens are control tokens,
+        the user text in it is plain text whatever it holds."""
+        return encode_prompt(self.tokenizer, prompt, self.text_slots.span(prompt), self._special_ids)[0]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids))
@@ -268,7 +284,7 @@ class TransformersBackend(Backend):
         The prefix is tokenized alone and its last token dropped, since a token may merge across the
         prefix/text boundary; prompts are always tokenized whole, so results never depend on the split.
         """
-        full = [self.encode(p) for p in prompts]
+        full = [self.encode_prompt(p) for p in prompts]
         prefix: tuple[int, ...] = ()
         if shared_prefix:
             candidate = tuple(self.encode(shared_prefix))[:-1]
