@@ -88,6 +88,7 @@ def test_out_of_range_and_malformed_values(tmp_path):
     assert_usage_error(confidently("score", data, "--out", tmp_path / "o.csv", "--batch-size", "0"), "--batch-size")
     assert_usage_error(confidently("evaluate", "--target-accuracy", "2"), "--target-accuracy")
     assert_usage_error(confidently("next-token", "hi", "--top-k", "many"), "--top-k")
+    assert_usage_error(confidently("classify", "hi", "--max-text-tokens", "4"), "--max-text-tokens")
     # FinetuneConfig's own range checks are usage errors too, found before any data is read
     assert_usage_error(confidently("finetune", "--data", data, "--out", tmp_path / "a", "--lora-dropout", "2"),
                        "lora_dropout")

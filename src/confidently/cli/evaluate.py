@@ -10,7 +10,7 @@ import typer
 
 from confidently.cli.app import app, console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
-                                     DtypeOpt, ModelOpt, TaskOpt, build_classifier)
+                                     DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt, TaskOpt, build_classifier)
 
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
@@ -74,6 +74,8 @@ def evaluate(
     target_accuracy: TargetOpt = 0.95,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
     """Score labelled data, calibrate on one split, measure on the other, and write the report.
 
@@ -90,7 +92,8 @@ def evaluate(
         raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
-                           base_url=base_url, api_key=api_key, adapter=adapter)
+                           base_url=base_url, api_key=api_key, adapter=adapter, max_text_tokens=max_text_tokens,
+                           max_text_chars=max_text_chars)
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
                                      labels=clf.labels, require_labels=True)
     if calibration_data is not None and test_data is not None:
