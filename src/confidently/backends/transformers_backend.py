@@ -19,7 +19,7 @@ import numpy as np
 
 from confidently.backends.base import Backend
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
-from confidently.errors import ModelLoadError
+from confidently.errors import ConfigError, ModelLoadError
 from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
 from confidently.verified_cache import ensure_cache
 
@@ -30,13 +30,25 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
 
 
 def choose_device(device: str | None) -> str:
+    """The torch device to run on: ``auto`` picks CUDA when present; a named device must exist here."""
     import torch
 
-    if device and device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
+    if not device or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {device!r}: this torch build ({torch.__version__}) sees no CUDA device; "
+                              "use --device cpu (or auto)")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"device {device!r}: there are {count} CUDA devices (cuda:0 to cuda:{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu (or auto)")
+    return device
 
 
 def choose_dtype(dtype: str | None, device: str) -> str:
