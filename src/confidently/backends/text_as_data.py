@@ -61,9 +61,10 @@ def encode_prompt(tokenizer, prompt: str, span: tuple[int, int] | None,
     if span is None:
         return tokenizer(prompt, add_special_tokens=False).input_ids, False
     start, end = span
-    template = _template_specials(tokenizer, prompt, start, end, specials)
-    if template is None:
-        return tokenizer(prompt, add_special_tokens=False).input_ids, False
+    whole, found = _whole_and_specials(tokenizer, prompt, specials)
+    if not any(a < end and b > start for a, b, _ in found):
+        return whole, False  # the usual case: one tokenization, the same as ever
+    template = [(a, b, i) for a, b, i in found if b <= start or a >= end]
     ids: list[int] = []
     cursor = 0
     for token_start, token_end, token_id in template:
@@ -74,17 +75,15 @@ def encode_prompt(tokenizer, prompt: str, span: tuple[int, int] | None,
     return ids, True
 
 
-def _template_specials(tokenizer, prompt: str, start: int, end: int,
-                       specials: frozenset[int]) -> list[tuple[int, int, int]] | None:
-    """(start, end, id) of the special tokens outside the text span, or None if the text holds none."""
+def _whole_and_specials(tokenizer, prompt: str,
+                        specials: frozenset[int]) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """The prompt's ids tokenized whole, and (start, end, id) of each special token in it."""
     if getattr(tokenizer, "is_fast", False):
         encoded = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-        found = [(a, b, i) for i, (a, b) in zip(encoded.input_ids, encoded.offset_mapping) if i in specials]
-    else:  # slow tokenizers give no offsets: find the special strings ourselves
-        found = _find_specials(tokenizer, prompt, specials)
-    if not any(a < end and b > start for a, b, _ in found):
-        return None
-    return [(a, b, i) for a, b, i in found if b <= start or a >= end]
+        ids = list(encoded.input_ids)
+        return ids, [(a, b, i) for i, (a, b) in zip(ids, encoded.offset_mapping) if i in specials]
+    # slow tokenizers give no offsets: find the special strings ourselves
+    return tokenizer(prompt, add_special_tokens=False).input_ids, _find_specials(tokenizer, prompt, specials)
 
 
 def _find_specials(tokenizer, prompt: str, specials: frozenset[int]) -> list[tuple[int, int, int]]:
