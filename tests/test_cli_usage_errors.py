@@ -116,3 +116,12 @@ def test_runtime_errors_stay_exit_1_and_one_line(tmp_path):
 def test_help_still_exits_0():
     result = confidently("--help")
     assert result.returncode == 0 and "score" in result.stdout and result.stderr == ""
+
+
+def test_a_file_system_refusal_is_one_line_and_exit_1(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    result = confidently("data", "generate", "--n", "200", "--out", blocker / "data.jsonl")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {blocker}: ")  # the path and the system's reason (File exists)

@@ -1,7 +1,7 @@
 """The typer application every command module registers on, and the error edge of the CLI.
 
 Exit codes: 0 success; 1 a run-time error raised on purpose (bad data, missing model, corrupt
-artifact: :class:`~confidently.errors.ConfidentlyError`); 2 a usage error (unknown command or
+artifact: :class:`~confidently.errors.ConfidentlyError`) or refused by the file system; 2 a usage error (unknown command or
 option, missing or invalid argument); 130 interrupted. Each failure is one line on stderr.
 """
 
@@ -92,6 +92,10 @@ def main() -> None:
         else:
             print_error(error.format_message())
         sys.exit(exit_code)
+    except OSError as error:  # the file system refused (permissions, a full disk, a file where a folder goes)
+        where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        print_error(f"{where}: {error.strerror}" if where and error.strerror else str(error))
+        sys.exit(RUNTIME_ERROR)
     if isinstance(code, int) and code != 0:
         if code == INTERRUPTED:
             err_console.print("interrupted: finished rows are kept; rerun with --resume to continue")
