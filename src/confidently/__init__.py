@@ -15,8 +15,10 @@ from confidently.errors import (ArtifactError, BackendError, CalibrationError, C
 
 __version__ = "0.1.0"
 
-# public name -> the module that defines it, imported on first access
+# public name -> the module that defines it, imported on first access (the estimator imports
+# scikit-learn, seconds; the client pydantic)
 _LAZY = {
+    "CalibratedTextClassifier": "confidently.estimator",
     "Classifier": "confidently.classifier",
     "Client": "confidently.client",
     "DEFAULT_MODEL": "confidently.models",
@@ -33,6 +35,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from confidently.classifier import Classifier
     from confidently.client import Client
+    from confidently.estimator import CalibratedTextClassifier
     from confidently.models import DEFAULT_MODEL, REGISTRY
     from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task
     from confidently.types import Prediction, Scores, TokenProb
@@ -55,6 +58,7 @@ __all__ = [
     "ArtifactError",
     "BUILTIN_TASKS",
     "BackendError",
+    "CalibratedTextClassifier",
     "CalibrationError",
     "Classifier",
     "Client",

@@ -106,3 +106,5 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
+    except RecursionError:
+        raise ArtifactError(f"{path}: not a usable JSON file: nested too deeply to read") from None
