@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from confidently.backends.transformers_backend import TransformersBackend
 from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, read_bundle, write_bundle
+from confidently.calibration import PlattCalibrator
 from confidently.classifier import Classifier
 from confidently.cli import app
 from confidently.decisions import CalibratedClassifier
@@ -33,16 +34,26 @@ NAME = "parity"
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory, tiny_model_dir, weights_id):
-    """An adapter bundle whose threshold splits TEXTS between automate and review."""
+    """An adapter bundle whose calibrated confidences on TEXTS differ and whose threshold splits them.
+
+    The random adapter is nearly certain of every text (raw P(positive) 0.998-0.9996), so its Platt
+    calibrator is fitted on synthetic rows over that range whose labels turn positive as P rises.
+    """
     root = tmp_path_factory.mktemp("parity-adapters")
     folder = make_adapter(tiny_model_dir, root / NAME, seed=11, weights_id=weights_id, model_name=str(tiny_model_dir))
     bundle = read_bundle(folder)
-    confidence = sorted(p.confidence for p in CalibratedClassifier.load(folder, dtype="float32").classify_many(TEXTS))
-    threshold = round((confidence[2] + confidence[3]) / 2, 6)
+    raw = CalibratedClassifier.load(folder, dtype="float32").classifier.score(TEXTS).probs[:, 1]
+    rng = np.random.default_rng(0)
+    p = rng.uniform(raw.min() - 1e-4, min(raw.max() + 1e-4, 1 - 1e-6), 400)
+    y = (rng.uniform(size=400) < 0.1 + 0.8 * (p - p.min()) / (p.max() - p.min())).astype(int)
+    calibrator = PlattCalibrator().fit(np.column_stack([1 - p, p]), y)
+    confidence = np.sort(calibrator.predict_proba(np.column_stack([1 - raw, raw])).max(1))
+    assert confidence[3] - confidence[2] > 1e-3
     kept = lambda path: None  # noqa: E731  (the PEFT files stay as they are)
-    write_bundle(folder, model=bundle.model, task=bundle.task, chat=bundle.chat, calibrator=bundle.calibrator,
-                 policy=DecisionPolicy(threshold, 0.9, True, "parity test", 0.95), fitted_on=bundle.fitted_on,
-                 extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept})
+    write_bundle(folder, model=bundle.model, task=bundle.task, chat=bundle.chat, calibrator=calibrator,
+                 policy=DecisionPolicy(round(float(confidence[2] + confidence[3]) / 2, 6), 0.9, True, "parity test",
+                                       0.95),
+                 fitted_on=bundle.fitted_on, extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept})
     return folder
 
 
