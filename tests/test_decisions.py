@@ -71,7 +71,7 @@ def test_classify_runs_the_model_once_and_tokenizes_the_text_once(tiny_backend):
     text = "a wonderful film, I love it"
     expected = clf.score([text])
     calls = {"forward": 0, "text": 0}
-    forward, encode = tiny_backend.next_token_logprobs, tiny_backend.encode
+    forward, encode = tiny_backend.next_token_logprobs, tiny_backend.encode_text
 
     def counting_forward(*args, **kwargs):
         calls["forward"] += 1
@@ -81,11 +81,11 @@ def test_classify_runs_the_model_once_and_tokenizes_the_text_once(tiny_backend):
         calls["text"] += value == text
         return encode(value)
 
-    tiny_backend.next_token_logprobs, tiny_backend.encode = counting_forward, counting_encode
+    tiny_backend.next_token_logprobs, tiny_backend.encode_text = counting_forward, counting_encode
     try:
         result = clf.classify(text, top_k=5)
     finally:
-        del tiny_backend.next_token_logprobs, tiny_backend.encode
+        del tiny_backend.next_token_logprobs, tiny_backend.encode_text
     assert calls == {"forward": 1, "text": 1}
     np.testing.assert_allclose(list(result.raw_probs.values()), expected.probs[0], atol=1e-6)
     assert result.raw_label == expected.predicted_labels[0] == result.label and not result.calibrated

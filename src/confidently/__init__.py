@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, ConfigError, DataError,
-                                ModelLoadError, NotFittedError, TaskError, UnfinishedRunError, UnknownModelError)
+from confidently.errors import (ArtifactError, BackendError, BundleMismatchError, CalibrationError, ConfidentlyError,
+                                ConfigError, DataError, ModelLoadError, NotFittedError, TaskError, UnfinishedRunError,
+                                UnknownModelError)
 
 __version__ = "0.1.0"
 
@@ -67,6 +68,7 @@ __all__ = [
     "BUILTIN_TASKS",
     "BackendError",
     "Bundle",
+    "BundleMismatchError",
     "CalibratedClassifier",
     "CalibratedTextClassifier",
     "CalibrationError",

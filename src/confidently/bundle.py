@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, sha256_file
 from confidently.tasks import Task
 from confidently.thresholds import DecisionPolicy
@@ -51,10 +51,6 @@ ADAPTER_FILES = (WEIGHTS_FILE, ADAPTER_CONFIG_FILE)
 _RESERVED = {MANIFEST_FILE, CALIBRATOR_FILE, POLICY_FILE}
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class BundleMismatchError(ArtifactError):
-    """A bundle was fitted for other model weights, another adapter or another task than the classifier's."""
 
 
 @dataclass(frozen=True)
@@ -219,16 +215,16 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     folder = Path(folder)
     extra_json, extra_files, metadata = dict(extra_json or {}), dict(extra_files or {}), dict(metadata or {})
     if not isinstance(fitted_on, Mapping) or not {"rows_sha256", "n_rows"} <= set(fitted_on):
-        raise ConfidentlyError("fitted_on must give rows_sha256 and n_rows")
+        raise ConfigError("fitted_on must give rows_sha256 and n_rows")
     for name in (*extra_json, *extra_files):
         if name in _RESERVED or not _FILE_NAME.match(name):
-            raise ConfidentlyError(f"bundle file name {name!r} is reserved or not a plain file name")
+            raise ConfigError(f"bundle file name {name!r} is reserved or not a plain file name")
     if calibrator is not None and calibrator.n_classes_ != len(task.labels):
-        raise ConfidentlyError(f"the calibrator was fitted on {calibrator.n_classes_} classes, the task has "
+        raise ConfigError(f"the calibrator was fitted on {calibrator.n_classes_} classes, the task has "
                                f"{len(task.labels)} ({', '.join(task.label_names)})")
     for name in extra_json:
         if not name.endswith(".json"):
-            raise ConfidentlyError(f"extra bundle payload {name!r} must be a .json file name")
+            raise ConfigError(f"extra bundle payload {name!r} must be a .json file name")
     folder.mkdir(parents=True, exist_ok=True)
     for name, write in extra_files.items():
         write(folder / name)
@@ -246,7 +242,7 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     reserved = {"format", "version", "created", "model", "task", "chat", "fitted_on", "library_versions", "files"}
     clash = sorted(reserved & set(metadata))
     if clash:
-        raise ConfidentlyError(f"bundle metadata cannot set {', '.join(clash)}")
+        raise ConfigError(f"bundle metadata cannot set {', '.join(clash)}")
     atomic_write_json(folder / MANIFEST_FILE, {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

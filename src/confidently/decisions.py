@@ -17,7 +17,7 @@ import numpy as np
 
 from confidently.bundle import Bundle, read_bundle
 from confidently.calibration.validation import check_probs
-from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.errors import ArtifactError, ConfigError, DataError
 from confidently.thresholds import DecisionPolicy
 from confidently.types import Prediction, Scores, TokenProb
 
@@ -148,7 +148,7 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
         ``calibrator``; give one or neither.
     """
     if calibrator is not None and calibrated_probs is not None:
-        raise ConfidentlyError("give a calibrator or calibrated probabilities, not both")
+        raise ConfigError("give a calibrator or calibrated probabilities, not both")
     raw = np.asarray(raw_probs, dtype=float)
     if raw.shape == (0, len(labels)):  # nothing to score (an empty input file)
         empty = None if calibrator is None and calibrated_probs is None else raw.copy()
@@ -159,7 +159,7 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
     elif calibrated_probs is not None:
         calibrated_probs = check_probs(calibrated_probs, n_classes=len(labels), name="calibrated_probs")
         if calibrated_probs.shape != raw.shape:
-            raise ConfidentlyError(f"calibrated_probs has shape {calibrated_probs.shape}, raw_probs {raw.shape}")
+            raise DataError(f"calibrated_probs has shape {calibrated_probs.shape}, raw_probs {raw.shape}")
     return Decisions(tuple(labels), raw, calibrated_probs, policy)
 
 
@@ -185,7 +185,7 @@ class CalibratedClassifier:
                  policy: DecisionPolicy | None = None, bundle: Bundle | str | Path | None = None):
         if bundle is not None:
             if calibrator is not None or policy is not None:
-                raise ConfidentlyError("give a bundle, or a calibrator and a policy, not both")
+                raise ConfigError("give a bundle, or a calibrator and a policy, not both")
             bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
             bundle.check(classifier)
             calibrator, policy = bundle.calibrator, bundle.policy

@@ -58,9 +58,7 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     from confidently.classifier import Classifier
     from confidently.cli.app import err_console
 
-    if adapter is not None and not adapter.is_dir():  # found before the model loads
-        raise typer.BadParameter(f"{adapter} is not a folder: give an adapter folder made by `confidently finetune`",
-                                 param_hint="--adapter")
+    check_folder(adapter, "--adapter")
     options: dict = {}
     if backend == "transformers":
         options.update(device=device, dtype=dtype, console=None if quiet else err_console)
@@ -81,10 +79,19 @@ def given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
-def read_calibration(folder: Path | None) -> Bundle | None:
+def check_folder(folder: Path | None, option: str) -> None:
+    """A usage error (exit 2) when ``option`` names something that is not a folder, found before the model loads."""
+    if folder is not None and not folder.is_dir():
+        made_by = "an adapter folder made by `confidently finetune`" if option == "--adapter" else \
+            "a calibration bundle: the run folder of `confidently evaluate` or an adapter folder"
+        raise typer.BadParameter(f"{folder} is not a folder: give {made_by}", param_hint=option)
+
+
+def read_calibration(folder: Path | None, option: str = "--calibration") -> Bundle | None:
     """The calibration bundle in ``folder`` (hashes checked), or None; read before any model loads."""
     if folder is None:
         return None
+    check_folder(folder, option)
     from confidently.bundle import read_bundle
 
     return read_bundle(folder)
@@ -100,7 +107,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
     """
     from confidently.decisions import CalibratedClassifier
 
-    adapter_bundle = read_calibration(adapter)  # an adapter is always a bundle: no manifest, no load
+    adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
     bundle = read_calibration(calibration) or adapter_bundle
     chat = None
     if bundle is not None:
