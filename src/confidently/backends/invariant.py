@@ -1,0 +1,300 @@
+"""Batch-invariant kernels for CPU: a text's scores do not depend on which texts share its batch.
+
+A bfloat16 matmul on CPU can give a row a different result depending on how many rows share the
+call (the kernel changes with the shape: here a row computed alone differed from the same row in a
+call of three or more rows), and attention over left-padded keys reduces a row's keys in an order
+that moves with the padding. Every operation a token meets is therefore made independent of the
+batch:
+
+- :func:`tiled_linear`: every Linear (LoRA layers included) runs on rows padded to a multiple of
+  ``ROW_TILE`` and is computed as fixed-size tiles of ``ROW_TILE`` rows, so each row always meets
+  the same kernel. One call over all tiles is used only for weight shapes where a probe on this
+  machine found it bit-identical to one call per tile (it was for every weight measured here;
+  position inside a tile and the other rows never changed a row's result); otherwise each tile gets
+  its own call.
+- :func:`invariant_attention`: each text's keys are laid out at their absolute positions in tiles of
+  ``KEY_TILE`` keys, queries in tiles of ``QUERY_TILE`` aligned to absolute positions, every tile
+  product has one fixed shape, and the softmax sums run tile by tile in key order in float32. Padding
+  never enters a text's reductions, and the prefix-cached and uncached runs meet the same tiles.
+- :func:`tabulate_rotary`: rotary cos/sin for a position are computed once, in a fixed-size chunk of
+  positions, and looked up, so a position's values never depend on the batch's shape.
+
+Row-wise reductions (RMSNorm, the final log-softmax) and elementwise operations were measured
+independent of the number of rows and are left to torch. :func:`scoring_mode` turns the kernels on
+for one forward pass; :func:`make_invariant` prepares a loaded model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+ATTENTION_NAME = "confidently_invariant"
+ROW_TILE = 16
+QUERY_TILE = 32
+KEY_TILE = 64
+ROTARY_CHUNK = 256
+# Probing a weight costs two products over PROBE_TILE_COUNTS[-1] tiles; the LM head (the only
+# weight this large) scores one row per text, so per-tile calls cost it nothing.
+PROBE_MAX_WEIGHT = 1 << 25
+PROBE_TILE_COUNTS = (2, 3, 7, 24)
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where each query and key of one forward pass sits in its text.
+
+    Attributes
+    ----------
+    query_positions : (batch, queries) absolute position of each query token in its text; -1 marks padding.
+    key_positions : (batch, keys) absolute position of each key in the layers' key tensors (cached
+        prefix first); -1 marks padding. A text's keys must cover positions 0..n-1 exactly once.
+    """
+
+    query_positions: torch.Tensor
+    key_positions: torch.Tensor
+
+
+_LAYOUT: contextvars.ContextVar[TokenLayout | None] = contextvars.ContextVar("confidently_token_layout",
+                                                                                default=None)
+_FUSED_IS_EXACT: dict[tuple, bool] = {}
+
+
+# -- Linear -------------------------------------------------------------------------------------
+def tiled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` computed on fixed-size tiles of ``ROW_TILE`` rows (the last tile zero-padded)."""
+    rows = x.reshape(-1, x.shape[-1])
+    n = rows.shape[0]
+    padded = -(-n // ROW_TILE) * ROW_TILE
+    if padded != n or not rows.is_contiguous():
+        buffer = rows.new_zeros((padded, rows.shape[1]))
+        buffer[:n] = rows
+        rows = buffer
+    if _fused_is_tile_exact(weight, bias):
+        out = F.linear(rows, weight, bias)
+    else:
+        out = torch.cat([F.linear(rows[start:start + ROW_TILE], weight, bias) for start in range(0, padded, ROW_TILE)])
+    return out[:n].reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _fused_is_tile_exact(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether one call over many tiles gives every tile exactly its own call's result (probed once)."""
+    if weight.numel() > PROBE_MAX_WEIGHT:
+        return False
+    key = (tuple(weight.shape), weight.dtype, bias is not None, weight.device.type, torch.get_num_threads())
+    if key not in _FUSED_IS_EXACT:
+        _FUSED_IS_EXACT[key] = _probe_fused(weight, bias)
+    return _FUSED_IS_EXACT[key]
+
+
+def _probe_fused(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    most = PROBE_TILE_COUNTS[-1] * ROW_TILE
+    rows = torch.randn(most, weight.shape[1], generator=generator).to(device=weight.device, dtype=weight.dtype)
+    with torch.inference_mode():
+        tiles = torch.cat([F.linear(rows[start:start + ROW_TILE], weight, bias) for start in range(0, most, ROW_TILE)])
+        return all(torch.equal(F.linear(rows[:count * ROW_TILE], weight, bias), tiles[:count * ROW_TILE])
+                   for count in PROBE_TILE_COUNTS)
+
+
+class _TiledLinearMode(TorchFunctionMode):
+    """Routes every ``F.linear`` (nn.Linear, PEFT's LoRA layers, the LM head) to :func:`tiled_linear`."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.linear:
+            return tiled_linear(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+# -- attention ------------------------------------------------------------------------------------
+def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                        attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                        sliding_window: int | None = None, softcap: float | None = None, **kwargs):
+    """A transformers attention function (``attn_implementation=ATTENTION_NAME``) in fixed tiles.
+
+    ``query`` is (batch, heads, queries, dim), ``key``/``value`` (batch, kv_heads, keys, dim); which
+    token each row is comes from the :class:`TokenLayout` of the enclosing :func:`scoring_mode`
+    (transformers builds no mask for an attention it does not know, so ``attention_mask`` is None).
+    Every product is one (query tile x key tile) block of fixed shape, in float32; the softmax sums
+    run tile by tile in key order. Returns (batch, queries, heads, dim) in the query's dtype.
+    """
+    layout = _LAYOUT.get()
+    if layout is None:
+        raise RuntimeError("invariant attention runs only inside confidently.backends.invariant.scoring_mode")
+    batch, heads, n_queries, _ = query.shape
+    kv_heads = key.shape[1]
+    if key.shape[2] != layout.key_positions.shape[1] or n_queries != layout.query_positions.shape[1]:
+        raise RuntimeError(f"the layer saw {key.shape[2]} keys and {n_queries} queries, the token layout "
+                           f"{layout.key_positions.shape[1]} and {layout.query_positions.shape[1]} "
+                           "(a sliding-window cache dropped keys?)")
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    causal = getattr(module, "is_causal", True)
+
+    tiles = _QueryTiles(layout.query_positions, heads // kv_heads)
+    q = tiles.gather(query)  # (pairs * kv_heads, groups * QUERY_TILE, dim)
+    keys, values, n_keys = _key_tiles(key, value, layout.key_positions, tiles.row)
+    n_pairs = len(tiles.row)
+    row_keys = n_keys[tiles.row][:, None, None]
+    query_at = tiles.positions[:, :, None]
+
+    scores = []
+    for tile in range(keys.shape[0]):
+        s = torch.bmm(q, keys[tile].transpose(1, 2)) * scale
+        if softcap is not None:
+            s = torch.tanh(s / softcap) * softcap
+        key_at = torch.arange(tile * KEY_TILE, (tile + 1) * KEY_TILE)[None, None, :]
+        allowed = (key_at < row_keys) & (query_at >= 0)
+        if causal:
+            allowed &= key_at <= query_at
+        if sliding_window is not None:
+            allowed &= query_at - key_at < sliding_window
+        # (pairs, kv_heads, groups, QUERY_TILE, KEY_TILE): one mask for every head of a pair.
+        s = s.view(n_pairs, kv_heads, -1, QUERY_TILE, KEY_TILE).masked_fill(~allowed[:, None, None], float("-inf"))
+        scores.append(s.view(n_pairs * kv_heads, -1, KEY_TILE))
+
+    row_max = scores[0].amax(-1)
+    for s in scores[1:]:
+        row_max = torch.maximum(row_max, s.amax(-1))
+    row_max = row_max.masked_fill(torch.isinf(row_max), 0.0)  # empty slots attend nothing
+    total = None
+    weighted = None
+    # Tile by tile in key order: a text's sums never depend on how many tiles its batch needed,
+    # since the tiles past its own keys add exact zeros.
+    for tile, s in enumerate(scores):
+        p = torch.exp(s - row_max[..., None])
+        part = torch.bmm(p, values[tile])
+        total = p.sum(-1) if total is None else total + p.sum(-1)
+        weighted = part if weighted is None else weighted + part
+    out = weighted / total.masked_fill(total == 0, 1.0)[..., None]
+    return tiles.scatter(out, batch, n_queries, query.dtype), None
+
+
+class _QueryTiles:
+    """Queries gathered into tiles aligned to absolute positions (tile t holds positions t*QUERY_TILE...).
+
+    A (text, tile) pair is one tile; all query heads sharing a key head are stacked in it, so each
+    product is (groups * QUERY_TILE) x dim times dim x KEY_TILE whatever the batch.
+
+    Attributes
+    ----------
+    row : (pairs,) the text each tile belongs to.
+    positions : (pairs, QUERY_TILE) each slot's absolute position, -1 for an empty slot.
+    """
+
+    def __init__(self, positions: torch.Tensor, groups: int):
+        self.rows, self.columns = (positions >= 0).nonzero(as_tuple=True)
+        at = positions[self.rows, self.columns]
+        tiles_per_row = int(positions.max()) // QUERY_TILE + 1
+        unique, self.pairs = torch.unique(self.rows * tiles_per_row + at // QUERY_TILE, return_inverse=True)
+        self.row = unique // tiles_per_row
+        self.offsets = at % QUERY_TILE
+        self.positions = torch.full((len(unique), QUERY_TILE), -1, dtype=torch.long)
+        self.positions[self.pairs, self.offsets] = at
+        self.groups = groups
+
+    def gather(self, query: torch.Tensor) -> torch.Tensor:
+        """(batch, heads, queries, dim) -> (pairs * kv_heads, groups * QUERY_TILE, dim), float32."""
+        heads, dim = query.shape[1], query.shape[3]
+        slots = query.new_zeros((len(self.row), QUERY_TILE, heads, dim), dtype=torch.float32)
+        slots[self.pairs, self.offsets] = query[self.rows, :, self.columns].float()
+        # head h uses key head h // groups (transformers' repeat_kv)
+        grouped = slots.view(len(self.row), QUERY_TILE, heads // self.groups, self.groups, dim).permute(0, 2, 3, 1, 4)
+        return grouped.reshape(-1, self.groups * QUERY_TILE, dim)
+
+    def scatter(self, out: torch.Tensor, batch: int, n_queries: int, dtype: torch.dtype) -> torch.Tensor:
+        """(pairs * kv_heads, groups * QUERY_TILE, dim) -> (batch, queries, heads, dim) in ``dtype``."""
+        dim = out.shape[-1]
+        slots = out.view(len(self.row), -1, self.groups, QUERY_TILE, dim)
+        result = out.new_zeros((batch, n_queries, slots.shape[1] * self.groups, dim), dtype=dtype)
+        result[self.rows, self.columns] = slots[self.pairs, :, :, self.offsets].flatten(1, 2).to(dtype)
+        return result
+
+
+def _key_tiles(key: torch.Tensor, value: torch.Tensor, positions: torch.Tensor, pair_row: torch.Tensor):
+    """Each tile-pair's keys and values at their absolute positions, in whole zero-padded key tiles.
+
+    Returns keys and values as (key_tiles, pairs * kv_heads, KEY_TILE, dim) float32, and each
+    text's key count.
+    """
+    batch, n_cols = positions.shape
+    present = positions >= 0
+    n_keys = positions.max(dim=1).values + 1
+    if not torch.equal(present.sum(dim=1), n_keys.clamp(min=0)):
+        raise RuntimeError("a text's keys must cover positions 0..n-1 exactly once")
+    n_tiles = max(1, -(-int(n_keys.max()) // KEY_TILE))
+    index = torch.full((batch, n_tiles * KEY_TILE), n_cols, dtype=torch.long)  # column n_cols: all zeros
+    rows, cols = present.nonzero(as_tuple=True)
+    index[rows, positions[rows, cols]] = cols
+    index = index[pair_row]
+
+    def tiled(states: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([states, states.new_zeros((*states.shape[:2], 1, states.shape[3]))], dim=2)
+        at = padded[pair_row[:, None], :, index]  # (pairs, n_tiles * KEY_TILE, kv_heads, dim)
+        at = at.view(len(pair_row), n_tiles, KEY_TILE, states.shape[1], states.shape[3]).permute(1, 0, 3, 2, 4)
+        out = torch.empty(at.shape, dtype=torch.float32)
+        return out.copy_(at).view(n_tiles, -1, KEY_TILE, states.shape[3])
+
+    return tiled(key), tiled(value), n_keys
+
+
+# -- rotary embeddings -----------------------------------------------------------------------------
+class _TabulatedRotary:
+    """A rotary embedding's forward that looks up cos/sin computed in fixed chunks of positions."""
+
+    def __init__(self, forward):
+        self.forward = forward
+        self.tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor, position_ids: torch.Tensor, *args):
+        key = (x.dtype, x.device, *args)
+        cos, sin = self.tables.get(key, (None, None))
+        needed = int(position_ids.max()) + 1
+        have = 0 if cos is None else cos.shape[0]
+        if needed > have:
+            chunks = [self.forward(x, torch.arange(start, start + ROTARY_CHUNK, device=x.device)[None], *args)
+                      for start in range(have, needed, ROTARY_CHUNK)]
+            new_cos = torch.cat([c[0] for c, _ in chunks])
+            new_sin = torch.cat([s[0] for _, s in chunks])
+            cos = new_cos if cos is None else torch.cat([cos, new_cos])
+            sin = new_sin if sin is None else torch.cat([sin, new_sin])
+            self.tables[key] = (cos, sin)
+        return cos[position_ids], sin[position_ids]
+
+
+def tabulate_rotary(model: torch.nn.Module) -> None:
+    """Replace every rotary embedding's forward by a table lookup (see :class:`_TabulatedRotary`)."""
+    for module in model.modules():
+        if type(module).__name__.endswith("RotaryEmbedding") and not isinstance(module.forward, _TabulatedRotary):
+            module.forward = _TabulatedRotary(module.forward)
+
+
+# -- switching it on ---------------------------------------------------------------------------------
+def register_attention() -> str:
+    """Register :func:`invariant_attention` with transformers; returns its ``attn_implementation`` name."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION_NAME, invariant_attention)
+    return ATTENTION_NAME
+
+
+def make_invariant(model: torch.nn.Module) -> None:
+    """Prepare a loaded transformers model for :func:`scoring_mode`."""
+    model.set_attn_implementation(register_attention())
+    tabulate_rotary(model)
+
+
+@contextlib.contextmanager
+def scoring_mode(layout: TokenLayout) -> Iterator[None]:
+    """Run the enclosed forward pass with the invariant kernels and ``layout``'s token positions."""
+    token = _LAYOUT.set(layout)
+    try:
+        with _TiledLinearMode():
+            yield
+    finally:
+        _LAYOUT.reset(token)
