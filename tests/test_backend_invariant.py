@@ -118,12 +118,14 @@ def test_invariant_mode_refuses_cuda(tiny_model_dir):
 @settings(max_examples=40, deadline=None)
 @given(n_rows=st.integers(1, 80), row=st.integers(0, 79), seed=st.integers(0, 2**16))
 def test_tiled_linear_gives_a_row_the_same_result_in_any_batch(n_rows, row, seed):
+    # A long reduction (2048): plain F.linear gives a row alone and in >= 3 rows different results here.
     generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(96, 160, generator=generator).bfloat16()
+    weight = torch.randn(96, 2048, generator=generator).bfloat16()
     bias = torch.randn(96, generator=generator).bfloat16()
-    x = torch.randn(n_rows, 160, generator=generator).bfloat16()
+    x = torch.randn(n_rows, 2048, generator=generator).bfloat16()
     row = row % n_rows
-    assert torch.equal(invariant.tiled_linear(x, weight, bias)[row], invariant.tiled_linear(x[row:row + 1], weight, bias)[0])
+    alone = invariant.tiled_linear(x[row:row + 1], weight, bias)[0]
+    assert torch.equal(invariant.tiled_linear(x, weight, bias)[row], alone)
 
 
 def test_per_tile_calls_match_the_fused_call(monkeypatch):
@@ -131,7 +133,7 @@ def test_per_tile_calls_match_the_fused_call(monkeypatch):
     weight = torch.randn(64, 128, generator=generator).bfloat16()
     x = torch.randn(3, 37, 128, generator=generator).bfloat16()
     fused = invariant.tiled_linear(x, weight)
-    monkeypatch.setattr(invariant, "PROBE_MAX_WEIGHT", 0)  # weights this large always run tile by tile
+    monkeypatch.setattr(invariant, "_fused_is_tile_exact", lambda weight, bias: False)  # as after a failed probe
     per_tile = invariant.tiled_linear(x, weight)
     assert torch.equal(fused, per_tile) and fused.shape == (3, 37, 64)
     np.testing.assert_allclose(fused.float(), F.linear(x.float(), weight.float()), rtol=0.02, atol=0.3)

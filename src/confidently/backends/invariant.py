@@ -29,20 +29,21 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 ATTENTION_NAME = "confidently_invariant"
-ROW_TILE = 16
-QUERY_TILE = 32
+# Small tiles keep the padding of one text cheap: a 20-token text pays 20 rows, not 32, and the LM
+# head (one row per text, the largest weight) 4 rows, not 16.
+ROW_TILE = 4
+QUERY_TILE = 16
 KEY_TILE = 64
 ROTARY_CHUNK = 256
-# Probing a weight costs two products over PROBE_TILE_COUNTS[-1] tiles; the LM head (the only
-# weight this large) scores one row per text, so per-tile calls cost it nothing.
-PROBE_MAX_WEIGHT = 1 << 25
+# Each weight shape is probed once, on random rows, at these tile counts (8 to 96 rows): the one
+# row-count dependence seen here was between calls of 1-2 rows and of 3 or more.
 PROBE_TILE_COUNTS = (2, 3, 7, 24)
 
 
@@ -59,6 +60,13 @@ class TokenLayout:
 
     query_positions: torch.Tensor
     key_positions: torch.Tensor
+    _plans: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def plan(self, heads: int, kv_heads: int) -> _AttentionPlan:
+        """The tiling every layer of this forward pass shares (built on the first layer)."""
+        if (heads, kv_heads) not in self._plans:
+            self._plans[heads, kv_heads] = _AttentionPlan(self.query_positions, self.key_positions, heads, kv_heads)
+        return self._plans[heads, kv_heads]
 
 
 _LAYOUT: contextvars.ContextVar[TokenLayout | None] = contextvars.ContextVar("confidently_token_layout",
@@ -85,8 +93,6 @@ def tiled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 def _fused_is_tile_exact(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
     """Whether one call over many tiles gives every tile exactly its own call's result (probed once)."""
-    if weight.numel() > PROBE_MAX_WEIGHT:
-        return False
     key = (tuple(weight.shape), weight.dtype, bias is not None, weight.device.type, torch.get_num_threads())
     if key not in _FUSED_IS_EXACT:
         _FUSED_IS_EXACT[key] = _probe_fused(weight, bias)
@@ -128,40 +134,26 @@ def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
     if layout is None:
         raise RuntimeError("invariant attention runs only inside confidently.backends.invariant.scoring_mode")
     batch, heads, n_queries, _ = query.shape
-    kv_heads = key.shape[1]
     if key.shape[2] != layout.key_positions.shape[1] or n_queries != layout.query_positions.shape[1]:
         raise RuntimeError(f"the layer saw {key.shape[2]} keys and {n_queries} queries, the token layout "
                            f"{layout.key_positions.shape[1]} and {layout.query_positions.shape[1]} "
                            "(a sliding-window cache dropped keys?)")
+    plan = layout.plan(heads, key.shape[1])
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    causal = getattr(module, "is_causal", True)
-
-    tiles = _QueryTiles(layout.query_positions, heads // kv_heads)
-    q = tiles.gather(query)  # (pairs * kv_heads, groups * QUERY_TILE, dim)
-    keys, values, n_keys = _key_tiles(key, value, layout.key_positions, tiles.row)
-    n_pairs = len(tiles.row)
-    row_keys = n_keys[tiles.row][:, None, None]
-    query_at = tiles.positions[:, :, None]
+    masks = plan.masks(getattr(module, "is_causal", True), sliding_window)
+    q = plan.gather_queries(query)
+    keys, values = plan.gather_keys(key), plan.gather_keys(value)
 
     scores = []
-    for tile in range(keys.shape[0]):
+    for tile, blocked in enumerate(masks):
         s = torch.bmm(q, keys[tile].transpose(1, 2)) * scale
         if softcap is not None:
             s = torch.tanh(s / softcap) * softcap
-        key_at = torch.arange(tile * KEY_TILE, (tile + 1) * KEY_TILE)[None, None, :]
-        allowed = (key_at < row_keys) & (query_at >= 0)
-        if causal:
-            allowed &= key_at <= query_at
-        if sliding_window is not None:
-            allowed &= query_at - key_at < sliding_window
-        # (pairs, kv_heads, groups, QUERY_TILE, KEY_TILE): one mask for every head of a pair.
-        s = s.view(n_pairs, kv_heads, -1, QUERY_TILE, KEY_TILE).masked_fill(~allowed[:, None, None], float("-inf"))
-        scores.append(s.view(n_pairs * kv_heads, -1, KEY_TILE))
-
+        scores.append(s.masked_fill_(blocked, float("-inf")))
     row_max = scores[0].amax(-1)
     for s in scores[1:]:
         row_max = torch.maximum(row_max, s.amax(-1))
-    row_max = row_max.masked_fill(torch.isinf(row_max), 0.0)  # empty slots attend nothing
+    row_max.masked_fill_(torch.isinf(row_max), 0.0)  # empty slots attend nothing
     total = None
     weighted = None
     # Tile by tile in key order: a text's sums never depend on how many tiles its batch needed,
@@ -171,76 +163,87 @@ def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
         part = torch.bmm(p, values[tile])
         total = p.sum(-1) if total is None else total + p.sum(-1)
         weighted = part if weighted is None else weighted + part
-    out = weighted / total.masked_fill(total == 0, 1.0)[..., None]
-    return tiles.scatter(out, batch, n_queries, query.dtype), None
+    out = weighted / total.masked_fill_(total == 0, 1.0)[..., None]
+    return plan.scatter(out, batch, n_queries, query.dtype), None
 
 
-class _QueryTiles:
-    """Queries gathered into tiles aligned to absolute positions (tile t holds positions t*QUERY_TILE...).
+class _AttentionPlan:
+    """How one forward pass's queries and keys are cut into fixed-size tiles.
 
-    A (text, tile) pair is one tile; all query heads sharing a key head are stacked in it, so each
-    product is (groups * QUERY_TILE) x dim times dim x KEY_TILE whatever the batch.
-
-    Attributes
-    ----------
-    row : (pairs,) the text each tile belongs to.
-    positions : (pairs, QUERY_TILE) each slot's absolute position, -1 for an empty slot.
+    Queries go into tiles aligned to absolute positions (tile t holds positions t*QUERY_TILE...); a
+    (text, tile) pair is one tile, with every query head that shares a key head stacked in it, so
+    each product is (groups * QUERY_TILE) x dim times dim x KEY_TILE whatever the batch. Each pair
+    gets its text's keys at their absolute positions, zero-padded to whole key tiles.
     """
 
-    def __init__(self, positions: torch.Tensor, groups: int):
-        self.rows, self.columns = (positions >= 0).nonzero(as_tuple=True)
-        at = positions[self.rows, self.columns]
-        tiles_per_row = int(positions.max()) // QUERY_TILE + 1
+    def __init__(self, query_positions: torch.Tensor, key_positions: torch.Tensor, heads: int, kv_heads: int):
+        self.kv_heads = kv_heads
+        self.groups = heads // kv_heads
+        self.rows, self.columns = (query_positions >= 0).nonzero(as_tuple=True)
+        at = query_positions[self.rows, self.columns]
+        tiles_per_row = int(query_positions.max()) // QUERY_TILE + 1
         unique, self.pairs = torch.unique(self.rows * tiles_per_row + at // QUERY_TILE, return_inverse=True)
-        self.row = unique // tiles_per_row
+        self.pair_row = unique // tiles_per_row
         self.offsets = at % QUERY_TILE
-        self.positions = torch.full((len(unique), QUERY_TILE), -1, dtype=torch.long)
-        self.positions[self.pairs, self.offsets] = at
-        self.groups = groups
+        self.slot_positions = torch.full((len(unique), QUERY_TILE), -1, dtype=torch.long)
+        self.slot_positions[self.pairs, self.offsets] = at
 
-    def gather(self, query: torch.Tensor) -> torch.Tensor:
+        batch, n_cols = key_positions.shape
+        present = key_positions >= 0
+        n_keys = key_positions.max(dim=1).values + 1
+        if not torch.equal(present.sum(dim=1), n_keys.clamp(min=0)):
+            raise RuntimeError("a text's keys must cover positions 0..n-1 exactly once")
+        self.key_tiles = max(1, -(-int(n_keys.max()) // KEY_TILE))
+        index = torch.full((batch, self.key_tiles * KEY_TILE), n_cols, dtype=torch.long)  # n_cols: a zero key
+        key_rows, key_cols = present.nonzero(as_tuple=True)
+        index[key_rows, key_positions[key_rows, key_cols]] = key_cols
+        self.key_index = index[self.pair_row]
+        self.pair_keys = n_keys[self.pair_row]
+        self._masks: dict[tuple, list[torch.Tensor]] = {}
+
+    def masks(self, causal: bool, sliding_window: int | None) -> list[torch.Tensor]:
+        """Per key tile, True where a slot may not see a key: (pairs * kv_heads, groups * QUERY_TILE, KEY_TILE)."""
+        key = (causal, sliding_window)
+        if key not in self._masks:
+            query_at = self.slot_positions[:, :, None]
+            blocked = []
+            for tile in range(self.key_tiles):
+                key_at = torch.arange(tile * KEY_TILE, (tile + 1) * KEY_TILE)[None, None, :]
+                allowed = (key_at < self.pair_keys[:, None, None]) & (query_at >= 0)
+                if causal:
+                    allowed &= key_at <= query_at
+                if sliding_window is not None:
+                    allowed &= query_at - key_at < sliding_window
+                # (pairs, QUERY_TILE, KEY_TILE) -> (pairs * kv_heads, groups * QUERY_TILE, KEY_TILE)
+                every_head = (~allowed)[:, None, None].expand(-1, self.kv_heads, self.groups, -1, -1)
+                blocked.append(every_head.reshape(-1, self.groups * QUERY_TILE, KEY_TILE))
+            self._masks[key] = blocked
+        return self._masks[key]
+
+    def gather_queries(self, query: torch.Tensor) -> torch.Tensor:
         """(batch, heads, queries, dim) -> (pairs * kv_heads, groups * QUERY_TILE, dim), float32."""
         heads, dim = query.shape[1], query.shape[3]
-        slots = query.new_zeros((len(self.row), QUERY_TILE, heads, dim), dtype=torch.float32)
+        slots = query.new_zeros((len(self.pair_row), QUERY_TILE, heads, dim), dtype=torch.float32)
         slots[self.pairs, self.offsets] = query[self.rows, :, self.columns].float()
         # head h uses key head h // groups (transformers' repeat_kv)
-        grouped = slots.view(len(self.row), QUERY_TILE, heads // self.groups, self.groups, dim).permute(0, 2, 3, 1, 4)
+        grouped = slots.view(len(self.pair_row), QUERY_TILE, self.kv_heads, self.groups, dim).permute(0, 2, 3, 1, 4)
         return grouped.reshape(-1, self.groups * QUERY_TILE, dim)
+
+    def gather_keys(self, states: torch.Tensor) -> torch.Tensor:
+        """(batch, kv_heads, keys, dim) -> (key_tiles, pairs * kv_heads, KEY_TILE, dim), float32."""
+        kv_heads, dim = states.shape[1], states.shape[3]
+        padded = torch.cat([states, states.new_zeros((states.shape[0], kv_heads, 1, dim))], dim=2)
+        at = padded[self.pair_row[:, None], :, self.key_index]  # (pairs, key_tiles * KEY_TILE, kv_heads, dim)
+        at = at.view(len(self.pair_row), self.key_tiles, KEY_TILE, kv_heads, dim).permute(1, 0, 3, 2, 4)
+        return torch.empty(at.shape, dtype=torch.float32).copy_(at).view(self.key_tiles, -1, KEY_TILE, dim)
 
     def scatter(self, out: torch.Tensor, batch: int, n_queries: int, dtype: torch.dtype) -> torch.Tensor:
         """(pairs * kv_heads, groups * QUERY_TILE, dim) -> (batch, queries, heads, dim) in ``dtype``."""
         dim = out.shape[-1]
-        slots = out.view(len(self.row), -1, self.groups, QUERY_TILE, dim)
-        result = out.new_zeros((batch, n_queries, slots.shape[1] * self.groups, dim), dtype=dtype)
+        slots = out.view(len(self.pair_row), self.kv_heads, self.groups, QUERY_TILE, dim)
+        result = out.new_zeros((batch, n_queries, self.kv_heads * self.groups, dim), dtype=dtype)
         result[self.rows, self.columns] = slots[self.pairs, :, :, self.offsets].flatten(1, 2).to(dtype)
         return result
-
-
-def _key_tiles(key: torch.Tensor, value: torch.Tensor, positions: torch.Tensor, pair_row: torch.Tensor):
-    """Each tile-pair's keys and values at their absolute positions, in whole zero-padded key tiles.
-
-    Returns keys and values as (key_tiles, pairs * kv_heads, KEY_TILE, dim) float32, and each
-    text's key count.
-    """
-    batch, n_cols = positions.shape
-    present = positions >= 0
-    n_keys = positions.max(dim=1).values + 1
-    if not torch.equal(present.sum(dim=1), n_keys.clamp(min=0)):
-        raise RuntimeError("a text's keys must cover positions 0..n-1 exactly once")
-    n_tiles = max(1, -(-int(n_keys.max()) // KEY_TILE))
-    index = torch.full((batch, n_tiles * KEY_TILE), n_cols, dtype=torch.long)  # column n_cols: all zeros
-    rows, cols = present.nonzero(as_tuple=True)
-    index[rows, positions[rows, cols]] = cols
-    index = index[pair_row]
-
-    def tiled(states: torch.Tensor) -> torch.Tensor:
-        padded = torch.cat([states, states.new_zeros((*states.shape[:2], 1, states.shape[3]))], dim=2)
-        at = padded[pair_row[:, None], :, index]  # (pairs, n_tiles * KEY_TILE, kv_heads, dim)
-        at = at.view(len(pair_row), n_tiles, KEY_TILE, states.shape[1], states.shape[3]).permute(1, 0, 3, 2, 4)
-        out = torch.empty(at.shape, dtype=torch.float32)
-        return out.copy_(at).view(n_tiles, -1, KEY_TILE, states.shape[3])
-
-    return tiled(key), tiled(value), n_keys
 
 
 # -- rotary embeddings -----------------------------------------------------------------------------
