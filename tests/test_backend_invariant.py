@@ -195,3 +195,23 @@ def test_rotary_table_matches_the_model(tiny_model_dir):
     np.testing.assert_allclose(table_cos, cos, atol=1e-6)
     np.testing.assert_allclose(table_sin, sin, atol=1e-6)
     assert torch.equal(rotary(x, positions[:1, 2:3])[0][0, 0], table_cos[0, 2])  # a position alone: same values
+
+
+# -- the real model ---------------------------------------------------------------------------------
+REAL_TEXTS = ["I absolutely loved this film, it was wonderful from start to finish.",
+              "A boring, predictable mess that wasted two hours of my life.",
+              "the plot is thin but the performances are charming .",
+              "An okay product.", "Fantastic!", "It arrived broken and customer support never answered."]
+
+
+@pytest.mark.model
+def test_gemma_scores_are_identical_alone_batched_and_uncached():
+    clf = Classifier(model="gemma-3-270m", dtype="bf16-invariant", batch_size=4)
+    alone = np.concatenate([clf.score([t]).probs for t in REAL_TEXTS])
+    batched = clf.score(REAL_TEXTS[::-1]).probs[::-1]  # other neighbours, other padding
+    uncached = class_probs(clf, clf.backend.next_token_logprobs([clf.prompt(t) for t in REAL_TEXTS]))
+    assert np.abs(batched - alone).max() <= 1e-6 and np.abs(uncached - alone).max() <= 1e-6
+    # Still the model's answer: bfloat16 weights move P(positive) by ~0.01 on average from float32.
+    reference = Classifier(model="gemma-3-270m", dtype="float32").score(REAL_TEXTS).probs
+    assert np.abs(alone - reference).max() < 0.08
+    assert (alone.argmax(1) == reference.argmax(1)).mean() >= 5 / 6
