@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -84,29 +84,45 @@ def tiled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         buffer = rows.new_zeros((padded, rows.shape[1]))
         buffer[:n] = rows
         rows = buffer
-    if _fused_is_tile_exact(weight, bias):
-        out = F.linear(rows, weight, bias)
+    product = _product(weight, bias)
+    if _fused_is_tile_exact(weight, bias, product):
+        out = product(rows)
     else:
-        out = torch.cat([F.linear(rows[start:start + ROW_TILE], weight, bias) for start in range(0, padded, ROW_TILE)])
+        out = torch.cat([product(rows[start:start + ROW_TILE]) for start in range(0, padded, ROW_TILE)])
     return out[:n].reshape(*x.shape[:-1], weight.shape[0])
 
 
-def _fused_is_tile_exact(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+def _product(weight: torch.Tensor, bias: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``rows -> F.linear(rows, weight, bias)``; bfloat16 weights go through a oneDNN pre-packed copy.
+
+    Packing once spares oneDNN re-packing the weight on every call, which dominates at the row
+    counts of one text (qwen-0.5B's Linears at 24 rows: 1.6x faster; its LM head at 4 rows: 1.9x).
+    The copy is kept on the weight itself and redone if the weight changes in place.
+    """
+    if weight.dtype != torch.bfloat16 or weight.device.type != "cpu" or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return lambda rows: F.linear(rows, weight, bias)
+    packed = getattr(weight, "_confidently_packed", None)
+    if packed is None or packed[0] != weight._version:
+        packed = (weight._version, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), ROW_TILE))
+        weight._confidently_packed = packed
+    return lambda rows: torch.ops.mkldnn._linear_pointwise(rows, packed[1], bias, "none", [], "")
+
+
+def _fused_is_tile_exact(weight: torch.Tensor, bias: torch.Tensor | None, product) -> bool:
     """Whether one call over many tiles gives every tile exactly its own call's result (probed once)."""
     key = (tuple(weight.shape), weight.dtype, bias is not None, weight.device.type, torch.get_num_threads())
     if key not in _FUSED_IS_EXACT:
-        _FUSED_IS_EXACT[key] = _probe_fused(weight, bias)
+        _FUSED_IS_EXACT[key] = _probe_fused(weight.shape[1], weight.dtype, product)
     return _FUSED_IS_EXACT[key]
 
 
-def _probe_fused(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+def _probe_fused(width: int, dtype: torch.dtype, product) -> bool:
     generator = torch.Generator().manual_seed(0)
     most = PROBE_TILE_COUNTS[-1] * ROW_TILE
-    rows = torch.randn(most, weight.shape[1], generator=generator).to(device=weight.device, dtype=weight.dtype)
+    rows = torch.randn(most, width, generator=generator).to(dtype)
     with torch.inference_mode():
-        tiles = torch.cat([F.linear(rows[start:start + ROW_TILE], weight, bias) for start in range(0, most, ROW_TILE)])
-        return all(torch.equal(F.linear(rows[:count * ROW_TILE], weight, bias), tiles[:count * ROW_TILE])
-                   for count in PROBE_TILE_COUNTS)
+        tiles = torch.cat([product(rows[start:start + ROW_TILE]) for start in range(0, most, ROW_TILE)])
+        return all(torch.equal(product(rows[:count * ROW_TILE]), tiles[:count * ROW_TILE]) for count in PROBE_TILE_COUNTS)
 
 
 class _TiledLinearMode(TorchFunctionMode):
