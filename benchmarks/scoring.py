@@ -57,6 +57,12 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads): with one thread, about the time an idle machine takes."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def matmul_gflops(dtype: str, seconds: float = 1.5) -> float:
     """FLOP rate of a 1024 x 1024 x 1024 matmul in ``dtype`` (the ceiling the models' Linears meet)."""
     import torch
@@ -149,9 +155,9 @@ def worker(connection, engine: str, model: str, batch_size: int, threads: int, t
         if command == "describe":
             connection.send(scorer.describe())
         elif command == "score":
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             p = scorer.score(argument)
-            connection.send((time.perf_counter() - start, p))
+            connection.send((time.perf_counter() - start, cpu_seconds() - cpu_start, p))
         elif command == "finish":
             connection.send(peak_rss_gib())
             return
@@ -177,6 +183,7 @@ def run_model(model: str, texts: list[str], args: argparse.Namespace) -> None:
             loaded[engine] = connection.recv()
 
     seconds = dict.fromkeys(workers, 0.0)
+    cpu = dict.fromkeys(workers, 0.0)
     p_positive = {engine: np.zeros(len(texts)) for engine in workers}
     chunks = np.array_split(np.arange(len(texts)), args.rounds)
     order = list(workers)
@@ -185,40 +192,48 @@ def run_model(model: str, texts: list[str], args: argparse.Namespace) -> None:
         for engine in rotated:
             connection = workers[engine][0]
             connection.send(("score", chunk.tolist()))
-            spent, p = connection.recv()
+            spent, spent_cpu, p = connection.recv()
             seconds[engine] += spent
+            cpu[engine] += spent_cpu
             p_positive[engine][chunk] = p
     latency = {engine: [] for engine in workers}
+    latency_cpu = {engine: [] for engine in workers}
     for i in range(min(args.latency_texts, len(texts))):
         for engine in order[i % len(order):] + order[:i % len(order)]:
             connection = workers[engine][0]
             connection.send(("score", [i]))
-            latency[engine].append(connection.recv()[0])
+            spent, spent_cpu, _ = connection.recv()
+            latency[engine].append(spent)
+            latency_cpu[engine].append(spent_cpu)
     peak = {}
     for engine, (connection, process) in workers.items():
         connection.send(("finish", None))
         peak[engine] = connection.recv()
         process.join()
 
-    report(model, texts, args, loaded, seconds, p_positive, latency, peak, description)
+    report(model, texts, args, loaded, seconds, cpu, p_positive, latency, latency_cpu, peak, description)
 
 
-def report(model, texts, args, loaded, seconds, p_positive, latency, peak, description) -> None:
+def report(model, texts, args, loaded, seconds, cpu, p_positive, latency, latency_cpu, peak, description) -> None:
     n = len(texts)
     rate = {engine: n / s for engine, s in seconds.items()}
+    rate_cpu = {engine: n / s for engine, s in cpu.items()}
     print(f"\n== {model}: {n} texts, {args.threads} threads, batch size {args.batch_size} "
           f"(llama.cpp: one text at a time), {args.rounds} interleaved rounds; "
           f"mean {description['suffix_tokens'] / n:.1f} non-shared tokens/text after a "
           f"{len(description['prefix_ids'])}-token cached prefix")
-    print(f"{'engine':15s} {'texts/s':>8s} {'vs fp32':>8s} {'vs llama':>9s} {'1 text p50':>11s} "
-          f"{'load s':>7s} {'peak RSS':>9s} {'|dP| mean/max vs fp32':>22s}")
+    print("wall: texts/s and one text's p50 latency; cpu: the same per CPU-second of the engine's process "
+          "(with 1 thread, about what an idle machine would take)")
+    print(f"{'engine':15s} {'texts/s':>8s} {'vs fp32':>8s} {'vs llama':>9s} {'cpu: texts/s':>13s} {'vs fp32':>8s} "
+          f"{'vs llama':>9s} {'1 text p50':>11s} {'cpu p50':>8s} {'load s':>7s} {'peak RSS':>9s} "
+          f"{'|dP| mean/max vs fp32':>22s}")
     for engine in rate:
-        vs_fp32 = f"{rate[engine] / rate['float32']:.2f}x" if "float32" in rate else "-"
-        vs_llama = f"{rate[engine] / rate['llama.cpp']:.2f}x" if "llama.cpp" in rate else "-"
-        diff = np.abs(p_positive[engine] - p_positive["float32"]) if "float32" in rate else np.zeros(1)
-        print(f"{engine:15s} {rate[engine]:8.2f} {vs_fp32:>8s} {vs_llama:>9s} "
-              f"{np.median(latency[engine]) * 1000:8.0f} ms {loaded[engine]['load_s']:7.1f} "
-              f"{peak[engine]:7.2f} GiB {diff.mean():10.4f} / {diff.max():.4f}")
+        diff = np.abs(p_positive[engine] - p_positive["float32"])
+        print(f"{engine:15s} {rate[engine]:8.2f} {ratio(rate, engine, 'float32'):>8s} "
+              f"{ratio(rate, engine, 'llama.cpp'):>9s} {rate_cpu[engine]:13.2f} "
+              f"{ratio(rate_cpu, engine, 'float32'):>8s} {ratio(rate_cpu, engine, 'llama.cpp'):>9s} "
+              f"{np.median(latency[engine]) * 1000:8.0f} ms {np.median(latency_cpu[engine]) * 1000:5.0f} ms "
+              f"{loaded[engine]['load_s']:7.1f} {peak[engine]:7.2f} GiB {diff.mean():10.4f} / {diff.max():.4f}")
     per_text = 2 * (description["per_token_weights"] * description["suffix_tokens"] / n
                     + description["head_weights"])
     for precision in sorted({PRECISION_OF[e] for e in rate if e in PRECISION_OF}):
@@ -228,6 +243,10 @@ def report(model, texts, args, loaded, seconds, p_positive, latency, peak, descr
         print(f"FLOP limit {precision}: {per_text / 1e9:.2f} GFLOP/text ({description['per_token_weights'] / 1e6:.0f}M "
               f"weights x {description['suffix_tokens'] / n:.1f} tokens + {description['head_weights'] / 1e6:.0f}M "
               f"LM head) at {gflops:.0f} GFLOP/s (1024^3 matmul now) -> {limit:.1f} texts/s; reached: {reached}")
+
+
+def ratio(rates: dict, engine: str, reference: str) -> str:
+    return f"{rates[engine] / rates[reference]:.2f}x" if reference in rates else "-"
 
 
 def main() -> None:
