@@ -30,12 +30,16 @@ class Backend(ABC):
     exact : True when the backend returns the full next-token distribution.
     model_name : the model as the user named it.
     weights_id : identifies the exact weights (sha256 or hub id); caches and adapters check it.
+    precision : what the scores are computed in (``float32``, ``bfloat16``, ``bfloat16-invariant``…),
+        or None where the backend cannot tell (a remote server). Calibrators fitted on one
+        precision's scores belong to that precision; it is part of :meth:`fingerprint`.
     """
 
     name: ClassVar[str]
     exact: ClassVar[bool] = True
     model_name: str
     weights_id: str
+    precision: str | None = None
 
     # -- prompts -----------------------------------------------------------------------------
     @abstractmethod

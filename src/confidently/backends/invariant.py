@@ -11,7 +11,7 @@ batch:
   the same kernel. One call over all tiles is used only for weight shapes where a probe on this
   machine found it bit-identical to one call per tile (it was for every weight measured here;
   position inside a tile and the other rows never changed a row's result); otherwise each tile gets
-  its own call.
+  its own call. bfloat16 weights are pre-packed once for oneDNN.
 - :func:`invariant_attention`: each text's keys are laid out at their absolute positions in tiles of
   ``KEY_TILE`` keys, queries in tiles of ``QUERY_TILE`` aligned to absolute positions, every tile
   product has one fixed shape, and the softmax sums run tile by tile in key order in float32. Padding
@@ -148,7 +148,8 @@ def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
     """
     layout = _LAYOUT.get()
     if layout is None:
-        raise RuntimeError("invariant attention runs only inside confidently.backends.invariant.scoring_mode")
+        raise RuntimeError("the batch-invariant attention runs only in the transformers backend's scoring "
+                           "(invariant.scoring_mode); train or generate with dtype float32 or bfloat16")
     batch, heads, n_queries, _ = query.shape
     if key.shape[2] != layout.key_positions.shape[1] or n_queries != layout.query_positions.shape[1]:
         raise RuntimeError(f"the layer saw {key.shape[2]} keys and {n_queries} queries, the token layout "
