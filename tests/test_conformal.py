@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from confidently.conformal import (ConformalPredictor, conformal_quantile, coverage_bounds, exact_interval,
-                                   measure_sets, nonconformity, set_labels)
+from confidently.conformal import (ConformalPredictor, conformal_quantile, coverage_bounds, measure_sets,
+                                   nonconformity, set_labels)
 from confidently.errors import ArtifactError, DataError, NotFittedError
+from confidently.thresholds import clopper_pearson_interval
 
 PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
 
@@ -86,7 +87,7 @@ def test_measure_sets_counts_coverage_by_class_and_slice():
     assert table.loc["class=neg", "coverage"] == 0.5 and table.loc["class=pos", "coverage"] == 0.5
     assert table.loc["domain=a", "coverage"] == 1.0 and table.loc["domain=b", "coverage"] == 0.0
     assert table.loc["all", "singleton"] == 0.5 and table.loc["all", "empty"] == 0.25
-    low, high = exact_interval(2, 4)
+    low, high = clopper_pearson_interval(2, 4)
     assert (table.loc["all", "coverage_low"], table.loc["all", "coverage_high"]) == (low, high)
     assert low < 0.5 < high
 

@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.special import betaincinv
 
 from confidently.calibration.validation import check_labels, check_probs
 from confidently.errors import ArtifactError, DataError, NotFittedError
 from confidently.files import atomic_write_json, read_json
+from confidently.thresholds import clopper_pearson_interval
 
 CONFORMAL_FORMAT = "confidently.conformal"
 CONFORMAL_FORMAT_VERSION = 1
@@ -97,6 +97,9 @@ class ConformalPredictor:
     condition_on : {None, "class", "group"}, default=None
         ``None``: one quantile, marginal coverage. ``"class"``: one per true class, coverage within each
         class. ``"group"``: one per value of ``groups`` (a slice such as a domain), coverage within each.
+    group_column : str, optional
+        With ``condition_on="group"``: the name of the data column the groups come from (stored in the
+        file, so whoever applies the sets knows which value to pass).
 
     Attributes
     ----------
@@ -113,24 +116,30 @@ class ConformalPredictor:
     >>> sets.sum(axis=1)  # set sizes  # doctest: +SKIP
     """
 
-    def __init__(self, alpha: float = 0.1, *, score: str = "lac", condition_on: str | None = None):
+    def __init__(self, alpha: float = 0.1, *, score: str = "lac", condition_on: str | None = None,
+                 group_column: str | None = None):
         if not (isinstance(alpha, numbers.Real) and 0.0 < alpha < 1.0):
             raise DataError(f"alpha must be in (0, 1); got {alpha!r}")
         if score not in SCORES:
             raise DataError(f"score must be one of {', '.join(SCORES)}; got {score!r}")
         if condition_on not in CONDITIONS:
             raise DataError(f"condition_on must be None, 'class' or 'group'; got {condition_on!r}")
+        if group_column is not None and (condition_on != "group" or not isinstance(group_column, str)):
+            raise DataError("group_column names the column of condition_on='group' sets; it needs that condition")
         self.alpha = float(alpha)
         self.score = score
         self.condition_on = condition_on
+        self.group_column = group_column
         self.quantiles_: dict[str, float] | None = None
         self.counts_: dict[str, int] | None = None
         self.n_classes_: int | None = None
 
     @property
     def name(self) -> str:
-        """``lac``, ``aps``, ``lac by class``, ``aps by group`` ..."""
-        return self.score if self.condition_on is None else f"{self.score} by {self.condition_on}"
+        """``lac``, ``aps``, ``lac by class``, ``aps by domain`` (the group column, else ``group``)..."""
+        if self.condition_on is None:
+            return self.score
+        return f"{self.score} by {self.group_column or self.condition_on}"
 
     # -- fitting and predicting ---------------------------------------------------------------------
     def fit(self, probs: ArrayLike, y: ArrayLike, *, groups: ArrayLike | None = None) -> ConformalPredictor:
@@ -183,7 +192,8 @@ class ConformalPredictor:
     @property
     def guarantee(self) -> str:
         """What the sets promise, in words."""
-        within = {None: "", "class": " within each true class", "group": " within each group"}[self.condition_on]
+        group = f" within each {self.group_column} value" if self.group_column else " within each group"
+        within = {None: "", "class": " within each true class", "group": group}[self.condition_on]
         return (f"the set holds the true label at least {1 - self.alpha:.0%} of the time{within}, on average over "
                 "the calibration sample and new items drawn like it")
 
@@ -191,7 +201,8 @@ class ConformalPredictor:
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         return {"format": CONFORMAL_FORMAT, "format_version": CONFORMAL_FORMAT_VERSION, "alpha": self.alpha,
-                "score": self.score, "condition_on": self.condition_on, "n_classes": self.n_classes_,
+                "score": self.score, "condition_on": self.condition_on, "group_column": self.group_column,
+                "n_classes": self.n_classes_,
                 "quantiles": {k: None if math.isinf(q) else q for k, q in self.quantiles_.items()},
                 "counts": dict(self.counts_), "guarantee": self.guarantee}
 
@@ -203,7 +214,8 @@ class ConformalPredictor:
         if data.get("format_version") != CONFORMAL_FORMAT_VERSION:
             raise ArtifactError(f"prediction-set format_version {data.get('format_version')!r} is not supported")
         try:
-            predictor = cls(data["alpha"], score=data["score"], condition_on=data["condition_on"])
+            predictor = cls(data["alpha"], score=data["score"], condition_on=data["condition_on"],
+                            group_column=data.get("group_column"))
             quantiles, counts = data["quantiles"], data["counts"]
             if not (isinstance(quantiles, Mapping) and isinstance(counts, Mapping) and quantiles
                     and set(quantiles) == set(counts)):
@@ -227,7 +239,9 @@ class ConformalPredictor:
             raise ArtifactError(f"{path}: {error}") from None
 
     def __repr__(self) -> str:
-        return f"ConformalPredictor(alpha={self.alpha}, score={self.score!r}, condition_on={self.condition_on!r})"
+        column = f", group_column={self.group_column!r}" if self.group_column else ""
+        return (f"ConformalPredictor(alpha={self.alpha}, score={self.score!r}, "
+                f"condition_on={self.condition_on!r}{column})")
 
     # -- helpers ------------------------------------------------------------------------------------
     def _row_keys(self, labels: np.ndarray, groups: ArrayLike | None, n: int) -> np.ndarray:
@@ -241,7 +255,7 @@ class ConformalPredictor:
         if self.condition_on != "group":
             return np.full(n, _MARGINAL)
         if groups is None:
-            raise DataError("condition_on='group' needs groups= (one value per row, e.g. a domain column)")
+            raise DataError(f"condition_on='group' needs groups= (one {self.group_column or 'group'} value per row)")
         keys = np.asarray([str(g) for g in np.asarray(groups, dtype=object).ravel()], dtype=object)
         if keys.size != n:
             raise DataError(f"groups has {keys.size} values but there are {n} rows")
@@ -279,22 +293,12 @@ def measure_sets(sets: np.ndarray, y: ArrayLike, *, labels: Sequence[str],
     for part, mask in parts:
         n = int(mask.sum())
         hits = int(covered[mask].sum())
-        low, high = exact_interval(hits, n, level)
+        low, high = clopper_pearson_interval(hits, n, level)
         rows.append({"part": part, "n": n, "coverage": hits / n if n else math.nan, "coverage_low": low,
                      "coverage_high": high, "mean_set_size": float(sizes[mask].mean()) if n else math.nan,
                      "singleton": float((sizes[mask] == 1).mean()) if n else math.nan,
                      "empty": float((sizes[mask] == 0).mean()) if n else math.nan})
     return pd.DataFrame(rows)
-
-
-def exact_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Two-sided Clopper–Pearson interval for a proportion; ``(nan, nan)`` when ``trials`` is 0."""
-    if trials == 0:
-        return math.nan, math.nan
-    tail = (1.0 - level) / 2.0
-    low = 0.0 if successes == 0 else float(betaincinv(successes, trials - successes + 1, tail))
-    high = 1.0 if successes == trials else float(betaincinv(successes + 1, trials - successes, 1.0 - tail))
-    return low, high
 
 
 def _natural(key: str) -> tuple[int, Any]:
