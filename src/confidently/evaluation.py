@@ -349,8 +349,7 @@ def small_sample_notes(y_cal: np.ndarray, y_test: np.ndarray, chosen: ThresholdA
         notes.append(f"The test split has only {y_test.size} rows: every test figure carries a wide interval.")
     certificate = chosen.certified
     if not certificate.certified:
-        notes.append(f"No threshold could be certified for {config.target_accuracy:.0%} accuracy: "
-                     f"{certificate.reason}. Every prediction goes to review.")
+        notes.append(f"{certificate.reason[0].upper()}{certificate.reason[1:]}. Every prediction goes to review.")
     for name, predictor in sets.predictors.items():
         thin = [key for key, q in predictor.quantiles_.items() if np.isinf(q)]
         if thin:

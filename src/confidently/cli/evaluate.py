@@ -52,7 +52,7 @@ def _print_headline(result, started: float) -> None:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
                       f"automates {on_test['coverage']:.1%} of the test split at "
                       f"{on_test['accuracy_automated']:.1%} accuracy")
-        console.print(f"guarantee: {result.evaluation.policy.guarantee}")
+    console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
     console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
