@@ -46,8 +46,8 @@ def _print_headline(result, started: float) -> None:
                   f"{_fmt(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
-        console.print(f"certified coverage at {result.evaluation.config.target_accuracy:.0%}: none "
-                      f"({result.evaluation.policy.method})")
+        console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "
+                      "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
                       f"automates {on_test['coverage']:.1%} of the test split at "
