@@ -39,6 +39,9 @@ def test_sets_and_decisions_by_hand():
     np.testing.assert_array_equal(sets, [[True, False, False], [False, True, True], [True, True, False]])
     np.testing.assert_array_equal(predictor.decide(PROBS), ["automate", "review", "review"])
     assert set_labels(sets, ["a", "b", "c"]) == [["a"], ["b", "c"], ["a", "b"]]
+    assert predictor.label_sets(PROBS, ["a", "b", "c"]) == [["a"], ["b", "c"], ["a", "b"]]
+    with pytest.raises(DataError, match="2 labels given for prediction sets fitted on 3 classes"):
+        predictor.label_sets(PROBS, ["a", "b"])
 
 
 def test_class_and_group_conditional_quantiles_are_per_key():

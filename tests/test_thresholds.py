@@ -212,6 +212,7 @@ def test_policy_decides_and_round_trips(tmp_path):
     assert policy.certified and policy.target_accuracy == 0.9 and "Clopper-Pearson" in policy.method
     assert "Learn-Then-Test" in policy.method and policy.level == 0.95
     assert policy.guarantee == analysis.certified.guarantee
+    assert json.loads(json.dumps(policy.to_dict()))["guarantee"] == policy.guarantee  # stated in the file
     t = policy.threshold
     np.testing.assert_array_equal(policy.decide([t - 0.01, t, 1.0]), ["review", "automate", "automate"])
     policy.save(tmp_path / "policy.json")
@@ -219,11 +220,13 @@ def test_policy_decides_and_round_trips(tmp_path):
     assert DecisionPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
     cost_policy = DecisionPolicy.from_cost(analysis)
     assert not cost_policy.certified and cost_policy.threshold == analysis.optimal.threshold
+    assert cost_policy.guarantee == f"not certified: automates at confidence >= {cost_policy.threshold:.2f} with no accuracy guarantee"
 
 
 def test_policy_without_a_threshold_reviews_everything():
     policy = DecisionPolicy.from_certificate(certify_threshold(CONF, CORRECT))
     assert policy.threshold is None and not policy.certified
+    assert policy.guarantee.endswith("so every prediction goes to review")
     np.testing.assert_array_equal(policy.decide([0.5, 1.0]), ["review", "review"])
 
 
@@ -232,7 +235,9 @@ def test_policies_written_before_the_guarantee_fields_still_load(tmp_path):
            "certified": True, "method": "lowest threshold with ..."}
     (tmp_path / "policy.json").write_text(json.dumps(old))
     policy = DecisionPolicy.load(tmp_path / "policy.json")
-    assert (policy.threshold, policy.level, policy.guarantee) == (0.8, None, "")
+    assert (policy.threshold, policy.level) == (0.8, None)
+    assert policy.guarantee == ("automated predictions certified 95% accurate by an older rule that did not record "
+                                "its confidence level")
     np.testing.assert_array_equal(policy.decide([0.79, 0.8]), ["review", "automate"])
 
 

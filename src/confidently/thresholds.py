@@ -599,11 +599,8 @@ class DecisionPolicy:
     method : str
         How the threshold was chosen, in words (stored with the policy for the audit trail).
     level : float or None
-        Confidence ``1 - delta`` of the certificate (None for an uncertified threshold).
-    guarantee : str
-        What the policy promises, in words ("" when it promises nothing).
-
-    Policies written before ``level`` and ``guarantee`` existed read back with ``None`` and ``""``.
+        Confidence ``1 - delta`` of the certificate (None for an uncertified threshold, and in policies
+        written before it was recorded, which still load).
     """
 
     threshold: float | None
@@ -611,7 +608,6 @@ class DecisionPolicy:
     certified: bool
     method: str
     level: float | None = None
-    guarantee: str = ""
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (
@@ -624,9 +620,22 @@ class DecisionPolicy:
             raise DataError(f"target_accuracy must be in (0, 1] or None; got {self.target_accuracy!r}")
         if self.level is not None and not (isinstance(self.level, numbers.Real) and 0.0 < self.level < 1.0):
             raise DataError(f"level must be in (0, 1) or None; got {self.level!r}")
-        if not isinstance(self.certified, bool) or not isinstance(self.method, str) \
-                or not isinstance(self.guarantee, str):
-            raise DataError("certified must be a bool, and method and guarantee strings")
+        if not isinstance(self.certified, bool) or not isinstance(self.method, str):
+            raise DataError("certified must be a bool and method a string")
+
+    @property
+    def guarantee(self) -> str:
+        """What the policy promises, in words (written into the policy file beside the fields)."""
+        if self.certified and self.threshold is not None and self.target_accuracy is not None:
+            if self.level is None:
+                return (f"automated predictions certified {self.target_accuracy:.0%} accurate by an older rule "
+                        "that did not record its confidence level")
+            return guarantee_text(self.target_accuracy, self.level, certified=True)
+        if self.threshold is None:
+            if self.target_accuracy is not None and self.level is not None:
+                return guarantee_text(self.target_accuracy, self.level, certified=False)
+            return "no threshold: every prediction goes to review"
+        return f"not certified: automates at confidence >= {self.threshold:.2f} with no accuracy guarantee"
 
     @classmethod
     def from_certificate(cls, certificate: CertifiedThreshold) -> DecisionPolicy:
@@ -639,7 +648,6 @@ class DecisionPolicy:
                     f"p-values (one-sided {certificate.level:.0%} Clopper-Pearson), thresholds automating fewer "
                     f"than {certificate.min_automated} skipped: {certificate.reason}"),
             level=certificate.level,
-            guarantee=certificate.guarantee,
         )
 
     @classmethod
@@ -662,7 +670,8 @@ class DecisionPolicy:
         return np.where(conf >= self.threshold, "automate", "review")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": POLICY_FORMAT, "format_version": POLICY_FORMAT_VERSION, **asdict(self)}
+        return {"format": POLICY_FORMAT, "format_version": POLICY_FORMAT_VERSION, **asdict(self),
+                "guarantee": self.guarantee}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionPolicy:
@@ -673,7 +682,7 @@ class DecisionPolicy:
             raise ArtifactError(f"decision policy format_version {data.get('format_version')!r} is not supported")
         try:
             return cls(**{key: data[key] for key in ("threshold", "target_accuracy", "certified", "method")},
-                       **{key: data[key] for key in ("level", "guarantee") if key in data})
+                       level=data.get("level"))
         except (KeyError, DataError) as error:
             raise ArtifactError(f"malformed decision policy: {error}") from None
 
