@@ -70,7 +70,8 @@ def test_round_trip_and_malformed_files(tmp_path):
         predictor.save(tmp_path / "sets.json")
         json.loads((tmp_path / "sets.json").read_text())  # plain JSON: an infinite quantile is null
         loaded = ConformalPredictor.load(tmp_path / "sets.json")
-        np.testing.assert_array_equal(loaded.predict_set(probs, groups=groups), predictor.predict_set(probs, groups=groups))
+        np.testing.assert_array_equal(loaded.predict_set(probs, groups=groups),
+                                      predictor.predict_set(probs, groups=groups))
     with pytest.raises(ArtifactError, match="not confidently prediction sets"):
         ConformalPredictor.from_dict({"format": "x"})
     good = predictor.to_dict()

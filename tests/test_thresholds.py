@@ -220,7 +220,8 @@ def test_policy_decides_and_round_trips(tmp_path):
     assert DecisionPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
     cost_policy = DecisionPolicy.from_cost(analysis)
     assert not cost_policy.certified and cost_policy.threshold == analysis.optimal.threshold
-    assert cost_policy.guarantee == f"not certified: automates at confidence >= {cost_policy.threshold:.2f} with no accuracy guarantee"
+    assert cost_policy.guarantee == (f"not certified: automates at confidence >= {cost_policy.threshold:.2f} "
+                                     "with no accuracy guarantee")
 
 
 def test_policy_without_a_threshold_reviews_everything():

@@ -180,7 +180,8 @@ class ConformalPredictor:
             limit = np.full((1, 1), self.quantiles_[_MARGINAL])
         return scores <= limit
 
-    def label_sets(self, probs: ArrayLike, labels: Sequence[str], *, groups: ArrayLike | None = None) -> list[list[str]]:
+    def label_sets(self, probs: ArrayLike, labels: Sequence[str], *,
+                   groups: ArrayLike | None = None) -> list[list[str]]:
         """Each row's set as label names (task order): the ``prediction_set`` of a scored text."""
         if len(labels) != self.n_classes_:
             raise DataError(f"{len(labels)} labels given for prediction sets fitted on {self.n_classes_} classes")

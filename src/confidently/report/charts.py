@@ -222,7 +222,8 @@ def cost_chart(measured: ThresholdMeasurement, *, marks: Mapping[str, float | No
         if row is None:
             continue
         ax.scatter([row.threshold], [row.cost_per_item], s=80, color=colour, zorder=3,
-                   label=f"{name}: {row.threshold:.2f} ({row.cost_per_item:.3g} per item, {row.coverage:.0%} automated)")
+                   label=f"{name}: {row.threshold:.2f} ({row.cost_per_item:.3g} per item, "
+                   f"{row.coverage:.0%} automated)")
     ax.legend(fontsize=8)
     _label(ax, title or f"Cost by threshold (n={measured.n:,}; review {measured.review_cost:g}, "
            f"automated error {measured.error_cost:g})", "confidence threshold", "cost per item")

@@ -157,7 +157,8 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
             f"{on_test['n_review']} go to review.")
     decisions.add_text(projection_text(evaluation))
     decisions.add_table(evaluation.projection.to_frame(),
-                        f"cost view: the policy on {evaluation.projection.volume:,} items, projected from the test split")
+                        f"cost view: the policy on {evaluation.projection.volume:,} items, projected from the "
+                        "test split")
     for name in dict.fromkeys(("raw", evaluation.best)):
         result = evaluation.methods[name]
         decisions.add_table(threshold_rows(evaluation, name),
