@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confidently.backends import invariant
-from confidently.backends.transformers_backend import TransformersBackend
+from confidently.backends.transformers_backend import TransformersBackend, choose_batch_invariant
 from confidently.classifier import Classifier
-from confidently.errors import ModelLoadError
+from confidently.errors import ConfigError
 
 # Lengths from one token to past two key tiles (KEY_TILE = 64), so texts straddle query and key tiles.
 POOL = ["yes", "I hate it", "the movie was great", "a wonderful film and I love it",
@@ -109,9 +109,12 @@ def test_precision_is_part_of_the_fingerprint(invariant_backend, tiny_backend):
     assert Classifier(backend=invariant_backend).fingerprint() != Classifier(backend=tiny_backend).fingerprint()
 
 
-def test_invariant_mode_refuses_cuda(tiny_model_dir):
-    with pytest.raises(ModelLoadError, match="CPU only"):
-        TransformersBackend(str(tiny_model_dir), device="cuda", dtype="bf16-invariant")
+def test_invariant_mode_is_cpu_only():
+    with pytest.raises(ConfigError, match="CPU only"):
+        choose_batch_invariant(None, "bf16-invariant", "cuda:0")
+    with pytest.raises(ConfigError, match="CPU only"):
+        choose_batch_invariant(True, "bfloat16", "cuda")
+    assert choose_batch_invariant(None, "bfloat16-invariant", "cpu") and not choose_batch_invariant(None, "bf16", "cpu")
 
 
 # -- the kernels one by one -----------------------------------------------------------------------
