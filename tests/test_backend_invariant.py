@@ -218,3 +218,23 @@ def test_gemma_scores_are_identical_alone_batched_and_uncached():
     reference = Classifier(model="gemma-3-270m", dtype="float32").score(REAL_TEXTS).probs
     assert np.abs(alone - reference).max() < 0.08
     assert (alone.argmax(1) == reference.argmax(1)).mean() >= 5 / 6
+
+
+def test_bfloat16_loads_its_own_verified_copy_of_the_dequantized_weights(tiny_gguf, tmp_path, monkeypatch):
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from confidently.models import dequantized_dir, resolve_model
+
+    monkeypatch.setenv("CONFIDENTLY_CACHE", str(tmp_path))
+    backend = TransformersBackend(str(tiny_gguf), device="cpu", dtype="bf16-invariant")
+    float32_dir = dequantized_dir(resolve_model(str(tiny_gguf)))
+    narrow_dir = float32_dir.with_name(float32_dir.name + "-bfloat16")
+    manifest = json.loads((narrow_dir / "confidently-dequantized.json").read_text())
+    assert manifest["dtype"] == "bfloat16" and manifest["files"]
+    # The same bfloat16 weights as converting the float32 copy while loading it.
+    converted = AutoModelForCausalLM.from_pretrained(float32_dir, dtype=torch.bfloat16).state_dict()
+    loaded = backend.model.state_dict()
+    assert all(torch.equal(tensor, loaded[name]) for name, tensor in converted.items())
+    assert all(tensor.dtype == torch.bfloat16 for tensor in loaded.values())
