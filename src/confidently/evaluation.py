@@ -22,7 +22,7 @@ from confidently.errors import CalibrationError
 from confidently.metrics import metric_function, summarize
 from confidently.thresholds import DecisionPolicy, ThresholdAnalysis, analyse_thresholds, certify_threshold
 
-SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta")
+SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
 
 
