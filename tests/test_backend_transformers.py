@@ -8,6 +8,7 @@ from confidently.classifier import Classifier
 from confidently.errors import DataError, TaskError, UnknownModelError
 from confidently.models import resolve_model
 from confidently.tasks import SENTIMENT, Label, Task
+from sequence_chain import NO_OPINION, expected_opinion_masses
 
 TEXTS = ["the movie was great", "I hate it", "a wonderful film and I love it", "awful",
          "boring film, terrible and bad, I hate it so much", "yes", "maybe it was fine"]
@@ -115,40 +116,6 @@ def test_next_token_table_sums_to_at_most_one(tiny_backend):
     assert [t.rank for t in table] == list(range(1, 13))
     assert sum(t.prob for t in table) <= 1 + 1e-6
     assert all(a.logprob >= b.logprob for a, b in zip(table, table[1:]))
-
-
-def chain_probability(backend, prompt: str, sequence) -> float:
-    """P(sequence | prompt) by running the model one token at a time, no cache, no batching."""
-    ids = backend.encode(prompt)
-    logp = 0.0
-    for token in sequence:
-        with torch.no_grad():
-            logits = backend.model(input_ids=torch.tensor([ids])).logits[0, -1]
-        logp += torch.log_softmax(logits.double(), -1)[token].item()
-        ids.append(token)
-    return float(np.exp(logp))
-
-
-NO_OPINION = Task("opinion", "Do you agree? {text}", (Label("no", ("no",)), Label("no opinion", ("no opinion",)),
-                                                      Label("not sure", ("not sure",))), multi_token=True)
-
-
-def expected_opinion_masses(backend, prompt: str) -> np.ndarray:
-    """The masses by their definition, computed from token-by-token chains (not from the verbalizer)."""
-    vocab = backend.vocabulary()
-    no_ids = [i for i, t in enumerate(vocab) if t.strip().casefold() == "no"]
-    with torch.no_grad():
-        logits = backend.model(input_ids=torch.tensor([backend.encode(prompt)])).logits[0, -1]
-    first = torch.softmax(logits.double(), -1).numpy()
-    mass = np.array([first[no_ids].sum(), 0.0, 0.0])
-    for j, word in ((1, "no opinion"), (2, "not sure")):
-        spellings = {tuple(backend.encode(s + f)) for f in {word, word.capitalize()} for s in ("", " ")}
-        for sequence in spellings:
-            prob = chain_probability(backend, prompt, sequence)
-            mass[j] += prob
-            if sequence[0] in no_ids:  # the reply starts with a "no" token: it is no longer a plain "no"
-                mass[0] -= prob
-    return mass
 
 
 def test_multi_token_labels_that_extend_another_label_get_their_exact_mass(tiny_backend):
