@@ -7,14 +7,23 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from confidently.backends import Backend, load_backend
-from confidently.errors import ConfidentlyError, DataError
+from confidently.defaults import CHARS_PER_TOKEN_CAP, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TEXT_TOKENS
+from confidently.errors import ConfigError, DataError
 from confidently.models import DEFAULT_MODEL
 from confidently.tasks import Task, get_task
 from confidently.types import Prediction, Scores, TokenProb
 
 TRUNCATION_SIDES = ("middle", "left", "right")
-# benchmarks/scoring.py on 2 CPU cores: 16 was 6% (qwen-0.5B) and 33% (gemma-270m) faster than 8; 24 no better.
-DEFAULT_BATCH_SIZE = 16
+
+
+def _cut(text: str, limit: int, side: str) -> str:
+    """``text`` cut to ``limit`` characters: keep its end (``left``), start (``right``) or both (``middle``)."""
+    if side == "left":
+        return text[-limit:]
+    if side == "right":
+        return text[:limit]
+    head = limit // 2
+    return text[:head] + " … " + text[-(limit - head - 3):]
 
 
 class Classifier:
@@ -27,8 +36,10 @@ class Classifier:
     backend : backend name (``"transformers"``, ``"openai"``...) or a constructed :class:`Backend`.
     batch_size : prompts per forward pass.
     chat : override the task's choice of applying the chat template.
-    max_text_tokens : texts longer than this are truncated (and flagged); default: what fits the
-        model's context next to the prompt.
+    max_text_tokens : texts longer than this are truncated (and flagged); default: 2048, or what fits
+        the model's context next to the prompt when that is less.
+    max_text_chars : texts longer than this many characters are cut to it (same rule, flagged) before
+        they are tokenized; default: 16 characters per allowed token.
     truncation : which part of a long text is cut: ``middle`` (keep start and end), ``left``
         (keep the end) or ``right`` (keep the start).
     **backend_options : passed to the backend (``device``, ``dtype``, ``base_url``...).
@@ -42,11 +53,15 @@ class Classifier:
 
     def __init__(self, model: str = DEFAULT_MODEL, task: str | Task = "sentiment", *,
                  backend: str | Backend = "transformers", batch_size: int = DEFAULT_BATCH_SIZE, chat: bool | None = None,
-                 max_text_tokens: int | None = None, truncation: str = "middle", **backend_options):
+                 max_text_tokens: int | None = None, max_text_chars: int | None = None, truncation: str = "middle",
+                 **backend_options):
         if batch_size < 1:
-            raise ConfidentlyError(f"batch_size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        for name, value in (("max_text_tokens", max_text_tokens), ("max_text_chars", max_text_chars)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 8):
+                raise ConfigError(f"{name} must be a whole number of at least 8, got {value!r}")
         if truncation not in TRUNCATION_SIDES:
-            raise ConfidentlyError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
+            raise ConfigError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
         self.task = get_task(task)
         self.backend = backend if isinstance(backend, Backend) else load_backend(backend, model=model, **backend_options)
         self.batch_size = batch_size
@@ -55,7 +70,9 @@ class Classifier:
         self.verbalizer = self.backend.verbalizer(self.task)
         self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
         overhead = self.backend.count_tokens(self.prefix + self.suffix) + 8
-        self.max_text_tokens = max_text_tokens or max(16, self.backend.max_context - overhead)
+        self.max_text_tokens = max_text_tokens or max(16, min(DEFAULT_MAX_TEXT_TOKENS,
+                                                              self.backend.max_context - overhead))
+        self.max_text_chars = max_text_chars or CHARS_PER_TOKEN_CAP * self.max_text_tokens
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -64,17 +81,20 @@ class Classifier:
     def fingerprint(self) -> str:
         """Everything that determines the scores: backend weights, precision, adapter, prompt, labels."""
         return "|".join([self.backend.fingerprint(), self.task.fingerprint(), repr(self.chat),
-                         str(self.max_text_tokens), self.truncation])
+                         str(self.max_text_tokens), str(self.max_text_chars), self.truncation])
 
     # -- prompts ---------------------------------------------------------------------------
     def _fit_text(self, text: str) -> tuple[str, bool]:
+        cut = len(text) > self.max_text_chars
+        if cut:  # never tokenize a huge text whole: cut its characters by the same rule first
+            text = _cut(text, self.max_text_chars, self.truncation)
         try:
-            ids = self.backend.encode(text)
+            ids = self.backend.encode_text(text)
         except NotImplementedError:
-            return text, False
+            return text, cut
         limit = self.max_text_tokens
         if len(ids) <= limit:
-            return text, False
+            return text, cut
         if self.truncation == "left":
             kept = self.backend.decode(ids[-limit:])
         elif self.truncation == "right":
@@ -156,5 +176,8 @@ class Classifier:
         """The ``top_k`` most likely next tokens after ``prompt`` (chat template applied unless ``raw``)."""
         if not prompt:
             raise DataError("the prompt is empty")
+        if len(prompt) > self.max_text_chars:
+            raise DataError(f"the prompt has {len(prompt):,} characters, more than max_text_chars "
+                            f"({self.max_text_chars:,}): shorten it or raise --max-text-chars")
         full = self.backend.format_prompt(prompt, chat=False if raw else self.chat, answer_suffix="")
         return self.backend.top_tokens(full, top_k)

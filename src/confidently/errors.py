@@ -62,3 +62,7 @@ class ArtifactError(ConfidentlyError, ValueError):
 
 class ConfigError(ConfidentlyError, ValueError):
     """A configuration value, or a combination of values, is out of range (the message names them)."""
+
+
+class UnfinishedRunError(ConfidentlyError, FileExistsError):
+    """An earlier run's checkpoint is where this run would write: resume it or delete it."""

@@ -355,11 +355,13 @@ class DecisionPolicy:
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (
-            isinstance(self.threshold, numbers.Real) and 0.0 <= self.threshold <= 1.0
+            isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool)
+            and 0.0 <= self.threshold <= 1.0
         ):
             raise DataError(f"threshold must be a number in [0, 1] or None; got {self.threshold!r}")
         if self.target_accuracy is not None and not (
-            isinstance(self.target_accuracy, numbers.Real) and 0.0 < self.target_accuracy <= 1.0
+            isinstance(self.target_accuracy, numbers.Real) and not isinstance(self.target_accuracy, bool)
+            and 0.0 < self.target_accuracy <= 1.0
         ):
             raise DataError(f"target_accuracy must be in (0, 1] or None; got {self.target_accuracy!r}")
         if not isinstance(self.certified, bool) or not isinstance(self.method, str):

@@ -8,7 +8,6 @@ task) ships only a policy, so its threshold applies to raw confidence; the base 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -69,17 +68,16 @@ def adapters_dir(tmp_path_factory, tiny_model_dir, weights_id) -> Path:
 
 
 class LiveServer:
-    """uvicorn serving ``app`` on a free loopback port in a background thread."""
+    """``confidently serve``'s uvicorn server for ``app`` on a free loopback port in a background thread."""
 
     def __init__(self, app):
-        import uvicorn
+        from confidently.server.runner import listen, make_server
 
         self.app = app
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30))
+        self._socket = listen("127.0.0.1", 0)
+        self.address = self._socket.getsockname()
+        self.url = f"http://127.0.0.1:{self.address[1]}"
+        self.server = make_server(app, log_level="warning")
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -134,3 +132,31 @@ def http(server):
 
     with httpx.Client(base_url=server.url, timeout=60) as client:
         yield client
+
+
+def wait_until(condition, *, timeout: float = 120, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (generous: only a hang takes it)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class HeldModel:
+    """Keeps the server's model worker busy until released, so requests queue up deterministically."""
+
+    def __init__(self, live: LiveServer):
+        self.batcher = live.app.state.service.batcher
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def _hold(self) -> None:
+        self.running.set()
+        self.release.wait(120)
+
+    def __enter__(self) -> HeldModel:
+        self.batcher.call(self._hold)
+        assert self.running.wait(60), "the model worker did not pick up the hold"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()

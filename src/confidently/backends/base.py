@@ -14,11 +14,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from confidently.backends.text_as_data import TEXT_MARKER, TextSlots
 from confidently.tasks import Task, Verbalizer
 from confidently.types import TokenProb
-
-# Stands in for the text while a prompt is rendered, to split it into the shared prefix and suffix.
-TEXT_MARKER = "\u2063CONFIDENTLY_TEXT\u2063"
 
 
 class Backend(ABC):
@@ -49,7 +47,15 @@ class Backend(ABC):
         rendered = self.format_prompt(task.message(TEXT_MARKER), chat=use_chat,
                                       system_prompt=task.system_prompt, answer_suffix=task.answer_suffix)
         prefix, _, suffix = rendered.partition(TEXT_MARKER)
+        self.text_slots.add(prefix, suffix)
         return prefix, suffix
+
+    @property
+    def text_slots(self) -> TextSlots:
+        """Where user text sits in the prompts this backend rendered (text is data, never control tokens)."""
+        if "_text_slots" not in self.__dict__:
+            self._text_slots = TextSlots()
+        return self._text_slots
 
     # -- vocabulary ----------------------------------------------------------------------------
     @abstractmethod
@@ -61,6 +67,10 @@ class Backend(ABC):
 
     def decode(self, ids: Sequence[int]) -> str:
         raise NotImplementedError(f"backend {self.name} cannot detokenize")
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of user text read as plain text: a special-token string in it stays text."""
+        return self.encode(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))

@@ -11,7 +11,6 @@ import copy
 import inspect
 import json
 import os
-import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from confidently.backends.base import Backend
-from confidently.errors import ModelLoadError
-from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, resolve_model
+from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
+from confidently.errors import ConfigError, ModelLoadError
+from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
+from confidently.verified_cache import ensure_cache
 
 # bfloat16 scores depend on batch composition on CPU (README "Precision"), so float32 is the default.
 CPU_DEFAULT_DTYPE = "float32"
@@ -29,13 +30,25 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
 
 
 def choose_device(device: str | None) -> str:
+    """The torch device to run on: ``auto`` picks CUDA when present; a named device must exist here."""
     import torch
 
-    if device and device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
+    if not device or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {device!r}: this torch build ({torch.__version__}) sees no CUDA device; "
+                              "use --device cpu (or auto)")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"device {device!r}: there are {count} CUDA devices (cuda:0 to cuda:{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu (or auto)")
+    return device
 
 
 def choose_dtype(dtype: str | None, device: str) -> str:
@@ -47,17 +60,21 @@ def choose_dtype(dtype: str | None, device: str) -> str:
 
 
 def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
-    """A folder transformers can load quickly; GGUFs are de-quantized once and cached."""
+    """A folder transformers can load quickly; GGUFs are de-quantized once and cached (verified)."""
     if source.gguf_file is None:
         return source.path, os.path.isdir(source.path)
-    folder = dequantized_dir(source)
-    marker = folder / "confidently-dequantized.json"
-    if marker.exists():
-        return str(folder), True
+    say = None if console is None else (lambda message: console.print(message, markup=False, highlight=False))
+    folder = ensure_cache(dequantized_dir(source), dequantized_identity(source),
+                          lambda staging: _dequantize(source, staging, console), say=say)
+    return str(folder), True
+
+
+def _dequantize(source: ModelSource, staging: Path, console=None) -> None:
+    """Write the GGUF's weights at full precision, and its tokenizer, into ``staging``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if console is not None:
-        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {folder})…[/]")
+        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {dequantized_dir(source)})…[/]")
     gguf_path = Path(source.path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path, gguf_file=source.gguf_file)
@@ -68,16 +85,8 @@ def _local_folder(source: ModelSource, console=None) -> tuple[str, bool]:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    (staging / "confidently-dequantized.json").write_text(
-        json.dumps({"gguf_file": source.gguf_file, "gguf_sha256": source.weights_id}, indent=2)
-    )
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
-    return str(folder), True
 
 
 class TransformersBackend(Backend):
@@ -119,6 +128,7 @@ class TransformersBackend(Backend):
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self._adds_bos = self._detect_bos()
+        self._special_ids = special_token_ids(self.tokenizer)
         self.active_adapter: str | None = None
         self.adapters: dict[str, str] = {}  # name → sha256 of the adapter weights
         # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache``.
@@ -142,12 +152,18 @@ class TransformersBackend(Backend):
         use_chat = self.has_chat_template if chat is None else chat
         if use_chat and not self.has_chat_template:
             raise ModelLoadError(f"model {self.model_name!r} has no chat template: use --raw / chat=False")
-        if use_chat:
-            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
-            messages.append({"role": "user", "content": message})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        bos = self.tokenizer.bos_token if self._adds_bos else ""
-        return f"{bos}{message}{answer_suffix}"
+
+        def render(text: str) -> str:
+            if use_chat:
+                messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+                messages.append({"role": "user", "content": text})
+                return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            bos = self.tokenizer.bos_token if self._adds_bos else ""
+            return f"{bos}{text}{answer_suffix}"
+
+        rendered = render(message)
+        self.text_slots.record(rendered, message, render)
+        return rendered
 
     # -- vocabulary ----------------------------------------------------------------------------
     def vocabulary(self) -> list[str]:
@@ -161,6 +177,14 @@ class TransformersBackend(Backend):
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def encode_text(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a prompt this backend rendered: its template's special tokens are control tokens,
+        the user text in it is plain text whatever it holds."""
+        return encode_prompt(self.tokenizer, prompt, self.text_slots.span(prompt), self._special_ids)[0]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids))
@@ -272,7 +296,7 @@ class TransformersBackend(Backend):
         The prefix is tokenized alone and its last token dropped, since a token may merge across the
         prefix/text boundary; prompts are always tokenized whole, so results never depend on the split.
         """
-        full = [self.encode(p) for p in prompts]
+        full = [self.encode_prompt(p) for p in prompts]
         prefix: tuple[int, ...] = ()
         if shared_prefix:
             candidate = tuple(self.encode(shared_prefix))[:-1]

@@ -5,13 +5,16 @@ Supervised methods (fitted on labelled rows): :class:`PlattCalibrator`, :class:`
 :class:`DirichletCalibrator` (one joint map of all classes).
 Label-free corrections: :class:`ContextualCalibrator` (fitted on content-free inputs) and
 :class:`BatchCalibrator` (fitted on unlabelled rows). :class:`StackedCalibrator` chains them.
-Every one has ``fit(probs, y) -> self``, ``predict_proba(probs)``, and JSON ``to_dict``/``save``;
-:func:`load_calibrator` reads any of them back.
+Every one is a scikit-learn classifier whose features are raw class probabilities: ``fit(probs, y) ->
+self`` (``y`` column indices or labels such as strings; ``classes_`` learned), ``predict_proba(probs)``
+(never exactly 0 or 1), ``predict``, ``clone``/``get_params``/``set_params``, and JSON
+``to_dict``/``save``; :func:`load_calibrator` reads any of them back, checking every value.
 """
 
 from confidently.calibration.base import (
     CalibrationWarning,
     Calibrator,
+    CalibratorNotFittedError,
     LabelBiasCalibrator,
     OneVsRestCalibrator,
     SmallSampleWarning,
@@ -36,6 +39,7 @@ __all__ = [
     "BetaCalibrator",
     "CalibrationWarning",
     "Calibrator",
+    "CalibratorNotFittedError",
     "ContextualCalibrator",
     "DirichletCalibrator",
     "HistogramBinningCalibrator",

@@ -10,7 +10,7 @@ import typer
 
 from confidently.cli.app import app, console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
-                                     DtypeOpt, ModelOpt, TaskOpt, build_classifier)
+                                     DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt, TaskOpt, build_classifier)
 
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
@@ -52,10 +52,10 @@ DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,bat
 
 @app.command()
 def evaluate(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled data; split into calibration/test.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", exists=True, help="Labelled data; split into calibration/test.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the report and artifacts.")] = Path("runs/evaluate"),
-    calibration_data: Annotated[Optional[Path], typer.Option(help="Use this calibration split instead of splitting --data.")] = None,
-    test_data: Annotated[Optional[Path], typer.Option(help="Use this test split instead of splitting --data.")] = None,
+    calibration_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this calibration split instead of splitting --data.")] = None,
+    test_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this test split instead of splitting --data.")] = None,
     calibration_fraction: Annotated[float, typer.Option(help="Share of --data used to calibrate; the rest is the test split.")] = 0.5,
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     label_column: Annotated[str, typer.Option(help="Column holding the label.")] = "label",
@@ -74,6 +74,8 @@ def evaluate(
     target_accuracy: TargetOpt = 0.95,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
     """Score labelled data, calibrate on one split, measure on the other, and write the report.
 
@@ -84,20 +86,20 @@ def evaluate(
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews`
     """
     from confidently.data import load_dataset
-    from confidently.errors import ConfidentlyError
     from confidently.pipeline import run_evaluate, split_for_evaluation
 
+    if data is None and (calibration_data is None or test_data is None):
+        raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
-                           base_url=base_url, api_key=api_key, adapter=adapter)
+                           base_url=base_url, api_key=api_key, adapter=adapter, max_text_tokens=max_text_tokens,
+                           max_text_chars=max_text_chars)
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
                                      labels=clf.labels, require_labels=True)
     if calibration_data is not None and test_data is not None:
         calibration, test = load(calibration_data), load(test_data)
-    elif data is not None:
-        calibration, test = split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
     else:
-        raise ConfidentlyError("give --data, or both --calibration-data and --test-data")
+        calibration, test = split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
     result = run_evaluate(clf, calibration, test, out,
                           config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats),
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")})

@@ -45,14 +45,24 @@ def _split(dataset, seed: int, fractions: str):
     return split_dataset(dataset, fractions=parse_fractions(fractions), seed=seed)
 
 
+def _config(**settings: Any) -> FinetuneConfig:
+    """The run's settings; a value out of range is a usage error (exit 2), found before any data loads."""
+    from confidently.errors import ConfigError
+
+    try:
+        return FinetuneConfig(**settings)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command()
 def finetune(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled training data (never the test split).")],
+    data: Annotated[Path, typer.Option("--data", "-d", exists=True, help="Labelled training data (never the test split).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Adapter folder to write, e.g. adapters/NAME.")],
     model: ModelOpt = DEFAULTS["model"],
     task: TaskOpt = DEFAULTS["task"],
     calibration_data: Annotated[Optional[Path], typer.Option(
-        "--calibration-data", help="Labelled rows for the calibrator and policy; default: carved from --data.")] = None,
+        "--calibration-data", exists=True, help="Labelled rows for the calibrator and policy; default: carved from --data.")] = None,
     split_seed: SplitSeedOpt = None,
     fractions: FractionsOpt = "0.7,0.15,0.15",
     text_column: TextColumnOpt = "text",
@@ -94,7 +104,7 @@ def finetune(
     from confidently.finetune import finetune as run
     from confidently.tasks import get_task
 
-    config = FinetuneConfig(
+    config = _config(
         model=model, task=task, device=device, dtype=dtype, threads=threads, r=r, lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
         target_modules=None if target_modules is None else tuple(m.strip() for m in target_modules.split(",")),
@@ -123,14 +133,14 @@ def finetune(
 
 @app.command()
 def compare(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Held-out labelled test rows (or a full dataset "
+    data: Annotated[Path, typer.Option("--data", "-d", exists=True, help="Held-out labelled test rows (or a full dataset "
                                        "with --split-seed).")],
-    adapter: Annotated[Path, typer.Option("--adapter", help="Adapter folder made by `confidently finetune`.")],
+    adapter: Annotated[Path, typer.Option("--adapter", exists=True, file_okay=False, help="Adapter folder made by `confidently finetune`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for report.html, metrics.json, summary.md.")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model; default: the adapter "
                                                  "manifest's base_model.")] = None,
     calibration_data: Annotated[Optional[Path], typer.Option(
-        "--calibration-data", help="Labelled rows to fit Platt/isotonic on for both models; default: the "
+        "--calibration-data", exists=True, help="Labelled rows to fit Platt/isotonic on for both models; default: the "
         "calibration part with --split-seed, else cross-fitted on the test rows.")] = None,
     split_seed: SplitSeedOpt = None,
     fractions: FractionsOpt = "0.7,0.15,0.15",

@@ -11,12 +11,25 @@ from rich.table import Table
 
 from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
-                                     DtypeOpt, JsonOpt, ModelOpt, TaskOpt, build_classifier)
+                                     DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt, TaskOpt,
+                                     build_classifier)
 
 
 def visible(token: str) -> str:
     """A token quoted with its whitespace made visible (the original write-up's table style)."""
     return json.dumps(token, ensure_ascii=False).replace(" ", "␣")
+
+
+def output_format(path: Path) -> Path:
+    """--out's check, so a wrong suffix is a usage error found before the model loads."""
+    from confidently.errors import ConfigError
+    from confidently.scoring import check_output_format
+
+    try:
+        check_output_format(path)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+    return path
 
 
 @app.command("next-token")
@@ -32,13 +45,15 @@ def next_token(
     api_key: ApiKeyOpt = None,
     adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
+    max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
     """Show the model's next-token table for a prompt: rank, token, log-prob, probability.
 
     Example: `confidently next-token "Knock knock." --top-k 12`
     """
     clf = build_classifier(model=model, task="sentiment", backend=backend, device=device, dtype=dtype,
-                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
+                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json,
+                           max_text_chars=max_text_chars)
     tokens = clf.next_token(prompt, top_k=top_k, raw=raw)
     if as_json:
         console.print_json(json.dumps([t.to_dict() for t in tokens]))
@@ -71,6 +86,8 @@ def classify(
     adapter: AdapterOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=0, help="Top tokens to show.")] = 10,
     as_json: JsonOpt = False,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
     server: Annotated[Optional[str], typer.Option(
         "--server", help="URL of a `confidently serve` server to ask instead of loading a model; "
                          "--adapter then names an adapter loaded there.")] = None,
@@ -88,7 +105,8 @@ def classify(
         classify_remote(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
         return
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
-                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
+                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json,
+                           max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
     result = clf.classify(text, top_k=top_k)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
@@ -120,7 +138,8 @@ def print_classification(clf, result) -> None:
 @app.command()
 def score(
     input: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet with a text column.", exists=True)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv, .tsv or .jsonl.")],
+    out: Annotated[Path, typer.Option("--out", "-o", callback=output_format,
+                                      help="Output .parquet, .csv, .tsv or .jsonl.")],
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     label_column: Annotated[str, typer.Option(help="Column holding the label (optional).")] = "label",
     model: ModelOpt = DEFAULTS["model"],
@@ -134,6 +153,8 @@ def score(
     adapter: AdapterOpt = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Save finished rows every N rows.")] = 256,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint.")] = False,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
     """Score every row of a file: class probabilities, raw confidence, prediction, other mass.
 
@@ -144,7 +165,8 @@ def score(
     from confidently.scoring import score_file
 
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
-                           batch_size=batch_size, base_url=base_url, api_key=api_key, adapter=adapter)
+                           batch_size=batch_size, base_url=base_url, api_key=api_key, adapter=adapter,
+                           max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
     frame = score_file(clf, input, out, text_column=text_column, label_column=label_column,
                        checkpoint_every=checkpoint_every, resume=resume)
     summary = f"wrote {len(frame)} rows to {out}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +12,15 @@ from rich.table import Table
 
 from confidently.cli.app import app, console
 from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
+
+
+class LogLevel(str, Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
 
 
 @app.command()
@@ -40,27 +50,48 @@ def serve(
                                                  "up to this size.")] = 16,
     batch_wait_ms: Annotated[float, typer.Option(min=0, help="How long a request waits for others to join "
                                                              "its batch.")] = 5.0,
+    max_request_cost: Annotated[int, typer.Option(
+        min=1, help="Most a classify request may cost, in characters × forward passes (two per text with "
+                    "top_tokens, else one); larger requests get 422.")] = 65536,
+    read_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a client has to send a whole request (headers and body); then 408.")] = 30.0,
+    max_concurrency: Annotated[int, typer.Option(
+        min=1, help="Most /v1/ requests in flight at once; more get 503 with Retry-After.")] = 128,
+    max_connections: Annotated[int, typer.Option(
+        min=1, help="Most open connections; more are answered 503 and closed.")] = 256,
+    drain_timeout: Annotated[float, typer.Option(
+        min=0.001, help="On SIGTERM or Ctrl-C, seconds the requests in flight have to finish; those still "
+                        "running then get 503 with Retry-After.")] = 30.0,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="Log level (the server's and uvicorn's).")] = LogLevel.info,
 ) -> None:
     """Serve calibrated classification over HTTP: one base model, many LoRA adapters.
 
     POST /v1/classify, GET /v1/adapters, GET /healthz, GET /metrics; the OpenAPI schema is at
-    /openapi.json and browsable at /docs. On SIGTERM or Ctrl-C, requests in flight finish first.
+    /openapi.json (no browsable /docs page: it would need a CDN). Large requests are scored in parts,
+    taking turns with small ones; a client that disconnects has its remaining work dropped. Options,
+    paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
+    get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
     Example: `confidently serve --adapters adapters/ --admin-token "$TOKEN" --port 8000`
     """
-    import uvicorn
-
-    from confidently.server.app import create_app
+    from confidently.server.app import create_app, load_service
+    from confidently.server.runner import configure_logging, listen, make_server
     from confidently.server.settings import Settings
+    from confidently.server.startup import check_before_loading
 
     settings = Settings(model=model, task=task, adapters_dir=adapters, calibrator=calibrator, policy=policy,
                         admin_token=admin_token, max_texts=max_texts, max_text_chars=max_text_chars,
-                        batch_size=batch_size, batch_wait_ms=batch_wait_ms, device=device, dtype=dtype)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=int(settings.shutdown_timeout_s))
+                        max_request_cost=max_request_cost, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
+                        device=device, dtype=dtype, read_timeout_s=read_timeout, max_concurrency=max_concurrency,
+                        max_connections=max_connections, drain_timeout_s=drain_timeout)
+    check_before_loading(settings)
+    sock = listen(host, port)
+    configure_logging(log_level.value)
+    app = create_app(settings)
+    load_service(app)
+    make_server(app, log_level=log_level.value).run(sockets=[sock])
 
 
 def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:

@@ -141,11 +141,6 @@ class FinetuneConfig:
         if self.calibrator.split("+")[-1] not in CALIBRATORS:
             raise ConfigError(f"calibrator {self.calibrator!r} is unknown; choose one of {', '.join(CALIBRATORS)}")
 
-    @property
-    def scaling(self) -> float:
-        """LoRA's update scale, ``lora_alpha / r``."""
-        return self.lora_alpha / self.r
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["target_modules"] = None if self.target_modules is None else list(self.target_modules)

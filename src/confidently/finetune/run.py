@@ -21,7 +21,7 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import Dataset
-from confidently.errors import ConfidentlyError
+from confidently.errors import UnfinishedRunError
 from confidently.finetune.artifacts import library_versions, peft_config_dict, write_adapter
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
@@ -105,8 +105,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     }
     checkpoint = checkpoint_dir(out)
     if checkpoint.exists() and not resume:
-        raise ConfidentlyError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
-                               "or delete it to start over")
+        raise UnfinishedRunError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
+                                  "or delete it to start over")
     with torch_threads(config.threads), training_adapter(backend, config, config.seed) as model:
         trainer = Trainer(model, encode_examples(classifier, splits.train, targets),
                           encode_examples(classifier, splits.validation, targets), config,
@@ -143,12 +143,6 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                   calibrator=calibrator, policy=policy)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return FinetuneResult(out, manifest, training, splits, calibration_probs)
-
-
-def run_finetune(train: Dataset, calibration: Dataset | None, config: FinetuneConfig, out: str | Path, *,
-                 backend: TransformersBackend | None = None, progress: bool = True) -> Path:
-    """The demo's ``--finetune`` stage: :func:`finetune`, returning the adapter folder."""
-    return finetune(train, out, config, calibration=calibration, backend=backend, progress=progress).path
 
 
 @contextlib.contextmanager

@@ -1,4 +1,9 @@
-"""The FastAPI application: created here, model loaded in the lifespan, routes in ``routers/``."""
+"""The FastAPI application: created here, model loaded by :func:`load_service` (or else in the
+lifespan), routes in ``routers/``.
+
+There is no browsable ``/docs`` page: FastAPI's would load its scripts from a CDN, which a server
+meant to run offline must not need. The schema is at ``/openapi.json``, for any OpenAPI viewer.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from fastapi import FastAPI
 from confidently import __version__
 from confidently.server import handlers
 from confidently.server.metrics import Metrics
-from confidently.server.middleware import RequestMetrics
+from confidently.server.middleware import InFlightRequests, RequestCounts, RequestMetrics
 from confidently.server.routers import adapters, classify, health
 from confidently.server.service import Service
 from confidently.server.settings import Settings
@@ -30,26 +35,37 @@ the decision is null.
 """
 
 
+def load_service(app: FastAPI) -> None:
+    """Load the model and every adapter for ``app`` now (``confidently serve`` does, before listening)."""
+    app.state.service = Service.start(app.state.settings, app.state.metrics, app.state.backend)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the model and adapters before serving; on shutdown, finish queued work first."""
+    """Load the model and adapters before serving unless already loaded; on shutdown, finish queued work."""
     settings: Settings = app.state.settings
-    # Loading takes seconds to minutes: off the event loop, so the process stays responsive to signals.
-    app.state.service = await asyncio.to_thread(Service.start, settings, app.state.metrics, app.state.backend)
+    if app.state.service is None:
+        # Loading takes seconds to minutes: off the event loop, so the process stays responsive to signals.
+        await asyncio.to_thread(load_service, app)
     try:
         yield
     finally:
-        await asyncio.to_thread(app.state.service.stop, settings.shutdown_timeout_s)
+        await asyncio.to_thread(app.state.service.stop, settings.drain_timeout_s)
 
 
 def create_app(settings: Settings, *, backend: TransformersBackend | None = None) -> FastAPI:
     """The API for ``settings``; ``backend`` serves an already loaded base model instead of ``settings.model``."""
     app = FastAPI(title="confidently", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  max_body_size=settings.max_body_bytes)
+                  max_body_size=settings.max_body_bytes, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.backend = backend
+    app.state.service = None
     app.state.metrics = Metrics()
+    app.state.counts = RequestCounts()
     handlers.install(app)
+    # The last added is the outermost: metrics see the limit's 503s.
+    app.add_middleware(InFlightRequests, counts=app.state.counts, max_concurrency=settings.max_concurrency,
+                       drain_timeout_s=settings.drain_timeout_s)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     for module in (classify, adapters, health):
         app.include_router(module.router)

@@ -1,7 +1,10 @@
 """The adapters a server holds on its one base model, and the only place adapter paths are resolved.
 
 Reads (``get``, ``infos``) happen on the event loop; changes (``load``, ``unload``) run on the model's
-worker thread. Changes replace the whole mapping, so a reader always sees a consistent one.
+worker thread. Changes replace the whole mapping, so a reader always sees a consistent one. Whatever
+goes wrong while loading one adapter (a bad manifest, unreadable weights, a library's own exception)
+becomes an :class:`~confidently.errors.ArtifactError` naming that adapter: at start-up it is logged
+and skipped, at run time it is the admin's 4xx reply.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ class UnknownAdapterError(ArtifactError, KeyError):
 
 class AdapterPathError(ArtifactError):
     """An adapter name or path would leave the adapters folder, or there is no adapters folder."""
+
+
+class AdapterLoadError(ArtifactError):
+    """An adapter's files are there but could not be loaded (e.g. truncated or corrupt weights)."""
+
+
+class AdapterReloadedError(ArtifactError):
+    """An adapter was replaced while a request's work items were being scored with it."""
 
 
 class AdapterRegistry:
@@ -94,11 +105,19 @@ class AdapterRegistry:
         folder, relative = self.resolve(name, path)
         if not folder.is_dir():
             raise UnknownAdapterError(f"no adapter folder {relative!r} in the adapters folder")
-        served = Served.adapter(self.backend, name, folder, relative=relative, batch_size=self.batch_size)
-        # Unload first: the backend caches the prompt prefix per adapter name, which would go stale.
-        self.backend.unload_adapter(name)
-        self._adapters = {k: v for k, v in self._adapters.items() if k != name}
-        self.backend.load_adapter(folder, name, activate=False)
+        try:
+            served = Served.adapter(self.backend, name, folder, relative=relative, batch_size=self.batch_size)
+            # Checked before the adapter it replaces is unloaded, so a broken replacement keeps the old one.
+            _check_weights(folder)
+            # Unload first: the backend caches the prompt prefix per adapter name, which would go stale.
+            self.backend.unload_adapter(name)
+            self._adapters = {k: v for k, v in self._adapters.items() if k != name}
+            self.backend.load_adapter(folder, name, activate=False)
+        except ConfidentlyError:
+            raise
+        except Exception as error:  # libraries raise many types for unreadable files; name the adapter
+            raise AdapterLoadError(f"adapter {name!r} ({relative}) could not be loaded: "
+                                   f"{type(error).__name__}: {error}") from error
         self._adapters = {**self._adapters, name: served}
         return served
 
@@ -117,5 +136,16 @@ class AdapterRegistry:
                 continue
             try:
                 self.load(folder.name)
-            except ConfidentlyError as error:
+            except Exception as error:  # one broken adapter must not keep the others from being served
                 log.error("adapter %s not loaded: %s", folder.name, error)
+
+
+def _check_weights(folder: Path) -> None:
+    """Read the weights file's header, which safetensors checks against the file's size."""
+    from safetensors import safe_open
+
+    from confidently.finetune.artifacts import WEIGHTS_FILE
+
+    if (folder / WEIGHTS_FILE).exists():  # a missing file is the backend's to explain
+        with safe_open(folder / WEIGHTS_FILE, framework="pt") as weights:
+            weights.keys()

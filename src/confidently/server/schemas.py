@@ -118,6 +118,10 @@ class Limits(BaseModel):
     max_texts: int
     max_text_chars: int
     max_body_bytes: int
+    max_request_cost: int = Field(description="Most characters × forward passes per classify request (two "
+                                              "passes per text with top_tokens, else one).")
+    max_concurrency: int = Field(description="Most /v1/ requests in flight; more get 503 with Retry-After.")
+    read_timeout_s: float = Field(description="Seconds a client has to send a whole request; then 408.")
     batch_size: int
 
 
@@ -127,6 +131,7 @@ class Health(BaseModel):
     weights_id: str
     adapters: int
     queued_texts: int
+    in_flight: int = Field(description="HTTP requests being handled, this one excluded.")
     limits: Limits
 
 

@@ -1,33 +1,28 @@
-"""The running service: the model, its adapters and the micro-batcher, behind two coroutines.
+"""The running service: the model, its adapters and the fair micro-batcher, behind two coroutines.
 
 Routers call :meth:`Service.classify` and :meth:`Service.run`; both wait for the model's worker thread
-without blocking the event loop.
+without blocking the event loop. Cancelling either (the client went away, or the drain window ran
+out) abandons the work not yet started.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from confidently.server.batching import MicroBatcher
 from confidently.server.metrics import Metrics
-from confidently.server.registry import AdapterRegistry
+from confidently.server.registry import AdapterRegistry, AdapterReloadedError
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse, TextResult
 from confidently.server.served import Served
 from confidently.server.settings import Settings
+from confidently.server.work import Job, split
 
 if TYPE_CHECKING:
     from confidently.backends.transformers_backend import TransformersBackend
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Job:
-    texts: list[str]
-    top_tokens: int
 
 
 class Service:
@@ -36,7 +31,11 @@ class Service:
     def __init__(self, registry: AdapterRegistry, settings: Settings, metrics: Metrics):
         self.registry = registry
         self.metrics = metrics
-        self.batcher = MicroBatcher(self._score, max_batch=settings.batch_size, wait_s=settings.batch_wait_ms / 1000)
+        self.batch_size = settings.batch_size
+        # One work item costs at most about one longest text, so no request holds the model for longer.
+        self.item_cost = settings.max_text_chars
+        self.batcher = MicroBatcher(self._score, max_batch=settings.batch_size, wait_s=settings.batch_wait_ms / 1000,
+                                    max_cost=self.item_cost)
 
     @classmethod
     def start(cls, settings: Settings, metrics: Metrics, backend: TransformersBackend | None = None) -> Service:
@@ -59,9 +58,14 @@ class Service:
 
     async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
         self.registry.get(request.adapter)  # unknown adapters fail before queueing
-        future = self.batcher.submit(request.adapter, _Job(request.texts, request.top_tokens), len(request.texts))
+        parts = split(request.texts, request.top_tokens, max_texts=self.batch_size, max_cost=self.item_cost)
+        scored = await asyncio.wrap_future(self.batcher.submit(request.adapter, parts))
         # The entry that scored the texts, which a reload may have replaced while they waited.
-        served, results = await asyncio.wrap_future(future)
+        served = scored[0][0]
+        if any(entry is not served for entry, _ in scored):
+            raise AdapterReloadedError(f"adapter {served.name!r} was reloaded while this request was being "
+                                       "scored, so its texts saw different weights: send it again")
+        results = [result for _, part in scored for result in part]
         policy = served.policy
         return ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
@@ -73,8 +77,8 @@ class Service:
         """Run ``fn`` on the model's worker thread, between batches."""
         return await asyncio.wrap_future(self.batcher.call(fn))
 
-    def _score(self, adapter: Hashable, jobs: list[_Job]) -> list[tuple[Served, list[TextResult]]]:
-        """The batcher's handler: one forward-pass batch for several requests of one adapter."""
+    def _score(self, adapter: Hashable, jobs: list[Job]) -> list[tuple[Served, list[TextResult]]]:
+        """The batcher's handler: one forward-pass batch of work items (of one or more requests) of one adapter."""
         served = self.registry.get(adapter)  # may have been unloaded while the jobs waited
         results = served.classify([text for job in jobs for text in job.texts])
         self.metrics.batch(served.name, [r.decision for r in results])

@@ -23,10 +23,17 @@ class Settings(BaseModel):
     max_texts : most texts per request.
     max_text_chars : longest accepted text, in characters.
     max_body_bytes : largest accepted request body.
+    max_request_cost : most characters × forward passes one classify request may cost (see
+        :mod:`confidently.server.work`).
     batch_size : most texts scored in one forward pass (the micro-batcher groups up to this many).
     batch_wait_ms : how long the first request of a batch waits for others to join it.
     device, dtype : passed to the transformers backend.
-    shutdown_timeout_s : how long a shutdown waits for in-flight requests.
+    read_timeout_s : how long a client may take to send a whole request (headers and body), counted
+        from its first byte or from the connection's opening; then 408 and the connection is closed.
+    max_concurrency : most ``/v1/`` requests in flight at once; more get 503 with ``Retry-After``.
+    max_connections : most open connections; more are answered 503 and closed.
+    drain_timeout_s : on shutdown, how long requests in flight have to finish; those still running
+        then get 503 with ``Retry-After``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,8 +47,12 @@ class Settings(BaseModel):
     max_texts: int = Field(default=64, ge=1)
     max_text_chars: int = Field(default=8192, ge=1)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_request_cost: int = Field(default=65536, ge=1)
     batch_size: int = Field(default=16, ge=1)
     batch_wait_ms: float = Field(default=5.0, ge=0)
     device: str | None = None
     dtype: str | None = None
-    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=128, ge=1)
+    max_connections: int = Field(default=256, ge=1)
+    drain_timeout_s: float = Field(default=30.0, gt=0)

@@ -1,0 +1,93 @@
+"""``confidently serve`` checks paths, options and artifacts before it loads the model, and reports a
+problem as one line; the API serves no page that needs a CDN."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from confidently.backends import transformers_backend
+from confidently.calibration import TemperatureCalibrator
+from confidently.cli import app
+from confidently.errors import ConfidentlyError
+
+
+@pytest.fixture()
+def no_model_load(monkeypatch):
+    """Any attempt to load a model fails the test: the checks must come first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(transformers_backend.TransformersBackend, "__init__", refuse)
+
+
+def three_class_calibrator(path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=50)
+    TemperatureCalibrator().fit(probs, probs.argmax(axis=1)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("unknown model", "unknown model"),
+    ("unknown task", "nope"),
+    ("calibrator for other labels", "calibrator was fitted on 3 classes, the task has 2"),
+    ("broken calibrator", "calibrator.json"),
+    ("broken policy", "policy.json"),
+    ("port in use", "cannot listen on 127.0.0.1:"),
+])
+def test_bad_options_fail_before_the_model_loads(case, expected, tiny_model_dir, tmp_path, no_model_load):
+    args = ["serve", "--model", str(tiny_model_dir)]
+    busy = socket.socket()
+    try:
+        if case == "unknown model":
+            args[2] = str(tmp_path / "no-such-model")
+        elif case == "unknown task":
+            args += ["--task", "nope"]
+        elif case == "calibrator for other labels":
+            args += ["--calibrator", str(three_class_calibrator(tmp_path / "calibrator.json"))]
+        elif case == "broken calibrator":
+            (tmp_path / "calibrator.json").write_text("{")
+            args += ["--calibrator", str(tmp_path / "calibrator.json")]
+        elif case == "broken policy":
+            (tmp_path / "policy.json").write_text('{"threshold": "high"}')
+            args += ["--policy", str(tmp_path / "policy.json")]
+        else:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            args += ["--port", str(busy.getsockname()[1])]
+        result = CliRunner().invoke(app, args)
+    finally:
+        busy.close()
+    assert isinstance(result.exception, ConfidentlyError), result.exception
+    assert expected in str(result.exception)
+
+
+def test_a_startup_error_is_one_line_without_a_traceback(tiny_model_dir):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "confidently.cli", "serve", "--model", str(tiny_model_dir),
+                               "--port", str(port)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another "
+                                   "process uses that port; pick another with --port)")
+
+
+def test_no_page_needs_a_cdn(server):
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.get("/docs").status_code == 404 and http.get("/redoc").status_code == 404
+        schema = http.get("/openapi.json")
+        assert schema.status_code == 200 and "/v1/classify" in schema.json()["paths"]
+        for route in server.app.routes:
+            if "GET" in getattr(route, "methods", ()) and "{" not in route.path:
+                assert "cdn" not in http.get(route.path).text.lower(), route.path
