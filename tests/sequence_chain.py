@@ -11,7 +11,7 @@ from confidently.tasks import Label, Task, normalize_token
 
 def chain_probability(backend, prompt: str, sequence) -> float:
     """P(sequence | prompt) by running the model one token at a time, no cache, no batching."""
-    ids = backend.encode(prompt)
+    ids = backend.encode_prompt(prompt)
     logp = 0.0
     for token in sequence:
         with torch.no_grad():
@@ -30,7 +30,7 @@ def expected_opinion_masses(backend, prompt: str) -> np.ndarray:
     vocab = backend.vocabulary()
     no_ids = [i for i, t in enumerate(vocab) if normalize_token(t) == "no"]  # " no", "No", "no," ...
     with torch.no_grad():
-        logits = backend.model(input_ids=torch.tensor([backend.encode(prompt)])).logits[0, -1]
+        logits = backend.model(input_ids=torch.tensor([backend.encode_prompt(prompt)])).logits[0, -1]
     first = torch.softmax(logits.double(), -1).numpy()
     mass = np.array([first[no_ids].sum(), 0.0, 0.0])
     for j, word in ((1, "no opinion"), (2, "not sure")):
