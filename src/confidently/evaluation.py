@@ -25,7 +25,7 @@ from confidently.metrics import metric_function, summarize
 from confidently.thresholds import (DecisionPolicy, ThresholdAnalysis, ThresholdMeasurement, VolumeProjection,
                                     analyse_thresholds, certify_threshold, measure_thresholds, project_volume)
 
-SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta")
+SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
 
 

@@ -166,3 +166,27 @@ def test_written_files_agree(evaluation, tmp_path):
     saved = load_calibrator(paths["calibrator"])
     np.testing.assert_allclose(saved.predict_proba(miscalibrated(50, 3)[0]),
                                evaluation.methods[evaluation.best].calibrator.predict_proba(miscalibrated(50, 3)[0]))
+
+
+def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
+    from scipy.special import softmax
+
+    def confused(n, seed):
+        # True probabilities: softmax of 0.5 ln p, with class 0's score also speaking for class 1.
+        rng = np.random.default_rng(seed)
+        raw = softmax(rng.normal(0.0, 2.0, (n, 3)), axis=1)
+        true = softmax(np.log(raw) @ np.array([[0.5, 0, 0], [0.4, 0.5, 0], [0, 0, 0.5]]).T, axis=1)
+        return raw, np.minimum((rng.random(n)[:, None] > np.cumsum(true, axis=1)).sum(axis=1), 2)
+
+    cal, y_cal = confused(600, 0)
+    test, y_test = confused(600, 1)
+    config = EvaluationConfig(methods=("temperature", "isotonic", "dirichlet"), budget_sizes=(100,),
+                              budget_repeats=2, n_resamples=200)
+    result = evaluate_scores(cal, y_cal, test, y_test, labels=("a", "b", "c"), config=config)
+    classwise = {name: r.test["metrics"]["classwise_ece"]["value"] for name, r in result.methods.items()}
+    assert classwise["dirichlet"] < classwise["raw"] / 2
+    assert len(result.methods["dirichlet"].test["reliability_by_class"]) == 3
+    paths = write_evaluation(result, tmp_path, title="three", metadata={})
+    report = paths["report"].read_text()
+    assert "Calibration of every class" in report and "per-class reliability on the test split" in report
+    assert f"{classwise['dirichlet']:.4f}" in report

@@ -136,3 +136,21 @@ def test_charts_refuse_missing_inputs(budget):
         charts.label_budget_chart(budget.drop(columns="ece"))
     with pytest.raises(DataError, match="at least one panel"):
         charts.reliability_diagrams({})
+
+
+def test_classwise_reliability_has_one_panel_per_class(tmp_path):
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet([1, 1, 1, 1, 1], 800)
+    y = (rng.random(800)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1).clip(max=4)
+    labels = ["business", "entertainment", "politics", "sport", "tech"]
+    figure = charts.classwise_reliability_diagrams(probs, y, labels, n_bins=10)
+    shown = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(shown) == 5 and len(figure.axes) == 8  # a 2 x 4 grid, the last three hidden
+    assert [ax.get_title().split(":")[0] for ax in shown] == labels
+    assert shown[3].get_xlabel() == "mean p(sport) in bin" and shown[3].get_ylabel() == "share labelled sport"
+    assert "sample ECE=" in shown[0].get_title() and "10 equal-width bins" in figure.get_suptitle()
+    path = tmp_path / "classwise.png"
+    charts.save_png(figure, path)
+    assert coloured_share(path) > 0.002
+    with pytest.raises(DataError, match="2 label names for 5 classes"):
+        charts.classwise_reliability_diagrams(probs, y, labels[:2])

@@ -105,13 +105,8 @@ class Backend(ABC):
         logprobs = self.next_token_logprobs(prompts, shared_prefix=shared_prefix)
         mass = verbalizer.class_mass(logprobs)
         if verbalizer.has_sequences:
-            flat = [seq for label in verbalizer.labels for seq in label.sequences]
-            seq_prob = np.exp(self.sequence_logprobs(prompts, flat, shared_prefix=shared_prefix))
-            start = 0
-            for j, label in enumerate(verbalizer.labels):
-                stop = start + len(label.sequences)
-                mass[:, j] += seq_prob[:, start:stop].sum(axis=1)
-                start = stop
+            mass = verbalizer.add_sequence_mass(
+                mass, self.sequence_logprobs(prompts, verbalizer.sequences, shared_prefix=shared_prefix))
         other = np.clip(1.0 - mass.sum(axis=1), 0.0, 1.0)
         return mass, other, None
 

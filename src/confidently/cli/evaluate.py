@@ -62,7 +62,7 @@ def _print_headline(result, started: float) -> None:
     console.print(f"[dim]done in {time.time() - started:.0f} s[/]")
 
 
-DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,batch,batch+platt,contextual,contextual+platt"
+DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,batch+platt,contextual,contextual+platt"
 
 
 @app.command()

@@ -152,8 +152,7 @@ def metric_bars(comparison: Comparison, keys: tuple[str, ...] = ("accuracy", "ec
         for offset, model in ((-0.2, "base"), (0.2, "fine-tuned")):
             results = [comparison.metrics[model][m]["metrics"][key] for m in methods]
             ax.bar(x + offset, [r["value"] for r in results], width=0.4, color=MODEL_COLOURS[model], label=model)
-            # A percentile interval need not contain the point estimate (ECE is biased upwards in
-            # resamples), so the interval is drawn as a line of its own rather than as error bars.
+            # Each interval contains its value (confidently.metrics); drawn as a line beside the bar.
             ax.vlines(x + offset, [r["ci_low"] for r in results], [r["ci_high"] for r in results], color="black")
         ax.set_xticks(x, labels=methods)
         ax.legend(fontsize=9)
@@ -208,7 +207,8 @@ def build_sections(comparison: Comparison) -> list[Section]:
         f"The base model and the adapter {comparison.adapter.name} (trained on data with sha256 "
         f"{str(manifest.get('training_data_sha256'))[:12]}…) score the same {comparison.y.size} held-out test rows on "
         "one loaded model, the adapter switched on and off. Calibration: "
-        f"{comparison.calibration_source}. Intervals are 95% percentile bootstrap intervals over "
+        f"{comparison.calibration_source}. Intervals are 95% bootstrap intervals (percentile; for ECE the "
+        "bias-corrected estimate with its basic interval, since ECE is biased upwards) over "
         f"{config.n_resamples} resamples of the test rows (seed {config.seed}); differences are paired: both "
         "models are measured on the same resampled rows. Calibrators are not refitted inside the bootstrap.")
     results = Section("Base vs fine-tuned on the test rows")
@@ -263,7 +263,8 @@ def summary_markdown(comparison: Comparison, title: str) -> str:
     """summary.md: the main table, the decisions table, the slices and the neutral-by-domain rates."""
     lines = [f"# {title}", "", f"- adapter: {comparison.adapter}", f"- test rows: {comparison.y.size}",
              f"- calibration: {comparison.calibration_source}",
-             f"- intervals: 95% paired percentile bootstrap, {comparison.config.n_resamples} resamples", ""]
+             f"- intervals: 95% paired bootstrap (percentile; ECE bias-corrected), "
+             f"{comparison.config.n_resamples} resamples", ""]
     slices = comparison.slices if len(comparison.slices) else None
     for frame in (metrics_frame(comparison), decisions_frame(comparison), cost_frame(comparison), slices,
                   comparison.neutral_by_domain):

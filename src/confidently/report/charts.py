@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from confidently.calibration.validation import check_confidence
 from confidently.errors import DataError
 from confidently.files import atomic_path
-from confidently.metrics import ReliabilityBins, reliability_bins
+from confidently.metrics import ReliabilityBins, classwise_reliability, reliability_bins
 from confidently.thresholds import ThresholdMeasurement
 
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ def confidence_histogram(
     return figure
 
 
-def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str) -> None:
+def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str, xlabel: str = "mean confidence in bin",
+                      ylabel: str = "accuracy in bin") -> None:
     """Stripes per bin, the diagonal, and one dot per non-empty bin (area ∝ count, count printed)."""
     filled = table.count > 0
     if table.scheme == "equal_width":
@@ -106,13 +107,14 @@ def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str) -> None:
     ax.set_ylim(0.0, 1.02)
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize=8)
-    _label(ax, title, "mean confidence in bin", "accuracy in bin")
+    _label(ax, title, xlabel, ylabel)
 
 
 def _reliability_title(name: str | None, table: ReliabilityBins) -> str:
     head = f"{name}: " if name else "Reliability, "
     scheme = table.scheme.replace("_", "-")
-    return f"{head}n={table.n:,}, {table.n_bins} {scheme} bins\nECE={table.ece:.3f}"
+    # The bins' own ECE, before the bootstrap bias correction that the metric tables report.
+    return f"{head}n={table.n:,}, {table.n_bins} {scheme} bins\nsample ECE={table.ece:.3f}"
 
 
 def reliability_diagram(
@@ -150,6 +152,41 @@ def reliability_diagrams(
     for ax, (name, (confidence, correct)) in zip(axes, panels.items()):
         table = reliability_bins(confidence, correct, n_bins, scheme)
         _draw_reliability(ax, table, _reliability_title(name, table))
+    return figure
+
+
+def classwise_reliability_diagrams(
+    probs: ArrayLike,
+    y: ArrayLike,
+    labels: Sequence[str],
+    *,
+    n_bins: int = 20,
+    scheme: str = "equal_width",
+    title: str | None = None,
+) -> Figure:
+    """One reliability diagram per class: the class's probability against how often it is the label.
+
+    Panel ``k`` bins every row's ``p_ik`` (see :func:`confidently.metrics.classwise_reliability`)
+    and plots the share of each bin's rows labelled ``k`` against the bin's mean ``p_ik``; dot area is
+    proportional to the count. Low probabilities matter here too: a class given 0.3 that is the
+    label 5% of the time shows as a dot far below the diagonal, which a top-label diagram never
+    shows. Each panel's title gives that class's sample ECE; their mean is the classwise ECE.
+    """
+    tables = classwise_reliability(probs, y, n_bins, scheme)
+    if len(labels) != len(tables):
+        raise DataError(f"{len(labels)} label names for {len(tables)} classes")
+    columns = min(len(tables), 4)
+    rows = -(-len(tables) // columns)
+    figure = _figure(4.2 * columns, 4.5 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    scheme_words = scheme.replace("_", "-")
+    for ax, label, table in zip(axes, labels, tables):
+        _draw_reliability(ax, table, f"{label}: n={table.n:,}, sample ECE={table.ece:.3f}",
+                          f"mean p({label}) in bin", f"share labelled {label}")
+    for ax in axes[len(tables):]:
+        ax.set_visible(False)
+    figure.suptitle(title or f"Per-class reliability ({n_bins} {scheme_words} bins of each class's probability)",
+                    fontsize=TITLE_SIZE)
     return figure
 
 

@@ -14,8 +14,8 @@ from confidently.report import charts
 from confidently.report.html import Section, write_report
 
 METRIC_ROWS = (("accuracy", "accuracy"), ("ece", "ECE (20 equal-width)"), ("ece_equal_mass", "ECE (15 equal-mass)"),
-               ("debiased_ce", "debiased CE"), ("mce", "MCE"), ("brier", "Brier"), ("nll", "NLL"),
-               ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
+               ("classwise_ece", "classwise ECE (20 equal-width)"), ("debiased_ce", "debiased CE"), ("mce", "MCE"),
+               ("brier", "Brier"), ("nll", "NLL"), ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
 
 
 def _fmt(metric: dict) -> str:
@@ -112,10 +112,14 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         "reporting.")
     how.add_text(
         "Raw confidence is the predicted label's share of the label mass (the probability the model put on "
-        "every token variant of that label, divided by the mass on all labels). Intervals are 95% percentile "
-        f"bootstrap intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}). Binned ECE is biased "
-        "upwards on small samples, so its interval can sit above the point estimate; the debiased CE column "
-        "corrects for that bias.")
+        f"every token variant of that label, divided by the mass on all labels). Intervals are 95% bootstrap "
+        f"intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}), and every interval contains "
+        "its value. Accuracy, Brier, NLL, AUROC and AURC: the value is the metric on the rows, the interval the "
+        "percentile interval. The binned calibration errors (ECE, classwise ECE, MCE, debiased CE) are biased "
+        "upwards on small samples, and their resamples more so, so a percentile interval can lie wholly above "
+        "the value; for them the value is the bootstrap bias-corrected estimate (the value on the rows minus the "
+        "resamples' excess over it, floored at 0) with the basic bootstrap interval around it. The reliability "
+        "diagrams show the uncorrected bins (their 'sample ECE').")
     for method, reason in evaluation.skipped.items():
         how.add_note(f"{method}: {reason}")
     for note in evaluation.notes:
@@ -136,6 +140,8 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
     results.add_figure(charts.confidence_histogram(raw.test_probs.max(1), calibrated=best.test_probs.max(1)),
                        f"confidence on the test split: raw vs {evaluation.best}")
     sections.append(results)
+    if len(evaluation.labels) >= 3:
+        sections.append(_per_class_section(evaluation))
 
     decisions = Section("Automation: one threshold, chosen on calibration data")
     certificate = best.chosen.certified
@@ -209,6 +215,32 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         part.add_table(slices, "raw and calibrated accuracy per slice (category / domain)")
         sections.append(part)
     return sections
+
+
+def _per_class_section(evaluation: Evaluation) -> Section:
+    """Classwise calibration for three or more classes: every class's probability, not just the top one."""
+    cfg, y_test = evaluation.config, evaluation.y_test
+    part = Section("Calibration of every class")
+    part.add_text(
+        "Top-label ECE checks only the winning probability. With three or more classes a model can be right "
+        "about its top choice and still give a class far too much (or too little) probability when it is not "
+        "the top one. Classwise ECE (Kull et al. 2019) checks each class's probability against how often that "
+        f"class is the label, in {cfg.n_bins} equal-width bins per class, and averages over classes. Dirichlet "
+        "calibration fits one map of all classes' log-probabilities together, so it can correct such errors; "
+        "the one-vs-rest calibrators (isotonic, histogram, beta) fit each class alone and renormalise.")
+    rows = []
+    for name, result in evaluation.methods.items():
+        metrics = result.test["metrics"]
+        if "classwise_ece" in metrics:
+            rows.append({"method": name, "classwise ECE": _fmt(metrics["classwise_ece"]),
+                         "top-label ECE": _fmt(metrics["ece"]), "NLL": _fmt(metrics["nll"]),
+                         "accuracy": _fmt(metrics["accuracy"])})
+    part.add_table(pd.DataFrame(rows), f"test split, n = {y_test.size}")
+    for name in dict.fromkeys(("raw", evaluation.best)):
+        part.add_figure(charts.classwise_reliability_diagrams(evaluation.methods[name].test_probs, y_test,
+                                                              evaluation.labels, n_bins=cfg.n_bins),
+                        f"{name}: per-class reliability on the test split (dot area = count)")
+    return part
 
 
 def summary_markdown(evaluation: Evaluation, title: str) -> str:
