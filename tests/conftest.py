@@ -109,6 +109,12 @@ def wide_tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny model with other random weights (another weights fingerprint)."""
+    return build_tiny_model(tmp_path_factory.mktemp("other-tiny-model"), seed=1)
+
+
+@pytest.fixture(scope="session")
 def tiny_gguf(tiny_model_dir, tmp_path_factory) -> Path:
     return build_tiny_gguf(tiny_model_dir, tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf")
 

@@ -77,7 +77,7 @@ def test_a_kill_at_the_final_rename_leaves_no_temporary_file(clf, data, tmp_path
     (partial / ".manifest.json.k1ll3d.tmp").write_text('{"chunks": [')
     score_file(clf, data, out, checkpoint_every=3, progress=False, resume=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "scores.parquet"]
-    np.testing.assert_allclose(pd.read_parquet(out)["p_positive"], clf.score(TEXTS).probs[:, 1], atol=1e-5)
+    np.testing.assert_allclose(pd.read_parquet(out)["raw_p_positive"], clf.score(TEXTS).probs[:, 1], atol=1e-5)
 
 
 def test_a_folder_without_manifest_holds_no_rows_and_is_replaced(clf, data, tmp_path):

@@ -10,14 +10,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, ConfigError, DataError,
-                                ModelLoadError, NotFittedError, TaskError, UnfinishedRunError, UnknownModelError)
+from confidently.errors import (ArtifactError, BackendError, BundleMismatchError, CalibrationError, ConfidentlyError,
+                                ConfigError, DataError, ModelLoadError, NotFittedError, TaskError, UnfinishedRunError,
+                                UnknownModelError)
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it, imported on first access (the estimator imports
 # scikit-learn, seconds; the client pydantic)
 _LAZY = {
+    "Bundle": "confidently.bundle",
+    "read_bundle": "confidently.bundle",
+    "write_bundle": "confidently.bundle",
+    "CalibratedClassifier": "confidently.decisions",
+    "Decisions": "confidently.decisions",
+    "decide": "confidently.decisions",
     "CalibratedTextClassifier": "confidently.estimator",
     "Classifier": "confidently.classifier",
     "Client": "confidently.client",
@@ -33,8 +40,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from confidently.bundle import Bundle, read_bundle, write_bundle
     from confidently.classifier import Classifier
     from confidently.client import Client
+    from confidently.decisions import CalibratedClassifier, Decisions, decide
     from confidently.estimator import CalibratedTextClassifier
     from confidently.models import DEFAULT_MODEL, REGISTRY
     from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task
@@ -58,6 +67,9 @@ __all__ = [
     "ArtifactError",
     "BUILTIN_TASKS",
     "BackendError",
+    "Bundle",
+    "BundleMismatchError",
+    "CalibratedClassifier",
     "CalibratedTextClassifier",
     "CalibrationError",
     "Classifier",
@@ -66,6 +78,7 @@ __all__ = [
     "ConfigError",
     "DEFAULT_MODEL",
     "DataError",
+    "Decisions",
     "Label",
     "ModelLoadError",
     "NotFittedError",
@@ -77,5 +90,8 @@ __all__ = [
     "TokenProb",
     "UnfinishedRunError",
     "UnknownModelError",
+    "decide",
     "get_task",
+    "read_bundle",
+    "write_bundle",
 ]

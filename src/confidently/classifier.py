@@ -47,8 +47,8 @@ class Classifier:
     Examples
     --------
     >>> clf = Classifier(model="gemma-3-270m", task="sentiment")  # doctest: +SKIP
-    >>> clf.predict_proba(["I love it", "I hate it"])  # doctest: +SKIP
-    array([[0.08, 0.92], [0.81, 0.19]])
+    >>> clf.predict_proba(["I love it", "I hate it"]).shape  # raw shares of the label mass  # doctest: +SKIP
+    (2, 2)
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, task: str | Task = "sentiment", *,
@@ -116,9 +116,7 @@ class Classifier:
         depend on the batching (float32: within 1e-5).
         """
         texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"text {i} is empty" if isinstance(text, str) else f"text {i} is not a string")
+        _check_texts(texts)
         fitted = [self._fit_text(t) for t in texts]
         n, k = len(texts), len(self.labels)
         mass = np.zeros((n, k))
@@ -138,39 +136,50 @@ class Classifier:
         return Scores(self.labels, mass, other, truncated, uncovered)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
+        """Raw (uncalibrated) class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
         return self.score(texts).probs
 
     def predict(self, texts: Sequence[str]) -> list[str]:
+        """Raw predicted labels (the most class mass); see :class:`CalibratedClassifier` for calibrated ones."""
         return self.score(texts).predicted_labels
 
-    def classify(self, text: str, *, top_k: int = 10) -> Prediction:
-        """One text, explained: prediction, class masses, each label's token variants, top tokens."""
-        scores = self.score([text])
-        probs = scores.probs[0]
-        label_index = int(scores.prediction[0])
+    def explain(self, text: str, *, top_k: int = 10) -> tuple[Scores, dict[str, list[TokenProb]], list[TokenProb]]:
+        """One text's scores, each label's token variants and the ``top_k`` next tokens.
+
+        A dense backend runs the model once and tokenizes the text once: the class masses, variants
+        and top tokens all come from the same next-token distribution.
+        """
+        _check_texts([text])
+        fitted, truncated = self._fit_text(text)
+        prompt = self.prefix + fitted + self.suffix
         variants: dict[str, list[TokenProb]] = {}
         top: list[TokenProb] = []
         if self.backend.exact:
-            row = self.backend.next_token_logprobs([self.prompt(text)], shared_prefix=self.prefix)[0]
+            logprobs = self.backend.next_token_logprobs([prompt], shared_prefix=self.prefix)
+            mass, other, uncovered = self.backend.class_mass([prompt], logprobs, self.verbalizer,
+                                                             shared_prefix=self.prefix)
+            row = logprobs[0]
             variants = self.verbalizer.variants(row)
             vocab = self.backend.vocabulary()
-            order = np.argsort(-row)[:top_k]
-            top = [TokenProb(r, vocab[i], float(row[i]), int(i)) for r, i in enumerate(order, 1)]
-        elif top_k:
-            top = self.backend.top_tokens(self.prompt(text), top_k)
-        return Prediction(
-            text=text,
-            label=self.labels[label_index],
-            confidence=float(probs[label_index]),
-            probs={label: float(p) for label, p in zip(self.labels, probs)},
-            mass={label: float(m) for label, m in zip(self.labels, scores.mass[0])},
-            other_mass=float(scores.other_mass[0]),
-            variants=variants,
-            top_tokens=top,
-            truncated=bool(scores.truncated[0]),
-            uncovered_mass=None if scores.uncovered_mass is None else float(scores.uncovered_mass[0]),
-        )
+            top = [TokenProb(r, vocab[i], float(row[i]), int(i)) for r, i in enumerate(np.argsort(-row)[:top_k], 1)]
+        else:
+            mass, other, uncovered = self.backend.score_prompts([prompt], self.verbalizer, shared_prefix=self.prefix)
+            if top_k:
+                top = self.backend.top_tokens(prompt, top_k)
+        scores = Scores(self.labels, np.asarray(mass, dtype=float), np.asarray(other, dtype=float),
+                        np.array([truncated]), None if uncovered is None else np.asarray(uncovered, dtype=float))
+        return scores, variants, top
+
+    def classify(self, text: str, *, top_k: int = 10) -> Prediction:
+        """One text, explained and uncalibrated: raw prediction, class masses, token variants, top tokens.
+
+        For calibrated answers and decisions use :class:`confidently.CalibratedClassifier`.
+        """
+        from confidently.decisions import decide
+
+        scores, variants, top = self.explain(text, top_k=top_k)
+        return decide(scores.probs, labels=self.labels).prediction(0, text, scores, variants=variants,
+                                                                   top_tokens=top)
 
     def next_token(self, prompt: str, *, top_k: int = 12, raw: bool = False) -> list[TokenProb]:
         """The ``top_k`` most likely next tokens after ``prompt`` (chat template applied unless ``raw``)."""
@@ -181,3 +190,9 @@ class Classifier:
                             f"({self.max_text_chars:,}): shorten it or raise --max-text-chars")
         full = self.backend.format_prompt(prompt, chat=False if raw else self.chat, answer_suffix="")
         return self.backend.top_tokens(full, top_k)
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"text {i} is empty" if isinstance(text, str) else f"text {i} is not a string")

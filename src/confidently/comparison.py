@@ -28,15 +28,15 @@ import numpy as np
 import pandas as pd
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.calibration import SmallSampleWarning, cross_fit_predict, load_calibrator, make_calibrator
+from confidently.bundle import Bundle, read_bundle
+from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import Dataset
 from confidently.errors import ConfigError, DataError
-from confidently.finetune.artifacts import CALIBRATOR_FILE, POLICY_FILE, read_manifest
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
-from confidently.tasks import Task
-from confidently.thresholds import DecisionPolicy, certify_threshold, project_volume
+from confidently.decisions import decide
+from confidently.thresholds import certify_threshold, project_volume
 
 MODELS = ("base", "fine-tuned")
 METHODS = ("raw", "platt", "isotonic")
@@ -93,7 +93,8 @@ class Comparison:
     calibrator and policy. ``decisions[model][method]`` holds the certified threshold (chosen on the
     calibration rows, None without them) and, per rule (``certified`` and each fixed threshold), what it
     does on the test rows and its cost view; ``decision_differences[method][rule][quantity]`` the paired
-    difference of each cost-view quantity.
+    difference of each cost-view quantity; ``manifest`` is the adapter bundle's
+    manifest.
     """
 
     labels: tuple[str, ...]
@@ -119,8 +120,9 @@ class Comparison:
             "config": asdict(self.config),
             "labels": list(self.labels),
             "n_test": int(self.y.size),
-            "adapter": {"path": str(self.adapter), "base_model": self.manifest.get("base_model"),
-                        "base_weights_id": self.manifest.get("base_weights_id"),
+            "adapter": {"path": str(self.adapter), "base_model": self.manifest["model"]["name"],
+                        "base_weights_id": self.manifest["model"]["weights_id"],
+                        "weights_sha256": self.manifest["model"]["adapter_sha256"],
                         "training_data_sha256": self.manifest.get("training_data_sha256")},
             "test_data_sha256": self.test.sha256(),
             "calibration": self.calibration_source,
@@ -160,16 +162,16 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     from confidently.pipeline import score_datasets
 
     adapter = Path(adapter)
-    manifest = read_manifest(adapter)
-    task = Task.from_dict(manifest["task"])
+    bundle = read_bundle(adapter)
+    manifest, task = bundle.manifest, bundle.task
     y = check_labels(test, task, role="test")
-    if test.sha256() in (manifest.get("training_data_sha256"), manifest.get("splits", {}).get("calibration_sha256")):
+    if test.sha256() in (manifest.get("training_data_sha256"), bundle.fitted_on.get("rows_sha256")):
         raise DataError(f"the test data is the data adapter {adapter} was trained or calibrated on; "
                         "compare on held-out rows", path=test.source)
     if calibration is not None:
         check_labels(calibration, task, role="calibration")
-    backend = backend or TransformersBackend(manifest["base_model"])
-    classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size)
+    backend = backend or TransformersBackend(bundle.model.name)
+    classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size, chat=bundle.chat)
     name = backend.load_adapter(adapter, activate=False)
     previous = backend.active_adapter
     parts = {"test": test, **({"calibration": calibration} if calibration is not None else {})}
@@ -177,6 +179,8 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     try:
         for model, adapter_name in zip(MODELS, (None, name)):
             backend.set_adapter(adapter_name)
+            if adapter_name is not None:
+                bundle.check(classifier)  # the weights just loaded are the ones the bundle was calibrated on
             cache = Path(cache_dir) / model if cache_dir is not None else None
             scores[model] = (score_datasets(classifier, parts, cache, progress=progress) if cache is not None
                              else {k: classifier.score(v.texts) for k, v in parts.items()})
@@ -201,10 +205,10 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(adapter, probs["fine-tuned"]["raw"], y, config),
+        shipped=_shipped(bundle, probs["fine-tuned"]["raw"], y, config),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
-        metadata={"adapter": str(adapter), "base model": manifest["base_model"], "task": task.name,
+        metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
                   "test rows": len(test)},
     )
 
@@ -319,15 +323,16 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(adapter: Path, raw: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+def _shipped(bundle: Bundle, raw: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
     """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows."""
-    calibrated = load_calibrator(adapter / CALIBRATOR_FILE).predict_proba(raw)
-    policy = DecisionPolicy.load(adapter / POLICY_FILE)
-    automate = policy.decide(calibrated.max(1)) == "automate"
-    correct = calibrated.argmax(1) == y
-    return {"metrics": summarize(calibrated, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
+    decisions = decide(raw, labels=bundle.task.label_names, calibrator=bundle.calibrator, policy=bundle.policy)
+    automate = decisions.decision == "automate"
+    correct = decisions.label_index == y
+    return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
                                  seed=config.seed)["metrics"],
-            "policy": policy.to_dict(), "n_automated": int(automate.sum()), "coverage": float(automate.mean()),
+            "calibrated": decisions.calibrated, "policy": bundle.policy.to_dict(),
+            "guarantee": bundle.policy.guarantee, "n_automated": int(automate.sum()),
+            "coverage": float(automate.mean()),
             "accuracy_automated": float(correct[automate].mean()) if automate.any() else None}
 
 

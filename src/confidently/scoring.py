@@ -14,14 +14,18 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
 from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
-from confidently.progress import progress_bar
+from confidently.progress import announce, progress_bar
 from confidently.types import Scores
+
+if TYPE_CHECKING:
+    from confidently.decisions import CalibratedClassifier
 
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
@@ -123,6 +127,10 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
         if key not in done and key not in seen:
             todo.append(i)
             seen.add(key)
+    reused = sum(key in done for key in set(keys))
+    if reused and store is not None:
+        announce(f"reusing {reused:,} rows already scored in {store.directory} (same model, adapter, precision "
+                 f"and task); {len(todo):,} left to score", enabled=progress)
     with progress_bar(len(todo), description, enabled=progress and bool(todo)) as advance:
         for start in range(0, len(todo), checkpoint_every):
             chunk = todo[start:start + checkpoint_every]
@@ -167,16 +175,21 @@ def write_table(frame, path: str | Path) -> None:
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
 
 
-def score_file(classifier: Classifier, input_path: str | Path, out_path: str | Path, *, text_column: str = "text",
-               label_column: str = "label", checkpoint_every: int = 256, resume: bool = False,
-               progress: bool = True):
+def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | Path, out_path: str | Path, *,
+               text_column: str = "text", label_column: str = "label", checkpoint_every: int = 256,
+               resume: bool = False, progress: bool = True):
     """Score every row of a data file and write the scores beside its columns.
 
-    Finished rows are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
+    Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
+    calibrator or policy, the calibrated columns and the decision too (:meth:`Decisions.to_frame`).
+    Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
     from confidently.data import load_dataset
+    from confidently.decisions import CalibratedClassifier
 
+    calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
+    classifier = calibrated.classifier
     out_path = Path(out_path)
     check_output_format(out_path)  # before any row is scored
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
@@ -194,6 +207,7 @@ def score_file(classifier: Classifier, input_path: str | Path, out_path: str | P
                               progress=progress)
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
+    frame = frame.join(calibrated.decide(scores.probs).to_frame().set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame

@@ -288,7 +288,7 @@ def test_server_dying_halfway_then_resume_requests_only_missing_rows(tmp_path):
     finished = {clf.prompt(t) for t in texts[:8]}
     assert len(requested) == 12 and not finished & set(requested)
     assert list(frame["text"]) == texts
-    assert np.allclose(frame["p_positive"], [fake_yes_share(clf.prompt(t)) for t in texts])
+    assert np.allclose(frame["raw_p_positive"], [fake_yes_share(clf.prompt(t)) for t in texts])
 
 
 def test_cli_score_resume_against_a_server(tmp_path):

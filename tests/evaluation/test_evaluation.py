@@ -163,7 +163,7 @@ def test_written_files_agree(evaluation, tmp_path):
     assert f"{ece:.4f}" in paths["report"].read_text() and f"{ece:.4f}" in paths["summary"].read_text()
     from confidently.calibration import load_calibrator
 
-    saved = load_calibrator(paths["calibrator"])
+    saved = load_calibrator(tmp_path / "calibrators" / f"{evaluation.best}.json")  # the bundle's is run_evaluate's
     np.testing.assert_allclose(saved.predict_proba(miscalibrated(50, 3)[0]),
                                evaluation.methods[evaluation.best].calibrator.predict_proba(miscalibrated(50, 3)[0]))
 

@@ -118,5 +118,5 @@ def test_changed_adapter_files_are_refused(backend, trained, separable, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(trained.path, copy)
     (copy / "calibrator.json").write_text("{}")
-    with pytest.raises(ArtifactError, match="changed since it was saved"):
+    with pytest.raises(ArtifactError, match="calibrator.json changed since the bundle was written"):
         compare(separable(60, seed=8), copy, backend=backend, progress=False)

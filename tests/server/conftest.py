@@ -7,7 +7,6 @@ task) ships only a policy, so its threshold applies to raw confidence; the base 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
 from confidently.calibration import TemperatureCalibrator
-from confidently.files import sha256_file
 from confidently.tasks import SENTIMENT, Label, Task
 from confidently.thresholds import DecisionPolicy
 
@@ -26,9 +25,9 @@ TRIAGE = Task(name="triage", template="Is this text positive? Answer yes, no or 
 
 
 def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task: Task = SENTIMENT,
-                 calibrator: bool = True, threshold: float | None = 0.6) -> Path:
-    """A random LoRA adapter for the tiny model, with the files the fine-tuning stage writes beside it
-    (manifest with format, version, base weights, task and every file's sha256)."""
+                 calibrator: bool = True, threshold: float | None = 0.6, model_name: str = "tiny") -> Path:
+    """A random LoRA adapter for the tiny model, saved as the fine-tuning stage saves it: a calibration
+    bundle (manifest with base weights, task and every file's sha256) around PEFT's files."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -37,16 +36,17 @@ def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task
     base = AutoModelForCausalLM.from_pretrained(model_dir)
     model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     model.save_pretrained(out)
+    fitted = None
     if calibrator:
         rng = np.random.default_rng(seed)
         probs = rng.dirichlet(np.ones(len(task.labels)), size=200)
         y = np.array([rng.choice(len(p), p=p) for p in probs])
-        TemperatureCalibrator().fit(probs, y).save(out / "calibrator.json")
-    DecisionPolicy(threshold=threshold, target_accuracy=0.9, certified=True, method="test").save(out / "policy.json")
-    files = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.name != "README.md"}
-    manifest = {"format": "confidently.adapter", "version": 1, "base_model": "tiny", "base_weights_id": weights_id,
-                "task": task.to_dict(), "labels": [{"name": name} for name in task.label_names], "files": files}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+        fitted = TemperatureCalibrator().fit(probs, y)
+    policy = DecisionPolicy(threshold=threshold, target_accuracy=0.9, certified=True, method="test")
+    kept = lambda path: None  # noqa: E731  (PEFT has already written it there)
+    write_bundle(out, model=ModelIdentity(model_name, "transformers", weights_id, "float32"), task=task, chat=None,
+                 calibrator=fitted, policy=policy, fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
+                 extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept})
     return out
 
 

@@ -86,7 +86,7 @@ def test_a_broken_replacement_keeps_the_adapter_it_would_replace(started):
     reply = httpx.post(live.url + "/v1/adapters/alpha", json={"path": "broken"}, headers=ADMIN, timeout=60)
     assert reply.status_code == 422
     after = httpx.post(live.url + "/v1/classify", json={"texts": ["great"], "adapter": "alpha"}, timeout=60).json()
-    assert after["results"][0]["probs"] == before["results"][0]["probs"]
+    assert after["results"][0]["raw_probs"] == before["results"][0]["raw_probs"]
 
 
 def test_admin_errors_show_paths_relative_to_the_adapters_folder(started, broken_dir):

@@ -43,7 +43,7 @@ def test_client_round_trip(server):
         assert client.health().status == "ok"
         assert [a.name for a in client.adapters().adapters] == ["alpha", "beta"]
         reply = client.classify(TEXTS, adapter="alpha")
-        assert len(reply.results) == 2 and reply.results[0].calibrated_confidence is not None
+        assert len(reply.results) == 2 and reply.results[0].calibrated
         assert client.classify("just one").results[0].label in reply.labels
         assert client.load_adapter("gamma", path="nested/gamma").path == "nested/gamma"
         assert client.unload_adapter("gamma").name == "gamma"

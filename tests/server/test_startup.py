@@ -15,6 +15,10 @@ from confidently.backends import transformers_backend
 from confidently.calibration import TemperatureCalibrator
 from confidently.cli import app
 from confidently.errors import ConfidentlyError
+from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
+
+from .conftest import TRIAGE
 
 
 @pytest.fixture()
@@ -26,37 +30,49 @@ def no_model_load(monkeypatch):
     monkeypatch.setattr(transformers_backend.TransformersBackend, "__init__", refuse)
 
 
-def three_class_calibrator(path):
+def bundle(folder, model_dir, *, weights_id=None, task=SENTIMENT):
+    """A calibration bundle for the tiny model, written without loading it."""
+    from confidently.bundle import ModelIdentity, write_bundle
+    from confidently.models import resolve_model
+
     rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(3), size=50)
-    TemperatureCalibrator().fit(probs, probs.argmax(axis=1)).save(path)
-    return path
+    probs = rng.dirichlet(np.ones(len(task.labels)), size=50)
+    write_bundle(folder, model=ModelIdentity(str(model_dir), "transformers",
+                                             weights_id or resolve_model(str(model_dir)).weights_id),
+                 task=task, chat=None, calibrator=TemperatureCalibrator().fit(probs, probs.argmax(axis=1)),
+                 policy=DecisionPolicy(0.8, 0.9, True, "test"), fitted_on={"rows_sha256": "0" * 64, "n_rows": 50})
+    return folder
 
 
 @pytest.mark.parametrize("case, expected", [
     ("unknown model", "unknown model"),
     ("unknown task", "nope"),
-    ("calibrator for other labels", "calibrator was fitted on 3 classes, the task has 2"),
-    ("broken calibrator", "calibrator.json"),
-    ("broken policy", "policy.json"),
+    ("bundle for another task", "was fitted for task 'triage'"),
+    ("bundle for other weights", "was fitted on"),
+    ("tampered bundle", "calibrator.json changed since the bundle was written"),
+    ("bundle without policy", "policy.json is missing"),
     ("port in use", "cannot listen on 127.0.0.1:"),
 ])
 def test_bad_options_fail_before_the_model_loads(case, expected, tiny_model_dir, tmp_path, no_model_load):
     args = ["serve", "--model", str(tiny_model_dir)]
     busy = socket.socket()
+    run = tmp_path / "run"
     try:
         if case == "unknown model":
             args[2] = str(tmp_path / "no-such-model")
         elif case == "unknown task":
             args += ["--task", "nope"]
-        elif case == "calibrator for other labels":
-            args += ["--calibrator", str(three_class_calibrator(tmp_path / "calibrator.json"))]
-        elif case == "broken calibrator":
-            (tmp_path / "calibrator.json").write_text("{")
-            args += ["--calibrator", str(tmp_path / "calibrator.json")]
-        elif case == "broken policy":
-            (tmp_path / "policy.json").write_text('{"threshold": "high"}')
-            args += ["--policy", str(tmp_path / "policy.json")]
+        elif case == "bundle for another task":
+            args += ["--calibration", str(bundle(run, tiny_model_dir, task=TRIAGE)), "--task", "sentiment"]
+        elif case == "bundle for other weights":
+            args += ["--calibration", str(bundle(run, tiny_model_dir, weights_id="f" * 64))]
+        elif case == "tampered bundle":
+            bundle(run, tiny_model_dir)
+            (run / "calibrator.json").write_text((run / "calibrator.json").read_text() + " ")
+            args += ["--calibration", str(run)]
+        elif case == "bundle without policy":
+            (bundle(run, tiny_model_dir) / "policy.json").unlink()
+            args += ["--calibration", str(run)]
         else:
             busy.bind(("127.0.0.1", 0))
             busy.listen()

@@ -103,6 +103,14 @@ class Backend(ABC):
                       shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Class mass (n, k), other mass (n,) and uncovered mass (n,) or None when exact."""
         logprobs = self.next_token_logprobs(prompts, shared_prefix=shared_prefix)
+        return self.class_mass(prompts, logprobs, verbalizer, shared_prefix=shared_prefix)
+
+    def class_mass(self, prompts: Sequence[str], logprobs: np.ndarray, verbalizer: Verbalizer, *,
+                   shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, None]:
+        """:meth:`score_prompts` from already computed next-token ``logprobs`` of ``prompts`` (dense backends).
+
+        Multi-token label words still cost one more pass over their token sequences.
+        """
         mass = verbalizer.class_mass(logprobs)
         if verbalizer.has_sequences:
             mass = verbalizer.add_sequence_mass(

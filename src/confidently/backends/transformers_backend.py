@@ -96,7 +96,7 @@ def _dequantize(source: ModelSource, staging: Path, console=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if console is not None:
-        console.print(f"[dim]de-quantizing {source.gguf_file} once (cached in {dequantized_dir(source)})…[/]")
+        console.print(f"[dim]de-quantizing {source.gguf_file} once, which takes 15-70 s (cached in {dequantized_dir(source)})…[/]")
     gguf_path = Path(source.path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path, gguf_file=source.gguf_file)
@@ -247,7 +247,9 @@ class TransformersBackend(Backend):
     def load_adapter(self, path: str | Path, name: str | None = None, *, activate: bool = True) -> str:
         """Load a PEFT LoRA adapter onto the base model (no second model copy) and return its name.
 
-        Refuses an adapter whose manifest names other base weights.
+        A folder with a ``manifest.json`` (written by ``confidently finetune``) is read as a calibration
+        bundle first: every file's sha256 is checked and other base weights are refused. A bare PEFT
+        folder (no manifest) loads as it is; the CLI and the server accept only bundles.
         """
         from peft import PeftModel
 
@@ -259,14 +261,11 @@ class TransformersBackend(Backend):
         if not weights.exists() or not (folder / "adapter_config.json").exists():
             raise ArtifactError(f"{folder} is not a LoRA adapter (needs adapter_config.json and "
                                 "adapter_model.safetensors)")
-        manifest_path = folder / "manifest.json"
-        if manifest_path.exists():
-            base = json.loads(manifest_path.read_text()).get("base_weights_id")
-            if base and base != self.weights_id:
-                raise ArtifactError(
-                    f"adapter {folder} was trained on other base weights ({base[:16]}…), not on "
-                    f"{self.model_name} ({self.weights_id[:16]}…)"
-                )
+        if (folder / "manifest.json").exists():
+            from confidently.bundle import read_bundle
+
+            bundle = read_bundle(folder)
+            bundle.check_model(self.weights_id, bundle.model.adapter_sha256, name=self.model_name)
         name = name or folder.name
         self._forget_prefixes(name)  # a reloaded name must not reuse the old weights' prefix KV
         with warnings.catch_warnings():

@@ -138,7 +138,7 @@ def compare(
     adapter: Annotated[Path, typer.Option("--adapter", exists=True, file_okay=False, help="Adapter folder made by `confidently finetune`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for report.html, metrics.json, summary.md.")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model; default: the adapter "
-                                                 "manifest's base_model.")] = None,
+                                                 "manifest's base model.")] = None,
     calibration_data: Annotated[Optional[Path], typer.Option(
         "--calibration-data", exists=True, help="Labelled rows to fit Platt/isotonic on for both models; default: the "
         "calibration part with --split-seed, else cross-fitted on the test rows.")] = None,
@@ -173,19 +173,18 @@ def compare(
     """
     from confidently.backends.transformers_backend import TransformersBackend
     from confidently.comparison import CompareConfig, compare as run, write_comparison
-    from confidently.finetune import read_manifest
+    from confidently.bundle import read_bundle
     from confidently.finetune.report import headline_cards
     from confidently.finetune.run import torch_threads
 
-    manifest = read_manifest(adapter)
-    task = manifest["task"]["name"]
-    labels = [label["name"] for label in manifest["task"]["labels"]]
+    bundle = read_bundle(adapter)  # every file's hash, before anything loads
+    task, labels = bundle.task.name, bundle.task.label_names
     test = _load(data, labels, text_column, label_column)
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)
     if split_seed is not None:
         splits = _split(test, split_seed, fractions)
         test, calibration = splits.test, calibration if calibration is not None else splits.calibration
-    base = model or manifest["base_model"]
+    base = model or bundle.model.name
     err_console.print(f"[dim]loading {base}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
     with torch_threads(threads):

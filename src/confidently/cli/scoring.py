@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 
 from confidently.cli.app import app, console, err_console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
-                                     DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt, TaskOpt,
+from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+                                     CalibrationOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
+                                     ModelOpt, TaskOpt, build_calibrated,
                                      build_classifier)
 
 
@@ -75,7 +76,9 @@ def print_next_token(tokens, prompt: str, model: str) -> None:
 
 @app.command()
 def classify(
+    ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The text to classify.")],
+    calibration: CalibrationOpt = None,
     model: ModelOpt = DEFAULTS["model"],
     task: TaskOpt = DEFAULTS["task"],
     backend: BackendOpt = DEFAULTS["backend"],
@@ -92,40 +95,59 @@ def classify(
         "--server", help="URL of a `confidently serve` server to ask instead of loading a model; "
                          "--adapter then names an adapter loaded there.")] = None,
 ) -> None:
-    """Classify one text: prediction, each class's mass and token variants, other mass, top tokens.
+    """Classify one text: the answer and its decision, each class's raw share, mass and token variants.
 
-    Confidence is the predicted label's share of the label mass; the unnormalised masses and the
-    mass on tokens that mean no label ("other") are shown too.
+    With --calibration DIR (a `confidently evaluate` run folder) or --adapter DIR (a `confidently
+    finetune` folder, which carries its own calibration) the confidence is calibrated and the bundle's
+    policy decides automate or review. Without either, the confidence is the predicted label's share of
+    the label mass and is shown as uncalibrated.
 
-    Example: `confidently classify "I love this movie!"`
+    Example: `confidently classify "I love this movie!" --calibration runs/demo`
     """
     if server is not None:
         from confidently.cli.serve import classify_remote
 
         classify_remote(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
         return
-    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
-                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json,
-                           max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
-    result = clf.classify(text, top_k=top_k)
+    calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
+                                  adapter=adapter, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
+                                  quiet=as_json, max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
+    result = calibrated.classify(text, top_k=top_k)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
-    print_classification(clf, result)
+    print_classification(calibrated.labels, result)
 
 
-def print_classification(clf, result) -> None:
-    """Prediction, class masses with their top variants, other mass and top tokens."""
+def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, guarantee: str | None) -> str:
+    """The answer every command prints: label, confidence (saying whether it is calibrated), decision and its rule."""
+    kind = "calibrated" if calibrated else "uncalibrated: share of label mass"
+    line = f"[bold]{label}[/]  confidence {confidence:.4f} ({kind})"
+    if decision is not None:
+        line += f"  decision: [bold]{decision}[/]" + (f"\n[dim]decision rule: {guarantee}[/]" if guarantee else "")
+    elif not calibrated:
+        line += "  [dim]no calibration: pass --calibration DIR (a `confidently evaluate` run folder)[/]"
+    return line
+
+
+def print_classification(labels, result) -> None:
+    """The answer and decision, the raw answer beside it, class masses with their top variants, top tokens."""
     console.print(f"[bold]{result.text!r}[/] →")
-    console.print(f"[bold]{result.label}[/]  confidence {result.confidence:.4f} "
-                  "(share of label mass, uncalibrated)" + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
+    if result.calibrated:
+        console.print(f"raw answer: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title="class mass")
-    for column in ("label", "share", "mass", "top variants"):
+    columns = ("label", "raw share", *(("calibrated",) if result.calibrated else ()), "mass", "top variants")
+    for column in columns:
         table.add_column(column)
-    for label in clf.labels:
+    for label in labels:
         variants = ", ".join(f"{visible(v.token)} {v.prob:.4f}" for v in result.variants.get(label, [])[:4])
-        table.add_row(label, f"{result.probs[label]:.4f}", f"{result.mass[label]:.6f}", variants)
-    table.add_row("(other)", "", f"{result.other_mass:.6f}", "tokens that mean no label")
+        calibrated = (f"{result.calibrated_probs[label]:.4f}",) if result.calibrated else ()
+        table.add_row(label, f"{result.raw_probs[label]:.4f}", *calibrated, f"{result.mass[label]:.6f}", variants)
+    table.add_row("(other)", "", *(("",) if result.calibrated else ()), f"{result.other_mass:.6f}",
+                  "tokens that mean no label")
     console.print(table)
     if result.uncovered_mass is not None:
         console.print(f"mass the server did not return (top-k cut-off): {result.uncovered_mass:.4f}")
@@ -137,9 +159,11 @@ def print_classification(clf, result) -> None:
 
 @app.command()
 def score(
+    ctx: typer.Context,
     input: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet with a text column.", exists=True)],
     out: Annotated[Path, typer.Option("--out", "-o", callback=output_format,
                                       help="Output .parquet, .csv, .tsv or .jsonl.")],
+    calibration: CalibrationOpt = None,
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     label_column: Annotated[str, typer.Option(help="Column holding the label (optional).")] = "label",
     model: ModelOpt = DEFAULTS["model"],
@@ -156,23 +180,33 @@ def score(
     max_text_tokens: MaxTextTokensOpt = None,
     max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
-    """Score every row of a file: class probabilities, raw confidence, prediction, other mass.
+    """Score every row of a file: raw class probabilities and prediction, and calibrated ones with a bundle.
 
-    Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with --resume.
+    Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
+    With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
+    calibrated_confidence and decision (automate/review). Finished rows are checkpointed to
+    OUT.partial/ so a killed run loses nothing: rerun with --resume.
 
-    Example: `confidently score reviews.jsonl --out scores.parquet --resume`
+    Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
     from confidently.scoring import score_file
 
-    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
-                           batch_size=batch_size, base_url=base_url, api_key=api_key, adapter=adapter,
-                           max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
-    frame = score_file(clf, input, out, text_column=text_column, label_column=label_column,
+    calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
+                                  adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
+                                  base_url=base_url, api_key=api_key, max_text_tokens=max_text_tokens,
+                                  max_text_chars=max_text_chars)
+    frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
                        checkpoint_every=checkpoint_every, resume=resume)
     summary = f"wrote {len(frame)} rows to {out}"
-    if "label" in frame:
-        accuracy = (frame["label"] == frame["prediction"]).mean()
-        summary += f"; raw accuracy {accuracy:.3f} (uncalibrated, argmax of class mass)"
+    if "label" in frame and len(frame):
+        summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"
+        if "calibrated_prediction" in frame:
+            summary += f", calibrated accuracy {(frame['label'] == frame['calibrated_prediction']).mean():.3f}"
+    if "decision" in frame and len(frame):
+        automated = int((frame["decision"] == "automate").sum())
+        summary += f"; {automated} of {len(frame)} automated ({calibrated.policy.guarantee})"
+    elif not calibrated.calibrated:
+        summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from confidently.cli.app import app, console
-from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
+from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given, read_calibration
 
 
 class LogLevel(str, Enum):
@@ -25,6 +25,7 @@ class LogLevel(str, Enum):
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     model: ModelOpt = DEFAULTS["model"],
     adapters: Annotated[Optional[Path], typer.Option(
         "--adapters", exists=True, file_okay=False,
@@ -37,12 +38,10 @@ def serve(
         envvar="CONFIDENTLY_ADMIN_TOKEN", show_default=False,
         help="Bearer token for loading/unloading adapters at run time (without it those endpoints are off).")
     ] = None,
-    calibrator: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
-                                                help="Calibrator .json for the base model.")] = None,
-    policy: Annotated[Optional[Path], typer.Option(
-        exists=True, dir_okay=False,
-        help="Decision policy .json for the base model; applied to raw confidence if there is no --calibrator.")
-    ] = None,
+    calibration: Annotated[Optional[Path], typer.Option(
+        "--calibration", exists=True, file_okay=False,
+        help="Calibration bundle for the base model: the run folder of `confidently evaluate` (its calibrator, "
+             "policy and manifest). Adapters bring their own.")] = None,
     max_texts: Annotated[int, typer.Option(min=1, help="Most texts per request.")] = 64,
     max_text_chars: Annotated[int, typer.Option(min=1, help="Longest text accepted, in characters.")] = 8192,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1,
@@ -74,18 +73,23 @@ def serve(
     paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
     get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
-    Example: `confidently serve --adapters adapters/ --admin-token "$TOKEN" --port 8000`
+    Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --port 8000`
     """
     from confidently.server.app import create_app, load_service
     from confidently.server.runner import configure_logging, listen, make_server
     from confidently.server.settings import Settings
     from confidently.server.startup import check_before_loading
 
-    settings = Settings(model=model, task=task, adapters_dir=adapters, calibrator=calibrator, policy=policy,
-                        admin_token=admin_token, max_texts=max_texts, max_text_chars=max_text_chars,
-                        max_request_cost=max_request_cost, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
-                        device=device, dtype=dtype, read_timeout_s=read_timeout, max_concurrency=max_concurrency,
-                        max_connections=max_connections, drain_timeout_s=drain_timeout)
+    # The bundle is read and its hashes checked before the model loads; --model defaults to its own.
+    bundle = read_calibration(calibration)
+    if bundle is not None and not given(ctx, "model"):
+        model = bundle.model.name
+    settings = Settings(model=model, task=task if given(ctx, "task") else None, adapters_dir=adapters,
+                        calibration=calibration, admin_token=admin_token, max_texts=max_texts,
+                        max_text_chars=max_text_chars, max_request_cost=max_request_cost, batch_size=batch_size,
+                        batch_wait_ms=batch_wait_ms, device=device, dtype=dtype, read_timeout_s=read_timeout,
+                        max_concurrency=max_concurrency, max_connections=max_connections,
+                        drain_timeout_s=drain_timeout)
     check_before_loading(settings)
     sock = listen(host, port)
     configure_logging(log_level.value)
@@ -96,6 +100,7 @@ def serve(
 
 def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
     """``confidently classify --server URL``: print the server's answer for one text."""
+    from confidently.cli.scoring import answer_line
     from confidently.client import Client
 
     with Client(server) as client:
@@ -104,17 +109,18 @@ def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, 
         console.print_json(reply.model_dump_json())
         return
     result = reply.results[0]
-    calibrated = ("uncalibrated" if result.calibrated_confidence is None
-                  else f"calibrated {result.calibrated_confidence:.4f}")
-    decision = f"  decision [bold]{result.decision}[/]" if result.decision else ""
-    console.print(f"[bold]{result.label}[/]  confidence {result.confidence:.4f} raw, {calibrated}{decision}"
-                  + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    console.print(f"[bold]{text!r}[/] →")
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
+    if result.calibrated:
+        console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
-    for column in ("label", "raw", "calibrated"):
+    for column in ("label", "raw share", "calibrated"):
         table.add_column(column)
     for label in reply.labels:
         cal = "" if result.calibrated_probs is None else f"{result.calibrated_probs[label]:.4f}"
-        table.add_row(label, f"{result.probs[label]:.4f}", cal)
+        table.add_row(label, f"{result.raw_probs[label]:.4f}", cal)
     table.add_row("(other mass)", f"{result.other_mass:.6f}", "")
     console.print(table)
     if result.top_tokens:

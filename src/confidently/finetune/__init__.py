@@ -3,7 +3,8 @@
 As in PEFT, the settings (:mod:`~confidently.finetune.config`), the model wiring
 (:mod:`~confidently.finetune.model`) and the loop (:mod:`~confidently.finetune.trainer`) live apart;
 :mod:`~confidently.finetune.data` builds the batches, :mod:`~confidently.finetune.artifacts` writes
-the folder, and :func:`finetune` runs everything. Names are imported on first use (PEP 562), so the
+the folder (a calibration bundle, read back with :func:`confidently.bundle.read_bundle`), and
+:func:`finetune` runs everything. Names are imported on first use (PEP 562), so the
 command line can read :class:`FinetuneConfig` without loading torch or scikit-learn.
 
 >>> from confidently.finetune import FinetuneConfig, finetune  # doctest: +SKIP
@@ -20,11 +21,9 @@ _LAZY = {
     "FinetuneResult": "confidently.finetune.run",
     "TrainingResult": "confidently.finetune.trainer",
     "finetune": "confidently.finetune.run",
-    "read_manifest": "confidently.finetune.artifacts",
 }
 
 if TYPE_CHECKING:
-    from confidently.finetune.artifacts import read_manifest
     from confidently.finetune.config import FinetuneConfig
     from confidently.finetune.run import FinetuneResult, finetune
     from confidently.finetune.trainer import TrainingResult
@@ -43,4 +42,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "TrainingResult", "finetune", "read_manifest"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "TrainingResult", "finetune"]

@@ -21,8 +21,9 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import Dataset
+from confidently.bundle import ModelIdentity
 from confidently.errors import UnfinishedRunError
-from confidently.finetune.artifacts import library_versions, peft_config_dict, write_adapter
+from confidently.finetune.artifacts import peft_config_dict, write_adapter
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
 from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
@@ -120,10 +121,7 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                                           HUB_IDS.get(backend.model_name, backend.model_name))
     y_calibration = splits.calibration.label_indices(classifier.labels)
     calibrator, policy, calibration_summary = fit_calibration(calibration_probs, y_calibration, config)
-    manifest = {
-        "base_model": backend.model_name,
-        "base_weights_id": backend.weights_id,
-        "task": classifier.task.to_dict(),
+    metadata = {
         "labels": targets.to_dict(classifier.task),
         "hyperparameters": {**config.to_dict(), "target_modules_used": adapter_config["target_modules"],
                             "total_steps": training.total_steps, "eval_every": trainer.schedule.eval_every,
@@ -137,12 +135,14 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         "training": {"train_seconds": training.progress.train_seconds,
                      "examples_per_second": training.examples_per_second,
                      "examples_seen": training.progress.examples_seen},
-        "library_versions": library_versions(),
     }
-    write_adapter(out, weights=weights, adapter_config=adapter_config, manifest=manifest,
-                  calibrator=calibrator, policy=policy)
+    base = ModelIdentity(backend.model_name, backend.name, backend.weights_id, backend.dtype, None)
+    bundle = write_adapter(out, weights=weights, adapter_config=adapter_config, model=base, task=classifier.task,
+                           chat=classifier.chat, calibrator=calibrator, policy=policy, metadata=metadata,
+                           fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
+                                      "split": "calibration", "source": splits.calibration_source})
     shutil.rmtree(checkpoint, ignore_errors=True)
-    return FinetuneResult(out, manifest, training, splits, calibration_probs)
+    return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)
 
 
 @contextlib.contextmanager

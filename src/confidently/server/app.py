@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 
 DESCRIPTION = """Calibrated classification with one base language model and many LoRA adapters.
 
-`POST /v1/classify` returns, per text, raw and calibrated class probabilities and a decision
-(`automate` / `review`) from the adapter's decision policy. For the base model (`adapter` null) the
-calibrator and policy are the server's `--calibrator` / `--policy` files: without a calibrator the
-calibrated fields are null and the policy's threshold applies to the raw confidence; without a policy
-the decision is null.
+`POST /v1/classify` returns, per text, the answer (label and confidence, calibrated when a calibrator
+is loaded), the raw class probabilities, and a decision (`automate` / `review`) from the adapter's
+decision policy. For the base model (`adapter` null) the calibrator and policy come from the server's
+`--calibration` bundle: without one the calibrated fields are null, `calibrated` is false and the
+decision is null.
 """
 
 

@@ -118,6 +118,11 @@ class AdapterRegistry:
         except Exception as error:  # libraries raise many types for unreadable files; name the adapter
             raise AdapterLoadError(f"adapter {name!r} ({relative}) could not be loaded: "
                                    f"{type(error).__name__}: {error}") from error
+        try:
+            served.check_loaded()  # the weights loaded are the ones the bundle was read with
+        except ConfidentlyError:
+            self.backend.unload_adapter(name)
+            raise
         self._adapters = {**self._adapters, name: served}
         return served
 

@@ -45,7 +45,7 @@ class Service:
 
             backend = TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
         base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
-                           calibrator=settings.calibrator, policy=settings.policy)
+                           calibration=settings.calibration)
         registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size)
         registry.load_all()
         service = cls(registry, settings, metrics)
@@ -66,11 +66,11 @@ class Service:
             raise AdapterReloadedError(f"adapter {served.name!r} was reloaded while this request was being "
                                        "scored, so its texts saw different weights: send it again")
         results = [result for _, part in scored for result in part]
-        policy = served.policy
+        policy = served.calibrated.policy
         return ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
             threshold=None if policy is None else policy.threshold, decided_on=served.decided_on,
-            results=results,
+            guarantee=None if policy is None else policy.guarantee, results=results,
         )
 
     async def run(self, fn: Callable[[], T]) -> T:

@@ -15,10 +15,11 @@ class Settings(BaseModel):
     Attributes
     ----------
     model : registry name, local folder, ``.gguf`` file or hub id of the base model.
-    task : the base model's task (built-in name or task ``.json``); adapters bring their own.
+    task : the base model's task (built-in name or task ``.json``); None: the calibration bundle's task,
+        or sentiment without one. Adapters bring their own.
     adapters_dir : folder holding one sub-folder per adapter; every adapter in it is loaded at
         start-up, and run-time loads may only read below it. None serves the base model alone.
-    calibrator, policy : optional calibrator and decision policy files for the base model.
+    calibration : a calibration bundle for the base model (a ``confidently evaluate`` run folder), or None.
     admin_token : bearer token for the admin endpoints; None disables them (403).
     max_texts : most texts per request.
     max_text_chars : longest accepted text, in characters.
@@ -39,10 +40,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = DEFAULT_MODEL
-    task: str = "sentiment"
+    task: str | None = None
     adapters_dir: Path | None = None
-    calibrator: Path | None = None
-    policy: Path | None = None
+    calibration: Path | None = None
     admin_token: str | None = Field(default=None, repr=False)
     max_texts: int = Field(default=64, ge=1)
     max_text_chars: int = Field(default=8192, ge=1)
