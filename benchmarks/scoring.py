@@ -13,14 +13,17 @@ Engines:
   size ``--batch-size``, prefix KV reused);
 - ``llama.cpp``: llama-cpp-python on the same GGUF the transformers weights were de-quantized from,
   the prefix evaluated once and each text's suffix evaluated after it (``n_tokens`` reset to the
-  prefix), one text at a time (its multi-sequence batches are slower, see the models note).
+  prefix), one text at a time (its multi-sequence batches are slower, see the models note). Its
+  SIMD features are printed: a portable build (AVX2) is slower than one compiled for this CPU
+  (``CMAKE_ARGS=-DGGML_NATIVE=ON``); ``--llama-cpp-path DIR`` imports llama_cpp from DIR (a
+  ``pip install --target DIR`` of another build).
 
 Only ratios measured inside one run mean anything on a shared machine: the load average is printed
 at the start and the end.
 
 Usage: python benchmarks/scoring.py [--models qwen2.5-coder-0.5b-instruct gemma-3-270m] [--n 256]
        [--batch-size 16] [--threads N] [--engines float32 bfloat16 bf16-invariant llama.cpp]
-       [--rounds 4] [--latency-texts 16] [--data FILE.jsonl]
+       [--rounds 4] [--latency-texts 16] [--llama-cpp-path DIR] [--data FILE.jsonl]
 Without --data it scores ../shared/datasets/sst2_dev.jsonl when present, else generated sentences.
 """
 
@@ -31,6 +34,7 @@ import json
 import multiprocessing
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -109,6 +113,11 @@ class TransformersEngine:
     def score(self, indices: list[int]) -> np.ndarray:
         return self.clf.score([self.texts[i] for i in indices]).probs[:, -1]
 
+    def build(self) -> str:
+        import torch
+
+        return f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
 
 class LlamaCppEngine:
     def __init__(self, gguf: str, threads: int, description: dict):
@@ -121,6 +130,14 @@ class LlamaCppEngine:
         self.llm = Llama(model_path=gguf, n_ctx=max(512, longest + 8), n_batch=512, n_threads=threads,
                          n_threads_batch=threads, logits_all=False, verbose=False)
         self.llm.eval(self.prefix)
+
+    def build(self) -> str:
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode()
+        features = [part.split("=")[0].split(":")[-1].strip() for part in info.split("|")
+                    if part.strip().endswith("= 1")]
+        return f"llama-cpp-python {llama_cpp.__version__}, {' '.join(features)}"
 
     def score(self, indices: list[int]) -> np.ndarray:
         import llama_cpp
@@ -137,19 +154,22 @@ class LlamaCppEngine:
         return np.array(out)
 
 
-def worker(connection, engine: str, model: str, batch_size: int, threads: int, texts: list[str]) -> None:
+def worker(connection, engine: str, model: str, batch_size: int, threads: int, texts: list[str],
+           llama_cpp_path: str | None) -> None:
     """One engine in its own process: answers the parent's commands until ``finish``."""
     import torch
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
     if engine == "llama.cpp":
+        if llama_cpp_path:
+            sys.path.insert(0, llama_cpp_path)
         gguf, description = connection.recv()
         scorer = LlamaCppEngine(gguf, threads, description)
     else:
         scorer = TransformersEngine(model, engine, batch_size, texts)
     scorer.score([0, 1])  # warm-up: allocations, the prefix cache, the invariant kernels' probes
-    connection.send({"load_s": time.perf_counter() - start, "rss_gib": peak_rss_gib()})
+    connection.send({"load_s": time.perf_counter() - start, "rss_gib": peak_rss_gib(), "build": scorer.build()})
     while True:
         command, argument = connection.recv()
         if command == "describe":
@@ -169,7 +189,8 @@ def run_model(model: str, texts: list[str], args: argparse.Namespace) -> None:
     workers = {}
     for engine in sorted(args.engines, key=lambda e: e != "float32"):
         parent_end, child_end = context.Pipe()
-        process = context.Process(target=worker, args=(child_end, engine, model, args.batch_size, args.threads, texts))
+        process = context.Process(target=worker, args=(child_end, engine, model, args.batch_size, args.threads, texts,
+                                                       args.llama_cpp_path))
         process.start()
         workers[engine] = (parent_end, process)
         if engine == "float32":  # the reference: load it first, it describes the prompts for llama.cpp
@@ -224,6 +245,9 @@ def report(model, texts, args, loaded, seconds, cpu, p_positive, latency, latenc
           f"{len(description['prefix_ids'])}-token cached prefix")
     print("wall: texts/s and one text's p50 latency; cpu: the same per CPU-second of the engine's process "
           "(with 1 thread, about what an idle machine would take)")
+    for engine in ("float32", "llama.cpp"):
+        if engine in loaded:
+            print(f"{engine}: {loaded[engine]['build']}")
     print(f"{'engine':15s} {'texts/s':>8s} {'vs fp32':>8s} {'vs llama':>9s} {'cpu: texts/s':>13s} {'vs fp32':>8s} "
           f"{'vs llama':>9s} {'1 text p50':>11s} {'cpu p50':>8s} {'load s':>7s} {'peak RSS':>9s} "
           f"{'|dP| mean/max vs fp32':>22s}")
@@ -260,6 +284,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--latency-texts", type=int, default=16)
+    parser.add_argument("--llama-cpp-path", default=None, help="import llama_cpp from this folder")
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
     if "float32" not in args.engines:
