@@ -20,7 +20,8 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = ()) -> Path:
+def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = (),
+                     hidden_size: int = 32, intermediate_size: int = 64) -> Path:
     """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -41,7 +42,8 @@ def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_ex
     if chat:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+                         num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=False)
@@ -98,6 +100,12 @@ def build_tiny_gguf(model_dir: Path, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def wide_tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny model with wider layers: wide enough that plain bfloat16 scores depend on the batch."""
+    return build_tiny_model(tmp_path_factory.mktemp("wide-tiny-model"), hidden_size=64, intermediate_size=512)
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def test_calibrated_answer_and_decision_come_from_the_calibrated_probabilities()
     assert decisions.predicted_labels == [LABELS[i] for i in calibrated.argmax(1)]
     np.testing.assert_array_equal(decisions.confidence, calibrated.max(1))
     assert list(decisions.decision) == ["automate" if c >= 0.7 else "review" for c in calibrated.max(1)]
-    assert decisions.threshold == 0.7 and "at least 90.0% accurate with 95% confidence" in decisions.guarantee
+    assert decisions.threshold == 0.7 and "with probability >= 95% over the calibration sample, the accuracy of automated predictions is >= 90%" in decisions.guarantee
     frame = decisions.to_frame()
     assert list(frame.columns) == ["calibrated_p_negative", "calibrated_p_positive", "calibrated_prediction",
                                    "calibrated_confidence", "decision"]

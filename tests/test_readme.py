@@ -40,7 +40,8 @@ def test_every_python_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
         exec(compile(snippet, f"README.md python snippet {number}", "exec"), namespace)  # noqa: S102
     assert (tmp_path / "platt.json").exists()
     printed = capsys.readouterr().out
-    assert "automate when confidence" in printed or "every prediction goes to review" in printed
+    assert namespace["calibrated"].policy.guarantee in printed and namespace["policy"].guarantee in printed
+    assert (tmp_path / "conformal.json").exists()
 
     from confidently.classifier import Classifier
     from confidently.tasks import Task

@@ -50,11 +50,27 @@ def _labels_of(ds: Dataset, clf: Classifier, split: str) -> np.ndarray:
     return ds.label_indices(clf.labels)
 
 
+#: Columns the report breaks results down by when the data has them.
+SLICE_COLUMNS = ("category", "domain")
+
+
+def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) -> tuple[tuple, tuple] | None:
+    """Both splits' values of ``column`` (for per-slice prediction sets), checked before any scoring."""
+    if column is None:
+        return None
+    for name, ds in (("calibration", calibration), ("test", test)):
+        if column not in ds.columns:
+            known = ", ".join(sorted(ds.columns)) or "none"
+            raise DataError(f"--conformal-by {column}: the {name} data has no column {column!r} (its extra columns: "
+                            f"{known})", path=ds.source)
+    return calibration.columns[column], test.columns[column]
+
+
 def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray,
                 labels: tuple[str, ...]) -> pd.DataFrame:
     """Accuracy (raw and calibrated) and calibrated predicted-label rates per category and per domain."""
     rows = []
-    for column in ("category", "domain"):
+    for column in SLICE_COLUMNS:
         if column not in test.columns:
             continue
         values = np.asarray(test.columns[column], dtype=object)
@@ -86,6 +102,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     """
     out = Path(out_dir)
     y_cal, y_test = _labels_of(calibration, clf, "calibration"), _labels_of(test, clf, "test")
+    groups = conformal_groups(calibration, test, config.conformal_by)
     announce(f"scoring {len(calibration):,} calibration + {len(test):,} test rows with {clf.backend.model_name}",
              enabled=progress)
     scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress)
@@ -94,7 +111,9 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
              f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
              f"{config.budget_repeats} repeats", enabled=progress)
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
-                                 labels=clf.labels, content_free=content_free_scores(clf), config=config)
+                                 labels=clf.labels, content_free=content_free_scores(clf), groups=groups,
+                                 test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
+                                 config=config)
     best = evaluation.methods[evaluation.best]
     frames = []
     for split, ds, calibrated, how in (

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from confidently.calibration import (
     BatchCalibrator,
     BetaCalibrator,
+    DirichletCalibrator,
     HistogramBinningCalibrator,
     IsotonicCalibrator,
     PlattCalibrator,
@@ -44,6 +45,7 @@ SAVED = {
     "histogram": saved(HistogramBinningCalibrator()),
     "beta": saved(BetaCalibrator()),
     "temperature": saved(TemperatureCalibrator()),
+    "dirichlet-3": saved(DirichletCalibrator(), MULTI),
     "batch": saved(BatchCalibrator()),
     "stacked": saved(StackedCalibrator(steps=[BatchCalibrator(), PlattCalibrator()])),
 }
@@ -92,6 +94,10 @@ CORRUPTIONS = [
     ("platt-3", assign("state.intercept_.2", float("inf")), r"intercept_\[2\] must be a finite number; got inf"),
     ("beta", assign("state.maps_.0.a", -1.0), r"maps_\[0\].a must be a finite number in \[0, inf\]; got -1.0"),
     ("temperature", assign("state.temperature_", 0), r"temperature_ must be a finite number > 0; got 0"),
+    ("dirichlet-3", assign("state.coef_.1", [1.0, 0.0]), r"state.coef_\[1\] must hold 3 numbers; got 2"),
+    ("dirichlet-3", assign("state.coef_", [[1.0, 0.0, 0.0]]), r"state.coef_ must be a list of 3 rows of 3 numbers"),
+    ("dirichlet-3", assign("state.coef_.2.0", "0.1"), r"coef_\[2\]\[0\] must be a finite number; got '0.1'"),
+    ("dirichlet-3", assign("state.intercept_.0", float("nan")), r"intercept_\[0\] must be a finite number; got nan"),
     ("temperature", assign("state.temperature_", False), r"temperature_ must be a finite number > 0; got False"),
     ("batch", assign("state.bias_", [0.5, 0.0]), r"bias_\[1\] must be a finite number in \[0 \(exclusive\), 1\]"),
     ("batch", assign("state.n_classes_", True), r"n_classes_ must be an int >= 2; got True"),

@@ -12,6 +12,7 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import load_calibrator
 from confidently.classifier import Classifier
 from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
 
 from .conftest import TRIAGE
 
@@ -64,7 +65,7 @@ def test_calibration_and_decisions(http, adapters_dir):
         assert result["label"] == alpha["labels"][int(row.argmax())] and result["calibrated"]
         assert result["confidence"] == pytest.approx(row.max())
         assert result["decision"] == ("automate" if row.max() >= 0.6 else "review")
-    assert alpha["guarantee"].startswith("automate when confidence >= 0.60")
+    assert alpha["guarantee"] == DecisionPolicy.load(adapters_dir / "alpha" / "policy.json").guarantee
 
     beta = http.post("/v1/classify", json={"texts": TEXTS, "adapter": "beta"}).json()
     assert (beta["threshold"], beta["decided_on"]) == (0.5, "raw")

@@ -28,12 +28,16 @@ class Backend(ABC):
     exact : True when the backend returns the full next-token distribution.
     model_name : the model as the user named it.
     weights_id : identifies the exact weights (sha256 or hub id); caches and adapters check it.
+    precision : what the scores are computed in (``float32``, ``bfloat16``, ``bfloat16-invariant``…),
+        or None where the backend cannot tell (a remote server). Calibrators fitted on one
+        precision's scores belong to that precision; it is part of :meth:`fingerprint`.
     """
 
     name: ClassVar[str]
     exact: ClassVar[bool] = True
     model_name: str
     weights_id: str
+    precision: str | None = None
 
     # -- prompts -----------------------------------------------------------------------------
     @abstractmethod
@@ -109,13 +113,8 @@ class Backend(ABC):
         """
         mass = verbalizer.class_mass(logprobs)
         if verbalizer.has_sequences:
-            flat = [seq for label in verbalizer.labels for seq in label.sequences]
-            seq_prob = np.exp(self.sequence_logprobs(prompts, flat, shared_prefix=shared_prefix))
-            start = 0
-            for j, label in enumerate(verbalizer.labels):
-                stop = start + len(label.sequences)
-                mass[:, j] += seq_prob[:, start:stop].sum(axis=1)
-                start = stop
+            mass = verbalizer.add_sequence_mass(
+                mass, self.sequence_logprobs(prompts, verbalizer.sequences, shared_prefix=shared_prefix))
         other = np.clip(1.0 - mass.sum(axis=1), 0.0, 1.0)
         return mass, other, None
 

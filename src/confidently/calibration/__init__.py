@@ -1,7 +1,8 @@
 """Calibrators: map a model's raw class probabilities to probabilities that can be trusted.
 
 Supervised methods (fitted on labelled rows): :class:`PlattCalibrator`, :class:`IsotonicCalibrator`,
-:class:`TemperatureCalibrator`, :class:`HistogramBinningCalibrator`, :class:`BetaCalibrator`.
+:class:`TemperatureCalibrator`, :class:`HistogramBinningCalibrator`, :class:`BetaCalibrator`,
+:class:`DirichletCalibrator` (one joint map of all classes).
 Label-free corrections: :class:`ContextualCalibrator` (fitted on content-free inputs) and
 :class:`BatchCalibrator` (fitted on unlabelled rows). :class:`StackedCalibrator` chains them.
 Every one is a scikit-learn classifier whose features are raw class probabilities: ``fit(probs, y) ->
@@ -24,6 +25,7 @@ from confidently.calibration.batch import BatchCalibrator
 from confidently.calibration.beta import BetaCalibrator
 from confidently.calibration.contextual import ContextualCalibrator
 from confidently.calibration.crossfit import cross_fit_predict
+from confidently.calibration.dirichlet import DirichletCalibrator
 from confidently.calibration.histogram import HistogramBinningCalibrator
 from confidently.calibration.isotonic import IsotonicCalibrator
 from confidently.calibration.platt import PlattCalibrator
@@ -39,6 +41,7 @@ __all__ = [
     "Calibrator",
     "CalibratorNotFittedError",
     "ContextualCalibrator",
+    "DirichletCalibrator",
     "HistogramBinningCalibrator",
     "IsotonicCalibrator",
     "LabelBiasCalibrator",

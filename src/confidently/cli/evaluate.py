@@ -17,18 +17,26 @@ ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one p
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
 TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset and bootstrap.")]
+AlphaOpt = Annotated[float, typer.Option(min=0.001, max=0.5, help="Prediction sets hold the true label with "
+                                         "probability at least 1 - alpha.")]
+MinutesOpt = Annotated[float, typer.Option(min=0.01, help="Minutes a person spends on one reviewed item (cost view).")]
+
+ConformalByOpt = Annotated[Optional[str], typer.Option(
+    help="Data column to fit per-slice prediction sets on (coverage then holds within each of its values).")]
 
 
-def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int):
+def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int,
+            alpha: float, conformal_by: Optional[str], minutes_per_review: float):
     from confidently.evaluation import EvaluationConfig
 
     return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
                             review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
-                            seed=seed, budget_repeats=repeats)
+                            seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
+                            minutes_per_review=minutes_per_review)
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import _fmt
+    from confidently.report.evaluation import _fmt, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -38,12 +46,19 @@ def _print_headline(result, started: float) -> None:
                   f"{_fmt(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
-        console.print(f"certified coverage at {result.evaluation.config.target_accuracy:.0%}: none "
-                      f"({result.evaluation.policy.method})")
+        console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "
+                      "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
                       f"automates {on_test['coverage']:.1%} of the test split at "
                       f"{on_test['accuracy_automated']:.1%} accuracy")
+    console.print(f"guarantee: {result.evaluation.policy.guarantee}")
+    console.print(projection_text(result.evaluation))
+    sets = h["prediction_sets"]
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
+                  f"test split covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
+    for note in result.evaluation.notes:
+        console.print(f"[yellow]note:[/] {note}")
     bundle = result.paths["bundle"].parent
     console.print(f"[bold]calibration bundle:[/] {bundle.resolve()}  (use it: `confidently classify TEXT "
                   f"--calibration {bundle}`, `score FILE --calibration {bundle}`, `serve --calibration {bundle}`)")
@@ -71,7 +86,7 @@ def print_calibrated_examples(calibrated, texts=DEMO_TEXTS) -> None:
         console.print(f"decision rule: {calibrated.policy.guarantee}")
 
 
-DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,batch,batch+platt,contextual,contextual+platt"
+DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,batch+platt,contextual,contextual+platt"
 
 
 @app.command()
@@ -96,6 +111,9 @@ def evaluate(
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,
     target_accuracy: TargetOpt = 0.95,
+    alpha: AlphaOpt = 0.1,
+    conformal_by: ConformalByOpt = None,
+    minutes_per_review: MinutesOpt = 2.0,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
     max_text_tokens: MaxTextTokensOpt = None,
@@ -104,12 +122,14 @@ def evaluate(
     """Score labelled data, calibrate on one split, measure on the other, and write the report.
 
     Writes report.html (self-contained), metrics.json, summary.md, calibrators/, scores.parquet (raw_*
-    and calibrated_* columns, decision), and makes OUT a calibration bundle: manifest.json (model
-    weights, task, fitted rows, file hashes), calibrator.json and policy.json (the chosen calibrator
-    and its certified threshold), for `classify`, `score` and `serve --calibration OUT`. Scores are
-    cached in OUT/score-cache, so a rerun or a killed run does not score finished rows again.
+    and calibrated_* columns, decision), conformal.json (prediction sets), and makes OUT a calibration
+    bundle: manifest.json (model weights, task, fitted rows, file hashes), calibrator.json and
+    policy.json (the chosen calibrator and its certified threshold, with its guarantee in words), for
+    `classify`, `score` and `serve --calibration OUT`. The threshold and the sets are fitted on the
+    calibration split; the test split only measures them, with a cost view per 10,000 items. Scores
+    are cached in OUT/score-cache, so a rerun or a killed run does not score finished rows again.
 
-    Example: `confidently evaluate --data reviews.jsonl --out runs/reviews`
+    Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
     """
     from confidently.data import load_dataset
     from confidently.pipeline import run_evaluate, split_for_evaluation
@@ -127,7 +147,8 @@ def evaluate(
     else:
         calibration, test = split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
     result = run_evaluate(clf, calibration, test, out,
-                          config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats),
+                          config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
+                                         alpha, conformal_by, minutes_per_review),
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")})
     _print_headline(result, started)
 
@@ -145,6 +166,9 @@ def demo(
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,
     target_accuracy: TargetOpt = 0.95,
+    alpha: AlphaOpt = 0.1,
+    conformal_by: ConformalByOpt = "domain",
+    minutes_per_review: MinutesOpt = 2.0,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
     finetune: Annotated[bool, typer.Option(
@@ -178,7 +202,8 @@ def demo(
 
         finetune_config = FinetuneConfig(model=model, device=device, max_steps=finetune_steps, seed=seed)
     result = run_demo(out, clf=clf, n=n, eval_size=eval_size, seed=seed, finetune_config=finetune_config,
-                      config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats))
+                      config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
+                                     alpha, conformal_by, minutes_per_review))
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")

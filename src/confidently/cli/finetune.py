@@ -149,7 +149,11 @@ def compare(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")] = 16,
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
-                                                   help="Accuracy the certified coverage is computed for.")] = 0.95,
+                                                   help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+    review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
+    error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,
+    minutes_per_review: Annotated[float, typer.Option(min=0.01, help="Minutes a person spends on one reviewed "
+                                                      "item (cost view).")] = 2.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the cross-fitting folds.")] = 0,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
@@ -158,11 +162,12 @@ def compare(
     """Compare the base model with a fine-tuned adapter on the same held-out test rows.
 
     One base model is loaded and the adapter switched on and off on it. Reports accuracy, ECE, Brier,
-    AUROC, certified coverage at the target accuracy and automated counts at 0.80/0.90/0.95 for raw,
-    Platt and isotonic scores, each difference with a paired-bootstrap 95% interval; per-category and
-    per-domain slices, and on neutral texts the predicted-positive rate per domain. DATA must be rows
-    the adapter never saw: a test file, or the full dataset with the --split-seed used for training.
-    Finished scores are cached in OUT/score-cache.
+    AUROC, and the decisions of each model's certified threshold (chosen on the calibration rows) and
+    of fixed thresholds 0.80/0.90/0.95 with their cost per 10,000 items (automated, mistakes, review
+    hours, cost), for raw, Platt and isotonic scores, each difference with a paired-bootstrap 95%
+    interval; per-category and per-domain slices, and on neutral texts the predicted-positive rate per
+    domain. DATA must be rows the adapter never saw: a test file, or the full dataset with the
+    --split-seed used for training. Finished scores are cached in OUT/score-cache.
 
     Example: `confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare`
     """
@@ -185,7 +190,8 @@ def compare(
     with torch_threads(threads):
         result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
                      config=CompareConfig(n_resamples=n_resamples, seed=seed, target_accuracy=target_accuracy,
-                                          batch_size=batch_size))
+                                          batch_size=batch_size, review_cost=review_cost, error_cost=error_cost,
+                                          minutes_per_review=minutes_per_review))
     result.metadata["data"] = str(data) if split_seed is None else f"{data} (test part, split seed {split_seed})"
     paths = write_comparison(result, out, title=f"confidently: base vs fine-tuned ({task})")
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")

@@ -106,7 +106,7 @@ class FinetuneConfig:
     target_accuracy: float = field(default=0.95, metadata=_help(
         "Accuracy the policy's certified threshold must guarantee."))
     level: float = field(default=0.95, metadata=_help(
-        "One-sided confidence level of that guarantee (Clopper-Pearson)."))
+        "Confidence level of that guarantee (Learn-Then-Test, exact binomial tests)."))
     score_batch_size: int = field(default=16, metadata=_help(
         "Prompts per forward pass when scoring the calibration split."))
 
