@@ -56,7 +56,8 @@ def test_classify_with_a_bundle_is_calibrated_and_decided(bundle_dir, expected):
     assert result["decision"] == expected[0].decision and result["threshold"] == 0.7
     human = " ".join(run("classify", TEXTS[0], "--calibration", bundle_dir, "-k", "0").stdout.split())
     assert f"confidence {expected[0].confidence:.4f} (calibrated)" in human
-    assert f"decision: {expected[0].decision}" in human and "decision rule: automate when confidence >= 0.70" in human
+    assert f"decision: {expected[0].decision} (automate at confidence >= 0.70)" in human
+    assert f"guarantee: {expected[0].guarantee}" in human
     assert f"raw answer: {expected[0].raw_label} {expected[0].raw_confidence:.4f}" in human
 
 
@@ -152,4 +153,4 @@ def test_demo_ends_by_classifying_with_the_bundle_it_wrote(tiny_model_dir, tmp_p
     assert "classified with the calibration bundle just written" in stdout
     assert f"calibration bundle: {out.resolve()}" in stdout
     expected = CalibratedClassifier.load(out, dtype="float32").classify_many(["I love this movie!"])[0]
-    assert f"{expected.label} {expected.confidence:.4f}" in stdout and "decision rule:" in stdout
+    assert f"{expected.label} {expected.confidence:.4f}" in stdout and "guarantee:" in stdout

@@ -82,8 +82,11 @@ def print_calibrated_examples(calibrated, texts=DEMO_TEXTS) -> None:
         table.add_row(p.text, f"{p.raw_label} {p.raw_confidence:.4f}", f"{p.label} {p.confidence:.4f}",
                       p.decision or "-")
     console.print(table)
-    if calibrated.policy is not None:
-        console.print(f"decision rule: {calibrated.policy.guarantee}")
+    policy = calibrated.policy
+    if policy is not None:
+        rule = "no threshold: everything is reviewed" if policy.threshold is None else \
+            f"automate at calibrated confidence >= {policy.threshold:.2f}"
+        console.print(f"decision rule: {rule}; guarantee: {policy.guarantee}")
 
 
 DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,batch+platt,contextual,contextual+platt"

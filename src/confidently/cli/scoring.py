@@ -119,12 +119,15 @@ def classify(
     print_classification(calibrated.labels, result)
 
 
-def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, guarantee: str | None) -> str:
-    """The answer every command prints: label, confidence (saying whether it is calibrated), decision and its rule."""
+def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, threshold: float | None,
+                guarantee: str | None) -> str:
+    """The answer every command prints: label, confidence (saying whether it is calibrated), the decision
+    with the threshold it came from, and what that threshold guarantees."""
     kind = "calibrated" if calibrated else "uncalibrated: share of label mass"
     line = f"[bold]{label}[/]  confidence {confidence:.4f} ({kind})"
     if decision is not None:
-        line += f"  decision: [bold]{decision}[/]" + (f"\n[dim]decision rule: {guarantee}[/]" if guarantee else "")
+        rule = "no threshold: everything is reviewed" if threshold is None else f"automate at confidence >= {threshold:.2f}"
+        line += f"  decision: [bold]{decision}[/] ({rule})" + (f"\n[dim]guarantee: {guarantee}[/]" if guarantee else "")
     elif not calibrated:
         line += "  [dim]no calibration: pass --calibration DIR (a `confidently evaluate` run folder)[/]"
     return line
@@ -133,7 +136,8 @@ def answer_line(label: str, confidence: float, calibrated: bool, decision: str |
 def print_classification(labels, result) -> None:
     """The answer and decision, the raw answer beside it, class masses with their top variants, top tokens."""
     console.print(f"[bold]{result.text!r}[/] →")
-    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.guarantee))
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.threshold,
+                              result.guarantee))
     if result.truncated:
         console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:
@@ -204,7 +208,9 @@ def score(
             summary += f", calibrated accuracy {(frame['label'] == frame['calibrated_prediction']).mean():.3f}"
     if "decision" in frame and len(frame):
         automated = int((frame["decision"] == "automate").sum())
-        summary += f"; {automated} of {len(frame)} automated ({calibrated.policy.guarantee})"
+        policy = calibrated.policy
+        rule = "no threshold: all reviewed" if policy.threshold is None else f"confidence >= {policy.threshold:.2f}"
+        summary += f"; {automated} of {len(frame)} automated ({rule}); guarantee: {policy.guarantee}"
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)

@@ -110,7 +110,8 @@ def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, 
         return
     result = reply.results[0]
     console.print(f"[bold]{text!r}[/] →")
-    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.guarantee))
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
+                              reply.guarantee))
     if result.truncated:
         console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:
