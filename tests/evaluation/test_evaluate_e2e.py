@@ -74,7 +74,7 @@ def test_guarantees_on_real_scores(evaluated):
     # calibration/test splits of them are exchangeable: averaged over splits, test coverage must fall
     # in [1 - alpha, 1 - alpha + 1/(n + 1)] up to Monte-Carlo error.
     scores = pd.read_parquet(run / "scores.parquet")
-    probs = scores[["p_negative", "p_positive"]].to_numpy()
+    probs = scores[["raw_p_negative", "raw_p_positive"]].to_numpy()
     y = (scores["label"] == "positive").to_numpy().astype(int)
     rng = np.random.default_rng(0)
     n_cal, coverage = y.size // 2, {"lac": [], "aps": []}

@@ -137,7 +137,10 @@ def encode_labels(
 
 def check_classes(classes: ArrayLike, *, n_classes: int | None = None, name: str = "classes") -> np.ndarray:
     """Return ``classes`` as a 1-D array of distinct str or int labels (JSON-able), one per column."""
-    values = None if isinstance(classes, (str, bytes, Mapping)) else list(classes)
+    try:  # a loaded file may hold null or a number here
+        values = None if isinstance(classes, (str, bytes, Mapping)) else list(classes)
+    except TypeError:
+        values = None
     if values is None or not values:
         raise DataError(f"{name} must be a non-empty list of labels; got {classes!r}")
     values = [v.item() if isinstance(v, np.generic) else v for v in values]
