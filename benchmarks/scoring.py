@@ -11,6 +11,9 @@ Engines:
 
 - ``float32``, ``bfloat16``, ``bf16-invariant``: the transformers backend (``Classifier.score``, batch
   size ``--batch-size``, prefix KV reused);
+- ``float32 generate()`` and ``float32 no prefix KV`` (run by the float32 worker): the original
+  write-up's method, one ``generate(max_new_tokens=1, output_scores=True)`` per text, and batched
+  forward passes without the shared prefix's KV reuse, to show what each step of the method gains;
 - ``llama.cpp``: llama-cpp-python on the same GGUF the transformers weights were de-quantized from,
   the prefix evaluated once and each text's suffix evaluated after it (``n_tokens`` reset to the
   prefix), one text at a time (its multi-sequence batches are slower, see the models note). Its
@@ -23,7 +26,7 @@ at the start and the end.
 
 Usage: python benchmarks/scoring.py [--models qwen2.5-coder-0.5b-instruct gemma-3-270m] [--n 256]
        [--batch-size 16] [--threads N] [--engines float32 bfloat16 bf16-invariant llama.cpp]
-       [--rounds 4] [--latency-texts 16] [--llama-cpp-path DIR] [--data FILE.jsonl]
+       [--rounds 4] [--latency-texts 16] [--llama-cpp-path DIR] [--skip-methods] [--data FILE.jsonl]
 Without --data it scores ../shared/datasets/sst2_dev.jsonl when present, else generated sentences.
 """
 
@@ -43,7 +46,10 @@ import numpy as np
 SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2_dev.jsonl"
 TRANSFORMERS_ENGINES = ("float32", "bfloat16", "bf16-invariant")
 ENGINES = (*TRANSFORMERS_ENGINES, "llama.cpp")
-PRECISION_OF = {"float32": "float32", "bfloat16": "bfloat16", "bf16-invariant": "bfloat16"}
+# Other methods of the float32 worker: row name -> method.
+FLOAT32_METHODS = {"float32 generate()": "generate", "float32 no prefix KV": "no-prefix"}
+PRECISION_OF = {"float32": "float32", "bfloat16": "bfloat16", "bf16-invariant": "bfloat16",
+                **dict.fromkeys(FLOAT32_METHODS, "float32")}
 
 
 def load_texts(path: Path | None, n: int) -> list[str]:
@@ -96,7 +102,7 @@ class TransformersEngine:
         embedding = model.get_input_embeddings().weight
         head = model.get_output_embeddings().weight
         tied = head.data_ptr() == embedding.data_ptr()
-        full = [backend.encode(clf.prompt(t)) for t in self.texts]
+        full = [backend.encode_prompt(clf.prompt(t)) for t in self.texts]
         prefix = backend.encode(clf.prefix)[:-1]  # as the backend splits it: the last token may merge
         return {
             "prompt_ids": full, "prefix_ids": prefix, "labels": list(clf.labels),
@@ -107,11 +113,40 @@ class TransformersEngine:
             - (0 if tied else head.numel()),
             "head_weights": head.numel(),
             "suffix_tokens": sum(len(ids) - len(prefix) for ids in full),
+            "prompt_tokens": sum(len(ids) for ids in full),
             "gguf": str(Path(backend.source.path) / backend.source.gguf_file) if backend.source.gguf_file else None,
         }
 
-    def score(self, indices: list[int]) -> np.ndarray:
-        return self.clf.score([self.texts[i] for i in indices]).probs[:, -1]
+    def score(self, indices: list[int], method: str = "prefix") -> np.ndarray:
+        """P(positive) of the texts: ``prefix`` (Classifier.score), ``no-prefix`` or ``generate``."""
+        texts = [self.texts[i] for i in indices]
+        if method == "prefix":
+            return self.clf.score(texts).probs[:, -1]
+        mass = self._generate(texts) if method == "generate" else self._batched_without_prefix(texts)
+        return mass[:, -1] / mass.sum(axis=1)
+
+    def _generate(self, texts: list[str]) -> np.ndarray:
+        """One generate() per text, reading the first step's scores (what the original write-up did)."""
+        import torch
+
+        backend, masses = self.clf.backend, []
+        for text in texts:
+            ids = torch.tensor([backend.encode_prompt(self.clf.prompt(text))])
+            with torch.inference_mode():
+                out = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=1,
+                                             do_sample=False, output_scores=True, return_dict_in_generate=True,
+                                             pad_token_id=backend.pad_id)
+            masses.append(self.clf.verbalizer.class_mass(torch.log_softmax(out.scores[0].float(), dim=-1).numpy())[0])
+        return np.array(masses)
+
+    def _batched_without_prefix(self, texts: list[str]) -> np.ndarray:
+        prompts = [self.clf.prompt(t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(prompts[i]))
+        mass = np.zeros((len(texts), len(self.clf.labels)))
+        for start in range(0, len(order), self.clf.batch_size):
+            idx = order[start:start + self.clf.batch_size]
+            mass[idx] = self.clf.backend.score_prompts([prompts[i] for i in idx], self.clf.verbalizer)[0]
+        return mass
 
     def build(self) -> str:
         import torch
@@ -139,7 +174,7 @@ class LlamaCppEngine:
                     if part.strip().endswith("= 1")]
         return f"llama-cpp-python {llama_cpp.__version__}, {' '.join(features)}"
 
-    def score(self, indices: list[int]) -> np.ndarray:
+    def score(self, indices: list[int], method: str = "prefix") -> np.ndarray:
         import llama_cpp
 
         out = []
@@ -168,15 +203,16 @@ def worker(connection, engine: str, model: str, batch_size: int, threads: int, t
         scorer = LlamaCppEngine(gguf, threads, description)
     else:
         scorer = TransformersEngine(model, engine, batch_size, texts)
-    scorer.score([0, 1])  # warm-up: allocations, the prefix cache, the invariant kernels' probes
+    scorer.score([0, 1], "prefix")  # warm-up: allocations, the prefix cache, the invariant kernels' probes
     connection.send({"load_s": time.perf_counter() - start, "rss_gib": peak_rss_gib(), "build": scorer.build()})
     while True:
         command, argument = connection.recv()
         if command == "describe":
             connection.send(scorer.describe())
         elif command == "score":
+            method, indices = argument
             start, cpu_start = time.perf_counter(), cpu_seconds()
-            p = scorer.score(argument)
+            p = scorer.score(indices, method)
             connection.send((time.perf_counter() - start, cpu_seconds() - cpu_start, p))
         elif command == "finish":
             connection.send(peak_rss_gib())
@@ -203,34 +239,39 @@ def run_model(model: str, texts: list[str], args: argparse.Namespace) -> None:
         if engine not in loaded:
             loaded[engine] = connection.recv()
 
-    seconds = dict.fromkeys(workers, 0.0)
-    cpu = dict.fromkeys(workers, 0.0)
-    p_positive = {engine: np.zeros(len(texts)) for engine in workers}
+    # Each row of the table: (worker, method).
+    rows = {engine: (engine, "prefix") for engine in workers}
+    if "float32" in workers and not args.skip_methods:
+        rows.update({row: ("float32", method) for row, method in FLOAT32_METHODS.items()})
+    seconds = dict.fromkeys(rows, 0.0)
+    cpu = dict.fromkeys(rows, 0.0)
+    p_positive = {row: np.zeros(len(texts)) for row in rows}
     chunks = np.array_split(np.arange(len(texts)), args.rounds)
-    order = list(workers)
+    order = list(rows)
     for round_index, chunk in enumerate(chunks):
-        rotated = order[round_index % len(order):] + order[:round_index % len(order)]
-        for engine in rotated:
-            connection = workers[engine][0]
-            connection.send(("score", chunk.tolist()))
-            spent, spent_cpu, p = connection.recv()
-            seconds[engine] += spent
-            cpu[engine] += spent_cpu
-            p_positive[engine][chunk] = p
-    latency = {engine: [] for engine in workers}
-    latency_cpu = {engine: [] for engine in workers}
+        for row in order[round_index % len(order):] + order[:round_index % len(order)]:
+            engine, method = rows[row]
+            workers[engine][0].send(("score", (method, chunk.tolist())))
+            spent, spent_cpu, p = workers[engine][0].recv()
+            seconds[row] += spent
+            cpu[row] += spent_cpu
+            p_positive[row][chunk] = p
+    latency = {row: [] for row in rows}
+    latency_cpu = {row: [] for row in rows}
     for i in range(min(args.latency_texts, len(texts))):
-        for engine in order[i % len(order):] + order[:i % len(order)]:
-            connection = workers[engine][0]
-            connection.send(("score", [i]))
-            spent, spent_cpu, _ = connection.recv()
-            latency[engine].append(spent)
-            latency_cpu[engine].append(spent_cpu)
+        for row in order[i % len(order):] + order[:i % len(order)]:
+            engine, method = rows[row]
+            workers[engine][0].send(("score", (method, [i])))
+            spent, spent_cpu, _ = workers[engine][0].recv()
+            latency[row].append(spent)
+            latency_cpu[row].append(spent_cpu)
     peak = {}
     for engine, (connection, process) in workers.items():
         connection.send(("finish", None))
         peak[engine] = connection.recv()
         process.join()
+    loaded = {row: loaded[engine] for row, (engine, _) in rows.items()}
+    peak = {row: peak[engine] for row, (engine, _) in rows.items()}
 
     report(model, texts, args, loaded, seconds, cpu, p_positive, latency, latency_cpu, peak, description)
 
@@ -248,25 +289,33 @@ def report(model, texts, args, loaded, seconds, cpu, p_positive, latency, latenc
     for engine in ("float32", "llama.cpp"):
         if engine in loaded:
             print(f"{engine}: {loaded[engine]['build']}")
-    print(f"{'engine':15s} {'texts/s':>8s} {'vs fp32':>8s} {'vs llama':>9s} {'cpu: texts/s':>13s} {'vs fp32':>8s} "
+    print(f"{'engine':20s} {'texts/s':>8s} {'vs fp32':>8s} {'vs llama':>9s} {'cpu: texts/s':>13s} {'vs fp32':>8s} "
           f"{'vs llama':>9s} {'1 text p50':>11s} {'cpu p50':>8s} {'load s':>7s} {'peak RSS':>9s} "
           f"{'|dP| mean/max vs fp32':>22s}")
     for engine in rate:
         diff = np.abs(p_positive[engine] - p_positive["float32"])
-        print(f"{engine:15s} {rate[engine]:8.2f} {ratio(rate, engine, 'float32'):>8s} "
+        print(f"{engine:20s} {rate[engine]:8.2f} {ratio(rate, engine, 'float32'):>8s} "
               f"{ratio(rate, engine, 'llama.cpp'):>9s} {rate_cpu[engine]:13.2f} "
               f"{ratio(rate_cpu, engine, 'float32'):>8s} {ratio(rate_cpu, engine, 'llama.cpp'):>9s} "
               f"{np.median(latency[engine]) * 1000:8.0f} ms {np.median(latency_cpu[engine]) * 1000:5.0f} ms "
               f"{loaded[engine]['load_s']:7.1f} {peak[engine]:7.2f} GiB {diff.mean():10.4f} / {diff.max():.4f}")
     per_text = 2 * (description["per_token_weights"] * description["suffix_tokens"] / n
                     + description["head_weights"])
-    for precision in sorted({PRECISION_OF[e] for e in rate if e in PRECISION_OF}):
-        gflops = matmul_gflops(precision)
-        limit = gflops * 1e9 / per_text
-        reached = ", ".join(f"{e} {rate[e] / limit:.0%}" for e in rate if PRECISION_OF.get(e) == precision)
+    precisions = sorted({PRECISION_OF[e] for e in rate if e in PRECISION_OF})
+    gflops = {precision: matmul_gflops(precision) for precision in precisions}
+    for precision, speed in gflops.items():
+        limit = speed * 1e9 / per_text
+        reached = ", ".join(f"{e} {rate[e] / limit:.0%}" for e in rate
+                            if PRECISION_OF.get(e) == precision and e not in FLOAT32_METHODS)
         print(f"FLOP limit {precision}: {per_text / 1e9:.2f} GFLOP/text ({description['per_token_weights'] / 1e6:.0f}M "
               f"weights x {description['suffix_tokens'] / n:.1f} tokens + {description['head_weights'] / 1e6:.0f}M "
-              f"LM head) at {gflops:.0f} GFLOP/s (1024^3 matmul now) -> {limit:.1f} texts/s; reached: {reached}")
+              f"LM head) at {speed:.0f} GFLOP/s (1024^3 matmul now) -> {limit:.1f} texts/s; reached: {reached}")
+    if "float32 generate()" in rate:
+        # generate() runs every prompt token, the shared prefix included.
+        whole = 2 * (description["per_token_weights"] * description["prompt_tokens"] / n + description["head_weights"])
+        speed = whole * rate["float32 generate()"] / 1e9
+        print(f"float32 generate() computes {description['prompt_tokens'] / n:.1f} tokens/text at {speed:.0f} GFLOP/s, "
+              f"{speed / gflops['float32']:.0%} of the float32 matmul speed")
 
 
 def ratio(rates: dict, engine: str, reference: str) -> str:
@@ -285,6 +334,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--latency-texts", type=int, default=16)
     parser.add_argument("--llama-cpp-path", default=None, help="import llama_cpp from this folder")
+    parser.add_argument("--skip-methods", action="store_true",
+                        help="leave out float32's generate() and no-prefix-KV rows")
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
     if "float32" not in args.engines:
