@@ -17,24 +17,11 @@ from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import DataError
 from confidently.decisions import decide
-from confidently.evaluation import CONTENT_FREE_INPUTS, Evaluation, EvaluationConfig, evaluate_scores
+from confidently.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
+                                    evaluate_scores, slice_table)
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
-from confidently.scoring import ScoreStore, score_with_store
-from confidently.types import Scores
-
-
-def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
-                   progress: bool = True) -> dict[str, Scores]:
-    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows)."""
-    store = ScoreStore(cache_dir, clf.fingerprint(), clf.labels)
-    texts = [t for ds in datasets.values() for t in ds.texts]
-    scores = score_with_store(clf, texts, store, progress=progress, description="scoring")
-    out, start = {}, 0
-    for name, ds in datasets.items():
-        out[name] = scores.subset(np.arange(start, start + len(ds)))
-        start += len(ds)
-    return out
+from confidently.scoring import score_datasets
 
 
 def content_free_scores(clf: Classifier, inputs=CONTENT_FREE_INPUTS) -> np.ndarray:
@@ -50,10 +37,6 @@ def _labels_of(ds: Dataset, clf: Classifier, split: str) -> np.ndarray:
     return ds.label_indices(clf.labels)
 
 
-#: Columns the report breaks results down by when the data has them.
-SLICE_COLUMNS = ("category", "domain")
-
-
 def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) -> tuple[tuple, tuple] | None:
     """Both splits' values of ``column`` (for per-slice prediction sets), checked before any scoring."""
     if column is None:
@@ -64,25 +47,6 @@ def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) ->
             raise DataError(f"--conformal-by {column}: the {name} data has no column {column!r} (its extra columns: "
                             f"{known})", path=ds.source)
     return calibration.columns[column], test.columns[column]
-
-
-def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray,
-                labels: tuple[str, ...]) -> pd.DataFrame:
-    """Accuracy (raw and calibrated) and calibrated predicted-label rates per category and per domain."""
-    rows = []
-    for column in SLICE_COLUMNS:
-        if column not in test.columns:
-            continue
-        values = np.asarray(test.columns[column], dtype=object)
-        for value in sorted(set(values), key=str):
-            mask = values == value
-            row = {"slice": f"{column}={value}", "n": int(mask.sum()),
-                   "accuracy_raw": float((raw[mask].argmax(1) == y[mask]).mean()),
-                   "accuracy_calibrated": float((calibrated[mask].argmax(1) == y[mask]).mean())}
-            for j, label in enumerate(labels):
-                row[f"predicted_{label}_calibrated"] = float((calibrated[mask].argmax(1) == j).mean())
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -176,7 +140,8 @@ def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size:
     result = run_evaluate(clf, splits.calibration, test, out, config=config, metadata=metadata, progress=progress,
                           title="confidently demo: calibrated sentiment on the generated 8-category set")
     if finetune_config is not None:
-        from confidently.comparison import compare, write_comparison
+        from confidently.comparison import compare
+        from confidently.finetune.report import write_comparison
         from confidently.finetune import finetune
 
         announce(f"fine-tuning a LoRA adapter on {len(splits.train):,} train rows, calibrating it on "

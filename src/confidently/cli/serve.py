@@ -1,16 +1,14 @@
-"""``confidently serve``: the HTTP API; and ``classify --server``, which asks a running one."""
+"""``confidently serve``: the HTTP API over a loaded model, its bundle and adapters."""
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from confidently.cli.app import app, console
+from confidently.cli.app import app
 from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given, read_calibration
 
 
@@ -96,33 +94,3 @@ def serve(
     app = create_app(settings)
     load_service(app)
     make_server(app, log_level=log_level.value).run(sockets=[sock])
-
-
-def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
-    """``confidently classify --server URL``: print the server's answer for one text."""
-    from confidently.cli.scoring import answer_line
-    from confidently.client import Client
-
-    with Client(server) as client:
-        reply = client.classify([text], adapter=adapter, top_tokens=top_k)
-    if as_json:
-        console.print_json(reply.model_dump_json())
-        return
-    result = reply.results[0]
-    console.print(f"[bold]{text!r}[/] →")
-    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
-                              reply.guarantee))
-    if result.truncated:
-        console.print("[yellow]text truncated to fit the model's context[/]")
-    if result.calibrated:
-        console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
-    table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
-    for column in ("label", "raw share", "calibrated"):
-        table.add_column(column)
-    for label in reply.labels:
-        cal = "" if result.calibrated_probs is None else f"{result.calibrated_probs[label]:.4f}"
-        table.add_row(label, f"{result.raw_probs[label]:.4f}", cal)
-    table.add_row("(other mass)", f"{result.other_mass:.6f}", "")
-    console.print(table)
-    if result.top_tokens:
-        console.print("top tokens: " + ", ".join(f"{json.dumps(t.token)} {t.prob:.4f}" for t in result.top_tokens))
