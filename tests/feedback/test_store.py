@@ -103,6 +103,21 @@ def test_label_errors(store):
     assert [r.true_label for r in store.labelled("alpha")] == ["positive"]
 
 
+def test_audit_counts_score_only_labelled_audit_texts(store):
+    store.record("r", "alpha", "v1", [logged(0, queue="audit", decision="automate"),
+                                      logged(1, queue="audit", decision="automate"),
+                                      logged(2, queue="audit", decision="automate"),
+                                      logged(3, queue="review"), logged(4, queue=None, decision="automate")])
+    store.record("s", "alpha", "v2", [logged(0, queue="audit", decision="automate")])
+    assert store.audit_counts("alpha") == (0, 0)
+    for position, label in [(0, "positive"), (1, "negative"), (3, "positive"), (4, "positive")]:
+        store.label("r", position, label, reviewer="ann")
+    store.label("s", 0, "positive", reviewer="ann")
+    assert store.audit_counts("alpha") == (2, 3)  # review and unqueued texts do not count; 2 is unlabelled
+    assert store.audit_counts("alpha", bundle_version="v1") == (1, 2)
+    assert store.audit_counts(None) == (0, 0)
+
+
 def test_release_and_expired_leases_hand_the_item_on(store):
     fill(store, 1)
     assert store.claim("ann", lease_s=600).position == 0
@@ -128,15 +143,17 @@ def test_claims_can_be_scoped_to_one_adapter(store):
 
 def test_concurrent_reviewers_in_threads_never_share_an_item(store):
     items = set(fill(store, 60))
-    got: dict[str, list] = {}
+    got: dict[str, list] = {name: [] for name in (f"r{i}" for i in range(6))}
+    start = threading.Barrier(6)
 
     def review(name: str) -> None:
-        mine = got.setdefault(name, [])
+        start.wait()
         while (item := store.claim(name)) is not None:
-            mine.append((item.request_id, item.position))
+            got[name].append((item.request_id, item.position))
+            time.sleep(0.002)  # reading the text
             store.label(item.request_id, item.position, "positive", reviewer=name)
 
-    threads = [threading.Thread(target=review, args=(f"r{i}",)) for i in range(6)]
+    threads = [threading.Thread(target=review, args=(name,)) for name in got]
     for thread in threads:
         thread.start()
     for thread in threads:

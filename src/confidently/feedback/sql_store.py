@@ -196,6 +196,16 @@ class SQLStore(FeedbackStore):
         return [LabelledText(r[0], r[1], _adapter(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
                 for r in rows]
 
+    def audit_counts(self, adapter: str | None, *, bundle_version: str | None = None) -> tuple[int, int]:
+        version, args = ("", ()) if bundle_version is None else (" AND d.bundle_version = ?", (bundle_version,))
+        with self._transaction() as execute:
+            n, correct = execute(
+                "SELECT COUNT(*), SUM(CASE WHEN f.label = d.label THEN 1 ELSE 0 END) FROM queue q "
+                "JOIN feedback f ON f.request_id = q.request_id AND f.position = q.position "
+                "JOIN decisions d ON d.request_id = q.request_id AND d.position = q.position "
+                f"WHERE q.reason = 'audit' AND d.adapter = ?{version}", (_key(adapter), *args)).fetchone()
+        return int(correct or 0), int(n)
+
 
 def _key(adapter: str | None) -> str:
     return BASE if adapter is None else adapter

@@ -186,6 +186,10 @@ class FeedbackStore(ABC):
         """Every labelled text of ``adapter`` (optionally only those queued for ``reason``), oldest first."""
 
     @abstractmethod
+    def audit_counts(self, adapter: str | None, *, bundle_version: str | None = None) -> tuple[int, int]:
+        """``(correct, n)`` over the labelled audit-sample texts of ``adapter`` (and ``bundle_version``)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Close every connection this object opened."""
 
