@@ -126,8 +126,11 @@ def test_release_and_expired_leases_hand_the_item_on(store):
     assert store.claim("bob") is None
     store.release("ann", "req", 0)
     assert store.claim("bob", lease_s=0.2).claimed_by == "bob"
+    store.record("req2", "alpha", None, [logged(0)])
+    store.release("bob", "req", 0)  # skipped: the newer, unskipped item comes first
+    assert store.claim("bob", lease_s=0.2).request_id == "req2"
     time.sleep(0.3)
-    assert store.claim("ann").claimed_by == "ann"
+    assert store.claim("ann").request_id == "req2"  # bob's lease ran out
 
 
 def test_claims_can_be_scoped_to_one_adapter(store):

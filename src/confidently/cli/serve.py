@@ -11,6 +11,8 @@ from rich.table import Table
 
 from confidently.cli.app import app, console
 from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
+from confidently.errors import ArtifactError
+from confidently.files import read_json
 
 
 @app.command()
@@ -43,13 +45,26 @@ def serve(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    feedback_db: Annotated[str, typer.Option(
+        "--feedback-db", help="Review queue and labels: an SQLite file (created if missing) or a postgresql:// URL "
+                              "shared by several replicas; 'none' keeps no queue.")] = "confidently-feedback.db",
+    audit_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of automated texts also sent to review, to measure live accuracy.")] = 0.05,
+    reviewers: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False,
+        help='JSON file {"name": "token", ...}: who may use the review page and POST /v1/feedback '
+             "(the admin token may too).")] = None,
 ) -> None:
     """Serve calibrated classification over HTTP: one base model, many LoRA adapters.
 
     POST /v1/classify, GET /v1/adapters, GET /healthz, GET /metrics; the OpenAPI schema is at
     /openapi.json and browsable at /docs. On SIGTERM or Ctrl-C, requests in flight finish first.
 
-    Example: `confidently serve --adapters adapters/ --admin-token "$TOKEN" --port 8000`
+    Texts decided `review`, and an audit sample of automated ones, enter a review queue (--feedback-db);
+    reviewers label them at /review. GET /v1/adapters/NAME/drift reports drift from the calibration rows
+    and the live accuracy of automated decisions.
+
+    Example: `confidently serve --adapters adapters/ --admin-token "$TOKEN" --reviewers reviewers.json --port 8000`
     """
     import uvicorn
 
@@ -58,9 +73,22 @@ def serve(
 
     settings = Settings(model=model, task=task, adapters_dir=adapters, calibrator=calibrator, policy=policy,
                         admin_token=admin_token, max_texts=max_texts, max_text_chars=max_text_chars,
-                        batch_size=batch_size, batch_wait_ms=batch_wait_ms, device=device, dtype=dtype)
+                        batch_size=batch_size, batch_wait_ms=batch_wait_ms, device=device, dtype=dtype,
+                        feedback_db=None if feedback_db.lower() == "none" else feedback_db,
+                        audit_fraction=audit_fraction, reviewer_tokens=read_reviewers(reviewers) if reviewers else {})
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=int(settings.shutdown_timeout_s))
+
+
+def read_reviewers(path: Path) -> dict[str, str]:
+    """The ``--reviewers`` file: a JSON object of reviewer name -> token (each at least 16 characters)."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not data:
+        raise ArtifactError(f'{path}: expected a JSON object {{"reviewer name": "token", ...}}')
+    for name, token in data.items():
+        if not isinstance(token, str) or len(token) < 16:
+            raise ArtifactError(f"{path}: reviewer {name!r}: the token must be a string of at least 16 characters")
+    return data
 
 
 def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:

@@ -44,10 +44,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             text TEXT NOT NULL,
             claimed_by TEXT,
             claim_until {real},
+            skips INTEGER NOT NULL DEFAULT 0,
             done INTEGER NOT NULL DEFAULT 0,
             UNIQUE (request_id, position),
             FOREIGN KEY (request_id, position) REFERENCES decisions (request_id, position))""",
-        "CREATE INDEX queue_open ON queue (done, adapter, seq)",
+        "CREATE INDEX queue_open ON queue (done, adapter, skips, seq)",
         """CREATE TABLE feedback (
             request_id TEXT NOT NULL,
             position INTEGER NOT NULL,
@@ -128,7 +129,7 @@ class SQLStore(FeedbackStore):
                 claimed = execute(
                     "UPDATE queue SET claimed_by = ?, claim_until = ? WHERE seq = ("
                     f"SELECT seq FROM queue WHERE done = 0 AND (claim_until IS NULL OR claim_until <= ?){scope} "
-                    f"ORDER BY seq LIMIT 1{self.DIALECT['lock']}) RETURNING seq",
+                    f"ORDER BY skips, seq LIMIT 1{self.DIALECT['lock']}) RETURNING seq",
                     (reviewer, moment + lease_s, moment, *scope_args)).fetchone()
                 if claimed is None:
                     return None
@@ -139,8 +140,9 @@ class SQLStore(FeedbackStore):
 
     def release(self, reviewer: str, request_id: str, position: int) -> None:
         with self._transaction() as execute:
-            execute("UPDATE queue SET claimed_by = NULL, claim_until = NULL WHERE request_id = ? AND position = ? "
-                    "AND claimed_by = ? AND done = 0", (request_id, position, reviewer))
+            # A skipped item goes behind the ones nobody skipped yet.
+            execute("UPDATE queue SET claimed_by = NULL, claim_until = NULL, skips = skips + 1 WHERE request_id = ? "
+                    "AND position = ? AND claimed_by = ? AND done = 0", (request_id, position, reviewer))
 
     def label(self, request_id: str, position: int, label: str, *, reviewer: str,
               source: Source = "api") -> Feedback:

@@ -153,7 +153,7 @@ class FeedbackStore(ABC):
 
     @abstractmethod
     def release(self, reviewer: str, request_id: str, position: int) -> None:
-        """Give up ``reviewer``'s claim on an item, so the next reviewer gets it."""
+        """Give up ``reviewer``'s claim on an item (a skip): it goes behind the items nobody skipped."""
 
     @abstractmethod
     def label(self, request_id: str, position: int, label: str, *, reviewer: str,

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 REFERENCE_FORMAT = "confidently.reference"
 REFERENCE_FORMAT_VERSION = 1
+#: Its file name in an adapter folder or bundle.
+REFERENCE_FILE = "reference.json"
 #: Continuous features, in the order reports list them.
 CONTINUOUS = ("raw_confidence", "other_mass")
 #: PSI bins: the reference's deciles (ties merged), so each holds about a tenth of the reference.

@@ -11,9 +11,10 @@ from fastapi import FastAPI
 
 from confidently import __version__
 from confidently.server import handlers
+from confidently.server.loop import FeedbackLoop
 from confidently.server.metrics import Metrics
 from confidently.server.middleware import RequestMetrics
-from confidently.server.routers import adapters, classify, health
+from confidently.server.routers import adapters, classify, drift, health, review
 from confidently.server.service import Service
 from confidently.server.settings import Settings
 
@@ -36,10 +37,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     # Loading takes seconds to minutes: off the event loop, so the process stays responsive to signals.
     app.state.service = await asyncio.to_thread(Service.start, settings, app.state.metrics, app.state.backend)
+    await asyncio.to_thread(app.state.loop.open)
     try:
         yield
     finally:
         await asyncio.to_thread(app.state.service.stop, settings.shutdown_timeout_s)
+        app.state.loop.close()
 
 
 def create_app(settings: Settings, *, backend: TransformersBackend | None = None) -> FastAPI:
@@ -49,8 +52,9 @@ def create_app(settings: Settings, *, backend: TransformersBackend | None = None
     app.state.settings = settings
     app.state.backend = backend
     app.state.metrics = Metrics()
+    app.state.loop = FeedbackLoop(settings)
     handlers.install(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    for module in (classify, adapters, health):
+    for module in (classify, adapters, health, drift, review):
         app.include_router(module.router)
     return app

@@ -45,6 +45,22 @@ class Counter:
         return out
 
 
+class Gauge:
+    """A value computed when scraped (drift statistics, live accuracy), set afresh each time."""
+
+    def __init__(self, name: str, help: str, labels: tuple[str, ...] = ()):
+        self.name, self.help, self.labels = name, help, labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def set(self, value: float, *values: str) -> None:
+        self.values[values] = value
+
+    def lines(self) -> list[str]:
+        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        out += [f"{self.name}{_labels(self.labels, k)} {_number(v)}" for k, v in sorted(self.values.items())]
+        return out
+
+
 class Histogram:
     def __init__(self, name: str, help: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()):
         self.name, self.help, self.labels = name, help, labels

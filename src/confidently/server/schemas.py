@@ -82,6 +82,10 @@ class ClassifyResponse(BaseModel):
         description="Which confidence the threshold applies to: calibrated when a calibrator is loaded, "
                     "raw when only a policy is; null without a policy.")
     results: list[TextResult]
+    request_id: str | None = Field(default=None, description="Names this request's texts for feedback "
+                                   "(POST /v1/feedback with it and a text's position).")
+    bundle_version: str | None = Field(default=None, description="Version of the calibrator and policy that "
+                                       "decided (null for an uncalibrated base model).")
 
 
 class ModelInfo(BaseModel):

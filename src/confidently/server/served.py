@@ -12,6 +12,7 @@ from confidently.calibration import Calibrator, load_calibrator
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError
 from confidently.files import sha256_file
+from confidently.monitoring.reference import REFERENCE_FILE, Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
 from confidently.tasks import Task, get_task
 from confidently.thresholds import DecisionPolicy
@@ -36,6 +37,7 @@ class Served:
     calibrator, policy : turn raw probabilities into calibrated ones and confidences into decisions.
     path : the adapter folder relative to the adapters folder.
     manifest_sha256 : hash of the adapter's ``manifest.json``.
+    reference : the calibration rows' distribution that drift is measured against, if shipped.
     """
 
     name: str | None
@@ -45,6 +47,7 @@ class Served:
     policy: DecisionPolicy | None = None
     path: str | None = None
     manifest_sha256: str | None = None
+    reference: Reference | None = None
 
     @classmethod
     def base(cls, backend: TransformersBackend, *, task: str, batch_size: int, calibrator: Path | None = None,
@@ -90,7 +93,13 @@ class Served:
             policy=DecisionPolicy.load(policy_path) if policy_path.exists() else None,
             path=relative,
             manifest_sha256=sha256_file(manifest_path),
+            reference=Reference.load(folder / REFERENCE_FILE) if (folder / REFERENCE_FILE).exists() else None,
         )
+
+    @property
+    def bundle_version(self) -> str | None:
+        """What decided this entry's texts: the first 12 hex digits of the adapter's manifest hash."""
+        return None if self.manifest_sha256 is None else self.manifest_sha256[:12]
 
     @property
     def decided_on(self) -> str | None:

@@ -58,15 +58,18 @@ class Service:
         self.batcher.stop(timeout)
 
     async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
+        return (await self.score(request))[1]
+
+    async def score(self, request: ClassifyRequest) -> tuple[Served, ClassifyResponse]:
+        """The response, and the entry that scored the texts (a reload may have replaced it while they waited)."""
         self.registry.get(request.adapter)  # unknown adapters fail before queueing
         future = self.batcher.submit(request.adapter, _Job(request.texts, request.top_tokens), len(request.texts))
-        # The entry that scored the texts, which a reload may have replaced while they waited.
         served, results = await asyncio.wrap_future(future)
         policy = served.policy
-        return ClassifyResponse(
+        return served, ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
             threshold=None if policy is None else policy.threshold, decided_on=served.decided_on,
-            results=results,
+            results=results, bundle_version=served.bundle_version,
         )
 
     async def run(self, fn: Callable[[], T]) -> T:

@@ -27,6 +27,11 @@ class Settings(BaseModel):
     batch_wait_ms : how long the first request of a batch waits for others to join it.
     device, dtype : passed to the transformers backend.
     shutdown_timeout_s : how long a shutdown waits for in-flight requests.
+    feedback_db : SQLite file or ``postgresql://`` URL of the review queue and labels; None keeps no queue.
+    audit_fraction : share of ``automate`` decisions also sent to review, to measure live accuracy.
+    reviewer_tokens : reviewer name -> bearer token for the review page and ``POST /v1/feedback``
+        (the admin token is accepted too, as reviewer ``admin``).
+    review_lease_s : how long a reviewer holds the item they were shown before others may get it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,3 +50,7 @@ class Settings(BaseModel):
     device: str | None = None
     dtype: str | None = None
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    feedback_db: str | None = None
+    audit_fraction: float = Field(default=0.05, ge=0, le=1)
+    reviewer_tokens: dict[str, str] = Field(default_factory=dict, repr=False)
+    review_lease_s: float = Field(default=600.0, gt=0)
