@@ -67,6 +67,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_tiny_model_dir(tmp_path_factory) -> Path:
+    """The same architecture and tokenizer with other random weights: another base model."""
+    return build_tiny_model(tmp_path_factory.mktemp("other-tiny-model"), seed=1)
+
+
+@pytest.fixture(scope="session")
 def tiny_backend(tiny_model_dir):
     from confidently.backends.transformers_backend import TransformersBackend
 

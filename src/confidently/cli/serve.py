@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +14,14 @@ from confidently.cli.app import app, console
 from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
 from confidently.errors import ArtifactError
 from confidently.files import read_json
+
+
+class CanaryAction(str, Enum):
+    """What ``serve`` does with an adapter whose golden prompts no longer score as recorded."""
+
+    refuse = "refuse"
+    mark = "mark"
+    off = "off"
 
 
 @app.command()
@@ -50,6 +59,10 @@ def serve(
                               "shared by several replicas; 'none' keeps no queue.")] = "confidently-feedback.db",
     audit_fraction: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of automated texts also sent to review, to measure live accuracy.")] = 0.05,
+    canary: Annotated[CanaryAction, typer.Option(
+        help="An adapter whose golden prompts (canary.json) no longer score as recorded is refused, marked "
+             "unhealthy (served, logged, reported at /v1/adapters/NAME/drift and /metrics), or not checked.")
+    ] = CanaryAction.refuse,
     reviewers: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False,
         help='JSON file {"name": "token", ...}: who may use the review page and POST /v1/feedback '
@@ -75,7 +88,8 @@ def serve(
                         admin_token=admin_token, max_texts=max_texts, max_text_chars=max_text_chars,
                         batch_size=batch_size, batch_wait_ms=batch_wait_ms, device=device, dtype=dtype,
                         feedback_db=None if feedback_db.lower() == "none" else feedback_db,
-                        audit_fraction=audit_fraction, reviewer_tokens=read_reviewers(reviewers) if reviewers else {})
+                        audit_fraction=audit_fraction, reviewer_tokens=read_reviewers(reviewers) if reviewers else {},
+                        canary=canary.value)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=int(settings.shutdown_timeout_s))
 

@@ -157,6 +157,13 @@ class FeedbackLoop:
                         ("adapter",))
         accuracy_alarm = Gauge("confidently_live_accuracy_alarm", "1 when the accuracy's lower bound is below the "
                                "policy's target.", ("adapter",))
+        canary_passed = Gauge("confidently_canary_passed", "1 when the adapter's golden prompts scored as recorded "
+                              "at load, 0 when not (served only with --canary mark).", ("adapter",))
+        canary_deviation = Gauge("confidently_canary_max_deviation", "Largest raw-probability change of the "
+                                 "golden prompts at load.", ("adapter",))
+        for name, check in service.registry.canaries.items():
+            canary_passed.set(float(check.passed), name)
+            canary_deviation.set(check.max_deviation, name)
         for served in entries:
             key = Metrics.BASE if served.name is None else served.name
             report = self.drift(served)
@@ -177,7 +184,7 @@ class FeedbackLoop:
             lines = [*self.raw_confidence.lines(), *self.other_mass.lines(), *self.labels.lines(),
                      *self.queued.lines()]
         lines += [*psi.lines(), *ks.lines(), *drift_alarm.lines(), *window.lines(), *accuracy.lines(),
-                  *audited.lines(), *accuracy_alarm.lines()]
+                  *audited.lines(), *accuracy_alarm.lines(), *canary_passed.lines(), *canary_deviation.lines()]
         if self.store is not None:
             lines += ["# HELP confidently_review_pending Queued texts without a label.",
                       "# TYPE confidently_review_pending gauge", f"confidently_review_pending {self.store.pending()}"]

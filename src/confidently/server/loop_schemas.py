@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from confidently.canary import CanaryCheck
 from confidently.monitoring import DriftReport, LiveAccuracy
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -68,3 +69,5 @@ class DriftResponse(BaseModel):
     bundle_version: str | None
     drift: DriftReport
     live_accuracy: LiveAccuracy | None = Field(description="Null when the server keeps no review queue.")
+    canary: CanaryCheck | None = Field(description="The golden prompts re-scored when the adapter was loaded; "
+                                       "null when it ships none or checks are off.")

@@ -11,9 +11,10 @@ import re
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from confidently.canary import CANARY_FILE, Canary, CanaryCheck
 from confidently.errors import ArtifactError, ConfidentlyError
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo
-from confidently.server.served import Served
+from confidently.server.served import AdapterConflictError, Served
 
 if TYPE_CHECKING:
     from confidently.backends.transformers_backend import TransformersBackend
@@ -44,12 +45,15 @@ class AdapterRegistry:
     """
 
     def __init__(self, backend: TransformersBackend, base: Served, *, adapters_dir: Path | None,
-                 batch_size: int):
+                 batch_size: int, canary: str = "refuse"):
         self.backend = backend
         self.base = base
         self.adapters_dir = None if adapters_dir is None else adapters_dir.resolve()
         self.batch_size = batch_size
+        self.canary = canary
         self._adapters: dict[str, Served] = {}
+        #: The last canary check of each adapter that ships one (kept for reporting when marked unhealthy).
+        self.canaries: dict[str, CanaryCheck] = {}
 
     def __len__(self) -> int:
         return len(self._adapters)
@@ -99,8 +103,27 @@ class AdapterRegistry:
         self.backend.unload_adapter(name)
         self._adapters = {k: v for k, v in self._adapters.items() if k != name}
         self.backend.load_adapter(folder, name, activate=False)
+        self._check_canary(served, folder)
         self._adapters = {**self._adapters, name: served}
         return served
+
+    def _check_canary(self, served: Served, folder: Path) -> None:
+        """Re-score the adapter's golden prompts; refuse it (or log it as unhealthy) when they moved."""
+        self.canaries.pop(served.name, None)
+        if self.canary == "off" or not (folder / CANARY_FILE).exists():
+            return
+        canary = Canary.load(folder / CANARY_FILE)
+        self.backend.set_adapter(served.name)
+        check = canary.check(served.classifier.score(list(canary.texts)).probs)
+        self.canaries[served.name] = check
+        if check.passed:
+            log.info("adapter %s: %s", served.name, check.describe())
+            return
+        if self.canary == "refuse":
+            self.backend.unload_adapter(served.name)
+            raise AdapterConflictError(f"adapter {served.name!r} refused: {check.describe()}; its calibrator "
+                                       "does not hold on this base model")
+        log.error("adapter %s is unhealthy: %s", served.name, check.describe())
 
     def unload(self, name: str) -> Served:
         served = self.get(name)

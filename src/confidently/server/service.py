@@ -47,7 +47,8 @@ class Service:
             backend = TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
         base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
                            calibrator=settings.calibrator, policy=settings.policy)
-        registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size)
+        registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size,
+                                   canary=settings.canary)
         registry.load_all()
         service = cls(registry, settings, metrics)
         service.batcher.start()

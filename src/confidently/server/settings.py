@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +33,8 @@ class Settings(BaseModel):
     reviewer_tokens : reviewer name -> bearer token for the review page and ``POST /v1/feedback``
         (the admin token is accepted too, as reviewer ``admin``).
     review_lease_s : how long a reviewer holds the item they were shown before others may get it.
+    canary : what to do when an adapter's golden prompts score differently from when its calibrator was
+        fitted: ``refuse`` it, ``mark`` it unhealthy (served, logged, reported), or ``off`` (not checked).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,3 +57,4 @@ class Settings(BaseModel):
     audit_fraction: float = Field(default=0.05, ge=0, le=1)
     reviewer_tokens: dict[str, str] = Field(default_factory=dict, repr=False)
     review_lease_s: float = Field(default=600.0, gt=0)
+    canary: Literal["refuse", "mark", "off"] = "refuse"

@@ -26,4 +26,4 @@ async def drift(name: Name, service: ServiceDep, loop: LoopDep) -> DriftResponse
     served = service.registry.get(name)
     accuracy = await asyncio.to_thread(loop.live_accuracy, served)
     return DriftResponse(adapter=name, bundle_version=served.bundle_version, drift=loop.drift(served),
-                         live_accuracy=accuracy)
+                         live_accuracy=accuracy, canary=service.registry.canaries.get(name))

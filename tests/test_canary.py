@@ -1,0 +1,48 @@
+"""Canaries: the stored sample of calibration rows and its check (pure); the tiny-model adapter tests are in
+``tests/server/test_canary_adapters.py``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from confidently.canary import CANARY_FILE, Canary
+from confidently.errors import ArtifactError, DataError
+from confidently.tasks import SENTIMENT
+
+
+def test_select_is_stratified_and_roundtrips(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 90 + [1] * 10)
+    probs = rng.dirichlet([1, 1], size=100)
+    canary = Canary.select([f"t{i}" for i in range(100)], y, probs, task=SENTIMENT, size=12, seed=3,
+                           scored_with={"model": "m"})
+    assert canary.true_labels.count("positive") == 6 and canary.true_labels.count("negative") == 6
+    index = [int(t[1:]) for t in canary.texts]
+    assert np.array_equal(canary.probs, probs[index])
+    canary.save(tmp_path / CANARY_FILE)
+    loaded = Canary.load(tmp_path / CANARY_FILE)
+    assert loaded.texts == canary.texts and np.array_equal(loaded.probs, canary.probs)
+    assert loaded.task == SENTIMENT and loaded.scored_with == {"model": "m"}
+
+
+def test_check_measures_the_largest_change():
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.5, 0.5]])
+    canary = Canary(SENTIMENT, None, ("a", "b", "c"), ("negative", "positive", "negative"), probs, tolerance=0.05)
+    same = canary.check(probs + np.array([[0.001, -0.001]] * 3))
+    assert same.passed and same.max_deviation == pytest.approx(0.001) and same.label_agreement == 1.0
+    moved = canary.check(np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]]))
+    assert not moved.passed and moved.max_deviation == pytest.approx(0.3) and moved.worst_text == "b"
+    assert moved.mean_deviation == pytest.approx(0.1) and moved.label_agreement == pytest.approx(2 / 3)
+    assert "canary FAILED: max deviation 0.3 (tolerance 0.05)" in moved.describe()
+    with pytest.raises(DataError, match="re-scored 2 canary texts, the canary has 3"):
+        canary.check(probs[:2])
+
+
+def test_a_malformed_canary_file_is_one_clear_error(tmp_path):
+    path = tmp_path / CANARY_FILE
+    path.write_text(json.dumps({"format": "confidently.canary", "format_version": 1, "rows": []}))
+    with pytest.raises(ArtifactError, match=f"{CANARY_FILE}: malformed canary"):
+        Canary.load(path)
