@@ -16,6 +16,7 @@ from confidently.server.metrics import Metrics
 from confidently.server.middleware import RequestMetrics
 from confidently.server.routers import adapters, classify, drift, health, review
 from confidently.server.service import Service
+from confidently.server.versions import poll_versions
 from confidently.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,9 +39,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Loading takes seconds to minutes: off the event loop, so the process stays responsive to signals.
     app.state.service = await asyncio.to_thread(Service.start, settings, app.state.metrics, app.state.backend)
     await asyncio.to_thread(app.state.loop.open)
+    poller = asyncio.create_task(poll_versions(app.state.service, settings.version_poll_s))
     try:
         yield
     finally:
+        poller.cancel()
         await asyncio.to_thread(app.state.service.stop, settings.shutdown_timeout_s)
         app.state.loop.close()
 

@@ -125,6 +125,18 @@ class AdapterRegistry:
                                        "does not hold on this base model")
         log.error("adapter %s is unhealthy: %s", served.name, check.describe())
 
+    def refresh_versions(self) -> None:
+        """Apply any newer recalibrated version (``versions/vN`` in an adapter's folder) without reloading weights."""
+        for name, served in sorted(self._adapters.items()):
+            try:
+                newer = served.with_latest_version(self.adapters_dir / served.path)
+            except ConfidentlyError as error:
+                log.error("adapter %s: newer calibration version not applied: %s", name, error)
+                continue
+            if newer is not served and self._adapters.get(name) is served:
+                self._adapters = {**self._adapters, name: newer}
+                log.info("adapter %s: now deciding with calibration version %s", name, newer.bundle_version)
+
     def unload(self, name: str) -> Served:
         served = self.get(name)
         self._adapters = {k: v for k, v in self._adapters.items() if k != name}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ from confidently.classifier import Classifier
 from confidently.errors import ArtifactError
 from confidently.files import sha256_file
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
+from confidently.recalibration import latest_version, version_label
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
 from confidently.tasks import Task, get_task
 from confidently.thresholds import DecisionPolicy
@@ -38,6 +39,8 @@ class Served:
     path : the adapter folder relative to the adapters folder.
     manifest_sha256 : hash of the adapter's ``manifest.json``.
     reference : the calibration rows' distribution that drift is measured against, if shipped.
+    version : which version of the calibrator and policy is applied (1: the folder's own; higher:
+        written by ``confidently recalibrate`` into ``versions/vN``).
     """
 
     name: str | None
@@ -48,6 +51,7 @@ class Served:
     path: str | None = None
     manifest_sha256: str | None = None
     reference: Reference | None = None
+    version: int = 1
 
     @classmethod
     def base(cls, backend: TransformersBackend, *, task: str, batch_size: int, calibrator: Path | None = None,
@@ -85,7 +89,7 @@ class Served:
             raise ArtifactError(f"{manifest_path}: has no task (expected Task.to_dict())")
         task = Task.from_dict(manifest["task"])
         calibrator_path, policy_path = folder / CALIBRATOR_FILE, folder / POLICY_FILE
-        return cls(
+        served = cls(
             name,
             Classifier(backend=backend, task=task, batch_size=batch_size),
             str(manifest.get("base_model", backend.model_name)),
@@ -95,11 +99,24 @@ class Served:
             manifest_sha256=sha256_file(manifest_path),
             reference=Reference.load(folder / REFERENCE_FILE) if (folder / REFERENCE_FILE).exists() else None,
         )
+        return served.with_latest_version(folder)
+
+    def with_latest_version(self, folder: Path) -> Served:
+        """This entry with the newest recalibrated version in ``folder/versions`` applied (itself if none is newer)."""
+        latest = latest_version(folder)
+        if latest is None or latest.number == self.version:
+            return self
+        labels = self.classifier.labels
+        if latest.calibrator is not None and latest.calibrator.n_classes_ != len(labels):
+            raise ArtifactError(f"{latest.folder}: calibrator fitted on {latest.calibrator.n_classes_} classes, the "
+                                f"task has {len(labels)}")
+        return replace(self, calibrator=latest.calibrator, policy=latest.policy,
+                       reference=latest.reference or self.reference, version=latest.number)
 
     @property
     def bundle_version(self) -> str | None:
-        """What decided this entry's texts: the first 12 hex digits of the adapter's manifest hash."""
-        return None if self.manifest_sha256 is None else self.manifest_sha256[:12]
+        """What decided this entry's texts: the adapter's manifest hash (12 hex digits) and the version number."""
+        return version_label(self.manifest_sha256, self.version)
 
     @property
     def decided_on(self) -> str | None:

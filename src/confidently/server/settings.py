@@ -35,6 +35,7 @@ class Settings(BaseModel):
     review_lease_s : how long a reviewer holds the item they were shown before others may get it.
     canary : what to do when an adapter's golden prompts score differently from when its calibrator was
         fitted: ``refuse`` it, ``mark`` it unhealthy (served, logged, reported), or ``off`` (not checked).
+    version_poll_s : how often adapter folders are checked for a recalibrated version (``versions/vN``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,3 +59,4 @@ class Settings(BaseModel):
     reviewer_tokens: dict[str, str] = Field(default_factory=dict, repr=False)
     review_lease_s: float = Field(default=600.0, gt=0)
     canary: Literal["refuse", "mark", "off"] = "refuse"
+    version_poll_s: float = Field(default=5.0, gt=0)

@@ -1,0 +1,52 @@
+"""``confidently recalibrate DIR --feedback DB``: refit calibrator and policy with reviewers' labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from confidently.cli.app import app, console
+from confidently.cli.options import JsonOpt
+from confidently.errors import ArtifactError
+
+
+@app.command()
+def recalibrate(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                           help="Adapter or bundle folder (with calibration_rows.json).")],
+    feedback: Annotated[str, typer.Option("--feedback", help="The server's feedback store: SQLite file or "
+                                          "postgresql:// URL (serve --feedback-db).")],
+    adapter: Annotated[Optional[str], typer.Option(
+        help="The name the folder is served under (default: the folder's name).")] = None,
+    base: Annotated[bool, typer.Option("--base", help="The folder calibrates the base model (served without "
+                                                      "an adapter).")] = False,
+    holdout: Annotated[float, typer.Option(min=0.05, max=0.9, help="Share of the reviewed labels held out to "
+                                           "compare old and new.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the hold-out split and the bootstrap.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Refit calibrator and policy on the calibration rows plus the labels reviewers gave, and keep the new
+    ones only if they are better on held-out labels.
+
+    A better calibrator is written as a new version (FOLDER/versions/vN; nothing is overwritten), which a
+    running `confidently serve` picks up within seconds. Either way a short report says what was compared.
+
+    Example: confidently recalibrate adapters/support --feedback confidently-feedback.db
+    """
+    from confidently.feedback import open_store
+    from confidently.recalibration import recalibrate as run
+
+    if "://" not in feedback and not Path(feedback).is_file():
+        raise ArtifactError(f"{feedback}: no such feedback store (the file `serve --feedback-db` writes)")
+    name = None if base else (adapter or folder.name)
+    with open_store(feedback) as store:
+        result = run(folder, store, adapter=name, holdout=holdout, seed=seed)
+    if as_json:
+        console.print_json(json.dumps({"adopted": result.adopted, "version": result.version,
+                                       "folder": None if result.folder is None else str(result.folder),
+                                       **result.report}))
+    else:
+        console.print(result.describe(), highlight=False)
