@@ -46,3 +46,27 @@ def test_a_malformed_canary_file_is_one_clear_error(tmp_path):
     path.write_text(json.dumps({"format": "confidently.canary", "format_version": 1, "rows": []}))
     with pytest.raises(ArtifactError, match=f"{CANARY_FILE}: malformed canary"):
         Canary.load(path)
+
+
+def test_production_payloads_are_what_the_loop_reads(tmp_path):
+    from confidently.calibration import TemperatureCalibrator
+    from confidently.monitoring import Reference
+    from confidently.payloads import production_payloads
+    from confidently.recalibration import CalibrationRows
+    from confidently.thresholds import DecisionPolicy
+
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1, 1], size=200)
+    y = (rng.random(200) < probs[:, 1]).astype(int)
+    calibrator = TemperatureCalibrator().fit(probs, y)
+    policy = DecisionPolicy(threshold=0.7, target_accuracy=0.9, certified=True, method="test")
+    payloads = production_payloads([f"t{i}" for i in range(200)], y, probs, rng.beta(1, 30, 200), task=SENTIMENT,
+                                   chat=None, calibrator=calibrator, policy=policy, scored_with={"model": "m"},
+                                   source="calibration split")
+    assert sorted(payloads) == ["calibration_rows.json", "canary.json", "reference.json"]
+    for name, payload in payloads.items():
+        (tmp_path / name).write_text(json.dumps(payload))
+    assert len(Canary.load(tmp_path / "canary.json").texts) == 32
+    assert Reference.load(tmp_path / "reference.json").decision_rates["automate"] > 0
+    rows = CalibrationRows.load(tmp_path / "calibration_rows.json")
+    assert np.array_equal(rows.probs, probs) and np.array_equal(rows.y, y)
