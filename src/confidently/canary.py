@@ -32,8 +32,9 @@ CANARY_FORMAT = "confidently.canary"
 CANARY_FORMAT_VERSION = 1
 #: Texts in a canary: enough to catch a changed model, few enough to score at every start-up.
 DEFAULT_SIZE = 32
-#: Largest raw-probability change accepted: float32 vs bfloat16 moves P(label) by ~1e-3, a changed
-#: or missing adapter by far more.
+#: Largest raw-probability change accepted. Measured on gemma-3-270m (16 texts, CPU): its float32
+#: canary re-scored in float32 moves by 1e-6; in bfloat16 by up to 0.020 (mean 0.008), right at this
+#: limit, so calibrate in the precision you serve. A no-op or misplaced adapter moves far more.
 DEFAULT_TOLERANCE = 0.02
 
 
