@@ -10,6 +10,8 @@ from confidently.canary import CanaryCheck
 from confidently.monitoring import DriftReport, LiveAccuracy
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+#: Largest text index a request can have (well above any server's --max-texts).
+MAX_POSITION = 100_000
 
 
 class ReviewItem(BaseModel):
@@ -49,7 +51,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     request_id: str = Field(pattern=REQUEST_ID_PATTERN, description="The request_id of a classify response.")
-    position: int = Field(ge=0, le=100_000)
+    position: int = Field(ge=0, le=MAX_POSITION)
     label: str = Field(min_length=1, max_length=200)
 
 

@@ -12,19 +12,29 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from confidently.errors import DataError
 from confidently.feedback import FeedbackStore, LabelConflictError, QueueItem, StoreError, UnknownItemError
 from confidently.server.deps import LoopDep, ReviewerDep, ServiceDep, SettingsDep
 from confidently.server.handlers import ERRORS
-from confidently.server.loop_schemas import (REQUEST_ID_PATTERN, FeedbackOut, FeedbackRequest, LabelRequest,
-                                             ReviewItem, ReviewNext)
+from confidently.server.loop_schemas import (MAX_POSITION, REQUEST_ID_PATTERN, FeedbackOut, FeedbackRequest,
+                                             LabelRequest, ReviewItem, ReviewNext)
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ErrorResponse
 
 router = APIRouter(tags=["review"])
 T = TypeVar("T")
 ItemId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="The request_id of a classify response.")]
-Position = Annotated[int, Path(ge=0, description="The text's index in its request.")]
+Position = Annotated[int, Path(ge=0, le=MAX_POSITION, description="The text's index in its request.")]
+
+
+class ReviewQuery(BaseModel):
+    """``GET /v1/review/next``'s query; unknown parameters are refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adapter: str = Field(default="", pattern=f"^({ADAPTER_NAME_PATTERN[1:-1]})?$",
+                         description="Only this adapter's texts (empty: every adapter's and the base model's).")
 
 REVIEW_ERRORS = {
     **ERRORS,
@@ -45,14 +55,12 @@ async def review_page() -> HTMLResponse:
 
 @router.get("/v1/review/next", response_model=ReviewNext, responses=REVIEW_ERRORS)
 async def next_item(reviewer: ReviewerDep, loop: LoopDep, settings: SettingsDep,
-                    adapter: Annotated[str | None, Query(pattern=ADAPTER_NAME_PATTERN,
-                                                         description="Only this adapter's texts.")] = None
-                    ) -> ReviewNext:
+                    query: Annotated[ReviewQuery, Query()]) -> ReviewNext:
     """Claim the next unlabelled text for this reviewer (the same one again until labelled or released)."""
-    store = _store(loop)
-    item = await _call(lambda: store.claim(reviewer, adapter=adapter, any_adapter=adapter is None,
+    store, adapter = _store(loop), query.adapter
+    item = await _call(lambda: store.claim(reviewer, adapter=adapter or None, any_adapter=not adapter,
                                            lease_s=settings.review_lease_s))
-    pending = await _call(lambda: store.pending(adapter, any_adapter=adapter is None))
+    pending = await _call(lambda: store.pending(adapter or None, any_adapter=not adapter))
     return ReviewNext(item=None if item is None else _item(item), pending=pending)
 
 
