@@ -27,7 +27,8 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = ()) -> Path:
+def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = (),
+                     hidden_size: int = 32, intermediate_size: int = 64) -> Path:
     """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -48,7 +49,8 @@ def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_ex
     if chat:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+                         num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=False)
@@ -61,15 +63,67 @@ def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_ex
     return folder
 
 
+def build_tiny_gguf(model_dir: Path, path: Path) -> Path:
+    """The tiny model written as a GGUF file (float32 tensors, its BPE tokenizer and chat template),
+    so the GGUF paths (de-quantizing, the verified cache) run in seconds."""
+    import json
+
+    import gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(getattr(config, "rope_theta", 10000.0))
+    tokens = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+    special = set(tokenizer.all_special_tokens)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens])
+    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in merges])
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_chat_template(tokenizer.chat_template)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, config.num_hidden_layers)
+    for name, tensor in model.state_dict().items():
+        writer.add_tensor(names.get_name(name, try_suffixes=(".weight", ".bias")), tensor.float().numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="session")
+def wide_tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny model with wider layers: wide enough that plain bfloat16 scores depend on the batch."""
+    return build_tiny_model(tmp_path_factory.mktemp("wide-tiny-model"), hidden_size=64, intermediate_size=512)
+
+
+@pytest.fixture(scope="session")
 def other_tiny_model_dir(tmp_path_factory) -> Path:
-    """The same architecture and tokenizer with other random weights: another base model."""
+    """The tiny model with other random weights (another weights fingerprint)."""
     return build_tiny_model(tmp_path_factory.mktemp("other-tiny-model"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir, tmp_path_factory) -> Path:
+    return build_tiny_gguf(tiny_model_dir, tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf")
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from confidently.backends.transformers_backend import TransformersBackend
+from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, ModelIdentity, write_bundle
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError
+from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring"]
 
@@ -49,8 +52,21 @@ def test_adapters_switch_on_one_base_model(backend, tiny_model_dir, tmp_path):
 
 def test_adapter_for_other_base_weights_is_refused(backend, tiny_model_dir, tmp_path):
     folder = make_adapter(tiny_model_dir, tmp_path / "foreign", 3)
-    (folder / "manifest.json").write_text(json.dumps({"base_weights_id": "0" * 64}))
-    with pytest.raises(ArtifactError, match="other base weights"):
+    kept = lambda path: None  # noqa: E731  (PEFT has already written it)
+    write_bundle(folder, model=ModelIdentity("other", "transformers", "0" * 64), task=SENTIMENT, chat=None,
+                 calibrator=None, policy=DecisionPolicy(None, None, False, "test"),
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 0},
+                 extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept})
+    with pytest.raises(BundleMismatchError, match="was fitted on other \\(weights 000000000000…"):
+        backend.load_adapter(folder)
+
+
+def test_a_manifest_without_its_file_hashes_is_refused(backend, tiny_model_dir, tmp_path):
+    folder = make_adapter(tiny_model_dir, tmp_path / "unlisted", 3)
+    (folder / "manifest.json").write_text(json.dumps({"format": "confidently.bundle", "version": 1,
+                                                      "model": {"name": "tiny", "backend": "transformers",
+                                                                "weights_id": backend.weights_id}}))
+    with pytest.raises(ArtifactError, match="has no 'files' list"):
         backend.load_adapter(folder)
 
 

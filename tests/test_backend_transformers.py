@@ -8,6 +8,7 @@ from confidently.classifier import Classifier
 from confidently.errors import DataError, TaskError, UnknownModelError
 from confidently.models import resolve_model
 from confidently.tasks import SENTIMENT, Label, Task
+from sequence_chain import NO_OPINION, expected_opinion_masses
 
 TEXTS = ["the movie was great", "I hate it", "a wonderful film and I love it", "awful",
          "boring film, terrible and bad, I hate it so much", "yes", "maybe it was fine"]
@@ -115,3 +116,15 @@ def test_next_token_table_sums_to_at_most_one(tiny_backend):
     assert [t.rank for t in table] == list(range(1, 13))
     assert sum(t.prob for t in table) <= 1 + 1e-6
     assert all(a.logprob >= b.logprob for a, b in zip(table, table[1:]))
+
+
+def test_multi_token_labels_that_extend_another_label_get_their_exact_mass(tiny_backend):
+    clf = Classifier(backend=tiny_backend, task=NO_OPINION, batch_size=2)
+    # In the tiny vocabulary " no" is one token and both longer answers start with it.
+    assert any(seq[0] in set(clf.verbalizer.labels[0].token_ids.tolist()) for seq in clf.verbalizer.sequences)
+    texts = ["the movie was great", "I hate it", "maybe it was fine"]
+    scores = clf.score(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(scores.mass[i], expected_opinion_masses(tiny_backend, clf.prompt(text)),
+                                   rtol=1e-4, atol=1e-9)
+    assert np.all(scores.mass[:, 1:] > 0) and np.all(scores.mass.sum(axis=1) <= 1 + 1e-9)

@@ -8,12 +8,17 @@ import json
 import numpy as np
 import pytest
 
+from confidently.bundle import ModelIdentity, read_bundle, write_bundle
 from confidently.canary import CANARY_FILE, Canary
 from confidently.errors import ArtifactError, DataError
 from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
+
+MODEL = ModelIdentity("tiny", "transformers", "a" * 64, "float32")
+POLICY = DecisionPolicy(threshold=None, target_accuracy=None, certified=False, method="test")
 
 
-def test_select_is_stratified_and_roundtrips(tmp_path):
+def test_select_is_stratified_and_roundtrips():
     rng = np.random.default_rng(0)
     y = np.array([0] * 90 + [1] * 10)
     probs = rng.dirichlet([1, 1], size=100)
@@ -22,8 +27,7 @@ def test_select_is_stratified_and_roundtrips(tmp_path):
     assert canary.true_labels.count("positive") == 6 and canary.true_labels.count("negative") == 6
     index = [int(t[1:]) for t in canary.texts]
     assert np.array_equal(canary.probs, probs[index])
-    canary.save(tmp_path / CANARY_FILE)
-    loaded = Canary.load(tmp_path / CANARY_FILE)
+    loaded = Canary.from_dict(json.loads(json.dumps(canary.to_dict())))
     assert loaded.texts == canary.texts and np.array_equal(loaded.probs, canary.probs)
     assert loaded.task == SENTIMENT and loaded.scored_with == {"model": "m"}
 
@@ -41,11 +45,24 @@ def test_check_measures_the_largest_change():
         canary.check(probs[:2])
 
 
-def test_a_malformed_canary_file_is_one_clear_error(tmp_path):
-    path = tmp_path / CANARY_FILE
-    path.write_text(json.dumps({"format": "confidently.canary", "format_version": 1, "rows": []}))
+def test_a_malformed_canary_in_a_bundle_is_one_clear_error(tmp_path):
+    malformed = {"format": "confidently.canary", "format_version": 1, "rows": []}
+    bundle = write_bundle(tmp_path, model=MODEL, task=SENTIMENT, chat=None, calibrator=None, policy=POLICY,
+                          fitted_on={"rows_sha256": "0" * 64, "n_rows": 0}, extra_json={CANARY_FILE: malformed})
     with pytest.raises(ArtifactError, match=f"{CANARY_FILE}: malformed canary"):
-        Canary.load(path)
+        Canary.from_bundle(bundle)
+
+
+def test_extras_are_hash_checked_like_the_rest(tmp_path):
+    """A canary edited after the bundle was written is refused by the bundle's one reader."""
+    canary = Canary(SENTIMENT, None, ("a",), ("negative",), np.array([[0.9, 0.1]]))
+    write_bundle(tmp_path, model=MODEL, task=SENTIMENT, chat=None, calibrator=None, policy=POLICY,
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 1}, extra_json={CANARY_FILE: canary.to_dict()})
+    assert Canary.from_bundle(read_bundle(tmp_path)).texts == ("a",)
+    path = tmp_path / CANARY_FILE
+    path.write_text(path.read_text().replace("0.9", "0.8"))
+    with pytest.raises(ArtifactError, match=f"{CANARY_FILE} changed since the bundle was written"):
+        read_bundle(tmp_path)
 
 
 def test_production_payloads_are_what_the_loop_reads(tmp_path):
@@ -64,9 +81,10 @@ def test_production_payloads_are_what_the_loop_reads(tmp_path):
                                    chat=None, calibrator=calibrator, policy=policy, scored_with={"model": "m"},
                                    source="calibration split")
     assert sorted(payloads) == ["calibration_rows.json", "canary.json", "reference.json"]
-    for name, payload in payloads.items():
-        (tmp_path / name).write_text(json.dumps(payload))
-    assert len(Canary.load(tmp_path / "canary.json").texts) == 32
-    assert Reference.load(tmp_path / "reference.json").decision_rates["automate"] > 0
-    rows = CalibrationRows.load(tmp_path / "calibration_rows.json")
+    bundle = write_bundle(tmp_path, model=MODEL, task=SENTIMENT, chat=None, calibrator=calibrator, policy=policy,
+                          fitted_on={"rows_sha256": "0" * 64, "n_rows": 200}, extra_json=payloads)
+    assert set(payloads) <= set(bundle.files)  # hashed in the manifest
+    assert len(Canary.from_bundle(bundle).texts) == 32
+    assert Reference.from_bundle(bundle).decision_rates["automate"] > 0
+    rows = CalibrationRows.from_bundle(bundle)
     assert np.array_equal(rows.probs, probs) and np.array_equal(rows.y, y)

@@ -162,11 +162,15 @@ def test_summarize_is_json_and_fast_enough():
     assert set(summary["metrics"]) == {
         "accuracy", "ece", "ece_equal_mass", "debiased_ce", "mce", "brier", "brier_positive", "nll", "auroc", "aurc",
     }
-    assert summary["metrics"]["ece"]["value"] == pytest.approx(summary["reliability"]["ece"])
+    # The reliability table is the plug-in binning, so it matches ECE's sample value (the reported
+    # value is bias-corrected; test_every_interval_contains_its_estimate covers that).
+    assert summary["metrics"]["ece"]["sample_value"] == pytest.approx(summary["reliability"]["ece"])
     assert "20 equal-width" in summary["metrics"]["ece"]["definition"]
     assert "15 equal-mass" in summary["metrics"]["ece_equal_mass"]["definition"]
     multiclass = m.summarize(rng.dirichlet([1, 1, 1], 50), rng.integers(0, 3, 50), n_resamples=20)
     assert "brier_positive" not in multiclass["metrics"]
+    assert "classwise_ece" in multiclass["metrics"] and len(multiclass["reliability_by_class"]) == 3
+    json.dumps(multiclass, allow_nan=False)
 
 
 def test_metrics_refuse_malformed_input():
@@ -207,3 +211,86 @@ def test_a_perfectly_calibrated_large_sample_has_ece_near_zero(seed, k):
     y = (rng.random(20000)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)  # y ~ probs
     assert value(m.expected_calibration_error, probs, y) < 0.03
     assert value(m.debiased_calibration_error, probs, y) < 0.03
+
+
+def test_classwise_ece_by_hand_and_as_the_mean_of_the_class_tables():
+    # 3 classes, 2 equal-width bins: p < 0.5 in bin 0, p >= 0.5 in bin 1.
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.8, 0.1, 0.1]])
+    y = np.array([0, 0, 2, 1])
+    # class 0: bin 1 holds rows 0, 3 (p 0.6, 0.8; labels 0, 1): |1.4 - 1|; bin 0 rows 1, 2 (0.2, 0.3; 0, 0): 0.5
+    # class 1: bin 1 row 1 (0.7, not 1): 0.7; bin 0 rows 0, 2, 3 (0.3, 0.3, 0.1; one is 1): |0.7 - 1| = 0.3
+    # class 2: bin 0 every row (0.1, 0.1, 0.4, 0.1; one is 2): |0.7 - 1| = 0.3
+    expected = ((0.4 + 0.5) + (0.7 + 0.3) + 0.3) / 4 / 3
+    assert value(m.classwise_calibration_error, probs, y, n_bins=2) == pytest.approx(expected)
+    tables = m.classwise_reliability(probs, y, n_bins=2)
+    assert [t.n for t in tables] == [4, 4, 4]
+    np.testing.assert_allclose(tables[1].accuracy, [1 / 3, 0.0])
+    assert np.mean([t.ece for t in tables]) == pytest.approx(expected)
+    assert "Kull et al. 2019" in m.classwise_calibration_error(probs, y, n_resamples=0).definition
+
+
+def test_classwise_ece_sees_a_miscalibrated_class_that_top_label_ece_misses():
+    # Class 2 never wins, but always gets 0.3 while it is the label only 5% of the time. The top
+    # label (0.6 on the true class... or not) is calibrated: confidence 0.6, accuracy 60%.
+    n = 2000
+    rng = np.random.default_rng(0)
+    first = rng.random(n) < 0.5
+    probs = np.where(first[:, None], [0.6, 0.1, 0.3], [0.1, 0.6, 0.3])
+    top = np.where(first, 0, 1)
+    draw = rng.random(n)
+    y = np.where(draw < 0.6, top, np.where(draw < 0.95, 1 - top, 2))
+    top_label = value(m.expected_calibration_error, probs, y)
+    classwise = value(m.classwise_calibration_error, probs, y)
+    assert top_label < 0.02 and classwise > 0.1
+
+
+def test_bias_corrected_metrics_report_the_sample_value_and_move_down_from_it():
+    rng = np.random.default_rng(16)
+    probs = rng.dirichlet([1, 1], 300)
+    y = (rng.random(300) < probs[:, 1]).astype(int)  # calibrated: the true ECE is near 0
+    result = m.expected_calibration_error(probs, y, n_resamples=500, seed=1)
+    assert result.interval == "bias_corrected"
+    assert result.sample_value == pytest.approx(value(m.expected_calibration_error, probs, y))
+    # The resamples sit above the sample value, so a plain percentile interval would exclude it ...
+    index = np.random.default_rng(1).integers(0, 300, (500, 300))
+    resampled = m.metric_function("ece")(probs[index], y[index])
+    assert np.quantile(resampled, 0.025) > result.sample_value
+    # ... while the corrected estimate sits below the sample value, inside its own interval.
+    assert result.ci_low <= result.value <= result.ci_high and result.value < result.sample_value
+    accuracy = m.accuracy(probs, y, n_resamples=500, seed=1)
+    assert accuracy.interval == "percentile" and accuracy.value == accuracy.sample_value
+
+
+def _assert_contains(result, where: str) -> None:
+    value, low, high = result
+    # Undefined values, and intervals undefined on every resample (AUROC when every resampled row
+    # is correct), are reported without an interval.
+    if value is None or np.isnan(value) or low is None or np.isnan(low):
+        return
+    assert low - 1e-12 <= value <= high + 1e-12, f"{where}: {value} outside [{low}, {high}]"
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 120), k=st.integers(2, 4),
+       concentration=st.sampled_from([0.2, 1.0, 5.0]), labels=st.sampled_from(["calibrated", "random", "all_right"]),
+       n_resamples=st.sampled_from([1, 7, 100]))
+def test_every_interval_contains_its_estimate(seed, n, k, concentration, labels, n_resamples):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, concentration), n)
+    if labels == "calibrated":
+        y = np.minimum((rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1), k - 1)
+    elif labels == "random":
+        y = rng.integers(0, k, n)
+    else:
+        y = probs.argmax(axis=1)
+    summary = m.summarize(probs, y, n_bins=int(rng.integers(1, 25)), mass_bins=int(rng.integers(1, 20)),
+                          n_resamples=n_resamples, seed=seed % 1000)
+    for key, metric in summary["metrics"].items():
+        _assert_contains((metric["value"], metric["ci_low"], metric["ci_high"]), key)
+    other = np.roll(probs, 1, axis=1)
+    for name in ("ece", "accuracy", "debiased_ce"):
+        fn = m.metric_function(name)
+        single = m.bootstrap_ci(fn, probs, y, n_resamples=n_resamples, seed=1)
+        _assert_contains((single.estimate, single.low, single.high), f"bootstrap_ci {name}")
+        paired = m.paired_bootstrap_diff(fn, (probs, y), (other, y), n_resamples=n_resamples, seed=1)
+        _assert_contains((paired.diff, paired.ci_low, paired.ci_high), f"paired {name}")

@@ -33,3 +33,15 @@ def test_disabled_progress_prints_nothing():
     with progress_bar(3, "x", enabled=False, console=Console(file=quiet)) as advance:
         advance(3)
     assert quiet.getvalue() == ""
+
+
+def test_log_lines_carry_the_time_left_and_the_last_is_not_repeated():
+    from confidently.progress import _log_lines
+
+    log = io.StringIO()
+    with _log_lines(4, "scoring", "ex/s", Console(file=log), every_s=0.0) as advance:
+        for _ in range(4):
+            advance(1)
+    lines = log.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"scoring: {i}/4 (" + f"{i / 4:.0%})" for i in range(1, 5)]
+    assert all(" left" in line for line in lines[:-1]) and " left" not in lines[-1]

@@ -62,3 +62,15 @@ def test_classify_explains_the_prediction(default_classifier):
     assert sum(result.mass.values()) + result.other_mass == pytest.approx(1.0, abs=1e-4)
     assert result.variants["positive"][0].prob <= result.mass["positive"] + 1e-9
     assert len(result.top_tokens) == 10
+
+
+def test_multi_token_labels_that_extend_another_label_on_the_real_model(default_classifier):
+    from sequence_chain import NO_OPINION, expected_opinion_masses
+
+    clf = Classifier(backend=default_classifier.backend, task=NO_OPINION)
+    texts = ["Pineapple belongs on pizza.", "The meeting should move to Friday."]
+    scores = clf.score(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(scores.mass[i], expected_opinion_masses(clf.backend, clf.prompt(text)),
+                                   rtol=2e-3, atol=1e-7)
+    assert np.all(scores.mass[:, 1] > 0)  # "no opinion" starts with the token " no" and still gets its mass

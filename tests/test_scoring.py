@@ -19,6 +19,14 @@ def clf(tiny_backend):
     return Classifier(backend=tiny_backend, batch_size=4)
 
 
+def test_reused_rows_are_announced(clf, tmp_path, capsys):
+    store = tmp_path / "store"
+    score_with_store(clf, TEXTS[:3], ScoreStore(store, clf.fingerprint(), clf.labels), progress=False)
+    score_with_store(clf, TEXTS[:5], ScoreStore(store, clf.fingerprint(), clf.labels), progress=True)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"reusing 3 rows already scored in {store}" in said and "2 left to score" in said
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -69,9 +77,10 @@ def test_killed_run_resumes_without_rescoring(clf, tmp_path):
     assert not (tmp_path / "scores.parquet.partial").exists()
     written = pd.read_parquet(out)
     assert list(written["text"]) == TEXTS
-    assert {"p_negative", "p_positive", "mass_positive", "other_mass", "prediction", "confidence",
+    assert {"raw_p_negative", "raw_p_positive", "mass_positive", "other_mass", "raw_prediction", "raw_confidence",
             "truncated", "label"} <= set(written.columns)
-    np.testing.assert_allclose(written["p_positive"], Classifier(backend=clf.backend).score(TEXTS).probs[:, 1],
+    assert not any(column.startswith("calibrated") or column == "decision" for column in written.columns)
+    np.testing.assert_allclose(written["raw_p_positive"], Classifier(backend=clf.backend).score(TEXTS).probs[:, 1],
                                atol=1e-5)
     assert len(frame) == len(TEXTS)
 

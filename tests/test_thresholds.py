@@ -8,14 +8,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import beta
+from scipy.stats import beta, binom
 
 from confidently.errors import ArtifactError, DataError
 from confidently.thresholds import (
     DecisionPolicy,
     analyse_thresholds,
+    binomial_p_value,
     certify_threshold,
     clopper_pearson_lower,
+    min_automated_for,
     threshold_grid,
     threshold_table,
 )
@@ -76,27 +78,113 @@ def test_cost_optimum_matches_brute_force():
     assert analysis.optimal.threshold == threshold_grid()[int(np.argmin(brute))]
 
 
-def test_certified_threshold_is_the_lowest_whose_bound_meets_the_target():
+def test_p_value_is_the_binomial_tail_and_agrees_with_the_clopper_pearson_bound():
+    assert binomial_p_value(2, 100, 0.95) == pytest.approx(binom.cdf(2, 100, 0.05))
+    assert math.isnan(binomial_p_value(0, 0, 0.95))
+    errors = np.arange(0, 40)
+    p = binomial_p_value(errors, 300, 0.9)
+    lower = clopper_pearson_lower(300 - errors, 300, 0.95)
+    np.testing.assert_array_equal(p <= 0.05, lower >= 0.9)  # the same decision, two ways of writing it
+
+
+def test_min_automated_is_the_smallest_count_that_can_afford_one_error():
+    m = min_automated_for(0.95, 0.95)
+    assert binom.cdf(1, m, 0.05) <= 0.05 < binom.cdf(1, m - 1, 0.05)
+    assert m == 93
+    assert min_automated_for(0.9, 0.95) < m < min_automated_for(0.95, 0.99)
+
+
+def test_certified_threshold_follows_the_fixed_sequence_from_the_strictest_down():
     rng = np.random.default_rng(5)
     conf = rng.uniform(0.5, 1.0, 3000)
     correct = rng.random(3000) < conf
     certificate = certify_threshold(conf, correct, target_accuracy=0.9)
-    brute = [
-        t for t in threshold_grid()
-        if np.sum(conf >= t) and clopper_pearson_lower(np.sum(correct[conf >= t]), np.sum(conf >= t)) >= 0.9
-    ]
-    assert certificate.certified and certificate.threshold == brute[0]
-    assert certificate.coverage == pytest.approx(np.mean(conf >= brute[0]))
-    assert certificate.accuracy_lower_bound >= 0.9
-    assert "meets the target 90.0%" in certificate.reason
+    chosen = None
+    for t in threshold_grid()[::-1]:  # by hand: skip thin thresholds, stop at the first p > 0.05
+        automated = conf >= t
+        if automated.sum() < min_automated_for(0.9, 0.95):
+            continue
+        if binom.cdf(np.sum(automated & ~correct), automated.sum(), 0.1) > 0.05:
+            break
+        chosen = t
+    assert certificate.certified and certificate.threshold == chosen
+    assert certificate.coverage == pytest.approx(np.mean(conf >= chosen))
+    assert certificate.accuracy_lower_bound >= 0.9 and certificate.p_value <= 0.05
+    assert "testing stopped at" in certificate.reason
+    assert certificate.guarantee == ("with probability >= 95% over the calibration sample, the accuracy of automated "
+                                     "predictions is >= 90% (on new data drawn like the calibration data)")
+
+
+def test_the_sequence_stops_at_the_first_failure_even_if_a_lower_threshold_would_pass():
+    # 0.99 automates 100 with 0 errors (passes); 0.98 adds 20 with 5 errors (fails); 0.97 adds 2,000
+    # right ones, which would pass on its own, but the sequence never gets there.
+    conf = np.concatenate([np.full(100, 0.995), np.full(20, 0.985), np.full(2000, 0.975)])
+    correct = np.concatenate([np.ones(100), np.r_[np.zeros(5), np.ones(15)], np.ones(2000)]).astype(bool)
+    analysis = analyse_thresholds(conf, correct, thresholds=[0.97, 0.98, 0.99], target_accuracy=0.95)
+    assert analysis.rows[0].p_value <= 0.05  # 0.97 alone would be certified
+    certificate = analysis.certified
+    assert certificate.threshold == 0.99 and certificate.n_tested == 2
+    assert "testing stopped at 0.98: 120 automated, 5 wrong" in certificate.reason
 
 
 def test_no_certificate_when_no_threshold_qualifies():
     certificate = certify_threshold(CONF, CORRECT, target_accuracy=0.95)
     assert certificate.threshold is None and not certificate.certified
-    assert certificate.coverage == 0.0 and certificate.n_automated == 0
-    assert "no threshold from 0.50 to 0.99 certifies 95.0% accuracy; the best 95% lower bound" in certificate.reason
+    assert certificate.coverage == 0.0 and certificate.n_automated == 0 and certificate.n_tested == 0
+    assert certificate.reason == ("no threshold certifies 95.0% accuracy (no threshold automates the minimum 93 "
+                                  "predictions needed to test it); label more data or lower the target")
+    assert "every prediction goes to review" in certificate.guarantee
     json.dumps(certificate.to_dict(), allow_nan=False)
+    failed = certify_threshold(CONF, CORRECT, target_accuracy=0.95, min_automated=1)
+    assert not failed.certified and failed.n_tested == 1
+    assert "testing stopped at 0.95: 1 automated, 0 wrong, p = 0.95 > 0.05" in failed.reason
+
+
+# -- the guarantee, by simulation -----------------------------------------------------------------
+# 2,000 calibration sets of 1,000 predictions from a known distribution; a run fails when the
+# certified threshold's true accuracy (known in closed form) is below the 95% target. Learn-Then-Test
+# must fail in at most delta = 5% of runs, plus three Monte-Carlo standard errors.
+RUNS, ROWS = 2000, 1000
+ALLOWED = 0.05 + 3 * math.sqrt(0.05 * 0.95 / RUNS)
+
+
+def _failure_rates(draw, true_accuracy, seed):
+    rng = np.random.default_rng(seed)
+    ltt = old = certified = 0
+    for _ in range(RUNS):
+        conf, correct = draw(rng)
+        analysis = analyse_thresholds(conf, correct, target_accuracy=0.95, level=0.95)
+        if analysis.certified.certified:
+            certified += 1
+            ltt += true_accuracy(analysis.certified.threshold) < 0.95
+        # the previous rule: the lowest threshold whose Clopper-Pearson bound passes, after seeing all
+        lowest = next((row.threshold for row in analysis.rows if row.accuracy_lower_bound >= 0.95), None)
+        old += lowest is not None and true_accuracy(lowest) < 0.95
+    return ltt / RUNS, old / RUNS, certified / RUNS
+
+
+def test_simulation_ltt_holds_where_the_lowest_passing_threshold_rule_fails():
+    # a model 94.9% right at every confidence: nothing may be certified at 95%
+    ltt, old, _ = _failure_rates(lambda rng: (rng.uniform(0.5, 1.0, ROWS), rng.random(ROWS) < 0.949),
+                                 lambda t: 0.949, seed=11)
+    assert ltt <= ALLOWED
+    assert old > ALLOWED + 0.03  # the old rule fails about three times as often as it promised
+
+
+def test_simulation_ltt_holds_and_certifies_on_a_calibrated_model():
+    # confidence 0.5 + 0.5 * Beta(5, 1), each prediction right with probability equal to its confidence;
+    # accuracy above t is 0.5 + 0.5 * E[S | S >= u], u = 2t - 1, with E[S | S >= u] = 5/6 (1 - u^6) / (1 - u^5)
+    def draw(rng):
+        conf = 0.5 + 0.5 * rng.beta(5.0, 1.0, ROWS)
+        return conf, rng.random(ROWS) < conf
+
+    def true_accuracy(t):
+        u = 2 * t - 1
+        return 0.5 + 0.5 * (5 / 6) * (1 - u ** 6) / (1 - u ** 5)
+
+    ltt, _, certified = _failure_rates(draw, true_accuracy, seed=12)
+    assert ltt <= ALLOWED
+    assert certified > 0.9  # it is not safe by never certifying
 
 
 def test_threshold_table_is_a_dataframe_with_one_row_per_threshold():
@@ -122,6 +210,9 @@ def test_policy_decides_and_round_trips(tmp_path):
     analysis = analyse_thresholds(conf, correct, target_accuracy=0.9)
     policy = DecisionPolicy.from_certificate(analysis.certified)
     assert policy.certified and policy.target_accuracy == 0.9 and "Clopper-Pearson" in policy.method
+    assert "Learn-Then-Test" in policy.method and policy.level == 0.95
+    assert policy.guarantee == analysis.certified.guarantee
+    assert json.loads(json.dumps(policy.to_dict()))["guarantee"] == policy.guarantee  # stated in the file
     t = policy.threshold
     np.testing.assert_array_equal(policy.decide([t - 0.01, t, 1.0]), ["review", "automate", "automate"])
     policy.save(tmp_path / "policy.json")
@@ -129,12 +220,26 @@ def test_policy_decides_and_round_trips(tmp_path):
     assert DecisionPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
     cost_policy = DecisionPolicy.from_cost(analysis)
     assert not cost_policy.certified and cost_policy.threshold == analysis.optimal.threshold
+    assert cost_policy.guarantee == (f"not certified: automates at confidence >= {cost_policy.threshold:.2f} "
+                                     "with no accuracy guarantee")
 
 
 def test_policy_without_a_threshold_reviews_everything():
     policy = DecisionPolicy.from_certificate(certify_threshold(CONF, CORRECT))
     assert policy.threshold is None and not policy.certified
+    assert policy.guarantee.endswith("so every prediction goes to review")
     np.testing.assert_array_equal(policy.decide([0.5, 1.0]), ["review", "review"])
+
+
+def test_policies_written_before_the_guarantee_fields_still_load(tmp_path):
+    old = {"format": "confidently.policy", "format_version": 1, "threshold": 0.8, "target_accuracy": 0.95,
+           "certified": True, "method": "lowest threshold with ..."}
+    (tmp_path / "policy.json").write_text(json.dumps(old))
+    policy = DecisionPolicy.load(tmp_path / "policy.json")
+    assert (policy.threshold, policy.level) == (0.8, None)
+    assert policy.guarantee == ("automated predictions certified 95% accurate by an older rule that did not record "
+                                "its confidence level")
+    np.testing.assert_array_equal(policy.decide([0.79, 0.8]), ["review", "automate"])
 
 
 def test_malformed_policies_are_refused(tmp_path):

@@ -1,29 +1,84 @@
 """confidently: a language model as a classifier whose confidence numbers can be trusted.
 
 Data flows one way: backend (next-token distribution) → task/verbalizer (class mass) → scores →
-calibrator → decision policy → report or server. torch and transformers load only when a model does.
+calibrator → decision policy → report or server. Importing the package is cheap: each public name
+is imported on first use (PEP 562), so torch, transformers and pydantic load only when needed.
 """
 
-from confidently.classifier import Classifier
-from confidently.client import Client
-from confidently.errors import (ArtifactError, BackendError, CalibrationError, ConfidentlyError, DataError,
-                                ModelLoadError, NotFittedError, TaskError, UnknownModelError)
-from confidently.models import DEFAULT_MODEL, REGISTRY
-from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task
-from confidently.types import Prediction, Scores, TokenProb
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from confidently.errors import (ArtifactError, BackendError, BundleMismatchError, CalibrationError, ConfidentlyError,
+                                ConfigError, DataError, ModelLoadError, NotFittedError, TaskError, UnfinishedRunError,
+                                UnknownModelError)
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it, imported on first access (the estimator imports
+# scikit-learn, seconds; the client pydantic)
+_LAZY = {
+    "Bundle": "confidently.bundle",
+    "read_bundle": "confidently.bundle",
+    "write_bundle": "confidently.bundle",
+    "CalibratedClassifier": "confidently.decisions",
+    "Decisions": "confidently.decisions",
+    "decide": "confidently.decisions",
+    "CalibratedTextClassifier": "confidently.estimator",
+    "Classifier": "confidently.classifier",
+    "Client": "confidently.client",
+    "DEFAULT_MODEL": "confidently.models",
+    "REGISTRY": "confidently.models",
+    "BUILTIN_TASKS": "confidently.tasks",
+    "Label": "confidently.tasks",
+    "Task": "confidently.tasks",
+    "get_task": "confidently.tasks",
+    "Prediction": "confidently.types",
+    "Scores": "confidently.types",
+    "TokenProb": "confidently.types",
+}
+
+if TYPE_CHECKING:
+    from confidently.bundle import Bundle, read_bundle, write_bundle
+    from confidently.classifier import Classifier
+    from confidently.client import Client
+    from confidently.decisions import CalibratedClassifier, Decisions, decide
+    from confidently.estimator import CalibratedTextClassifier
+    from confidently.models import DEFAULT_MODEL, REGISTRY
+    from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task
+    from confidently.types import Prediction, Scores, TokenProb
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'confidently' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ArtifactError",
     "BUILTIN_TASKS",
     "BackendError",
+    "Bundle",
+    "BundleMismatchError",
+    "CalibratedClassifier",
+    "CalibratedTextClassifier",
     "CalibrationError",
     "Classifier",
     "Client",
     "ConfidentlyError",
+    "ConfigError",
     "DEFAULT_MODEL",
     "DataError",
+    "Decisions",
     "Label",
     "ModelLoadError",
     "NotFittedError",
@@ -33,6 +88,10 @@ __all__ = [
     "Task",
     "TaskError",
     "TokenProb",
+    "UnfinishedRunError",
     "UnknownModelError",
+    "decide",
     "get_task",
+    "read_bundle",
+    "write_bundle",
 ]

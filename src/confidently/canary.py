@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_probs
 from confidently.errors import ArtifactError, DataError
-from confidently.files import atomic_write_json, read_json
 from confidently.tasks import Task
+
+if TYPE_CHECKING:
+    from confidently.bundle import Bundle
 
 CANARY_FILE = "canary.json"
 CANARY_FORMAT = "confidently.canary"
@@ -132,16 +133,15 @@ class Canary:
         check_probs(canary.probs, n_classes=len(task.labels), name="canary probs")
         return canary
 
-    def save(self, path: str | Path) -> None:
-        atomic_write_json(path, self.to_dict())
-
     @classmethod
-    def load(cls, path: str | Path) -> Canary:
-        data = read_json(path)
+    def from_bundle(cls, bundle: Bundle) -> Canary | None:
+        """The canary ``bundle`` carries (its hash-checked ``canary.json``), or None if it has none."""
+        if CANARY_FILE not in bundle.extras:
+            return None
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(bundle.extras[CANARY_FILE])
         except (ArtifactError, DataError) as error:
-            raise ArtifactError(f"{path}: {error}") from None
+            raise ArtifactError(f"{bundle.folder / CANARY_FILE}: {error}") from None
 
 
 @dataclass(frozen=True)

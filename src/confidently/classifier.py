@@ -7,14 +7,23 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from confidently.backends import Backend, load_backend
-from confidently.errors import ConfidentlyError, DataError
+from confidently.defaults import CHARS_PER_TOKEN_CAP, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TEXT_TOKENS
+from confidently.errors import ConfigError, DataError
 from confidently.models import DEFAULT_MODEL
 from confidently.tasks import Task, get_task
 from confidently.types import Prediction, Scores, TokenProb
 
 TRUNCATION_SIDES = ("middle", "left", "right")
-# benchmarks/scoring.py on 2 CPU cores: 16 was 6% (qwen-0.5B) and 33% (gemma-270m) faster than 8; 24 no better.
-DEFAULT_BATCH_SIZE = 16
+
+
+def _cut(text: str, limit: int, side: str) -> str:
+    """``text`` cut to ``limit`` characters: keep its end (``left``), start (``right``) or both (``middle``)."""
+    if side == "left":
+        return text[-limit:]
+    if side == "right":
+        return text[:limit]
+    head = limit // 2
+    return text[:head] + " … " + text[-(limit - head - 3):]
 
 
 class Classifier:
@@ -27,8 +36,10 @@ class Classifier:
     backend : backend name (``"transformers"``, ``"openai"``...) or a constructed :class:`Backend`.
     batch_size : prompts per forward pass.
     chat : override the task's choice of applying the chat template.
-    max_text_tokens : texts longer than this are truncated (and flagged); default: what fits the
-        model's context next to the prompt.
+    max_text_tokens : texts longer than this are truncated (and flagged); default: 2048, or what fits
+        the model's context next to the prompt when that is less.
+    max_text_chars : texts longer than this many characters are cut to it (same rule, flagged) before
+        they are tokenized; default: 16 characters per allowed token.
     truncation : which part of a long text is cut: ``middle`` (keep start and end), ``left``
         (keep the end) or ``right`` (keep the start).
     **backend_options : passed to the backend (``device``, ``dtype``, ``base_url``...).
@@ -36,17 +47,21 @@ class Classifier:
     Examples
     --------
     >>> clf = Classifier(model="gemma-3-270m", task="sentiment")  # doctest: +SKIP
-    >>> clf.predict_proba(["I love it", "I hate it"])  # doctest: +SKIP
-    array([[0.08, 0.92], [0.81, 0.19]])
+    >>> clf.predict_proba(["I love it", "I hate it"]).shape  # raw shares of the label mass  # doctest: +SKIP
+    (2, 2)
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, task: str | Task = "sentiment", *,
                  backend: str | Backend = "transformers", batch_size: int = DEFAULT_BATCH_SIZE, chat: bool | None = None,
-                 max_text_tokens: int | None = None, truncation: str = "middle", **backend_options):
+                 max_text_tokens: int | None = None, max_text_chars: int | None = None, truncation: str = "middle",
+                 **backend_options):
         if batch_size < 1:
-            raise ConfidentlyError(f"batch_size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        for name, value in (("max_text_tokens", max_text_tokens), ("max_text_chars", max_text_chars)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 8):
+                raise ConfigError(f"{name} must be a whole number of at least 8, got {value!r}")
         if truncation not in TRUNCATION_SIDES:
-            raise ConfidentlyError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
+            raise ConfigError(f"truncation must be one of {', '.join(TRUNCATION_SIDES)}, got {truncation!r}")
         self.task = get_task(task)
         self.backend = backend if isinstance(backend, Backend) else load_backend(backend, model=model, **backend_options)
         self.batch_size = batch_size
@@ -55,7 +70,9 @@ class Classifier:
         self.verbalizer = self.backend.verbalizer(self.task)
         self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
         overhead = self.backend.count_tokens(self.prefix + self.suffix) + 8
-        self.max_text_tokens = max_text_tokens or max(16, self.backend.max_context - overhead)
+        self.max_text_tokens = max_text_tokens or max(16, min(DEFAULT_MAX_TEXT_TOKENS,
+                                                              self.backend.max_context - overhead))
+        self.max_text_chars = max_text_chars or CHARS_PER_TOKEN_CAP * self.max_text_tokens
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -64,17 +81,20 @@ class Classifier:
     def fingerprint(self) -> str:
         """Everything that determines the scores: backend weights, precision, adapter, prompt, labels."""
         return "|".join([self.backend.fingerprint(), self.task.fingerprint(), repr(self.chat),
-                         str(self.max_text_tokens), self.truncation])
+                         str(self.max_text_tokens), str(self.max_text_chars), self.truncation])
 
     # -- prompts ---------------------------------------------------------------------------
     def _fit_text(self, text: str) -> tuple[str, bool]:
+        cut = len(text) > self.max_text_chars
+        if cut:  # never tokenize a huge text whole: cut its characters by the same rule first
+            text = _cut(text, self.max_text_chars, self.truncation)
         try:
-            ids = self.backend.encode(text)
+            ids = self.backend.encode_text(text)
         except NotImplementedError:
-            return text, False
+            return text, cut
         limit = self.max_text_tokens
         if len(ids) <= limit:
-            return text, False
+            return text, cut
         if self.truncation == "left":
             kept = self.backend.decode(ids[-limit:])
         elif self.truncation == "right":
@@ -96,9 +116,7 @@ class Classifier:
         depend on the batching (float32: within 1e-5).
         """
         texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"text {i} is empty" if isinstance(text, str) else f"text {i} is not a string")
+        _check_texts(texts)
         fitted = [self._fit_text(t) for t in texts]
         n, k = len(texts), len(self.labels)
         mass = np.zeros((n, k))
@@ -118,43 +136,63 @@ class Classifier:
         return Scores(self.labels, mass, other, truncated, uncovered)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
+        """Raw (uncalibrated) class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
         return self.score(texts).probs
 
     def predict(self, texts: Sequence[str]) -> list[str]:
+        """Raw predicted labels (the most class mass); see :class:`CalibratedClassifier` for calibrated ones."""
         return self.score(texts).predicted_labels
 
-    def classify(self, text: str, *, top_k: int = 10) -> Prediction:
-        """One text, explained: prediction, class masses, each label's token variants, top tokens."""
-        scores = self.score([text])
-        probs = scores.probs[0]
-        label_index = int(scores.prediction[0])
+    def explain(self, text: str, *, top_k: int = 10) -> tuple[Scores, dict[str, list[TokenProb]], list[TokenProb]]:
+        """One text's scores, each label's token variants and the ``top_k`` next tokens.
+
+        A dense backend runs the model once and tokenizes the text once: the class masses, variants
+        and top tokens all come from the same next-token distribution.
+        """
+        _check_texts([text])
+        fitted, truncated = self._fit_text(text)
+        prompt = self.prefix + fitted + self.suffix
         variants: dict[str, list[TokenProb]] = {}
         top: list[TokenProb] = []
         if self.backend.exact:
-            row = self.backend.next_token_logprobs([self.prompt(text)], shared_prefix=self.prefix)[0]
+            logprobs = self.backend.next_token_logprobs([prompt], shared_prefix=self.prefix)
+            mass, other, uncovered = self.backend.class_mass([prompt], logprobs, self.verbalizer,
+                                                             shared_prefix=self.prefix)
+            row = logprobs[0]
             variants = self.verbalizer.variants(row)
             vocab = self.backend.vocabulary()
-            order = np.argsort(-row)[:top_k]
-            top = [TokenProb(r, vocab[i], float(row[i]), int(i)) for r, i in enumerate(order, 1)]
-        elif top_k:
-            top = self.backend.top_tokens(self.prompt(text), top_k)
-        return Prediction(
-            text=text,
-            label=self.labels[label_index],
-            confidence=float(probs[label_index]),
-            probs={label: float(p) for label, p in zip(self.labels, probs)},
-            mass={label: float(m) for label, m in zip(self.labels, scores.mass[0])},
-            other_mass=float(scores.other_mass[0]),
-            variants=variants,
-            top_tokens=top,
-            truncated=bool(scores.truncated[0]),
-            uncovered_mass=None if scores.uncovered_mass is None else float(scores.uncovered_mass[0]),
-        )
+            top = [TokenProb(r, vocab[i], float(row[i]), int(i)) for r, i in enumerate(np.argsort(-row)[:top_k], 1)]
+        else:
+            mass, other, uncovered = self.backend.score_prompts([prompt], self.verbalizer, shared_prefix=self.prefix)
+            if top_k:
+                top = self.backend.top_tokens(prompt, top_k)
+        scores = Scores(self.labels, np.asarray(mass, dtype=float), np.asarray(other, dtype=float),
+                        np.array([truncated]), None if uncovered is None else np.asarray(uncovered, dtype=float))
+        return scores, variants, top
+
+    def classify(self, text: str, *, top_k: int = 10) -> Prediction:
+        """One text, explained and uncalibrated: raw prediction, class masses, token variants, top tokens.
+
+        For calibrated answers and decisions use :class:`confidently.CalibratedClassifier`.
+        """
+        from confidently.decisions import decide
+
+        scores, variants, top = self.explain(text, top_k=top_k)
+        return decide(scores.probs, labels=self.labels).prediction(0, text, scores, variants=variants,
+                                                                   top_tokens=top)
 
     def next_token(self, prompt: str, *, top_k: int = 12, raw: bool = False) -> list[TokenProb]:
         """The ``top_k`` most likely next tokens after ``prompt`` (chat template applied unless ``raw``)."""
         if not prompt:
             raise DataError("the prompt is empty")
+        if len(prompt) > self.max_text_chars:
+            raise DataError(f"the prompt has {len(prompt):,} characters, more than max_text_chars "
+                            f"({self.max_text_chars:,}): shorten it or raise --max-text-chars")
         full = self.backend.format_prompt(prompt, chat=False if raw else self.chat, answer_suffix="")
         return self.backend.top_tokens(full, top_k)
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"text {i} is empty" if isinstance(text, str) else f"text {i} is not a string")

@@ -33,8 +33,8 @@ class Client:
     --------
     >>> with Client("http://127.0.0.1:8000") as client:  # doctest: +SKIP
     ...     reply = client.classify(["I love it"], adapter="support-tickets")
-    ...     reply.results[0].label, reply.results[0].calibrated_confidence, reply.results[0].decision
-    ('positive', 0.93, 'automate')
+    ...     result = reply.results[0]
+    ...     result.label, result.confidence, result.calibrated, result.decision
     """
 
     def __init__(self, url: str = "http://127.0.0.1:8000", *, admin_token: str | None = None, timeout: float = 120.0):

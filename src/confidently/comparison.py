@@ -7,6 +7,11 @@ test rows so no row is calibrated by a calibrator that saw it), and every differ
 (fine-tuned − base) comes with a paired-bootstrap 95% interval: both models are measured on the same
 resampled rows, so the interval reflects only how they differ.
 
+Decisions are compared at thresholds fixed before the test rows are seen: each model's certified
+threshold (Learn-Then-Test on its cross-fitted calibration-row scores; only when calibration rows are
+given) and a few fixed confidence levels. For each, the cost view: automated share, automated
+mistakes, review hours and cost per ``projection_volume`` items, both models and the paired difference.
+
 :func:`compare` computes; :func:`write_comparison` writes report.html, metrics.json, summary.md and
 scores.parquet (the report is laid out by :mod:`confidently.finetune.report`).
 """
@@ -23,20 +28,25 @@ import numpy as np
 import pandas as pd
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.calibration import SmallSampleWarning, cross_fit_predict, load_calibrator, make_calibrator
+from confidently.bundle import Bundle, read_bundle
+from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import Dataset
 from confidently.errors import ConfigError, DataError
-from confidently.finetune.artifacts import CALIBRATOR_FILE, POLICY_FILE, read_manifest
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
-from confidently.tasks import Task
-from confidently.thresholds import DecisionPolicy, certify_threshold, clopper_pearson_lower, threshold_grid
+from confidently.decisions import decide
+from confidently.thresholds import certify_threshold, project_volume
 
 MODELS = ("base", "fine-tuned")
 METHODS = ("raw", "platt", "isotonic")
 #: Metrics compared with a paired-bootstrap interval, by key in ``metrics.json``.
 DIFFERENCE_METRICS = ("accuracy", "ece", "brier", "auroc")
+#: The decision rule chosen on calibration rows, beside the fixed thresholds (named by their value).
+CERTIFIED = "certified"
+#: Per-row decision outcomes compared between the models: (key, description).
+DECISION_QUANTITIES = (("coverage", "share automated"), ("mistakes", "automated mistakes per {volume:,}"),
+                       ("review_hours", "review hours per {volume:,}"), ("cost", "cost per {volume:,}"))
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,9 @@ class CompareConfig:
 
     n_resamples, seed : bootstrap resamples of every interval, and their seed (also the folds').
     n_bins : equal-width bins of ECE and the reliability diagrams.
-    target_accuracy, level : the certified threshold's target and one-sided confidence level.
-    automation_thresholds : calibrated-confidence thresholds whose automated counts are reported.
+    target_accuracy, level : the certified threshold's target accuracy and confidence ``1 - delta``.
+    automation_thresholds : fixed calibrated-confidence thresholds whose decisions are compared too.
+    review_cost, error_cost, minutes_per_review, projection_volume : the cost view (as in ``evaluate``).
     n_splits : folds of the cross-fitting on the test rows when no calibration rows are given.
     batch_size : prompts per forward pass.
     """
@@ -57,6 +68,10 @@ class CompareConfig:
     target_accuracy: float = 0.95
     level: float = 0.95
     automation_thresholds: tuple[float, ...] = (0.80, 0.90, 0.95)
+    review_cost: float = 1.0
+    error_cost: float = 10.0
+    minutes_per_review: float = 2.0
+    projection_volume: int = 10_000
     n_splits: int = 5
     batch_size: int = 16
 
@@ -65,6 +80,8 @@ class CompareConfig:
             raise ConfigError(f"automation_thresholds must lie in [0.5, 1]; got {self.automation_thresholds}")
         if self.n_resamples < 0 or self.n_splits < 2 or not 0.5 <= self.target_accuracy <= 1.0:
             raise ConfigError("need n_resamples >= 0, n_splits >= 2 and target_accuracy in [0.5, 1]")
+        if min(self.review_cost, self.error_cost) < 0 or self.minutes_per_review <= 0 or self.projection_volume < 1:
+            raise ConfigError("need review_cost, error_cost >= 0, minutes_per_review > 0 and projection_volume >= 1")
 
 
 @dataclass
@@ -73,7 +90,11 @@ class Comparison:
 
     ``probs[model][method]`` holds test-row class probabilities (model: ``base``/``fine-tuned``;
     method: ``raw``/``platt``/``isotonic``); ``shipped`` the fine-tuned model through the adapter's own
-    calibrator and policy.
+    calibrator and policy. ``decisions[model][method]`` holds the certified threshold (chosen on the
+    calibration rows, None without them) and, per rule (``certified`` and each fixed threshold), what it
+    does on the test rows and its cost view; ``decision_differences[method][rule][quantity]`` the paired
+    difference of each cost-view quantity; ``manifest`` is the adapter bundle's
+    manifest.
     """
 
     labels: tuple[str, ...]
@@ -87,6 +108,7 @@ class Comparison:
     metrics: dict[str, dict[str, dict]]
     decisions: dict[str, dict[str, dict]]
     differences: dict[str, dict[str, dict]]
+    decision_differences: dict[str, dict[str, dict[str, dict]]]
     shipped: dict[str, Any]
     slices: pd.DataFrame
     neutral_by_domain: pd.DataFrame | None = None
@@ -98,14 +120,16 @@ class Comparison:
             "config": asdict(self.config),
             "labels": list(self.labels),
             "n_test": int(self.y.size),
-            "adapter": {"path": str(self.adapter), "base_model": self.manifest.get("base_model"),
-                        "base_weights_id": self.manifest.get("base_weights_id"),
+            "adapter": {"path": str(self.adapter), "base_model": self.manifest["model"]["name"],
+                        "base_weights_id": self.manifest["model"]["weights_id"],
+                        "weights_sha256": self.manifest["model"]["adapter_sha256"],
                         "training_data_sha256": self.manifest.get("training_data_sha256")},
             "test_data_sha256": self.test.sha256(),
             "calibration": self.calibration_source,
             "metrics": self.metrics,
             "decisions": self.decisions,
             "differences_fine_tuned_minus_base": self.differences,
+            "decision_differences_fine_tuned_minus_base": self.decision_differences,
             "shipped_calibrator_and_policy": self.shipped,
             "slices": self.slices.to_dict(orient="records"),
             "neutral_by_domain": (None if self.neutral_by_domain is None
@@ -138,16 +162,16 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     from confidently.pipeline import score_datasets
 
     adapter = Path(adapter)
-    manifest = read_manifest(adapter)
-    task = Task.from_dict(manifest["task"])
+    bundle = read_bundle(adapter)
+    manifest, task = bundle.manifest, bundle.task
     y = check_labels(test, task, role="test")
-    if test.sha256() in (manifest.get("training_data_sha256"), manifest.get("splits", {}).get("calibration_sha256")):
+    if test.sha256() in (manifest.get("training_data_sha256"), bundle.fitted_on.get("rows_sha256")):
         raise DataError(f"the test data is the data adapter {adapter} was trained or calibrated on; "
                         "compare on held-out rows", path=test.source)
     if calibration is not None:
         check_labels(calibration, task, role="calibration")
-    backend = backend or TransformersBackend(manifest["base_model"])
-    classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size)
+    backend = backend or TransformersBackend(bundle.model.name)
+    classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size, chat=bundle.chat)
     name = backend.load_adapter(adapter, activate=False)
     previous = backend.active_adapter
     parts = {"test": test, **({"calibration": calibration} if calibration is not None else {})}
@@ -155,45 +179,62 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     try:
         for model, adapter_name in zip(MODELS, (None, name)):
             backend.set_adapter(adapter_name)
+            if adapter_name is not None:
+                bundle.check(classifier)  # the weights just loaded are the ones the bundle was calibrated on
             cache = Path(cache_dir) / model if cache_dir is not None else None
             scores[model] = (score_datasets(classifier, parts, cache, progress=progress) if cache is not None
                              else {k: classifier.score(v.texts) for k, v in parts.items()})
     finally:
         backend.set_adapter(previous)
-    probs = {model: _calibrated(scores[model], y, calibration, task, config) for model in MODELS}
+    y_cal = None if calibration is None else calibration.label_indices(task.label_names)
+    calibrated = {model: _calibrated(scores[model], y, y_cal, config) for model in MODELS}
+    probs = {model: calibrated[model][0] for model in MODELS}
     source = (f"Platt and isotonic {config.n_splits}-fold cross-fitted on the test rows (out-of-fold scores)"
               if calibration is None else f"Platt and isotonic fitted on {len(calibration)} calibration rows per model")
+    rules = {m: {k: decision_rules(p, y, calibrated[m][1].get(k), y_cal, config) for k, p in probs[m].items()}
+             for m in MODELS}
+    decisions = {m: {k: {"certified": None if certificate is None else certificate.to_dict(),
+                         "rules": {name: outcome.to_dict(config) for name, outcome in outcomes.items()}}
+                     for k, (certificate, outcomes) in rules[m].items()} for m in MODELS}
     return Comparison(
         labels=task.label_names, test=test, y=y, adapter=adapter, manifest=manifest, config=config,
         calibration_source=source, probs=probs,
         metrics={m: {k: summarize(p, y, n_bins=config.n_bins, n_resamples=config.n_resamples, seed=config.seed)
                      for k, p in probs[m].items()} for m in MODELS},
-        decisions={m: {k: _decisions(p, y, config) for k, p in probs[m].items()} for m in MODELS},
+        decisions=decisions,
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
-        shipped=_shipped(adapter, probs["fine-tuned"]["raw"], y, config),
+        decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
+                              for k in METHODS},
+        shipped=_shipped(bundle, probs["fine-tuned"]["raw"], y, config),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
-        metadata={"adapter": str(adapter), "base model": manifest["base_model"], "task": task.name,
+        metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
                   "test rows": len(test)},
     )
 
 
-def _calibrated(scores: dict, y: np.ndarray, calibration: Dataset | None, task: Task,
-                config: CompareConfig) -> dict[str, np.ndarray]:
+def _calibrated(scores: dict, y: np.ndarray, y_cal: np.ndarray | None,
+                config: CompareConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Test-row probabilities per method, and (with calibration rows) the calibration rows' own
+    out-of-sample probabilities per method, on which thresholds are certified."""
     raw = scores["test"].probs
-    out = {"raw": raw}
+    out, on_calibration = {"raw": raw}, {}
+    if y_cal is not None:
+        on_calibration["raw"] = scores["calibration"].probs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
         for method in METHODS[1:]:
-            if calibration is not None:
-                y_cal = calibration.label_indices(task.label_names)
-                out[method] = make_calibrator(method).fit(scores["calibration"].probs, y_cal).predict_proba(raw)
+            if y_cal is not None:
+                cal_raw = scores["calibration"].probs
+                out[method] = make_calibrator(method).fit(cal_raw, y_cal).predict_proba(raw)
+                on_calibration[method] = cross_fit_predict(method, cal_raw, y_cal, n_splits=config.n_splits,
+                                                           seed=config.seed)
             else:
                 out[method] = cross_fit_predict(method, raw, y, n_splits=config.n_splits, seed=config.seed)
-    return out
+    return out, on_calibration
 
 
-# -- decisions: automated counts and certified coverage, batch-first for the paired bootstrap ------
+# -- decisions: rules fixed before the test rows are seen, compared row by row ---------------------
 
 def automated_count(threshold: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Batch-first: rows whose confidence is >= ``threshold``, per resample (``probs`` (r, n, k))."""
@@ -202,41 +243,79 @@ def automated_count(threshold: float) -> Callable[[np.ndarray, np.ndarray], np.n
     return count
 
 
-def certified_coverage(target: float, level: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Batch-first: coverage at the certified threshold (as :func:`confidently.thresholds.certify_threshold`
-    picks it on the default grid), 0 where none qualifies."""
-    grid = threshold_grid()
+def decision_quantity(key: str, config: CompareConfig) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Batch-first: one cost-view quantity from per-row ``automated`` and ``mistake`` flags, shape (r, n)."""
+    volume, minutes = config.projection_volume, config.minutes_per_review
 
-    def coverage(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-        confidence, correct = probs.max(axis=-1), probs.argmax(axis=-1) == y
-        automated = confidence[..., None] >= grid  # (r, n, thresholds)
-        n_auto = automated.sum(axis=-2)
-        n_right = (automated & correct[..., None]).sum(axis=-2)
-        with np.errstate(invalid="ignore"):
-            ok = (n_auto > 0) & (np.nan_to_num(clopper_pearson_lower(n_right, n_auto, level), nan=-1.0) >= target)
-        first = ok.argmax(axis=-1)
-        chosen = np.take_along_axis(n_auto, first[..., None], axis=-1)[..., 0]
-        return np.where(ok.any(axis=-1), chosen / confidence.shape[-1], 0.0)
+    def quantity(automated: np.ndarray, mistake: np.ndarray) -> np.ndarray:
+        if key == "coverage":
+            return automated.mean(axis=-1)
+        if key == "mistakes":
+            return volume * mistake.mean(axis=-1)
+        if key == "review_hours":
+            return volume * (1.0 - automated).mean(axis=-1) * minutes / 60.0
+        return volume * (config.review_cost * (1.0 - automated) + config.error_cost * mistake).mean(axis=-1)
 
-    return coverage
+    return quantity
 
 
-def _decisions(probs: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RuleOutcome:
+    """One decision rule on the test rows: its threshold (None: review everything) and per-row flags."""
+
+    threshold: float | None
+    automated: np.ndarray
+    correct: np.ndarray
+
+    @property
+    def mistakes(self) -> np.ndarray:
+        return self.automated & ~self.correct
+
+    def to_dict(self, config: CompareConfig) -> dict[str, Any]:
+        projection = project_volume(self.automated, self.correct, volume=config.projection_volume,
+                                    minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
+                                    error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
+        automated = self.automated
+        return {"threshold": self.threshold, "n_automated": int(automated.sum()), "coverage": float(automated.mean()),
+                "accuracy": float(self.correct[automated].mean()) if automated.any() else None,
+                "projection": projection.to_dict()}
+
+
+def decision_rules(probs: np.ndarray, y: np.ndarray, on_calibration: np.ndarray | None, y_cal: np.ndarray | None,
+                   config: CompareConfig):
+    """The certificate (chosen on the calibration rows' out-of-sample scores; None without them) and
+    each rule's outcome on the test rows: ``certified`` (when there is a certificate) and every
+    fixed threshold."""
     confidence, correct = probs.max(1), probs.argmax(1) == y
-    certificate = certify_threshold(confidence, correct, target_accuracy=config.target_accuracy, level=config.level)
-    automation = {}
+    rules: dict[str, RuleOutcome] = {}
+    certificate = None
+    if on_calibration is not None:
+        certificate = certify_threshold(on_calibration.max(1), on_calibration.argmax(1) == y_cal,
+                                        target_accuracy=config.target_accuracy, level=config.level)
+        automated = confidence >= certificate.threshold if certificate.certified else np.zeros(y.size, bool)
+        rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated, correct)
     for t in config.automation_thresholds:
-        chosen = confidence >= t
-        automation[f"{t:.2f}"] = {"n_automated": int(chosen.sum()), "coverage": float(chosen.mean()),
-                                  "accuracy": float(correct[chosen].mean()) if chosen.any() else None}
-    return {"certified": certificate.to_dict(), "automation": automation}
+        rules[f"{t:.2f}"] = RuleOutcome(t, confidence >= t, correct)
+    return certificate, rules
+
+
+def _decision_differences(fine_tuned: dict[str, RuleOutcome], base: dict[str, RuleOutcome],
+                          config: CompareConfig) -> dict[str, dict[str, dict]]:
+    """Per rule and cost-view quantity: fine-tuned − base, paired bootstrap over the test rows (the
+    thresholds stay fixed: they were chosen before these rows were seen)."""
+    def flags(outcome: RuleOutcome) -> tuple[np.ndarray, np.ndarray]:
+        return outcome.automated.astype(float), outcome.mistakes.astype(float)
+
+    return {rule: {key: paired_bootstrap_diff(decision_quantity(key, config), flags(fine_tuned[rule]),
+                                              flags(base[rule]), n_resamples=config.n_resamples,
+                                              seed=config.seed).to_dict()
+                   for key, _ in DECISION_QUANTITIES}
+            for rule in fine_tuned}
 
 
 def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, dict]:
     functions = {name: metric_function(name, n_bins=config.n_bins) if name == "ece" else metric_function(name)
                  for name in DIFFERENCE_METRICS}
-    coverage_key = f"certified_coverage_{config.target_accuracy:.0%}"
-    functions[coverage_key] = certified_coverage(config.target_accuracy, config.level)
     for t in config.automation_thresholds:
         functions[f"automated_at_{t:.2f}"] = automated_count(t)
     return {name: paired_bootstrap_diff(fn, (fine_tuned, y), (base, y), n_resamples=config.n_resamples,
@@ -244,15 +323,16 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(adapter: Path, raw: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+def _shipped(bundle: Bundle, raw: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
     """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows."""
-    calibrated = load_calibrator(adapter / CALIBRATOR_FILE).predict_proba(raw)
-    policy = DecisionPolicy.load(adapter / POLICY_FILE)
-    automate = policy.decide(calibrated.max(1)) == "automate"
-    correct = calibrated.argmax(1) == y
-    return {"metrics": summarize(calibrated, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
+    decisions = decide(raw, labels=bundle.task.label_names, calibrator=bundle.calibrator, policy=bundle.policy)
+    automate = decisions.decision == "automate"
+    correct = decisions.label_index == y
+    return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
                                  seed=config.seed)["metrics"],
-            "policy": policy.to_dict(), "n_automated": int(automate.sum()), "coverage": float(automate.mean()),
+            "calibrated": decisions.calibrated, "policy": bundle.policy.to_dict(),
+            "guarantee": bundle.policy.guarantee, "n_automated": int(automate.sum()),
+            "coverage": float(automate.mean()),
             "accuracy_automated": float(correct[automate].mean()) if automate.any() else None}
 
 

@@ -60,5 +60,13 @@ class ArtifactError(ConfidentlyError, ValueError):
     """A saved artifact (calibrator, adapter, manifest) is missing, corrupt or for another model."""
 
 
+class BundleMismatchError(ArtifactError):
+    """A calibration bundle was fitted for other model weights, another adapter or another task."""
+
+
 class ConfigError(ConfidentlyError, ValueError):
     """A configuration value, or a combination of values, is out of range (the message names them)."""
+
+
+class UnfinishedRunError(ConfidentlyError, FileExistsError):
+    """An earlier run's checkpoint is where this run would write: resume it or delete it."""

@@ -3,8 +3,9 @@ only on data it did not see.
 
 Two honest estimates per method: (1) cross-fitting — K-fold out-of-fold calibrated scores on the
 calibration split; (2) the held-out test split, scored by the calibrator fitted on the whole
-calibration split (the one that is saved). The method to ship and its decision threshold are chosen
-on (1), never on the test split; (2) then reports what they do on new data.
+calibration split (the one that is saved). The method to ship, its decision threshold (certified by
+Learn-Then-Test) and its conformal prediction sets are all fitted on (1), never on the test split;
+(2) then reports what they do on new data.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from confidently.calibration import (Calibrator, ContextualCalibrator, SmallSampleWarning, StackedCalibrator,
+from confidently.calibration import (CalibrationWarning, Calibrator, ContextualCalibrator, StackedCalibrator,
                                      cross_fit_predict, make_calibrator)
-from confidently.errors import CalibrationError
+from confidently.conformal import ConformalPredictor, measure_sets
+from confidently.errors import CalibrationError, DataError
 from confidently.metrics import metric_function, summarize
-from confidently.thresholds import DecisionPolicy, ThresholdAnalysis, analyse_thresholds, certify_threshold
+from confidently.thresholds import (DecisionPolicy, ThresholdAnalysis, ThresholdMeasurement, VolumeProjection,
+                                    analyse_thresholds, certify_threshold, measure_thresholds, project_volume)
 
-SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta")
+SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
 
 
@@ -35,7 +38,10 @@ class EvaluationConfig:
     n_bins, mass_bins : equal-width bins for ECE (20, as the original) and equal-mass bins (15).
     n_splits : folds for cross-fitting on the calibration split.
     review_cost, error_cost : cost of one review and of one automated mistake.
-    target_accuracy, level : the certified threshold's target and one-sided confidence level.
+    minutes_per_review, projection_volume : review time per item, and the volume the cost view projects onto.
+    target_accuracy, level : the certified threshold's target accuracy and confidence ``1 - delta``.
+    alpha : allowed miscoverage of the conformal prediction sets (they hold the true label >= 1 - alpha).
+    conformal_by : a data column to fit per-slice (Mondrian) prediction sets on, or None.
     budget_sizes, budget_repeats : label-budget curve: calibration-set sizes and random subsets each.
     n_resamples, seed : bootstrap resamples for every interval, and the seed of all randomness.
     """
@@ -46,8 +52,12 @@ class EvaluationConfig:
     n_splits: int = 5
     review_cost: float = 1.0
     error_cost: float = 10.0
+    minutes_per_review: float = 2.0
+    projection_volume: int = 10_000
     target_accuracy: float = 0.95
     level: float = 0.95
+    alpha: float = 0.1
+    conformal_by: str | None = None
     budget_sizes: tuple[int, ...] = (50, 100, 200, 500, 1000, 2000, 5000)
     budget_repeats: int = 20
     budget_methods: tuple[str, ...] = ("platt", "isotonic", "temperature", "histogram", "beta")
@@ -57,7 +67,11 @@ class EvaluationConfig:
 
 @dataclass
 class MethodResult:
-    """One calibration method: its saved calibrator and both held-out measurements."""
+    """One calibration method: its saved calibrator, both held-out measurements, and its thresholds.
+
+    ``chosen`` holds the thresholds chosen on the cross-fitted calibration scores (certified and
+    cost-optimal); ``on_test`` measures every threshold on the test split and chooses nothing.
+    """
 
     name: str
     calibrator: Calibrator | None  # None for the raw scores
@@ -65,7 +79,31 @@ class MethodResult:
     test_probs: np.ndarray
     crossfit: dict
     test: dict
-    thresholds: ThresholdAnalysis
+    chosen: ThresholdAnalysis
+    on_test: ThresholdMeasurement
+
+
+@dataclass
+class PredictionSets:
+    """Conformal prediction sets fitted on the calibration split and measured on the test split.
+
+    ``predictors`` maps a name (``lac``, ``aps by class``...) to the fitted predictor; ``coverage``
+    maps the same names to :func:`~confidently.conformal.measure_sets` tables on the test split;
+    ``shipped`` names the one saved as ``conformal.json``.
+    """
+
+    predictors: dict[str, ConformalPredictor]
+    coverage: dict[str, pd.DataFrame]
+    shipped: str
+    scored_on: str
+
+    def to_dict(self) -> dict:
+        out = {}
+        for name, predictor in self.predictors.items():
+            out[name] = {"predictor": predictor.to_dict(), "guarantee": predictor.guarantee,
+                         "guaranteed_range": {key: list(predictor.bounds(key)) for key in predictor.counts_},
+                         "test_split": self.coverage[name].to_dict(orient="records")}
+        return {"shipped": self.shipped, "scored_on": self.scored_on, "sets": out}
 
 
 @dataclass
@@ -78,11 +116,15 @@ class Evaluation:
     best: str
     policy: DecisionPolicy
     policy_on_test: dict
+    projection: VolumeProjection
+    sets: PredictionSets
     budget: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def headline(self) -> dict:
         raw, best = self.methods["raw"].test["metrics"], self.methods[self.best].test["metrics"]
+        shipped = self.sets.coverage[self.sets.shipped].set_index("part").loc["all"]
         return {
             "n_calibration": int(self.y_calibration.size),
             "n_test": int(self.y_test.size),
@@ -93,6 +135,10 @@ class Evaluation:
             "best_method": self.best,
             "policy": self.policy.to_dict(),
             "policy_on_test": self.policy_on_test,
+            "projection": self.projection.to_dict(),
+            "prediction_sets": {"name": self.sets.shipped, "alpha": self.config.alpha,
+                                "coverage_on_test": float(shipped["coverage"]),
+                                "mean_set_size_on_test": float(shipped["mean_set_size"])},
         }
 
     def to_dict(self) -> dict:
@@ -104,20 +150,28 @@ class Evaluation:
             "headline": self.headline(),
             "selection": (f"best method = lowest cross-fitted negative log-likelihood on the "
                           f"calibration split ({self.y_calibration.size} rows, {self.config.n_splits} folds); "
+                          "thresholds and prediction sets fitted on the same cross-fitted scores; "
                           "test split never used for a choice"),
             "methods": {
                 name: {
                     "crossfit_on_calibration_split": result.crossfit,
                     "test_split": result.test,
-                    "thresholds_on_test_split": result.thresholds.to_dict(),
+                    "thresholds": {
+                        "chosen_on_calibration_split": {"certified": result.chosen.certified.to_dict(),
+                                                        "cost_optimal": result.chosen.optimal.to_dict()},
+                        "measured_on_test_split": result.on_test.to_dict(),
+                    },
                 }
                 for name, result in self.methods.items()
             },
+            "prediction_sets": self.sets.to_dict(),
             "skipped_methods": self.skipped,
+            "notes": self.notes,
             "label_budget": {
                 "how": (f"each calibrator fitted on {self.config.budget_repeats} random subsets of n calibration "
-                        f"labels; ECE ({self.config.n_bins} equal-width bins) and certified coverage at "
-                        f"{self.config.target_accuracy:.0%} measured on the whole test split"),
+                        f"labels, its threshold certified on the subset's own cross-fitted scores "
+                        f"({self.config.n_splits} folds); ECE ({self.config.n_bins} equal-width bins), and the "
+                        f"coverage and accuracy of that threshold, measured on the whole test split"),
                 "summary": budget_summary(self.budget).to_dict(orient="records") if len(self.budget) else [],
             },
         }
@@ -135,10 +189,12 @@ def _build(method: str, content_free: np.ndarray | None) -> Calibrator:
 
 
 def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig) -> pd.DataFrame:
-    """ECE and certified coverage on the test split after fitting on random subsets of n labels.
+    """ECE, and what a threshold certified with only n labels does, on the test split.
 
     One row per (calibrator, n_labels, repeat); subsets are drawn without replacement from the
-    calibration split, and every fit is scored on the whole test split, which it never saw.
+    calibration split. On each subset a calibrator is fitted (it scores the test split) and the
+    threshold is certified on the subset's own cross-fitted scores, as the full study does; the test
+    split only measures both.
     """
     rng = np.random.default_rng(config.seed)
     ece = metric_function("ece", n_bins=config.n_bins, scheme="equal_width")
@@ -147,46 +203,69 @@ def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig
     for n in sizes:
         repeats = 1 if n == y_cal.size else config.budget_repeats
         for repeat in range(repeats):
-            idx = rng.choice(y_cal.size, size=n, replace=False)
+            # the whole split in its own order, so that row repeats the study's cross-fitting exactly
+            idx = np.arange(n) if n == y_cal.size else rng.choice(y_cal.size, size=n, replace=False)
             for method in config.budget_methods:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", SmallSampleWarning)
+                    warnings.simplefilter("ignore", CalibrationWarning)
                     try:
                         calibrated = make_calibrator(method).fit(cal_probs[idx], y_cal[idx]).predict_proba(test_probs)
+                        out_of_fold = cross_fit_predict(method, cal_probs[idx], y_cal[idx],
+                                                        n_splits=config.n_splits, seed=config.seed)
                     except CalibrationError:
-                        continue  # e.g. one class only in a tiny subset
-                cert = certify_threshold(calibrated.max(1), calibrated.argmax(1) == y_test,
+                        continue  # e.g. one class only, or too few per class to cross-fit, in a tiny subset
+                cert = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal[idx],
                                          target_accuracy=config.target_accuracy, level=config.level)
+                automated = (calibrated.max(1) >= cert.threshold) if cert.certified else np.zeros(y_test.size, bool)
+                right = calibrated.argmax(1) == y_test
+                accuracy = float(right[automated].mean()) if automated.any() else np.nan
                 rows.append({"calibrator": method, "n_labels": n, "repeat": repeat,
-                             "ece": float(ece(calibrated[None], y_test[None])[0]), "coverage": cert.coverage})
-    return pd.DataFrame(rows, columns=["calibrator", "n_labels", "repeat", "ece", "coverage"])
+                             "ece": float(ece(calibrated[None], y_test[None])[0]),
+                             "threshold": cert.threshold, "coverage": float(automated.mean()),
+                             "accuracy_automated": accuracy,
+                             "below_target": bool(automated.any() and accuracy < config.target_accuracy)})
+    return pd.DataFrame(rows, columns=["calibrator", "n_labels", "repeat", "ece", "threshold", "coverage",
+                                       "accuracy_automated", "below_target"])
 
 
 def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 90% band (5th-95th percentile over repeats) of ECE and coverage per size and method."""
+    """Per size and method: mean and 90% band (5th-95th percentile over repeats) of ECE, mean test
+    coverage of the certified threshold, and how many repeats certified one whose test accuracy
+    fell below the target (``below_target``)."""
     grouped = budget.groupby(["n_labels", "calibrator"], sort=True)
     summary = grouped.agg(repeats=("ece", "size"), ece_mean=("ece", "mean"),
                           ece_p05=("ece", lambda v: np.percentile(v, 5)), ece_p95=("ece", lambda v: np.percentile(v, 95)),
-                          coverage_mean=("coverage", "mean"))
+                          coverage_mean=("coverage", "mean"), certified=("threshold", "count"),
+                          below_target=("below_target", "sum"))
     return summary.reset_index()
 
 
 def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.ndarray, y_test: Sequence[int], *,
                     labels: Sequence[str], content_free: np.ndarray | None = None,
+                    groups: tuple[Sequence, Sequence] | None = None, test_slices: dict[str, Sequence] | None = None,
                     config: EvaluationConfig = EvaluationConfig()) -> Evaluation:
-    """Run the whole study on raw class probabilities of the calibration and test splits."""
+    """Run the whole study on raw class probabilities of the calibration and test splits.
+
+    ``groups`` holds the ``config.conformal_by`` column of the calibration and test rows (for per-slice
+    prediction sets); ``test_slices`` maps column names to test-row values, to break set coverage down by.
+    """
     y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
+    if config.conformal_by is not None and groups is None:
+        raise DataError(f"conformal_by={config.conformal_by!r} needs that column's values for both splits")
     metric_args = {"n_bins": config.n_bins, "mass_bins": config.mass_bins, "n_resamples": config.n_resamples,
                    "seed": config.seed, "level": 0.95}
     threshold_args = {"review_cost": config.review_cost, "error_cost": config.error_cost,
                       "target_accuracy": config.target_accuracy, "level": config.level}
+    notes: list[str] = []
 
     def measured(name, calibrator, crossfit_probs, probs_on_test) -> MethodResult:
-        correct = probs_on_test.argmax(1) == y_test
         return MethodResult(name, calibrator, crossfit_probs, probs_on_test,
                             summarize(crossfit_probs, y_cal, **metric_args),
                             summarize(probs_on_test, y_test, **metric_args),
-                            analyse_thresholds(probs_on_test.max(1), correct, **threshold_args))
+                            analyse_thresholds(crossfit_probs.max(1), crossfit_probs.argmax(1) == y_cal,
+                                               **threshold_args),
+                            measure_thresholds(probs_on_test.max(1), probs_on_test.argmax(1) == y_test,
+                                               **threshold_args))
 
     methods = {"raw": measured("raw", None, cal_probs, test_probs)}
     skipped: dict[str, str] = {}
@@ -202,28 +281,82 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
                 crossfit = calibrator.predict_proba(cal_probs)
             else:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", SmallSampleWarning)  # the warning is reported once below
+                    warnings.simplefilter("ignore", CalibrationWarning)  # the folds repeat the full fit's warning
                     crossfit = cross_fit_predict(lambda m=method: _build(m, content_free), cal_probs, y_cal,
                                                  n_splits=config.n_splits, seed=config.seed)
-                calibrator = _build(method, content_free).fit(cal_probs, y_cal)
+                # The saved calibrator's warnings become plain notes in the report, never raw Python warnings.
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", CalibrationWarning)
+                    calibrator = _build(method, content_free).fit(cal_probs, y_cal)
+                notes += [f"{method}: {message}" for message in
+                          dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CalibrationWarning))]
         except CalibrationError as error:
             skipped[method] = str(error)
             continue
         methods[method] = measured(method, calibrator, crossfit, calibrator.predict_proba(test_probs))
-    if "isotonic" in methods and y_cal.size < 1000:
-        skipped["isotonic (warning)"] = f"fitted on {y_cal.size} < 1000 examples: its steps may overfit"
 
     # Choose on the calibration split's out-of-fold scores only, by a proper scoring rule: binned ECE
     # on a few hundred rows is too noisy to rank methods, and it rewards uninformative constant scores.
     candidates = [name for name in methods if name != "raw"] or ["raw"]
     best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
-    certificate = analyse_thresholds(chosen.crossfit_probs.max(1), chosen.crossfit_probs.argmax(1) == y_cal,
-                                     **threshold_args).certified
-    policy = DecisionPolicy.from_certificate(certificate)
+    policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
     policy_on_test = _apply_policy(policy, chosen.test_probs, y_test)
+    automate = policy.decide(chosen.test_probs.max(1)) == "automate"
+    projection = project_volume(automate, chosen.test_probs.argmax(1) == y_test, volume=config.projection_volume,
+                                minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
+                                error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
+    sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
     budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config)
-    return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, budget, skipped)
+    notes += small_sample_notes(y_cal, y_test, chosen.chosen, sets, config)
+    return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, projection, sets,
+                      budget, skipped, notes)
+
+
+def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray, labels: Sequence[str],
+                     groups: tuple[Sequence, Sequence] | None, test_slices: dict[str, Sequence] | None,
+                     config: EvaluationConfig) -> PredictionSets:
+    """LAC and APS sets, marginal, per class and (with ``conformal_by``) per slice, fitted on the chosen
+    calibrator's cross-fitted calibration scores and measured on its test-split scores."""
+    slices = dict(test_slices or {})
+    if config.conformal_by is not None:
+        slices[config.conformal_by] = groups[1]
+    conditions = [None, "class"] + (["group"] if config.conformal_by is not None else [])
+    predictors, coverage = {}, {}
+    for condition in conditions:
+        for score in ("lac", "aps"):
+            predictor = ConformalPredictor(config.alpha, score=score, condition_on=condition,
+                                           group_column=config.conformal_by if condition == "group" else None)
+            name = predictor.name
+            cal_groups, test_groups = (groups[0], groups[1]) if condition == "group" else (None, None)
+            predictor.fit(chosen.crossfit_probs, y_cal, groups=cal_groups)
+            predictors[name] = predictor
+            coverage[name] = measure_sets(predictor.predict_set(chosen.test_probs, groups=test_groups), y_test,
+                                          labels=labels, slices=slices)
+    shipped = f"lac by {config.conformal_by}" if config.conformal_by is not None else "lac"
+    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name)
+
+
+def small_sample_notes(y_cal: np.ndarray, y_test: np.ndarray, chosen: ThresholdAnalysis, sets: PredictionSets,
+                       config: EvaluationConfig) -> list[str]:
+    """Plain-language notes on what the sample sizes limit (shown in the report, kept in metrics.json)."""
+    notes = []
+    if y_cal.size < 300:
+        notes.append(f"The calibration split has only {y_cal.size} rows: calibrators are fitted on few examples "
+                     "and can make calibration worse on new data; compare the test-split ECE of raw and "
+                     "calibrated scores, and label more data before relying on either.")
+    if y_test.size < 300:
+        notes.append(f"The test split has only {y_test.size} rows: every test figure carries a wide interval.")
+    certificate = chosen.certified
+    if not certificate.certified:
+        notes.append(f"{certificate.reason[0].upper()}{certificate.reason[1:]}. Every prediction goes to review.")
+    for name, predictor in sets.predictors.items():
+        thin = [key for key, q in predictor.quantiles_.items() if np.isinf(q)]
+        if thin:
+            need = int(np.ceil(1 / config.alpha - 1))
+            notes.append(f"Prediction sets '{name}': {len(thin)} part(s) have fewer than {need} calibration rows, "
+                         f"too few for {1 - config.alpha:.0%} coverage, so their sets hold every label.")
+    return notes
 
 
 def _apply_policy(policy: DecisionPolicy, probs: np.ndarray, y: np.ndarray) -> dict:

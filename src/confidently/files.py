@@ -18,6 +18,9 @@ from typing import Any
 from confidently.errors import ArtifactError
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
@@ -26,7 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates the file private (0600); give it the permissions a plain open() would.
@@ -37,6 +40,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path: str | Path, *, in_folder: bool = False) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left for ``path`` (with ``in_folder``: for any
+    file in the folder ``path``) when a process was killed before renaming them; returns them.
+
+    Call it only where no other process writes the same target at the same time.
+    """
+    path = Path(path)
+    folder, pattern = (path, f".*.*{_TMP_SUFFIX}") if in_folder else (path.parent, f".{path.name}.*{_TMP_SUFFIX}")
+    removed = [p for p in folder.glob(pattern) if p.is_file()]
+    for p in removed:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return removed
 
 
 def current_umask() -> int:
@@ -79,10 +97,6 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def read_json(path: str | Path) -> Any:
     """Read a JSON artifact; a missing or malformed file raises :class:`ArtifactError` naming it."""
     try:
@@ -92,3 +106,5 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
+    except RecursionError:
+        raise ArtifactError(f"{path}: not a usable JSON file: nested too deeply to read") from None

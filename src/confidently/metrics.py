@@ -1,9 +1,10 @@
-"""Accuracy and calibration metrics, each with a percentile-bootstrap 95% interval.
+"""Accuracy and calibration metrics, each with a 95% bootstrap interval that contains its estimate.
 
 Conventions: ``probs`` has shape (n_samples, n_classes) and ``y`` holds class indices; the
 *confidence* of a row is its largest probability, the *prediction* its argmax, and the row is
-*correct* when the prediction equals ``y``. Calibration metrics here are top-label: they compare
-confidence with correctness.
+*correct* when the prediction equals ``y``. Calibration metrics are top-label (they compare
+confidence with correctness) except the classwise ECE, which compares every class's probability
+with that class's frequency.
 
 Every metric is written once, *batch-first*: it takes arrays with a leading resample axis
 (``probs`` of shape (r, n, k), ``y`` of shape (r, n)) and returns r values. The point estimate is
@@ -12,6 +13,29 @@ once, so 1,000 resamples of every metric cost about as much as a few hundred num
 :func:`metric_function` hands out these batch-first functions by name for :func:`bootstrap_ci` and
 :func:`paired_bootstrap_diff`.
 
+Intervals come in two kinds, fixed per metric in advance (never chosen by looking at the data):
+
+* *percentile* — accuracy, Brier and NLL (means of a per-row quantity, unbiased), AUROC (a
+  U-statistic) and AURC: the value is the metric on the sample ``θ̂``; the interval is
+  ``[θ̂ + (q_lo − median θ*), θ̂ + (q_hi − median θ*)]``, where ``θ*`` are the metric's values on
+  resamples of the rows and ``q_lo, q_hi`` their ``(1 - level)/2`` and ``(1 + level)/2``
+  quantiles: the percentile interval, re-centred so that its median is the sample value. For
+  these estimators the resamples' median is the sample value up to Monte-Carlo noise, so this is
+  the plain percentile interval, except that it contains ``θ̂`` even with few resamples or rows.
+* *bias-corrected* — the binned calibration errors (ECE, classwise ECE, MCE, debiased CE). Their
+  sample value is biased upwards by sampling noise, and resamples add that noise once more, so on
+  well-calibrated data the whole bootstrap distribution can lie above the sample value: a
+  percentile interval then excludes its own estimate, and so does BCa, whose endpoints are
+  quantiles of the same distribution. The value reported is the bootstrap bias-corrected estimate
+  ``θ̃ = θ̂ − (median θ* − t̂)`` and the interval the basic bootstrap interval
+  ``[θ̂ − (q_hi − t̂), θ̂ − (q_lo − t̂)]``, both clipped to [0, 1]; ``θ̂`` is the metric on the
+  sample (kept as ``sample_value``), ``θ*`` its resampled values with quantiles ``q_lo, q_hi``,
+  and ``t̂`` the plug-in functional on the sample (``θ̂`` itself, except for the debiased CE,
+  whose resamples centre on the plug-in ℓ2 error).
+
+The median lies between the two quantiles, so either interval contains its value by construction;
+clipping to the metric's range keeps that.
+
 References
 ----------
 Guo, C. et al. (2017). On calibration of modern neural networks. ICML (ECE, reliability diagrams).
@@ -19,7 +43,12 @@ Naeini, M. P., Cooper, G. & Hauskrecht, M. (2015). Obtaining well calibrated pro
 Bayesian binning. AAAI (ECE, MCE).
 Kumar, A., Liang, P. & Ma, T. (2019). Verified uncertainty calibration. NeurIPS (debiased estimator).
 Geifman, Y. & El-Yaniv, R. (2017). Selective classification for deep neural networks. NeurIPS (AURC).
-Efron, B. & Tibshirani, R. (1993). An introduction to the bootstrap (percentile intervals).
+Kull, M. et al. (2019). Beyond temperature scaling: obtaining well-calibrated multi-class
+probabilities with Dirichlet calibration. NeurIPS (classwise ECE).
+Efron, B. & Tibshirani, R. (1993). An introduction to the bootstrap (percentile intervals; the
+bootstrap estimate of bias, ch. 10).
+Davison, A. C. & Hinkley, D. V. (1997). Bootstrap methods and their application, §5.2 (basic
+bootstrap interval).
 """
 
 from __future__ import annotations
@@ -39,6 +68,18 @@ from confidently.errors import DataError
 
 BinningScheme = Literal["equal_width", "equal_mass"]
 BatchMetric = Callable[..., np.ndarray]
+IntervalMethod = Literal["percentile", "bias_corrected"]
+
+#: How each kind of interval is formed, in words (reports quote this).
+INTERVAL_METHODS: dict[str, str] = {
+    "percentile": "value = the metric on the sample; interval = the 2.5th and 97.5th percentiles of the "
+                  "metric over bootstrap resamples of the rows, re-centred so that their median is the "
+                  "sample value (used for unbiased estimators, where the two agree up to Monte-Carlo noise)",
+    "bias_corrected": "value = bootstrap bias-corrected estimate θ̂ − (median of resamples − plug-in on the "
+                      "sample); interval = basic bootstrap interval reflected about the sample value, both "
+                      "clipped to [0, 1]. Used for binned calibration errors, whose sample value is biased "
+                      "upwards and whose plain percentile interval can exclude it",
+}
 
 #: Probabilities are floored here before the log in the NLL, so one confident mistake costs at most
 #: ``-ln 1e-12 ≈ 27.6`` nats instead of infinity.
@@ -70,17 +111,23 @@ class MetricResult:
     name : str
         Short key, e.g. ``"ece"``.
     value : float
-        The point estimate (NaN when undefined; ``note`` says why).
+        The point estimate, always inside ``[ci_low, ci_high]`` (NaN when undefined; ``note`` says
+        why). For bias-corrected metrics it is the bias-corrected estimate; otherwise, and whenever
+        ``n_resamples`` is 0, it equals ``sample_value``.
     definition : str
         The formula and its parameters (bins, binning scheme), so the number can be reproduced.
     n : int
         Number of examples.
     ci_low, ci_high : float
-        Percentile-bootstrap interval at ``ci_level`` (NaN when ``n_resamples`` is 0).
+        Bootstrap interval at ``ci_level`` (NaN when ``n_resamples`` is 0).
     ci_level : float
         Coverage of the interval, 0.95 by default.
     n_resamples, seed : int
         Bootstrap resamples and the seed of their indices.
+    sample_value : float
+        ``definition`` applied to the rows themselves, before any bias correction.
+    interval : {"percentile", "bias_corrected"}
+        How the value and interval were formed (see :data:`INTERVAL_METHODS`).
     note : str
         Anything the reader must know to interpret the value; empty when nothing.
     """
@@ -94,6 +141,8 @@ class MetricResult:
     ci_level: float
     n_resamples: int
     seed: int
+    sample_value: float
+    interval: str
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,14 +151,21 @@ class MetricResult:
 
 @dataclass(frozen=True)
 class BootstrapInterval:
-    """A percentile-bootstrap interval: the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of
-    the metric over resamples of the rows (resamples where it is undefined are left out)."""
+    """A bootstrap interval and the estimate it contains (resamples where the metric is undefined
+    are left out).
+
+    ``method`` is ``"percentile"`` (the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the
+    metric over resamples; ``estimate`` is the metric on the sample) or ``"bias_corrected"`` (see
+    :data:`INTERVAL_METHODS`).
+    """
 
     low: float
     high: float
     level: float
     n_resamples: int
     seed: int
+    estimate: float
+    method: str
 
 
 @dataclass(frozen=True)
@@ -118,7 +174,9 @@ class PairedDifference:
 
     Both sides are evaluated on the same resampled row indices in every resample, so the interval
     reflects only how the two differ, not how hard the rows are. If the interval excludes 0 the
-    difference is significant at level ``1 - level`` (two-sided).
+    difference is significant at level ``1 - level`` (two-sided). ``diff`` is inside the interval;
+    for a bias-corrected metric it is the bias-corrected difference, and ``sample_diff`` the
+    difference on the rows themselves.
     """
 
     diff: float
@@ -128,6 +186,8 @@ class PairedDifference:
     n: int
     n_resamples: int
     seed: int
+    sample_diff: float
+    method: str
 
     def to_dict(self) -> dict[str, Any]:
         return {key: _jsonable(value) for key, value in asdict(self).items()}
@@ -257,6 +317,24 @@ def _debiased_ce(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) 
     return np.sqrt(np.maximum((count * squared).sum(axis=1) / confidence.shape[1], 0.0))
 
 
+def _plug_in_l2_ce(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) -> np.ndarray:
+    """``sqrt(Σ_b (n_b/n)(conf_b − acc_b)²)``: the ℓ2 error of the rows' own distribution, on which
+    the debiased estimator's resamples centre (its bias-correction reference)."""
+    confidence, correct = _top_label(probs, y)
+    count, conf_sum, correct_sum = _bin_totals(confidence, correct, n_bins, scheme)
+    size = np.maximum(count, 1)
+    return np.sqrt((count * (conf_sum / size - correct_sum / size) ** 2).sum(axis=1) / confidence.shape[1])
+
+
+def _classwise_ece(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) -> np.ndarray:
+    """Mean over classes of the ECE of ``p_ik`` against ``1[y_i = k]`` (each class binned on its own)."""
+    r, n, k = probs.shape
+    score = np.swapaxes(probs, 1, 2).reshape(r * k, n)
+    is_class = (y[:, None, :] == np.arange(k)[None, :, None]).reshape(r * k, n)
+    _, score_sum, hit_sum = _bin_totals(score, is_class, n_bins, scheme)
+    return (np.abs(score_sum - hit_sum).sum(axis=1) / n).reshape(r, k).mean(axis=1)
+
+
 def _brier(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     onehot = np.arange(probs.shape[-1]) == y[..., None]
     return ((probs - onehot) ** 2).sum(axis=-1).mean(axis=-1)
@@ -308,33 +386,74 @@ def _aurc(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class MetricFunction:
+    """A batch-first metric, ``fn(probs (r, n, k), y (r, n)) -> (r,)``, and how its interval is formed.
+
+    Calling it calls ``fn``, so it can be used wherever a plain batch-first function can.
+
+    Attributes
+    ----------
+    fn : callable
+        The batch-first function.
+    interval : {"percentile", "bias_corrected"}
+        See the module docstring and :data:`INTERVAL_METHODS`.
+    reference : callable or None
+        For a bias-corrected metric whose estimator is not the plug-in functional (the debiased CE),
+        the plug-in functional, evaluated on the sample only; None when ``fn`` is its own plug-in.
+    bounds : (float, float)
+        Range of the metric; values and intervals are clipped to it.
+    """
+
+    fn: BatchMetric
+    interval: IntervalMethod = "percentile"
+    reference: BatchMetric | None = None
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.fn(*arrays)
+
+
+@dataclass(frozen=True)
 class _Spec:
     core: BatchMetric
     definition: str
     binned: bool = False
     binary_only: bool = False
+    interval: IntervalMethod = "percentile"
+    reference: BatchMetric | None = None
+    bounds: tuple[float, float] = (0.0, 1.0)
 
 
 _BINS = "{n_bins} {scheme} bins of the top-label confidence c_i = max_k p_ik"
 _METRICS: dict[str, _Spec] = {
     "accuracy": _Spec(_accuracy, "accuracy = (1/n) Σ_i 1[argmax_k p_ik = y_i]"),
-    "ece": _Spec(_ece, "ECE = Σ_b (n_b/n)·|acc_b − conf_b| over " + _BINS, binned=True),
+    "ece": _Spec(_ece, "ECE = Σ_b (n_b/n)·|acc_b − conf_b| over " + _BINS, binned=True, interval="bias_corrected"),
+    "classwise_ece": _Spec(
+        _classwise_ece,
+        "classwise ECE (Kull et al. 2019) = (1/K) Σ_k Σ_b (n_bk/n)·|freq_bk − conf_bk|, where class k's "
+        "probabilities p_ik are cut into {n_bins} {scheme} bins, conf_bk is their mean in bin b and "
+        "freq_bk the share of its rows whose label is k",
+        binned=True, interval="bias_corrected",
+    ),
     "debiased_ce": _Spec(
         _debiased_ce,
         "debiased ℓ2 calibration error (Kumar et al. 2019) = sqrt(max(0, Σ_b (n_b/n)·[(conf_b − acc_b)² "
         "− acc_b(1 − acc_b)/(n_b − 1)])), bins with n_b < 2 add 0, over " + _BINS,
-        binned=True,
+        binned=True, interval="bias_corrected", reference=_plug_in_l2_ce,
     ),
-    "mce": _Spec(_mce, "MCE = max_b |acc_b − conf_b| over the non-empty " + _BINS, binned=True),
+    "mce": _Spec(_mce, "MCE = max_b |acc_b − conf_b| over the non-empty " + _BINS, binned=True,
+                 interval="bias_corrected"),
     "brier": _Spec(
         _brier,
         "Brier = (1/n) Σ_i Σ_k (p_ik − 1[y_i = k])², the multiclass definition, in [0, 2] "
         "(for two classes it is twice the positive-class Brier)",
+        bounds=(0.0, 2.0),
     ),
     "brier_positive": _Spec(
         _positive_brier, "positive-class Brier = (1/n) Σ_i (p_i1 − 1[y_i = 1])², binary tasks only", binary_only=True
     ),
-    "nll": _Spec(_nll, f"NLL = −(1/n) Σ_i ln max(p_{{i,y_i}}, {NLL_FLOOR:g}), in nats"),
+    "nll": _Spec(_nll, f"NLL = −(1/n) Σ_i ln max(p_{{i,y_i}}, {NLL_FLOOR:g}), in nats",
+                 bounds=(0.0, -math.log(NLL_FLOOR))),
     "auroc": _Spec(
         _auroc,
         "AUROC of confidence for correctness = P(c_i > c_j) + ½·P(c_i = c_j) for a correct i and a "
@@ -350,16 +469,18 @@ _METRICS: dict[str, _Spec] = {
 DEFAULT_BINS: dict[BinningScheme, int] = {"equal_width": 20, "equal_mass": 15}
 
 
-def metric_function(name: str, *, n_bins: int | None = None, scheme: BinningScheme = "equal_width") -> BatchMetric:
-    """The batch-first function of a metric: ``fn(probs (r, n, k), y (r, n)) -> (r,)``.
+def metric_function(name: str, *, n_bins: int | None = None, scheme: BinningScheme = "equal_width") -> MetricFunction:
+    """The batch-first function of a metric, ``fn(probs (r, n, k), y (r, n)) -> (r,)``, with its
+    interval method (see :class:`MetricFunction`).
 
     Parameters
     ----------
     name : str
-        One of ``accuracy, ece, debiased_ce, mce, brier, brier_positive, nll, auroc, aurc``.
+        One of ``accuracy, ece, classwise_ece, debiased_ce, mce, brier, brier_positive, nll, auroc,
+        aurc``.
     n_bins, scheme
-        Binning of the binned metrics (``ece``, ``debiased_ce``, ``mce``); ``n_bins`` defaults to 20
-        for equal-width and 15 for equal-mass bins.
+        Binning of the binned metrics (``ece``, ``classwise_ece``, ``debiased_ce``, ``mce``);
+        ``n_bins`` defaults to 20 for equal-width and 15 for equal-mass bins.
 
     Examples
     --------
@@ -369,10 +490,12 @@ def metric_function(name: str, *, n_bins: int | None = None, scheme: BinningSche
     0.5
     """
     spec = _spec(name)
-    if not spec.binned:
-        return spec.core
-    n_bins, scheme = _check_binning(n_bins, scheme)
-    return partial(spec.core, n_bins=n_bins, scheme=scheme)
+    core, reference = spec.core, spec.reference
+    if spec.binned:
+        n_bins, scheme = _check_binning(n_bins, scheme)
+        core = partial(core, n_bins=n_bins, scheme=scheme)
+        reference = None if reference is None else partial(reference, n_bins=n_bins, scheme=scheme)
+    return MetricFunction(core, spec.interval, reference, spec.bounds)
 
 
 def _spec(name: str) -> _Spec:
@@ -393,25 +516,57 @@ def _check_binning(n_bins: int | None, scheme: str) -> tuple[int, str]:
 # --- bootstrap ------------------------------------------------------------------------------
 
 
-def _estimate(
-    fn: BatchMetric, arrays: Sequence[np.ndarray], n_resamples: int, seed: int, level: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Point estimate of ``fn`` on ``arrays`` and its percentile-bootstrap interval.
+@dataclass(frozen=True)
+class _Estimates:
+    """Per metric: the reported value, the metric on the sample, and the interval."""
 
-    ``fn`` returns one value or a row of values per resample; the three results have that shape.
-    Resamples draw row indices with replacement (the same indices for every array); resamples where
-    a value is NaN are left out of its interval.
+    value: np.ndarray
+    sample: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _as_metric(fn: BatchMetric) -> MetricFunction:
+    """A plain batch-first function gets a percentile interval."""
+    return fn if isinstance(fn, MetricFunction) else MetricFunction(fn)
+
+
+def _estimate(
+    metrics: Sequence[MetricFunction], arrays: Sequence[np.ndarray], n_resamples: int, seed: int, level: float
+) -> _Estimates:
+    """Every metric on ``arrays`` and its bootstrap interval (see the module docstring), shape (m,).
+
+    All metrics share one set of resamples, which draw row indices with replacement (the same
+    indices for every array); resamples where a value is NaN are left out of its interval.
     """
-    point = _call(fn, [a[None] for a in arrays], 1)[0]
-    values = np.empty((0, point.size))
-    if n_resamples:
-        values = _resample(fn, arrays, n_resamples, seed).reshape(n_resamples, point.size)
-    low, high = np.full(point.size, np.nan), np.full(point.size, np.nan)
+
+    def all_metrics(*batched: np.ndarray) -> np.ndarray:
+        return np.column_stack([_call(m.fn, batched, batched[0].shape[0]) for m in metrics])
+
+    sample = _call(all_metrics, [a[None] for a in arrays], 1)[0]
+    value, low, high = sample.copy(), np.full(sample.size, np.nan), np.full(sample.size, np.nan)
+    if not n_resamples:
+        return _Estimates(value, sample, low, high)
+    values = _resample(all_metrics, arrays, n_resamples, seed)
     defined = ~np.all(np.isnan(values), axis=0)
+    tail = (1.0 - level) / 2.0
+    q_low, median, q_high = np.full((3, sample.size), np.nan)
     if np.any(defined):
-        tail = (1.0 - level) / 2.0
-        low[defined], high[defined] = np.nanquantile(values[:, defined], [tail, 1.0 - tail], axis=0)
-    return point, low.reshape(point.shape), high.reshape(point.shape)
+        q_low[defined], median[defined], q_high[defined] = np.nanquantile(
+            values[:, defined], [tail, 0.5, 1.0 - tail], axis=0)
+    for i, metric in enumerate(metrics):
+        if not defined[i]:
+            continue
+        if metric.interval == "bias_corrected":
+            reference = sample[i] if metric.reference is None else _call(
+                metric.reference, [a[None] for a in arrays], 1)[0]
+            # Resamples sit (median - reference) above what they estimate; the sample value is taken
+            # to sit as far above the truth, so the estimate and the (reflected) interval move down.
+            found = sample[i] - (np.array([median[i], q_high[i], q_low[i]]) - reference)
+        else:
+            found = sample[i] + np.array([0.0, q_low[i] - median[i], q_high[i] - median[i]])
+        value[i], low[i], high[i] = np.clip(found, *metric.bounds)
+    return _Estimates(value, sample, low, high)
 
 
 def _resample(fn: BatchMetric, arrays: Sequence[np.ndarray], n_resamples: int, seed: int) -> np.ndarray:
@@ -454,11 +609,13 @@ def _check_bootstrap(arrays: Sequence[Any], n_resamples: int, level: float) -> l
 def bootstrap_ci(
     metric_fn: BatchMetric, *arrays: ArrayLike, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> BootstrapInterval:
-    """Percentile-bootstrap interval of a metric.
+    """Bootstrap estimate and interval of a metric.
 
     Rows are drawn with replacement ``n_resamples`` times (``numpy.random.default_rng(seed)``); the
     same indices are used for every array. ``metric_fn`` is batch-first: it receives each array with
-    a leading resample axis, shape (r, n, ...), and returns r values (see :func:`metric_function`).
+    a leading resample axis, shape (r, n, ...), and returns r values. A :class:`MetricFunction` (see
+    :func:`metric_function`) brings its own interval method; a plain function gets a percentile
+    interval.
 
     Examples
     --------
@@ -469,8 +626,10 @@ def bootstrap_ci(
     True
     """
     arrays = _check_bootstrap(arrays, n_resamples, level)
-    _, low, high = _estimate(metric_fn, arrays, n_resamples, seed, level)
-    return BootstrapInterval(float(low), float(high), level, n_resamples, seed)
+    metric = _as_metric(metric_fn)
+    found = _estimate([metric], arrays, n_resamples, seed, level)
+    return BootstrapInterval(float(found.low[0]), float(found.high[0]), level, n_resamples, seed,
+                             float(found.value[0]), metric.interval)
 
 
 def paired_bootstrap_diff(
@@ -485,17 +644,26 @@ def paired_bootstrap_diff(
     """``metric(a) - metric(b)`` on the same examples, with a paired-bootstrap interval.
 
     Typical use: ``paired_bootstrap_diff(metric_function("ece"), (calibrated, y), (raw, y))``. Every
-    resample draws one set of row indices and evaluates both sides on it.
+    resample draws one set of row indices and evaluates both sides on it. The difference gets the
+    metric's interval method (a plain function: percentile).
     """
     a_arrays, b_arrays = list(a_arrays), list(b_arrays)
     arrays = _check_bootstrap([*a_arrays, *b_arrays], n_resamples, level)
-    split = len(a_arrays)
+    difference = _difference(_as_metric(metric_fn), len(a_arrays))
+    found = _estimate([difference], arrays, n_resamples, seed, level)
+    return PairedDifference(float(found.value[0]), float(found.low[0]), float(found.high[0]), level,
+                            arrays[0].shape[0], n_resamples, seed, float(found.sample[0]), difference.interval)
 
-    def difference(*batched: np.ndarray) -> np.ndarray:
-        return metric_fn(*batched[:split]) - metric_fn(*batched[split:])
 
-    diff, low, high = _estimate(difference, arrays, n_resamples, seed, level)
-    return PairedDifference(float(diff), float(low), float(high), level, arrays[0].shape[0], n_resamples, seed)
+def _difference(metric: MetricFunction, split: int) -> MetricFunction:
+    """``metric(first split arrays) - metric(the rest)``, with the matching reference and bounds."""
+
+    def apart(fn: BatchMetric) -> BatchMetric:
+        return lambda *batched: fn(*batched[:split]) - fn(*batched[split:])
+
+    low, high = metric.bounds
+    return MetricFunction(apart(metric.fn), metric.interval,
+                          None if metric.reference is None else apart(metric.reference), (low - high, high - low))
 
 
 # --- public metrics -------------------------------------------------------------------------
@@ -523,17 +691,14 @@ def _evaluate(
             raise DataError(f"{name} is defined for two classes only; probs has {probs.shape[1]}")
         functions.append(metric_function(name, **params))
         definitions.append(spec.definition.format(**_binning_words(**params)) if spec.binned else spec.definition)
-
-    def all_metrics(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.column_stack([fn(p, labels) for fn in functions])
-
-    values, low, high = _estimate(all_metrics, [probs, y], n_resamples, seed, level)
+    found = _estimate(functions, [probs, y], n_resamples, seed, level)
     results = {}
     for i, (key, (name, _)) in enumerate(requests.items()):
         results[key] = MetricResult(
-            name=key, value=float(values[i]), definition=definitions[i], n=int(y.size),
-            ci_low=float(low[i]), ci_high=float(high[i]), ci_level=level,
-            n_resamples=n_resamples, seed=seed, note=_note(name, probs, y),
+            name=key, value=float(found.value[i]), definition=definitions[i], n=int(y.size),
+            ci_low=float(found.low[i]), ci_high=float(found.high[i]), ci_level=level,
+            n_resamples=n_resamples, seed=seed, sample_value=float(found.sample[i]),
+            interval=functions[i].interval, note=_note(name, probs, y),
         )
     return results
 
@@ -577,10 +742,35 @@ def expected_calibration_error(
         \\mathrm{ECE} = \\sum_b \\frac{n_b}{n} \\lvert \\mathrm{acc}_b - \\mathrm{conf}_b \\rvert
 
     over ``n_bins`` bins of the confidence (see :func:`reliability_bins`); defaults: 20 equal-width
-    bins (5% stripes), or 15 for ``scheme="equal_mass"``. The plug-in estimate is biased upwards on
-    small samples; see :func:`debiased_calibration_error`.
+    bins (5% stripes), or 15 for ``scheme="equal_mass"``. This sample value (``sample_value``) is
+    biased upwards on small samples; with ``n_resamples > 0`` the reported ``value`` is its
+    bootstrap bias-corrected estimate (module docstring). See also :func:`debiased_calibration_error`.
     """
     return _single("ece", probs, y, n_resamples, seed, n_bins=n_bins, scheme=scheme)
+
+
+def classwise_calibration_error(
+    probs: ArrayLike,
+    y: ArrayLike,
+    *,
+    n_bins: int | None = None,
+    scheme: BinningScheme = "equal_width",
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> MetricResult:
+    """Classwise expected calibration error (Kull et al. 2019): every class's probability, not
+    just the top one, against how often that class is the label.
+
+    .. math::
+        \mathrm{cwECE} = \frac{1}{K}\sum_{k=1}^{K} \sum_b \frac{n_{bk}}{n}
+        \lvert \mathrm{freq}_{bk} - \mathrm{conf}_{bk} \rvert
+
+    where class ``k``'s probabilities ``p_ik`` are cut into ``n_bins`` bins (see
+    :func:`classwise_reliability`), ``conf_bk`` is their mean in bin ``b`` and ``freq_bk`` the share
+    of the bin's rows labelled ``k``. A top-label ECE near 0 can hide a class whose probability is
+    systematically too high when it is not the top one; this metric sees it. Bias-corrected like ECE.
+    """
+    return _single("classwise_ece", probs, y, n_resamples, seed, n_bins=n_bins, scheme=scheme)
 
 
 def debiased_calibration_error(
@@ -700,6 +890,20 @@ def reliability_bins(
     )
 
 
+def classwise_reliability(
+    probs: ArrayLike, y: ArrayLike, n_bins: int | None = None, scheme: BinningScheme = "equal_width"
+) -> list[ReliabilityBins]:
+    """One :func:`reliability_bins` table per class ``k``: ``p_ik`` against ``1[y_i = k]``.
+
+    In each table ``mean_confidence`` is the class's mean probability in the bin and ``accuracy``
+    the share of the bin's rows labelled with the class; the mean of the tables' ``ece`` is the
+    sample value of :func:`classwise_calibration_error`.
+    """
+    probs = check_probs(probs)
+    y = check_labels(y, n_samples=probs.shape[0], n_classes=probs.shape[1])
+    return [reliability_bins(probs[:, k], y == k, n_bins, scheme) for k in range(probs.shape[1])]
+
+
 def risk_coverage_curve(confidence: ArrayLike, correct: ArrayLike) -> RiskCoverageCurve:
     """Selective risk at each distinct confidence threshold (see :class:`RiskCoverageCurve`)."""
     conf = check_confidence(confidence)
@@ -724,8 +928,10 @@ def summarize(
     All intervals come from the same ``n_resamples`` resamples. Keys of ``"metrics"``: ``accuracy``,
     ``ece`` (``n_bins`` equal-width bins), ``ece_equal_mass`` (``mass_bins`` equal-mass bins),
     ``debiased_ce`` (``mass_bins`` equal-mass bins), ``mce`` (equal-width), ``brier`` (multiclass),
-    ``brier_positive`` (binary tasks only), ``nll``, ``auroc``, ``aurc``; each is
-    :meth:`MetricResult.to_dict`. ``"reliability"`` holds the equal-width :func:`reliability_bins`.
+    ``brier_positive`` (binary tasks only), ``classwise_ece`` (``n_bins`` equal-width bins; three or
+    more classes only), ``nll``, ``auroc``, ``aurc``; each is :meth:`MetricResult.to_dict`.
+    ``"reliability"`` holds the equal-width :func:`reliability_bins`, and with three or more classes
+    ``"reliability_by_class"`` the equal-width :func:`classwise_reliability` tables in class order.
     NaN is written as ``None``.
     """
     probs = check_probs(probs)
@@ -743,14 +949,21 @@ def summarize(
         "auroc": ("auroc", {}),
         "aurc": ("aurc", {}),
     }
-    if probs.shape[1] == 2:
+    multiclass = probs.shape[1] >= 3
+    if multiclass:
+        requests["classwise_ece"] = ("classwise_ece", width)
+    else:
         requests["brier_positive"] = ("brier_positive", {})
     results = _evaluate(requests, probs, y, n_resamples, seed, level)
     confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y
-    return {
+    summary = {
         "n": int(y.size),
         "n_classes": int(probs.shape[1]),
-        "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": level, "method": "percentile"},
+        "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": level,
+                      "method": "per metric, named in its 'interval'", "methods": INTERVAL_METHODS},
         "metrics": {key: result.to_dict() for key, result in results.items()},
         "reliability": reliability_bins(confidence, correct, n_bins, "equal_width").to_dict(),
     }
+    if multiclass:
+        summary["reliability_by_class"] = [t.to_dict() for t in classwise_reliability(probs, y, n_bins)]
+    return summary

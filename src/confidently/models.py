@@ -190,3 +190,8 @@ def _folder_weights_id(folder: Path) -> str:
 
 def dequantized_dir(source: ModelSource) -> Path:
     return cache_dir() / "dequantized" / source.weights_id[:16]
+
+
+def dequantized_identity(source: ModelSource) -> dict[str, str]:
+    """What the de-quantized cache of ``source`` must say it holds (its manifest's identity keys)."""
+    return {"gguf_file": str(source.gguf_file), "gguf_sha256": source.weights_id}

@@ -1,7 +1,8 @@
 """What the production loop needs stored beside a calibrator, computed from the calibration rows.
 
-``evaluate`` and ``finetune`` pass :func:`production_payloads` to the calibration bundle as extra JSON
-files: ``canary.json`` (golden prompts, checked by ``confidently canary`` and when ``serve`` loads the
+``evaluate`` and ``finetune`` pass :func:`production_payloads` to
+:func:`~confidently.bundle.write_bundle` as ``extra_json``, so each is hashed in the manifest and read
+back only through :func:`~confidently.bundle.read_bundle` (``Bundle.extras``): ``canary.json`` (golden prompts, checked by ``confidently canary`` and when ``serve`` loads the
 bundle), ``reference.json`` (the distribution drift is measured against) and ``calibration_rows.json``
 (what ``confidently recalibrate`` refits on).
 """
@@ -33,8 +34,7 @@ def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, ot
 
     Parameters
     ----------
-    scored_with : the model as :class:`~confidently.canary.Canary` records it; ``model`` (a name
-        ``confidently canary`` can load) is what the canary is re-scored on by default.
+    scored_with : what produced ``probs`` (:meth:`ModelIdentity.to_dict`), recorded in the canary for its report.
     source : how the rows were obtained (file, split), for the reference's audit trail.
     """
     raw = np.asarray(probs, dtype=float)

@@ -12,10 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from confidently.bundle import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
 from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import DataError
+from confidently.decisions import decide
 from confidently.evaluation import CONTENT_FREE_INPUTS, Evaluation, EvaluationConfig, evaluate_scores
+from confidently.payloads import production_payloads
+from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring import ScoreStore, score_with_store
 from confidently.types import Scores
@@ -47,11 +51,27 @@ def _labels_of(ds: Dataset, clf: Classifier, split: str) -> np.ndarray:
     return ds.label_indices(clf.labels)
 
 
+#: Columns the report breaks results down by when the data has them.
+SLICE_COLUMNS = ("category", "domain")
+
+
+def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) -> tuple[tuple, tuple] | None:
+    """Both splits' values of ``column`` (for per-slice prediction sets), checked before any scoring."""
+    if column is None:
+        return None
+    for name, ds in (("calibration", calibration), ("test", test)):
+        if column not in ds.columns:
+            known = ", ".join(sorted(ds.columns)) or "none"
+            raise DataError(f"--conformal-by {column}: the {name} data has no column {column!r} (its extra columns: "
+                            f"{known})", path=ds.source)
+    return calibration.columns[column], test.columns[column]
+
+
 def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray,
                 labels: tuple[str, ...]) -> pd.DataFrame:
     """Accuracy (raw and calibrated) and calibrated predicted-label rates per category and per domain."""
     rows = []
-    for column in ("category", "domain"):
+    for column in SLICE_COLUMNS:
         if column not in test.columns:
             continue
         values = np.asarray(test.columns[column], dtype=object)
@@ -75,28 +95,61 @@ class EvaluateResult:
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
                  config: EvaluationConfig = EvaluationConfig(), title: str = "confidently evaluation",
                  metadata: dict | None = None, progress: bool = True) -> EvaluateResult:
-    """Score both splits, run the calibration study and write every output into ``out_dir``."""
+    """Score both splits, run the calibration study and write every output into ``out_dir``.
+
+    ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
+    policy.json, and the production loop's canary.json, reference.json and calibration_rows.json from
+    :func:`~confidently.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
+    calibrators/ and scores.parquet.
+    """
     out = Path(out_dir)
     y_cal, y_test = _labels_of(calibration, clf, "calibration"), _labels_of(test, clf, "test")
+    groups = conformal_groups(calibration, test, config.conformal_by)
+    announce(f"scoring {len(calibration):,} calibration + {len(test):,} test rows with {clf.backend.model_name}",
+             enabled=progress)
     scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress)
+    n_methods = len(config.methods)
+    announce(f"fitting {n_methods} calibration methods on {len(calibration):,} rows ({config.n_splits}-fold "
+             f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
+             f"{config.budget_repeats} repeats", enabled=progress)
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
-                                 labels=clf.labels, content_free=content_free_scores(clf), config=config)
+                                 labels=clf.labels, content_free=content_free_scores(clf), groups=groups,
+                                 test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
+                                 config=config)
     best = evaluation.methods[evaluation.best]
     frames = []
-    for split, ds, calibrated in (("calibration", calibration, best.crossfit_probs), ("test", test, best.test_probs)):
+    for split, ds, calibrated, how in (
+            ("calibration", calibration, best.crossfit_probs, f"out-of-fold ({config.n_splits}-fold cross-fitting)"),
+            ("test", test, best.test_probs, "the bundle's calibrator")):
         frame = ds.to_frame()
         frame.insert(0, "split", split)
         frame = frame.join(scores[split].to_frame().set_index(frame.index))
-        for j, label in enumerate(clf.labels):
-            frame[f"calibrated_{label}"] = calibrated[:, j]
-        frame["calibrated_confidence"] = calibrated.max(1)
-        frame["decision"] = evaluation.policy.decide(calibrated.max(1))
+        decisions = decide(scores[split].probs, labels=clf.labels, policy=evaluation.policy,
+                           calibrated_probs=None if best.calibrator is None else calibrated)
+        frame = frame.join(decisions.to_frame().set_index(frame.index))
+        if decisions.calibrated:
+            frame["calibrated_with"] = how
         frames.append(frame)
+    announce(f"writing the calibration bundle and the report to {out}", enabled=progress)
+    model = ModelIdentity.of(clf.backend)
+    payloads = production_payloads(
+        calibration.texts, y_cal, scores["calibration"].probs, scores["calibration"].other_mass, task=clf.task,
+        chat=clf.chat, calibrator=best.calibrator, policy=evaluation.policy, scored_with=model.to_dict(),
+        source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed)
+    bundle = write_bundle(
+        out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
+        policy=evaluation.policy, extra_json=payloads,
+        fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
+                   "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
+        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), **(metadata or {})}
     slices = slice_table(test, evaluation.methods["raw"].test_probs, best.test_probs, y_test, clf.labels)
+    run = {key: value for key, value in bundle.manifest.items() if key not in ("format", "version")}
     paths = write_evaluation(evaluation, out, title=title, metadata=meta, scores=pd.concat(frames, ignore_index=True),
-                             slices=slices)
+                             slices=slices, run=run)
+    paths.update({"bundle": out / MANIFEST_FILE, "policy": out / POLICY_FILE,
+                  **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
     return EvaluateResult(evaluation, paths)
 
 
@@ -118,6 +171,8 @@ def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size:
     with the base model on the same test sample (``OUT/adapter``, ``OUT/compare/report.html``).
     """
     out = Path(out_dir)
+    announce(f"generating {n:,} sentiment rows (seed {seed}) and splitting them 70/15/15 with no text shared",
+             enabled=progress)
     dataset = generate_sentiment(n=n, seed=seed)
     splits = split_dataset(dataset, seed=seed)
     for name, ds in splits.items():
@@ -131,8 +186,11 @@ def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size:
         from confidently.comparison import compare, write_comparison
         from confidently.finetune import finetune
 
+        announce(f"fine-tuning a LoRA adapter on {len(splits.train):,} train rows, calibrating it on "
+                 f"{len(splits.calibration):,}", enabled=progress)
         adapter = finetune(splits.train, out / "adapter", finetune_config, calibration=splits.calibration,
                            backend=clf.backend, progress=progress).path
+        announce(f"comparing base and fine-tuned on the same {len(test):,} test rows", enabled=progress)
         comparison = compare(test, adapter, backend=clf.backend, calibration=splits.calibration,
                              cache_dir=out / "compare-cache", progress=progress)
         result.paths.update({f"compare_{k}": v for k, v in write_comparison(comparison, out / "compare").items()})

@@ -55,16 +55,23 @@ def _info(fields: dict) -> str:
 @contextlib.contextmanager
 def _log_lines(total: int, description: str, unit: str, console: Console,
                every_s: float = 30.0) -> Iterator[Callable[..., None]]:
-    """Plain progress lines for logs (nohup, CI, SageMaker), where a live bar would print nothing until the end."""
+    """Plain progress lines for logs (nohup, CI, SageMaker), where a live bar would print nothing until the end.
+
+    A line every ``every_s`` seconds with count, rate, elapsed and remaining time (at the rate so far),
+    and one at the end unless the last periodic line already said the same count.
+    """
     start = last = time.monotonic()
-    done, info = 0, ""
+    done, printed, info = 0, -1, ""
 
     def line() -> None:
+        nonlocal printed
         elapsed = time.monotonic() - start
         rate = done / elapsed if elapsed > 0 else 0.0
+        left = f", {_duration((total - done) / rate)} left" if 0 < done < total and rate > 0 else ""
         console.print(f"{description}: {done:,}/{total:,} ({done / max(total, 1):.0%}), "
-                      f"{rate:.1f} {unit}, {elapsed:.0f} s elapsed  {info}".rstrip(),
+                      f"{rate:.1f} {unit}, {_duration(elapsed)} elapsed{left}  {info}".rstrip(),
                       markup=False, highlight=False, soft_wrap=True)
+        printed = done
 
     def advance(n: int = 1, **fields) -> None:
         nonlocal done, info, last
@@ -76,4 +83,21 @@ def _log_lines(total: int, description: str, unit: str, console: Console,
             line()
 
     yield advance
-    line()
+    if printed != done:
+        line()
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s`` or ``1 h 02 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def announce(message: str, *, enabled: bool = True, console: Console | None = None) -> None:
+    """One line on stderr saying which stage of a long job starts now (stdout stays clean for results)."""
+    if enabled:
+        (console or Console(stderr=True)).print(f"[bold]›[/] {message}", highlight=False, soft_wrap=True)

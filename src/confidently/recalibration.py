@@ -1,4 +1,4 @@
-"""Recalibration from reviewers' labels, written as a new version beside the original calibrator.
+"""Recalibration from reviewers' labels, written as a new bundle version beside the original.
 
 :func:`recalibrate` refits the calibrator on the calibration rows plus part of the labelled review
 and audit texts, checks old and new on the rest of those labels (held out), and keeps the new one
@@ -7,46 +7,43 @@ negative log-likelihood (new - old) lies below zero. The decision threshold is t
 for the old policy's target accuracy, on the calibration rows only (calibrated out of fold): they
 are a random sample of traffic, while review and audit texts were selected by their confidence.
 
-Versions live in ``FOLDER/versions/vN/`` (``calibrator.json``, ``policy.json``, ``reference.json``,
-``recalibration.json`` and a ``manifest.json`` of their hashes); the folder's own calibrator is
-version 1. Nothing is overwritten or deleted, and ``serve`` switches to the newest version without
-a restart. Only reviewed texts (reason ``review`` or ``audit``) are used: their selection depends on
-the model's scores alone, so it leaves ``P(label | scores)``, what a calibrator estimates, unbiased;
-labels that programs sent for texts of their choosing might not.
+The calibration rows are the bundle's ``calibration_rows.json`` (written by ``evaluate`` and
+``finetune``, read through :func:`~confidently.bundle.read_bundle`, hash-checked). An adopted
+calibrator becomes ``FOLDER/versions/vN`` (:mod:`confidently.bundle_versions`): a complete bundle
+with the new calibrator and policy, the reference distribution they give, the folder's canary and
+``recalibration.json`` (this comparison). Nothing is overwritten; ``serve`` switches to the newest
+version without a restart. Only reviewed texts (reason ``review`` or ``audit``) are used: their
+selection depends on the model's scores alone, so it leaves ``P(label | scores)``, what a
+calibrator estimates, unbiased; labels that programs sent for texts of their choosing might not.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
-from collections.abc import Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from confidently.calibration import Calibrator, load_calibrator
+from confidently.bundle import Bundle, read_bundle
+from confidently.bundle_versions import latest_version, write_version
+from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
 from confidently.calibration.validation import check_labels, check_probs
+from confidently.canary import CANARY_FILE
 from confidently.errors import ArtifactError, DataError
-from confidently.feedback import FeedbackStore
-from confidently.files import atomic_write_json, current_umask, read_json, sha256_file
+from confidently.feedback import FeedbackStore, LabelledText
 from confidently.metrics import metric_function, paired_bootstrap_diff
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
 from confidently.thresholds import DecisionPolicy, certify_threshold
 
 CALIBRATION_ROWS_FILE = "calibration_rows.json"
 CALIBRATION_ROWS_FORMAT = "confidently.calibration_rows"
-CALIBRATOR_FILE = "calibrator.json"
-POLICY_FILE = "policy.json"
-VERSIONS_DIR = "versions"
-VERSION_MANIFEST = "manifest.json"
 REPORT_FILE = "recalibration.json"
-_VERSION_NAME = re.compile(r"^v([0-9]+)$")
 #: Fewest held-out labels on which old and new are compared.
 MIN_HELD_OUT = 20
 CERTIFICATE_LEVEL = 0.95
@@ -74,53 +71,29 @@ class CalibrationRows:
                 "probs": self.probs.tolist(), "y": self.y.tolist(), "other_mass": self.other_mass.tolist()}
 
     @classmethod
-    def load(cls, path: Path) -> CalibrationRows:
-        data = read_json(path)
+    def from_dict(cls, data: Any) -> CalibrationRows:
         if not isinstance(data, Mapping) or data.get("format") != CALIBRATION_ROWS_FORMAT:
-            raise ArtifactError(f"{path}: expected format {CALIBRATION_ROWS_FORMAT!r}")
+            raise ArtifactError(f"expected format {CALIBRATION_ROWS_FORMAT!r}")
         try:
             labels = tuple(data["labels"])
             probs = check_probs(data["probs"], n_classes=len(labels))
             y = check_labels(data["y"], n_samples=len(probs), n_classes=len(labels))
             other = np.asarray(data["other_mass"], dtype=float).reshape(len(probs))
         except (KeyError, TypeError, ValueError) as error:
-            raise ArtifactError(f"{path}: malformed calibration rows: {error}") from None
+            raise ArtifactError(f"malformed calibration rows: {error}") from None
         return cls(labels, probs, y, other)
 
-
-@dataclass(frozen=True)
-class BundleVersion:
-    """One version of a folder's calibrator and policy (1 is the folder's own)."""
-
-    number: int
-    folder: Path
-    calibrator: Calibrator | None
-    policy: DecisionPolicy | None
-    reference: Reference | None
-
-
-def latest_version(folder: Path) -> BundleVersion | None:
-    """The newest ``versions/vN`` of ``folder`` (its files checked against their manifest), or None.
-
-    Raises
-    ------
-    ArtifactError
-        If the newest version's manifest is missing or a file changed since it was written.
-    """
-    root = Path(folder) / VERSIONS_DIR
-    numbers = sorted(int(m.group(1)) for p in (root.iterdir() if root.is_dir() else ())
-                     if (m := _VERSION_NAME.match(p.name)) and p.is_dir())
-    if not numbers:
-        return None
-    path = root / f"v{numbers[-1]}"
-    manifest = read_json(path / VERSION_MANIFEST)
-    for name, digest in manifest.get("files", {}).items():
-        if not (path / name).is_file() or sha256_file(path / name) != digest:
-            raise ArtifactError(f"{path / name} is missing or changed since version {numbers[-1]} was written")
-    calibrator = load_calibrator(path / CALIBRATOR_FILE) if (path / CALIBRATOR_FILE).exists() else None
-    policy = DecisionPolicy.load(path / POLICY_FILE) if (path / POLICY_FILE).exists() else None
-    reference = Reference.load(path / REFERENCE_FILE) if (path / REFERENCE_FILE).exists() else None
-    return BundleVersion(numbers[-1], path, calibrator, policy, reference)
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> CalibrationRows:
+        """The rows ``bundle`` was fitted on (its hash-checked ``calibration_rows.json``)."""
+        path = bundle.folder / CALIBRATION_ROWS_FILE
+        if CALIBRATION_ROWS_FILE not in bundle.extras:
+            raise ArtifactError(f"{bundle.folder}: the bundle has no {CALIBRATION_ROWS_FILE} (bundles written by "
+                                "`confidently evaluate` or `confidently finetune` carry it): nothing to refit on")
+        try:
+            return cls.from_dict(bundle.extras[CALIBRATION_ROWS_FILE])
+        except ArtifactError as error:
+            raise ArtifactError(f"{path}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -157,24 +130,27 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
 
     Parameters
     ----------
-    folder : an adapter or bundle folder with ``calibrator.json``, ``policy.json`` and ``calibration_rows.json``.
+    folder : a calibration bundle (an evaluate run folder, an adapter folder) with a calibrator and
+        ``calibration_rows.json``; refits start from its newest version.
     store : the feedback store the server logged to.
     adapter : the name the folder is served under (None: the base model).
     holdout : share of the labelled texts kept for the comparison (stratified by label).
     """
-    folder = Path(folder)
-    rows = CalibrationRows.load(folder / CALIBRATION_ROWS_FILE)
-    current = latest_version(folder)
-    number = 1 if current is None else current.number
-    old = current.calibrator if current is not None else _optional_calibrator(folder / CALIBRATOR_FILE)
-    policy = current.policy if current is not None else _optional_policy(folder / POLICY_FILE)
+    root = read_bundle(folder)
+    rows = CalibrationRows.from_bundle(root)
+    if rows.labels != root.task.label_names:
+        raise ArtifactError(f"{root.folder / CALIBRATION_ROWS_FILE}: labels {list(rows.labels)}, the bundle's task "
+                            f"has {list(root.task.label_names)}")
+    current = latest_version(folder, root)
+    number, old, policy = current.number, current.bundle.calibrator, current.bundle.policy
     if old is None:
-        raise ArtifactError(f"{folder}: has no calibrator to recalibrate (calibrator.json)")
+        raise ArtifactError(f"{current.bundle.folder}: has no calibrator to recalibrate (no calibrator beat the raw "
+                            "scores when it was fitted)")
     labelled = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
     if labelled and list(labelled[0].probs) != list(rows.labels):
         raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(labelled[0].probs)}, "
                         f"the calibration rows {list(rows.labels)}")
-    base = {"current_version": number, "adapter": adapter, "n_calibration_rows": int(len(rows.y)),
+    base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter, "n_calibration_rows": int(len(rows.y)),
             "n_feedback": len(labelled), "holdout": holdout, "seed": seed}
     n_held = int(round(len(labelled) * holdout))
     if n_held < MIN_HELD_OUT:
@@ -206,69 +182,37 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
     report["reason"] = "the new calibrator is better on the held-out labels"
     report["policy"] = new_policy.to_dict()
     reference = Reference.from_scores(rows.probs, rows.other_mass, labels=rows.labels, calibrator=new,
-                                      policy=new_policy, source=f"{CALIBRATION_ROWS_FILE} of {folder.name}, "
+                                      policy=new_policy, source=f"{CALIBRATION_ROWS_FILE} of {root.folder.name}, "
                                       f"calibrated by version {number + 1}")
-    path = _write_version(folder, number + 1, new, new_policy, reference, report)
-    return Recalibration(True, number + 1, path, report)
+    trained_on = [labelled[i] for i in train]
+    written = write_version(
+        root, number + 1, calibrator=new, policy=new_policy,
+        fitted_on={"rows_sha256": str(root.fitted_on.get("rows_sha256")), "n_rows": int(len(rows.y) + len(train)),
+                   "calibration_rows": int(len(rows.y)), "feedback_rows": len(trained_on),
+                   "feedback_sha256": _feedback_sha256(trained_on), "parent_version": number,
+                   "parent_manifest_sha256": current.bundle.manifest_sha256},
+        extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
+                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})})
+    return Recalibration(True, written.number, written.bundle.folder, report)
 
 
-def _recertify(calibrator: Calibrator, policy: DecisionPolicy | None, rows: CalibrationRows,
+def _feedback_sha256(texts: list[LabelledText]) -> str:
+    """A fingerprint of the reviewed labels a version was fitted on (which request, position, label)."""
+    rows = sorted((t.request_id, t.position, t.true_label) for t in texts)
+    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()
+
+
+def _recertify(calibrator: Calibrator, policy: DecisionPolicy, rows: CalibrationRows,
                extra_probs: np.ndarray, extra_y: np.ndarray, seed: int) -> DecisionPolicy:
-    """The old policy's target, certified on the calibration rows calibrated out of fold (5 folds; each fold's
-    calibrator also sees the reviewed training labels)."""
-    if policy is None or policy.target_accuracy is None:
-        return policy or DecisionPolicy(threshold=None, target_accuracy=None, certified=False,
-                                        method="no policy to re-certify: everything goes to review")
+    """The old policy's target at its confidence level, certified on the calibration rows calibrated out of
+    fold (5 folds; each fold's calibrator also sees the reviewed training labels)."""
+    if policy.target_accuracy is None:
+        return policy  # no target to certify for: the old policy stands
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     calibrated = np.zeros_like(rows.probs)
     for fit, apply in folds.split(rows.probs, rows.y):
         fold = clone(calibrator).fit(np.vstack([rows.probs[fit], extra_probs]), np.concatenate([rows.y[fit], extra_y]))
         calibrated[apply] = fold.predict_proba(rows.probs[apply])
     certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == rows.y,
-                                    target_accuracy=policy.target_accuracy, level=CERTIFICATE_LEVEL)
+                                    target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL)
     return DecisionPolicy.from_certificate(certificate)
-
-
-def _write_version(folder: Path, number: int, calibrator: Calibrator, policy: DecisionPolicy,
-                   reference: Reference, report: dict[str, Any]) -> Path:
-    """Write ``versions/vN`` complete in a temporary folder, then rename it into place (atomic)."""
-    root = folder / VERSIONS_DIR
-    root.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".v{number}.", dir=root))
-    calibrator.save(staging / CALIBRATOR_FILE)
-    policy.save(staging / POLICY_FILE)
-    reference.save(staging / REFERENCE_FILE)
-    atomic_write_json(staging / REPORT_FILE, report)
-    files = {name: sha256_file(staging / name) for name in (CALIBRATOR_FILE, POLICY_FILE, REFERENCE_FILE, REPORT_FILE)}
-    atomic_write_json(staging / VERSION_MANIFEST, {"format": "confidently.bundle_version", "version": number,
-                                                   "parent": number - 1, "files": files})
-    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private
-    target = root / f"v{number}"
-    try:
-        os.rename(staging, target)  # fails if another run wrote this version first: nothing is overwritten
-    except OSError:
-        raise ArtifactError(f"{target} already exists: another recalibration wrote version {number}; "
-                            "run again to build on it") from None
-    return target
-
-
-def _optional_calibrator(path: Path) -> Calibrator | None:
-    return load_calibrator(path) if path.exists() else None
-
-
-def _optional_policy(path: Path) -> DecisionPolicy | None:
-    return DecisionPolicy.load(path) if path.exists() else None
-
-
-def write_calibration_rows(path: str | Path, labels: Sequence[str], probs: ArrayLike, y: ArrayLike,
-                           other_mass: ArrayLike) -> None:
-    """Save the rows a calibrator was fitted on, for recalibration and the reference distribution."""
-    raw = check_probs(probs, n_classes=len(labels))
-    rows = CalibrationRows(tuple(labels), raw, check_labels(y, n_samples=len(raw), n_classes=len(labels)),
-                           np.asarray(other_mass, dtype=float).reshape(len(raw)))
-    atomic_write_json(path, rows.to_dict())
-
-
-def version_label(manifest_sha256: str | None, number: int) -> str | None:
-    """The name responses give a bundle version: the folder's manifest hash (12 hex digits) and the number."""
-    return None if manifest_sha256 is None else f"{manifest_sha256[:12]}.v{number}"

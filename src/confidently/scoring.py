@@ -7,19 +7,28 @@ store is never reused for another model or task. A killed run keeps every chunk 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from confidently.classifier import Classifier
-from confidently.errors import ArtifactError, ConfidentlyError
-from confidently.files import atomic_path, atomic_write_json
-from confidently.progress import progress_bar
+from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
+from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
+from confidently.progress import announce, progress_bar
 from confidently.types import Scores
+
+if TYPE_CHECKING:
+    from confidently.decisions import CalibratedClassifier
+
+
+_CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
 
 
 def text_key(text: str) -> str:
@@ -41,16 +50,30 @@ class ScoreStore:
         self.fingerprint = fingerprint
         self.labels = tuple(labels)
         self.manifest_path = self.directory / "manifest.json"
-        if self.manifest_path.exists():
-            manifest = json.loads(self.manifest_path.read_text())
-            if manifest.get("fingerprint") != fingerprint:
-                raise ArtifactError(
-                    f"{self.directory} holds scores from another model, adapter, precision or task; "
-                    "delete it or choose another output"
-                )
-            self.chunks: list[str] = manifest["chunks"]
-        else:
-            self.chunks = []
+        if self.directory.is_dir():
+            remove_stale_temporaries(self.directory, in_folder=True)  # left by a run killed mid-write
+        self.chunks: list[str] = self._read_manifest() if self.manifest_path.exists() else []
+
+    def _corrupt(self, what: str) -> ArtifactError:
+        return ArtifactError(f"{what}: the checkpoint in {self.directory} is damaged; delete that folder to start "
+                             "over (its rows are scored again)")
+
+    def _read_manifest(self) -> list[str]:
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise self._corrupt(f"{self.manifest_path}: unreadable ({error})") from None
+        chunks = manifest.get("chunks") if isinstance(manifest, dict) else None
+        if not (isinstance(chunks, list) and all(isinstance(c, str) and _CHUNK_NAME.fullmatch(c) for c in chunks)
+                and isinstance(manifest.get("fingerprint"), str)):
+            raise self._corrupt(f"{self.manifest_path}: expected a fingerprint and a list of chunk-NNNNN.parquet "
+                                "names")
+        if manifest["fingerprint"] != self.fingerprint:
+            raise ArtifactError(
+                f"{self.directory} holds scores from another model, adapter, precision or task; "
+                "delete it or choose another output"
+            )
+        return chunks
 
     def load(self) -> dict[str, tuple]:
         """Text key → (mass row, other mass, truncated, uncovered)."""
@@ -58,10 +81,17 @@ class ScoreStore:
 
         rows: dict[str, tuple] = {}
         for name in self.chunks:
-            frame = pd.read_parquet(self.directory / name)
-            scores = Scores.from_frame(frame, self.labels)
+            path = self.directory / name
+            try:
+                frame = pd.read_parquet(path)
+                scores = Scores.from_frame(frame, self.labels)
+                keys = [str(key) for key in frame["key"]]
+            except Exception as error:  # pyarrow and pandas raise many types for a damaged file
+                raise self._corrupt(f"{path}: unreadable ({type(error).__name__}: {error})") from None
+            if not (np.isfinite(scores.mass).all() and ((scores.mass >= 0) & (scores.mass <= 1)).all()):
+                raise self._corrupt(f"{path}: class masses outside [0, 1]")
             uncovered = scores.uncovered_mass
-            for i, key in enumerate(frame["key"]):
+            for i, key in enumerate(keys):
                 rows[key] = (scores.mass[i], scores.other_mass[i], scores.truncated[i],
                              None if uncovered is None else uncovered[i])
         return rows
@@ -77,6 +107,10 @@ class ScoreStore:
                                                "chunks": self.chunks})
 
     def remove(self) -> None:
+        """Delete the store, manifest first: a run killed half-way leaves a folder with no rows, never
+        a manifest listing chunks that are gone."""
+        with contextlib.suppress(FileNotFoundError):
+            self.manifest_path.unlink()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -84,7 +118,7 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
                      checkpoint_every: int = 256, progress: bool = True, description: str = "scoring") -> Scores:
     """Score ``texts``, reusing rows already in ``store`` and saving new ones every ``checkpoint_every``."""
     if checkpoint_every < 1:
-        raise ConfidentlyError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     keys = [text_key(t) for t in texts]
     done = store.load() if store is not None else {}
     todo: list[int] = []
@@ -93,6 +127,10 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
         if key not in done and key not in seen:
             todo.append(i)
             seen.add(key)
+    reused = sum(key in done for key in set(keys))
+    if reused and store is not None:
+        announce(f"reusing {reused:,} rows already scored in {store.directory} (same model, adapter, precision "
+                 f"and task); {len(todo):,} left to score", enabled=progress)
     with progress_bar(len(todo), description, enabled=progress and bool(todo)) as advance:
         for start in range(0, len(todo), checkpoint_every):
             chunk = todo[start:start + checkpoint_every]
@@ -112,37 +150,56 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
                   np.array([r[2] for r in rows], dtype=bool), uncovered)
 
 
+OUTPUT_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")
+
+
+def check_output_format(path: str | Path) -> str:
+    """The suffix of an output table path, or :class:`ConfigError` when no writer handles it."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ConfigError(f"{path}: unknown output format {suffix or '(no suffix)'!r}: "
+                          f"use {', '.join(OUTPUT_FORMATS[:-1])} or {OUTPUT_FORMATS[-1]}")
+    return suffix
+
+
 def write_table(frame, path: str | Path) -> None:
     """Write a DataFrame atomically as Parquet, CSV, TSV or JSONL, chosen by the suffix."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = check_output_format(path)
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix in {".csv", ".tsv"}:
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
-        elif suffix == ".jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
-            raise ConfidentlyError(f"{path}: unknown output format {suffix!r}: use .parquet, .csv, .tsv or .jsonl")
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
 
 
-def score_file(classifier: Classifier, input_path: str | Path, out_path: str | Path, *, text_column: str = "text",
-               label_column: str = "label", checkpoint_every: int = 256, resume: bool = False,
-               progress: bool = True):
+def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | Path, out_path: str | Path, *,
+               text_column: str = "text", label_column: str = "label", checkpoint_every: int = 256,
+               resume: bool = False, progress: bool = True):
     """Score every row of a data file and write the scores beside its columns.
 
-    Finished rows are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
+    Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
+    calibrator or policy, the calibrated columns and the decision too (:meth:`Decisions.to_frame`).
+    Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
     from confidently.data import load_dataset
+    from confidently.decisions import CalibratedClassifier
 
+    calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
+    classifier = calibrated.classifier
     out_path = Path(out_path)
+    check_output_format(out_path)  # before any row is scored
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
                            labels=classifier.labels)
     partial = out_path.with_name(out_path.name + ".partial")
+    remove_stale_temporaries(out_path)  # a run killed while writing the output
+    if partial.is_dir() and not (partial / "manifest.json").exists():
+        shutil.rmtree(partial)  # killed before its first checkpoint or during clean-up: it holds no rows
     if partial.exists() and not resume:
-        raise ConfidentlyError(
+        raise UnfinishedRunError(
             f"{partial} holds rows from an earlier run: pass --resume to continue it, or delete it to start over"
         )
     store = ScoreStore(partial, classifier.fingerprint(), classifier.labels)
@@ -150,6 +207,7 @@ def score_file(classifier: Classifier, input_path: str | Path, out_path: str | P
                               progress=progress)
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
+    frame = frame.join(calibrated.decide(scores.probs).to_frame().set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame

@@ -5,6 +5,13 @@ mean it. A :class:`Verbalizer` binds a task to one vocabulary: it finds every to
 stripped of whitespace and punctuation and case-folded, equals one of a label's words (so ``yes``,
 `` Yes`` and ``YES`` all count), and sums the softmax over those tokens. That sum is the label's
 *mass*; the rest of the distribution is the *other mass*.
+
+Words that no single token spells (``multi_token=True``) are scored as the exact probability of
+their token sequences. When one label's answer is a prefix of another's (``no`` beside ``no
+opinion``), the probability of `` no`` already contains that of `` no opinion``: each answer is
+then the event "the reply starts with these tokens and does not go on to a longer answer", so the
+longer sequence's probability moves from the shorter answer's label to its own, and the labels'
+masses stay disjoint and sum to at most 1 (see :attr:`Verbalizer.sequence_weights`).
 """
 
 from __future__ import annotations
@@ -154,6 +161,40 @@ class LabelTokens:
     sequences: tuple[tuple[int, ...], ...]  # multi-token variants (exact sequence probability)
 
 
+def _sequence_weights(owners: Mapping[tuple[int, ...], int], single_owner: Mapping[int, int],
+                      n_labels: int) -> tuple[tuple[tuple[int, ...], ...], np.ndarray]:
+    """The sequences worth scoring and the signed weights that turn their probabilities into mass.
+
+    ``owners`` maps every multi-token variant to its label, ``single_owner`` every single-token
+    variant id to its label. A sequence adds its probability to its own label and takes it from the
+    label of its *parent*, its longest proper prefix that is itself a variant (that prefix's
+    probability includes it). A sequence whose parent has the same label changes nothing and is
+    left out; its own descendants still take from that label, since their parent's label is the
+    same whichever of the two prefixes they take from.
+
+    Returns the kept sequences (ordered by label, then sequence) and an array of shape
+    (n_sequences, n_labels) of +1 / -1 entries.
+    """
+
+    def parent_label(seq: tuple[int, ...]) -> int | None:
+        for end in range(len(seq) - 1, 0, -1):
+            prefix = seq[:end]
+            if end == 1 and prefix[0] in single_owner:
+                return single_owner[prefix[0]]
+            if prefix in owners:
+                return owners[prefix]
+        return None
+
+    kept = sorted(((owner, seq, parent_label(seq)) for seq, owner in owners.items()), key=lambda t: t[:2])
+    kept = [row for row in kept if row[2] != row[0]]
+    weights = np.zeros((len(kept), n_labels))
+    for row, (owner, _, parent) in enumerate(kept):
+        weights[row, owner] += 1.0
+        if parent is not None:
+            weights[row, parent] -= 1.0
+    return tuple(seq for _, seq, _ in kept), weights
+
+
 class Verbalizer:
     """A task bound to a vocabulary: label → token ids, and distributions → class masses.
 
@@ -175,19 +216,22 @@ class Verbalizer:
             if key in word_owner:
                 ids_per_label[word_owner[key]].append(token_id)
                 spelled.add(key)
-        all_single = {i for ids in ids_per_label for i in ids}
+        single_owner = {token_id: j for j, ids in enumerate(ids_per_label) for token_id in ids}
+        owners = {seq: j for j, label in enumerate(task.labels) for seq in self._sequences(label, spelled, encode)}
+        #: Every multi-token variant worth scoring, in label order, and the (n_sequences, n_labels)
+        #: signed weights that turn their probabilities into class mass (see :func:`_sequence_weights`).
+        self.sequences, self.sequence_weights = _sequence_weights(owners, single_owner, len(task.labels))
         self.labels: tuple[LabelTokens, ...] = tuple(
-            LabelTokens(
-                np.asarray(sorted(ids), dtype=np.int64),
-                self._sequences(label, spelled, all_single, encode),
-            )
-            for label, ids in zip(task.labels, ids_per_label)
+            LabelTokens(np.asarray(sorted(ids), dtype=np.int64),
+                        tuple(seq for seq in self.sequences if owners[seq] == j))
+            for j, ids in enumerate(ids_per_label)
         )
 
-    def _sequences(self, label: Label, spelled: set[str], single: set[int], encode) -> tuple[tuple[int, ...], ...]:
+    def _sequences(self, label: Label, spelled: set[str], encode) -> set[tuple[int, ...]]:
+        """Token sequences of the label's words that no single token spells."""
         missing = [w for w in label.words if normalize_token(w) not in spelled]
         if not missing:
-            return ()
+            return set()
         if not self.task.multi_token or encode is None:
             raise TaskError(
                 f"label {label.name!r}: no token in this vocabulary spells {missing[0]!r}"
@@ -199,16 +243,23 @@ class Verbalizer:
             for form in {word, word.capitalize(), word.lower()}:
                 for surface in (form, " " + form):
                     ids = tuple(encode(surface))
-                    # A sequence starting with a token that already counts would be counted twice.
-                    if len(ids) > 1 and ids[0] not in single:
+                    if len(ids) > 1:
                         sequences.add(ids)
-        # If one sequence is a prefix of another, the longer one's probability is inside the shorter's.
-        kept = [s for s in sequences if not any(o != s and s[: len(o)] == o for o in sequences)]
-        return tuple(sorted(kept))
+        return sequences
 
     @property
     def has_sequences(self) -> bool:
-        return any(label.sequences for label in self.labels)
+        return bool(self.sequences)
+
+    def add_sequence_mass(self, mass: np.ndarray, sequence_logprobs: np.ndarray) -> np.ndarray:
+        """Class mass (n, k) with the sequences' probabilities moved in (see :attr:`sequence_weights`).
+
+        ``sequence_logprobs`` has shape (n, n_sequences), in the order of :attr:`sequences`. A label
+        whose answer is a prefix of another's loses what the longer answer gains; the result is
+        clipped at 0, since the two probabilities come from separate forward passes and may differ
+        in the last float32 digit.
+        """
+        return np.maximum(mass + np.exp(sequence_logprobs) @ self.sequence_weights, 0.0)
 
     def class_mass(self, logprobs: np.ndarray) -> np.ndarray:
         """Single-token class mass from full-vocabulary log-probabilities of shape (n, vocab)."""

@@ -120,21 +120,22 @@ class Scores:
         )
 
     def to_frame(self):
-        """A pandas DataFrame: ``p_<label>``, ``mass_<label>``, other_mass, prediction, confidence, truncated."""
+        """A pandas DataFrame of the raw scores: ``raw_p_<label>``, ``mass_<label>``, other_mass, raw_prediction,
+        raw_confidence, truncated (calibrated columns come from :meth:`Decisions.to_frame`)."""
         import pandas as pd
 
         probs = self.probs
         columns: dict[str, object] = {}
         for j, label in enumerate(self.labels):
-            columns[f"p_{label}"] = probs[:, j]
+            columns[f"raw_p_{label}"] = probs[:, j]
         for j, label in enumerate(self.labels):
             columns[f"mass_{label}"] = self.mass[:, j]
         columns["other_mass"] = self.other_mass
         if self.uncovered_mass is not None:
             columns["uncovered_mass"] = self.uncovered_mass
             columns["label_may_be_hidden"] = self.label_may_be_hidden
-        columns["prediction"] = self.predicted_labels
-        columns["confidence"] = self.confidence
+        columns["raw_prediction"] = self.predicted_labels
+        columns["raw_confidence"] = self.confidence
         columns["truncated"] = self.truncated
         return pd.DataFrame(columns)
 
@@ -149,23 +150,51 @@ class Scores:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The classification of one text, with everything that explains it.
+    """The classification of one text: the answer, the raw scores behind it, and the decision.
 
-    ``probs`` are raw shares of the label mass (see :attr:`Scores.probs`); ``calibrated`` holds
-    calibrated probabilities when a calibrator was applied. ``variants`` lists, per label, every
-    token that counted towards it with its probability.
+    Built only by :meth:`confidently.decisions.Decisions.prediction`, so every path (Python API, CLI,
+    server, SageMaker) fills it the same way.
+
+    Attributes
+    ----------
+    text : the text as given.
+    label, confidence : the answer: the most probable label and its probability, calibrated when
+        ``calibrated`` is True, else the raw share of the label mass (then named "uncalibrated").
+    calibrated : whether a calibrator produced ``label`` and ``confidence``.
+    decision : ``"automate"`` or ``"review"`` from the decision policy (on ``confidence``); None without one.
+    threshold, guarantee : the policy's threshold and what an automated answer promises, in words.
+    raw_label, raw_confidence, raw_probs : the model's own answer: the label with the most class mass
+        and each label's share of the label mass (:attr:`Scores.probs`).
+    calibrated_probs : calibrated class probabilities; None when uncalibrated.
+    mass, other_mass : unnormalised label masses and the mass on tokens that mean no label.
+    truncated : the text was cut to fit the context.
+    uncovered_mass : top-k servers only: probability they did not return (None when exact).
+    variants, top_tokens : the explanation (one-text ``classify`` only): per label the tokens that
+        counted, and the most likely next tokens.
     """
 
     text: str
     label: str
     confidence: float
-    probs: dict[str, float]
+    calibrated: bool
+    decision: str | None
+    threshold: float | None
+    guarantee: str | None
+    raw_label: str
+    raw_confidence: float
+    raw_probs: dict[str, float]
+    calibrated_probs: dict[str, float] | None
     mass: dict[str, float]
     other_mass: float
-    variants: dict[str, list[TokenProb]] = field(default_factory=dict)
-    top_tokens: list[TokenProb] = field(default_factory=list)
     truncated: bool = False
     uncovered_mass: float | None = None
+    variants: dict[str, list[TokenProb]] = field(default_factory=dict)
+    top_tokens: list[TokenProb] = field(default_factory=list)
+
+    @property
+    def probs(self) -> dict[str, float]:
+        """The probabilities behind ``label``: calibrated when available, else raw."""
+        return self.raw_probs if self.calibrated_probs is None else self.calibrated_probs
 
     @property
     def label_may_be_hidden(self) -> bool:
@@ -180,7 +209,14 @@ class Prediction:
             "text": self.text,
             "label": self.label,
             "confidence": self.confidence,
-            "probs": self.probs,
+            "calibrated": self.calibrated,
+            "decision": self.decision,
+            "threshold": self.threshold,
+            "guarantee": self.guarantee,
+            "raw_label": self.raw_label,
+            "raw_confidence": self.raw_confidence,
+            "raw_probs": self.raw_probs,
+            "calibrated_probs": self.calibrated_probs,
             "mass": self.mass,
             "other_mass": self.other_mass,
             "uncovered_mass": self.uncovered_mass,

@@ -288,7 +288,7 @@ def test_server_dying_halfway_then_resume_requests_only_missing_rows(tmp_path):
     finished = {clf.prompt(t) for t in texts[:8]}
     assert len(requested) == 12 and not finished & set(requested)
     assert list(frame["text"]) == texts
-    assert np.allclose(frame["p_positive"], [fake_yes_share(clf.prompt(t)) for t in texts])
+    assert np.allclose(frame["raw_p_positive"], [fake_yes_share(clf.prompt(t)) for t in texts])
 
 
 def test_cli_score_resume_against_a_server(tmp_path):
@@ -324,7 +324,7 @@ def test_next_token_and_classify_cli_against_llama_cpp(llama_server):
         assert result["uncovered_mass"] < 0.05 and len(result["top_tokens"]) == 10
         assert sum(result["mass"].values()) + result["other_mass"] + result["uncovered_mass"] == pytest.approx(1)
     # The model leans "no" (see models.md), so compare the two texts rather than read one label.
-    assert results[0]["probs"]["positive"] > results[1]["probs"]["positive"] + 0.3
+    assert results[0]["raw_probs"]["positive"] > results[1]["raw_probs"]["positive"] + 0.3
     print(f"\nCLI next-token + classify against llama.cpp: {time.monotonic() - started:.1f} s")
 
 

@@ -16,6 +16,7 @@ from confidently.calibration import (
     BetaCalibrator,
     Calibrator,
     ContextualCalibrator,
+    DirichletCalibrator,
     HistogramBinningCalibrator,
     IsotonicCalibrator,
     PlattCalibrator,
@@ -39,6 +40,7 @@ CASES: dict[str, Case] = {
     "temperature": Case(TemperatureCalibrator, True),
     "histogram": Case(HistogramBinningCalibrator, True),
     "beta": Case(BetaCalibrator, True),
+    "dirichlet": Case(DirichletCalibrator, True),
     "contextual": Case(ContextualCalibrator, False),
     "batch": Case(BatchCalibrator, False),
     "stacked": Case(lambda: StackedCalibrator(steps=[BatchCalibrator(), PlattCalibrator()]), True),
@@ -73,7 +75,7 @@ def test_constructor_only_stores_parameters(name):
     calibrator = CASES[name].make()
     assert not calibrator.is_fitted
     assert [a for a in vars(calibrator) if a.endswith("_")] == []
-    assert list(calibrator.get_params()) == calibrator.param_names()
+    assert list(calibrator.get_params(deep=False)) == calibrator.param_names()
     assert type(calibrator).__name__ in repr(calibrator)
 
 

@@ -61,3 +61,10 @@ def test_cross_fit_applies_a_fitted_contextual_calibrator_and_refuses_an_unfitte
     out = cross_fit_predict(lambda: fitted, binary.test_probs, binary.test_y)
     np.testing.assert_array_equal(out, fitted.predict_proba(binary.test_probs))
     np.testing.assert_allclose(fitted.bias_, [0.65, 0.35])  # not refitted on the rows
+
+
+def test_cross_fit_applies_a_fitted_contextual_calibrator_passed_as_an_instance(binary):
+    # clone keeps a contextual calibrator's fit (it was fitted on inputs cross-fitting never sees)
+    fitted = ContextualCalibrator().fit(np.array([[0.6, 0.4], [0.7, 0.3]]))
+    out = cross_fit_predict(fitted, binary.test_probs, binary.test_y)
+    np.testing.assert_array_equal(out, fitted.predict_proba(binary.test_probs))

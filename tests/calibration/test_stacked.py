@@ -64,5 +64,5 @@ def test_make_calibrator_builds_methods_and_stacks():
 def test_make_calibrator_names_what_is_wrong():
     with pytest.raises(CalibrationError, match="unknown calibration method 'platypus'; choose one of platt, isotonic"):
         make_calibrator("platypus")
-    with pytest.raises(CalibrationError, match=r"got parameters \['bins'\]; it accepts: min_samples"):
+    with pytest.raises(CalibrationError, match=r"got parameters \['bins'\]; it accepts: classes, min_samples"):
         make_calibrator("platt", bins=3)

@@ -38,24 +38,24 @@ def description(kind: str, name: str, status: str | None, **extra) -> dict:
 
 def make_adapter(folder: Path, *, base_model: str = "qwen2.5-coder-0.5b-instruct", rank: int = 8,
                  weights_id: str = "a" * 64, calibrated: bool = True, threshold: float | None = 0.8) -> Path:
-    """An adapter folder shaped like `confidently finetune`'s output (weights are placeholder bytes)."""
+    """An adapter folder shaped like `confidently finetune`'s output: a calibration bundle around PEFT
+    files (the weights are placeholder bytes). ``threshold=None`` is a policy that reviews everything."""
+    from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
     from confidently.calibration import PlattCalibrator
     from confidently.tasks import SENTIMENT
     from confidently.thresholds import DecisionPolicy
 
-    folder.mkdir(parents=True)
-    (folder / "adapter_model.safetensors").write_bytes(b"placeholder weights " + folder.name.encode())
-    (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 16, "peft_type": "LORA",
-                                                            "base_model_name_or_path": HUB_ID}))
-    (folder / "manifest.json").write_text(json.dumps({"format": "confidently.adapter", "version": 1,
-                                                      "base_model": base_model, "base_weights_id": weights_id,
-                                                      "task": SENTIMENT.to_dict()}))
+    calibrator = None
     if calibrated:
         rng = np.random.default_rng(0)
         score = rng.uniform(0.2, 0.9, 200)
         y = (rng.uniform(size=200) < score).astype(int)
-        PlattCalibrator().fit(np.column_stack([1 - score, score]), y).save(folder / "calibrator.json")
-    if threshold is not None:
-        DecisionPolicy(threshold=threshold, target_accuracy=0.95, certified=True, method="test").save(
-            folder / "policy.json")
+        calibrator = PlattCalibrator().fit(np.column_stack([1 - score, score]), y)
+    config = {"r": rank, "lora_alpha": 16, "peft_type": "LORA", "base_model_name_or_path": HUB_ID}
+    write_bundle(folder, model=ModelIdentity(base_model, "transformers", weights_id, "float32"), task=SENTIMENT,
+                 chat=None, calibrator=calibrator, fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
+                 policy=DecisionPolicy(threshold=threshold, target_accuracy=0.95, certified=threshold is not None,
+                                       method="test"),
+                 extra_files={WEIGHTS_FILE: lambda path: path.write_bytes(b"placeholder weights " + folder.name.encode()),
+                              ADAPTER_CONFIG_FILE: lambda path: path.write_text(json.dumps(config))})
     return folder

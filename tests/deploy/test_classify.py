@@ -71,7 +71,7 @@ def test_classify_with_artifacts_from_s3(aws, runner, settings, sent, tmp_path, 
     raw = raw / raw.sum(axis=1, keepdims=True)
     calibrated = load_calibrator(folder / "calibrator.json").predict_proba(raw)
     for i, result in enumerate(results):
-        assert result.probs["positive"] == pytest.approx(raw[i, 1]) and result.calibrated
+        assert result.raw_probs["positive"] == pytest.approx(raw[i, 1]) and result.calibrated
         assert result.confidence == pytest.approx(calibrated[i].max())
         assert result.label == ("positive", "negative")[i]
         assert result.decision == ("automate" if calibrated[i].max() >= 0.7 else "review")
@@ -84,8 +84,9 @@ def test_classify_with_a_local_adapters_folder_and_no_tokenizer(aws, runner, set
     [result] = classify_remote(runner, settings, "reviews", "tone", ["meh"], adapters_dir=tmp_path / "adapters",
                                tokenizer=None)
     assert sent[0]["messages"][-1]["content"].endswith('"meh"') and sent[0]["top_logprobs"] == 20
-    assert result.label == "negative" and not result.calibrated and result.decision is None
-    assert result.confidence == pytest.approx(0.6 / 0.9)
+    # No calibrator, and a policy that certified no threshold: the raw answer, sent to review.
+    assert result.label == "negative" and not result.calibrated and result.decision == "review"
+    assert result.confidence == pytest.approx(0.6 / 0.9) == result.raw_confidence
 
 
 def test_unknown_adapter_lists_the_served_ones(aws, runner, settings):

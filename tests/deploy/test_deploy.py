@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -38,8 +39,9 @@ def arn(kind: str, name: str) -> str:
 
 def test_deploy_requests_in_order_with_waits(aws, runner, settings, adapters):
     s3, sm = aws["s3"][1], aws["sagemaker"][1]
+    # Every bundle has a policy (tone's reviews everything: no threshold was certified).
     for adapter, files in (("triage", ("manifest.json", "calibrator.json", "policy.json")),
-                           ("tone", ("manifest.json", "calibrator.json"))):
+                           ("tone", ("manifest.json", "calibrator.json", "policy.json"))):
         s3.add_response("put_object", {}, {"Bucket": BUCKET, "Key": f"{PREFIX}/adapters/{adapter}/adapter.tar.gz",
                                            "Body": ANY})
         for name in files:
@@ -108,7 +110,7 @@ def test_aws_errors_are_one_clear_line(aws, runner):
 
 
 def test_adapter_checks(tmp_path, settings):
-    with pytest.raises(ArtifactError, match="missing adapter_model.safetensors"):
+    with pytest.raises(ArtifactError, match="has no manifest.json: not a calibration bundle"):
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "adapter_config.json").write_text("{}")
         read_adapter(tmp_path / "empty")
@@ -125,7 +127,8 @@ def test_adapter_checks(tmp_path, settings):
 
 def test_cli_deploy_dry_run(tmp_path):
     folder = make_adapter(tmp_path / "triage")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CONFIDENTLY_SAGEMAKER_REGION": "us-east-1"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CONFIDENTLY_SAGEMAKER_REGION": "us-east-1",
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}  # the code under test
     result = subprocess.run([*CLI, "sagemaker", "deploy", "reviews", str(folder), "--role", ROLE, "--bucket", BUCKET,
                              "--image", LMI_IMAGE, "--max-loras", "2", "--dry-run"],
                             capture_output=True, text=True, env=env, timeout=120)

@@ -23,6 +23,6 @@ def test_demo_with_finetune_stage(tiny_model_dir, tmp_path):
     for split in ("train", "calibration", "test"):
         assert (tmp_path / "data" / f"{split}.jsonl").exists()
     manifest = json.loads((tmp_path / "adapter" / "manifest.json").read_text())
-    assert manifest["base_weights_id"] == backend.weights_id
+    assert manifest["model"]["weights_id"] == backend.weights_id
     metrics = json.loads(result.paths["metrics"].read_text())
     assert metrics["headline"]["n_test"] == 80

@@ -25,14 +25,15 @@ def evaluated(tmp_path_factory):
     run = subprocess.run([*CLI, "evaluate", "--data", str(data), "--out", str(folder / "run"), "--budget-repeats", "3",
                           "--dtype", "float32"], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "Warning" not in run.stderr and "Warning" not in run.stdout  # small samples get plain notes instead
     return folder / "run", run.stdout
 
 
 @pytest.mark.model
 def test_report_files_exist_and_agree_with_metrics(evaluated):
     run, stdout = evaluated
-    for name in ("report.html", "metrics.json", "summary.md", "calibrator.json", "policy.json", "scores.parquet",
-                 "calibrators/platt.json"):
+    for name in ("report.html", "metrics.json", "summary.md", "calibrator.json", "policy.json", "conformal.json",
+                 "scores.parquet", "calibrators/platt.json"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     head = metrics["headline"]
@@ -50,6 +51,44 @@ def test_report_files_exist_and_agree_with_metrics(evaluated):
     scores = pd.read_parquet(run / "scores.parquet")
     assert len(scores) == 200 and set(scores["split"]) == {"calibration", "test"}
     assert set(scores["decision"]) <= {"automate", "review"}
+
+
+@pytest.mark.model
+def test_guarantees_on_real_scores(evaluated):
+    """The policy states its guarantee; prediction sets cover real held-out rows as split conformal promises."""
+    import numpy as np
+    import pandas as pd
+
+    from confidently.conformal import ConformalPredictor
+    from confidently.thresholds import DecisionPolicy
+
+    run, stdout = evaluated
+    policy = DecisionPolicy.load(run / "policy.json")
+    assert policy.level == 0.95 and "Learn-Then-Test" in policy.method
+    assert f"guarantee: {policy.guarantee}" in " ".join(stdout.split())  # the console wraps long lines
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "thresholds_on_test_split" not in json.dumps(metrics)
+    shipped = ConformalPredictor.load(run / "conformal.json")
+    assert shipped.alpha == 0.1 and shipped.name == metrics["prediction_sets"]["shipped"]
+    # The model's raw probabilities on these 200 real texts are a fixed score function, so random
+    # calibration/test splits of them are exchangeable: averaged over splits, test coverage must fall
+    # in [1 - alpha, 1 - alpha + 1/(n + 1)] up to Monte-Carlo error.
+    scores = pd.read_parquet(run / "scores.parquet")
+    probs = scores[["raw_p_negative", "raw_p_positive"]].to_numpy()
+    y = (scores["label"] == "positive").to_numpy().astype(int)
+    rng = np.random.default_rng(0)
+    n_cal, coverage = y.size // 2, {"lac": [], "aps": []}
+    for _ in range(2000):
+        order = rng.permutation(y.size)
+        cal, test = order[:n_cal], order[n_cal:]
+        for score, values in coverage.items():
+            sets = ConformalPredictor(0.1, score=score).fit(probs[cal], y[cal]).predict_set(probs[test])
+            values.append(sets[np.arange(test.size), y[test]].mean())
+    for score, values in coverage.items():
+        mean, error = np.mean(values), 3 * np.std(values) / np.sqrt(len(values))
+        assert 0.9 - error <= mean, (score, mean)
+        if score == "lac":  # APS ties at the top label, which voids only the upper end
+            assert mean <= 0.9 + 1 / (n_cal + 1) + error, (score, mean)
 
 
 @pytest.mark.model

@@ -1,14 +1,20 @@
 """The calibration study on synthetic scores with a known miscalibration."""
 
+import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
 
+from confidently.calibration import cross_fit_predict
+from confidently.conformal import ConformalPredictor
 from confidently.evaluation import EvaluationConfig, evaluate_scores
 from confidently.report.evaluation import write_evaluation
+from confidently.thresholds import analyse_thresholds, certify_threshold
 
 FAST = EvaluationConfig(budget_sizes=(50, 200), budget_repeats=3, n_resamples=200)
+DOMAINS = ("sports", "work")
 
 
 def miscalibrated(n, seed):
@@ -19,12 +25,18 @@ def miscalibrated(n, seed):
     return np.stack([1 - p, p], axis=1), y
 
 
+def domains(n, seed):
+    return np.random.default_rng(seed + 100).choice(DOMAINS, n)
+
+
 @pytest.fixture(scope="module")
 def evaluation():
     cal, y_cal = miscalibrated(800, 0)
     test, y_test = miscalibrated(600, 1)
     return evaluate_scores(cal, y_cal, test, y_test, labels=("negative", "positive"),
-                           content_free=np.array([[0.62, 0.38], [0.58, 0.42]]), config=FAST)
+                           content_free=np.array([[0.62, 0.38], [0.58, 0.42]]),
+                           groups=(domains(800, 0), domains(600, 1)), test_slices={"domain": domains(600, 1)},
+                           config=dataclasses.replace(FAST, conformal_by="domain"))
 
 
 def test_calibration_reduces_held_out_ece(evaluation):
@@ -57,25 +69,124 @@ def test_label_free_methods_use_their_own_inputs(evaluation):
 
 def test_policy_is_certified_on_calibration_then_applied_to_test(evaluation):
     policy, on_test = evaluation.policy, evaluation.policy_on_test
-    if policy.threshold is not None:
-        best = evaluation.methods[evaluation.best]
-        assert on_test["n_automated"] == int((best.test_probs.max(1) >= policy.threshold).sum())
+    best = evaluation.methods[evaluation.best]
+    _, y_cal = miscalibrated(800, 0)
+    on_calibration = certify_threshold(best.crossfit_probs.max(1), best.crossfit_probs.argmax(1) == y_cal)
+    assert policy.certified and policy.threshold == on_calibration.threshold
+    assert on_test["n_automated"] == int((best.test_probs.max(1) >= policy.threshold).sum())
+    assert policy.guarantee.startswith("with probability >= 95% over the calibration sample, the accuracy")
 
 
-def test_label_budget_has_every_size_and_method(evaluation):
-    sizes = sorted(set(evaluation.budget["n_labels"]))
-    assert sizes == [50, 200, 800]
-    assert set(evaluation.budget["calibrator"]) == set(FAST.budget_methods)
+def test_no_threshold_is_chosen_on_the_test_split(evaluation, tmp_path):
+    _, y_cal = miscalibrated(800, 0)
+    _, y_test = miscalibrated(600, 1)
+    for name, result in evaluation.methods.items():
+        # every chosen threshold comes from the calibration split's cross-fitted scores
+        again = analyse_thresholds(result.crossfit_probs.max(1), result.crossfit_probs.argmax(1) == y_cal)
+        assert result.chosen.certified == again.certified and result.chosen.optimal == again.optimal
+        assert not hasattr(result.on_test, "certified")  # the test split is measured, nothing chosen
+        assert result.on_test.n == y_test.size
+    metrics = json.loads(write_evaluation(evaluation, tmp_path, title="t", metadata={})["metrics"].read_text())
+    assert "thresholds_on_test_split" not in json.dumps(metrics)
+    thresholds = metrics["methods"][evaluation.best]["thresholds"]
+    assert thresholds["chosen_on_calibration_split"]["certified"]["threshold"] == evaluation.policy.threshold
+    assert "certified" not in thresholds["measured_on_test_split"]
+
+
+def test_cost_projection_is_the_policy_on_the_test_split(evaluation):
+    best = evaluation.methods[evaluation.best]
+    _, y_test = miscalibrated(600, 1)
+    automate = best.test_probs.max(1) >= evaluation.policy.threshold
+    wrong = automate & (best.test_probs.argmax(1) != y_test)
+    projection = evaluation.projection
+    assert projection.automated[0] == pytest.approx(10_000 * automate.mean())
+    assert projection.errors[0] == pytest.approx(10_000 * wrong.mean())
+    assert projection.review_hours[0] == pytest.approx(10_000 * (~automate).mean() * 2.0 / 60)
+    assert projection.errors[1] <= projection.errors[0] <= projection.errors[2]
+
+
+def test_prediction_sets_are_fitted_on_calibration_and_measured_on_test(evaluation):
+    best = evaluation.methods[evaluation.best]
+    _, y_cal = miscalibrated(800, 0)
+    _, y_test = miscalibrated(600, 1)
+    sets = evaluation.sets
+    assert set(sets.predictors) == {"lac", "aps", "lac by class", "aps by class", "lac by domain", "aps by domain"}
+    assert sets.shipped == "lac by domain"
+    again = ConformalPredictor(0.1, condition_on="group", group_column="domain").fit(
+        best.crossfit_probs, y_cal, groups=domains(800, 0))
+    predicted = again.predict_set(best.test_probs, groups=domains(600, 1))
+    table = sets.coverage["lac by domain"].set_index("part")
+    assert table.loc["all", "coverage"] == pytest.approx(predicted[np.arange(600), y_test].mean())
+    assert set(table.index) == {"all", "class=negative", "class=positive", "domain=sports", "domain=work"}
+    for name, coverage in sets.coverage.items():  # 600 test rows: within sampling error of 90%
+        assert coverage.set_index("part").loc["all", "coverage_high"] >= 0.9, name
+
+
+def test_label_budget_certifies_on_the_subset_and_measures_on_test(evaluation):
+    budget = evaluation.budget
+    assert sorted(set(budget["n_labels"])) == [50, 200, 800]
+    assert set(budget["calibrator"]) == set(FAST.budget_methods)
+    assert budget.loc[budget["n_labels"] == 50, "threshold"].isna().all()  # 50 < the 93 automated needed
+    cal, y_cal = miscalibrated(800, 0)
+    test, y_test = miscalibrated(600, 1)
+    whole = budget[(budget["n_labels"] == 800) & (budget["calibrator"] == "platt")].iloc[0]
+    out_of_fold = cross_fit_predict("platt", cal, y_cal, n_splits=5, seed=FAST.seed)
+    threshold = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal).threshold
+    assert whole["threshold"] == threshold == evaluation.methods["platt"].chosen.certified.threshold
+    platt_test = evaluation.methods["platt"].test_probs
+    assert whole["coverage"] == pytest.approx(np.mean(platt_test.max(1) >= threshold))
+
+
+def test_small_samples_get_plain_notes_not_warnings():
+    cal, y_cal = miscalibrated(120, 4)
+    test, y_test = miscalibrated(90, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning escaping the study fails the test
+        small = evaluate_scores(cal, y_cal, test, y_test, labels=("negative", "positive"),
+                                config=dataclasses.replace(FAST, methods=("platt", "isotonic"), budget_sizes=(50,),
+                                                           n_resamples=50))
+    notes = " ".join(small.notes)
+    assert "The calibration split has only 120 rows" in notes and "The test split has only 90 rows" in notes
+    assert "isotonic: isotonic calibration fitted on 120 examples" in notes
 
 
 def test_written_files_agree(evaluation, tmp_path):
     paths = write_evaluation(evaluation, tmp_path, title="t", metadata={"model": "synthetic"})
     metrics = json.loads(paths["metrics"].read_text())
+    saved = ConformalPredictor.load(paths["conformal"])
+    assert saved.quantiles_ == evaluation.sets.predictors["lac by domain"].quantiles_
+    report = paths["report"].read_text()
+    assert evaluation.policy.guarantee.replace(">=", "&gt;=") in report
+    assert f"{evaluation.projection.automated[0]:,.0f}" in report
     ece = metrics["methods"]["platt"]["test_split"]["metrics"]["ece"]["value"]
     assert ece == pytest.approx(evaluation.methods["platt"].test["metrics"]["ece"]["value"])
     assert f"{ece:.4f}" in paths["report"].read_text() and f"{ece:.4f}" in paths["summary"].read_text()
     from confidently.calibration import load_calibrator
 
-    saved = load_calibrator(paths["calibrator"])
+    saved = load_calibrator(tmp_path / "calibrators" / f"{evaluation.best}.json")  # the bundle's is run_evaluate's
     np.testing.assert_allclose(saved.predict_proba(miscalibrated(50, 3)[0]),
                                evaluation.methods[evaluation.best].calibrator.predict_proba(miscalibrated(50, 3)[0]))
+
+
+def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
+    from scipy.special import softmax
+
+    def confused(n, seed):
+        # True probabilities: softmax of 0.5 ln p, with class 0's score also speaking for class 1.
+        rng = np.random.default_rng(seed)
+        raw = softmax(rng.normal(0.0, 2.0, (n, 3)), axis=1)
+        true = softmax(np.log(raw) @ np.array([[0.5, 0, 0], [0.4, 0.5, 0], [0, 0, 0.5]]).T, axis=1)
+        return raw, np.minimum((rng.random(n)[:, None] > np.cumsum(true, axis=1)).sum(axis=1), 2)
+
+    cal, y_cal = confused(600, 0)
+    test, y_test = confused(600, 1)
+    config = EvaluationConfig(methods=("temperature", "isotonic", "dirichlet"), budget_sizes=(100,),
+                              budget_repeats=2, n_resamples=200)
+    result = evaluate_scores(cal, y_cal, test, y_test, labels=("a", "b", "c"), config=config)
+    classwise = {name: r.test["metrics"]["classwise_ece"]["value"] for name, r in result.methods.items()}
+    assert classwise["dirichlet"] < classwise["raw"] / 2
+    assert len(result.methods["dirichlet"].test["reliability_by_class"]) == 3
+    paths = write_evaluation(result, tmp_path, title="three", metadata={})
+    report = paths["report"].read_text()
+    assert "Calibration of every class" in report and "per-class reliability on the test split" in report
+    assert f"{classwise['dirichlet']:.4f}" in report

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from confidently.classifier import Classifier
-from confidently.comparison import CompareConfig, automated_count, certified_coverage, compare, write_comparison
+from confidently.calibration import cross_fit_predict
+from confidently.comparison import CompareConfig, automated_count, compare, write_comparison
 from confidently.errors import ArtifactError, DataError
 from confidently.tasks import SENTIMENT
+from confidently.thresholds import certify_threshold
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +45,44 @@ def test_differences_are_paired_and_consistent_with_the_decisions(comparison):
         assert diffs["accuracy"]["ci_low"] <= diffs["accuracy"]["diff"] <= diffs["accuracy"]["ci_high"]
         for model, probs in (("base", base), ("fine-tuned", tuned)):
             decisions = comparison.decisions[model][method]
-            coverage = certified_coverage(0.95, 0.95)(probs[None], y[None])[0]
-            assert coverage == pytest.approx(decisions["certified"]["coverage"])
-            assert automated_count(0.9)(probs[None], y[None])[0] == decisions["automation"]["0.90"]["n_automated"]
+            # without calibration rows nothing is certified: no threshold is chosen on the test rows
+            assert decisions["certified"] is None and "certified" not in decisions["rules"]
+            assert automated_count(0.9)(probs[None], y[None])[0] == decisions["rules"]["0.90"]["n_automated"]
+        coverage = [comparison.decisions[m][method]["rules"]["0.90"]["coverage"] for m in ("base", "fine-tuned")]
+        difference = comparison.decision_differences[method]["0.90"]["coverage"]
+        assert difference["diff"] == pytest.approx(coverage[1] - coverage[0])
+        assert difference["ci_low"] <= difference["diff"] <= difference["ci_high"]
     # the adapter learned the task, and the interval says so
     assert comparison.differences["raw"]["accuracy"]["ci_low"] > 0.2
+
+
+def test_certified_thresholds_come_from_the_calibration_rows(backend, trained, separable):
+    calibration = separable(200, seed=9)
+    result = compare(separable(120, seed=7), trained.path, backend=backend, calibration=calibration,
+                     progress=False, config=CompareConfig(n_resamples=200))
+    y, y_cal = result.y, calibration.label_indices(SENTIMENT.label_names)
+    backend.set_adapter(trained.path.name)
+    try:
+        cal_raw = Classifier(backend=backend).score(calibration.texts).probs
+    finally:
+        backend.set_adapter(None)
+    out_of_fold = cross_fit_predict("platt", cal_raw, y_cal, n_splits=5, seed=0)
+    certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal)
+    decided = result.decisions["fine-tuned"]["platt"]
+    assert decided["certified"]["threshold"] == certificate.threshold
+    rule = decided["rules"]["certified"]
+    tuned = result.probs["fine-tuned"]["platt"]
+    automated = tuned.max(1) >= certificate.threshold if certificate.certified else np.zeros(y.size, bool)
+    assert rule["n_automated"] == int(automated.sum())
+    # the cost view: per 10,000 items, at 2 min per review, 1 per review and 10 per automated mistake
+    mistakes = automated & (tuned.argmax(1) != y)
+    projection = rule["projection"]
+    assert projection["review_hours"]["value"] == pytest.approx(10_000 * (~automated).mean() * 2 / 60)
+    assert projection["cost"]["value"] == pytest.approx(10_000 * ((~automated).mean() + 10 * mistakes.mean()))
+    base_cost = result.decisions["base"]["platt"]["rules"]["certified"]["projection"]["cost"]["value"]
+    difference = result.decision_differences["platt"]["certified"]["cost"]
+    assert difference["diff"] == pytest.approx(projection["cost"]["value"] - base_cost)
+    assert difference["ci_low"] <= difference["diff"] <= difference["ci_high"]
 
 
 def test_report_numbers_agree_with_metrics_json(comparison, tmp_path):
@@ -62,6 +97,9 @@ def test_report_numbers_agree_with_metrics_json(comparison, tmp_path):
     diff = metrics["differences_fine_tuned_minus_base"]["raw"]["accuracy"]
     assert f"{diff['diff']:.4f} [{diff['ci_low']:.4f}, {diff['ci_high']:.4f}]" in html
     assert html.count("<img") >= 5  # metric bars, confidence, 2x reliability, neutral-by-domain
+    cost = metrics["decision_differences_fine_tuned_minus_base"]["platt"]["0.90"]["cost"]
+    assert f"{cost['diff']:.0f} [{cost['ci_low']:.0f}, {cost['ci_high']:.0f}]" in html
+    assert "No threshold is chosen on the test rows" in html
     assert metrics["n_test"] == 120 and metrics["labels"] == list(SENTIMENT.label_names)
     domains = {row["domain"] for row in metrics["neutral_by_domain"]}
     assert domains == {"sports", "workplace"}
@@ -80,5 +118,5 @@ def test_changed_adapter_files_are_refused(backend, trained, separable, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(trained.path, copy)
     (copy / "calibrator.json").write_text("{}")
-    with pytest.raises(ArtifactError, match="changed since it was saved"):
+    with pytest.raises(ArtifactError, match="calibrator.json changed since the bundle was written"):
         compare(separable(60, seed=8), copy, backend=backend, progress=False)

@@ -54,7 +54,10 @@ def test_bad_labels_are_one_line_and_exit_1(tiny_model_dir, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_bad_setting_is_one_line_and_exit_1(tiny_model_dir, tmp_path):
-    result = run("finetune", "--data", tmp_path / "x.jsonl", "--out", tmp_path / "a", "--validation-fraction", 0.7,
-                 check=False)
-    assert result.returncode == 1 and "validation_fraction" in result.stderr and "Traceback" not in result.stderr
+def test_bad_setting_is_one_line_and_exit_2(tiny_model_dir, tmp_path):
+    # an out-of-range setting is a usage error (exit 2), reported before any data is read
+    data = tmp_path / "x.jsonl"
+    data.write_text('{"text": "fine", "label": "positive"}\n')
+    result = run("finetune", "--data", data, "--out", tmp_path / "a", "--validation-fraction", 0.7, check=False)
+    assert result.returncode == 2 and "validation_fraction" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from confidently.data import generate_sentiment, split_dataset
-from confidently.finetune import FinetuneConfig, finetune, read_manifest
+from confidently.bundle import read_bundle
+from confidently.finetune import FinetuneConfig, finetune
 
 
 @pytest.mark.model
@@ -21,8 +22,8 @@ def test_a_few_lora_steps_on_the_default_model(default_classifier, tmp_path):
     result = finetune(splits.train, tmp_path / "qwen", config, calibration=splits.calibration.subset(range(40)),
                       backend=backend, progress=False)
     assert backend.active_adapter is None and backend.fingerprint() == default_classifier.backend.fingerprint()
-    manifest = read_manifest(result.path)
-    assert manifest["base_weights_id"] == backend.weights_id
+    manifest = read_bundle(result.path).manifest
+    assert manifest["model"]["weights_id"] == backend.weights_id
     assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]  # after "<|im_start|>assistant\n"
     assert manifest["validation"]["steps_run"] == 3 and math.isfinite(manifest["validation"]["loss"])
     adapter_config = json.loads((result.path / "adapter_config.json").read_text())

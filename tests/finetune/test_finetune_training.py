@@ -16,7 +16,8 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.classifier import Classifier
 from confidently.errors import ArtifactError, ConfidentlyError, DataError
 from confidently.files import sha256_file
-from confidently.finetune import finetune, read_manifest
+from confidently.bundle import read_bundle
+from confidently.finetune import finetune
 from confidently.finetune.artifacts import atomic_folder
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.data import answer_targets, collate, encode_examples
@@ -64,9 +65,12 @@ def test_saved_adapter_reloads_to_identical_scores(trained, tiny_model_dir):
 
 
 def test_manifest_and_peft_files(trained, backend, separable):
-    manifest = read_manifest(trained.path)  # also checks every file's sha256
-    assert manifest["format"] == "confidently.adapter" and manifest["version"] == 1
-    assert manifest["base_weights_id"] == backend.weights_id
+    bundle = read_bundle(trained.path)  # also checks every file's sha256
+    manifest = bundle.manifest
+    assert manifest["format"] == "confidently.bundle" and manifest["version"] == 1 and bundle.is_adapter
+    assert manifest["model"]["weights_id"] == backend.weights_id
+    assert manifest["model"]["adapter_sha256"] == manifest["files"]["adapter_model.safetensors"]
+    assert manifest["fitted_on"]["rows_sha256"] == trained.splits.calibration.sha256()
     assert manifest["task"] == SENTIMENT.to_dict()
     assert manifest["training_data_sha256"] == separable(240, seed=0).sha256()
     assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]
@@ -90,7 +94,7 @@ def test_adapter_for_other_base_weights_is_refused(trained, tiny_model_dir, tmp_
     changed.save_pretrained(tmp_path / "other")
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "other")
     other = TransformersBackend(str(tmp_path / "other"), dtype="float32")
-    with pytest.raises(ArtifactError, match="trained on other base weights"):
+    with pytest.raises(ArtifactError, match="was fitted on .* but is applied to"):
         other.load_adapter(trained.path)
 
 

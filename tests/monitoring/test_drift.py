@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_psi_matches_the_formula():
     assert psi(np.array([10, 0]), np.array([0, 10])) > 2  # empty bins stay finite
 
 
-def test_reference_bins_are_deciles_and_roundtrip_json(tmp_path):
+def test_reference_bins_are_deciles_and_roundtrip_json():
     policy = DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test")
     probs, other = rows(1000, seed=0)
     ref = Reference.from_scores(probs, other, labels=LABELS, policy=policy, source="test rows")
@@ -54,8 +55,7 @@ def test_reference_bins_are_deciles_and_roundtrip_json(tmp_path):
     assert len(conf.quantiles) == 1000 and conf.quantiles[0] == probs.max(axis=1).min()
     assert ref.decision_rates["automate"] == pytest.approx(np.mean(probs.max(axis=1) >= 0.8))
     assert sum(ref.label_shares.values()) == pytest.approx(1.0)
-    ref.save(tmp_path / "reference.json")
-    assert Reference.load(tmp_path / "reference.json") == ref
+    assert Reference.from_dict(json.loads(json.dumps(ref.to_dict()))) == ref
 
 
 def test_reference_uses_the_calibrated_label_and_confidence():
@@ -68,11 +68,17 @@ def test_reference_uses_the_calibrated_label_and_confidence():
     assert ref.decision_rates["automate"] == pytest.approx(np.mean(calibrated >= 0.9))
 
 
-def test_a_malformed_reference_file_names_itself(tmp_path):
-    path = tmp_path / "reference.json"
-    path.write_text('{"format": "confidently.reference", "format_version": 1, "labels": ["a"]}')
+def test_a_malformed_reference_in_a_bundle_names_its_file(tmp_path):
+    from confidently.bundle import ModelIdentity, write_bundle
+    from confidently.tasks import SENTIMENT
+
+    bundle = write_bundle(tmp_path, model=ModelIdentity("tiny", "transformers", "a" * 64), task=SENTIMENT,
+                          chat=None, calibrator=None, fitted_on={"rows_sha256": "0" * 64, "n_rows": 0},
+                          policy=DecisionPolicy(threshold=None, target_accuracy=None, certified=False, method="t"),
+                          extra_json={"reference.json": {"format": "confidently.reference", "format_version": 1,
+                                                         "labels": ["a"]}})
     with pytest.raises(ArtifactError, match="reference.json: malformed reference distribution"):
-        Reference.load(path)
+        Reference.from_bundle(bundle)
 
 
 def test_traffic_like_the_reference_raises_no_alarm():

@@ -7,8 +7,6 @@ task) ships only a policy, so its threshold applies to raw confidence; the base 
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -16,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
 from confidently.calibration import TemperatureCalibrator
-from confidently.files import sha256_file
 from confidently.tasks import SENTIMENT, Label, Task
 from confidently.thresholds import DecisionPolicy
 
@@ -27,9 +25,11 @@ TRIAGE = Task(name="triage", template="Is this text positive? Answer yes, no or 
 
 
 def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task: Task = SENTIMENT,
-                 calibrator: bool = True, threshold: float | None = 0.6) -> Path:
-    """A random LoRA adapter for the tiny model, with the files the fine-tuning stage writes beside it
-    (manifest with format, version, base weights, task and every file's sha256)."""
+                 calibrator: bool = True, threshold: float | None = 0.6, model_name: str = "tiny",
+                 extra_json: dict | None = None) -> Path:
+    """A random LoRA adapter for the tiny model, saved as the fine-tuning stage saves it: a calibration
+    bundle (manifest with base weights, task and every file's sha256) around PEFT's files, with
+    ``extra_json`` payloads (canary, reference, calibration rows) when given."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -38,16 +38,17 @@ def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task
     base = AutoModelForCausalLM.from_pretrained(model_dir)
     model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     model.save_pretrained(out)
+    fitted = None
     if calibrator:
         rng = np.random.default_rng(seed)
         probs = rng.dirichlet(np.ones(len(task.labels)), size=200)
         y = np.array([rng.choice(len(p), p=p) for p in probs])
-        TemperatureCalibrator().fit(probs, y).save(out / "calibrator.json")
-    DecisionPolicy(threshold=threshold, target_accuracy=0.9, certified=True, method="test").save(out / "policy.json")
-    files = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.name != "README.md"}
-    manifest = {"format": "confidently.adapter", "version": 1, "base_model": "tiny", "base_weights_id": weights_id,
-                "task": task.to_dict(), "labels": [{"name": name} for name in task.label_names], "files": files}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+        fitted = TemperatureCalibrator().fit(probs, y)
+    policy = DecisionPolicy(threshold=threshold, target_accuracy=0.9, certified=True, method="test")
+    kept = lambda path: None  # noqa: E731  (PEFT has already written it there)
+    write_bundle(out, model=ModelIdentity(model_name, "transformers", weights_id, "float32"), task=task, chat=None,
+                 calibrator=fitted, policy=policy, fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
+                 extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept}, extra_json=extra_json)
     return out
 
 
@@ -69,17 +70,16 @@ def adapters_dir(tmp_path_factory, tiny_model_dir, weights_id) -> Path:
 
 
 class LiveServer:
-    """uvicorn serving ``app`` on a free loopback port in a background thread."""
+    """``confidently serve``'s uvicorn server for ``app`` on a free loopback port in a background thread."""
 
     def __init__(self, app):
-        import uvicorn
+        from confidently.server.runner import listen, make_server
 
         self.app = app
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30))
+        self._socket = listen("127.0.0.1", 0)
+        self.address = self._socket.getsockname()
+        self.url = f"http://127.0.0.1:{self.address[1]}"
+        self.server = make_server(app, log_level="warning")
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -134,3 +134,31 @@ def http(server):
 
     with httpx.Client(base_url=server.url, timeout=60) as client:
         yield client
+
+
+def wait_until(condition, *, timeout: float = 120, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (generous: only a hang takes it)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class HeldModel:
+    """Keeps the server's model worker busy until released, so requests queue up deterministically."""
+
+    def __init__(self, live: LiveServer):
+        self.batcher = live.app.state.service.batcher
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def _hold(self) -> None:
+        self.running.set()
+        self.release.wait(120)
+
+    def __enter__(self) -> HeldModel:
+        self.batcher.call(self._hold)
+        assert self.running.wait(60), "the model worker did not pick up the hold"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()

@@ -89,7 +89,7 @@ def test_symlink_out_of_the_folder_is_refused(http, adapters_dir, tmp_path):
 def test_adapter_for_other_base_weights_is_refused(http):
     reply = http.post("/v1/adapters/foreign", headers=AUTH)
     assert reply.status_code == 409
-    assert "trained on base weights ffffffffffffffff" in reply.json()["detail"]
+    assert "was fitted on tiny (weights ffffffffffff" in reply.json()["detail"]
     assert "foreign" not in loaded(http)
 
 
@@ -101,7 +101,10 @@ def test_missing_and_malformed_adapters(http, adapters_dir):
     manifest = json.loads((broken / "manifest.json").read_text())
     try:
         for content, message in [("{not json", "manifest.json:1: not valid JSON"),
-                                 (json.dumps({**manifest, "format": "other"}), "expected format 'confidently.adapter'"),
+                                 (json.dumps({**manifest, "format": "other"}), "expected format 'confidently.bundle'"),
+                                 (json.dumps({k: v for k, v in manifest.items() if k != "files"}),
+                                  "has no 'files' list of sha256 hashes"),
+                                 (json.dumps({**manifest, "files": {}}), "has no 'files' list of sha256 hashes"),
                                  (json.dumps({**manifest, "task": None}), "has no task"),
                                  (json.dumps({**manifest, "task": {"name": "x"}}), "malformed task definition")]:
             (broken / "manifest.json").write_text(content)
@@ -111,7 +114,7 @@ def test_missing_and_malformed_adapters(http, adapters_dir):
         (broken / "manifest.json").write_text(json.dumps(manifest))
         (broken / "policy.json").write_text((broken / "policy.json").read_text().replace("0.6", "0.1"))
         reply = http.post("/v1/adapters/broken", headers=AUTH)
-        assert reply.status_code == 422 and "policy.json is missing or changed" in reply.json()["detail"]
+        assert reply.status_code == 422 and "policy.json changed since the bundle was written" in reply.json()["detail"]
         (broken / "manifest.json").unlink()
         reply = http.post("/v1/adapters/broken", headers=AUTH)
         assert reply.status_code == 422 and "has no manifest.json" in reply.json()["detail"]
@@ -128,15 +131,15 @@ def test_load_classify_and_unload_at_run_time(http):
     texts = ["the movie was great", "I hate it"]
     gamma = http.post("/v1/classify", json={"texts": texts, "adapter": "gamma"}).json()
     alpha = http.post("/v1/classify", json={"texts": texts, "adapter": "alpha"}).json()
-    assert gamma["results"][0]["probs"] != alpha["results"][0]["probs"]
+    assert gamma["results"][0]["raw_probs"] != alpha["results"][0]["raw_probs"]
 
     # Reloading under an existing name replaces it (here: gamma's weights under the name alpha).
-    before = alpha["results"][0]["probs"]
+    before = alpha["results"][0]["raw_probs"]
     assert http.post("/v1/adapters/alpha", json={"path": "nested/gamma"}, headers=AUTH).status_code == 201
     replaced = http.post("/v1/classify", json={"texts": texts, "adapter": "alpha"}).json()
-    np.testing.assert_allclose(list(replaced["results"][0]["probs"].values()),
-                               list(gamma["results"][0]["probs"].values()), atol=1e-6)
-    assert replaced["results"][0]["probs"] != before
+    np.testing.assert_allclose(list(replaced["results"][0]["raw_probs"].values()),
+                               list(gamma["results"][0]["raw_probs"].values()), atol=1e-6)
+    assert replaced["results"][0]["raw_probs"] != before
     assert http.post("/v1/adapters/alpha", headers=AUTH).status_code == 201
 
     deleted = http.delete("/v1/adapters/gamma", headers=AUTH)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, read_bundle, write_bundle
 from confidently.canary import CANARY_FILE, Canary, CanaryFailedError
 from confidently.cli.app import app
 from confidently.tasks import SENTIMENT
@@ -20,44 +21,48 @@ from .conftest import ADMIN_TOKEN, make_adapter
 TEXTS = [f"canary text {i}: {'a wonderful film, I love it' if i % 2 else 'terrible and boring'}" for i in range(24)]
 
 
-def rewrite_weights(folder, change) -> None:
-    """Change an adapter's LoRA tensors in place and record the new file hash in its manifest."""
+def rebundle(folder, change=None, *, extra_json=None) -> None:
+    """Change an adapter's LoRA tensors in place (``change(key, tensor)``) and re-create its bundle around
+    them, as `confidently finetune` would have written it, with ``extra_json`` added."""
     from safetensors.torch import load_file, save_file
 
-    from confidently.files import sha256_file
-
-    path = folder / "adapter_model.safetensors"
-    save_file({key: change(key, value) for key, value in load_file(path).items()}, path)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"][path.name] = sha256_file(path)
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    old = read_bundle(folder)
+    path = folder / WEIGHTS_FILE
+    if change is not None:
+        save_file({key: change(key, value) for key, value in load_file(path).items()}, path)
+    kept = lambda path: None  # noqa: E731  (already in place)
+    write_bundle(folder, model=old.model, task=old.task, chat=old.chat, calibrator=old.calibrator,
+                 policy=old.policy, fitted_on=old.fitted_on, extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept},
+                 extra_json={**old.extras, **(extra_json or {})})
 
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory, tiny_model_dir, tiny_backend):
-    """``good`` (with its canary), ``zeroed`` (its LoRA B matrices zero: a no-op), and ``bare`` (its PEFT files
-    and canary only, as copied to another server)."""
+    """``good`` (with its canary in its bundle), ``zeroed`` (its LoRA B matrices zero: a no-op, re-bundled so
+    every hash matches), and ``bare`` (its PEFT files only, as copied to another engine)."""
     import torch
 
     from confidently.classifier import Classifier
 
     root = tmp_path_factory.mktemp("canary-adapters")
-    good = make_adapter(tiny_model_dir, root / "good", seed=11, weights_id=tiny_backend.weights_id)
+    good = make_adapter(tiny_model_dir, root / "good", seed=11, weights_id=tiny_backend.weights_id,
+                        model_name=str(tiny_model_dir))
     # A random LoRA barely moves the tiny model (~0.01); scaled up, it moves it like a trained one does.
-    rewrite_weights(good, lambda key, value: value * 30 if "lora_B" in key else value)
+    rebundle(good, lambda key, value: value * 30 if "lora_B" in key else value)
     tiny_backend.load_adapter(good, "canary-good")
     probs = Classifier(backend=tiny_backend, task=SENTIMENT).score(TEXTS).probs
     tiny_backend.unload_adapter("canary-good")
-    Canary.select(TEXTS, np.arange(len(TEXTS)) % 2, probs, task=SENTIMENT, size=16,
-                  scored_with={"model": str(tiny_model_dir)}).save(good / CANARY_FILE)
+    canary = Canary.select(TEXTS, np.arange(len(TEXTS)) % 2, probs, task=SENTIMENT, size=16,
+                           scored_with=read_bundle(good).model.to_dict())
+    rebundle(good, extra_json={CANARY_FILE: canary.to_dict()})
 
     zeroed = root / "zeroed"
     shutil.copytree(good, zeroed)
-    rewrite_weights(zeroed, lambda key, value: torch.zeros_like(value) if "lora_B" in key else value)
+    rebundle(zeroed, lambda key, value: torch.zeros_like(value) if "lora_B" in key else value)
 
     bare = root / "bare"
     bare.mkdir()
-    for name in ("adapter_config.json", "adapter_model.safetensors", CANARY_FILE):
+    for name in (ADAPTER_CONFIG_FILE, WEIGHTS_FILE):
         shutil.copy(good / name, bare / name)
     return {"good": good, "zeroed": zeroed, "bare": bare, "probs": probs}
 
@@ -67,7 +72,7 @@ def run_canary(*args: str):
 
 
 def test_the_right_adapter_passes(adapters, tiny_model_dir):
-    result = run_canary(str(adapters["good"]))  # the model named in the canary
+    result = run_canary(str(adapters["good"]))  # the bundle's own model
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["passed"] and report["max_deviation"] < 1e-4 and report["n"] == 16
@@ -84,9 +89,18 @@ def test_a_zeroed_adapter_fails(adapters, tiny_model_dir):
 
 
 def test_the_adapter_on_another_base_fails(adapters, other_tiny_model_dir):
-    result = run_canary(str(adapters["bare"]), "--model", str(other_tiny_model_dir))
-    assert isinstance(result.exception, CanaryFailedError), result.output
-    assert "canary failed" in str(result.exception) and not json.loads(result.stdout)["passed"]
+    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.classifier import Classifier
+
+    # Where the base weights can be fingerprinted, the bundle refuses them before anything is scored.
+    refused = run_canary(str(adapters["good"]), "--model", str(other_tiny_model_dir))
+    assert isinstance(refused.exception, BundleMismatchError), refused.output
+    # Where they cannot (a copy of the PEFT files on another engine), the canary catches it.
+    other = TransformersBackend(str(other_tiny_model_dir), device="cpu", dtype="float32")
+    other.load_adapter(adapters["bare"], "copied")
+    canary = Canary.from_bundle(read_bundle(adapters["good"]))
+    check = canary.check(Classifier(backend=other, task=SENTIMENT).score(list(canary.texts)).probs)
+    assert not check.passed and check.max_deviation > 10 * check.tolerance
 
 
 def test_serve_refuses_or_marks_an_adapter_whose_canary_fails(serve, adapters, tmp_path):

@@ -12,6 +12,7 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import load_calibrator
 from confidently.classifier import Classifier
 from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
 
 from .conftest import TRIAGE
 
@@ -29,7 +30,7 @@ def offline(tiny_model_dir, adapters_dir):
     return out
 
 
-def probs_of(reply: dict, key: str = "probs") -> np.ndarray:
+def probs_of(reply: dict, key: str = "raw_probs") -> np.ndarray:
     return np.array([[r[key][label] for label in reply["labels"]] for r in reply["results"]])
 
 
@@ -42,7 +43,7 @@ def test_matches_offline_scoring(http, offline, adapter):
     np.testing.assert_allclose(probs_of(body), offline[adapter], atol=1e-4)
     for result, row in zip(body["results"], offline[adapter]):
         assert result["raw_label"] == body["labels"][int(row.argmax())]
-        assert result["confidence"] == pytest.approx(row.max(), abs=1e-4)
+        assert result["raw_confidence"] == pytest.approx(row.max(), abs=1e-4)
         assert 0.0 <= result["other_mass"] <= 1.0
 
 
@@ -61,14 +62,16 @@ def test_calibration_and_decisions(http, adapters_dir):
     np.testing.assert_allclose(probs_of(alpha, "calibrated_probs"), expected, atol=1e-9)
     assert (alpha["threshold"], alpha["decided_on"]) == (0.6, "calibrated")
     for result, row in zip(alpha["results"], expected):
-        assert result["label"] == alpha["labels"][int(row.argmax())]
-        assert result["calibrated_confidence"] == pytest.approx(row.max())
+        assert result["label"] == alpha["labels"][int(row.argmax())] and result["calibrated"]
+        assert result["confidence"] == pytest.approx(row.max())
         assert result["decision"] == ("automate" if row.max() >= 0.6 else "review")
+    assert alpha["guarantee"] == DecisionPolicy.load(adapters_dir / "alpha" / "policy.json").guarantee
 
     beta = http.post("/v1/classify", json={"texts": TEXTS, "adapter": "beta"}).json()
     assert (beta["threshold"], beta["decided_on"]) == (0.5, "raw")
     for result in beta["results"]:
-        assert result["calibrated_probs"] is None and result["calibrated_confidence"] is None
+        assert result["calibrated_probs"] is None and not result["calibrated"]
+        assert result["confidence"] == result["raw_confidence"] and result["label"] == result["raw_label"]
         assert result["decision"] == ("automate" if result["confidence"] >= 0.5 else "review")
 
     base = http.post("/v1/classify", json={"texts": TEXTS}).json()

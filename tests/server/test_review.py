@@ -8,13 +8,12 @@ reference distribution computed from the server's own answers.
 from __future__ import annotations
 
 import logging
-import shutil
 
 import httpx
 import pytest
 
+from confidently.bundle import read_bundle
 from confidently.feedback import open_store
-from confidently.files import sha256_file
 from confidently.monitoring import Reference
 
 from .conftest import ADMIN_TOKEN, make_adapter
@@ -62,7 +61,7 @@ def classify(client, adapter: str, texts: list[str]) -> dict:
 def test_responses_carry_a_request_id_and_bundle_version(client, loop_adapters):
     first, second = classify(client, "sure", TEXTS[:2]), classify(client, "sure", TEXTS[:2])
     assert len(first["request_id"]) == 32 and first["request_id"] != second["request_id"]
-    assert first["bundle_version"] == sha256_file(loop_adapters / "sure" / "manifest.json")[:12] + ".v1"
+    assert first["bundle_version"] == read_bundle(loop_adapters / "sure").manifest_sha256[:12] + ".v1"
 
 
 def test_review_and_audit_texts_enter_the_queue_with_their_text(client, loop_server):
@@ -76,7 +75,7 @@ def test_review_and_audit_texts_enter_the_queue_with_their_text(client, loop_ser
     assert (review_item.reason, review_item.text, review_item.adapter) == ("review", TEXTS[2], "unsure")
     assert (audit_item.reason, audit_item.text, audit_item.label) == ("audit", TEXTS[4],
                                                                       audited["results"][1]["label"])
-    assert audit_item.probs == audited["results"][1]["probs"]
+    assert audit_item.probs == audited["results"][1]["raw_probs"]
 
 
 def test_review_needs_a_reviewer_or_admin_token(client):
@@ -157,15 +156,16 @@ def test_live_accuracy_of_audited_texts_raises_an_alarm(client, caplog):
     assert any("live accuracy alarm for sure" in r.getMessage() for r in caplog.records)
 
 
-def test_drift_against_a_reference_from_the_same_traffic(client, loop_server, loop_adapters):
+def test_drift_against_a_reference_from_the_same_traffic(client, loop_server, loop_adapters, tiny_model_dir,
+                                                         weights_id):
     texts = [f"{t} (again {i})" for i, t in enumerate(TEXTS * 4)]  # 120 texts: above min_n
     answers = [r for chunk in range(0, 120, 60) for r in classify(client, "sure", texts[chunk:chunk + 60])["results"]]
     labels = ["negative", "positive"]
-    reference = Reference.from_scores([[r["probs"][x] for x in labels] for r in answers],
+    reference = Reference.from_scores([[r["raw_probs"][x] for x in labels] for r in answers],
                                       [r["other_mass"] for r in answers], labels=labels, source="this test")
-    folder = loop_adapters / "sure-ref"
-    shutil.copytree(loop_adapters / "sure", folder)
-    reference.save(folder / "reference.json")
+    # The same adapter (seed, weights, calibrator) with the reference in its bundle.
+    make_adapter(tiny_model_dir, loop_adapters / "sure-ref", seed=5, weights_id=weights_id, threshold=0.0,
+                 extra_json={"reference.json": reference.to_dict()})
     client.post("/v1/adapters/sure-ref", headers=ADMIN).raise_for_status()
     for chunk in range(0, 120, 60):
         classify(client, "sure-ref", texts[chunk:chunk + 60])

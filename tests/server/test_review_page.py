@@ -59,7 +59,7 @@ def test_reviewers_label_texts_in_the_browser(browser, page_server):
     ann.wait_for_selector("#review:not([hidden])")
     assert ann.text_content("#text") == texts[0]
     assert ann.text_content("#model-label") == reply["results"][0]["label"]
-    assert ann.text_content("#confidence") == f"{reply['results'][0]['calibrated_confidence']:.3f}"
+    assert ann.text_content("#confidence") == f"{reply['results'][0]['confidence']:.3f}"
     assert ann.text_content("#pending") == "2"
     assert ann.locator("#labels button").all_text_contents() == ["1 · negative", "2 · positive"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from confidently.backends.base import Backend
-from confidently.errors import ConfidentlyError
+from confidently.errors import ConfigError
 
 _BUILTIN = {
     "transformers": "confidently.backends.transformers_backend:TransformersBackend",
@@ -29,7 +29,7 @@ def available_backends() -> dict[str, str]:
 def backend_class(name: str) -> type[Backend]:
     backends = available_backends()
     if name not in backends:
-        raise ConfidentlyError(f"unknown backend {name!r}: use one of {', '.join(sorted(backends))}")
+        raise ConfigError(f"unknown backend {name!r}: use one of {', '.join(sorted(backends))}")
     module_name, _, class_name = backends[name].partition(":")
     import importlib
 

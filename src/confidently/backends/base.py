@@ -14,11 +14,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from confidently.backends.text_as_data import TEXT_MARKER, TextSlots
 from confidently.tasks import Task, Verbalizer
 from confidently.types import TokenProb
-
-# Stands in for the text while a prompt is rendered, to split it into the shared prefix and suffix.
-TEXT_MARKER = "\u2063CONFIDENTLY_TEXT\u2063"
 
 
 class Backend(ABC):
@@ -30,12 +28,16 @@ class Backend(ABC):
     exact : True when the backend returns the full next-token distribution.
     model_name : the model as the user named it.
     weights_id : identifies the exact weights (sha256 or hub id); caches and adapters check it.
+    precision : what the scores are computed in (``float32``, ``bfloat16``, ``bfloat16-invariant``…),
+        or None where the backend cannot tell (a remote server). Calibrators fitted on one
+        precision's scores belong to that precision; it is part of :meth:`fingerprint`.
     """
 
     name: ClassVar[str]
     exact: ClassVar[bool] = True
     model_name: str
     weights_id: str
+    precision: str | None = None
 
     # -- prompts -----------------------------------------------------------------------------
     @abstractmethod
@@ -49,7 +51,15 @@ class Backend(ABC):
         rendered = self.format_prompt(task.message(TEXT_MARKER), chat=use_chat,
                                       system_prompt=task.system_prompt, answer_suffix=task.answer_suffix)
         prefix, _, suffix = rendered.partition(TEXT_MARKER)
+        self.text_slots.add(prefix, suffix)
         return prefix, suffix
+
+    @property
+    def text_slots(self) -> TextSlots:
+        """Where user text sits in the prompts this backend rendered (text is data, never control tokens)."""
+        if "_text_slots" not in self.__dict__:
+            self._text_slots = TextSlots()
+        return self._text_slots
 
     # -- vocabulary ----------------------------------------------------------------------------
     @abstractmethod
@@ -61,6 +71,10 @@ class Backend(ABC):
 
     def decode(self, ids: Sequence[int]) -> str:
         raise NotImplementedError(f"backend {self.name} cannot detokenize")
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of user text read as plain text: a special-token string in it stays text."""
+        return self.encode(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -89,15 +103,18 @@ class Backend(ABC):
                       shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Class mass (n, k), other mass (n,) and uncovered mass (n,) or None when exact."""
         logprobs = self.next_token_logprobs(prompts, shared_prefix=shared_prefix)
+        return self.class_mass(prompts, logprobs, verbalizer, shared_prefix=shared_prefix)
+
+    def class_mass(self, prompts: Sequence[str], logprobs: np.ndarray, verbalizer: Verbalizer, *,
+                   shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, None]:
+        """:meth:`score_prompts` from already computed next-token ``logprobs`` of ``prompts`` (dense backends).
+
+        Multi-token label words still cost one more pass over their token sequences.
+        """
         mass = verbalizer.class_mass(logprobs)
         if verbalizer.has_sequences:
-            flat = [seq for label in verbalizer.labels for seq in label.sequences]
-            seq_prob = np.exp(self.sequence_logprobs(prompts, flat, shared_prefix=shared_prefix))
-            start = 0
-            for j, label in enumerate(verbalizer.labels):
-                stop = start + len(label.sequences)
-                mass[:, j] += seq_prob[:, start:stop].sum(axis=1)
-                start = stop
+            mass = verbalizer.add_sequence_mass(
+                mass, self.sequence_logprobs(prompts, verbalizer.sequences, shared_prefix=shared_prefix))
         other = np.clip(1.0 - mass.sum(axis=1), 0.0, 1.0)
         return mass, other, None
 

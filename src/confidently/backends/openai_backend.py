@@ -15,7 +15,12 @@ Endpoints
 folder or hub id; by default the model itself when it is a registry name or local folder) the chat
 template is rendered here, so the prompt is exactly the local backend's; without one the task's
 message plus its answer suffix is sent. ``chat`` sends the task's message as the user message and
-the server applies its own chat template (OpenAI). ``auto`` picks ``completions`` when a tokenizer
+the server applies its own chat template (OpenAI).
+
+User text is data (:mod:`~confidently.backends.text_as_data`): on ``completions`` with a tokenizer, a
+prompt whose text holds a special-token string is sent as token ids, so the server cannot read it as
+a control token. On ``chat`` the server renders and tokenizes the message itself, so this guarantee
+is the server's (llama.cpp and vLLM parse special tokens there): prefer ``completions``. ``auto`` picks ``completions`` when a tokenizer
 is at hand, else ``chat``.
 
 Agreement with the local backend
@@ -44,6 +49,7 @@ import numpy as np
 from confidently.backends.base import Backend
 from confidently.backends.http_transport import HttpTransport, ServerRejected
 from confidently.backends.replies import NextToken, parse_reply
+from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.backends.tokenizer import LoadedTokenizer, is_local_model, load_tokenizer
 from confidently.backends.topk import TopKVerbalizer, label_ids, masses
 from confidently.errors import BackendError, ConfigError, TaskError, UnknownModelError
@@ -127,6 +133,7 @@ class OpenAIBackend(Backend):
         self._max_context = max_context
         self.weights_id = f"server:{self.base_url}#{self.model_id}"
         self._vocab: list[str] | None = None
+        self._special_ids: frozenset[int] | None = None
         self._cache: OrderedDict[str, NextToken] = OrderedDict()
         self._cache_size = cache_size
 
@@ -157,12 +164,20 @@ class OpenAIBackend(Backend):
         if chat and not template:
             raise BackendError("rendering the chat template for the completions endpoint needs the model's "
                                "tokenizer (tokenizer=NAME or folder); or use endpoint='chat'")
-        if template if chat is None else chat:
-            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
-            messages.append({"role": "user", "content": message})
-            return self._tokenizer.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        # No BOS text: the server adds the model's BOS token itself when it tokenizes the prompt.
-        return f"{message}{answer_suffix}"
+        use_chat = template if chat is None else chat
+
+        def render(text: str) -> str:
+            if use_chat:
+                messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+                messages.append({"role": "user", "content": text})
+                return self._tokenizer.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                                     add_generation_prompt=True)
+            # No BOS text: the server adds the model's BOS token itself when it tokenizes the prompt.
+            return f"{text}{answer_suffix}"
+
+        rendered = render(message)
+        self.text_slots.record(rendered, message, render)
+        return rendered
 
     @staticmethod
     def _messages(prompt: str) -> list[dict[str, str]]:
@@ -194,6 +209,11 @@ class OpenAIBackend(Backend):
         if self._tokenizer is None:
             return super().encode(text)
         return self._tokenizer.tokenizer(text, add_special_tokens=False).input_ids
+
+    def encode_text(self, text: str) -> list[int]:
+        if self._tokenizer is None:
+            return super().encode(text)
+        return encode_text(self._tokenizer.tokenizer, text)
 
     def decode(self, ids: Sequence[int]) -> str:
         if self._tokenizer is None:
@@ -236,10 +256,25 @@ class OpenAIBackend(Backend):
         if self.endpoint == "chat":
             body.update(messages=self._messages(prompt), logprobs=True, top_logprobs=top)
         else:
-            body.update(prompt=prompt, logprobs=top)
+            body.update(prompt=self._completion_prompt(prompt), logprobs=top)
         if ids:
             body.update(logprob_token_ids=ids, return_tokens_as_token_ids=True)
         return body
+
+    def _completion_prompt(self, prompt: str) -> str | list[int]:
+        """The prompt as sent: the string, or its token ids when the user text in it holds special-token
+        strings, which a server tokenizing the string would read as control tokens."""
+        if self._tokenizer is None:
+            return prompt
+        tokenizer = self._tokenizer.tokenizer
+        if self._special_ids is None:
+            self._special_ids = special_token_ids(tokenizer)
+        ids, text_had_specials = encode_prompt(tokenizer, prompt, self.text_slots.span(prompt), self._special_ids)
+        if not text_had_specials:
+            return prompt
+        # A server adds BOS when it tokenizes a string, not to token ids: add it as it would.
+        bos, probe = tokenizer.bos_token_id, tokenizer("x").input_ids
+        return ([bos] if bos is not None and probe and probe[0] == bos else []) + ids
 
     def _ask(self, prompts: Sequence[str], top: int, ids: list[int]) -> list[NextToken]:
         """The parsed reply for each prompt, from the cache or the server."""

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confidently.errors import ModelLoadError
-from confidently.models import REGISTRY, dequantized_dir, resolve_model
+from confidently.models import REGISTRY, dequantized_dir, dequantized_identity, resolve_model
+from confidently.verified_cache import cache_problem
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def load_tokenizer(name: str) -> LoadedTokenizer:
 
     source = resolve_model(name)
     folder, gguf_file = Path(source.path), source.gguf_file
-    if gguf_file is not None and (dequantized_dir(source) / "confidently-dequantized.json").exists():
+    if gguf_file is not None and cache_problem(dequantized_dir(source), dequantized_identity(source)) is None:
         folder, gguf_file = dequantized_dir(source), None
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file,

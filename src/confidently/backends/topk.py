@@ -33,6 +33,7 @@ class TopKVerbalizer(Verbalizer):
         self.task = task
         self.vocabulary = ()
         self.labels = tuple(LabelTokens(np.zeros(0, dtype=np.int64), ()) for _ in task.labels)
+        self.sequences, self.sequence_weights = (), np.zeros((0, len(task.labels)))
 
     def class_mass(self, logprobs: np.ndarray) -> np.ndarray:
         raise BackendError("this verbalizer has no vocabulary: it scores top-k token lists only")

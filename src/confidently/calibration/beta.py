@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit
 
 from confidently.calibration.base import OneVsRestCalibrator
 from confidently.calibration.numeric import EPS, fit_logistic
+from confidently.calibration.state import read_object, read_real
 
 
 class BetaCalibrator(OneVsRestCalibrator):
@@ -30,6 +31,8 @@ class BetaCalibrator(OneVsRestCalibrator):
     ----------
     min_samples : int, default=20
         Fewest labelled examples ``fit`` accepts.
+    classes : list of str or int, optional
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------
@@ -43,6 +46,7 @@ class BetaCalibrator(OneVsRestCalibrator):
     """
 
     name = "beta"
+    _map_keys: ClassVar[tuple[str, ...]] = ("a", "b", "c")
 
     def _fit_map(self, score: np.ndarray, target: np.ndarray) -> dict[str, Any]:
         features = _features(score)
@@ -57,6 +61,12 @@ class BetaCalibrator(OneVsRestCalibrator):
 
     def _apply_map(self, params: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
         return expit(_features(score) @ np.array([params["a"], params["b"]]) + params["c"])
+
+    def _read_map(self, value: Any, where: str) -> dict[str, Any]:
+        fitted = read_object(value, where, self._map_keys)
+        # a, b >= 0 keep the map non-decreasing, as fit guarantees
+        return {"a": read_real(fitted["a"], f"{where}.a", low=0.0), "b": read_real(fitted["b"], f"{where}.b", low=0.0),
+                "c": read_real(fitted["c"], f"{where}.c")}
 
 
 def _features(score: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from confidently.calibration.base import LabelBiasCalibrator
 
 
@@ -15,7 +17,9 @@ class ContextualCalibrator(LabelBiasCalibrator):
 
     Fit it on the content-free rows only: ``ContextualCalibrator().fit(content_free_probs)``; no
     labels are needed. To stack it under a supervised calibrator, fit it first and pass the fitted
-    instance to :class:`~confidently.calibration.stacked.StackedCalibrator`.
+    instance to :class:`~confidently.calibration.stacked.StackedCalibrator`. ``sklearn.base.clone``
+    keeps the fit of a fitted instance: it was fitted on inputs no ``fit(probs, y)`` call sees again,
+    so a copy without it could never be used (an unfitted one clones unfitted, as usual).
 
     Attributes
     ----------
@@ -31,3 +35,6 @@ class ContextualCalibrator(LabelBiasCalibrator):
     name = "contextual"
     # fitted on content-free inputs; fitting it on the task's own rows would be batch calibration
     fits_on_batch = False
+
+    def __sklearn_clone__(self) -> ContextualCalibrator:
+        return copy.deepcopy(self) if self.is_fitted else super().__sklearn_clone__()

@@ -35,7 +35,8 @@ def cross_fit_predict(
     ----------
     calibrator : str, Calibrator or callable
         A method name for :func:`make_calibrator`, a calibrator whose unfitted copy is fitted per fold
-        (see :func:`clone`), or a zero-argument factory returning a new calibrator.
+        (``sklearn.base.clone``; a fitted contextual calibrator is applied as it is), or a
+        zero-argument factory returning a new calibrator.
     probs : array-like of shape (n_samples, n_classes)
         Raw class probabilities.
     y : array-like of shape (n_samples,)

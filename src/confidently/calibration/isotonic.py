@@ -10,6 +10,8 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from confidently.calibration.base import Interval, OneVsRestCalibrator, SmallSampleWarning
+from confidently.calibration.numeric import laplace_bounds
+from confidently.calibration.state import read_object, read_vector
 
 
 class IsotonicCalibrator(OneVsRestCalibrator):
@@ -19,6 +21,11 @@ class IsotonicCalibrator(OneVsRestCalibrator):
     ``IsotonicRegression`` with ``y_min=0, y_max=1, out_of_bounds="clip"``), stored as its threshold
     points and applied by linear interpolation between them, constant outside them. Binary tasks use
     the positive-class probability; more classes are one-vs-rest and renormalised.
+
+    A plateau whose ``m`` training rows are all of one class would be fitted to exactly 0 or 1; it is
+    pulled in to what ``m`` rows support, ``1 / (m + 2)`` or ``(m + 1) / (m + 2)`` (Laplace's rule of
+    succession), but not past its neighbouring plateau, so the map stays non-decreasing. Plateaus
+    with both classes keep their observed frequency.
 
     Isotonic regression has many degrees of freedom and overfits small calibration sets (Niculescu-
     Mizil & Caruana 2005), so ``fit`` warns with :class:`SmallSampleWarning` below
@@ -30,11 +37,14 @@ class IsotonicCalibrator(OneVsRestCalibrator):
         Fewest labelled examples ``fit`` accepts.
     warn_below : int, default=1000
         Fit on fewer examples than this warns.
+    classes : list of str or int, optional
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------
     maps_ : list of dict
-        Per score column ``{"x": thresholds, "y": values}``, both non-decreasing arrays.
+        Per score column ``{"x": thresholds, "y": values}``, both non-decreasing arrays (``x`` in
+        [0, 1], ``y`` in (0, 1)).
     """
 
     name = "isotonic"
@@ -42,8 +52,9 @@ class IsotonicCalibrator(OneVsRestCalibrator):
         **OneVsRestCalibrator._constraints, "warn_below": Interval(int, 0),
     }
 
-    def __init__(self, *, min_samples: int = 20, warn_below: int = 1000):
-        super().__init__(min_samples=min_samples)
+    def __init__(self, *, min_samples: int = 20, warn_below: int = 1000,
+                 classes: list[str] | list[int] | None = None):
+        super().__init__(min_samples=min_samples, classes=classes)
         self.warn_below = warn_below
 
     def _fit(self, probs: np.ndarray, y: np.ndarray) -> None:
@@ -59,9 +70,34 @@ class IsotonicCalibrator(OneVsRestCalibrator):
     def _fit_map(self, score: np.ndarray, target: np.ndarray) -> dict[str, Any]:
         model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         model.fit(score, target)
-        return {"x": model.X_thresholds_, "y": model.y_thresholds_}
+        return {"x": model.X_thresholds_, "y": _bound_pure_plateaus(model.y_thresholds_, model.predict(score))}
 
     def _apply_map(self, params: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
         # np.interp is what IsotonicRegression.predict does (linear between thresholds, clipped
         # outside), so the saved thresholds alone reproduce the fitted model.
         return np.interp(score, params["x"], params["y"])
+
+    def _read_map(self, value: Any, where: str) -> dict[str, Any]:
+        fitted = read_object(value, where, ("x", "y"))
+        x = read_vector(fitted["x"], f"{where}.x", low=0.0, high=1.0, order="non-decreasing")
+        y = read_vector(fitted["y"], f"{where}.y", length=x.size, low=0.0, high=1.0, order="non-decreasing")
+        return {"x": x, "y": y}
+
+
+def _bound_pure_plateaus(values: np.ndarray, fitted_on_training: np.ndarray) -> np.ndarray:
+    """Pull the plateaus fitted to exactly 0 or 1 in to Laplace's bound for their row count.
+
+    ``values`` are the threshold values (non-decreasing), ``fitted_on_training`` the fitted value of
+    each training row (which lies on a plateau, so rows at exactly 0 or 1 count that plateau's rows).
+    """
+    values = values.astype(float)
+    pure_low, pure_high = values == 0.0, values == 1.0
+    mixed = values[~(pure_low | pure_high)]
+    if pure_high.any():
+        _, high = laplace_bounds(np.count_nonzero(fitted_on_training == 1.0))
+        # not below the highest mixed plateau, so the map stays non-decreasing
+        values[pure_high] = max(float(high), float(mixed.max())) if mixed.size else float(high)
+    if pure_low.any():
+        low, _ = laplace_bounds(np.count_nonzero(fitted_on_training == 0.0))
+        values[pure_low] = min(float(low), float(mixed.min())) if mixed.size else float(low)
+    return values

@@ -33,6 +33,33 @@ def normalise_rows(values: np.ndarray) -> np.ndarray:
     return np.where(totals > 0, values / np.where(totals > 0, totals, 1.0), uniform)
 
 
+def laplace_bounds(n: np.ndarray | int, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``1 / (n + k)`` and ``(n + 1) / (n + k)``: the least and greatest probability ``n`` examples support.
+
+    Laplace's rule of succession: after ``n`` examples all of one class among ``k``, the posterior mean
+    of that class's probability under a uniform prior is ``(n + 1) / (n + k)``. A probability of exactly
+    0 or 1 would need infinitely many examples.
+    """
+    n = np.asarray(n, dtype=float)
+    return 1.0 / (n + k), (n + 1.0) / (n + k)
+
+
+def bound_rows(probs: np.ndarray, floor: float) -> np.ndarray:
+    """Mix each row with the uniform distribution just enough that no class is below ``floor``.
+
+    A row whose smallest entry ``m`` is below ``floor`` becomes ``(1 - w) p + w / k`` with
+    ``w = (floor - m) / (1/k - m)``, which lifts ``m`` to ``floor`` exactly, keeps the row summing to 1
+    and keeps the order of its classes; other rows are returned unchanged. Every entry then lies in
+    ``[floor, 1 - (k - 1) floor]``. ``floor`` must be below ``1 / k``.
+    """
+    k = probs.shape[1]
+    if not 0.0 < floor < 1.0 / k:
+        raise ValueError(f"floor must be in (0, 1/{k}); got {floor}")
+    low = np.minimum(probs.min(axis=1, keepdims=True), floor)  # rows already above the floor get weight 0
+    weight = (floor - low) / (1.0 / k - low)
+    return (1.0 - weight) * probs + weight / k
+
+
 def fit_logistic(features: np.ndarray, targets: np.ndarray, *, l2: float = 1e-8) -> tuple[np.ndarray, float]:
     """Fit ``P(1 | x) = sigmoid(x @ w + c)`` by minimising the mean cross-entropy.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -11,6 +11,7 @@ from scipy.special import expit, log_softmax, softmax
 
 from confidently.calibration.base import OneVsRestCalibrator
 from confidently.calibration.numeric import fit_logistic, safe_log, safe_logit
+from confidently.calibration.state import read_object, read_real, read_vector
 
 
 class PlattCalibrator(OneVsRestCalibrator):
@@ -40,6 +41,8 @@ class PlattCalibrator(OneVsRestCalibrator):
     ----------
     min_samples : int, default=20
         Fewest labelled examples ``fit`` accepts.
+    classes : list of str or int, optional
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------
@@ -56,6 +59,7 @@ class PlattCalibrator(OneVsRestCalibrator):
     """
 
     name = "platt"
+    _map_keys: ClassVar[tuple[str, ...]] = ("a", "b")
 
     def _fit(self, probs: np.ndarray, y: np.ndarray) -> None:
         if probs.shape[1] == 2:
@@ -77,6 +81,18 @@ class PlattCalibrator(OneVsRestCalibrator):
 
     def _apply_map(self, params: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
         return expit(params["a"] * safe_logit(score) + params["b"])
+
+    def _read_state(self, state: Mapping[str, Any], where: str) -> set[str]:
+        if self.n_classes_ == 2:
+            return super()._read_state(state, where)
+        k = self.n_classes_
+        self.coef_ = read_vector(state.get("coef_"), f"{where}.coef_", length=k)
+        self.intercept_ = read_vector(state.get("intercept_"), f"{where}.intercept_", length=k)
+        return {"coef_", "intercept_"}
+
+    def _read_map(self, value: Any, where: str) -> dict[str, Any]:
+        fitted = read_object(value, where, self._map_keys)
+        return {key: read_real(fitted[key], f"{where}.{key}") for key in self._map_keys}
 
 
 def _fit_vector_scaling(log_p: np.ndarray, y: np.ndarray, l2: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from confidently.files import read_json
 from confidently.calibration.batch import BatchCalibrator
 from confidently.calibration.beta import BetaCalibrator
 from confidently.calibration.contextual import ContextualCalibrator
+from confidently.calibration.dirichlet import DirichletCalibrator
 from confidently.calibration.histogram import HistogramBinningCalibrator
 from confidently.calibration.isotonic import IsotonicCalibrator
 from confidently.calibration.platt import PlattCalibrator
@@ -27,6 +28,7 @@ CALIBRATORS: dict[str, type[Calibrator]] = {
         TemperatureCalibrator,
         HistogramBinningCalibrator,
         BetaCalibrator,
+        DirichletCalibrator,
         ContextualCalibrator,
         BatchCalibrator,
         StackedCalibrator,

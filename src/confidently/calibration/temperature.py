@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -10,6 +11,7 @@ from scipy.special import log_softmax, softmax
 
 from confidently.calibration.base import Interval, SupervisedCalibrator
 from confidently.calibration.numeric import safe_log
+from confidently.calibration.state import read_real
 from confidently.errors import CalibrationError
 
 
@@ -30,6 +32,8 @@ class TemperatureCalibrator(SupervisedCalibrator):
         Fewest labelled examples ``fit`` accepts.
     min_temperature, max_temperature : float, default=0.01, 100.0
         Search range of ``T``.
+    classes : list of str or int, optional
+        The label of each probability column (see :class:`~confidently.calibration.base.SupervisedCalibrator`).
 
     Attributes
     ----------
@@ -44,8 +48,9 @@ class TemperatureCalibrator(SupervisedCalibrator):
         "max_temperature": Interval(float, 1e-6),
     }
 
-    def __init__(self, *, min_samples: int = 20, min_temperature: float = 0.01, max_temperature: float = 100.0):
-        super().__init__(min_samples=min_samples)
+    def __init__(self, *, min_samples: int = 20, min_temperature: float = 0.01, max_temperature: float = 100.0,
+                 classes: list[str] | list[int] | None = None):
+        super().__init__(min_samples=min_samples, classes=classes)
         self.min_temperature = min_temperature
         self.max_temperature = max_temperature
 
@@ -75,3 +80,7 @@ class TemperatureCalibrator(SupervisedCalibrator):
 
     def _predict(self, probs: np.ndarray) -> np.ndarray:
         return softmax(safe_log(probs) / self.temperature_, axis=1)
+
+    def _read_state(self, state: Mapping[str, Any], where: str) -> set[str]:
+        self.temperature_ = read_real(state.get("temperature_"), f"{where}.temperature_", positive=True)
+        return {"temperature_"}

@@ -6,6 +6,8 @@ with a message that names the argument, the offending row or value, and what was
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -84,6 +86,86 @@ def check_labels(y: ArrayLike, *, n_samples: int, n_classes: int, name: str = "y
     return labels
 
 
+def encode_labels(
+    y: ArrayLike, *, n_samples: int, n_classes: int, classes: ArrayLike | None = None, name: str = "y"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(classes_, indices)``: the label of each probability column, and ``y`` as column indices.
+
+    The rule, as in scikit-learn, is that the columns are named by ``classes`` when given, else by the
+    labels in ``y``:
+
+    * ``classes`` given: column ``j`` is ``classes[j]``; every value of ``y`` must be one of them.
+    * integer (or integer-valued, or boolean) ``y`` with every value in ``[0, n_classes)``: the values are
+      column indices and ``classes_`` is ``0, ..., n_classes - 1`` (a class may be absent from ``y``).
+    * any other ``y`` (strings, other integers): ``classes_`` is the sorted distinct values of ``y``,
+      which must number exactly ``n_classes``, column ``j`` being ``classes_[j]``.
+
+    Raises
+    ------
+    DataError
+        If ``y`` has the wrong shape or length, or its labels cannot name the ``n_classes`` columns.
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array of labels; got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise DataError(f"{name} has {arr.shape[0]} entries but probs has {n_samples} rows")
+    if classes is not None:
+        names = check_classes(classes, n_classes=n_classes)
+        lookup = {label: j for j, label in enumerate(names.tolist())}
+        indices = np.empty(arr.shape[0], dtype=np.int64)
+        for i, label in enumerate(arr.tolist()):
+            if label not in lookup:
+                raise DataError(f"{name}[{i}] = {label!r} is not one of classes {names.tolist()}")
+            indices[i] = lookup[label]
+        return names, indices
+    if _is_index_array(arr, n_classes):
+        return np.arange(n_classes), arr.astype(np.int64)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise DataError(f"{name} holds non-finite labels")
+    try:
+        names, indices = np.unique(arr, return_inverse=True)
+    except TypeError:
+        raise DataError(f"{name} mixes labels of types that cannot be sorted (e.g. str and int)") from None
+    if names.size != n_classes:
+        raise DataError(
+            f"{name} holds {names.size} distinct labels {names.tolist()[:10]} but probs has {n_classes} "
+            "columns; pass classes=[...] naming every column in order"
+        )
+    return check_classes(names, name=f"the labels in {name}"), indices.astype(np.int64)
+
+
+def check_classes(classes: ArrayLike, *, n_classes: int | None = None, name: str = "classes") -> np.ndarray:
+    """Return ``classes`` as a 1-D array of distinct str or int labels (JSON-able), one per column."""
+    try:  # a loaded file may hold null or a number here
+        values = None if isinstance(classes, (str, bytes, Mapping)) else list(classes)
+    except TypeError:
+        values = None
+    if values is None or not values:
+        raise DataError(f"{name} must be a non-empty list of labels; got {classes!r}")
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    strings = all(isinstance(v, str) for v in values)
+    integers = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if not (strings or integers):
+        raise DataError(f"{name} must hold only strings or only integers; got {values[:10]!r}")
+    if len(set(values)) != len(values):
+        raise DataError(f"{name} must be distinct; got {values!r}")
+    if n_classes is not None and len(values) != n_classes:
+        raise DataError(f"{name} names {len(values)} classes but probs has {n_classes} columns")
+    return np.asarray(values, dtype=object if strings else np.int64)
+
+
+def _is_index_array(arr: np.ndarray, n_classes: int) -> bool:
+    if arr.dtype.kind == "b":
+        return True
+    if arr.dtype.kind in "iu":
+        return bool(arr.size == 0 or (arr.min() >= 0 and arr.max() < n_classes))
+    if arr.dtype.kind == "f":
+        finite = np.all(np.isfinite(arr))
+        return bool(finite and np.all(arr == np.round(arr)) and (arr.size == 0 or (arr.min() >= 0 and arr.max() < n_classes)))
+    return False
+
+
 def check_confidence(confidence: ArrayLike, *, name: str = "confidence") -> np.ndarray:
     """Return ``confidence`` as a non-empty 1-D float array with values in [0, 1]."""
     arr = _as_float(confidence, name)
@@ -105,15 +187,25 @@ def check_correct(correct: ArrayLike, *, n_samples: int, name: str = "correct") 
 
 
 def _as_float(values: ArrayLike, name: str) -> np.ndarray:
+    if hasattr(values, "toarray") or hasattr(values, "tocsr"):  # scipy.sparse, without importing it
+        raise DataError(f"{name} must be a dense array; sparse input is not supported (call .toarray())")
     try:
-        return np.asarray(values, dtype=float)
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name} must be a numeric array: {error}") from None
+    if arr.dtype.kind == "c":
+        raise DataError(f"{name} must hold real numbers: Complex data not supported")
+    try:
+        return arr.astype(float)
     except (TypeError, ValueError) as error:
         raise DataError(f"{name} must be a numeric array: {error}") from None
 
 
 def _check_unit_interval(arr: np.ndarray, name: str) -> None:
-    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
+    finite = np.isfinite(arr)
+    bad = ~finite | (arr < 0.0) | (arr > 1.0)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        index = where[0] if len(where) == 1 else where
-        raise DataError(f"{name} must hold probabilities in [0, 1]; {name}[{index}] = {arr[where]}")
+        index = ", ".join(map(str, where))
+        what = "NaN or inf" if not finite[where] else "outside [0, 1]"
+        raise DataError(f"{name} must hold probabilities in [0, 1]; {name}[{index}] = {arr[where]} is {what}")

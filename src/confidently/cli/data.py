@@ -13,7 +13,7 @@ from confidently.files import atomic_write_json, sha256_file
 
 data_app = typer.Typer(
     help="Make, check and split datasets (synthetic sentiment set; JSONL, CSV/TSV, Parquet, .txt folders).",
-    no_args_is_help=True,
+    no_args_is_help=False,  # no command is a usage error: one line, exit 2 (see main)
     rich_markup_mode="markdown",
 )
 app.add_typer(data_app, name="data")
@@ -94,7 +94,7 @@ def _generation_table(dataset) -> Table:
 
 @data_app.command("split")
 def split(
-    input: Annotated[Path, typer.Argument(help="Data file (.jsonl, .csv, .tsv, .parquet) or folder of "
+    input: Annotated[Path, typer.Argument(exists=True, help="Data file (.jsonl, .csv, .tsv, .parquet) or folder of "
                                           "{category}_{label}.txt files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train.jsonl, calibration.jsonl, "
                                       "test.jsonl and split.json.")],

@@ -45,14 +45,24 @@ def _split(dataset, seed: int, fractions: str):
     return split_dataset(dataset, fractions=parse_fractions(fractions), seed=seed)
 
 
+def _config(**settings: Any) -> FinetuneConfig:
+    """The run's settings; a value out of range is a usage error (exit 2), found before any data loads."""
+    from confidently.errors import ConfigError
+
+    try:
+        return FinetuneConfig(**settings)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command()
 def finetune(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled training data (never the test split).")],
+    data: Annotated[Path, typer.Option("--data", "-d", exists=True, help="Labelled training data (never the test split).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Adapter folder to write, e.g. adapters/NAME.")],
     model: ModelOpt = DEFAULTS["model"],
     task: TaskOpt = DEFAULTS["task"],
     calibration_data: Annotated[Optional[Path], typer.Option(
-        "--calibration-data", help="Labelled rows for the calibrator and policy; default: carved from --data.")] = None,
+        "--calibration-data", exists=True, help="Labelled rows for the calibrator and policy; default: carved from --data.")] = None,
     split_seed: SplitSeedOpt = None,
     fractions: FractionsOpt = "0.7,0.15,0.15",
     text_column: TextColumnOpt = "text",
@@ -94,7 +104,7 @@ def finetune(
     from confidently.finetune import finetune as run
     from confidently.tasks import get_task
 
-    config = FinetuneConfig(
+    config = _config(
         model=model, task=task, device=device, dtype=dtype, threads=threads, r=r, lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
         target_modules=None if target_modules is None else tuple(m.strip() for m in target_modules.split(",")),
@@ -123,14 +133,14 @@ def finetune(
 
 @app.command()
 def compare(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Held-out labelled test rows (or a full dataset "
+    data: Annotated[Path, typer.Option("--data", "-d", exists=True, help="Held-out labelled test rows (or a full dataset "
                                        "with --split-seed).")],
-    adapter: Annotated[Path, typer.Option("--adapter", help="Adapter folder made by `confidently finetune`.")],
+    adapter: Annotated[Path, typer.Option("--adapter", exists=True, file_okay=False, help="Adapter folder made by `confidently finetune`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for report.html, metrics.json, summary.md.")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model; default: the adapter "
-                                                 "manifest's base_model.")] = None,
+                                                 "manifest's base model.")] = None,
     calibration_data: Annotated[Optional[Path], typer.Option(
-        "--calibration-data", help="Labelled rows to fit Platt/isotonic on for both models; default: the "
+        "--calibration-data", exists=True, help="Labelled rows to fit Platt/isotonic on for both models; default: the "
         "calibration part with --split-seed, else cross-fitted on the test rows.")] = None,
     split_seed: SplitSeedOpt = None,
     fractions: FractionsOpt = "0.7,0.15,0.15",
@@ -139,7 +149,11 @@ def compare(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")] = 16,
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
-                                                   help="Accuracy the certified coverage is computed for.")] = 0.95,
+                                                   help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+    review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
+    error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,
+    minutes_per_review: Annotated[float, typer.Option(min=0.01, help="Minutes a person spends on one reviewed "
+                                                      "item (cost view).")] = 2.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the cross-fitting folds.")] = 0,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
@@ -148,35 +162,36 @@ def compare(
     """Compare the base model with a fine-tuned adapter on the same held-out test rows.
 
     One base model is loaded and the adapter switched on and off on it. Reports accuracy, ECE, Brier,
-    AUROC, certified coverage at the target accuracy and automated counts at 0.80/0.90/0.95 for raw,
-    Platt and isotonic scores, each difference with a paired-bootstrap 95% interval; per-category and
-    per-domain slices, and on neutral texts the predicted-positive rate per domain. DATA must be rows
-    the adapter never saw: a test file, or the full dataset with the --split-seed used for training.
-    Finished scores are cached in OUT/score-cache.
+    AUROC, and the decisions of each model's certified threshold (chosen on the calibration rows) and
+    of fixed thresholds 0.80/0.90/0.95 with their cost per 10,000 items (automated, mistakes, review
+    hours, cost), for raw, Platt and isotonic scores, each difference with a paired-bootstrap 95%
+    interval; per-category and per-domain slices, and on neutral texts the predicted-positive rate per
+    domain. DATA must be rows the adapter never saw: a test file, or the full dataset with the
+    --split-seed used for training. Finished scores are cached in OUT/score-cache.
 
     Example: `confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare`
     """
     from confidently.backends.transformers_backend import TransformersBackend
     from confidently.comparison import CompareConfig, compare as run, write_comparison
-    from confidently.finetune import read_manifest
+    from confidently.bundle import read_bundle
     from confidently.finetune.report import headline_cards
     from confidently.finetune.run import torch_threads
 
-    manifest = read_manifest(adapter)
-    task = manifest["task"]["name"]
-    labels = [label["name"] for label in manifest["task"]["labels"]]
+    bundle = read_bundle(adapter)  # every file's hash, before anything loads
+    task, labels = bundle.task.name, bundle.task.label_names
     test = _load(data, labels, text_column, label_column)
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)
     if split_seed is not None:
         splits = _split(test, split_seed, fractions)
         test, calibration = splits.test, calibration if calibration is not None else splits.calibration
-    base = model or manifest["base_model"]
+    base = model or bundle.model.name
     err_console.print(f"[dim]loading {base}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
     with torch_threads(threads):
         result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
                      config=CompareConfig(n_resamples=n_resamples, seed=seed, target_accuracy=target_accuracy,
-                                          batch_size=batch_size))
+                                          batch_size=batch_size, review_cost=review_cost, error_cost=error_cost,
+                                          minutes_per_review=minutes_per_review))
     result.metadata["data"] = str(data) if split_seed is None else f"{data} (test part, split seed {split_seed})"
     paths = write_comparison(result, out, title=f"confidently: base vs fine-tuned ({task})")
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")

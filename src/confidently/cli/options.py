@@ -3,38 +3,63 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from confidently.classifier import DEFAULT_BATCH_SIZE
+from confidently.defaults import DEFAULT_BATCH_SIZE
 from confidently.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from confidently.bundle import Bundle
+    from confidently.decisions import CalibratedClassifier
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
-TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Built-in task name or a task .json file.")]
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help=(
+    'Built-in task name (sentiment) or a task .json file with your own question and labels, e.g. '
+    '{"name": "urgency", "template": "Is this ticket urgent? Answer yes or no.\\nTicket: {text}", "labels": '
+    '[{"name": "routine", "words": ["no"]}, {"name": "urgent", "words": ["yes"]}]}: the template holds {text} '
+    'once; labels in column order, each with the answer words that mean it (README: Tasks).'))]
 BackendOpt = Annotated[str, typer.Option("--backend", help="transformers (local) or openai (a server).")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1 …")]
 DtypeOpt = Annotated[Optional[str], typer.Option(
-    "--dtype", help="auto (bf16 on CUDA, float32 on CPU), float32, bfloat16, float16.")]
+    "--dtype", help="auto (bf16 on CUDA, float32 on CPU), float32, bfloat16, float16, or bf16-invariant "
+                    "(CPU bfloat16 whose scores do not depend on the batch).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     "--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8080/v1")]
 ApiKeyOpt = Annotated[Optional[str], typer.Option(
     "--api-key", help="openai backend: NAME of the environment variable holding the API key.")]
-AdapterOpt = Annotated[Optional[Path], typer.Option("--adapter", help="A LoRA adapter folder made by `finetune`.")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(
+    "--adapter", help="A LoRA adapter folder made by `finetune` (its hashes are checked; its own calibrator and "
+                      "policy apply unless --calibration is given; --model and --task default to its own).")]
+CalibrationOpt = Annotated[Optional[Path], typer.Option(
+    "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
+                          "Answers become calibrated with an automate/review decision; --model and --task default "
+                          "to the bundle's.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+MaxTextTokensOpt = Annotated[Optional[int], typer.Option(
+    "--max-text-tokens", min=8, show_default=False,
+    help="Longest text scored whole, in tokens; a longer one is truncated (and flagged). "
+         "[default: 2048, or the model's context when less]")]
+MaxTextCharsOpt = Annotated[Optional[int], typer.Option(
+    "--max-text-chars", min=8, show_default=False,
+    help="A text longer than this many characters is cut (same rule, flagged) before it is tokenized. "
+         "[default: 16 per --max-text-tokens]")]
 
 DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformers", "batch_size": DEFAULT_BATCH_SIZE}
 
 
-def build_classifier(*, model: str, task: str, backend: str, device: str | None = None, dtype: str | None = None,
+def build_classifier(*, model: str, task, backend: str, device: str | None = None, dtype: str | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, base_url: str | None = None, api_key: str | None = None,
-                     adapter: Path | None = None, chat: bool | None = None, quiet: bool = False):
+                     adapter: Path | None = None, chat: bool | None = None, quiet: bool = False,
+                     max_text_tokens: int | None = None, max_text_chars: int | None = None):
     """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
     from confidently.classifier import Classifier
     from confidently.cli.app import err_console
 
+    check_folder(adapter, "--adapter")
     options: dict = {}
     if backend == "transformers":
         options.update(device=device, dtype=dtype, console=None if quiet else err_console)
@@ -44,4 +69,51 @@ def build_classifier(*, model: str, task: str, backend: str, device: str | None 
         options["adapter"] = str(adapter)
     if not quiet:
         err_console.print(f"[dim]loading {model} ({backend})…[/]")
-    return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat, **options)
+    return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
+                      max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, **options)
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or from the environment), not its default."""
+    source = ctx.get_parameter_source(name)
+    # By name: typer may bring its own copy of click, whose ParameterSource is another enum class.
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def check_folder(folder: Path | None, option: str) -> None:
+    """A usage error (exit 2) when ``option`` names something that is not a folder, found before the model loads."""
+    if folder is not None and not folder.is_dir():
+        made_by = "an adapter folder made by `confidently finetune`" if option == "--adapter" else \
+            "a calibration bundle: the run folder of `confidently evaluate` or an adapter folder"
+        raise typer.BadParameter(f"{folder} is not a folder: give {made_by}", param_hint=option)
+
+
+def read_calibration(folder: Path | None, option: str = "--calibration") -> Bundle | None:
+    """The calibration bundle in ``folder`` (hashes checked), or None; read before any model loads."""
+    if folder is None:
+        return None
+    check_folder(folder, option)
+    from confidently.bundle import read_bundle
+
+    return read_bundle(folder)
+
+
+def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,
+                     adapter: Path | None = None, **options) -> CalibratedClassifier:
+    """The classifier a command asked for, with its calibration bundle applied.
+
+    The bundle is ``--calibration``, else the ``--adapter``'s own; both are read and checked before the
+    model loads, and ``--model`` / ``--task`` not given on the command line default to the bundle's.
+    Without either the answers are uncalibrated (and say so). ``options`` go to :func:`build_classifier`.
+    """
+    from confidently.decisions import CalibratedClassifier
+
+    adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
+    bundle = read_calibration(calibration) or adapter_bundle
+    chat = None
+    if bundle is not None:
+        model = model if given(ctx, "model") else bundle.model.name
+        task = task if given(ctx, "task") else bundle.task
+        chat = bundle.chat
+    clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, **options)
+    return CalibratedClassifier(clf, bundle=bundle)

@@ -18,13 +18,13 @@ from confidently.cli.options import DEFAULTS, ModelOpt, TaskOpt
 
 sagemaker_app = typer.Typer(
     help="Run confidently on AWS SageMaker: training jobs, a multi-adapter endpoint, calibrated classification.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # no command is a usage error: one line, exit 2 (see main)
     rich_markup_mode="markdown",
 )
 app.add_typer(sagemaker_app, name="sagemaker")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", help="TOML or JSON file of settings (also $CONFIDENTLY_SAGEMAKER_CONFIG).")]
+    "--config", exists=True, dir_okay=False, help="TOML or JSON file of settings (also $CONFIDENTLY_SAGEMAKER_CONFIG).")]
 RegionOpt = Annotated[Optional[str], typer.Option("--region", help="AWS region (default: boto3's).")]
 RoleOpt = Annotated[Optional[str], typer.Option("--role", help="IAM role ARN SageMaker assumes.")]
 BucketOpt = Annotated[Optional[str], typer.Option("--bucket", help="S3 bucket for data, code and adapters.")]
@@ -65,7 +65,7 @@ def train(
     hyperparameter: Annotated[Optional[list[str]], typer.Option(
         "--hyperparameter", "-H", help="NAME=VALUE passed to `confidently finetune` as --NAME VALUE; repeatable.")] = None,
     job_name: Annotated[Optional[str], typer.Option("--job-name", help="Default: confidently-finetune-<UTC time>.")] = None,
-    source: Annotated[Optional[Path], typer.Option("--source", help="confidently checkout to ship (default: this one).")] = None,
+    source: Annotated[Optional[Path], typer.Option("--source", exists=True, file_okay=False, help="confidently checkout to ship (default: this one).")] = None,
     install: Annotated[Optional[str], typer.Option(
         "--install", help="Install this pip requirement in the job instead of shipping the source.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish.")] = False,
@@ -107,7 +107,7 @@ def train(
 @sagemaker_app.command("deploy")
 def deploy(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name (letters, digits, hyphens).")],
-    adapters: Annotated[list[Path], typer.Argument(help="Adapter folders made by `confidently finetune`.")],
+    adapters: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Adapter folders made by `confidently finetune`.")],
     dry_run: DryRunOpt = False,
     config: ConfigOpt = None,
     region: RegionOpt = None,
@@ -150,7 +150,7 @@ def classify(
     texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
     adapter: Annotated[str, typer.Option("--adapter", help="The adapter's name (its folder's name).")],
     adapters_dir: Annotated[Optional[Path], typer.Option(
-        "--adapters-dir", help="Read calibrator/policy/manifest from ADAPTERS_DIR/NAME instead of S3.")] = None,
+        "--adapters-dir", exists=True, file_okay=False, help="Read calibrator/policy/manifest from ADAPTERS_DIR/NAME instead of S3.")] = None,
     tokenizer: Annotated[Optional[str], typer.Option(
         "--tokenizer", help="Model whose tokenizer renders the prompt (default: the base model, if installed); "
                             "'none': let the endpoint apply its chat template.")] = "auto",

@@ -10,13 +10,27 @@ import typer
 from rich.table import Table
 
 from confidently.cli.app import app, console, err_console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
-                                     DtypeOpt, JsonOpt, ModelOpt, TaskOpt, build_classifier)
+from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+                                     CalibrationOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
+                                     ModelOpt, TaskOpt, build_calibrated,
+                                     build_classifier)
 
 
 def visible(token: str) -> str:
     """A token quoted with its whitespace made visible (the original write-up's table style)."""
     return json.dumps(token, ensure_ascii=False).replace(" ", "␣")
+
+
+def output_format(path: Path) -> Path:
+    """--out's check, so a wrong suffix is a usage error found before the model loads."""
+    from confidently.errors import ConfigError
+    from confidently.scoring import check_output_format
+
+    try:
+        check_output_format(path)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+    return path
 
 
 @app.command("next-token")
@@ -32,13 +46,15 @@ def next_token(
     api_key: ApiKeyOpt = None,
     adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
+    max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
     """Show the model's next-token table for a prompt: rank, token, log-prob, probability.
 
     Example: `confidently next-token "Knock knock." --top-k 12`
     """
     clf = build_classifier(model=model, task="sentiment", backend=backend, device=device, dtype=dtype,
-                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
+                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json,
+                           max_text_chars=max_text_chars)
     tokens = clf.next_token(prompt, top_k=top_k, raw=raw)
     if as_json:
         console.print_json(json.dumps([t.to_dict() for t in tokens]))
@@ -60,7 +76,9 @@ def print_next_token(tokens, prompt: str, model: str) -> None:
 
 @app.command()
 def classify(
+    ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The text to classify.")],
+    calibration: CalibrationOpt = None,
     model: ModelOpt = DEFAULTS["model"],
     task: TaskOpt = DEFAULTS["task"],
     backend: BackendOpt = DEFAULTS["backend"],
@@ -71,43 +89,69 @@ def classify(
     adapter: AdapterOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=0, help="Top tokens to show.")] = 10,
     as_json: JsonOpt = False,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
     server: Annotated[Optional[str], typer.Option(
         "--server", help="URL of a `confidently serve` server to ask instead of loading a model; "
                          "--adapter then names an adapter loaded there.")] = None,
 ) -> None:
-    """Classify one text: prediction, each class's mass and token variants, other mass, top tokens.
+    """Classify one text: the answer and its decision, each class's raw share, mass and token variants.
 
-    Confidence is the predicted label's share of the label mass; the unnormalised masses and the
-    mass on tokens that mean no label ("other") are shown too.
+    With --calibration DIR (a `confidently evaluate` run folder) or --adapter DIR (a `confidently
+    finetune` folder, which carries its own calibration) the confidence is calibrated and the bundle's
+    policy decides automate or review. Without either, the confidence is the predicted label's share of
+    the label mass and is shown as uncalibrated.
 
-    Example: `confidently classify "I love this movie!"`
+    Example: `confidently classify "I love this movie!" --calibration runs/demo`
     """
     if server is not None:
         from confidently.cli.serve import classify_remote
 
         classify_remote(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
         return
-    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
-                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json)
-    result = clf.classify(text, top_k=top_k)
+    calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
+                                  adapter=adapter, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
+                                  quiet=as_json, max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
+    result = calibrated.classify(text, top_k=top_k)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
-    print_classification(clf, result)
+    print_classification(calibrated.labels, result)
 
 
-def print_classification(clf, result) -> None:
-    """Prediction, class masses with their top variants, other mass and top tokens."""
+def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, threshold: float | None,
+                guarantee: str | None) -> str:
+    """The answer every command prints: label, confidence (saying whether it is calibrated), the decision
+    with the threshold it came from, and what that threshold guarantees."""
+    kind = "calibrated" if calibrated else "uncalibrated: share of label mass"
+    line = f"[bold]{label}[/]  confidence {confidence:.4f} ({kind})"
+    if decision is not None:
+        rule = "no threshold: everything is reviewed" if threshold is None else f"automate at confidence >= {threshold:.2f}"
+        line += f"  decision: [bold]{decision}[/] ({rule})" + (f"\n[dim]guarantee: {guarantee}[/]" if guarantee else "")
+    elif not calibrated:
+        line += "  [dim]no calibration: pass --calibration DIR (a `confidently evaluate` run folder)[/]"
+    return line
+
+
+def print_classification(labels, result) -> None:
+    """The answer and decision, the raw answer beside it, class masses with their top variants, top tokens."""
     console.print(f"[bold]{result.text!r}[/] →")
-    console.print(f"[bold]{result.label}[/]  confidence {result.confidence:.4f} "
-                  "(share of label mass, uncalibrated)" + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.threshold,
+                              result.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
+    if result.calibrated:
+        console.print(f"raw answer: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title="class mass")
-    for column in ("label", "share", "mass", "top variants"):
+    columns = ("label", "raw share", *(("calibrated",) if result.calibrated else ()), "mass", "top variants")
+    for column in columns:
         table.add_column(column)
-    for label in clf.labels:
+    for label in labels:
         variants = ", ".join(f"{visible(v.token)} {v.prob:.4f}" for v in result.variants.get(label, [])[:4])
-        table.add_row(label, f"{result.probs[label]:.4f}", f"{result.mass[label]:.6f}", variants)
-    table.add_row("(other)", "", f"{result.other_mass:.6f}", "tokens that mean no label")
+        calibrated = (f"{result.calibrated_probs[label]:.4f}",) if result.calibrated else ()
+        table.add_row(label, f"{result.raw_probs[label]:.4f}", *calibrated, f"{result.mass[label]:.6f}", variants)
+    table.add_row("(other)", "", *(("",) if result.calibrated else ()), f"{result.other_mass:.6f}",
+                  "tokens that mean no label")
     console.print(table)
     if result.uncovered_mass is not None:
         console.print(f"mass the server did not return (top-k cut-off): {result.uncovered_mass:.4f}")
@@ -119,8 +163,11 @@ def print_classification(clf, result) -> None:
 
 @app.command()
 def score(
+    ctx: typer.Context,
     input: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet with a text column.", exists=True)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv, .tsv or .jsonl.")],
+    out: Annotated[Path, typer.Option("--out", "-o", callback=output_format,
+                                      help="Output .parquet, .csv, .tsv or .jsonl.")],
+    calibration: CalibrationOpt = None,
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     label_column: Annotated[str, typer.Option(help="Column holding the label (optional).")] = "label",
     model: ModelOpt = DEFAULTS["model"],
@@ -134,23 +181,38 @@ def score(
     adapter: AdapterOpt = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Save finished rows every N rows.")] = 256,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint.")] = False,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
-    """Score every row of a file: class probabilities, raw confidence, prediction, other mass.
+    """Score every row of a file: raw class probabilities and prediction, and calibrated ones with a bundle.
 
-    Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with --resume.
+    Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
+    With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
+    calibrated_confidence and decision (automate/review). Finished rows are checkpointed to
+    OUT.partial/ so a killed run loses nothing: rerun with --resume.
 
-    Example: `confidently score reviews.jsonl --out scores.parquet --resume`
+    Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
     from confidently.scoring import score_file
 
-    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype,
-                           batch_size=batch_size, base_url=base_url, api_key=api_key, adapter=adapter)
-    frame = score_file(clf, input, out, text_column=text_column, label_column=label_column,
+    calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
+                                  adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
+                                  base_url=base_url, api_key=api_key, max_text_tokens=max_text_tokens,
+                                  max_text_chars=max_text_chars)
+    frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
                        checkpoint_every=checkpoint_every, resume=resume)
     summary = f"wrote {len(frame)} rows to {out}"
-    if "label" in frame:
-        accuracy = (frame["label"] == frame["prediction"]).mean()
-        summary += f"; raw accuracy {accuracy:.3f} (uncalibrated, argmax of class mass)"
+    if "label" in frame and len(frame):
+        summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"
+        if "calibrated_prediction" in frame:
+            summary += f", calibrated accuracy {(frame['label'] == frame['calibrated_prediction']).mean():.3f}"
+    if "decision" in frame and len(frame):
+        automated = int((frame["decision"] == "automate").sum())
+        policy = calibrated.policy
+        rule = "no threshold: all reviewed" if policy.threshold is None else f"confidence >= {policy.threshold:.2f}"
+        summary += f"; {automated} of {len(frame)} automated ({rule}); guarantee: {policy.guarantee}"
+    elif not calibrated.calibrated:
+        summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)
 
 

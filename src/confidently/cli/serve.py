@@ -11,13 +11,22 @@ import typer
 from rich.table import Table
 
 from confidently.cli.app import app, console
-from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
+from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given, read_calibration
 from confidently.errors import ArtifactError
 from confidently.files import read_json
 
 
+class LogLevel(str, Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
+
 class CanaryAction(str, Enum):
-    """What ``serve`` does with an adapter whose golden prompts no longer score as recorded."""
+    """What ``serve`` does with a bundle whose golden prompts no longer score as recorded."""
 
     refuse = "refuse"
     mark = "mark"
@@ -26,6 +35,7 @@ class CanaryAction(str, Enum):
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     model: ModelOpt = DEFAULTS["model"],
     adapters: Annotated[Optional[Path], typer.Option(
         "--adapters", exists=True, file_okay=False,
@@ -38,12 +48,10 @@ def serve(
         envvar="CONFIDENTLY_ADMIN_TOKEN", show_default=False,
         help="Bearer token for loading/unloading adapters at run time (without it those endpoints are off).")
     ] = None,
-    calibrator: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
-                                                help="Calibrator .json for the base model.")] = None,
-    policy: Annotated[Optional[Path], typer.Option(
-        exists=True, dir_okay=False,
-        help="Decision policy .json for the base model; applied to raw confidence if there is no --calibrator.")
-    ] = None,
+    calibration: Annotated[Optional[Path], typer.Option(
+        "--calibration", exists=True, file_okay=False,
+        help="Calibration bundle for the base model: the run folder of `confidently evaluate` (its calibrator, "
+             "policy and manifest). Adapters bring their own.")] = None,
     max_texts: Annotated[int, typer.Option(min=1, help="Most texts per request.")] = 64,
     max_text_chars: Annotated[int, typer.Option(min=1, help="Longest text accepted, in characters.")] = 8192,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1,
@@ -51,18 +59,30 @@ def serve(
                                                  "up to this size.")] = 16,
     batch_wait_ms: Annotated[float, typer.Option(min=0, help="How long a request waits for others to join "
                                                              "its batch.")] = 5.0,
+    max_request_cost: Annotated[int, typer.Option(
+        min=1, help="Most a classify request may cost, in characters × forward passes (two per text with "
+                    "top_tokens, else one); larger requests get 422.")] = 65536,
+    read_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a client has to send a whole request (headers and body); then 408.")] = 30.0,
+    max_concurrency: Annotated[int, typer.Option(
+        min=1, help="Most /v1/ requests in flight at once; more get 503 with Retry-After.")] = 128,
+    max_connections: Annotated[int, typer.Option(
+        min=1, help="Most open connections; more are answered 503 and closed.")] = 256,
+    drain_timeout: Annotated[float, typer.Option(
+        min=0.001, help="On SIGTERM or Ctrl-C, seconds the requests in flight have to finish; those still "
+                        "running then get 503 with Retry-After.")] = 30.0,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="Log level (the server's and uvicorn's).")] = LogLevel.info,
     feedback_db: Annotated[str, typer.Option(
         "--feedback-db", help="Review queue and labels: an SQLite file (created if missing) or a postgresql:// URL "
                               "shared by several replicas; 'none' keeps no queue.")] = "confidently-feedback.db",
     audit_fraction: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of automated texts also sent to review, to measure live accuracy.")] = 0.05,
     canary: Annotated[CanaryAction, typer.Option(
-        help="An adapter whose golden prompts (canary.json) no longer score as recorded is refused, marked "
-             "unhealthy (served, logged, reported at /v1/adapters/NAME/drift and /metrics), or not checked.")
-    ] = CanaryAction.refuse,
+        help="A bundle (--calibration or an adapter) whose golden prompts (canary.json) no longer score as "
+             "recorded is refused, marked unhealthy (served, logged, reported at /v1/adapters/NAME/drift and "
+             "/metrics), or not checked.")] = CanaryAction.refuse,
     reviewers: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False,
         help='JSON file {"name": "token", ...}: who may use the review page and POST /v1/feedback '
@@ -71,27 +91,41 @@ def serve(
     """Serve calibrated classification over HTTP: one base model, many LoRA adapters.
 
     POST /v1/classify, GET /v1/adapters, GET /healthz, GET /metrics; the OpenAPI schema is at
-    /openapi.json and browsable at /docs. On SIGTERM or Ctrl-C, requests in flight finish first.
+    /openapi.json (no browsable /docs page: it would need a CDN). Large requests are scored in parts,
+    taking turns with small ones; a client that disconnects has its remaining work dropped. Options,
+    paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
+    get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
     Texts decided `review`, and an audit sample of automated ones, enter a review queue (--feedback-db);
     reviewers label them at /review. GET /v1/adapters/NAME/drift reports drift from the calibration rows
-    and the live accuracy of automated decisions.
+    and the live accuracy of automated decisions. Versions written by `confidently recalibrate` are
+    applied without a restart; every reply names the bundle version that decided it.
 
-    Example: `confidently serve --adapters adapters/ --admin-token "$TOKEN" --reviewers reviewers.json --port 8000`
+    Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --reviewers reviewers.json --port 8000`
     """
-    import uvicorn
-
-    from confidently.server.app import create_app
+    from confidently.server.app import create_app, load_service
+    from confidently.server.runner import configure_logging, listen, make_server
     from confidently.server.settings import Settings
+    from confidently.server.startup import check_before_loading
 
-    settings = Settings(model=model, task=task, adapters_dir=adapters, calibrator=calibrator, policy=policy,
-                        admin_token=admin_token, max_texts=max_texts, max_text_chars=max_text_chars,
-                        batch_size=batch_size, batch_wait_ms=batch_wait_ms, device=device, dtype=dtype,
-                        feedback_db=None if feedback_db.lower() == "none" else feedback_db,
+    # The bundle is read and its hashes checked before the model loads; --model defaults to its own.
+    bundle = read_calibration(calibration)
+    if bundle is not None and not given(ctx, "model"):
+        model = bundle.model.name
+    settings = Settings(model=model, task=task if given(ctx, "task") else None, adapters_dir=adapters,
+                        calibration=calibration, admin_token=admin_token, max_texts=max_texts,
+                        max_text_chars=max_text_chars, max_request_cost=max_request_cost, batch_size=batch_size,
+                        batch_wait_ms=batch_wait_ms, device=device, dtype=dtype, read_timeout_s=read_timeout,
+                        max_concurrency=max_concurrency, max_connections=max_connections,
+                        drain_timeout_s=drain_timeout, feedback_db=None if feedback_db.lower() == "none" else feedback_db,
                         audit_fraction=audit_fraction, reviewer_tokens=read_reviewers(reviewers) if reviewers else {},
                         canary=canary.value)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=int(settings.shutdown_timeout_s))
+    check_before_loading(settings)
+    sock = listen(host, port)
+    configure_logging(log_level.value)
+    app = create_app(settings)
+    load_service(app)
+    make_server(app, log_level=log_level.value).run(sockets=[sock])
 
 
 def read_reviewers(path: Path) -> dict[str, str]:
@@ -107,6 +141,7 @@ def read_reviewers(path: Path) -> dict[str, str]:
 
 def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
     """``confidently classify --server URL``: print the server's answer for one text."""
+    from confidently.cli.scoring import answer_line
     from confidently.client import Client
 
     with Client(server) as client:
@@ -115,17 +150,19 @@ def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, 
         console.print_json(reply.model_dump_json())
         return
     result = reply.results[0]
-    calibrated = ("uncalibrated" if result.calibrated_confidence is None
-                  else f"calibrated {result.calibrated_confidence:.4f}")
-    decision = f"  decision [bold]{result.decision}[/]" if result.decision else ""
-    console.print(f"[bold]{result.label}[/]  confidence {result.confidence:.4f} raw, {calibrated}{decision}"
-                  + ("  [yellow]text truncated[/]" if result.truncated else ""))
+    console.print(f"[bold]{text!r}[/] →")
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
+                              reply.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
+    if result.calibrated:
+        console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
-    for column in ("label", "raw", "calibrated"):
+    for column in ("label", "raw share", "calibrated"):
         table.add_column(column)
     for label in reply.labels:
         cal = "" if result.calibrated_probs is None else f"{result.calibrated_probs[label]:.4f}"
-        table.add_row(label, f"{result.probs[label]:.4f}", cal)
+        table.add_row(label, f"{result.raw_probs[label]:.4f}", cal)
     table.add_row("(other mass)", f"{result.other_mass:.6f}", "")
     console.print(table)
     if result.top_tokens:

@@ -166,13 +166,15 @@ def _build(rows: Iterable[Row], source: Path, text_column: str, label_column: st
         raise DataError(f"no label column {label_column!r} (columns present: {present}); "
                         "choose one with label_column / --label-column", path=source)
     extras = [name for name in columns if name not in (text_column, label_column)]
-    clashes = [name for name in extras if name in ("text", "label")]
+    # A file's own "text"/"label" column that is not the one mapped is kept, renamed, as an extra.
+    renamed = {name: f"{name}_original" for name in extras if name in ("text", "label")}
+    clashes = [new for new in renamed.values() if new in columns]
     if clashes:
-        raise DataError(f"column {clashes[0]!r} would clash with the mapped text/label columns; rename it",
+        raise DataError(f"column {clashes[0]!r} would clash with a renamed text/label column; rename it",
                         path=source)
     texts: list[str] = []
     found: list[str] = []
-    kept: dict[str, list] = {name: [] for name in extras}
+    kept: dict[str, list] = {renamed.get(name, name): [] for name in extras}
     for path, line, record in rows:
         if per_row_keys and text_column not in record:
             raise DataError(f"no text column {text_column!r} (fields present: {', '.join(record) or 'none'}); "
@@ -185,7 +187,7 @@ def _build(rows: Iterable[Row], source: Path, text_column: str, label_column: st
                                 path=path, line=line)
             found.append(normalize_label(value, labels, path=path, line=line))
         for name in extras:
-            kept[name].append(record.get(name))
+            kept[renamed.get(name, name)].append(record.get(name))
     return Dataset(tuple(texts), tuple(found) if has_labels else None, kept, source=str(source))
 
 
@@ -236,10 +238,24 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
         try:
             record = json.loads(content)
         except json.JSONDecodeError as error:
-            raise DataError(f"malformed JSON ({error.msg} at column {error.colno})", path=path, line=number) from None
+            # json's messages may end in "at" ("Unterminated string starting at"): one "at" before the column
+            raise DataError(f"malformed JSON ({error.msg.removesuffix(' at')} at column {error.colno})",
+                            path=path, line=number) from None
         if not isinstance(record, dict):
             raise DataError(f"expected a JSON object per line, got {type(record).__name__}", path=path, line=number)
+        if "\\u" in content:
+            _check_unicode(record, path, number)
         yield path, number, record
+
+
+def _check_unicode(record: dict[str, Any], path: Path, line: int) -> None:
+    """A ``\\ud800``-style escape gives a lone surrogate, which no UTF-8 output can hold: refuse it here."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start:error.end].encode("unicode_escape").decode("ascii")
+        raise DataError(f"the JSON escape {bad} is a lone surrogate, not a character; write the character or a "
+                        "valid surrogate pair", path=path, line=line) from None
 
 
 def _read_csv(path: Path, *, delimiter: str) -> tuple[list[str], list[Row]]:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from confidently.bundle import ADAPTER_CONFIG_FILE, ADAPTER_FILES, MANIFEST_FILE, Bundle, read_bundle
 from confidently.errors import ArtifactError, ConfigError
 
 ADAPTER_WEIGHTS = ("adapter_config.json", "adapter_model.safetensors")
-# Read by `sagemaker classify`; uploaded beside the adapter's tarball.
-ADAPTER_SIDECARS = ("manifest.json", "calibrator.json", "policy.json")
 ENTRY_SCRIPT = "confidently_entry.py"
 
 
@@ -59,13 +58,13 @@ def source_files(root: Path) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class AdapterFolder:
-    """A fine-tuned adapter folder, checked: PEFT files, confidently manifest, calibrator and policy.
+    """A fine-tuned adapter folder, checked: a calibration bundle (every file hashed) with PEFT files.
 
     Attributes
     ----------
     name : the folder's name (the adapter's name on the endpoint).
     folder : where it is.
-    manifest : ``manifest.json`` (``base_model``, ``base_weights_id``, ``task``...).
+    bundle : the adapter's calibration bundle (base model, task, calibrator, policy, file hashes).
     rank : the LoRA rank from ``adapter_config.json``.
     base_checkpoint : ``base_model_name_or_path`` from ``adapter_config.json``: the hub id of the
         original checkpoint, which the serving container loads.
@@ -73,24 +72,22 @@ class AdapterFolder:
 
     name: str
     folder: Path
-    manifest: dict[str, Any]
+    bundle: Bundle
     rank: int
     base_checkpoint: str | None
+
+    @property
+    def base_model(self) -> str:
+        return self.bundle.model.name
 
     def weights_tarball(self) -> bytes:
         """The PEFT files at the archive root: what an adapter inference component loads."""
         return tar_gz({name: self.folder / name for name in ADAPTER_WEIGHTS})
 
     def sidecars(self) -> dict[str, Path]:
-        """The confidently files present beside the weights (manifest, and calibrator and policy if fitted)."""
-        return {name: self.folder / name for name in ADAPTER_SIDECARS if (self.folder / name).is_file()}
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path}:{error.lineno}: not valid JSON: {error.msg}") from None
+        """The bundle's own files (manifest, policy, calibrator and any extras): what `sagemaker classify` reads."""
+        names = [MANIFEST_FILE, *(name for name in self.bundle.files if name not in ADAPTER_FILES)]
+        return {name: self.folder / name for name in names}
 
 
 def read_adapter(folder: str | Path) -> AdapterFolder:
@@ -99,30 +96,31 @@ def read_adapter(folder: str | Path) -> AdapterFolder:
     Raises
     ------
     ArtifactError
-        When a required file is missing or malformed.
+        When it is not a bundle with PEFT files, a file differs from its recorded hash, or the
+        LoRA rank is missing.
     """
     folder = Path(folder)
-    missing = [name for name in (*ADAPTER_WEIGHTS, "manifest.json") if not (folder / name).is_file()]
-    if missing:
-        raise ArtifactError(f"{folder} is not an adapter folder made by `confidently finetune`: "
-                            f"missing {', '.join(missing)}")
-    manifest = _read_json(folder / "manifest.json")
-    if not isinstance(manifest, dict) or not manifest.get("base_model") or not isinstance(manifest.get("task"), dict):
-        raise ArtifactError(f"{folder / 'manifest.json'}: needs base_model and task (written by `confidently finetune`)")
-    config = _read_json(folder / "adapter_config.json")
+    bundle = read_bundle(folder)
+    if not bundle.is_adapter or ADAPTER_CONFIG_FILE not in bundle.files:
+        raise ArtifactError(f"{folder} is a calibration bundle without adapter weights: not an adapter folder made "
+                            "by `confidently finetune`")
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"{folder / ADAPTER_CONFIG_FILE}: not valid JSON: {error}") from None
     rank = config.get("r") if isinstance(config, dict) else None
     if not isinstance(rank, int) or rank < 1:
-        raise ArtifactError(f"{folder / 'adapter_config.json'}: no LoRA rank r")
-    return AdapterFolder(folder.name, folder, manifest, rank, config.get("base_model_name_or_path") or None)
+        raise ArtifactError(f"{folder / ADAPTER_CONFIG_FILE}: no LoRA rank r")
+    return AdapterFolder(folder.name, folder, bundle, rank, config.get("base_model_name_or_path") or None)
 
 
 def check_adapters(adapters: list[AdapterFolder], max_rank: int) -> str:
     """The base model all ``adapters`` share; refuses mixed bases and ranks the server will not load."""
     if not adapters:
         raise ConfigError("give at least one adapter folder")
-    bases = {(a.manifest["base_model"], a.manifest.get("base_weights_id")) for a in adapters}
+    bases = {(a.base_model, a.bundle.model.weights_id) for a in adapters}
     if len(bases) > 1:
-        listing = ", ".join(f"{a.name}: {a.manifest['base_model']}" for a in adapters)
+        listing = ", ".join(f"{a.name}: {a.base_model}" for a in adapters)
         raise ArtifactError(f"adapters on one endpoint must share a base model; got {listing}")
     names = [a.name for a in adapters]
     if len(set(names)) != len(names):
@@ -131,4 +129,4 @@ def check_adapters(adapters: list[AdapterFolder], max_rank: int) -> str:
         if adapter.rank > max_rank:
             raise ConfigError(f"adapter {adapter.name} has rank {adapter.rank}, above max_lora_rank {max_rank}: "
                               "raise --max-lora-rank (vLLM accepts 8, 16, 32, 64, 128, 256, 320, 512)")
-    return adapters[0].manifest["base_model"]
+    return adapters[0].base_model

@@ -1,5 +1,6 @@
 """Classifying with an adapter served on SageMaker: raw class probabilities from the endpoint's
-logprobs, then the adapter's own calibrator and decision policy, applied here.
+logprobs, then the adapter's own calibration bundle, applied here through the core's decision path
+(:class:`confidently.decisions.CalibratedClassifier`), exactly as ``classify`` and ``serve`` apply it.
 
 The requests are the openai backend's (``{"prompt": ..., "max_tokens": 1, "logprobs": k}``, or
 ``messages`` when no tokenizer renders the chat template), sent with ``invoke_endpoint`` to the
@@ -12,16 +13,19 @@ import json
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from confidently.bundle import Bundle, read_bundle
 from confidently.deploy.calls import Runner, aws_error
 from confidently.deploy.sagemaker import RECORD_FORMAT, Names
 from confidently.deploy.settings import SageMakerSettings
 from confidently.errors import ArtifactError, BackendError, ConfigError
+from confidently.types import Prediction
+
+if TYPE_CHECKING:
+    from confidently.decisions import CalibratedClassifier
 
 
 class SageMakerTransport:
@@ -64,12 +68,11 @@ class SageMakerTransport:
 
 @dataclass(frozen=True)
 class RemoteAdapter:
-    """What classify needs about one deployed adapter: its component, task, base model and artifacts."""
+    """What classify needs about one deployed adapter: its component and its calibration bundle."""
 
     name: str
     component: str
-    folder: Path  # holds manifest.json, and calibrator.json / policy.json when fitted
-    manifest: dict[str, Any]
+    bundle: Bundle
 
 
 def _fetch_record(runner: Runner, settings: SageMakerSettings, names: Names) -> dict[str, Any]:
@@ -86,89 +89,61 @@ def _fetch_record(runner: Runner, settings: SageMakerSettings, names: Names) -> 
 
 def find_adapter(runner: Runner, settings: SageMakerSettings, endpoint: str, name: str,
                  adapters_dir: Path | None = None) -> RemoteAdapter:
-    """The adapter's files, from a local adapters folder or from S3 (via the deployment record)."""
+    """The adapter's bundle, from a local adapters folder or from S3 (via the deployment record).
+
+    Its JSON files are checked against the manifest's hashes; the weights live on the endpoint and
+    need not be here.
+    """
     names = Names(endpoint)
     if adapters_dir is not None:
-        folder = Path(adapters_dir) / name
-        if not (folder / "manifest.json").is_file():
-            raise ArtifactError(f"{folder} holds no manifest.json: not an adapter made by `confidently finetune`")
-        component = names.adapter(name)
-    else:
-        settings.require("bucket")
-        record = _fetch_record(runner, settings, names)
-        if name not in record["adapters"]:
-            raise ConfigError(f"endpoint {endpoint} serves no adapter {name!r}; it serves: "
-                              f"{', '.join(sorted(record['adapters'])) or 'none'}")
-        entry = record["adapters"][name]
-        component = entry["component"]
-        folder = Path(tempfile.mkdtemp(prefix=f"confidently-{name}-"))
+        bundle = read_bundle(Path(adapters_dir) / name, require_adapter_files=False)
+        return RemoteAdapter(name, names.adapter(name), bundle)
+    settings.require("bucket")
+    record = _fetch_record(runner, settings, names)
+    if name not in record["adapters"]:
+        raise ConfigError(f"endpoint {endpoint} serves no adapter {name!r}; it serves: "
+                          f"{', '.join(sorted(record['adapters'])) or 'none'}")
+    entry = record["adapters"][name]
+    with tempfile.TemporaryDirectory(prefix=f"confidently-{name}-") as temporary:
+        folder = Path(temporary)
         for file_name, key in entry["files"].items():
+            if not isinstance(file_name, str) or Path(file_name).name != file_name or file_name.startswith("."):
+                raise ArtifactError(f"the deployment record of {endpoint} lists {file_name!r}, not a plain file name")
             body = runner.call("s3", "get_object", Bucket=settings.bucket, Key=key)["Body"].read()
             (folder / file_name).write_bytes(body)
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    return RemoteAdapter(name, component, folder, manifest)
+        bundle = read_bundle(folder, require_adapter_files=False)
+    return RemoteAdapter(name, entry["component"], bundle)
 
 
-@dataclass(frozen=True)
-class RemoteResult:
-    """One text classified on SageMaker.
+def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str, *,
+                      adapters_dir: Path | None = None, tokenizer: str | None = "auto",
+                      max_concurrency: int = 4) -> tuple[Bundle, CalibratedClassifier]:
+    """A deployed adapter's bundle, and a classifier that scores on its endpoint with that bundle applied.
 
-    ``confidence`` is the chosen label's calibrated probability when the adapter has a calibrator,
-    else its raw share of the label mass; ``decision`` is the policy's (None without a policy).
+    ``tokenizer`` (default: the adapter's base model, when it is a registry model installed here)
+    renders the same chat-template prompt the adapter was trained and calibrated on. The task and
+    chat choice are the bundle's own; the endpoint's weights cannot be hashed from here, so the
+    model check is the deployment record's (the component serving this adapter) and the canary's
+    (``confidently canary --sagemaker``).
     """
+    from confidently.backends.openai_backend import OpenAIBackend
+    from confidently.classifier import Classifier
+    from confidently.decisions import CalibratedClassifier
 
-    text: str
-    label: str
-    confidence: float
-    calibrated: bool
-    probs: dict[str, float]
-    calibrated_probs: dict[str, float] | None
-    decision: str | None
-    uncovered_mass: float
-    label_may_be_hidden: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    found = find_adapter(runner, settings, endpoint, adapter, adapters_dir)
+    bundle = found.bundle
+    transport = SageMakerTransport(runner.clients["sagemaker-runtime"], endpoint, found.component,
+                                   max_concurrency=max_concurrency)
+    backend = OpenAIBackend(bundle.model.name, transport=transport, tokenizer=tokenizer)
+    classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat)
+    return bundle, CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
 
 
 def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str,
                     texts: Sequence[str], *, adapters_dir: Path | None = None, tokenizer: str | None = "auto",
-                    max_concurrency: int = 4) -> list[RemoteResult]:
-    """Classify ``texts`` with a deployed adapter and apply its calibrator and decision policy.
-
-    ``tokenizer`` (default: the adapter's base model, when it is a registry model installed here)
-    renders the same chat-template prompt the adapter was trained and calibrated on.
-    """
-    from confidently.backends.openai_backend import OpenAIBackend
-    from confidently.calibration import load_calibrator
-    from confidently.classifier import Classifier
-    from confidently.tasks import Task
-    from confidently.thresholds import DecisionPolicy
-
-    found = find_adapter(runner, settings, endpoint, adapter, adapters_dir)
-    task = Task.from_dict(found.manifest["task"])
-    transport = SageMakerTransport(runner.clients["sagemaker-runtime"], endpoint, found.component,
-                                   max_concurrency=max_concurrency)
-    backend = OpenAIBackend(found.manifest["base_model"], transport=transport, tokenizer=tokenizer)
-    scores = Classifier(task=task, backend=backend).score(list(texts))
-    labels, raw = task.label_names, scores.probs
-    calibrator = policy = None
-    if (found.folder / "calibrator.json").is_file():
-        calibrator = load_calibrator(found.folder / "calibrator.json")
-        if calibrator.n_classes_ != len(labels):
-            raise ArtifactError(f"adapter {adapter}: its calibrator was fitted on {calibrator.n_classes_} classes, "
-                                f"the task has {len(labels)}")
-    if (found.folder / "policy.json").is_file():
-        policy = DecisionPolicy.load(found.folder / "policy.json")
-    calibrated = None if calibrator is None else calibrator.predict_proba(raw)
-    final = raw if calibrated is None else calibrated
-    chosen = final.argmax(axis=1)
-    confidence = final[np.arange(len(texts)), chosen]
-    decisions = [None] * len(texts) if policy is None else policy.decide(confidence).tolist()
-    return [RemoteResult(
-        text=text, label=labels[chosen[i]], confidence=float(confidence[i]), calibrated=calibrated is not None,
-        probs=dict(zip(labels, raw[i].tolist())),
-        calibrated_probs=None if calibrated is None else dict(zip(labels, calibrated[i].tolist())),
-        decision=decisions[i], uncovered_mass=float(scores.uncovered_mass[i]),
-        label_may_be_hidden=bool(scores.label_may_be_hidden[i]),
-    ) for i, text in enumerate(texts)]
+                    max_concurrency: int = 4) -> list[Prediction]:
+    """Classify ``texts`` with a deployed adapter and apply its calibrator and decision policy
+    (see :func:`remote_classifier`)."""
+    _, calibrated = remote_classifier(runner, settings, endpoint, adapter, adapters_dir=adapters_dir,
+                                      tokenizer=tokenizer, max_concurrency=max_concurrency)
+    return calibrated.classify_many(texts)

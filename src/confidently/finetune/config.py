@@ -106,7 +106,7 @@ class FinetuneConfig:
     target_accuracy: float = field(default=0.95, metadata=_help(
         "Accuracy the policy's certified threshold must guarantee."))
     level: float = field(default=0.95, metadata=_help(
-        "One-sided confidence level of that guarantee (Clopper-Pearson)."))
+        "Confidence level of that guarantee (Learn-Then-Test, exact binomial tests)."))
     score_batch_size: int = field(default=16, metadata=_help(
         "Prompts per forward pass when scoring the calibration split."))
 
@@ -140,11 +140,6 @@ class FinetuneConfig:
 
         if self.calibrator.split("+")[-1] not in CALIBRATORS:
             raise ConfigError(f"calibrator {self.calibrator!r} is unknown; choose one of {', '.join(CALIBRATORS)}")
-
-    @property
-    def scaling(self) -> float:
-        """LoRA's update scale, ``lora_alpha / r``."""
-        return self.lora_alpha / self.r
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

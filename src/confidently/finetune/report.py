@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from confidently.comparison import CERTIFIED, MODELS
 from confidently.report import charts
 from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, _figure, _label
 from confidently.report.html import Section
@@ -55,45 +56,87 @@ def metrics_frame(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _rule_label(comparison: Comparison, method: str, rule: str) -> str:
+    if rule != CERTIFIED:
+        return f"confidence ≥ {rule}"
+    thresholds = []
+    for model in MODELS:
+        t = comparison.decisions[model][method]["rules"][rule]["threshold"]
+        thresholds.append("none" if t is None else f"{t:.2f}")
+    return f"certified at {comparison.config.target_accuracy:.0%} (base ≥{thresholds[0]}, fine-tuned ≥{thresholds[1]})"
+
+
 def decisions_frame(comparison: Comparison) -> pd.DataFrame:
-    """Certified coverage and automated counts per calibration, both models and the paired difference."""
-    config = comparison.config
+    """Per calibration and decision rule: each model's automated share (and accuracy) on the test rows,
+    and the paired differences of automated share and cost per ``projection_volume`` items."""
+    volume = comparison.config.projection_volume
     rows = []
     for method in comparison.probs["base"]:
-        diffs = comparison.differences[method]
-        cert_key = f"certified_coverage_{config.target_accuracy:.0%}"
-        row: dict[str, Any] = {"calibration": method, "what": f"certified coverage at {config.target_accuracy:.0%}"}
-        for model in ("base", "fine-tuned"):
-            cert = comparison.decisions[model][method]["certified"]
-            where = f" (≥{cert['threshold']:.2f})" if cert["threshold"] is not None else " (none certified)"
-            row[model] = f"{cert['coverage']:.4f}{where}"
-        row["fine-tuned − base"] = _difference(diffs[cert_key])
-        rows.append(row)
-        for t in config.automation_thresholds:
-            row = {"calibration": method, "what": f"automated at confidence ≥ {t:.2f} (count; accuracy)"}
-            for model in ("base", "fine-tuned"):
-                auto = comparison.decisions[model][method]["automation"][f"{t:.2f}"]
-                accuracy = "–" if auto["accuracy"] is None else f"{auto['accuracy']:.3f}"
-                row[model] = f"{auto['n_automated']} ({accuracy})"
-            row["fine-tuned − base"] = _difference(diffs[f"automated_at_{t:.2f}"], digits=1)
+        for rule, diffs in comparison.decision_differences[method].items():
+            row: dict[str, Any] = {"calibration": method, "rule": _rule_label(comparison, method, rule)}
+            for model in MODELS:
+                outcome = comparison.decisions[model][method]["rules"][rule]
+                accuracy = "–" if outcome["accuracy"] is None else f"{outcome['accuracy']:.3f}"
+                row[model] = f"{outcome['coverage']:.1%} ({accuracy})"
+            row["automated share, fine-tuned − base"] = _difference(diffs["coverage"], 3)
+            row[f"cost per {volume:,}, fine-tuned − base"] = _difference(diffs["cost"], 0)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cost_rule(comparison: Comparison) -> tuple[str, str]:
+    """The (calibration, rule) the cost view details: Platt's certified threshold when calibration rows
+    were given, else Platt at the middle fixed threshold."""
+    rules = list(comparison.decision_differences["platt"])
+    return "platt", CERTIFIED if CERTIFIED in rules else rules[len(rules) // 2]
+
+
+def cost_frame(comparison: Comparison) -> pd.DataFrame:
+    """The cost view of one rule: per ``projection_volume`` items, both models [95% CI] and the paired difference."""
+    method, rule = cost_rule(comparison)
+    volume = comparison.config.projection_volume
+    config = comparison.config
+    names = {"coverage": ("automated", "share automated"), "mistakes": ("errors", f"automated mistakes per {volume:,}"),
+             "review_hours": ("review_hours", f"review hours per {volume:,} ({config.minutes_per_review:g} min each)"),
+             "cost": ("cost", f"cost per {volume:,} ({config.review_cost:g}/review, {config.error_cost:g}/mistake)")}
+    rows = []
+    for key, (projection_key, label) in names.items():
+        row: dict[str, Any] = {"per item volume": label}
+        for model in MODELS:
+            projected = comparison.decisions[model][method]["rules"][rule]["projection"][projection_key]
+            scale = 1.0 / volume if key == "coverage" else 1.0
+            digits = 3 if key == "coverage" else 0
+            row[model] = fmt_interval(projected["value"] * scale, _scaled(projected["ci_low"], scale),
+                                      _scaled(projected["ci_high"], scale), digits)
+        row["fine-tuned − base"] = _difference(comparison.decision_differences[method][rule][key],
+                                               3 if key == "coverage" else 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
 
 
 def headline_cards(comparison: Comparison) -> dict[str, str]:
     base, tuned = comparison.metrics["base"], comparison.metrics["fine-tuned"]
     diff = comparison.differences
-    cert_key = f"certified_coverage_{comparison.config.target_accuracy:.0%}"
+    method, rule = cost_rule(comparison)
+    label = (f"certified at {comparison.config.target_accuracy:.0%}" if rule == CERTIFIED else f"at ≥{rule}")
+    outcomes = [comparison.decisions[m][method]["rules"][rule] for m in MODELS]
+    decision = comparison.decision_differences[method][rule]
+    volume = comparison.config.projection_volume
     return {
         "accuracy base → fine-tuned": f"{base['raw']['metrics']['accuracy']['value']:.3f} → "
                                       f"{tuned['raw']['metrics']['accuracy']['value']:.3f}",
         "difference [95% CI]": _difference(diff["raw"]["accuracy"], 3),
         "ECE after Platt": f"{base['platt']['metrics']['ece']['value']:.3f} → "
                            f"{tuned['platt']['metrics']['ece']['value']:.3f}",
-        f"certified coverage at {comparison.config.target_accuracy:.0%} (Platt)":
-            f"{comparison.decisions['base']['platt']['certified']['coverage']:.1%} → "
-            f"{comparison.decisions['fine-tuned']['platt']['certified']['coverage']:.1%} "
-            f"(Δ {diff['platt'][cert_key]['diff']:+.1%})",
+        f"automated {label} (Platt)": f"{outcomes[0]['coverage']:.1%} → {outcomes[1]['coverage']:.1%} "
+                                      f"(Δ {decision['coverage']['diff']:+.1%})",
+        f"cost per {volume:,} (Platt, {label})": f"{outcomes[0]['projection']['cost']['value']:,.0f} → "
+                                                  f"{outcomes[1]['projection']['cost']['value']:,.0f} "
+                                                  f"(Δ {_difference(decision['cost'], 0)})",
     }
 
 
@@ -109,8 +152,7 @@ def metric_bars(comparison: Comparison, keys: tuple[str, ...] = ("accuracy", "ec
         for offset, model in ((-0.2, "base"), (0.2, "fine-tuned")):
             results = [comparison.metrics[model][m]["metrics"][key] for m in methods]
             ax.bar(x + offset, [r["value"] for r in results], width=0.4, color=MODEL_COLOURS[model], label=model)
-            # A percentile interval need not contain the point estimate (ECE is biased upwards in
-            # resamples), so the interval is drawn as a line of its own rather than as error bars.
+            # Each interval contains its value (confidently.metrics); drawn as a line beside the bar.
             ax.vlines(x + offset, [r["ci_low"] for r in results], [r["ci_high"] for r in results], color="black")
         ax.set_xticks(x, labels=methods)
         ax.legend(fontsize=9)
@@ -165,7 +207,8 @@ def build_sections(comparison: Comparison) -> list[Section]:
         f"The base model and the adapter {comparison.adapter.name} (trained on data with sha256 "
         f"{str(manifest.get('training_data_sha256'))[:12]}…) score the same {comparison.y.size} held-out test rows on "
         "one loaded model, the adapter switched on and off. Calibration: "
-        f"{comparison.calibration_source}. Intervals are 95% percentile bootstrap intervals over "
+        f"{comparison.calibration_source}. Intervals are 95% bootstrap intervals (percentile; for ECE the "
+        "bias-corrected estimate with its basic interval, since ECE is biased upwards) over "
         f"{config.n_resamples} resamples of the test rows (seed {config.seed}); differences are paired: both "
         "models are measured on the same resampled rows. Calibrators are not refitted inside the bootstrap.")
     results = Section("Base vs fine-tuned on the test rows")
@@ -175,13 +218,23 @@ def build_sections(comparison: Comparison) -> list[Section]:
     for model in ("base", "fine-tuned"):
         results.add_figure(reliability_panels(comparison, model),
                            f"{model}: reliability raw / Platt / isotonic ({config.n_bins} equal-width bins)")
-    decisions = Section("Automation")
+    decisions = Section("Automation and cost")
+    certified = any(CERTIFIED in d for d in comparison.decision_differences.values())
     decisions.add_text(
-        f"Certified coverage: the share of test predictions automated at the lowest threshold whose one-sided "
-        f"{config.level:.0%} Clopper–Pearson lower bound on their accuracy reaches {config.target_accuracy:.0%} "
-        "(measured on the test rows themselves, to compare the two models; a deployed threshold is chosen on "
-        "calibration data). Automated counts: test predictions with calibrated confidence at or above each threshold.")
-    decisions.add_table(decisions_frame(comparison), "both models and the paired difference [95% CI]")
+        ("Each model's certified threshold is chosen on its calibration-row scores (Learn-Then-Test, "
+         f"{config.target_accuracy:.0%} accuracy at {config.level:.0%} confidence; Platt and isotonic cross-fitted "
+         "there) and then applied to the test rows; " if certified else
+         "No calibration rows were given, so no threshold can be certified without choosing it on the test rows; "
+         "only ") +
+        f"fixed confidence thresholds ({', '.join(f'{t:.2f}' for t in config.automation_thresholds)}) are compared "
+        "as well. No threshold is chosen on the test rows. Differences are paired bootstraps over the test rows with "
+        "the thresholds held fixed.")
+    decisions.add_table(decisions_frame(comparison),
+                        "automated share on the test rows (accuracy of the automated) and paired differences [95% CI]")
+    method, rule = cost_rule(comparison)
+    decisions.add_table(cost_frame(comparison),
+                        f"cost view, {method}, {_rule_label(comparison, method, rule)}: per "
+                        f"{config.projection_volume:,} items like the test rows [95% CI]")
     shipped = comparison.shipped
     accuracy = "–" if shipped["accuracy_automated"] is None else f"{shipped['accuracy_automated']:.1%}"
     decisions.add_text(
@@ -210,9 +263,11 @@ def summary_markdown(comparison: Comparison, title: str) -> str:
     """summary.md: the main table, the decisions table, the slices and the neutral-by-domain rates."""
     lines = [f"# {title}", "", f"- adapter: {comparison.adapter}", f"- test rows: {comparison.y.size}",
              f"- calibration: {comparison.calibration_source}",
-             f"- intervals: 95% paired percentile bootstrap, {comparison.config.n_resamples} resamples", ""]
+             f"- intervals: 95% paired bootstrap (percentile; ECE bias-corrected), "
+             f"{comparison.config.n_resamples} resamples", ""]
     slices = comparison.slices if len(comparison.slices) else None
-    for frame in (metrics_frame(comparison), decisions_frame(comparison), slices, comparison.neutral_by_domain):
+    for frame in (metrics_frame(comparison), decisions_frame(comparison), cost_frame(comparison), slices,
+                  comparison.neutral_by_domain):
         if frame is None:
             continue
         lines.append("| " + " | ".join(map(str, frame.columns)) + " |")

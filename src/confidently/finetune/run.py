@@ -21,8 +21,10 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import Dataset
-from confidently.errors import ConfidentlyError
-from confidently.finetune.artifacts import library_versions, peft_config_dict, write_adapter
+from confidently.bundle import ModelIdentity
+from confidently.errors import UnfinishedRunError
+from confidently.finetune.artifacts import peft_config_dict, write_adapter
+from confidently.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
 from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
@@ -105,8 +107,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     }
     checkpoint = checkpoint_dir(out)
     if checkpoint.exists() and not resume:
-        raise ConfidentlyError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
-                               "or delete it to start over")
+        raise UnfinishedRunError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
+                                  "or delete it to start over")
     with torch_threads(config.threads), training_adapter(backend, config, config.seed) as model:
         trainer = Trainer(model, encode_examples(classifier, splits.train, targets),
                           encode_examples(classifier, splits.validation, targets), config,
@@ -114,16 +116,14 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                           cache_kwarg=backend._cache_kwarg, checkpoint=checkpoint, identity=identity,
                           show_progress=progress)
         training = trainer.run(resume=resume, on_step=on_step)
-        calibration_probs = classifier.score(splits.calibration.texts).probs
+        calibration_scores = classifier.score(splits.calibration.texts)
+        calibration_probs = calibration_scores.probs
         weights = trainable_state(model)
         adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER],
                                           HUB_IDS.get(backend.model_name, backend.model_name))
     y_calibration = splits.calibration.label_indices(classifier.labels)
     calibrator, policy, calibration_summary = fit_calibration(calibration_probs, y_calibration, config)
-    manifest = {
-        "base_model": backend.model_name,
-        "base_weights_id": backend.weights_id,
-        "task": classifier.task.to_dict(),
+    metadata = {
         "labels": targets.to_dict(classifier.task),
         "hyperparameters": {**config.to_dict(), "target_modules_used": adapter_config["target_modules"],
                             "total_steps": training.total_steps, "eval_every": trainer.schedule.eval_every,
@@ -137,18 +137,20 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         "training": {"train_seconds": training.progress.train_seconds,
                      "examples_per_second": training.examples_per_second,
                      "examples_seen": training.progress.examples_seen},
-        "library_versions": library_versions(),
     }
-    write_adapter(out, weights=weights, adapter_config=adapter_config, manifest=manifest,
-                  calibrator=calibrator, policy=policy)
+    base = ModelIdentity(backend.model_name, backend.name, backend.weights_id, backend.dtype, None)
+    payloads = production_payloads(
+        splits.calibration.texts, y_calibration, calibration_probs, calibration_scores.other_mass,
+        task=classifier.task, chat=classifier.chat, calibrator=calibrator, policy=policy,
+        scored_with={**base.to_dict(), "adapter_sha256": "this bundle's adapter weights"},
+        source=f"calibration split ({splits.calibration_source}), {len(splits.calibration)} rows", seed=config.seed)
+    bundle = write_adapter(out, weights=weights, adapter_config=adapter_config, model=base, task=classifier.task,
+                           chat=classifier.chat, calibrator=calibrator, policy=policy, metadata=metadata,
+                           fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
+                                      "split": "calibration", "source": splits.calibration_source},
+                           extra_json=payloads)
     shutil.rmtree(checkpoint, ignore_errors=True)
-    return FinetuneResult(out, manifest, training, splits, calibration_probs)
-
-
-def run_finetune(train: Dataset, calibration: Dataset | None, config: FinetuneConfig, out: str | Path, *,
-                 backend: TransformersBackend | None = None, progress: bool = True) -> Path:
-    """The demo's ``--finetune`` stage: :func:`finetune`, returning the adapter folder."""
-    return finetune(train, out, config, calibration=calibration, backend=backend, progress=progress).path
+    return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)
 
 
 @contextlib.contextmanager

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_probs
+from confidently.decisions import decide
 from confidently.errors import ArtifactError, DataError
-from confidently.files import atomic_write_json, read_json
 
 if TYPE_CHECKING:
+    from confidently.bundle import Bundle
     from confidently.calibration import Calibrator
     from confidently.thresholds import DecisionPolicy
 
 REFERENCE_FORMAT = "confidently.reference"
 REFERENCE_FORMAT_VERSION = 1
-#: Its file name in an adapter folder or bundle.
+#: Its file name in a calibration bundle.
 REFERENCE_FILE = "reference.json"
 #: Continuous features, in the order reports list them.
 CONTINUOUS = ("raw_confidence", "other_mass")
@@ -104,13 +104,10 @@ class Reference:
             raise DataError(f"other_mass must be {raw.shape[0]} finite numbers, one per row; got shape {other.shape}")
         if len(labels) != raw.shape[1]:
             raise DataError(f"{len(labels)} labels for {raw.shape[1]} probability columns")
-        final = raw if calibrator is None else calibrator.predict_proba(raw)
-        chosen = final.argmax(axis=1)
-        label_counts = np.bincount(chosen, minlength=len(labels))
-        rates: dict[str, float] = {}
-        if policy is not None:
-            decided = policy.decide(final[np.arange(len(final)), chosen])
-            rates = {d: float(np.mean(decided == d)) for d in DECISIONS}
+        decisions = decide(raw, labels=labels, calibrator=calibrator, policy=policy)
+        label_counts = np.bincount(decisions.label_index, minlength=len(labels))
+        decided = decisions.decision
+        rates = {} if decided is None else {d: float(np.mean(decided == d)) for d in DECISIONS}
         return cls(
             labels=tuple(labels), n=int(raw.shape[0]),
             continuous={"raw_confidence": ContinuousReference.from_values(raw.max(axis=1)),
@@ -147,13 +144,12 @@ class Reference:
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ArtifactError(f"malformed reference distribution: {type(error).__name__}: {error}") from None
 
-    def save(self, path: str | Path) -> None:
-        atomic_write_json(path, self.to_dict())
-
     @classmethod
-    def load(cls, path: str | Path) -> Reference:
-        data = read_json(path)
+    def from_bundle(cls, bundle: Bundle) -> Reference | None:
+        """The reference ``bundle`` carries (its hash-checked ``reference.json``), or None if it has none."""
+        if REFERENCE_FILE not in bundle.extras:
+            return None
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(bundle.extras[REFERENCE_FILE])
         except ArtifactError as error:
-            raise ArtifactError(f"{path}: {error}") from None
+            raise ArtifactError(f"{bundle.folder / REFERENCE_FILE}: {error}") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +23,8 @@ from numpy.typing import ArrayLike
 from confidently.calibration.validation import check_confidence
 from confidently.errors import DataError
 from confidently.files import atomic_path
-from confidently.metrics import ReliabilityBins, reliability_bins
-from confidently.thresholds import ThresholdAnalysis
+from confidently.metrics import ReliabilityBins, classwise_reliability, reliability_bins
+from confidently.thresholds import ThresholdMeasurement
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -90,7 +90,8 @@ def confidence_histogram(
     return figure
 
 
-def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str) -> None:
+def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str, xlabel: str = "mean confidence in bin",
+                      ylabel: str = "accuracy in bin") -> None:
     """Stripes per bin, the diagonal, and one dot per non-empty bin (area ∝ count, count printed)."""
     filled = table.count > 0
     if table.scheme == "equal_width":
@@ -106,13 +107,14 @@ def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str) -> None:
     ax.set_ylim(0.0, 1.02)
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize=8)
-    _label(ax, title, "mean confidence in bin", "accuracy in bin")
+    _label(ax, title, xlabel, ylabel)
 
 
 def _reliability_title(name: str | None, table: ReliabilityBins) -> str:
     head = f"{name}: " if name else "Reliability, "
     scheme = table.scheme.replace("_", "-")
-    return f"{head}n={table.n:,}, {table.n_bins} {scheme} bins\nECE={table.ece:.3f}"
+    # The bins' own ECE, before the bootstrap bias correction that the metric tables report.
+    return f"{head}n={table.n:,}, {table.n_bins} {scheme} bins\nsample ECE={table.ece:.3f}"
 
 
 def reliability_diagram(
@@ -153,67 +155,150 @@ def reliability_diagrams(
     return figure
 
 
-def threshold_chart(analysis: ThresholdAnalysis, *, title: str | None = None) -> Figure:
-    """Bars: predictions automated at each threshold; line (right axis): their accuracy, with its
-    Clopper–Pearson lower bound and the certified threshold marked when there is one."""
-    frame = analysis.to_frame()
-    figure = _figure(8.0, 5.2)
+def classwise_reliability_diagrams(
+    probs: ArrayLike,
+    y: ArrayLike,
+    labels: Sequence[str],
+    *,
+    n_bins: int = 20,
+    scheme: str = "equal_width",
+    title: str | None = None,
+) -> Figure:
+    """One reliability diagram per class: the class's probability against how often it is the label.
+
+    Panel ``k`` bins every row's ``p_ik`` (see :func:`confidently.metrics.classwise_reliability`)
+    and plots the share of each bin's rows labelled ``k`` against the bin's mean ``p_ik``; dot area is
+    proportional to the count. Low probabilities matter here too: a class given 0.3 that is the
+    label 5% of the time shows as a dot far below the diagonal, which a top-label diagram never
+    shows. Each panel's title gives that class's sample ECE; their mean is the classwise ECE.
+    """
+    tables = classwise_reliability(probs, y, n_bins, scheme)
+    if len(labels) != len(tables):
+        raise DataError(f"{len(labels)} label names for {len(tables)} classes")
+    columns = min(len(tables), 4)
+    rows = -(-len(tables) // columns)
+    figure = _figure(4.2 * columns, 4.5 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    scheme_words = scheme.replace("_", "-")
+    for ax, label, table in zip(axes, labels, tables):
+        _draw_reliability(ax, table, f"{label}: n={table.n:,}, sample ECE={table.ece:.3f}",
+                          f"mean p({label}) in bin", f"share labelled {label}")
+    for ax in axes[len(tables):]:
+        ax.set_visible(False)
+    figure.suptitle(title or f"Per-class reliability ({n_bins} {scheme_words} bins of each class's probability)",
+                    fontsize=TITLE_SIZE)
+    return figure
+
+
+#: Thresholds whose numbers are printed on the threshold and cost charts.
+LABELLED_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def threshold_chart(measured: ThresholdMeasurement, *, threshold: float | None, chosen_on: str = "calibration data",
+                    title: str | None = None) -> Figure:
+    """What every threshold does on one split, with the policy's threshold (chosen elsewhere) marked.
+
+    Bars: predictions automated at each threshold, their count printed at the labelled thresholds;
+    line (right axis): the accuracy of the automated ones, printed there too, with its one-sided
+    lower bound and the target. ``threshold`` is the policy's threshold (None when none was
+    certified), drawn with what it does on this split. Nothing is chosen here.
+    """
+    frame = measured.to_frame()
+    figure = _figure(8.0, 5.4)
     ax = figure.add_subplot()
     width = 0.8 * float(np.min(np.diff(frame.threshold))) if len(frame) > 1 else 0.008
     ax.bar(frame.threshold, frame.n_automated, width=width, color=RAW_COLOUR, label="automated (count)")
-    _label(ax, title or f"Automation and accuracy by threshold (n={analysis.n:,})",
+    _label(ax, title or f"Automation and accuracy by threshold (n={measured.n:,})",
            "confidence threshold", "predictions automated")
     acc_ax = ax.twinx()
     acc_ax.plot(frame.threshold, frame.accuracy, color=MAIN_COLOUR, linewidth=2.0, label="accuracy of automated")
     acc_ax.plot(frame.threshold, frame.accuracy_lower_bound, color=MAIN_COLOUR, linestyle=":",
-                label=f"{analysis.certified.level:.0%} lower bound")
-    acc_ax.axhline(analysis.certified.target_accuracy, color=ACCENT_COLOUR, linewidth=1.0, linestyle="--",
-                   label=f"target {analysis.certified.target_accuracy:.0%}")
-    if analysis.certified.certified:
-        acc_ax.axvline(analysis.certified.threshold, color=ACCENT_COLOUR, linewidth=1.5,
-                       label=f"certified: {analysis.certified.threshold:.2f} "
-                       f"({analysis.certified.coverage:.0%} automated)")
+                label=f"{measured.level:.0%} lower bound")
+    acc_ax.axhline(measured.target_accuracy, color=ACCENT_COLOUR, linewidth=1.0, linestyle="--",
+                   label=f"target {measured.target_accuracy:.0%}")
+    for t in LABELLED_THRESHOLDS:
+        row = _row_at(measured, t)
+        if row is None or row.n_automated == 0:
+            continue
+        ax.annotate(f"{row.n_automated:,}", (row.threshold, row.n_automated), xytext=(0, 3),
+                    textcoords="offset points", ha="center", fontsize=7, color="#555555")
+        acc_ax.annotate(f"{row.accuracy:.1%}", (row.threshold, row.accuracy), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=7, color=MAIN_COLOUR)
+    if threshold is not None:
+        row = _row_at(measured, threshold)
+        outcome = "" if row is None else f": {row.coverage:.0%} automated, {row.accuracy:.1%} right"
+        acc_ax.axvline(threshold, color=ACCENT_COLOUR, linewidth=1.5,
+                       label=f"policy {threshold:.2f} (chosen on {chosen_on}){outcome}")
     acc_ax.set_ylabel("accuracy of automated predictions", fontsize=LABEL_SIZE)
     acc_ax.tick_params(labelsize=TICK_SIZE)
     bar_handles, bar_labels = ax.get_legend_handles_labels()
     line_handles, line_labels = acc_ax.get_legend_handles_labels()
     figure.legend(bar_handles + line_handles, bar_labels + line_labels, loc="outside lower center",
-                  ncols=3, fontsize=9)
+                  ncols=2, fontsize=9)
     return figure
 
 
-def cost_chart(analysis: ThresholdAnalysis, *, title: str | None = None) -> Figure:
-    """Cost per item against threshold, with the cost-optimal threshold marked."""
-    frame = analysis.to_frame()
-    best = analysis.optimal
-    figure = _figure(7.0, 4.4)
+def cost_chart(measured: ThresholdMeasurement, *, marks: Mapping[str, float | None],
+               title: str | None = None) -> Figure:
+    """Cost per item on one split against threshold, with thresholds chosen elsewhere marked.
+
+    ``marks`` maps a name ("certified (policy)", "cost-optimal on calibration data") to a threshold
+    on the grid, or None to leave it out; each mark prints its cost per item and automated share.
+    """
+    frame = measured.to_frame()
+    figure = _figure(7.0, 4.6)
     ax = figure.add_subplot()
     ax.plot(frame.threshold, frame.cost_per_item, color=MAIN_COLOUR, linewidth=2.0, label="cost per item")
-    ax.scatter([best.threshold], [best.cost_per_item], s=80, color=ACCENT_COLOUR, zorder=3,
-               label=f"optimum: {best.threshold:.2f} ({best.cost_per_item:.3g} per item, {best.coverage:.0%} automated)")
-    ax.legend(fontsize=TICK_SIZE)
-    _label(ax, title or f"Cost by threshold (n={analysis.n:,}; review {analysis.review_cost:g}, "
-           f"automated error {analysis.error_cost:g})", "confidence threshold", "cost per item")
+    for t in LABELLED_THRESHOLDS:
+        row = _row_at(measured, t)
+        if row is not None:
+            ax.annotate(f"{row.cost_per_item:.3g}", (row.threshold, row.cost_per_item), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=7, color=MAIN_COLOUR)
+    for (name, t), colour in zip(marks.items(), (ACCENT_COLOUR, "#2e8b57", "#7b3fa0")):
+        row = None if t is None else _row_at(measured, t)
+        if row is None:
+            continue
+        ax.scatter([row.threshold], [row.cost_per_item], s=80, color=colour, zorder=3,
+                   label=f"{name}: {row.threshold:.2f} ({row.cost_per_item:.3g} per item, "
+                   f"{row.coverage:.0%} automated)")
+    ax.legend(fontsize=8)
+    _label(ax, title or f"Cost by threshold (n={measured.n:,}; review {measured.review_cost:g}, "
+           f"automated error {measured.error_cost:g})", "confidence threshold", "cost per item")
     return figure
 
 
-def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, title: str | None = None) -> Figure:
+def _row_at(measured: ThresholdMeasurement, threshold: float):
+    """The measured row of ``threshold``, or None when it is not on the grid."""
+    try:
+        return measured.at(threshold)
+    except DataError:
+        return None
+
+
+def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, target_accuracy: float | None = None,
+                       title: str | None = None) -> Figure:
     """How calibration improves with the number of labels, one line per calibrator.
 
     Parameters
     ----------
     results : DataFrame
         One row per (calibrator, budget, repeat) with columns ``calibrator``, ``n_labels`` and
-        ``ece``, and optionally ``coverage`` (the certified coverage that run achieved), which
-        adds a second panel.
+        ``ece``; optionally ``coverage`` (test coverage of the threshold certified with those labels)
+        and ``accuracy_automated`` (its test accuracy), each adding a panel.
     band : float, default=0.90
         Central share of the repeats shaded around the mean.
+    target_accuracy : float, optional
+        Drawn on the accuracy panel.
     """
     missing = {"calibrator", "n_labels", "ece"} - set(results.columns)
     if missing:
         raise DataError(f"label-budget results lack columns {sorted(missing)}")
-    panels = [("ece", "mean ECE")] + ([("coverage", "certified coverage")] if "coverage" in results else [])
-    figure = _figure(6.5 * len(panels), 4.6)
+    panels = [("ece", "mean ECE")]
+    if "coverage" in results:
+        panels.append(("coverage", "test coverage at the certified threshold"))
+    if "accuracy_automated" in results and results["accuracy_automated"].notna().any():
+        panels.append(("accuracy_automated", "test accuracy at the certified threshold"))
+    figure = _figure(6.0 * len(panels), 4.6)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     tail = (1.0 - band) / 2.0
     repeats = int(results.groupby(["calibrator", "n_labels"]).size().max())
@@ -221,17 +306,51 @@ def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, title: str 
         for name, group in results.groupby("calibrator", sort=False):
             stats = group.groupby("n_labels")[column].agg(
                 mean="mean", low=lambda s: s.quantile(tail), high=lambda s: s.quantile(1 - tail)
-            )
+            ).dropna()
             line = ax.plot(stats.index, stats["mean"], marker="o", linewidth=2.0, label=str(name))[0]
             ax.fill_between(stats.index, stats["low"], stats["high"], color=line.get_color(), alpha=0.18)
+        if column == "accuracy_automated" and target_accuracy is not None:
+            ax.axhline(target_accuracy, color=ACCENT_COLOUR, linestyle="--", linewidth=1.0,
+                       label=f"target {target_accuracy:.0%}")
         ax.set_xscale("log")
         budgets = np.unique(results["n_labels"])
         ax.set_xticks(budgets, labels=[f"{b:g}" for b in budgets])
         ax.minorticks_off()
         ax.legend(fontsize=TICK_SIZE)
-        _label(ax, f"{ylabel} ({band:.0%} band over {repeats} repeats)", "calibration labels (log scale)", ylabel)
+        _label(ax, f"{ylabel}\n({band:.0%} band over {repeats} repeats)", "calibration labels (log scale)", ylabel)
     if title:
         figure.suptitle(title, fontsize=TITLE_SIZE)
+    return figure
+
+
+def prediction_set_chart(coverage: Mapping[str, pd.DataFrame], *, alpha: float, title: str | None = None) -> Figure:
+    """Coverage (with its interval) and mean set size of prediction sets, per part, one bar per predictor.
+
+    ``coverage`` maps a predictor's name to a :func:`confidently.conformal.measure_sets` table; the
+    target ``1 - alpha`` is drawn on the coverage panel.
+    """
+    if not coverage:
+        raise DataError("prediction_set_chart needs at least one table")
+    names = list(coverage)
+    parts = list(next(iter(coverage.values()))["part"])
+    figure = _figure(max(8.0, 0.9 * len(parts) * max(1, len(names)) / 2 + 3), 7.0)
+    cover_ax, size_ax = figure.subplots(2, 1, sharex=True)
+    x = np.arange(len(parts))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        table = coverage[name].set_index("part").loc[parts]
+        offset = x - 0.4 + width * (i + 0.5)
+        bars = cover_ax.bar(offset, table["coverage"], width=width, label=name)
+        cover_ax.vlines(offset, table["coverage_low"], table["coverage_high"], color="black", linewidth=1.0)
+        size_ax.bar(offset, table["mean_set_size"], width=width, color=bars.patches[0].get_facecolor())
+    cover_ax.axhline(1 - alpha, color=ACCENT_COLOUR, linestyle="--", linewidth=1.0, label=f"target {1 - alpha:.0%}")
+    low = float(min(np.nanmin(t["coverage_low"]) for t in coverage.values()))
+    cover_ax.set_ylim(max(0.0, min(low, 1 - alpha) - 0.05), 1.005)
+    cover_ax.legend(fontsize=8, ncols=min(4, len(names) + 1), loc="lower left")
+    _label(cover_ax, title or "Prediction sets on the test split: coverage (95% interval) and mean size", "",
+           "coverage")
+    size_ax.set_xticks(x, labels=[p.replace("=", "=\n", 1) for p in parts], fontsize=8)
+    _label(size_ax, "", "part of the test split", "mean set size")
     return figure
 
 

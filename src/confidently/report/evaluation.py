@@ -1,4 +1,5 @@
-"""Everything ``evaluate`` and ``demo`` write: report.html, metrics.json, summary.md, calibrators, scores."""
+"""Everything ``evaluate`` and ``demo`` write: report.html, metrics.json, summary.md, calibrators, policy,
+prediction sets, scores."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from confidently.report import charts
 from confidently.report.html import Section, write_report
 
 METRIC_ROWS = (("accuracy", "accuracy"), ("ece", "ECE (20 equal-width)"), ("ece_equal_mass", "ECE (15 equal-mass)"),
-               ("debiased_ce", "debiased CE"), ("mce", "MCE"), ("brier", "Brier"), ("nll", "NLL"),
-               ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
+               ("classwise_ece", "classwise ECE (20 equal-width)"), ("debiased_ce", "debiased CE"), ("mce", "MCE"),
+               ("brier", "Brier"), ("nll", "NLL"), ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
 
 
 def _fmt(metric: dict) -> str:
@@ -36,9 +37,14 @@ def metrics_table(evaluation: Evaluation, which: str) -> pd.DataFrame:
 
 
 def threshold_rows(evaluation: Evaluation, method: str, points=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)) -> pd.DataFrame:
-    frame = evaluation.methods[method].thresholds.to_frame()
-    keep = frame[np.isclose(frame["threshold"].to_numpy()[:, None], np.array(points)[None]).any(axis=1)]
-    return keep[["threshold", "n_automated", "coverage", "accuracy", "accuracy_lower_bound", "n_review",
+    """The test-split rows of a few thresholds and of the method's certified one (chosen on calibration data)."""
+    result = evaluation.methods[method]
+    frame = result.on_test.to_frame()
+    chosen = result.chosen.certified.threshold
+    marks = np.array(points + ((chosen,) if chosen is not None else ()))
+    keep = frame[np.isclose(frame["threshold"].to_numpy()[:, None], marks[None]).any(axis=1)].copy()
+    keep.insert(0, "", np.where(np.isclose(keep["threshold"], chosen if chosen is not None else -1), "certified", ""))
+    return keep[["", "threshold", "n_automated", "coverage", "accuracy", "accuracy_lower_bound", "n_review",
                  "n_automated_errors", "cost"]]
 
 
@@ -55,7 +61,37 @@ def headline_cards(evaluation: Evaluation) -> dict[str, str]:
     else:
         cards[f"automated at ≥{evaluation.policy.threshold:.2f}"] = (
             f"{on_test['coverage']:.0%} ({on_test['accuracy_automated']:.1%} right)")
+    sets = h["prediction_sets"]
+    cards[f"{1 - sets['alpha']:.0%} prediction sets ({sets['name']})"] = (
+        f"{sets['coverage_on_test']:.1%} covered, {sets['mean_set_size_on_test']:.2f} labels")
     return cards
+
+
+def projection_text(evaluation: Evaluation) -> str:
+    """The cost view in one sentence: per-volume figures of the policy, measured on the test split."""
+    p = evaluation.projection
+    volume = f"{p.volume:,}"
+    return (f"Per {volume} items like the test split, the policy automates {p.automated[0]:,.0f} "
+            f"[{p.automated[1]:,.0f}, {p.automated[2]:,.0f}] and sends {p.reviewed[0]:,.0f} to review "
+            f"({p.review_hours[0]:,.0f} hours at {p.minutes_per_review:g} min each); about {p.errors[0]:,.0f} "
+            f"[{p.errors[1]:,.0f}, {p.errors[2]:,.0f}] automated predictions would be wrong "
+            f"({p.level:.0%} intervals from the {p.n} test rows).")
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return "–" if value is None or np.isnan(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def set_tables(evaluation: Evaluation) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Coverage [95% CI] and mean set size on the test split: one row per part, one column per predictor."""
+    coverage, size = {}, {}
+    for name, table in evaluation.sets.coverage.items():
+        indexed = table.set_index("part")
+        coverage[name] = [_interval(r.coverage, r.coverage_low, r.coverage_high) for r in indexed.itertuples()]
+        size[name] = [f"{r.mean_set_size:.2f} ({r.singleton:.0%} single)" for r in indexed.itertuples()]
+        parts, counts = list(indexed.index), list(indexed["n"])
+    head = {"part": parts, "n": counts}
+    return pd.DataFrame({**head, **coverage}), pd.DataFrame({**head, **size})
 
 
 def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -> list[Section]:
@@ -70,17 +106,24 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         f"Calibration split: {n_cal} labelled examples; test split: {n_test}. Each calibrator is fitted on the "
         f"calibration split and measured two ways, never on the rows it was fitted on: {cfg.n_splits}-fold "
         "cross-fitting on the calibration split (out-of-fold scores), and on the held-out test split with the "
-        "calibrator fitted on the whole calibration split (the one saved). The calibrator to ship and its "
-        "decision threshold are chosen on the cross-fitted scores only (lowest negative log-likelihood, a proper "
-        "scoring rule); the test split is used for nothing but reporting.")
+        "calibrator fitted on the whole calibration split (the one saved). The calibrator to ship is chosen on "
+        "the cross-fitted scores only (lowest negative log-likelihood, a proper scoring rule), and its decision "
+        "threshold and prediction sets are fitted on those scores too; the test split is used for nothing but "
+        "reporting.")
     how.add_text(
         "Raw confidence is the predicted label's share of the label mass (the probability the model put on "
-        "every token variant of that label, divided by the mass on all labels). Intervals are 95% percentile "
-        f"bootstrap intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}). Binned ECE is biased "
-        "upwards on small samples, so its interval can sit above the point estimate; the debiased CE column "
-        "corrects for that bias.")
+        f"every token variant of that label, divided by the mass on all labels). Intervals are 95% bootstrap "
+        f"intervals over {cfg.n_resamples} resamples of the rows (seed {cfg.seed}), and every interval contains "
+        "its value. Accuracy, Brier, NLL, AUROC and AURC: the value is the metric on the rows, the interval the "
+        "percentile interval. The binned calibration errors (ECE, classwise ECE, MCE, debiased CE) are biased "
+        "upwards on small samples, and their resamples more so, so a percentile interval can lie wholly above "
+        "the value; for them the value is the bootstrap bias-corrected estimate (the value on the rows minus the "
+        "resamples' excess over it, floored at 0) with the basic bootstrap interval around it. The reliability "
+        "diagrams show the uncorrected bins (their 'sample ECE').")
     for method, reason in evaluation.skipped.items():
         how.add_note(f"{method}: {reason}")
+    for note in evaluation.notes:
+        how.add_note(note)
     sections.append(how)
 
     results = Section("Calibration on the held-out test split")
@@ -97,34 +140,73 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
     results.add_figure(charts.confidence_histogram(raw.test_probs.max(1), calibrated=best.test_probs.max(1)),
                        f"confidence on the test split: raw vs {evaluation.best}")
     sections.append(results)
+    if len(evaluation.labels) >= 3:
+        sections.append(_per_class_section(evaluation))
 
-    decisions = Section("Automation: thresholds, review cost and the certified threshold")
+    decisions = Section("Automation: one threshold, chosen on calibration data")
+    certificate = best.chosen.certified
     decisions.add_text(
-        f"A prediction is automated when its confidence is at or above the threshold; the rest go to review. "
-        f"Cost = {cfg.review_cost:g} per reviewed item + {cfg.error_cost:g} per automated mistake. The certified "
-        f"threshold is the lowest one whose one-sided {cfg.level:.0%} Clopper–Pearson lower bound on the "
-        f"accuracy of automated predictions reaches {cfg.target_accuracy:.0%}; it is chosen on the cross-fitted "
-        "calibration scores and then applied to the test split.")
-    decisions.add_text(f"Policy: {evaluation.policy.method}")
+        f"A prediction is automated when its calibrated confidence is at or above the policy's threshold; the "
+        f"rest go to review. The threshold is certified by Learn-Then-Test on the cross-fitted calibration "
+        f"scores ({n_cal} rows): thresholds are tested from the strictest (0.99) down, each with the exact "
+        f"binomial p-value of 'the automated predictions are less than {cfg.target_accuracy:.0%} accurate', "
+        f"skipping those automating fewer than {certificate.min_automated}, and testing stops at the first p-value "
+        f"above {1 - cfg.level:.2g}. Because the order is fixed in advance, no correction for the number of "
+        "thresholds is needed. The test split only measures the result; no threshold is chosen on it.")
+    decisions.add_text(f"Guarantee: {evaluation.policy.guarantee}.")
+    decisions.add_text(f"How it was chosen: {certificate.reason}.")
     on_test = evaluation.policy_on_test
     if evaluation.policy.threshold is not None:
         decisions.add_text(
             f"On the test split this threshold automates {on_test['n_automated']} of {on_test['n']} "
             f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy; "
             f"{on_test['n_review']} go to review.")
-    for name in ("raw", evaluation.best):
-        analysis = evaluation.methods[name].thresholds
-        decisions.add_table(threshold_rows(evaluation, name), f"{name} confidence on the test split")
-        decisions.add_figure(charts.threshold_chart(analysis), f"{name}: automated count and accuracy by threshold")
-    decisions.add_figure(charts.cost_chart(best.thresholds), f"{evaluation.best}: cost by threshold")
+    decisions.add_text(projection_text(evaluation))
+    decisions.add_table(evaluation.projection.to_frame(),
+                        f"cost view: the policy on {evaluation.projection.volume:,} items, projected from the "
+                        "test split")
+    for name in dict.fromkeys(("raw", evaluation.best)):
+        result = evaluation.methods[name]
+        decisions.add_table(threshold_rows(evaluation, name),
+                            f"{name} confidence on the test split (its certified threshold chosen on calibration data)")
+        decisions.add_figure(charts.threshold_chart(result.on_test, threshold=result.chosen.certified.threshold),
+                             f"{name}: automated count and accuracy by threshold on the test split")
+    optimal = best.chosen.optimal
+    decisions.add_figure(
+        charts.cost_chart(best.on_test, marks={"certified (policy)": evaluation.policy.threshold,
+                                               "cost-optimal on calibration data": optimal.threshold}),
+        f"{evaluation.best}: cost per item by threshold on the test split; both marked thresholds were chosen on "
+        "the calibration split")
     sections.append(decisions)
+
+    sets = evaluation.sets
+    shipped = sets.predictors[sets.shipped]
+    part = Section("Prediction sets")
+    part.add_text(
+        f"Split conformal prediction sets at alpha = {cfg.alpha:g}, fitted on the {sets.scored_on} cross-fitted "
+        f"calibration scores: LAC keeps every label whose probability is at least one minus the fitted score "
+        "quantile; APS adds labels in rank order until the labels above hold more than it. 'by class' fits one "
+        "quantile per true class, so coverage holds within each class; 'by COLUMN' one per value of that column. "
+        f"The saved conformal.json is '{sets.shipped}': {shipped.guarantee}. LAC's coverage is also at most "
+        "1 − alpha + 1/(n + 1) for n calibration rows (its scores do not tie); APS's can be higher. A decision "
+        "rule can automate exactly the items whose set holds one label.")
+    coverage_table, size_table = set_tables(evaluation)
+    part.add_table(coverage_table, f"coverage on the test split [exact 95% interval], target {1 - cfg.alpha:.0%}")
+    part.add_table(size_table, "mean set size on the test split (share of sets with one label)")
+    part.add_figure(charts.prediction_set_chart(sets.coverage, alpha=cfg.alpha),
+                    "coverage and set size by class and slice on the test split")
+    sections.append(part)
 
     if len(evaluation.budget):
         budget = Section("How many labels calibration needs")
         budget.add_text(
-            f"Each calibrator is fitted on {cfg.budget_repeats} random subsets of n calibration labels and measured on "
-            "the whole test split: mean and 90% band (5th–95th percentile over the subsets).")
-        budget.add_figure(charts.label_budget_chart(evaluation.budget), "ECE and certified coverage by label budget")
+            f"Each calibrator is fitted on {cfg.budget_repeats} random subsets of n calibration labels, and its "
+            f"threshold certified on those n labels only (cross-fitted, as above); the whole test split then measures "
+            "its ECE and what the certified threshold automates and how accurately: mean and 90% band (5th–95th "
+            "percentile over the subsets). 'below_target' counts subsets whose certified threshold fell below the "
+            f"target on the test split; the guarantee allows it in about {1 - cfg.level:.0%} of subsets.")
+        budget.add_figure(charts.label_budget_chart(evaluation.budget, target_accuracy=cfg.target_accuracy),
+                          "ECE, and test coverage and accuracy of the certified threshold, by label budget")
         budget.add_table(budget_summary(evaluation.budget), "label budget")
         sections.append(budget)
 
@@ -135,6 +217,32 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
     return sections
 
 
+def _per_class_section(evaluation: Evaluation) -> Section:
+    """Classwise calibration for three or more classes: every class's probability, not just the top one."""
+    cfg, y_test = evaluation.config, evaluation.y_test
+    part = Section("Calibration of every class")
+    part.add_text(
+        "Top-label ECE checks only the winning probability. With three or more classes a model can be right "
+        "about its top choice and still give a class far too much (or too little) probability when it is not "
+        "the top one. Classwise ECE (Kull et al. 2019) checks each class's probability against how often that "
+        f"class is the label, in {cfg.n_bins} equal-width bins per class, and averages over classes. Dirichlet "
+        "calibration fits one map of all classes' log-probabilities together, so it can correct such errors; "
+        "the one-vs-rest calibrators (isotonic, histogram, beta) fit each class alone and renormalise.")
+    rows = []
+    for name, result in evaluation.methods.items():
+        metrics = result.test["metrics"]
+        if "classwise_ece" in metrics:
+            rows.append({"method": name, "classwise ECE": _fmt(metrics["classwise_ece"]),
+                         "top-label ECE": _fmt(metrics["ece"]), "NLL": _fmt(metrics["nll"]),
+                         "accuracy": _fmt(metrics["accuracy"])})
+    part.add_table(pd.DataFrame(rows), f"test split, n = {y_test.size}")
+    for name in dict.fromkeys(("raw", evaluation.best)):
+        part.add_figure(charts.classwise_reliability_diagrams(evaluation.methods[name].test_probs, y_test,
+                                                              evaluation.labels, n_bins=cfg.n_bins),
+                        f"{name}: per-class reliability on the test split (dot area = count)")
+    return part
+
+
 def summary_markdown(evaluation: Evaluation, title: str) -> str:
     h = evaluation.headline()
     lines = [f"# {title}", "",
@@ -142,11 +250,17 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
              f"- accuracy (test): raw {_fmt(h['accuracy_raw'])} → {h['best_method']} {_fmt(h['accuracy_calibrated'])}",
              f"- ECE, 20 equal-width bins (test): raw {_fmt(h['ece_raw'])} → {h['best_method']} "
              f"{_fmt(h['ece_calibrated'])}",
-             f"- policy: {evaluation.policy.method}"]
+             f"- policy: {evaluation.policy.method}",
+             f"- guarantee: {evaluation.policy.guarantee}"]
     on_test = h["policy_on_test"]
     if evaluation.policy.threshold is not None:
         lines.append(f"- on the test split: {on_test['n_automated']}/{on_test['n']} automated "
                      f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy")
+    lines.append(f"- cost view: {projection_text(evaluation)}")
+    sets = h["prediction_sets"]
+    lines.append(f"- prediction sets ({sets['name']}, alpha {sets['alpha']:g}): test coverage "
+                 f"{sets['coverage_on_test']:.1%}, mean size {sets['mean_set_size_on_test']:.2f}")
+    lines += [f"- note: {note}" for note in evaluation.notes]
     lines += ["", "| method | " + " | ".join(label for _, label in METRIC_ROWS) + " |",
               "|---" * (len(METRIC_ROWS) + 1) + "|"]
     for _, row in metrics_table(evaluation, "test").iterrows():
@@ -155,19 +269,24 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str, metadata: dict,
-                     scores: pd.DataFrame | None = None, slices: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Write report.html, metrics.json, summary.md, calibrators/, calibrator.json + policy.json, scores.parquet."""
+                     scores: pd.DataFrame | None = None, slices: pd.DataFrame | None = None,
+                     run: dict | None = None) -> dict[str, Path]:
+    """Write report.html, metrics.json, summary.md, calibrators/, conformal.json (the prediction sets)
+    and scores.parquet.
+
+    The chosen calibrator and policy are the calibration bundle's (:func:`confidently.bundle.write_bundle`),
+    written beside these; ``run`` is its run record (model, task, fitted rows, library versions, file
+    hashes), repeated in metrics.json.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
-             "calibrator": out / "calibrator.json", "policy": out / "policy.json"}
+             "conformal": out / "conformal.json"}
     for name, result in evaluation.methods.items():
         if result.calibrator is not None:
             result.calibrator.save(out / "calibrators" / f"{name}.json")
-    if evaluation.best != "raw":
-        evaluation.methods[evaluation.best].calibrator.save(paths["calibrator"])
-    evaluation.policy.save(paths["policy"])
-    data = {"metadata": metadata, **evaluation.to_dict()}
+    evaluation.sets.predictors[evaluation.sets.shipped].save(paths["conformal"])
+    data = {"metadata": metadata, **({"run": run} if run is not None else {}), **evaluation.to_dict()}
     if slices is not None:
         data["slices"] = slices.to_dict(orient="records")
     atomic_write_json(paths["metrics"], data)

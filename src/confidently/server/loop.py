@@ -79,11 +79,11 @@ class FeedbackLoop:
         results = response.results
         key = Metrics.BASE if served.name is None else served.name
         watch = self._watch(served)
-        watch.drift.observe([r.confidence for r in results], [r.other_mass for r in results],
+        watch.drift.observe([r.raw_confidence for r in results], [r.other_mass for r in results],
                             [r.label for r in results], [r.decision for r in results])
         with self._lock:
             for r in results:
-                self.raw_confidence.observe(r.confidence, key)
+                self.raw_confidence.observe(r.raw_confidence, key)
                 self.other_mass.observe(r.other_mass, key)
                 self.labels.inc(key, r.label)
         for alarm in watch.drift.new_alarms():
@@ -93,8 +93,8 @@ class FeedbackLoop:
         logged = []
         for i, r in enumerate(results):
             reason = self._reason(r.decision)  # drawn once: the audit sample is random
-            logged.append(LoggedText(position=i, label=r.label, confidence=_decided_confidence(r),
-                                     decision=r.decision, probs=r.probs, queue=reason,
+            logged.append(LoggedText(position=i, label=r.label, confidence=r.confidence,
+                                     decision=r.decision, probs=r.raw_probs, queue=reason,
                                      text=request.texts[i] if reason else None))
         try:
             await asyncio.to_thread(self.store.record, response.request_id, served.name, response.bundle_version,
@@ -133,7 +133,8 @@ class FeedbackLoop:
         if self.store is None:
             return None
         correct, n = self.store.audit_counts(served.name, bundle_version=served.bundle_version)
-        target = None if served.policy is None else served.policy.target_accuracy
+        policy = served.calibrated.policy
+        target = None if policy is None else policy.target_accuracy
         accuracy = LiveAccuracy.from_counts(correct, n, target=target)
         watch = self._watch(served)
         if accuracy.alarm and not watch.accuracy_alarm:
@@ -190,7 +191,3 @@ class FeedbackLoop:
                       "# TYPE confidently_review_pending gauge", f"confidently_review_pending {self.store.pending()}"]
         return "\n".join(lines) + "\n"
 
-
-def _decided_confidence(result) -> float:
-    """The confidence the decision was made on: calibrated when there is a calibrator."""
-    return result.confidence if result.calibrated_confidence is None else result.calibrated_confidence

@@ -1,7 +1,10 @@
 """The adapters a server holds on its one base model, and the only place adapter paths are resolved.
 
 Reads (``get``, ``infos``) happen on the event loop; changes (``load``, ``unload``) run on the model's
-worker thread. Changes replace the whole mapping, so a reader always sees a consistent one.
+worker thread. Changes replace the whole mapping, so a reader always sees a consistent one. Whatever
+goes wrong while loading one adapter (a bad manifest, unreadable weights, a library's own exception)
+becomes an :class:`~confidently.errors.ArtifactError` naming that adapter: at start-up it is logged
+and skipped, at run time it is the admin's 4xx reply.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import re
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from confidently.canary import CANARY_FILE, Canary, CanaryCheck
+from confidently.canary import CanaryCheck, CanaryFailedError
 from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.server.metrics import Metrics
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo
-from confidently.server.served import AdapterConflictError, Served
+from confidently.server.served import Served
 
 if TYPE_CHECKING:
     from confidently.backends.transformers_backend import TransformersBackend
@@ -31,6 +35,14 @@ class UnknownAdapterError(ArtifactError, KeyError):
 
 class AdapterPathError(ArtifactError):
     """An adapter name or path would leave the adapters folder, or there is no adapters folder."""
+
+
+class AdapterLoadError(ArtifactError):
+    """An adapter's files are there but could not be loaded (e.g. truncated or corrupt weights)."""
+
+
+class AdapterReloadedError(ArtifactError):
+    """An adapter was replaced while a request's work items were being scored with it."""
 
 
 class AdapterRegistry:
@@ -52,7 +64,8 @@ class AdapterRegistry:
         self.batch_size = batch_size
         self.canary = canary
         self._adapters: dict[str, Served] = {}
-        #: The last canary check of each adapter that ships one (kept for reporting when marked unhealthy).
+        #: The last canary check of each entry whose bundle carries one, by its metrics name (reported at
+        #: /metrics and the drift endpoint; kept when ``--canary mark`` serves a failed one).
         self.canaries: dict[str, CanaryCheck] = {}
 
     def __len__(self) -> int:
@@ -98,44 +111,71 @@ class AdapterRegistry:
         folder, relative = self.resolve(name, path)
         if not folder.is_dir():
             raise UnknownAdapterError(f"no adapter folder {relative!r} in the adapters folder")
-        served = Served.adapter(self.backend, name, folder, relative=relative, batch_size=self.batch_size)
-        # Unload first: the backend caches the prompt prefix per adapter name, which would go stale.
-        self.backend.unload_adapter(name)
-        self._adapters = {k: v for k, v in self._adapters.items() if k != name}
-        self.backend.load_adapter(folder, name, activate=False)
-        self._check_canary(served, folder)
+        try:
+            served = Served.adapter(self.backend, name, folder, relative=relative, batch_size=self.batch_size)
+            # Checked before the adapter it replaces is unloaded, so a broken replacement keeps the old one.
+            _check_weights(folder)
+            # Unload first: the backend caches the prompt prefix per adapter name, which would go stale.
+            self.backend.unload_adapter(name)
+            self._adapters = {k: v for k, v in self._adapters.items() if k != name}
+            self.backend.load_adapter(folder, name, activate=False)
+        except ConfidentlyError:
+            raise
+        except Exception as error:  # libraries raise many types for unreadable files; name the adapter
+            raise AdapterLoadError(f"adapter {name!r} ({relative}) could not be loaded: "
+                                   f"{type(error).__name__}: {error}") from error
+        try:
+            served.check_loaded()  # the weights loaded are the ones the bundle was read with
+            self._check_canary(served)
+        except ConfidentlyError:
+            self.backend.unload_adapter(name)
+            raise
         self._adapters = {**self._adapters, name: served}
         return served
 
-    def _check_canary(self, served: Served, folder: Path) -> None:
-        """Re-score the adapter's golden prompts; refuse it (or log it as unhealthy) when they moved."""
-        self.canaries.pop(served.name, None)
-        if self.canary == "off" or not (folder / CANARY_FILE).exists():
+    def _check_canary(self, served: Served) -> None:
+        """Re-score the bundle's golden prompts; refuse the entry (or log it as unhealthy) when they moved.
+
+        Raises
+        ------
+        CanaryFailedError
+            With ``--canary refuse``, when the largest deviation exceeds the canary's tolerance.
+        """
+        key = Metrics.BASE if served.name is None else served.name
+        self.canaries.pop(key, None)
+        canary = served.canary
+        if self.canary == "off" or canary is None:
             return
-        canary = Canary.load(folder / CANARY_FILE)
         self.backend.set_adapter(served.name)
         check = canary.check(served.classifier.score(list(canary.texts)).probs)
-        self.canaries[served.name] = check
+        self.canaries[key] = check
         if check.passed:
-            log.info("adapter %s: %s", served.name, check.describe())
+            log.info("%s: %s", _describe(served), check.describe())
             return
         if self.canary == "refuse":
-            self.backend.unload_adapter(served.name)
-            raise AdapterConflictError(f"adapter {served.name!r} refused: {check.describe()}; its calibrator "
-                                       "does not hold on this base model")
-        log.error("adapter %s is unhealthy: %s", served.name, check.describe())
+            raise CanaryFailedError(f"{_describe(served)} refused: {check.describe()}; its calibrator does not "
+                                    "hold for the model as it scores here")
+        log.error("%s is unhealthy: %s", _describe(served), check.describe())
+
+    def check_base(self) -> None:
+        """Run the base model's canary (when its calibration bundle carries one), as adapters' run at load."""
+        self._check_canary(self.base)
 
     def refresh_versions(self) -> None:
-        """Apply any newer recalibrated version (``versions/vN`` in an adapter's folder) without reloading weights."""
-        for name, served in sorted(self._adapters.items()):
+        """Apply any newer recalibrated version (``versions/vN`` beside a bundle) without reloading weights."""
+        for name, served in [(None, self.base), *sorted(self._adapters.items())]:
             try:
-                newer = served.with_latest_version(self.adapters_dir / served.path)
+                newer = served.with_latest_version()
             except ConfidentlyError as error:
-                log.error("adapter %s: newer calibration version not applied: %s", name, error)
+                log.error("%s: newer calibration version not applied: %s", _describe(served), error)
                 continue
-            if newer is not served and self._adapters.get(name) is served:
+            if newer is served:
+                continue
+            if name is None:
+                self.base = newer
+            elif self._adapters.get(name) is served:
                 self._adapters = {**self._adapters, name: newer}
-                log.info("adapter %s: now deciding with calibration version %s", name, newer.bundle_version)
+            log.info("%s: now deciding with calibration version %s", _describe(newer), newer.bundle_version)
 
     def unload(self, name: str) -> Served:
         served = self.get(name)
@@ -152,5 +192,20 @@ class AdapterRegistry:
                 continue
             try:
                 self.load(folder.name)
-            except ConfidentlyError as error:
+            except Exception as error:  # one broken adapter must not keep the others from being served
                 log.error("adapter %s not loaded: %s", folder.name, error)
+
+
+def _check_weights(folder: Path) -> None:
+    """Read the weights file's header, which safetensors checks against the file's size."""
+    from safetensors import safe_open
+
+    from confidently.finetune.artifacts import WEIGHTS_FILE
+
+    if (folder / WEIGHTS_FILE).exists():  # a missing file is the backend's to explain
+        with safe_open(folder / WEIGHTS_FILE, framework="pt") as weights:
+            weights.keys()
+
+
+def _describe(served: Served) -> str:
+    return "the base model" if served.name is None else f"adapter {served.name!r}"

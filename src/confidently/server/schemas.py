@@ -2,14 +2,18 @@
 
 Requests are strict (a number is not a string, ``"3"`` is not an integer) and refuse unknown
 fields, so a typo fails with a message naming the field instead of being silently ignored.
-This module imports pydantic only, so :class:`confidently.Client` can parse replies with it.
+This module imports pydantic only (and the core's result type, for type checking), so
+:class:`confidently.Client` can parse replies with it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from confidently.types import Prediction
 
 #: Adapter names: one path component, no leading dot, so a name can never leave the adapters folder.
 ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -52,23 +56,35 @@ class TokenOut(BaseModel):
 
 
 class TextResult(BaseModel):
-    """The classification of one text.
+    """The classification of one text (:class:`confidently.types.Prediction`, as JSON).
 
-    ``label`` and ``confidence`` come from the calibrated probabilities when there is a calibrator,
-    else from the raw ones; ``raw_label`` is always the label with the most class mass.
+    ``label`` and ``confidence`` are the answer: calibrated when ``calibrated`` is true, else the raw
+    share of the label mass. ``raw_*`` fields are always the model's own scores.
     """
 
     label: str
-    raw_label: str
-    confidence: float = Field(description="Raw confidence: the predicted label's share of the label mass.")
-    calibrated_confidence: float | None = Field(description="The label's calibrated probability; null "
-                                                "without a calibrator.")
-    probs: dict[str, float] = Field(description="Raw class probabilities (shares of the label mass).")
-    calibrated_probs: dict[str, float] | None
+    confidence: float = Field(description="The label's probability: calibrated when `calibrated`, else raw.")
+    calibrated: bool = Field(description="Whether a calibrator produced label and confidence.")
+    decision: Decision | None = Field(description="From the decision policy's threshold on `confidence`; null "
+                                      "without a policy.")
+    raw_label: str = Field(description="The label with the most class mass.")
+    raw_confidence: float = Field(description="raw_label's share of the label mass (uncalibrated).")
+    raw_probs: dict[str, float] = Field(description="Raw class probabilities (shares of the label mass).")
+    calibrated_probs: dict[str, float] | None = Field(description="Calibrated class probabilities; null without "
+                                                      "a calibrator.")
     other_mass: float = Field(description="Next-token probability on tokens that mean no label.")
     truncated: bool = Field(description="The text was cut to fit the model's context.")
-    decision: Decision | None = Field(description="From the decision policy's threshold; null without one.")
     top_tokens: list[TokenOut] = Field(default_factory=list)
+
+    @classmethod
+    def from_prediction(cls, prediction: Prediction) -> TextResult:
+        """The one way a result is built: from the core's :class:`~confidently.types.Prediction`."""
+        return cls(label=prediction.label, confidence=prediction.confidence, calibrated=prediction.calibrated,
+                   decision=prediction.decision, raw_label=prediction.raw_label,
+                   raw_confidence=prediction.raw_confidence, raw_probs=prediction.raw_probs,
+                   calibrated_probs=prediction.calibrated_probs, other_mass=prediction.other_mass,
+                   truncated=prediction.truncated,
+                   top_tokens=[TokenOut(**t.to_dict()) for t in prediction.top_tokens])
 
 
 class ClassifyResponse(BaseModel):
@@ -81,6 +97,8 @@ class ClassifyResponse(BaseModel):
     decided_on: Literal["calibrated", "raw"] | None = Field(
         description="Which confidence the threshold applies to: calibrated when a calibrator is loaded, "
                     "raw when only a policy is; null without a policy.")
+    guarantee: str | None = Field(default=None, description="What an `automate` decision promises, in words; "
+                                  "null without a policy.")
     results: list[TextResult]
     request_id: str | None = Field(default=None, description="Names this request's texts for feedback "
                                    "(POST /v1/feedback with it and a text's position).")
@@ -100,8 +118,11 @@ class ModelInfo(BaseModel):
     calibrator: str | None = Field(description="Calibration method, or null.")
     threshold: float | None
     target_accuracy: float | None
+    guarantee: str | None = None
     decided_on: Literal["calibrated", "raw"] | None
     manifest_sha256: str | None
+    bundle_version: str | None = Field(default=None, description="The bundle version that decides: its "
+                                       "manifest's hash (12 hex digits) and version number.")
     weights_sha256: str | None
 
 
@@ -122,6 +143,10 @@ class Limits(BaseModel):
     max_texts: int
     max_text_chars: int
     max_body_bytes: int
+    max_request_cost: int = Field(description="Most characters × forward passes per classify request (two "
+                                              "passes per text with top_tokens, else one).")
+    max_concurrency: int = Field(description="Most /v1/ requests in flight; more get 503 with Retry-After.")
+    read_timeout_s: float = Field(description="Seconds a client has to send a whole request; then 408.")
     batch_size: int
 
 
@@ -131,6 +156,7 @@ class Health(BaseModel):
     weights_id: str
     adapters: int
     queued_texts: int
+    in_flight: int = Field(description="HTTP requests being handled, this one excluded.")
     limits: Limits
 
 

@@ -1,29 +1,26 @@
-"""What a request can name: the base model or one adapter, with its task, calibrator and policy."""
+"""What a request can name: the base model or one adapter, each a classifier with its calibration bundle."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from confidently.calibration import Calibrator, load_calibrator
+from confidently.bundle import Bundle, BundleMismatchError, read_bundle
+from confidently.bundle_versions import latest_version, version_label
+from confidently.canary import Canary
 from confidently.classifier import Classifier
-from confidently.errors import ArtifactError
-from confidently.files import sha256_file
-from confidently.monitoring.reference import REFERENCE_FILE, Reference
-from confidently.recalibration import latest_version, version_label
+from confidently.decisions import CalibratedClassifier
+from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
-from confidently.tasks import Task, get_task
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks import get_task
 
 if TYPE_CHECKING:  # the server needs a backend that holds adapters; torch loads only when it is built
     from confidently.backends.transformers_backend import TransformersBackend
 
-
-class AdapterConflictError(ArtifactError):
-    """An adapter was trained on other base weights than the ones being served."""
+#: Kept under its old name: the server answers 409 when an adapter or bundle is for other weights.
+AdapterConflictError = BundleMismatchError
 
 
 @dataclass(frozen=True)
@@ -33,106 +30,128 @@ class Served:
     Attributes
     ----------
     name : adapter name, or None for the base model.
-    classifier : scores texts with this entry's task on the shared backend.
+    calibrated : the classifier (this entry's task on the shared backend) with its calibrator and policy.
     base_model : the base model's name (as the adapter's manifest or the server's settings give it).
-    calibrator, policy : turn raw probabilities into calibrated ones and confidences into decisions.
     path : the adapter folder relative to the adapters folder.
-    manifest_sha256 : hash of the adapter's ``manifest.json``.
-    reference : the calibration rows' distribution that drift is measured against, if shipped.
-    version : which version of the calibrator and policy is applied (1: the folder's own; higher:
-        written by ``confidently recalibrate`` into ``versions/vN``).
+    bundle : the calibration bundle the calibrator and policy came from, if any: the folder's own
+        (version 1) or the newest recalibrated version (``versions/vN``, :mod:`confidently.bundle_versions`).
+    home : the folder of the bundle's version 1, where newer versions appear.
+    version : which version ``bundle`` is.
     """
 
     name: str | None
-    classifier: Classifier
+    calibrated: CalibratedClassifier
     base_model: str
-    calibrator: Calibrator | None = None
-    policy: DecisionPolicy | None = None
     path: str | None = None
-    manifest_sha256: str | None = None
-    reference: Reference | None = None
+    bundle: Bundle | None = None
+    home: Path | None = None
     version: int = 1
 
+    @property
+    def classifier(self) -> Classifier:
+        return self.calibrated.classifier
+
     @classmethod
-    def base(cls, backend: TransformersBackend, *, task: str, batch_size: int, calibrator: Path | None = None,
-             policy: Path | None = None) -> Served:
-        """The bare base model, with optional calibrator and policy files."""
-        classifier = Classifier(backend=backend, task=get_task(task), batch_size=batch_size)
-        return cls(None, classifier, backend.model_name,
-                   calibrator=_calibrator(calibrator, classifier.labels) if calibrator else None,
-                   policy=DecisionPolicy.load(policy) if policy else None)
+    def base(cls, backend: TransformersBackend, *, task: str | None, batch_size: int,
+             calibration: Path | None = None) -> Served:
+        """The bare base model, with an optional calibration bundle (an evaluate run folder).
+
+        ``task`` None means the bundle's task (or sentiment without a bundle); a task given with a
+        bundle must be the bundle's.
+
+        Raises
+        ------
+        ArtifactError
+            The bundle is missing, tampered with, or fitted for other weights or another task.
+        """
+        bundle = None if calibration is None else read_bundle(calibration)
+        chosen = get_task(task) if task is not None else (get_task("sentiment") if bundle is None else bundle.task)
+        classifier = Classifier(backend=backend, task=chosen, batch_size=batch_size,
+                                chat=None if bundle is None else bundle.chat)
+        served = cls(None, CalibratedClassifier(classifier, bundle=bundle), backend.model_name, bundle=bundle,
+                     home=None if bundle is None else bundle.folder)
+        return served.with_latest_version()
 
     @classmethod
     def adapter(cls, backend: TransformersBackend, name: str, folder: Path, *, relative: str,
                 batch_size: int) -> Served:
-        """Read and check an adapter folder (manifest, calibrator, policy), without loading its weights.
+        """Read and check an adapter folder (a bundle: every file hashed), without loading its weights.
 
         Raises
         ------
         AdapterConflictError
-            If the manifest names other base weights than the backend's.
-        ArtifactError, TaskError
-            If the manifest, calibrator or policy is missing or malformed.
+            If the bundle names other base weights than the backend's.
+        ArtifactError
+            If the manifest, a file or its hash, the calibrator or the policy is missing or wrong.
         """
-        # The fine-tuning stage's reader: checks format, version and every file's recorded sha256.
-        # (Imported here: the finetune package pulls in its training code.)
-        from confidently.finetune.artifacts import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, read_manifest
+        bundle = read_bundle(folder)
+        bundle.check_model(backend.weights_id, bundle.model.adapter_sha256, name=backend.model_name)
+        classifier = Classifier(backend=backend, task=bundle.task, batch_size=batch_size, chat=bundle.chat)
+        # The adapter is not active yet, so the bundle is applied unchecked here; the registry checks
+        # the loaded weights' hash against it once they are loaded (:meth:`check_loaded`).
+        calibrated = CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
+        served = cls(name, calibrated, bundle.model.name, path=relative, bundle=bundle, home=bundle.folder)
+        return served.with_latest_version()
 
-        manifest_path = folder / MANIFEST_FILE
-        manifest = read_manifest(folder)
-        base_id = manifest.get("base_weights_id")
-        if base_id != backend.weights_id:
-            raise AdapterConflictError(
-                f"adapter {name!r} was trained on base weights {str(base_id)[:16]}…, but this server runs "
-                f"{backend.model_name} ({backend.weights_id[:16]}…)")
-        if not isinstance(manifest.get("task"), dict):
-            raise ArtifactError(f"{manifest_path}: has no task (expected Task.to_dict())")
-        task = Task.from_dict(manifest["task"])
-        calibrator_path, policy_path = folder / CALIBRATOR_FILE, folder / POLICY_FILE
-        served = cls(
-            name,
-            Classifier(backend=backend, task=task, batch_size=batch_size),
-            str(manifest.get("base_model", backend.model_name)),
-            calibrator=_calibrator(calibrator_path, task.label_names) if calibrator_path.exists() else None,
-            policy=DecisionPolicy.load(policy_path) if policy_path.exists() else None,
-            path=relative,
-            manifest_sha256=sha256_file(manifest_path),
-            reference=Reference.load(folder / REFERENCE_FILE) if (folder / REFERENCE_FILE).exists() else None,
-        )
-        return served.with_latest_version(folder)
+    def with_latest_version(self) -> Served:
+        """This entry deciding with the newest version of its bundle (itself when that is the one applied).
 
-    def with_latest_version(self, folder: Path) -> Served:
-        """This entry with the newest recalibrated version in ``folder/versions`` applied (itself if none is newer)."""
-        latest = latest_version(folder)
-        if latest is None or latest.number == self.version:
+        Raises
+        ------
+        ArtifactError
+            The newest version is broken or was fitted for another model or task (the one applied stays).
+        """
+        if self.home is None or self.bundle is None:
             return self
-        labels = self.classifier.labels
-        if latest.calibrator is not None and latest.calibrator.n_classes_ != len(labels):
-            raise ArtifactError(f"{latest.folder}: calibrator fitted on {latest.calibrator.n_classes_} classes, the "
-                                f"task has {len(labels)}")
-        return replace(self, calibrator=latest.calibrator, policy=latest.policy,
-                       reference=latest.reference or self.reference, version=latest.number)
+        latest = latest_version(self.home, self.bundle if self.version == 1 else None)
+        if latest.number == self.version:
+            newest = self
+        else:
+            calibrated = CalibratedClassifier(self.classifier, calibrator=latest.bundle.calibrator,
+                                              policy=latest.bundle.policy)
+            newest = replace(self, calibrated=calibrated, bundle=latest.bundle, version=latest.number)
+        newest.reference  # noqa: B018 -- parsed now, so a malformed one refuses the bundle at load, not later
+        return newest
 
     @property
     def bundle_version(self) -> str | None:
-        """What decided this entry's texts: the adapter's manifest hash (12 hex digits) and the version number."""
-        return version_label(self.manifest_sha256, self.version)
+        """The version that decides this entry's texts: its manifest's hash (12 hex digits) and number."""
+        return None if self.bundle is None else version_label(self.bundle, self.version)
+
+    @cached_property
+    def canary(self) -> Canary | None:
+        """The golden prompts the bundle carries, if any."""
+        return None if self.bundle is None else Canary.from_bundle(self.bundle)
+
+    @cached_property
+    def reference(self) -> Reference | None:
+        """The distribution drift is measured against (the applied version's), if the bundle carries one."""
+        return None if self.bundle is None else Reference.from_bundle(self.bundle)
+
+    def check_loaded(self) -> None:
+        """Refuse an adapter whose loaded weights are not the ones its bundle was calibrated with."""
+        if self.name is not None and self.bundle is not None:
+            backend = self.classifier.backend
+            self.bundle.check_model(backend.weights_id, backend.adapters.get(self.name), name=backend.model_name)
 
     @property
     def decided_on(self) -> str | None:
-        if self.policy is None:
+        if self.calibrated.policy is None:
             return None
-        return "raw" if self.calibrator is None else "calibrated"
+        return "calibrated" if self.calibrated.calibrated else "raw"
 
     def info(self) -> ModelInfo:
         backend = self.classifier.backend
+        calibrator, policy = self.calibrated.calibrator, self.calibrated.policy
         return ModelInfo(
             name=self.name, path=self.path, base_model=self.base_model, base_weights_id=backend.weights_id,
             task=self.classifier.task.name, labels=list(self.classifier.labels),
-            calibrator=None if self.calibrator is None else self.calibrator.name,
-            threshold=None if self.policy is None else self.policy.threshold,
-            target_accuracy=None if self.policy is None else self.policy.target_accuracy,
-            decided_on=self.decided_on, manifest_sha256=self.manifest_sha256,
+            calibrator=None if calibrator is None else calibrator.name,
+            threshold=None if policy is None else policy.threshold,
+            target_accuracy=None if policy is None else policy.target_accuracy,
+            guarantee=None if policy is None else policy.guarantee,
+            decided_on=self.decided_on, manifest_sha256=None if self.bundle is None else self.bundle.manifest_sha256,
+            bundle_version=self.bundle_version,
             weights_sha256=backend.adapters.get(self.name) if self.name else None,
         )
 
@@ -140,38 +159,9 @@ class Served:
     def classify(self, texts: list[str]) -> list[TextResult]:
         """Score ``texts`` with this entry's adapter active; calibrate; decide."""
         self.classifier.backend.set_adapter(self.name)
-        scores = self.classifier.score(texts)
-        raw = scores.probs
-        calibrated = None if self.calibrator is None else self.calibrator.predict_proba(raw)
-        final = raw if calibrated is None else calibrated
-        chosen = final.argmax(axis=1)
-        confidence = final[np.arange(len(texts)), chosen]
-        decisions = [None] * len(texts) if self.policy is None else self.policy.decide(confidence).tolist()
-        labels = self.classifier.labels
-        return [
-            TextResult(
-                label=labels[chosen[i]],
-                raw_label=labels[scores.prediction[i]],
-                confidence=float(scores.confidence[i]),
-                calibrated_confidence=None if calibrated is None else float(confidence[i]),
-                probs=dict(zip(labels, raw[i].tolist())),
-                calibrated_probs=None if calibrated is None else dict(zip(labels, calibrated[i].tolist())),
-                other_mass=float(scores.other_mass[i]),
-                truncated=bool(scores.truncated[i]),
-                decision=decisions[i],
-            )
-            for i in range(len(texts))
-        ]
+        return [TextResult.from_prediction(p) for p in self.calibrated.classify_many(texts)]
 
     def top_tokens(self, text: str, k: int) -> list[TokenOut]:
         """The ``k`` most likely next tokens after this text's prompt (the adapter must be active)."""
         tokens = self.classifier.backend.top_tokens(self.classifier.prompt(text), k)
         return [TokenOut(**t.to_dict()) for t in tokens]
-
-
-def _calibrator(path: Path, labels: tuple[str, ...]) -> Calibrator:
-    calibrator = load_calibrator(path)
-    if calibrator.n_classes_ != len(labels):
-        raise ArtifactError(f"{path}: calibrator was fitted on {calibrator.n_classes_} classes, "
-                            f"the task has {len(labels)} ({', '.join(labels)})")
-    return calibrator

@@ -1,33 +1,28 @@
-"""The running service: the model, its adapters and the micro-batcher, behind two coroutines.
+"""The running service: the model, its adapters and the fair micro-batcher, behind two coroutines.
 
 Routers call :meth:`Service.classify` and :meth:`Service.run`; both wait for the model's worker thread
-without blocking the event loop.
+without blocking the event loop. Cancelling either (the client went away, or the drain window ran
+out) abandons the work not yet started.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from confidently.server.batching import MicroBatcher
 from confidently.server.metrics import Metrics
-from confidently.server.registry import AdapterRegistry
+from confidently.server.registry import AdapterRegistry, AdapterReloadedError
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse, TextResult
 from confidently.server.served import Served
 from confidently.server.settings import Settings
+from confidently.server.work import Job, split
 
 if TYPE_CHECKING:
     from confidently.backends.transformers_backend import TransformersBackend
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Job:
-    texts: list[str]
-    top_tokens: int
 
 
 class Service:
@@ -36,7 +31,11 @@ class Service:
     def __init__(self, registry: AdapterRegistry, settings: Settings, metrics: Metrics):
         self.registry = registry
         self.metrics = metrics
-        self.batcher = MicroBatcher(self._score, max_batch=settings.batch_size, wait_s=settings.batch_wait_ms / 1000)
+        self.batch_size = settings.batch_size
+        # One work item costs at most about one longest text, so no request holds the model for longer.
+        self.item_cost = settings.max_text_chars
+        self.batcher = MicroBatcher(self._score, max_batch=settings.batch_size, wait_s=settings.batch_wait_ms / 1000,
+                                    max_cost=self.item_cost)
 
     @classmethod
     def start(cls, settings: Settings, metrics: Metrics, backend: TransformersBackend | None = None) -> Service:
@@ -46,9 +45,10 @@ class Service:
 
             backend = TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
         base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
-                           calibrator=settings.calibrator, policy=settings.policy)
+                           calibration=settings.calibration)
         registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size,
                                    canary=settings.canary)
+        registry.check_base()  # a --calibration bundle whose canary fails is refused like an adapter's
         registry.load_all()
         service = cls(registry, settings, metrics)
         service.batcher.start()
@@ -64,21 +64,28 @@ class Service:
     async def score(self, request: ClassifyRequest) -> tuple[Served, ClassifyResponse]:
         """The response, and the entry that scored the texts (a reload may have replaced it while they waited)."""
         self.registry.get(request.adapter)  # unknown adapters fail before queueing
-        future = self.batcher.submit(request.adapter, _Job(request.texts, request.top_tokens), len(request.texts))
-        served, results = await asyncio.wrap_future(future)
-        policy = served.policy
+        parts = split(request.texts, request.top_tokens, max_texts=self.batch_size, max_cost=self.item_cost)
+        scored = await asyncio.wrap_future(self.batcher.submit(request.adapter, parts))
+        # The entry that scored the texts, which a reload may have replaced while they waited.
+        served = scored[0][0]
+        if any(entry is not served for entry, _ in scored):
+            raise AdapterReloadedError(f"adapter {served.name!r} was reloaded while this request was being "
+                                       "scored, so its texts saw different weights: send it again")
+        results = [result for _, part in scored for result in part]
+        policy = served.calibrated.policy
         return served, ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
             threshold=None if policy is None else policy.threshold, decided_on=served.decided_on,
-            results=results, bundle_version=served.bundle_version,
+            guarantee=None if policy is None else policy.guarantee, results=results,
+            bundle_version=served.bundle_version,
         )
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the model's worker thread, between batches."""
         return await asyncio.wrap_future(self.batcher.call(fn))
 
-    def _score(self, adapter: Hashable, jobs: list[_Job]) -> list[tuple[Served, list[TextResult]]]:
-        """The batcher's handler: one forward-pass batch for several requests of one adapter."""
+    def _score(self, adapter: Hashable, jobs: list[Job]) -> list[tuple[Served, list[TextResult]]]:
+        """The batcher's handler: one forward-pass batch of work items (of one or more requests) of one adapter."""
         served = self.registry.get(adapter)  # may have been unloaded while the jobs waited
         results = served.classify([text for job in jobs for text in job.texts])
         self.metrics.batch(served.name, [r.decision for r in results])

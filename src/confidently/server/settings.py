@@ -16,18 +16,20 @@ class Settings(BaseModel):
     Attributes
     ----------
     model : registry name, local folder, ``.gguf`` file or hub id of the base model.
-    task : the base model's task (built-in name or task ``.json``); adapters bring their own.
+    task : the base model's task (built-in name or task ``.json``); None: the calibration bundle's task,
+        or sentiment without one. Adapters bring their own.
     adapters_dir : folder holding one sub-folder per adapter; every adapter in it is loaded at
         start-up, and run-time loads may only read below it. None serves the base model alone.
-    calibrator, policy : optional calibrator and decision policy files for the base model.
+    calibration : a calibration bundle for the base model (a ``confidently evaluate`` run folder), or None.
     admin_token : bearer token for the admin endpoints; None disables them (403).
     max_texts : most texts per request.
     max_text_chars : longest accepted text, in characters.
     max_body_bytes : largest accepted request body.
+    max_request_cost : most characters × forward passes one classify request may cost (see
+        :mod:`confidently.server.work`).
     batch_size : most texts scored in one forward pass (the micro-batcher groups up to this many).
     batch_wait_ms : how long the first request of a batch waits for others to join it.
     device, dtype : passed to the transformers backend.
-    shutdown_timeout_s : how long a shutdown waits for in-flight requests.
     feedback_db : SQLite file or ``postgresql://`` URL of the review queue and labels; None keeps no queue.
     audit_fraction : share of ``automate`` decisions also sent to review, to measure live accuracy.
     reviewer_tokens : reviewer name -> bearer token for the review page and ``POST /v1/feedback``
@@ -35,28 +37,37 @@ class Settings(BaseModel):
     review_lease_s : how long a reviewer holds the item they were shown before others may get it.
     canary : what to do when an adapter's golden prompts score differently from when its calibrator was
         fitted: ``refuse`` it, ``mark`` it unhealthy (served, logged, reported), or ``off`` (not checked).
-    version_poll_s : how often adapter folders are checked for a recalibrated version (``versions/vN``).
+    version_poll_s : how often bundle folders are checked for a recalibrated version (``versions/vN``).
+    read_timeout_s : how long a client may take to send a whole request (headers and body), counted
+        from its first byte or from the connection's opening; then 408 and the connection is closed.
+    max_concurrency : most ``/v1/`` requests in flight at once; more get 503 with ``Retry-After``.
+    max_connections : most open connections; more are answered 503 and closed.
+    drain_timeout_s : on shutdown, how long requests in flight have to finish; those still running
+        then get 503 with ``Retry-After``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = DEFAULT_MODEL
-    task: str = "sentiment"
+    task: str | None = None
     adapters_dir: Path | None = None
-    calibrator: Path | None = None
-    policy: Path | None = None
+    calibration: Path | None = None
     admin_token: str | None = Field(default=None, repr=False)
     max_texts: int = Field(default=64, ge=1)
     max_text_chars: int = Field(default=8192, ge=1)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_request_cost: int = Field(default=65536, ge=1)
     batch_size: int = Field(default=16, ge=1)
     batch_wait_ms: float = Field(default=5.0, ge=0)
     device: str | None = None
     dtype: str | None = None
-    shutdown_timeout_s: float = Field(default=30.0, gt=0)
     feedback_db: str | None = None
     audit_fraction: float = Field(default=0.05, ge=0, le=1)
     reviewer_tokens: dict[str, str] = Field(default_factory=dict, repr=False)
     review_lease_s: float = Field(default=600.0, gt=0)
     canary: Literal["refuse", "mark", "off"] = "refuse"
     version_poll_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=128, ge=1)
+    max_connections: int = Field(default=256, ge=1)
+    drain_timeout_s: float = Field(default=30.0, gt=0)

@@ -1,0 +1,127 @@
+"""Usage errors, as a user meets them: the installed ``confidently`` executable run in a subprocess.
+
+Each must print exactly one line on stderr naming the command, the problem and the help to read,
+exit with code 2 and never show a traceback; run-time errors keep exit code 1 and one line.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from confidently.cli.app import app
+
+EXECUTABLE = Path(sys.executable).with_name("confidently")
+
+
+def confidently(*args, cwd=None) -> subprocess.CompletedProcess:
+    assert EXECUTABLE.exists(), f"the package's console script is not installed at {EXECUTABLE}"
+    return subprocess.run([str(EXECUTABLE), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def assert_usage_error(result: subprocess.CompletedProcess, *expected: str) -> str:
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    line = lines[0]
+    assert line.startswith("error: confidently") and "--help' for usage." in line
+    for text in expected:
+        assert text in line, line
+    return line
+
+
+def _leaf_commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+COMMANDS = list(_leaf_commands(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_an_unknown_option_is_one_line_and_exit_2_for_every_command(path):
+    assert_usage_error(confidently(*path, "--no-such-option"), f"confidently {' '.join(path)}",
+                       "No such option: --no-such-option")
+
+
+@pytest.mark.parametrize("group", [(), ("data",), ("sagemaker",)], ids=lambda g: " ".join(("confidently", *g)))
+def test_no_command_lists_the_commands(group):
+    line = assert_usage_error(confidently(*group), "no command given; choose one of")
+    assert ("score" in line) if not group else ("split" in line or "deploy" in line)
+
+
+def test_unknown_command_lists_the_commands():
+    assert_usage_error(confidently("scroe"), "No such command 'scroe'", "score")
+
+
+def test_missing_argument_says_what_it_is_for():
+    assert_usage_error(confidently("score"), "Missing argument", "JSONL, CSV/TSV or Parquet")
+
+
+def test_missing_input_file(tmp_path):
+    assert_usage_error(confidently("score", tmp_path / "nope.jsonl", "--out", tmp_path / "o.parquet"),
+                       "nope.jsonl", "does not exist")
+    assert_usage_error(confidently("finetune", "--data", tmp_path / "nope.jsonl", "--out", tmp_path / "a"),
+                       "--data", "does not exist")
+    assert_usage_error(confidently("data", "split", tmp_path / "nope.jsonl", "--out", tmp_path / "s"),
+                       "does not exist")
+
+
+def test_missing_required_option(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "fine"}\n')
+    assert_usage_error(confidently("score", data), "Missing option '--out'")
+    assert_usage_error(confidently("finetune"), "Missing option '--data'")
+
+
+def test_out_of_range_and_malformed_values(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "fine"}\n')
+    assert_usage_error(confidently("score", data, "--out", tmp_path / "o.csv", "--batch-size", "0"), "--batch-size")
+    assert_usage_error(confidently("evaluate", "--target-accuracy", "2"), "--target-accuracy")
+    assert_usage_error(confidently("next-token", "hi", "--top-k", "many"), "--top-k")
+    assert_usage_error(confidently("classify", "hi", "--max-text-tokens", "4"), "--max-text-tokens")
+    # FinetuneConfig's own range checks are usage errors too, found before any data is read
+    assert_usage_error(confidently("finetune", "--data", data, "--out", tmp_path / "a", "--lora-dropout", "2"),
+                       "lora_dropout")
+
+
+def test_option_combinations_and_formats_are_checked_before_the_model_loads(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "fine"}\n')
+    # a model name that does not exist: reaching the model would be exit 1, not 2
+    line = assert_usage_error(confidently("score", data, "--out", tmp_path / "o.xlsx", "--model", "no-such-model"),
+                              "unknown output format '.xlsx'", ".parquet")
+    assert "no-such-model" not in line
+    assert_usage_error(confidently("evaluate", "--model", "no-such-model"), "give --data, or both")
+    assert_usage_error(confidently("classify", "hi", "--adapter", tmp_path / "none", "--model", "no-such-model"),
+                       "--adapter", "not a folder")
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_runtime_errors_stay_exit_1_and_one_line(tmp_path):
+    result = confidently("classify", "hello", "--model", "no-such-model")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: unknown model 'no-such-model'")
+
+
+def test_help_still_exits_0():
+    result = confidently("--help")
+    assert result.returncode == 0 and "score" in result.stdout and result.stderr == ""
+
+
+def test_a_file_system_refusal_is_one_line_and_exit_1(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    result = confidently("data", "generate", "--n", "200", "--out", blocker / "data.jsonl")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {blocker}: ")  # the path and the system's reason (File exists)
