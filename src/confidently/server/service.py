@@ -1,6 +1,6 @@
 """The running service: the model, its adapters and the fair micro-batcher, behind two coroutines.
 
-Routers call :meth:`Service.classify` and :meth:`Service.run`; both wait for the model's worker thread
+Routers call :meth:`Service.score` and :meth:`Service.run`; both wait for the model's worker thread
 without blocking the event loop. Cancelling either (the client went away, or the drain window ran
 out) abandons the work not yet started.
 """
@@ -57,9 +57,6 @@ class Service:
     def stop(self, timeout: float | None = None) -> None:
         """Finish queued work, then stop the worker thread."""
         self.batcher.stop(timeout)
-
-    async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
-        return (await self.score(request))[1]
 
     async def score(self, request: ClassifyRequest) -> tuple[Served, ClassifyResponse]:
         """The response, and the entry that scored the texts (a reload may have replaced it while they waited)."""
