@@ -50,7 +50,10 @@ def version_numbers(folder: str | Path) -> list[int]:
 
 
 def latest_version(folder: str | Path, root: Bundle | None = None) -> BundleVersion:
-    """The newest version of the bundle in ``folder`` (``root``: that bundle, if already read).
+    """The newest version of the bundle in ``folder``.
+
+    ``root`` is the folder's own bundle when already read, or any version of it (all share its model
+    and task); without it the folder's bundle is read, every file hashed (an adapter's weights too).
 
     Raises
     ------
@@ -58,8 +61,8 @@ def latest_version(folder: str | Path, root: Bundle | None = None) -> BundleVers
         The newest version's files are missing or changed (:func:`read_bundle`), or it was fitted for
         another model or task than the folder's own bundle.
     """
-    root = root if root is not None else read_bundle(folder)
     numbers = version_numbers(folder)
+    root = root if root is not None else read_bundle(folder)
     if not numbers:
         return BundleVersion(1, root)
     bundle = read_bundle(Path(folder) / VERSIONS_DIR / f"v{numbers[-1]}")

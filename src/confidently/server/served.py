@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from confidently.bundle import Bundle, BundleMismatchError, read_bundle
-from confidently.bundle_versions import latest_version, version_label
+from confidently.bundle_versions import latest_version, version_label, version_numbers
 from confidently.canary import Canary
 from confidently.classifier import Classifier
 from confidently.decisions import CalibratedClassifier
@@ -103,10 +103,11 @@ class Served:
         """
         if self.home is None or self.bundle is None:
             return self
-        latest = latest_version(self.home, self.bundle if self.version == 1 else None)
-        if latest.number == self.version:
+        numbers = version_numbers(self.home)  # a listing: polled every few seconds, nothing is read unless newer
+        if (numbers[-1] if numbers else 1) <= self.version:
             newest = self
         else:
+            latest = latest_version(self.home, self.bundle)  # checked against the applied one's model and task
             calibrated = CalibratedClassifier(self.classifier, calibrator=latest.bundle.calibrator,
                                               policy=latest.bundle.policy)
             newest = replace(self, calibrated=calibrated, bundle=latest.bundle, version=latest.number)
