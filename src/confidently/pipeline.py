@@ -19,6 +19,7 @@ from confidently.errors import DataError
 from confidently.decisions import decide
 from confidently.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
                                     evaluate_scores, slice_table)
+from confidently.payloads import production_payloads
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring import score_datasets
@@ -61,7 +62,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     """Score both splits, run the calibration study and write every output into ``out_dir``.
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
-    policy.json) beside the report, metrics.json (which carries the same run record), summary.md,
+    policy.json, and the production loop's canary.json, reference.json and calibration_rows.json from
+    :func:`~confidently.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
@@ -93,9 +95,14 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
             frame["calibrated_with"] = how
         frames.append(frame)
     announce(f"writing the calibration bundle and the report to {out}", enabled=progress)
+    model = ModelIdentity.of(clf.backend)
+    payloads = production_payloads(
+        calibration.texts, y_cal, scores["calibration"].probs, scores["calibration"].other_mass, task=clf.task,
+        chat=clf.chat, calibrator=best.calibrator, policy=evaluation.policy, scored_with=model.to_dict(),
+        source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed)
     bundle = write_bundle(
-        out, model=ModelIdentity.of(clf.backend), task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy,
+        out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
+        policy=evaluation.policy, extra_json=payloads,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})

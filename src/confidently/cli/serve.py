@@ -10,6 +10,8 @@ import typer
 
 from confidently.cli.app import app
 from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given, read_calibration
+from confidently.errors import ArtifactError
+from confidently.files import read_json
 
 
 class LogLevel(str, Enum):
@@ -19,6 +21,14 @@ class LogLevel(str, Enum):
     info = "info"
     debug = "debug"
     trace = "trace"
+
+
+class CanaryAction(str, Enum):
+    """What ``serve`` does with a bundle whose golden prompts no longer score as recorded."""
+
+    refuse = "refuse"
+    mark = "mark"
+    off = "off"
 
 
 @app.command()
@@ -62,6 +72,19 @@ def serve(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     log_level: Annotated[LogLevel, typer.Option(help="Log level (the server's and uvicorn's).")] = LogLevel.info,
+    feedback_db: Annotated[str, typer.Option(
+        "--feedback-db", help="Review queue and labels: an SQLite file (created if missing) or a postgresql:// URL "
+                              "shared by several replicas; 'none' keeps no queue.")] = "confidently-feedback.db",
+    audit_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of automated texts also sent to review, to measure live accuracy.")] = 0.05,
+    canary: Annotated[CanaryAction, typer.Option(
+        help="A bundle (--calibration or an adapter) whose golden prompts (canary.json) no longer score as "
+             "recorded is refused, marked unhealthy (served, logged, reported at /v1/adapters/NAME/drift and "
+             "/metrics), or not checked.")] = CanaryAction.refuse,
+    reviewers: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False,
+        help='JSON file {"name": "token", ...}: who may use the review page and POST /v1/feedback '
+             "(the admin token may too).")] = None,
 ) -> None:
     """Serve calibrated classification over HTTP: one base model, many LoRA adapters.
 
@@ -71,7 +94,12 @@ def serve(
     paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
     get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
-    Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --port 8000`
+    Texts decided `review`, and an audit sample of automated ones, enter a review queue (--feedback-db);
+    reviewers label them at /review. GET /v1/adapters/NAME/drift reports drift from the calibration rows
+    and the live accuracy of automated decisions. Versions written by `confidently recalibrate` are
+    applied without a restart; every reply names the bundle version that decided it.
+
+    Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --reviewers reviewers.json --port 8000`
     """
     from confidently.server.app import create_app, load_service
     from confidently.server.runner import configure_logging, listen, make_server
@@ -87,10 +115,23 @@ def serve(
                         max_text_chars=max_text_chars, max_request_cost=max_request_cost, batch_size=batch_size,
                         batch_wait_ms=batch_wait_ms, device=device, dtype=dtype, read_timeout_s=read_timeout,
                         max_concurrency=max_concurrency, max_connections=max_connections,
-                        drain_timeout_s=drain_timeout)
+                        drain_timeout_s=drain_timeout, feedback_db=None if feedback_db.lower() == "none" else feedback_db,
+                        audit_fraction=audit_fraction, reviewer_tokens=read_reviewers(reviewers) if reviewers else {},
+                        canary=canary.value)
     check_before_loading(settings)
     sock = listen(host, port)
     configure_logging(log_level.value)
     app = create_app(settings)
     load_service(app)
     make_server(app, log_level=log_level.value).run(sockets=[sock])
+
+
+def read_reviewers(path: Path) -> dict[str, str]:
+    """The ``--reviewers`` file: a JSON object of reviewer name -> token (each at least 16 characters)."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not data:
+        raise ArtifactError(f'{path}: expected a JSON object {{"reviewer name": "token", ...}}')
+    for name, token in data.items():
+        if not isinstance(token, str) or len(token) < 16:
+            raise ArtifactError(f"{path}: reviewer {name!r}: the token must be a string of at least 16 characters")
+    return data
