@@ -115,7 +115,7 @@ def _on_sagemaker(folder: Path | None, endpoint: str, adapter: str | None, regio
                   config: Path | None) -> tuple[Canary, np.ndarray, str]:
     """The deployed adapter's canary (from ``folder`` or, without one, its deployed bundle on S3), re-scored
     on the endpoint through the same requests ``sagemaker classify`` sends."""
-    from confidently.cli.sagemaker import _runner, _settings
+    from confidently.cli.sagemaker import sagemaker_runner, sagemaker_settings
     from confidently.deploy.remote import remote_classifier
 
     if folder is not None and adapter not in (None, folder.name):
@@ -124,8 +124,8 @@ def _on_sagemaker(folder: Path | None, endpoint: str, adapter: str | None, regio
     name = folder.name if folder is not None else adapter
     if name is None:
         raise ConfigError("--sagemaker without a folder needs --adapter NAME")
-    settings = _settings(config, region=region)
-    bundle, calibrated = remote_classifier(_runner(settings), settings, endpoint, name,
+    settings = sagemaker_settings(config, region=region)
+    bundle, calibrated = remote_classifier(sagemaker_runner(settings), settings, endpoint, name,
                                            adapters_dir=None if folder is None else folder.parent)
     recorded = _canary_of(bundle)
     probs = calibrated.classifier.score(list(recorded.texts)).probs

@@ -17,7 +17,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from confidently.errors import ConfidentlyError, DataError
@@ -198,24 +197,6 @@ class FeedbackStore(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def open_store(target: str | Path) -> FeedbackStore:
-    """The store at ``target``: a ``postgresql://`` URL, or the path of an SQLite file (created if missing).
-
-    Raises
-    ------
-    StoreError
-        If the database cannot be opened, or was written by a newer confidently.
-    """
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        from confidently.feedback.postgres_store import PostgresStore
-
-        return PostgresStore(text)
-    from confidently.feedback.sqlite_store import SQLiteStore
-
-    return SQLiteStore(Path(text))
 
 
 def now() -> float:
