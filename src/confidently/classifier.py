@@ -108,6 +108,19 @@ class Classifier:
         """The exact prompt the model sees for ``text`` (after any truncation)."""
         return self.prefix + self._fit_text(text)[0] + self.suffix
 
+    def prompts(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The prompts the model sees for ``texts`` and, per text, whether it was truncated.
+
+        Raises
+        ------
+        DataError
+            A text is empty or not a string.
+        """
+        texts = list(texts)
+        _check_texts(texts)
+        fitted = [self._fit_text(t) for t in texts]
+        return [self.prefix + text + self.suffix for text, _ in fitted], np.array([t for _, t in fitted], dtype=bool)
+
     # -- scoring -----------------------------------------------------------------------------
     def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> Scores:
         """Class scores for ``texts`` (see :class:`confidently.types.Scores`).
@@ -115,24 +128,21 @@ class Classifier:
         Texts are batched by length (less padding); results come back in input order and do not
         depend on the batching (float32: within 1e-5).
         """
-        texts = list(texts)
-        _check_texts(texts)
-        fitted = [self._fit_text(t) for t in texts]
-        n, k = len(texts), len(self.labels)
+        all_prompts, truncated = self.prompts(texts)
+        n, k = len(all_prompts), len(self.labels)
         mass = np.zeros((n, k))
         other = np.zeros(n)
         uncovered = None if self.backend.exact else np.zeros(n)
-        order = sorted(range(n), key=lambda i: -len(fitted[i][0]))
+        order = sorted(range(n), key=lambda i: -len(all_prompts[i]))
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            prompts = [self.prefix + fitted[i][0] + self.suffix for i in idx]
+            prompts = [all_prompts[i] for i in idx]
             m, o, u = self.backend.score_prompts(prompts, self.verbalizer, shared_prefix=self.prefix)
             mass[idx], other[idx] = m, o
             if uncovered is not None and u is not None:
                 uncovered[idx] = u
             if progress is not None:
                 progress(len(idx))
-        truncated = np.array([t for _, t in fitted], dtype=bool)
         return Scores(self.labels, mass, other, truncated, uncovered)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

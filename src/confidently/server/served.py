@@ -163,6 +163,20 @@ class Served:
         return [TextResult.from_prediction(p) for p in self.calibrated.classify_many(texts)]
 
     def top_tokens(self, text: str, k: int) -> list[TokenOut]:
-        """The ``k`` most likely next tokens after this text's prompt (the adapter must be active)."""
+        """The ``k`` most likely next tokens after this text's prompt, with this entry's adapter active."""
+        self.classifier.backend.set_adapter(self.name)
         tokens = self.classifier.backend.top_tokens(self.classifier.prompt(text), k)
         return [TokenOut(**t.to_dict()) for t in tokens]
+
+
+def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextResult]]:
+    """Each entry's texts scored, calibrated and decided as :meth:`Served.classify` does, in one forward
+    pass however many adapters they are for (:mod:`confidently.adapter_batches`); on the worker thread only."""
+    if len(batch) == 1:
+        served, texts = batch[0]
+        return [served.classify(texts)]
+    from confidently.adapter_batches import AdapterGroup, score_groups
+
+    scored = score_groups([AdapterGroup(served.classifier, served.name, texts) for served, texts in batch])
+    return [[TextResult.from_prediction(p) for p in served.calibrated.decide(scores.probs).predictions(texts, scores)]
+            for (served, texts), scores in zip(batch, scored)]
