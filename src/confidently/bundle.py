@@ -14,6 +14,7 @@ Layout::
                       library_versions; files {name: sha256} of every other file (required)
     calibrator.json   absent when no calibrator beat the raw scores (the policy then applies to raw ones)
     policy.json       the decision policy (always present)
+    conformal.json    the prediction sets (ConformalPredictor.to_dict()), when fitted; an extra payload
     NAME.json         extra JSON payloads a later stage adds (e.g. canary.json), hashed like the rest
     adapter_model.safetensors, adapter_config.json    adapter bundles only (PEFT's own files)
 """
@@ -29,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from confidently.conformal import ConformalPredictor
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
-from confidently.files import atomic_write_json, sha256_file
+from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.tasks import Task
 from confidently.thresholds import DecisionPolicy
 
@@ -44,6 +46,10 @@ BUNDLE_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 CALIBRATOR_FILE = "calibrator.json"
 POLICY_FILE = "policy.json"
+#: The prediction sets, an extra payload: ``write_bundle(..., extra_json={CONFORMAL_FILE: predictor.to_dict()})``.
+CONFORMAL_FILE = "conformal.json"
+#: How a bundle's answers are decided: the policy's threshold on confidence, or single-label prediction sets.
+DECISION_RULES = ("threshold", "prediction_set")
 WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 #: Files an adapter bundle carries for the model server; a copy without them (SageMaker sidecars) is complete.
@@ -119,8 +125,11 @@ class Bundle:
     task : the task (prompt template, labels, words) it was fitted for; ``chat`` the chat override.
     calibrator : None when the raw scores were kept (then the policy's threshold applies to them).
     policy : the decision policy.
-    extras : the other JSON files by name (e.g. ``canary.json``), parsed.
+    extras : the other JSON files by name (e.g. ``canary.json``, ``conformal.json``), parsed.
     manifest_sha256 : hash of ``manifest.json``, which pins every other file.
+    prediction_sets : the conformal predictor read from ``conformal.json``; None when the bundle has none.
+    decision_rule : the manifest's ``decision_rule``: ``"threshold"`` (the policy; also for bundles
+        that do not record one) or ``"prediction_set"`` (automate single-label sets).
     """
 
     folder: Path
@@ -132,6 +141,8 @@ class Bundle:
     policy: DecisionPolicy
     extras: dict[str, Any] = field(default_factory=dict)
     manifest_sha256: str = ""
+    prediction_sets: ConformalPredictor | None = None
+    decision_rule: str = "threshold"
 
     @property
     def files(self) -> dict[str, str]:
@@ -208,6 +219,8 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     extra_files : more files, name → function writing that file at the path it is given (the
         adapter's weights and config).
     metadata : more manifest keys (hyperparameters, validation...); cannot replace the keys above.
+        ``decision_rule`` (one of :data:`DECISION_RULES`) records how the bundle's answers are decided;
+        ``"prediction_set"`` needs ``CONFORMAL_FILE`` in ``extra_json``.
 
     Each file is written atomically and the manifest last, so a reader never trusts a half-written
     bundle: until the manifest is replaced, the old hashes no longer match and the reader refuses.
@@ -225,6 +238,11 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     for name in extra_json:
         if not name.endswith(".json"):
             raise ConfigError(f"extra bundle payload {name!r} must be a .json file name")
+    rule = metadata.get("decision_rule", "threshold")
+    if rule not in DECISION_RULES:
+        raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {rule!r}")
+    if rule == "prediction_set" and CONFORMAL_FILE not in extra_json:
+        raise ConfigError(f"decision_rule 'prediction_set' needs the prediction sets ({CONFORMAL_FILE})")
     folder.mkdir(parents=True, exist_ok=True)
     for name, write in extra_files.items():
         write(folder / name)
@@ -288,6 +306,8 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
         raise ArtifactError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{path}:{error.lineno}: not valid JSON: {error.msg}") from None
+    except (ValueError, RecursionError) as error:  # an integer of > 4300 digits; nesting too deep to parse
+        raise ArtifactError(f"{path}: not a usable JSON file: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise ArtifactError(f"{path}: expected format {BUNDLE_FORMAT!r} (a bundle written by `confidently "
                             "evaluate` or `confidently finetune`)")
@@ -330,12 +350,21 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
             raise ArtifactError(f"{folder / CALIBRATOR_FILE}: fitted on {calibrator.n_classes_} classes, the task "
                                 f"has {len(task.labels)} ({', '.join(task.label_names)})")
     policy = DecisionPolicy.load(folder / POLICY_FILE)
-    extras = {}
-    for name in files:
-        if name.endswith(".json") and name not in _RESERVED and name != ADAPTER_CONFIG_FILE:
-            try:
-                extras[name] = json.loads((folder / name).read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise ArtifactError(f"{folder / name}: not valid JSON: {error}") from None
+    extras = {name: read_json(folder / name) for name in files
+              if name.endswith(".json") and name not in _RESERVED and name != ADAPTER_CONFIG_FILE}
+    prediction_sets = None
+    if CONFORMAL_FILE in extras:
+        try:
+            prediction_sets = ConformalPredictor.from_dict(extras[CONFORMAL_FILE])
+        except ArtifactError as error:
+            raise ArtifactError(f"{folder / CONFORMAL_FILE}: {error}") from None
+        if prediction_sets.n_classes_ != len(task.labels):
+            raise ArtifactError(f"{folder / CONFORMAL_FILE}: fitted on {prediction_sets.n_classes_} classes, the "
+                                f"task has {len(task.labels)} ({', '.join(task.label_names)})")
+    rule = manifest.get("decision_rule", "threshold")
+    if rule not in DECISION_RULES:
+        raise ArtifactError(f"{path}: decision_rule must be one of {', '.join(DECISION_RULES)}; got {rule!r}")
+    if rule == "prediction_set" and prediction_sets is None:
+        raise ArtifactError(f"{path}: decision_rule is 'prediction_set' but the bundle lists no {CONFORMAL_FILE}")
     return Bundle(folder, manifest, model, task, chat, calibrator, policy, extras,
-                  hashlib.sha256(raw).hexdigest())
+                  hashlib.sha256(raw).hexdigest(), prediction_sets, rule)

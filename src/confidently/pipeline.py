@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.bundle import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
+from confidently.bundle import CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
 from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import DataError
@@ -97,7 +97,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     """Score both splits, run the calibration study and write every output into ``out_dir``.
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
-    policy.json) beside the report, metrics.json (which carries the same run record), summary.md,
+    policy.json, conformal.json) beside the report, metrics.json (which carries the same run record), summary.md,
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
@@ -115,15 +115,18 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
                                  config=config)
     best = evaluation.methods[evaluation.best]
+    shipped_sets = evaluation.sets.predictors[evaluation.sets.shipped]
     frames = []
-    for split, ds, calibrated, how in (
-            ("calibration", calibration, best.crossfit_probs, f"out-of-fold ({config.n_splits}-fold cross-fitting)"),
-            ("test", test, best.test_probs, "the bundle's calibrator")):
+    for split, ds, calibrated, how, split_groups in (
+            ("calibration", calibration, best.crossfit_probs, f"out-of-fold ({config.n_splits}-fold cross-fitting)",
+             None if groups is None else groups[0]),
+            ("test", test, best.test_probs, "the bundle's calibrator", None if groups is None else groups[1])):
         frame = ds.to_frame()
         frame.insert(0, "split", split)
         frame = frame.join(scores[split].to_frame().set_index(frame.index))
         decisions = decide(scores[split].probs, labels=clf.labels, policy=evaluation.policy,
-                           calibrated_probs=None if best.calibrator is None else calibrated)
+                           calibrated_probs=None if best.calibrator is None else calibrated,
+                           prediction_sets=shipped_sets, groups=split_groups, rule=config.decision_rule)
         frame = frame.join(decisions.to_frame().set_index(frame.index))
         if decisions.calibrated:
             frame["calibrated_with"] = how
@@ -134,7 +137,9 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         policy=evaluation.policy,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
-        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})
+        extra_json={CONFORMAL_FILE: shipped_sets.to_dict()},
+        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
+                  "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), **(metadata or {})}
     slices = slice_table(test, evaluation.methods["raw"].test_probs, best.test_probs, y_test, clf.labels)
@@ -142,6 +147,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     paths = write_evaluation(evaluation, out, title=title, metadata=meta, scores=pd.concat(frames, ignore_index=True),
                              slices=slices, run=run)
     paths.update({"bundle": out / MANIFEST_FILE, "policy": out / POLICY_FILE,
+                  "conformal": out / CONFORMAL_FILE,
                   **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
     return EvaluateResult(evaluation, paths)
 

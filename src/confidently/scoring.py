@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from confidently.classifier import Classifier
-from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
+from confidently.errors import ArtifactError, ConfigError, DataError, UnfinishedRunError
 from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
 from confidently.progress import announce, progress_bar
 from confidently.types import Scores
@@ -170,6 +170,9 @@ def write_table(frame, path: str | Path) -> None:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix in {".csv", ".tsv"}:
+            # list cells (prediction_set) as JSON arrays, which read back unambiguously
+            lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()]
+            frame = frame.assign(**{c: frame[c].map(lambda v: json.dumps(v, ensure_ascii=False)) for c in lists})
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
         else:
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
@@ -181,7 +184,9 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     """Score every row of a data file and write the scores beside its columns.
 
     Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
-    calibrator or policy, the calibrated columns and the decision too (:meth:`Decisions.to_frame`).
+    calibrator, policy or prediction sets, the calibrated columns, ``prediction_set`` and the decision
+    too (:meth:`Decisions.to_frame`). Sets fitted per slice take each row's value from the data
+    column they name; a file without that column gets no sets.
     Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
@@ -194,6 +199,11 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     check_output_format(out_path)  # before any row is scored
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
                            labels=classifier.labels)
+    sets = calibrated.prediction_sets
+    column = None if sets is None or sets.condition_on != "group" else sets.group_column or "group"
+    if column and calibrated.decision_rule == "prediction_set" and column not in dataset.columns:
+        raise DataError(f"the bundle decides by prediction sets fitted per {column}, but the file has no "
+                        f"{column!r} column", path=input_path)
     partial = out_path.with_name(out_path.name + ".partial")
     remove_stale_temporaries(out_path)  # a run killed while writing the output
     if partial.is_dir() and not (partial / "manifest.json").exists():
@@ -207,7 +217,8 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
                               progress=progress)
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
-    frame = frame.join(calibrated.decide(scores.probs).to_frame().set_index(frame.index))
+    groups = dataset.columns.get(column) if column else None
+    frame = frame.join(calibrated.decide(scores.probs, groups=groups).to_frame().set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame

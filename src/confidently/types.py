@@ -162,7 +162,13 @@ class Prediction:
         ``calibrated`` is True, else the raw share of the label mass (then named "uncalibrated").
     calibrated : whether a calibrator produced ``label`` and ``confidence``.
     decision : ``"automate"`` or ``"review"`` from the decision policy (on ``confidence``); None without one.
-    threshold, guarantee : the policy's threshold and what an automated answer promises, in words.
+    threshold, guarantee : the policy's threshold (None unless it decides) and what an automated answer
+        promises, in words.
+    decided_by : the rule behind ``decision``: ``"threshold"`` (the policy's threshold on ``confidence``)
+        or ``"prediction_set"`` (automate when the set holds only ``label``); None without a decision.
+    prediction_set : the labels the conformal prediction set keeps (task order); None when the bundle
+        has no prediction sets (never invented).
+    set_guarantee : what the prediction sets promise, in words; None without them.
     raw_label, raw_confidence, raw_probs : the model's own answer: the label with the most class mass
         and each label's share of the label mass (:attr:`Scores.probs`).
     calibrated_probs : calibrated class probabilities; None when uncalibrated.
@@ -188,6 +194,9 @@ class Prediction:
     other_mass: float
     truncated: bool = False
     uncovered_mass: float | None = None
+    decided_by: str | None = None
+    prediction_set: list[str] | None = None
+    set_guarantee: str | None = None
     variants: dict[str, list[TokenProb]] = field(default_factory=dict)
     top_tokens: list[TokenProb] = field(default_factory=list)
 
@@ -213,6 +222,9 @@ class Prediction:
             "decision": self.decision,
             "threshold": self.threshold,
             "guarantee": self.guarantee,
+            "decided_by": self.decided_by,
+            "prediction_set": self.prediction_set,
+            "set_guarantee": self.set_guarantee,
             "raw_label": self.raw_label,
             "raw_confidence": self.raw_confidence,
             "raw_probs": self.raw_probs,

@@ -100,7 +100,7 @@ def serve(
 
 def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
     """``confidently classify --server URL``: print the server's answer for one text."""
-    from confidently.cli.scoring import answer_line
+    from confidently.cli.scoring import answer_line, set_line
     from confidently.client import Client
 
     with Client(server) as client:
@@ -111,7 +111,10 @@ def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, 
     result = reply.results[0]
     console.print(f"[bold]{text!r}[/] →")
     console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
-                              reply.guarantee))
+                              reply.guarantee, decided_by=reply.decision_rule))
+    if result.calibrated or result.prediction_set is not None:
+        console.print(set_line(result.prediction_set, reply.set_guarantee, "no prediction set: the server's bundle "
+                               "carries none, or its sets need a group value"))
     if result.truncated:
         console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:

@@ -132,4 +132,4 @@ def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, 
                                    max_concurrency=max_concurrency)
     backend = OpenAIBackend(bundle.model.name, transport=transport, tokenizer=tokenizer)
     classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat)
-    return CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy).classify_many(texts)
+    return CalibratedClassifier.from_bundle(classifier, bundle, checked=False).classify_many(texts)

@@ -78,7 +78,7 @@ class Served:
         classifier = Classifier(backend=backend, task=bundle.task, batch_size=batch_size, chat=bundle.chat)
         # The adapter is not active yet, so the bundle is applied unchecked here; the registry checks
         # the loaded weights' hash against it once they are loaded (:meth:`check_loaded`).
-        calibrated = CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
+        calibrated = CalibratedClassifier.from_bundle(classifier, bundle, checked=False)
         return cls(name, calibrated, bundle.model.name, path=relative, bundle=bundle)
 
     def check_loaded(self) -> None:
@@ -100,9 +100,9 @@ class Served:
             name=self.name, path=self.path, base_model=self.base_model, base_weights_id=backend.weights_id,
             task=self.classifier.task.name, labels=list(self.classifier.labels),
             calibrator=None if calibrator is None else calibrator.name,
-            threshold=None if policy is None else policy.threshold,
+            threshold=self.calibrated.rule.threshold,
             target_accuracy=None if policy is None else policy.target_accuracy,
-            guarantee=None if policy is None else policy.guarantee,
+            guarantee=self.calibrated.rule.guarantee,
             decided_on=self.decided_on, manifest_sha256=None if self.bundle is None else self.bundle.manifest_sha256,
             weights_sha256=backend.adapters.get(self.name) if self.name else None,
         )
