@@ -202,3 +202,40 @@ def _scores(raw: np.ndarray):
 
     n = raw.shape[0]
     return Scores(LABELS, raw * 0.9, np.full(n, 0.1), np.zeros(n, dtype=bool), None)
+
+
+def test_cli_classify_and_score_show_the_sets_and_take_the_rule(clf, tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    sets = fitted_sets()
+    make_bundle(tmp_path / "bundle", clf, extra_json={CONFORMAL_FILE: sets.to_dict()})
+    make_bundle(tmp_path / "plain", clf)
+    cli = [sys.executable, "-m", "confidently.cli.__main__"]
+
+    def run(*args):
+        done = subprocess.run([*cli, *map(str, args)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return " ".join(done.stdout.split())
+
+    shown = json.loads(run("classify", TEXTS[0], "--model", tiny_model_dir, "--calibration", tmp_path / "bundle",
+                           "--decision-rule", "prediction_set", "--json"))
+    expected = CalibratedClassifier(clf, bundle=tmp_path / "bundle", decision_rule="prediction_set").classify(TEXTS[0])
+    assert shown["prediction_set"] == expected.prediction_set and shown["decided_by"] == "prediction_set"
+    assert shown["decision"] == expected.decision and shown["guarantee"] == sets.decision_guarantee
+    text = run("classify", TEXTS[0], "--model", tiny_model_dir, "--calibration", tmp_path / "bundle")
+    assert "prediction set: {" + ", ".join(expected.prediction_set) + "}" in text
+    assert "automate at confidence >= 0.70" in text  # the bundle's own rule: the threshold
+    assert "carries none" in run("classify", TEXTS[0], "--model", tiny_model_dir, "--calibration", tmp_path / "plain")
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    said = run("score", data, "--out", tmp_path / "out.jsonl", "--model", tiny_model_dir, "--calibration",
+               tmp_path / "bundle", "--decision-rule", "prediction_set")
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert all(r["decision"] == ("automate" if len(r["prediction_set"]) == 1 else "review") for r in rows)
+    assert "mean prediction-set size" in said and "automate when the prediction set holds only the answer" in said
+    refused = subprocess.run([*cli, "classify", "x", "--model", str(tiny_model_dir), "--calibration",
+                              str(tmp_path / "plain"), "--decision-rule", "prediction_set"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "needs a calibration bundle that carries prediction sets" in refused.stderr
+    assert "Traceback" not in refused.stderr
