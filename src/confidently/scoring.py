@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
+_TEXT_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def text_key(text: str) -> str:
@@ -61,8 +62,8 @@ class ScoreStore:
     def _read_manifest(self) -> list[str]:
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise self._corrupt(f"{self.manifest_path}: unreadable ({error})") from None
+        except (OSError, ValueError, RecursionError) as error:  # ValueError: bad UTF-8 or JSON, a 5000-digit int
+            raise self._corrupt(f"{self.manifest_path}: unreadable ({type(error).__name__})") from None
         chunks = manifest.get("chunks") if isinstance(manifest, dict) else None
         if not (isinstance(chunks, list) and all(isinstance(c, str) and _CHUNK_NAME.fullmatch(c) for c in chunks)
                 and isinstance(manifest.get("fingerprint"), str)):
@@ -85,11 +86,13 @@ class ScoreStore:
             try:
                 frame = pd.read_parquet(path)
                 scores = Scores.from_frame(frame, self.labels)
-                keys = [str(key) for key in frame["key"]]
+                keys = frame["key"].tolist()
+                flags = frame["truncated"]
             except Exception as error:  # pyarrow and pandas raise many types for a damaged file
                 raise self._corrupt(f"{path}: unreadable ({type(error).__name__}: {error})") from None
-            if not (np.isfinite(scores.mass).all() and ((scores.mass >= 0) & (scores.mass <= 1)).all()):
-                raise self._corrupt(f"{path}: class masses outside [0, 1]")
+            problem = _chunk_problem(scores, keys, flags)
+            if problem:
+                raise self._corrupt(f"{path}: {problem}")
             uncovered = scores.uncovered_mass
             for i, key in enumerate(keys):
                 rows[key] = (scores.mass[i], scores.other_mass[i], scores.truncated[i],
@@ -112,6 +115,25 @@ class ScoreStore:
         with contextlib.suppress(FileNotFoundError):
             self.manifest_path.unlink()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _probabilities(values: np.ndarray) -> bool:
+    return bool(np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all())
+
+
+def _chunk_problem(scores: Scores, keys: list, truncated) -> str | None:
+    """What makes a checkpoint chunk's rows unusable (None: every value is one scoring could produce)."""
+    if not all(isinstance(key, str) and _TEXT_KEY.fullmatch(key) for key in keys):
+        return "row keys are not sha256 hex digests"
+    if truncated.dtype != bool:
+        return f"the truncated column holds {truncated.dtype}, not true/false"
+    if not (_probabilities(scores.mass) and _probabilities(scores.other_mass)):
+        return "class masses or other mass outside [0, 1]"
+    if (scores.mass.sum(axis=1) + scores.other_mass > 1 + 1e-3).any():  # rounding of low precisions
+        return "class masses and other mass add up to more than 1"
+    if scores.uncovered_mass is not None and not _probabilities(scores.uncovered_mass):
+        return "uncovered mass outside [0, 1]"
+    return None
 
 
 def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreStore | None, *,
