@@ -33,7 +33,7 @@ from confidently.thresholds import DecisionPolicy
 from confidently.types import Scores
 from confidently.verified_cache import MANIFEST, cache_problem, ensure_cache
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5))
@@ -207,7 +207,7 @@ def _read_mutated_bundle(folder: Path, manifest: bytes) -> None:
         assert bundle.policy == POLICY
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def test_fuzz_bundle_manifest_structures(bundle_folder, data):
     original = json.loads((bundle_folder / "manifest.json").read_text())
@@ -331,7 +331,7 @@ def _resume(folder: Path, state: bytes) -> None:
         assert all(isinstance(value, torch.Tensor) for value in rng.values())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def test_fuzz_training_checkpoint_state(training_checkpoint, data):
     original = json.loads((training_checkpoint / "state.json").read_text())
@@ -348,7 +348,7 @@ def model_cache(tmp_path_factory) -> Path:
     return folder
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def test_fuzz_model_cache_manifest(model_cache, data):
     original = json.loads((model_cache / MANIFEST).read_text())

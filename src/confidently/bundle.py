@@ -343,6 +343,12 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
     chat = manifest.get("chat")
     if chat is not None and not isinstance(chat, bool):
         raise ArtifactError(f"{path}: chat must be true, false or null")
+    fitted_on = manifest.get("fitted_on")
+    if not (isinstance(fitted_on, dict) and isinstance(fitted_on.get("rows_sha256"), str)
+            and isinstance(fitted_on.get("n_rows"), int) and not isinstance(fitted_on["n_rows"], bool)
+            and fitted_on["n_rows"] >= 0):
+        raise ArtifactError(f"{path}: fitted_on must be an object with rows_sha256 (a string) and n_rows (a whole "
+                            "number)")
     calibrator = None
     if CALIBRATOR_FILE in files:
         calibrator = load_calibrator(folder / CALIBRATOR_FILE)

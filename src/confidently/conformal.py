@@ -237,8 +237,6 @@ class ConformalPredictor:
             quantiles, counts, n_classes = data["quantiles"], data["counts"], data["n_classes"]
         except (KeyError, TypeError, DataError) as error:
             raise ArtifactError(f"malformed prediction sets: {error}") from None
-        if isinstance(data["alpha"], bool):
-            raise ArtifactError("malformed prediction sets: alpha must be a number, not true/false")
         if not _whole(n_classes, low=2):
             raise ArtifactError(f"malformed prediction sets: n_classes must be a whole number >= 2; got {n_classes!r}")
         if not (isinstance(quantiles, Mapping) and isinstance(counts, Mapping) and quantiles
