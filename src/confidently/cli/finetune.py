@@ -84,7 +84,7 @@ def finetune(
     calibrator: Annotated[str, _option("calibrator")] = _DEFAULTS["calibrator"],
     target_accuracy: Annotated[float, _option("target_accuracy")] = _DEFAULTS["target_accuracy"],
     alpha: Annotated[float, _option("alpha")] = _DEFAULTS["alpha"],
-    decision_rule: Annotated[DecisionRule, _option("decision_rule")] = DecisionRule(_DEFAULTS["decision_rule"]),
+    decision_rule: Annotated[DecisionRule, _option("decision_rule")] = DecisionRule.threshold,
     seed: Annotated[int, _option("seed", min=0)] = _DEFAULTS["seed"],
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
