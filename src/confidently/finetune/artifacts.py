@@ -77,13 +77,14 @@ def peft_config_dict(peft_config, base_model_name_or_path: str) -> dict[str, Any
 
 
 def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model: ModelIdentity, task, chat,
-                  calibrator, policy, fitted_on: dict, metadata: dict, extra_json: dict | None = None) -> Bundle:
+                  calibrator, policy, fitted_on: dict, metadata: dict,
+                  extra_json: dict[str, Any] | None = None) -> Bundle:
     """Write the whole adapter folder to ``out``, replacing any previous one only when complete.
 
     The folder is a calibration bundle (:func:`confidently.bundle.write_bundle`) whose extra files
     are the LoRA weights and PEFT config; ``model`` is the base model (the manifest's adapter hash
-    is the saved weights'), ``metadata`` the training record, ``extra_json`` more hashed payloads
-    (the prediction sets).
+    is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads (the
+    prediction sets, and :func:`confidently.payloads.production_payloads`).
 
     Raises
     ------

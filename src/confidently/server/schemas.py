@@ -108,6 +108,10 @@ class ClassifyResponse(BaseModel):
     set_guarantee: str | None = Field(default=None, description="What the prediction sets promise, in words; "
                                       "null without them.")
     results: list[TextResult]
+    request_id: str | None = Field(default=None, description="Names this request's texts for feedback "
+                                   "(POST /v1/feedback with it and a text's position).")
+    bundle_version: str | None = Field(default=None, description="Version of the calibrator and policy that "
+                                       "decided (null for an uncalibrated base model).")
 
 
 class ModelInfo(BaseModel):
@@ -125,6 +129,8 @@ class ModelInfo(BaseModel):
     guarantee: str | None = None
     decided_on: Literal["calibrated", "raw"] | None
     manifest_sha256: str | None
+    bundle_version: str | None = Field(default=None, description="The bundle version that decides: its "
+                                       "manifest's hash (12 hex digits) and version number.")
     weights_sha256: str | None
 
 
