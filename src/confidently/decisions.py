@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from confidently.calibration import Calibrator
+    from confidently.calibration.probe import HiddenStateProbe
     from confidently.classifier import Classifier
 
 
@@ -134,18 +135,22 @@ class Decisions:
         return [self.prediction(i, text, scores) for i, text in enumerate(texts)]
 
 
-def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | None = None,
-           policy: DecisionPolicy | None = None, calibrated_probs: np.ndarray | None = None) -> Decisions:
+def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | HiddenStateProbe | None = None,
+           policy: DecisionPolicy | None = None, calibrated_probs: np.ndarray | None = None,
+           hidden: np.ndarray | None = None) -> Decisions:
     """Raw class probabilities → calibrated probabilities, label, confidence and decision.
 
     Parameters
     ----------
     raw_probs : array (n, k), rows summing to 1 (:attr:`Scores.probs`).
     labels : the k label names, in column order.
-    calibrator : a fitted calibrator, or None to keep the raw probabilities.
+    calibrator : a fitted calibrator, or None to keep the raw probabilities; a
+        :class:`~confidently.calibration.probe.HiddenStateProbe` reads ``hidden`` instead of ``raw_probs``.
     policy : the decision policy, applied to the answer's confidence; None for no decision.
     calibrated_probs : already calibrated probabilities (evaluation's out-of-fold scores) instead of
         ``calibrator``; give one or neither.
+    hidden : array (n, d): the final hidden states of the same rows (:attr:`Scores.hidden`), which a
+        probe needs.
     """
     if calibrator is not None and calibrated_probs is not None:
         raise ConfigError("give a calibrator or calibrated probabilities, not both")
@@ -154,13 +159,25 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
         empty = None if calibrator is None and calibrated_probs is None else raw.copy()
         return Decisions(tuple(labels), raw, empty, policy)
     raw = check_probs(raw, n_classes=len(labels), name="raw_probs")
-    if calibrator is not None:
+    if calibrator is not None and reads_hidden(calibrator):
+        if hidden is None:
+            raise ConfigError("the calibrator is a hidden-state probe: it needs the texts' hidden states (score "
+                              "them with hidden=True)")
+        calibrated_probs = calibrator.predict_proba(hidden)
+        if calibrated_probs.shape != raw.shape:
+            raise DataError(f"the probe gave {calibrated_probs.shape[0]} rows for {raw.shape[0]} texts")
+    elif calibrator is not None:
         calibrated_probs = calibrator.predict_proba(raw)
     elif calibrated_probs is not None:
         calibrated_probs = check_probs(calibrated_probs, n_classes=len(labels), name="calibrated_probs")
         if calibrated_probs.shape != raw.shape:
             raise DataError(f"calibrated_probs has shape {calibrated_probs.shape}, raw_probs {raw.shape}")
     return Decisions(tuple(labels), raw, calibrated_probs, policy)
+
+
+def reads_hidden(calibrator) -> bool:
+    """Whether ``calibrator`` is applied to hidden states (a probe) rather than to class probabilities."""
+    return bool(getattr(calibrator, "reads_hidden", False))
 
 
 class CalibratedClassifier:
@@ -221,14 +238,20 @@ class CalibratedClassifier:
     def calibrated(self) -> bool:
         return self.calibrator is not None
 
-    def decide(self, raw_probs: np.ndarray) -> Decisions:
-        """Raw class probabilities (n, k) → :class:`Decisions` with this classifier's calibrator and policy."""
-        return decide(raw_probs, labels=self.labels, calibrator=self.calibrator, policy=self.policy)
+    @property
+    def reads_hidden(self) -> bool:
+        """The calibrator is a hidden-state probe: texts are scored with their hidden states."""
+        return reads_hidden(self.calibrator)
+
+    def decide(self, raw_probs: np.ndarray, hidden: np.ndarray | None = None) -> Decisions:
+        """Raw class probabilities (n, k) (and, for a probe, the hidden states) → :class:`Decisions` with this
+        classifier's calibrator and policy."""
+        return decide(raw_probs, labels=self.labels, calibrator=self.calibrator, policy=self.policy, hidden=hidden)
 
     def decisions(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> tuple[Scores, Decisions]:
         """Score ``texts`` and decide: the raw :class:`Scores` and the :class:`Decisions` for them."""
-        scores = self.classifier.score(texts, progress=progress)
-        return scores, self.decide(scores.probs)
+        scores = self.classifier.score(texts, progress=progress, hidden=self.reads_hidden)
+        return scores, self.decide(scores.probs, scores.hidden)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, calibrated when there is a calibrator, shape (n_texts, n_labels)."""
@@ -245,5 +268,6 @@ class CalibratedClassifier:
 
     def classify(self, text: str, *, top_k: int = 10) -> Prediction:
         """One text, explained: the answer and decision, each label's token variants, the top tokens."""
-        scores, variants, top = self.classifier.explain(text, top_k=top_k)
-        return self.decide(scores.probs).prediction(0, text, scores, variants=variants, top_tokens=top)
+        scores, variants, top = self.classifier.explain(text, top_k=top_k, hidden=self.reads_hidden)
+        return self.decide(scores.probs, scores.hidden).prediction(0, text, scores, variants=variants,
+                                                                   top_tokens=top)

@@ -25,11 +25,14 @@ from confidently.types import Scores
 
 
 def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
-                   progress: bool = True) -> dict[str, Scores]:
-    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows)."""
+                   progress: bool = True, hidden: bool = False) -> dict[str, Scores]:
+    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows).
+
+    With ``hidden`` the final hidden states are kept and cached too (for the probe).
+    """
     store = ScoreStore(cache_dir, clf.fingerprint(), clf.labels)
     texts = [t for ds in datasets.values() for t in ds.texts]
-    scores = score_with_store(clf, texts, store, progress=progress, description="scoring")
+    scores = score_with_store(clf, texts, store, progress=progress, description="scoring", hidden=hidden)
     out, start = {}, 0
     for name, ds in datasets.items():
         out[name] = scores.subset(np.arange(start, start + len(ds)))
@@ -93,19 +96,38 @@ class EvaluateResult:
 
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
                  config: EvaluationConfig = EvaluationConfig(), title: str = "confidently evaluation",
-                 metadata: dict | None = None, progress: bool = True) -> EvaluateResult:
+                 metadata: dict | None = None, progress: bool = True, probe: bool = False,
+                 shots: int = 0) -> EvaluateResult:
     """Score both splits, run the calibration study and write every output into ``out_dir``.
+
+    With ``probe`` the final hidden states are kept while scoring and a hidden-state probe competes with
+    the calibrators (chosen, like them, by cross-fitted log-loss on the calibration split; saved as
+    ``probe.json`` when it wins). With ``shots`` > 0 that many class-balanced calibration rows become
+    worked examples in the shared prompt prefix (:mod:`confidently.shots`); they are left out of
+    calibration, and the bundle's task (and manifest, ``shots``) records them.
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
     policy.json) beside the report, metrics.json (which carries the same run record), summary.md,
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
+    _labels_of(calibration, clf, "calibration")
+    shot_record = None
+    if shots:
+        from confidently.shots import shot_classifier
+
+        full = calibration
+        clf, calibration, chosen = shot_classifier(clf, calibration, shots, seed=config.seed)
+        shot_record = {"k": shots, "calibration_rows": list(chosen.indices), "n_calibration_rows_before": len(full),
+                       "how": "class-balanced, seeded; the rows are left out of calibration"}
+        announce(f"{shots} calibration rows become worked examples in the prompt; {len(calibration):,} rows are "
+                 "left to calibrate on", enabled=progress)
     y_cal, y_test = _labels_of(calibration, clf, "calibration"), _labels_of(test, clf, "test")
     groups = conformal_groups(calibration, test, config.conformal_by)
     announce(f"scoring {len(calibration):,} calibration + {len(test):,} test rows with {clf.backend.model_name}",
              enabled=progress)
-    scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress)
+    scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress,
+                            hidden=probe)
     n_methods = len(config.methods)
     announce(f"fitting {n_methods} calibration methods on {len(calibration):,} rows ({config.n_splits}-fold "
              f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
@@ -113,6 +135,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
                                  labels=clf.labels, content_free=content_free_scores(clf), groups=groups,
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
+                                 hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe else None,
                                  config=config)
     best = evaluation.methods[evaluation.best]
     frames = []
@@ -134,7 +157,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         policy=evaluation.policy,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
-        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})
+        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
+                  **({"shots": shot_record} if shot_record else {})})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), **(metadata or {})}
     slices = slice_table(test, evaluation.methods["raw"].test_probs, best.test_probs, y_test, clf.labels)
