@@ -24,7 +24,10 @@ from confidently.classifier import Classifier
 from confidently.data import load_dataset
 from confidently.evaluation import EvaluationConfig, evaluate_scores
 from confidently.pipeline import score_datasets, split_for_evaluation
-from confidently.shots import choose_shots, with_shots
+from confidently.calibration.ensemble import ensemble_features
+from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
+from confidently.shots import shot_classifier
+from confidently.thresholds import certify_threshold
 
 TIMING_TEXTS = 24
 
@@ -59,6 +62,24 @@ def row(name: str, evaluation, method: str | None, labels_used: int, cost_: dict
             "accuracy_automated": on_test["accuracy_automated"], **cost_}
 
 
+def probe_budget(hidden_cal, y_cal, hidden_test, y_test, target: float, sizes=(100, 200), repeats=2,
+                 seed=0) -> dict[int, list[tuple[float, int, int]]]:
+    """Per label count: (coverage, automated, right) on test of a probe fitted on a random subset, its
+    Learn-Then-Test threshold certified on the subset's out-of-fold probe scores."""
+    rng = np.random.default_rng(seed)
+    out: dict[int, list] = {}
+    for n in sizes:
+        for _ in range(repeats):
+            idx = rng.choice(y_cal.size, size=n, replace=False)
+            oof = cross_fit_probe(hidden_cal[idx], y_cal[idx], n_classes=2, seed=seed)
+            cert = certify_threshold(oof.max(1), oof.argmax(1) == y_cal[idx], target_accuracy=target, level=0.95)
+            probs = HiddenStateProbe(seed=seed).fit(hidden_cal[idx], y_cal[idx], n_classes=2).predict_proba(hidden_test)
+            automated = (probs.max(1) >= cert.threshold) if cert.certified else np.zeros(y_test.size, bool)
+            out.setdefault(n, []).append((float(automated.mean()), int(automated.sum()),
+                                          int((probs.argmax(1) == y_test)[automated].sum())))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -88,11 +109,9 @@ def main() -> None:
     rows.append(row("zero-shot, calibrated", zero, best_calibrator, len(calibration), zero_cost))
     rows.append(row("hidden-state probe", zero, "probe", len(calibration), cost(clf, list(test.texts), hidden=True)))
 
+    budget = probe_budget(scores["calibration"].hidden, y_cal, scores["test"].hidden, y_test, args.target)
     for k in args.shots:
-        shots = choose_shots(y_cal, k, n_classes=len(clf.labels), seed=42, texts=calibration.texts)
-        task = with_shots(clf.task, [(calibration.texts[i], int(y_cal[i])) for i in shots.indices])
-        shot_clf = Classifier(backend=clf.backend, task=task)
-        rest = calibration.subset(list(shots.rest))
+        shot_clf, rest, shots = shot_classifier(clf, calibration, k, seed=42)
         shot_scores = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache",
                                      hidden=True)
         y_rest = rest.label_indices(clf.labels)
@@ -105,6 +124,15 @@ def main() -> None:
         rows.append(row(f"{k}-shot prompt, calibrated", study, best, len(calibration), shot_cost))
         rows.append(row(f"{k}-shot prompt + probe", study, "probe", len(calibration),
                         cost(shot_clf, list(test.texts), hidden=True)))
+        # Two prompts (zero-shot and k-shot), their log class masses combined by the cross-fitted logistic.
+        zero_rest = scores["calibration"].subset(list(shots.rest))
+        combined = evaluate_scores(shot_scores["calibration"].probs, y_rest, shot_scores["test"].probs, y_test,
+                                   labels=clf.labels, config=EvaluationConfig(
+                                       methods=(), target_accuracy=args.target, budget_repeats=1, n_resamples=200),
+                                   hidden=(ensemble_features([zero_rest.mass, shot_scores["calibration"].mass]),
+                                           ensemble_features([scores["test"].mass, shot_scores["test"].mass])))
+        both = {key: zero_cost[key] + shot_cost[key] for key in zero_cost}
+        rows.append(row(f"ensemble: zero-shot + {k}-shot prompts", combined, "probe", len(calibration), both))
 
     header = ("| configuration | calibrator | labels | AUROC | accuracy | ECE | certified threshold | "
               f"coverage at {args.target:.0%} (test) | accuracy of automated | ms/text | tokens/text (past prefix) |")
@@ -117,7 +145,15 @@ def main() -> None:
                      f"{r['ms_per_text']:.0f} | {r['prompt_tokens']:.0f} ({r['tokens_past_prefix']:.0f}) |")
     summary = (f"{args.data}: {len(calibration)} calibration + {len(test)} test rows (50/50 split, seed 42), "
                f"model {args.model} float32 on CPU; wall time {time.time() - started:.0f} s")
-    text = "\n".join([summary, "", *lines])
+    curve = ["", "Probe label budget (random calibration subsets; threshold certified on the subset's out-of-fold "
+             "scores; coverage and accuracy of automated measured on the whole test split):", "",
+             "| labels | repeats | mean coverage | accuracy of automated (pooled) |", "| --- | --- | --- | --- |"]
+    for n, runs in budget.items():
+        automated = sum(r[1] for r in runs)
+        right = sum(r[2] for r in runs)
+        curve.append(f"| {n} | {len(runs)} | {np.mean([r[0] for r in runs]):.1%} | "
+                     f"{(right / automated if automated else float('nan')):.3f} ({automated}) |")
+    text = "\n".join([summary, "", *lines, *curve])
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")

@@ -123,3 +123,27 @@ def test_real_model_probe_round_trip(tmp_path):
     probs = calibrated.predict_proba(texts[:3])
     np.testing.assert_allclose(probs, probe.predict_proba(scores.hidden[:3]), atol=1e-5)
     assert calibrated.classify(texts[0]).calibrated
+
+
+def test_a_probe_fitted_with_an_adapter_holds_only_for_that_adapter(tiny_model_dir, tmp_path):
+    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.errors import BundleMismatchError
+    from test_adapters import make_adapter
+
+    backend = TransformersBackend(str(tiny_model_dir), dtype="float32")
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "lora", seed=1), "lora")
+    clf = Classifier(backend=backend)
+    texts, y = labelled(40)
+    adapted = clf.score(texts, hidden=True)
+    backend.set_adapter(None)
+    bare = clf.score(texts, hidden=True)
+    assert not np.allclose(adapted.hidden, bare.hidden)  # the states are the adapted model's
+    backend.set_adapter("lora")
+    probe = HiddenStateProbe().fit(adapted.hidden, y, n_classes=2)
+    write_bundle(tmp_path / "run", model=ModelIdentity.of(backend), task=clf.task, chat=clf.chat, calibrator=probe,
+                 policy=POLICY, fitted_on={"rows_sha256": "x", "n_rows": 40})
+    calibrated = CalibratedClassifier(clf, bundle=tmp_path / "run")
+    np.testing.assert_allclose(calibrated.predict_proba(texts[:4]), probe.predict_proba(adapted.hidden[:4]), atol=1e-5)
+    backend.set_adapter(None)
+    with pytest.raises(BundleMismatchError):
+        CalibratedClassifier(clf, bundle=tmp_path / "run")

@@ -30,7 +30,7 @@ from confidently.errors import ArtifactError, CalibrationError, ConfidentlyError
 FORMAT = "confidently.probe"
 FORMAT_VERSION = 1
 #: Inverse L2 strengths tried by cross-validation (the features are standardised).
-DEFAULT_CS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0)
+DEFAULT_CS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
 
 def check_hidden(hidden: Any, *, n_features: int | None = None, name: str = "hidden") -> np.ndarray:
