@@ -29,7 +29,7 @@ from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.shots import shot_classifier
 from confidently.thresholds import certify_threshold
 
-TIMING_TEXTS = 24
+TIMING_TEXTS = 16
 
 
 def cost(clf: Classifier, texts: list[str], *, hidden: bool) -> dict:

@@ -72,3 +72,24 @@ def test_ensemble_combiner_is_cross_fitted_on_log_masses():
     assert (out_of_fold.argmax(1) == y).mean() > 0.95
     combiner = fit_ensemble([good, noise], y, n_classes=2)
     assert np.abs(combiner.coef_[1, :2]).sum() > np.abs(combiner.coef_[1, 2:]).sum()
+
+
+@pytest.mark.model
+def test_real_model_few_shot_prompt_and_ensemble():
+    texts = ["I loved every minute of it.", "A wonderful, moving film.", "Great acting and a clever plot.",
+             "Delightful from start to finish.", "I would happily watch it again.", "Best meal in years.",
+             "Dull, slow and far too long.", "The worst service I have ever had.", "A boring, lifeless script.",
+             "I want my money back.", "Awful: the plot makes no sense.", "I regret buying this."]
+    y = np.array([1] * 6 + [0] * 6)
+    clf = Classifier(model="gemma-3-270m", dtype="float32", batch_size=4)
+    zero = clf.score(texts)
+    shot_task = with_shots(clf.task, [("An absolute joy.", 1), ("Tedious and ugly.", 0)])
+    shot_clf = Classifier(backend=clf.backend, task=shot_task, batch_size=4)
+    shot = shot_clf.score(texts)
+    assert "An absolute joy." in shot_clf.prefix
+    assert not np.allclose(zero.probs, shot.probs)
+    alone = np.vstack([shot_clf.score([t]).probs for t in texts[:2]])
+    np.testing.assert_allclose(alone, shot.probs[:2], atol=1e-5)  # the prefix cache changes nothing
+    combiner = fit_ensemble([zero.mass, shot.mass], y, n_classes=2, n_splits=2)
+    probs = combiner.predict_proba(ensemble_features([zero.mass, shot.mass]))
+    assert probs.shape == (12, 2) and np.allclose(probs.sum(1), 1)
