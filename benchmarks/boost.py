@@ -55,8 +55,14 @@ def row(name: str, evaluation, method: str | None, labels_used: int, cost_: dict
 
     policy = DecisionPolicy.from_certificate(result.chosen.certified)
     on_test = _apply_policy(policy, result.test_probs, evaluation.y_test)
+    from sklearn.metrics import roc_auc_score
+
+    y = evaluation.y_test
+    # how well the scores separate the classes (one-vs-rest, macro, for more than two)
+    auroc = (roc_auc_score(y, result.test_probs[:, 1]) if result.test_probs.shape[1] == 2
+             else roc_auc_score(y, result.test_probs, multi_class="ovr"))
     return {"configuration": name, "calibrator": chosen, "labels": labels_used,
-            "auroc": metrics["auroc"]["value"], "accuracy": metrics["accuracy"]["value"],
+            "auroc": float(auroc), "accuracy": metrics["accuracy"]["value"],
             "ece": metrics["ece"]["value"], "threshold": policy.threshold,
             "coverage": on_test["coverage"], "n_automated": on_test["n_automated"],
             "accuracy_automated": on_test["accuracy_automated"], **cost_}
@@ -134,7 +140,7 @@ def main() -> None:
         both = {key: zero_cost[key] + shot_cost[key] for key in zero_cost}
         rows.append(row(f"ensemble: zero-shot + {k}-shot prompts", combined, "probe", len(calibration), both))
 
-    header = ("| configuration | calibrator | labels | AUROC | accuracy | ECE | certified threshold | "
+    header = ("| configuration | calibrator | labels | class AUROC | accuracy | ECE | certified threshold | "
               f"coverage at {args.target:.0%} (test) | accuracy of automated | ms/text | tokens/text (past prefix) |")
     lines = [header, "|" + " --- |" * 11]
     for r in rows:
