@@ -15,7 +15,7 @@ import pandas as pd
 from confidently.bundle import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
 from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
-from confidently.errors import DataError
+from confidently.errors import ConfigError, DataError
 from confidently.decisions import decide
 from confidently.evaluation import CONTENT_FREE_INPUTS, Evaluation, EvaluationConfig, evaluate_scores
 from confidently.progress import announce
@@ -111,6 +111,9 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
+    if probe and not clf.backend.exact:
+        raise ConfigError(f"--probe reads the model's hidden states: the {clf.backend.name} backend has none; use a "
+                          "local model (--backend transformers)")
     _labels_of(calibration, clf, "calibration")
     shot_record = None
     if shots:
