@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -61,6 +61,9 @@ class Behaviour:
     token_ids: bool = False  # honour logprob_token_ids like a new vLLM
     vocabulary: tuple[str, ...] = ()  # id -> text, for token_ids
     retry_after: str | None = None
+    # prompt -> {token text or "token_id:N": probability}: a real model's distribution, served
+    # instead of the made-up one (the backend contract suite compares backends on it)
+    distribution: Callable[[str, list[int] | None], dict[str, float]] | None = None
 
 
 @dataclass
@@ -137,7 +140,9 @@ class FakeServer:
     def _reply(self, body: dict[str, Any], chat: bool) -> dict[str, Any]:
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
         probs = fake_distribution(prompt, self.behaviour.label_share)
-        if self.behaviour.token_ids and body.get("logprob_token_ids"):
+        if self.behaviour.distribution is not None:
+            probs = self.behaviour.distribution(prompt, body.get("logprob_token_ids"))
+        elif self.behaviour.token_ids and body.get("logprob_token_ids"):
             probs = self._by_id(prompt, body["logprob_token_ids"])
         top = sorted(probs.items(), key=lambda item: -item[1])
         if not body.get("logprob_token_ids") or not self.behaviour.token_ids:
