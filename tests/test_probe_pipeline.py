@@ -92,18 +92,18 @@ def test_evaluate_with_probe_measures_it_beside_the_calibrators(tiny_model_dir, 
     clf = Classifier(model=str(tiny_model_dir), dtype="float32")
     splits = split_dataset(generate_sentiment(400, seed=5), seed=5)
     test = stratified_sample(splits.test, 40, seed=5)
-    config = EvaluationConfig(methods=("platt",), budget_sizes=(30,), budget_repeats=1, n_resamples=30)
+    # no other calibrator competes, so the probe ships: the bundle, its reference and its decisions use it
+    config = EvaluationConfig(methods=(), budget_sizes=(30,), budget_repeats=1, n_resamples=30)
     result = run_evaluate(clf, splits.calibration, test, tmp_path, config=config, progress=False, probe=True)
     probe = result.evaluation.methods["probe"]
+    assert result.evaluation.best == "probe"
     assert probe.crossfit_probs.shape == (len(splits.calibration), 2)
-    assert probe.test_probs.shape == (len(test), 2)
     bundle = read_bundle(tmp_path)
-    if result.evaluation.best == "probe":
-        assert isinstance(bundle.calibrator, HiddenStateProbe)
-        test_scores = clf.score(test.texts, hidden=True)
-        np.testing.assert_allclose(bundle.calibrator.predict_proba(test_scores.hidden), probe.test_probs, atol=1e-5)
-    else:
-        assert not isinstance(bundle.calibrator, HiddenStateProbe)
+    assert isinstance(bundle.calibrator, HiddenStateProbe)
+    test_scores = clf.score(test.texts, hidden=True)
+    np.testing.assert_allclose(bundle.calibrator.predict_proba(test_scores.hidden), probe.test_probs, atol=1e-5)
+    applied = CalibratedClassifier(clf, bundle=tmp_path).predict_proba(list(test.texts[:5]))
+    np.testing.assert_allclose(applied, probe.test_probs[:5], atol=1e-5)
 
 
 @pytest.mark.model
