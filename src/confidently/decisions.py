@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from confidently.calibration import Calibrator
+    from confidently.calibration.probe import HiddenStateProbe
     from confidently.classifier import Classifier
 
 
@@ -176,20 +177,23 @@ class Decisions:
         return [self.prediction(i, text, scores) for i, text in enumerate(texts)]
 
 
-def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | None = None,
+def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | HiddenStateProbe | None = None,
            policy: DecisionPolicy | None = None, calibrated_probs: np.ndarray | None = None,
-           prediction_sets: ConformalPredictor | None = None, groups: Sequence | None = None,
-           rule: str = "threshold") -> Decisions:
+           hidden: np.ndarray | None = None, prediction_sets: ConformalPredictor | None = None,
+           groups: Sequence | None = None, rule: str = "threshold") -> Decisions:
     """Raw class probabilities → calibrated probabilities, label, confidence, prediction set and decision.
 
     Parameters
     ----------
     raw_probs : array (n, k), rows summing to 1 (:attr:`Scores.probs`).
     labels : the k label names, in column order.
-    calibrator : a fitted calibrator, or None to keep the raw probabilities.
+    calibrator : a fitted calibrator, or None to keep the raw probabilities; a
+        :class:`~confidently.calibration.probe.HiddenStateProbe` reads ``hidden`` instead of ``raw_probs``.
     policy : the decision policy, applied to the answer's confidence; None for no decision.
     calibrated_probs : already calibrated probabilities (evaluation's out-of-fold scores) instead of
         ``calibrator``; give one or neither.
+    hidden : array (n, d): the final hidden states of the same rows (:attr:`Scores.hidden`), which a
+        probe needs.
     prediction_sets : a fitted :class:`~confidently.conformal.ConformalPredictor`, applied to the
         answer's probabilities (calibrated when available); None for no sets.
     groups : one value per row of the predictor's group column, for sets fitted per slice
@@ -206,7 +210,14 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
         sets = None if prediction_sets is None else np.zeros(raw.shape, dtype=bool)
         return Decisions(tuple(labels), raw, empty, policy, sets, prediction_sets, rule)
     raw = check_probs(raw, n_classes=len(labels), name="raw_probs")
-    if calibrator is not None:
+    if calibrator is not None and reads_hidden(calibrator):
+        if hidden is None:
+            raise ConfigError("the calibrator is a hidden-state probe: it needs the texts' hidden states (score "
+                              "them with hidden=True)")
+        calibrated_probs = calibrator.predict_proba(hidden)
+        if calibrated_probs.shape != raw.shape:
+            raise DataError(f"the probe gave {calibrated_probs.shape[0]} rows for {raw.shape[0]} texts")
+    elif calibrator is not None:
         calibrated_probs = calibrator.predict_proba(raw)
     elif calibrated_probs is not None:
         calibrated_probs = check_probs(calibrated_probs, n_classes=len(labels), name="calibrated_probs")
@@ -232,6 +243,11 @@ def check_rule(rule: str, prediction_sets: ConformalPredictor | None, *, n_class
     if prediction_sets is not None and prediction_sets.n_classes_ != n_classes:
         raise ArtifactError(f"the prediction sets were fitted on {prediction_sets.n_classes_} classes, the task "
                             f"has {n_classes}")
+
+
+def reads_hidden(calibrator) -> bool:
+    """Whether ``calibrator`` is applied to hidden states (a probe) rather than to class probabilities."""
+    return bool(getattr(calibrator, "reads_hidden", False))
 
 
 class CalibratedClassifier:
@@ -318,6 +334,11 @@ class CalibratedClassifier:
         return self.decide(np.zeros((0, len(self.labels))))
 
     @property
+    def reads_hidden(self) -> bool:
+        """The calibrator is a hidden-state probe: texts are scored with their hidden states."""
+        return reads_hidden(self.calibrator)
+
+    @property
     def sets_note(self) -> str | None:
         """Why answers come without a prediction set; None when the sets need nothing more."""
         if self.prediction_sets is not None:
@@ -330,17 +351,19 @@ class CalibratedClassifier:
         return (f"no prediction sets: the bundle {self.bundle.folder} carries none (written before prediction "
                 "sets existed); re-run `confidently evaluate` to add them")
 
-    def decide(self, raw_probs: np.ndarray, *, groups: Sequence | None = None) -> Decisions:
-        """Raw class probabilities (n, k) → :class:`Decisions` with this classifier's calibrator, policy,
-        prediction sets and decision rule (``groups``: values of the sets' group column, if per slice)."""
-        return decide(raw_probs, labels=self.labels, calibrator=self.calibrator, policy=self.policy,
+    def decide(self, raw_probs: np.ndarray, hidden: np.ndarray | None = None, *,
+               groups: Sequence | None = None) -> Decisions:
+        """Raw class probabilities (n, k) (and, for a probe, the hidden states) → :class:`Decisions` with this
+        classifier's calibrator, policy, prediction sets and decision rule (``groups``: values of the sets'
+        group column, if per slice)."""
+        return decide(raw_probs, labels=self.labels, calibrator=self.calibrator, policy=self.policy, hidden=hidden,
                       prediction_sets=self.prediction_sets, groups=groups, rule=self.decision_rule)
 
     def decisions(self, texts: Sequence[str], *, groups: Sequence | None = None,
                   progress: Callable[[int], None] | None = None) -> tuple[Scores, Decisions]:
         """Score ``texts`` and decide: the raw :class:`Scores` and the :class:`Decisions` for them."""
-        scores = self.classifier.score(texts, progress=progress)
-        return scores, self.decide(scores.probs, groups=groups)
+        scores = self.classifier.score(texts, progress=progress, hidden=self.reads_hidden)
+        return scores, self.decide(scores.probs, scores.hidden, groups=groups)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, calibrated when there is a calibrator, shape (n_texts, n_labels)."""
@@ -358,6 +381,7 @@ class CalibratedClassifier:
     def classify(self, text: str, *, top_k: int = 10, group: object | None = None) -> Prediction:
         """One text, explained: the answer, prediction set and decision, each label's token variants, the
         top tokens (``group``: the text's value of the sets' group column, if they are per slice)."""
-        scores, variants, top = self.classifier.explain(text, top_k=top_k)
+        scores, variants, top = self.classifier.explain(text, top_k=top_k, hidden=self.reads_hidden)
         groups = None if group is None else [group]
-        return self.decide(scores.probs, groups=groups).prediction(0, text, scores, variants=variants, top_tokens=top)
+        return self.decide(scores.probs, scores.hidden, groups=groups).prediction(0, text, scores, variants=variants,
+                                                                                  top_tokens=top)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from confidently.calibration import (CalibrationWarning, Calibrator, ContextualCalibrator, StackedCalibrator,
                                      cross_fit_predict, make_calibrator)
+from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.data import Dataset
 from confidently.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, ConfigError, DataError
@@ -84,7 +85,7 @@ class MethodResult:
     """
 
     name: str
-    calibrator: Calibrator | None  # None for the raw scores
+    calibrator: Calibrator | HiddenStateProbe | None  # None for the raw scores
     crossfit_probs: np.ndarray
     test_probs: np.ndarray
     crossfit: dict
@@ -258,11 +259,15 @@ def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
 def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.ndarray, y_test: Sequence[int], *,
                     labels: Sequence[str], content_free: np.ndarray | None = None,
                     groups: tuple[Sequence, Sequence] | None = None, test_slices: dict[str, Sequence] | None = None,
+                    hidden: tuple[np.ndarray, np.ndarray] | None = None,
                     config: EvaluationConfig = EvaluationConfig()) -> Evaluation:
     """Run the whole study on raw class probabilities of the calibration and test splits.
 
     ``groups`` holds the ``config.conformal_by`` column of the calibration and test rows (for per-slice
     prediction sets); ``test_slices`` maps column names to test-row values, to break set coverage down by.
+    ``hidden`` holds the final hidden states of the calibration and test rows: the hidden-state probe
+    (:mod:`confidently.calibration.probe`) then competes as one more method, named ``probe``, cross-fitted
+    on the calibration split like the others.
     """
     y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
     if config.conformal_by is not None and groups is None:
@@ -309,6 +314,15 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
             skipped[method] = str(error)
             continue
         methods[method] = measured(method, calibrator, crossfit, calibrator.predict_proba(test_probs))
+    if hidden is not None:
+        k = cal_probs.shape[1]
+        try:
+            crossfit = cross_fit_probe(hidden[0], y_cal, n_classes=k, n_splits=config.n_splits, seed=config.seed)
+            probe = HiddenStateProbe(n_splits=config.n_splits, seed=config.seed).fit(hidden[0], y_cal, n_classes=k)
+        except CalibrationError as error:
+            skipped["probe"] = str(error)
+        else:
+            methods["probe"] = measured("probe", probe, crossfit, probe.predict_proba(hidden[1]))
 
     # Choose on the calibration split's out-of-fold scores only, by a proper scoring rule: binned ECE
     # on a few hundred rows is too noisy to rank methods, and it rewards uninformative constant scores.

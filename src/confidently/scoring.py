@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
 _TEXT_KEY = re.compile(r"[0-9a-f]{64}")
+#: Column of a chunk holding each row's final hidden state (only when the run kept them).
+HIDDEN_COLUMN = "hidden_state"
 
 
 def text_key(text: str) -> str:
@@ -78,7 +80,7 @@ class ScoreStore:
         return chunks
 
     def load(self) -> dict[str, tuple]:
-        """Text key → (mass row, other mass, truncated, uncovered)."""
+        """Text key → (mass row, other mass, truncated, uncovered, hidden state or None)."""
         import pandas as pd
 
         rows: dict[str, tuple] = {}
@@ -95,14 +97,17 @@ class ScoreStore:
             if problem:
                 raise self._corrupt(f"{path}: {problem}")
             uncovered = scores.uncovered_mass
+            hidden = _read_hidden(frame, path, self._corrupt)
             for i, key in enumerate(keys):
                 rows[key] = (scores.mass[i], scores.other_mass[i], scores.truncated[i],
-                             None if uncovered is None else uncovered[i])
+                             None if uncovered is None else uncovered[i], None if hidden is None else hidden[i])
         return rows
 
     def append(self, keys: Sequence[str], scores: Scores) -> None:
         frame = scores.to_frame()
         frame.insert(0, "key", list(keys))
+        if scores.hidden is not None:  # one float32 list per row (Parquet list<float>)
+            frame[HIDDEN_COLUMN] = list(scores.hidden.astype(np.float32))
         name = f"chunk-{len(self.chunks):05d}.parquet"
         with atomic_path(self.directory / name) as tmp:
             frame.to_parquet(tmp, index=False)
@@ -138,12 +143,19 @@ def _chunk_problem(scores: Scores, keys: list, truncated) -> str | None:
 
 
 def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreStore | None, *,
-                     checkpoint_every: int = 256, progress: bool = True, description: str = "scoring") -> Scores:
-    """Score ``texts``, reusing rows already in ``store`` and saving new ones every ``checkpoint_every``."""
+                     checkpoint_every: int = 256, progress: bool = True, description: str = "scoring",
+                     hidden: bool = False) -> Scores:
+    """Score ``texts``, reusing rows already in ``store`` and saving new ones every ``checkpoint_every``.
+
+    With ``hidden`` the final hidden states are kept and stored too; a stored row without one is
+    scored again.
+    """
     if checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     keys = [text_key(t) for t in texts]
     done = store.load() if store is not None else {}
+    if hidden:
+        done = {key: row for key, row in done.items() if row[4] is not None}
     todo: list[int] = []
     seen: set[str] = set()
     for i, key in enumerate(keys):
@@ -157,20 +169,35 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
     with progress_bar(len(todo), description, enabled=progress and bool(todo)) as advance:
         for start in range(0, len(todo), checkpoint_every):
             chunk = todo[start:start + checkpoint_every]
-            scores = classifier.score([texts[i] for i in chunk], progress=advance)
+            scores = classifier.score([texts[i] for i in chunk], progress=advance, hidden=hidden)
             chunk_keys = [keys[i] for i in chunk]
             if store is not None:
                 store.append(chunk_keys, scores)
             for j, key in enumerate(chunk_keys):
                 done[key] = (scores.mass[j], scores.other_mass[j], scores.truncated[j],
-                             None if scores.uncovered_mass is None else scores.uncovered_mass[j])
+                             None if scores.uncovered_mass is None else scores.uncovered_mass[j],
+                             None if scores.hidden is None else scores.hidden[j])
     rows = [done[key] for key in keys]
     uncovered = None if classifier.backend.exact else np.array([r[3] for r in rows], dtype=float)
     if not rows:
         empty = np.zeros((0, len(classifier.labels)))
         return Scores(classifier.labels, empty, np.zeros(0), np.zeros(0, dtype=bool), uncovered)
+    states = np.stack([r[4] for r in rows]).astype(np.float32) if hidden else None
     return Scores(classifier.labels, np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                  np.array([r[2] for r in rows], dtype=bool), uncovered)
+                  np.array([r[2] for r in rows], dtype=bool), uncovered, states)
+
+
+def _read_hidden(frame, path: Path, corrupt) -> np.ndarray | None:
+    """The chunk's hidden states (n, d) float32, or None when it stored none; damaged ones are refused."""
+    if HIDDEN_COLUMN not in frame:
+        return None
+    try:
+        hidden = np.stack([np.asarray(row, dtype=np.float32) for row in frame[HIDDEN_COLUMN]])
+    except (TypeError, ValueError) as error:
+        raise corrupt(f"{path}: hidden states unreadable ({error})") from None
+    if hidden.ndim != 2 or not np.isfinite(hidden).all():
+        raise corrupt(f"{path}: hidden states are not finite rows of one width")
+    return hidden
 
 
 OUTPUT_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")
@@ -237,22 +264,26 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
         )
     store = ScoreStore(partial, classifier.fingerprint(), classifier.labels)
     scores = score_with_store(classifier, dataset.texts, store, checkpoint_every=checkpoint_every,
-                              progress=progress)
+                              progress=progress, hidden=calibrated.reads_hidden)
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
     groups = dataset.columns.get(column) if column else None
-    frame = frame.join(calibrated.decide(scores.probs, groups=groups).to_frame().set_index(frame.index))
+    frame = frame.join(calibrated.decide(scores.probs, scores.hidden, groups=groups).to_frame()
+                       .set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame
 
 
 def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
-                   progress: bool = True) -> dict[str, Scores]:
-    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows)."""
+                   progress: bool = True, hidden: bool = False) -> dict[str, Scores]:
+    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows).
+
+    With ``hidden`` the final hidden states are kept and cached too (for the probe).
+    """
     store = ScoreStore(cache_dir, clf.fingerprint(), clf.labels)
     texts = [t for ds in datasets.values() for t in ds.texts]
-    scores = score_with_store(clf, texts, store, progress=progress, description="scoring")
+    scores = score_with_store(clf, texts, store, progress=progress, description="scoring", hidden=hidden)
     out, start = {}, 0
     for name, ds in datasets.items():
         out[name] = scores.subset(np.arange(start, start + len(ds)))

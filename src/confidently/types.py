@@ -58,6 +58,8 @@ class Scores:
     truncated : bool array of shape (n_samples,): the text was cut to fit the context.
     uncovered_mass : array of shape (n_samples,) or None: for servers that return only the top-k
         tokens, the probability they did not return (a label may hide there); None when exact.
+    hidden : float32 array of shape (n_samples, hidden_size) or None: the model's final hidden state at
+        the answer position, from the same forward pass (kept only when asked for: a probe reads it).
     """
 
     labels: tuple[str, ...]
@@ -65,6 +67,7 @@ class Scores:
     other_mass: np.ndarray
     truncated: np.ndarray
     uncovered_mass: np.ndarray | None = None
+    hidden: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.mass.shape[0])
@@ -104,24 +107,28 @@ class Scores:
     def subset(self, indices) -> Scores:
         idx = np.asarray(indices)
         return Scores(self.labels, self.mass[idx], self.other_mass[idx], self.truncated[idx],
-                      None if self.uncovered_mass is None else self.uncovered_mass[idx])
+                      None if self.uncovered_mass is None else self.uncovered_mass[idx],
+                      None if self.hidden is None else self.hidden[idx])
 
     @staticmethod
     def concat(parts: list[Scores]) -> Scores:
         if not parts:
             raise ValueError("no scores to concatenate")
         uncovered = [p.uncovered_mass for p in parts]
+        hidden = [p.hidden for p in parts]
         return Scores(
             parts[0].labels,
             np.concatenate([p.mass for p in parts]),
             np.concatenate([p.other_mass for p in parts]),
             np.concatenate([p.truncated for p in parts]),
             None if any(u is None for u in uncovered) else np.concatenate(uncovered),
+            None if any(h is None for h in hidden) else np.concatenate(hidden),
         )
 
     def to_frame(self):
         """A pandas DataFrame of the raw scores: ``raw_p_<label>``, ``mass_<label>``, other_mass, raw_prediction,
-        raw_confidence, truncated (calibrated columns come from :meth:`Decisions.to_frame`)."""
+        raw_confidence, truncated (calibrated columns come from :meth:`Decisions.to_frame`); never the
+        hidden states."""
         import pandas as pd
 
         probs = self.probs

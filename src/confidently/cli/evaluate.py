@@ -127,6 +127,12 @@ def evaluate(
     seed: SeedOpt = 42,
     max_text_tokens: MaxTextTokensOpt = None,
     max_text_chars: MaxTextCharsOpt = None,
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="Also fit a hidden-state probe (logistic regression on the model's final hidden state, "
+                        "same forward pass; local models only); it ships when its cross-fitted log-loss wins.")] = False,
+    shots: Annotated[int, typer.Option(
+        min=0, help="Put this many class-balanced calibration rows into the prompt as worked examples (they are "
+                    "left out of calibration; the test rows are never used).")] = 0,
 ) -> None:
     """Score labelled data, calibrate on one split, measure on the other, and write the report.
 
@@ -140,6 +146,7 @@ def evaluate(
     are cached in OUT/score-cache, so a rerun or a killed run does not score finished rows again.
 
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
+    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt)
     """
     from confidently.data import load_dataset
     from confidently.pipeline import run_evaluate, split_for_evaluation
@@ -160,7 +167,8 @@ def evaluate(
                           config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
                                          alpha, conformal_by, minutes_per_review,
                                          "threshold" if decision_rule is None else decision_rule.value),
-                          metadata={"data": str(data or f"{calibration_data} + {test_data}")})
+                          metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
+                          shots=shots)
     _print_headline(result, started)
 
 
