@@ -238,7 +238,7 @@ def _open_store(folder: Path) -> None:
     except ArtifactError as error:
         one_line(error)
         return
-    for mass, other, truncated, uncovered in rows.values():
+    for mass, other, truncated, uncovered, *_ in rows.values():  # (and the hidden state, when kept)
         assert np.isfinite(mass).all() and (mass >= 0).all() and 0 <= other <= 1 and mass.sum() + other <= 1 + 1e-3
         assert isinstance(truncated, (bool, np.bool_)) and uncovered is None or 0 <= uncovered <= 1
 

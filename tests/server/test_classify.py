@@ -137,7 +137,7 @@ def test_openapi_schema_is_served(http):
     assert {"/v1/classify", "/v1/adapters", "/v1/adapters/{name}", "/healthz", "/metrics"} <= set(schema["paths"])
 
 
-def test_prediction_sets_and_the_set_rule_come_from_the_bundle(serve_backend, tiny_backend, tmp_path):
+def test_prediction_sets_and_the_set_rule_come_from_the_bundle(serve, tiny_backend, tmp_path):
     """The server applies the bundle's prediction sets and, when the bundle says so, decides by them."""
     from confidently.bundle import CONFORMAL_FILE, ModelIdentity, write_bundle
     from confidently.conformal import ConformalPredictor
@@ -150,7 +150,7 @@ def test_prediction_sets_and_the_set_rule_come_from_the_bundle(serve_backend, ti
     write_bundle(tmp_path, model=ModelIdentity.of(tiny_backend), task=SENTIMENT, chat=None, calibrator=None,
                  policy=policy, fitted_on={"rows_sha256": "0" * 64, "n_rows": 300},
                  extra_json={CONFORMAL_FILE: sets.to_dict()}, metadata={"decision_rule": "prediction_set"})
-    with serve_backend(tiny_backend, calibration=tmp_path) as live:
+    with serve(calibration=tmp_path) as live:  # a fresh backend of the same weights: the shared one stays as it is
         with httpx.Client(base_url=live.url, timeout=60) as client:
             body = client.post("/v1/classify", json={"texts": TEXTS}).json()
     expected = sets.predict_set(probs_of(body))
