@@ -11,7 +11,8 @@ import pytest
 from confidently.bundle import read_bundle
 from confidently.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.decisions import CalibratedClassifier, decide
+from confidently.calibrated import CalibratedClassifier
+from confidently.decisions import decide
 from confidently.errors import ConfidentlyError
 from confidently.evaluation import EvaluationConfig
 from confidently.pipeline import run_evaluate

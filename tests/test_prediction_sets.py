@@ -13,7 +13,8 @@ import pytest
 from confidently.bundle import CONFORMAL_FILE, read_bundle
 from confidently.classifier import Classifier
 from confidently.conformal import ConformalPredictor, decide_by_sets
-from confidently.decisions import CalibratedClassifier, decide
+from confidently.calibrated import CalibratedClassifier
+from confidently.decisions import decide
 from confidently.errors import ArtifactError, ConfidentlyError, ConfigError, DataError
 from confidently.scoring import score_file
 

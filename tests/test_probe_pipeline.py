@@ -9,7 +9,8 @@ from confidently.bundle import PROBE_FILE, ModelIdentity, read_bundle, write_bun
 from confidently.calibration.probe import HiddenStateProbe
 from confidently.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.decisions import CalibratedClassifier, decide
+from confidently.calibrated import CalibratedClassifier
+from confidently.decisions import decide
 from confidently.errors import ConfigError
 from confidently.evaluation import EvaluationConfig
 from confidently.pipeline import run_evaluate

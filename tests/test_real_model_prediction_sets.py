@@ -14,7 +14,7 @@ import pytest
 
 from confidently.bundle import CONFORMAL_FILE, read_bundle
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 
 pytestmark = pytest.mark.model
 

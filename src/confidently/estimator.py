@@ -30,6 +30,7 @@ from confidently.backends import Backend, load_backend
 from confidently.calibration import Calibrator, cross_fit_predict, make_calibrator
 from confidently.classifier import DEFAULT_BATCH_SIZE, Classifier
 from confidently.conformal import ConformalPredictor
+from confidently.decisions import decide
 from confidently.errors import ConfigError, DataError
 from confidently.models import DEFAULT_MODEL
 from confidently.tasks import Task, get_task
@@ -161,17 +162,17 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(calibrated, axis=1)]
 
     def decide(self, X: Sequence[str]) -> np.ndarray:
-        """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``."""
-        return self._decide(self.predict_proba(X))
+        """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``,
+        through :func:`confidently.decisions.decide` like every other path."""
+        check_is_fitted(self)
+        raw = _raw_probs(self._classifier(), _check_texts(X))[:, self._columns]
+        return decide(raw, labels=[str(label) for label in self.classes_], calibrator=self.calibrator_,
+                      policy=self.policy_).decision
 
     def predict_set(self, X: Sequence[str]) -> np.ndarray:
         """Each text's prediction set: bool array (n_texts, n_classes), ``True`` where ``classes_[j]`` is
         kept; the sets hold the true label at least ``1 - alpha`` of the time."""
         return self.prediction_sets_.predict_set(self.predict_proba(X))
-
-    def _decide(self, calibrated: np.ndarray) -> np.ndarray:
-        # the one place calibrated probabilities become decisions
-        return self.policy_.decide(calibrated.max(axis=1))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

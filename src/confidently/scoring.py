@@ -26,7 +26,7 @@ from confidently.progress import announce, progress_bar
 from confidently.types import Scores
 
 if TYPE_CHECKING:
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
@@ -241,7 +241,7 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
     from confidently.data import load_dataset
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
     calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
     classifier = calibrated.classifier

@@ -36,7 +36,7 @@ def test_gemma_served_with_prediction_sets_like_the_api(serve_backend, tmp_path)
     from confidently.classifier import Classifier
     from confidently.conformal import ConformalPredictor
     from confidently.data import generate_sentiment, stratified_sample
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
     gemma = Classifier(model="gemma-3-270m", dtype="float32")
     rows = stratified_sample(generate_sentiment(1000, seed=3), 40, seed=3)

@@ -83,8 +83,9 @@ def print_calibrated_examples(calibrated, texts=DEMO_TEXTS) -> None:
 
     predictions = calibrated.classify_many(list(texts))
     table = Table(title="classified with the calibration bundle just written")
-    for column in ("text", "raw (uncalibrated)", "calibrated", "prediction set", "decision"):
-        table.add_column(column)
+    table.add_column("text", ratio=1)  # the text wraps; the answers stay on one line each
+    for column in ("raw (uncalibrated)", "calibrated", "prediction set", "decision"):
+        table.add_column(column, no_wrap=True)
     for p in predictions:
         table.add_row(p.text, f"{p.raw_label} {p.raw_confidence:.4f}", f"{p.label} {p.confidence:.4f}",
                       "-" if p.prediction_set is None else "{" + ", ".join(p.prediction_set) + "}", p.decision or "-")
@@ -207,7 +208,7 @@ def demo(
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
     from confidently.cli.scoring import print_classification, print_next_token
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
     from confidently.pipeline import run_demo
 
     started = time.time()

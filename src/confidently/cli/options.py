@@ -13,7 +13,7 @@ from confidently.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from confidently.bundle import Bundle
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
@@ -121,7 +121,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
     (``prediction_set`` needs a bundle with prediction sets: checked here too). ``options`` go to
     :func:`build_classifier`.
     """
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
     adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
     bundle = read_calibration(calibration) or adapter_bundle

@@ -11,7 +11,7 @@ from confidently.bundle import Bundle, BundleMismatchError, read_bundle
 from confidently.bundle_versions import latest_version, version_label, version_numbers
 from confidently.canary import Canary
 from confidently.classifier import Classifier
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
 from confidently.tasks import get_task
