@@ -88,3 +88,10 @@ def test_production_payloads_are_what_the_loop_reads(tmp_path):
     assert Reference.from_bundle(bundle).decision_rates["automate"] > 0
     rows = CalibrationRows.from_bundle(bundle)
     assert np.array_equal(rows.probs, probs) and np.array_equal(rows.y, y)
+
+
+def test_the_command_line_names_the_canary_file_as_the_bundle_does():
+    from confidently.canary import CANARY_FILE
+    from confidently.cli import canary as cli_canary
+
+    assert cli_canary.CANARY_FILE == CANARY_FILE

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import numpy as np
 import typer
 
-from confidently.canary import CANARY_FILE, Canary, CanaryFailedError
 from confidently.cli.app import app, console
 from confidently.cli.options import ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, JsonOpt
 from confidently.errors import ArtifactError, ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from confidently.canary import Canary
+
+CANARY_FILE = "canary.json"  # confidently.canary.CANARY_FILE, named here so --help loads no numpy
 
 
 @app.command()
@@ -57,7 +62,10 @@ def canary(
 
     Example: confidently canary runs/my-adapter --server http://127.0.0.1:8000 --adapter support
     """
+    import numpy as np
+
     from confidently.bundle import read_bundle
+    from confidently.canary import Canary, CanaryFailedError
 
     if sum(option is not None for option in (base_url, server, sagemaker)) > 1:
         raise ConfigError("give at most one of --base-url, --server and --sagemaker")
@@ -104,6 +112,8 @@ def canary(
 
 
 def _canary_of(bundle) -> Canary:
+    from confidently.canary import Canary
+
     found = Canary.from_bundle(bundle)
     if found is None:
         raise ArtifactError(f"{bundle.folder}: the bundle has no {CANARY_FILE} (bundles written by `confidently "
