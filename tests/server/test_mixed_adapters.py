@@ -164,3 +164,26 @@ def test_requests_for_different_adapters_share_one_forward_pass(server):
             assert mixed["raw_probs"] == pytest.approx(own["raw_probs"], abs=1e-6)
             assert mixed["label"] == own["label"] and mixed["decision"] == own["decision"]
             assert [t["token"] for t in mixed["top_tokens"] or []] == [t["token"] for t in own["top_tokens"] or []]
+
+
+def test_an_entry_calibrated_on_hidden_states_keeps_its_answers_in_a_mixed_batch(backend):
+    """A probe reads hidden states, which the mixed pass does not keep: its entry gets a pass of its own."""
+    from confidently.calibrated import CalibratedClassifier
+    from confidently.calibration.probe import HiddenStateProbe
+    from confidently.server.served import Served, classify_together
+
+    clf = Classifier(backend=backend)
+    backend.set_adapter("a")
+    hidden = clf.score(POOL * 4, hidden=True).hidden
+    probe = HiddenStateProbe(n_splits=2).fit(hidden, np.arange(len(hidden)) % 2, n_classes=2)
+    entries = [Served("a", CalibratedClassifier(clf, calibrator=probe), "tiny"),
+               Served("b", CalibratedClassifier(Classifier(backend=backend)), "tiny"),
+               Served(None, CalibratedClassifier(Classifier(backend=backend, task=TRIAGE)), "tiny")]
+    together = classify_together([(entry, POOL) for entry in entries])
+    for entry, results in zip(entries, together):
+        for mixed, own in zip(results, entry.classify(POOL)):
+            assert mixed.raw_probs == pytest.approx(own.raw_probs, abs=1e-6)
+            assert (mixed.calibrated_probs is None) == (own.calibrated_probs is None)
+            assert mixed.calibrated_probs == (None if own.calibrated_probs is None
+                                              else pytest.approx(own.calibrated_probs, abs=1e-6))
+    assert together[0][0].calibrated and not together[1][0].calibrated  # the probe did decide the first entry
