@@ -106,7 +106,8 @@ def offline_adapter_scores(classifier: Classifier, texts: list[str], names: list
 
 def mixed_forward_throughput(classifier: Classifier, texts: list[str], names: list[str], *, prefix: bool) -> float:
     """Texts/s of the backend's mixed-adapter forward pass (text i on adapter i mod len(names)), in
-    batches of the classifier's batch size, with or without the cached prompt prefix."""
+    batches of the classifier's batch size in pool order (not sorted by length, as a server's arrive),
+    with or without the cached prompt prefix."""
     prompts = classifier.prompts(texts)[0]
     adapters = [names[i % len(names)] for i in range(len(texts))]
     size = classifier.batch_size
@@ -262,7 +263,7 @@ def main() -> None:
                   f"{mixed_before:.2f} texts/s", flush=True)
             for prefix in (True, False):
                 rate = mixed_forward_throughput(classifier, texts, names, prefix=prefix)
-                print(f"offline mixed-adapter forward passes, {'with' if prefix else 'without'} the cached prompt "
+                print(f"offline mixed-adapter forward passes in pool order, {'with' if prefix else 'without'} the cached prompt "
                       f"prefix (per-adapter keys and values): {rate:.2f} texts/s", flush=True)
         rows, batch = asyncio.run(measure_server(args, texts, adapters_dir, names))
     classifier.backend.set_adapter(None)
