@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import json
 import os
 import warnings
 from collections.abc import Sequence
