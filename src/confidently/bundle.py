@@ -10,7 +10,8 @@ task, because a calibrator fitted on one model's scores says nothing about anoth
 Layout::
 
     manifest.json     format, version, created; model {name, backend, weights_id, dtype, adapter_sha256};
-                      task (Task.to_dict()) and chat; fitted_on {rows_sha256, n_rows, ...};
+                      task (Task.to_dict()) and chat; scorer (ScorerSpec.to_dict(); absent in bundles
+                      written before scorers existed, which were all logprob); fitted_on {rows_sha256, n_rows, ...};
                       library_versions; files {name: sha256} of every other file (required)
     calibrator.json   absent when no calibrator beat the raw scores (the policy then applies to raw ones)
     policy.json       the decision policy (always present)
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, sha256_file
+from confidently.scorers.spec import ScorerSpec
 from confidently.tasks import Task
 from confidently.thresholds import DecisionPolicy
 
@@ -121,6 +123,7 @@ class Bundle:
     policy : the decision policy.
     extras : the other JSON files by name (e.g. ``canary.json``), parsed.
     manifest_sha256 : hash of ``manifest.json``, which pins every other file.
+    scorer : the scorer (and its parameters) whose scores the calibrator was fitted on.
     """
 
     folder: Path
@@ -132,6 +135,7 @@ class Bundle:
     policy: DecisionPolicy
     extras: dict[str, Any] = field(default_factory=dict)
     manifest_sha256: str = ""
+    scorer: ScorerSpec = field(default_factory=ScorerSpec)
 
     @property
     def files(self) -> dict[str, str]:
@@ -167,9 +171,21 @@ class Bundle:
                 f"labels {', '.join(task.label_names)}): pass --task with the bundle's task file, or fit a bundle "
                 "for this task")
 
+    def check_scorer(self, scorer: ScorerSpec) -> None:
+        """Refuse unless the scores come from the scorer the bundle was fitted on, with the same samples,
+        temperature and answer length (the seed may differ: it redraws answers from the same distribution)."""
+        if scorer.distribution_key() != self.scorer.distribution_key():
+            raise BundleMismatchError(
+                f"bundle {self.folder} was fitted on scores of the {self.scorer.describe()} scorer but is applied "
+                f"to scores of the {scorer.describe()} scorer: a calibrator only holds for the scores it was "
+                "fitted on; use the bundle's scorer, or fit a bundle for this one with `confidently evaluate "
+                "--scorer`")
+
     def check(self, classifier: Classifier) -> None:
-        """Refuse unless ``classifier`` (its weights, active adapter, task and chat choice) is what was fitted."""
+        """Refuse unless ``classifier`` (its weights, active adapter, task, chat choice and scorer) is what
+        was fitted."""
         backend = classifier.backend
+        self.check_scorer(classifier.scorer)
         self.check_task(classifier.task, classifier.chat)
         self.check_model(backend.weights_id, ModelIdentity.of(backend).adapter_sha256, name=backend.model_name)
 
@@ -191,7 +207,7 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
                  calibrator: Calibrator | None, policy: DecisionPolicy, fitted_on: Mapping[str, Any],
                  extra_json: Mapping[str, Any] | None = None,
                  extra_files: Mapping[str, Callable[[Path], None]] | None = None,
-                 metadata: Mapping[str, Any] | None = None) -> Bundle:
+                 metadata: Mapping[str, Any] | None = None, scorer: ScorerSpec | None = None) -> Bundle:
     """Write a bundle into ``folder`` (created if needed) and return it, read back and checked.
 
     Parameters
@@ -208,6 +224,7 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     extra_files : more files, name → function writing that file at the path it is given (the
         adapter's weights and config).
     metadata : more manifest keys (hyperparameters, validation...); cannot replace the keys above.
+    scorer : the scorer whose scores the calibrator and policy were fitted on (default: logprob).
 
     Each file is written atomically and the manifest last, so a reader never trusts a half-written
     bundle: until the manifest is replaced, the old hashes no longer match and the reader refuses.
@@ -239,14 +256,16 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     files = {name: sha256_file(folder / name) for name in names}
     if WEIGHTS_FILE in files:
         model = ModelIdentity(model.name, model.backend, model.weights_id, model.dtype, files[WEIGHTS_FILE])
-    reserved = {"format", "version", "created", "model", "task", "chat", "fitted_on", "library_versions", "files"}
+    reserved = {"format", "version", "created", "model", "task", "chat", "scorer", "fitted_on", "library_versions",
+                "files"}
     clash = sorted(reserved & set(metadata))
     if clash:
         raise ConfigError(f"bundle metadata cannot set {', '.join(clash)}")
     atomic_write_json(folder / MANIFEST_FILE, {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": model.to_dict(), "task": task.to_dict(), "chat": chat, "fitted_on": dict(fitted_on),
+        "model": model.to_dict(), "task": task.to_dict(), "chat": chat,
+        "scorer": (scorer or ScorerSpec()).to_dict(), "fitted_on": dict(fitted_on),
         "library_versions": library_versions(), **metadata, "files": files,
     })
     return read_bundle(folder)
@@ -323,6 +342,10 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
     chat = manifest.get("chat")
     if chat is not None and not isinstance(chat, bool):
         raise ArtifactError(f"{path}: chat must be true, false or null")
+    try:
+        scorer = ScorerSpec.from_dict(manifest.get("scorer", {"name": "logprob"}))
+    except ConfigError as error:
+        raise ArtifactError(f"{path}: scorer: {error}") from None
     calibrator = None
     if CALIBRATOR_FILE in files:
         calibrator = load_calibrator(folder / CALIBRATOR_FILE)
@@ -338,4 +361,4 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise ArtifactError(f"{folder / name}: not valid JSON: {error}") from None
     return Bundle(folder, manifest, model, task, chat, calibrator, policy, extras,
-                  hashlib.sha256(raw).hexdigest())
+                  hashlib.sha256(raw).hexdigest(), scorer)

@@ -208,7 +208,8 @@ class CalibratedClassifier:
         from confidently.classifier import Classifier
 
         bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
-        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat, **classifier_options}
+        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat,
+                   "scorer": bundle.scorer, **classifier_options}
         if bundle.is_adapter:
             options["adapter"] = str(bundle.folder)
         return cls(Classifier(model=model or bundle.model.name, **options), bundle=bundle)

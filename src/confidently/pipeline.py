@@ -21,7 +21,7 @@ from confidently.evaluation import CONTENT_FREE_INPUTS, Evaluation, EvaluationCo
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring import ScoreStore, score_with_store
-from confidently.types import Scores
+from confidently.types import Answers, Scores
 
 
 def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
@@ -89,6 +89,7 @@ def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.nd
 class EvaluateResult:
     evaluation: Evaluation
     paths: dict[str, Path]
+    scores: dict[str, Scores] | None = None  # raw scores of the calibration and test splits
 
 
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
@@ -110,8 +111,10 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     announce(f"fitting {n_methods} calibration methods on {len(calibration):,} rows ({config.n_splits}-fold "
              f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
              f"{config.budget_repeats} repeats", enabled=progress)
+    # Contextual calibration reads next-token scores of content-free inputs: the logprob scorer's only.
+    content_free = None if clf.scorer.black_box else content_free_scores(clf)
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
-                                 labels=clf.labels, content_free=content_free_scores(clf), groups=groups,
+                                 labels=clf.labels, content_free=content_free, groups=groups,
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
                                  config=config)
     best = evaluation.methods[evaluation.best]
@@ -131,19 +134,31 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     announce(f"writing the calibration bundle and the report to {out}", enabled=progress)
     bundle = write_bundle(
         out, model=ModelIdentity.of(clf.backend), task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy,
+        policy=evaluation.policy, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
-            "weights": clf.backend.fingerprint(), **(metadata or {})}
+            "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
+    for split in ("calibration", "test"):
+        if scores[split].answers is not None:
+            meta[f"answers ({split} split)"] = describe_answers(scores[split].answers)
     slices = slice_table(test, evaluation.methods["raw"].test_probs, best.test_probs, y_test, clf.labels)
     run = {key: value for key, value in bundle.manifest.items() if key not in ("format", "version")}
     paths = write_evaluation(evaluation, out, title=title, metadata=meta, scores=pd.concat(frames, ignore_index=True),
                              slices=slices, run=run)
     paths.update({"bundle": out / MANIFEST_FILE, "policy": out / POLICY_FILE,
                   **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
-    return EvaluateResult(evaluation, paths)
+    return EvaluateResult(evaluation, paths, scores)
+
+
+def describe_answers(answers: Answers) -> str:
+    """One line: what a black-box scorer's answers came to, and what they cost per item."""
+    summary = answers.summary()
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in summary["outcomes"].items() if count)
+    return (f"{summary['n']} rows: {counts or 'none'}; {summary['unusable_answers']} unusable answers in all; "
+            f"{summary['calls_per_item']:.2f} generations and {summary['tokens_per_item']:.1f} generated tokens "
+            "per item")
 
 
 def split_for_evaluation(dataset: Dataset, *, seed: int = 42, calibration_fraction: float = 0.5) -> tuple[Dataset, Dataset]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from confidently.backends.base import Backend
+from confidently.backends.base import Backend, Generated, sample_seed
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.errors import ConfigError, ModelLoadError
 from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
@@ -320,6 +320,42 @@ class TransformersBackend(Backend):
     def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
         ids, prefix = self._split(prompts, shared_prefix)
         return self._forward(ids, prefix, keep=1)[:, -1].numpy()
+
+    def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
+                 seed: int) -> list[list[Generated]]:
+        """See :meth:`Backend.generate`. One ``generate()`` call per prompt, its ``samples`` answers drawn
+        together from one seed (:func:`sample_seed` of the prompt), so a text's answers do not depend on
+        its batch."""
+        import torch
+        from transformers import GenerationConfig
+
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        eos_ids.add(self.tokenizer.eos_token_id)
+        sampling = temperature > 0
+        # A fresh config: the model's own (top_k, top_p, repetition penalty) would change what T means.
+        plain_sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if sampling \
+            else {"do_sample": False}
+        config = GenerationConfig(**plain_sampling, max_new_tokens=max_new_tokens, num_return_sequences=samples,
+                                  pad_token_id=self.pad_id, eos_token_id=sorted(i for i in eos_ids if i is not None))
+        answers = []
+        for prompt in prompts:
+            ids = self.encode_prompt(prompt)
+            if sampling:
+                torch.manual_seed(sample_seed(seed, prompt, 0))
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=torch.tensor([ids], device=self.device),
+                                          attention_mask=torch.ones((1, len(ids)), dtype=torch.long,
+                                                                    device=self.device),
+                                          generation_config=config)
+            drawn = []
+            for row in out[:, len(ids):].tolist():
+                ends = [i for i, token in enumerate(row) if token in eos_ids]
+                kept = row[:ends[0]] if ends else row
+                drawn.append(Generated(self.tokenizer.decode(kept, skip_special_tokens=True),
+                                       len(kept) + bool(ends)))
+            answers.append(drawn)
+        return answers
 
     def sequence_logprobs(self, prompts: Sequence[str], sequences: Sequence[Sequence[int]], *,
                           shared_prefix: str = "") -> np.ndarray:
