@@ -34,11 +34,17 @@ def test_consistency_on_a_real_model_is_reproducible_and_mostly_right(gemma):
 
 @pytest.mark.model
 def test_verbalized_on_a_real_model_counts_every_answer(gemma):
-    scores = Classifier(backend=gemma, scorer=ScorerSpec.make("verbalized")).score(TEXTS)
-    assert len(scores.answers.outcome) == 4 and (scores.answers.calls == 1).all()
-    assert (scores.answers.tokens > 0).all()
+    from confidently.scorers.answers import AnswerReader
+
+    clf = Classifier(backend=gemma, scorer=ScorerSpec.make("verbalized", max_new_tokens=12))
+    scores = clf.score(TEXTS)
+    assert (scores.answers.calls == 1).all() and (scores.answers.tokens > 0).all()
+    # The outcome of each row is what its (greedy, so repeatable) answer says, read again here; the
+    # 270m base model mostly echoes the format instead of filling it in, which must count, not crash.
+    answers = gemma.generate([clf.prompt(t) for t in TEXTS], samples=1, max_new_tokens=12, temperature=0, seed=0)
+    readings = [AnswerReader(clf.task).verbalized(a[0].text) for a in answers]
+    assert list(scores.answers.outcome) == [r.outcome for r in readings]
     usable = scores.answers.outcome == "ok"
-    # Uniform where no usable answer came back; the stated probability where one did.
-    np.testing.assert_allclose(scores.probs[~usable], 0.5)
-    assert usable.any(), list(scores.answers.outcome)
-    assert ((scores.probs[usable] >= 0) & (scores.probs[usable] <= 1)).all()
+    np.testing.assert_allclose(scores.probs[~usable], 0.5)  # no usable answer: no information
+    for i in np.flatnonzero(usable):
+        assert scores.probs[i, readings[i].label] == pytest.approx(readings[i].probability)
