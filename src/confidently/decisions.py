@@ -201,7 +201,7 @@ class CalibratedClassifier:
     def load(cls, bundle: Bundle | str | Path, *, model: str | None = None, **classifier_options) -> CalibratedClassifier:
         """The classifier a bundle was fitted on, with the bundle applied.
 
-        Loads the bundle's model (or ``model``) with its task and chat choice; an adapter bundle
+        Loads the bundle's model (or ``model``) with its task, chat choice and scorer; an adapter bundle
         (written by ``finetune``) also loads its own adapter. ``classifier_options`` go to
         :class:`~confidently.Classifier` (``device``, ``dtype``, ``batch_size``, ``adapter``...).
         """
