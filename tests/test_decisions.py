@@ -140,3 +140,22 @@ def test_evaluate_writes_a_bundle_that_reproduces_its_scores_file(tiny_model_dir
     assert list(rows["decision"]) == list(applied.decision)
     assert set(frame["calibrated_with"]) == {"out-of-fold (5-fold cross-fitting)", "the bundle's calibrator"}
     assert not {"prediction", "confidence"} & set(frame.columns)  # every answer column says raw or calibrated
+
+    # The production loop's payloads are bundle files, hashed like the rest: the calibration rows with the raw
+    # probabilities scores.parquet has for them, a canary drawn from them, and their reference distribution.
+    from confidently.canary import Canary
+    from confidently.monitoring import Reference
+    from confidently.recalibration import CalibrationRows
+
+    assert {"canary.json", "reference.json", "calibration_rows.json"} <= set(bundle.files)
+    calibration = frame[frame["split"] == "calibration"]
+    raw_columns = [f"raw_p_{label}" for label in clf.labels]
+    rows = CalibrationRows.from_bundle(bundle)
+    np.testing.assert_allclose(rows.probs, calibration[raw_columns].to_numpy(), atol=1e-12)
+    assert list(rows.y) == list(splits.calibration.label_indices(clf.labels))
+    canary = Canary.from_bundle(bundle)
+    raw_by_text = dict(zip(calibration["text"], calibration[raw_columns].to_numpy()))
+    assert len(canary.texts) == 32 and all(text in raw_by_text for text in canary.texts)
+    np.testing.assert_allclose(canary.probs, [raw_by_text[text] for text in canary.texts], atol=1e-12)
+    assert canary.check(clf.score(list(canary.texts)).probs).passed  # the same model re-scores them alike
+    assert Reference.from_bundle(bundle).n == len(splits.calibration)

@@ -12,7 +12,7 @@ threshold (Learn-Then-Test on its cross-fitted calibration-row scores; only when
 given) and a few fixed confidence levels. For each, the cost view: automated share, automated
 mistakes, review hours and cost per ``projection_volume`` items, both models and the paired difference.
 
-:func:`compare` computes; :func:`write_comparison` writes report.html, metrics.json, summary.md and
+:func:`compare` computes; :func:`confidently.finetune.report.write_comparison` writes report.html, metrics.json, summary.md and
 scores.parquet (the report is laid out by :mod:`confidently.finetune.report`).
 """
 
@@ -36,6 +36,8 @@ from confidently.errors import ConfigError, DataError
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
 from confidently.decisions import decide
+from confidently.evaluation import slice_table
+from confidently.scoring import score_datasets
 from confidently.thresholds import certify_threshold, project_volume
 
 MODELS = ("base", "fine-tuned")
@@ -159,8 +161,6 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     DataError
         Test labels the task does not know, or test data identical to the training data.
     """
-    from confidently.pipeline import score_datasets
-
     adapter = Path(adapter)
     bundle = read_bundle(adapter)
     manifest, task = bundle.manifest, bundle.task
@@ -340,10 +340,8 @@ def _shipped(bundle: Bundle, raw: np.ndarray, y: np.ndarray, config: CompareConf
 
 def slice_comparison(test: Dataset, probs: dict[str, dict[str, np.ndarray]], y: np.ndarray,
                      labels: tuple[str, ...]) -> pd.DataFrame:
-    """Both models' rows of :func:`confidently.pipeline.slice_table` (raw and Platt accuracy, predicted-label
+    """Both models' rows of :func:`confidently.evaluation.slice_table` (raw and Platt accuracy, predicted-label
     rates per category and per domain) side by side, with the raw accuracy difference."""
-    from confidently.pipeline import slice_table
-
     frames = [slice_table(test, probs[model]["raw"], probs[model]["platt"], y, labels) for model in MODELS]
     if not len(frames[0]):
         return frames[0]
@@ -380,31 +378,3 @@ def neutral_by_domain(test: Dataset, probs: dict[str, dict[str, np.ndarray]],
             row[f"predicted {labels[positive]} {model}"] = float((predicted == positive).mean())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def write_comparison(comparison: Comparison, out: str | Path, *,
-                     title: str = "confidently: base vs fine-tuned") -> dict[str, Path]:
-    """Write report.html, metrics.json, summary.md and scores.parquet into ``out``."""
-    from confidently.files import atomic_write_json, atomic_write_text
-    from confidently.finetune.report import build_sections, headline_cards, summary_markdown
-    from confidently.report.html import write_report
-    from confidently.scoring import write_table
-
-    out = Path(out)
-    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
-             "scores": out / "scores.parquet"}
-    atomic_write_json(paths["metrics"], comparison.to_dict())
-    atomic_write_text(paths["summary"], summary_markdown(comparison, title))
-    write_table(_score_frame(comparison), paths["scores"])
-    write_report(paths["report"], title, build_sections(comparison), headline=headline_cards(comparison),
-                 metadata=comparison.metadata)
-    return paths
-
-
-def _score_frame(comparison: Comparison) -> pd.DataFrame:
-    frame = comparison.test.to_frame()
-    for model in MODELS:
-        for method in METHODS:
-            for j, label in enumerate(comparison.labels):
-                frame[f"{model} {method} p_{label}"] = comparison.probs[model][method][:, j]
-    return frame

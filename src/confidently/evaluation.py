@@ -19,6 +19,7 @@ import pandas as pd
 
 from confidently.calibration import (CalibrationWarning, Calibrator, ContextualCalibrator, StackedCalibrator,
                                      cross_fit_predict, make_calibrator)
+from confidently.data import Dataset
 from confidently.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, DataError
 from confidently.metrics import metric_function, summarize
@@ -368,3 +369,26 @@ def _apply_policy(policy: DecisionPolicy, probs: np.ndarray, y: np.ndarray) -> d
             "coverage": n_auto / y.size if y.size else 0.0,
             "accuracy_automated": float(correct[automate].mean()) if n_auto else None,
             "n_review": int(y.size - n_auto)}
+
+
+#: Columns the report breaks results down by when the data has them.
+SLICE_COLUMNS = ("category", "domain")
+
+
+def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray,
+                labels: tuple[str, ...]) -> pd.DataFrame:
+    """Accuracy (raw and calibrated) and calibrated predicted-label rates per category and per domain."""
+    rows = []
+    for column in SLICE_COLUMNS:
+        if column not in test.columns:
+            continue
+        values = np.asarray(test.columns[column], dtype=object)
+        for value in sorted(set(values), key=str):
+            mask = values == value
+            row = {"slice": f"{column}={value}", "n": int(mask.sum()),
+                   "accuracy_raw": float((raw[mask].argmax(1) == y[mask]).mean()),
+                   "accuracy_calibrated": float((calibrated[mask].argmax(1) == y[mask]).mean())}
+            for j, label in enumerate(labels):
+                row[f"predicted_{label}_calibrated"] = float((calibrated[mask].argmax(1) == j).mean())
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -17,24 +17,13 @@ from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import DataError
 from confidently.decisions import decide
-from confidently.evaluation import CONTENT_FREE_INPUTS, Evaluation, EvaluationConfig, evaluate_scores
+from confidently.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
+                                    evaluate_scores, slice_table)
+from confidently.payloads import production_payloads
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
-from confidently.scoring import ScoreStore, score_with_store
-from confidently.types import Answers, Scores
-
-
-def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
-                   progress: bool = True) -> dict[str, Scores]:
-    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows)."""
-    store = ScoreStore(cache_dir, clf.fingerprint(), clf.labels)
-    texts = [t for ds in datasets.values() for t in ds.texts]
-    scores = score_with_store(clf, texts, store, progress=progress, description="scoring")
-    out, start = {}, 0
-    for name, ds in datasets.items():
-        out[name] = scores.subset(np.arange(start, start + len(ds)))
-        start += len(ds)
-    return out
+from confidently.scoring import score_datasets
+from confidently.types import Answers
 
 
 def content_free_scores(clf: Classifier, inputs=CONTENT_FREE_INPUTS) -> np.ndarray:
@@ -50,10 +39,6 @@ def _labels_of(ds: Dataset, clf: Classifier, split: str) -> np.ndarray:
     return ds.label_indices(clf.labels)
 
 
-#: Columns the report breaks results down by when the data has them.
-SLICE_COLUMNS = ("category", "domain")
-
-
 def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) -> tuple[tuple, tuple] | None:
     """Both splits' values of ``column`` (for per-slice prediction sets), checked before any scoring."""
     if column is None:
@@ -64,25 +49,6 @@ def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) ->
             raise DataError(f"--conformal-by {column}: the {name} data has no column {column!r} (its extra columns: "
                             f"{known})", path=ds.source)
     return calibration.columns[column], test.columns[column]
-
-
-def slice_table(test: Dataset, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray,
-                labels: tuple[str, ...]) -> pd.DataFrame:
-    """Accuracy (raw and calibrated) and calibrated predicted-label rates per category and per domain."""
-    rows = []
-    for column in SLICE_COLUMNS:
-        if column not in test.columns:
-            continue
-        values = np.asarray(test.columns[column], dtype=object)
-        for value in sorted(set(values), key=str):
-            mask = values == value
-            row = {"slice": f"{column}={value}", "n": int(mask.sum()),
-                   "accuracy_raw": float((raw[mask].argmax(1) == y[mask]).mean()),
-                   "accuracy_calibrated": float((calibrated[mask].argmax(1) == y[mask]).mean())}
-            for j, label in enumerate(labels):
-                row[f"predicted_{label}_calibrated"] = float((calibrated[mask].argmax(1) == j).mean())
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -98,7 +64,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     """Score both splits, run the calibration study and write every output into ``out_dir``.
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
-    policy.json) beside the report, metrics.json (which carries the same run record), summary.md,
+    policy.json, and the production loop's canary.json, reference.json and calibration_rows.json from
+    :func:`~confidently.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
@@ -132,9 +99,14 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
             frame["calibrated_with"] = how
         frames.append(frame)
     announce(f"writing the calibration bundle and the report to {out}", enabled=progress)
+    model = ModelIdentity.of(clf.backend)
+    payloads = production_payloads(
+        calibration.texts, y_cal, scores["calibration"].probs, scores["calibration"].other_mass, task=clf.task,
+        chat=clf.chat, calibrator=best.calibrator, policy=evaluation.policy, scored_with=model.to_dict(),
+        source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed)
     bundle = write_bundle(
-        out, model=ModelIdentity.of(clf.backend), task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy, scorer=clf.scorer,
+        out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
+        policy=evaluation.policy, extra_json=payloads, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})
@@ -191,7 +163,8 @@ def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size:
     result = run_evaluate(clf, splits.calibration, test, out, config=config, metadata=metadata, progress=progress,
                           title="confidently demo: calibrated sentiment on the generated 8-category set")
     if finetune_config is not None:
-        from confidently.comparison import compare, write_comparison
+        from confidently.comparison import compare
+        from confidently.finetune.report import write_comparison
         from confidently.finetune import finetune
 
         announce(f"fine-tuning a LoRA adapter on {len(splits.train):,} train rows, calibrating it on "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from confidently.classifier import Classifier
+from confidently.data import Dataset
 from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
 from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
 from confidently.progress import announce, progress_bar
@@ -217,3 +218,16 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     write_table(frame, out_path)
     store.remove()
     return frame
+
+
+def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
+                   progress: bool = True) -> dict[str, Scores]:
+    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows)."""
+    store = ScoreStore(cache_dir, clf.fingerprint(), clf.labels)
+    texts = [t for ds in datasets.values() for t in ds.texts]
+    scores = score_with_store(clf, texts, store, progress=progress, description="scoring")
+    out, start = {}, 0
+    for name, ds in datasets.items():
+        out[name] = scores.subset(np.arange(start, start + len(ds)))
+        start += len(ds)
+    return out

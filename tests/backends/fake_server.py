@@ -12,9 +12,8 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -65,6 +64,9 @@ class Behaviour:
     # Requests without logprobs (black-box scorers) get this function's text for (prompt, seed) as the
     # generated answer; None is a null content. Without it they get the top token, as before.
     answer: Callable[[str, int | None], str | None] | None = None
+    # prompt -> {token text or "token_id:N": probability}: a real model's distribution, served
+    # instead of the made-up one (the backend contract suite compares backends on it)
+    distribution: Callable[[str, list[int] | None], dict[str, float]] | None = None
 
 
 @dataclass
@@ -143,7 +145,9 @@ class FakeServer:
         if self.behaviour.answer is not None and not body.get("logprobs"):
             return self._generated(self.behaviour.answer(prompt, body.get("seed")), body, chat)
         probs = fake_distribution(prompt, self.behaviour.label_share)
-        if self.behaviour.token_ids and body.get("logprob_token_ids"):
+        if self.behaviour.distribution is not None:
+            probs = self.behaviour.distribution(prompt, body.get("logprob_token_ids"))
+        elif self.behaviour.token_ids and body.get("logprob_token_ids"):
             probs = self._by_id(prompt, body["logprob_token_ids"])
         top = sorted(probs.items(), key=lambda item: -item[1])
         if not body.get("logprob_token_ids") or not self.behaviour.token_ids:

@@ -7,7 +7,8 @@ import pytest
 
 from confidently.classifier import Classifier
 from confidently.calibration import cross_fit_predict
-from confidently.comparison import CompareConfig, automated_count, compare, write_comparison
+from confidently.comparison import CompareConfig, automated_count, compare
+from confidently.finetune.report import write_comparison
 from confidently.errors import ArtifactError, DataError
 from confidently.tasks import SENTIMENT
 from confidently.thresholds import certify_threshold

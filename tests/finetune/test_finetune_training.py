@@ -75,7 +75,7 @@ def test_manifest_and_peft_files(trained, backend, separable):
     assert manifest["training_data_sha256"] == separable(240, seed=0).sha256()
     assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]
     assert set(manifest["files"]) == {"adapter_model.safetensors", "adapter_config.json", "calibrator.json",
-                                      "policy.json"}
+                                      "policy.json", "canary.json", "reference.json", "calibration_rows.json"}
     assert {"torch", "transformers", "peft"} <= set(manifest["library_versions"])
     for key in ("hyperparameters", "validation", "calibration", "created", "splits"):
         assert key in manifest
@@ -83,6 +83,25 @@ def test_manifest_and_peft_files(trained, backend, separable):
     assert config["peft_type"] == "LORA" and config["r"] == 8 and config["inference_mode"] is True
     weights = load_file(str(trained.path / "adapter_model.safetensors"))
     assert weights and all(k.startswith("base_model.model.") and ".lora_" in k for k in weights)
+
+
+def test_the_bundle_carries_the_production_loops_payloads(trained, tiny_model_dir):
+    """Canary, reference and calibration rows come from the calibration split as scored with the trained
+    adapter, and the saved adapter re-scores the canary as recorded."""
+    from confidently.canary import Canary
+    from confidently.monitoring import Reference
+    from confidently.recalibration import CalibrationRows
+
+    bundle = read_bundle(trained.path)
+    rows = CalibrationRows.from_bundle(bundle)
+    np.testing.assert_allclose(rows.probs, trained.calibration_probs, atol=1e-12)
+    canary = Canary.from_bundle(bundle)
+    texts = list(trained.splits.calibration.texts)
+    np.testing.assert_allclose(canary.probs, trained.calibration_probs[[texts.index(t) for t in canary.texts]],
+                               atol=1e-12)
+    fresh = Classifier(model=str(tiny_model_dir), adapter=str(trained.path), dtype="float32")
+    assert canary.check(fresh.score(list(canary.texts)).probs).passed
+    assert Reference.from_bundle(bundle).n == len(texts)
 
 
 def test_adapter_for_other_base_weights_is_refused(trained, tiny_model_dir, tmp_path):

@@ -25,9 +25,11 @@ TRIAGE = Task(name="triage", template="Is this text positive? Answer yes, no or 
 
 
 def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task: Task = SENTIMENT,
-                 calibrator: bool = True, threshold: float | None = 0.6, model_name: str = "tiny") -> Path:
+                 calibrator: bool = True, threshold: float | None = 0.6, model_name: str = "tiny",
+                 extra_json: dict | None = None) -> Path:
     """A random LoRA adapter for the tiny model, saved as the fine-tuning stage saves it: a calibration
-    bundle (manifest with base weights, task and every file's sha256) around PEFT's files."""
+    bundle (manifest with base weights, task and every file's sha256) around PEFT's files, with
+    ``extra_json`` payloads (canary, reference, calibration rows) when given."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -46,7 +48,7 @@ def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task
     kept = lambda path: None  # noqa: E731  (PEFT has already written it there)
     write_bundle(out, model=ModelIdentity(model_name, "transformers", weights_id, "float32"), task=task, chat=None,
                  calibrator=fitted, policy=policy, fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
-                 extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept})
+                 extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept}, extra_json=extra_json)
     return out
 
 

@@ -30,9 +30,11 @@ CASES = [pytest.param(path, method, mode, id=f"{method} {path} {mode.value}")
 
 
 @pytest.fixture(scope="module")
-def server(serve, adapters_dir):
-    # Few, short texts keep each generated request cheap on the tiny model.
-    with serve(adapters_dir=adapters_dir, max_texts=8, max_text_chars=200, batch_wait_ms=0) as live:
+def server(serve, adapters_dir, tmp_path_factory):
+    # Few, short texts keep each generated request cheap on the tiny model; a review queue, so the
+    # review and feedback operations get past "no queue".
+    with serve(adapters_dir=adapters_dir, max_texts=8, max_text_chars=200, batch_wait_ms=0,
+               feedback_db=str(tmp_path_factory.mktemp("fuzz") / "feedback.db"), audit_fraction=0.5) as live:
         yield live
 
 

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from confidently.backends.base import Backend
 from confidently.errors import ConfigError
 
-_BUILTIN = {
+BUILT_IN_BACKENDS = {
     "transformers": "confidently.backends.transformers_backend:TransformersBackend",
     "openai": "confidently.backends.openai_backend:OpenAIBackend",
 }
@@ -20,7 +20,7 @@ _BUILTIN = {
 
 def available_backends() -> dict[str, str]:
     """Backend name → ``module:Class`` for the built-ins and every installed plug-in."""
-    found = dict(_BUILTIN)
+    found = dict(BUILT_IN_BACKENDS)
     for entry in entry_points(group="confidently.backends"):
         found.setdefault(entry.name, entry.value)
     return found
@@ -41,4 +41,4 @@ def load_backend(name: str = "transformers", **options) -> Backend:
     return backend_class(name)(**options)
 
 
-__all__ = ["Backend", "available_backends", "backend_class", "load_backend"]
+__all__ = ["BUILT_IN_BACKENDS", "Backend", "available_backends", "backend_class", "load_backend"]

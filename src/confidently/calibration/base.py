@@ -192,7 +192,7 @@ class Calibrator(ClassifierMixin, BaseEstimator, ABC):
             If ``data`` is not a calibrator of this class, or its parameters or state are incomplete,
             of the wrong type, shape or range, or give anything but probabilities on probe rows.
         """
-        _check_header(data)
+        check_header(data)
         if data["method"] != cls.name:
             raise ArtifactError(
                 f"saved calibrator is {data['method']!r}, not {cls.name!r}; "
@@ -201,6 +201,11 @@ class Calibrator(ClassifierMixin, BaseEstimator, ABC):
         params = data.get("params")
         if not isinstance(params, Mapping):
             raise ArtifactError(f"saved {cls.name} calibrator: params must be an object; got {describe(params)}")
+        unknown = sorted(set(params) - set(cls.param_names()), key=str)
+        if unknown:  # named with repr: a saved key may hold any character
+            raise ArtifactError(f"saved {cls.name} calibrator has bad parameters: unexpected keyword argument "
+                                f"{', '.join(map(repr, unknown))}; "
+                                f"it accepts: {', '.join(cls.param_names()) or 'none'}")
         try:
             calibrator = cls(**cls._params_from_json(dict(params)))
             calibrator._validate_params()
@@ -489,7 +494,7 @@ def _probe_rows(k: int) -> np.ndarray:
     return np.vstack([eye, near, np.full((1, k), 1.0 / k), random])
 
 
-def _check_header(data: Any) -> None:
+def check_header(data: Any) -> None:
     check_depth(data)
     if not isinstance(data, Mapping) or data.get("format") != FORMAT:
         raise ArtifactError(f"not a confidently calibrator: expected format {FORMAT!r}")

@@ -6,34 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from confidently.calibration.base import Calibrator, _check_header
-from confidently.files import read_json
-from confidently.calibration.batch import BatchCalibrator
-from confidently.calibration.beta import BetaCalibrator
-from confidently.calibration.contextual import ContextualCalibrator
-from confidently.calibration.dirichlet import DirichletCalibrator
-from confidently.calibration.histogram import HistogramBinningCalibrator
-from confidently.calibration.isotonic import IsotonicCalibrator
-from confidently.calibration.platt import PlattCalibrator
+from confidently.calibration.base import Calibrator, check_header
+from confidently.calibration.methods import STEP_CALIBRATORS
 from confidently.calibration.stacked import StackedCalibrator
-from confidently.calibration.temperature import TemperatureCalibrator
 from confidently.errors import ArtifactError, CalibrationError
+from confidently.files import read_json
 
 #: Every calibration method by the name used on the command line and in saved files.
-CALIBRATORS: dict[str, type[Calibrator]] = {
-    cls.name: cls
-    for cls in (
-        PlattCalibrator,
-        IsotonicCalibrator,
-        TemperatureCalibrator,
-        HistogramBinningCalibrator,
-        BetaCalibrator,
-        DirichletCalibrator,
-        ContextualCalibrator,
-        BatchCalibrator,
-        StackedCalibrator,
-    )
-}
+CALIBRATORS: dict[str, type[Calibrator]] = {**STEP_CALIBRATORS, StackedCalibrator.name: StackedCalibrator}
 
 
 def make_calibrator(name: str, **params: Any) -> Calibrator:
@@ -64,7 +44,7 @@ def make_calibrator(name: str, **params: Any) -> Calibrator:
 
 def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
     """Rebuild any calibrator from :meth:`Calibrator.to_dict` output, dispatching on its method."""
-    _check_header(data)
+    check_header(data)
     cls = CALIBRATORS.get(data["method"])
     if cls is None:
         raise ArtifactError(f"saved calibrator has unknown method {data['method']!r}")

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from confidently.calibration.base import Calibrator, clone
+from confidently.calibration.methods import step_from_dict
 from confidently.calibration.state import describe
 from confidently.calibration.validation import check_classes, encode_labels
 from confidently.errors import ArtifactError, CalibrationError, NotFittedError
@@ -83,6 +84,8 @@ class StackedCalibrator(Calibrator):
         for i, step in enumerate(self.steps):
             if not isinstance(step, Calibrator):
                 raise CalibrationError(f"StackedCalibrator: steps[{i}] is {step!r}, not a calibrator")
+            if isinstance(step, StackedCalibrator):
+                raise CalibrationError(f"StackedCalibrator: steps[{i}] is itself a stack; list its steps in one stack")
         if self.classes is not None:
             check_classes(self.classes)
 
@@ -152,8 +155,6 @@ def _named(steps: Sequence[Calibrator]) -> list[tuple[str, Calibrator]]:
 
 
 def _steps_from_json(steps: Any, where: str) -> list[Calibrator]:
-    from confidently.calibration.registry import calibrator_from_dict  # the registry imports this module
-
     if not isinstance(steps, list) or not steps:
         raise ArtifactError(f"saved stacked calibrator: {where} must be a non-empty list; got {describe(steps)}")
-    return [calibrator_from_dict(step) for step in steps]
+    return [step_from_dict(step) for step in steps]

@@ -37,14 +37,14 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import _fmt, projection_text
+    from confidently.report.evaluation import format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
-    console.print(f"accuracy (test, n={h['n_test']}): raw {_fmt(h['accuracy_raw'])} → {h['best_method']} "
-                  f"{_fmt(h['accuracy_calibrated'])}")
-    console.print(f"ECE, 20 equal-width bins (test): raw {_fmt(h['ece_raw'])} → {h['best_method']} "
-                  f"{_fmt(h['ece_calibrated'])}")
+    console.print(f"accuracy (test, n={h['n_test']}): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
+                  f"{format_metric(h['accuracy_calibrated'])}")
+    console.print(f"ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
+                  f"{format_metric(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
         console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "

@@ -172,7 +172,8 @@ def compare(
     Example: `confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare`
     """
     from confidently.backends.transformers_backend import TransformersBackend
-    from confidently.comparison import CompareConfig, compare as run, write_comparison
+    from confidently.comparison import CompareConfig, compare as run
+    from confidently.finetune.report import write_comparison
     from confidently.bundle import read_bundle
     from confidently.finetune.report import headline_cards
     from confidently.finetune.run import torch_threads

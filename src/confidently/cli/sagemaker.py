@@ -33,13 +33,13 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the exact AWS 
 InstanceTypeOpt = Annotated[Optional[str], typer.Option("--instance-type", help="(default: ml.g5.xlarge)")]
 
 
-def _settings(config, **flags):
+def sagemaker_settings(config, **flags):
     from confidently.deploy.settings import load_settings
 
     return load_settings(config, **flags)
 
 
-def _runner(settings):
+def sagemaker_runner(settings):
     from confidently.deploy.calls import Runner
     from confidently.deploy.sagemaker import make_clients
 
@@ -89,14 +89,14 @@ def train(
     from confidently.deploy.calls import render
     from confidently.deploy.sagemaker import training_plan
 
-    settings = _settings(config, region=region, role_arn=role, bucket=bucket, prefix=prefix,
+    settings = sagemaker_settings(config, region=region, role_arn=role, bucket=bucket, prefix=prefix,
                          training_image=image, training_instance_type=instance_type)
     plan = training_plan(settings, data=data, model=model, task=task, job_name=job_name,
                          finetune_args=_hyperparameters(hyperparameter or []), source=source, install=install)
     if dry_run:
         typer.echo(render(plan.calls))
         return
-    runner = _runner(settings)
+    runner = sagemaker_runner(settings)
     runner.run(plan.calls)
     console.print(f"started training job [bold]{plan.name}[/]; its adapter will be at {plan.model_artifact}")
     if wait:
@@ -133,14 +133,14 @@ def deploy(
     from confidently.deploy.packaging import read_adapter
     from confidently.deploy.sagemaker import deploy_plan
 
-    settings = _settings(config, region=region, role_arn=role, bucket=bucket, prefix=prefix, inference_image=image,
+    settings = sagemaker_settings(config, region=region, role_arn=role, bucket=bucket, prefix=prefix, inference_image=image,
                          inference_instance_type=instance_type, base_model_id=base_model_id,
                          max_lora_rank=max_lora_rank, max_loras=max_loras)
     calls = deploy_plan(settings, endpoint, [read_adapter(folder) for folder in adapters])
     if dry_run:
         typer.echo(render(calls))
         return
-    _runner(settings).run(calls)
+    sagemaker_runner(settings).run(calls)
     console.print(f"endpoint [bold]{endpoint}[/] serves {', '.join(a.name for a in adapters)}")
 
 
@@ -166,8 +166,8 @@ def classify(
     """
     from confidently.deploy.remote import classify_remote
 
-    settings = _settings(config, region=region, bucket=bucket, prefix=prefix)
-    results = classify_remote(_runner(settings), settings, endpoint, adapter, texts, adapters_dir=adapters_dir,
+    settings = sagemaker_settings(config, region=region, bucket=bucket, prefix=prefix)
+    results = classify_remote(sagemaker_runner(settings), settings, endpoint, adapter, texts, adapters_dir=adapters_dir,
                               tokenizer=None if tokenizer == "none" else tokenizer)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
@@ -202,8 +202,8 @@ def delete(
     from confidently.deploy.calls import render
     from confidently.deploy.sagemaker import delete_plan
 
-    settings = _settings(config, region=region, bucket=bucket, prefix=prefix)
-    runner = _runner(settings)
+    settings = sagemaker_settings(config, region=region, bucket=bucket, prefix=prefix)
+    runner = sagemaker_runner(settings)
     calls = delete_plan(runner, settings, endpoint)
     if dry_run:
         typer.echo(render(calls))

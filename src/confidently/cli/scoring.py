@@ -105,9 +105,7 @@ def classify(
     Example: `confidently classify "I love this movie!" --calibration runs/demo`
     """
     if server is not None:
-        from confidently.cli.serve import classify_remote
-
-        classify_remote(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
+        classify_on_server(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
         return
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
@@ -117,6 +115,35 @@ def classify(
         console.print_json(json.dumps(result.to_dict()))
         return
     print_classification(calibrated.labels, result)
+
+
+def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
+    """``confidently classify --server URL``: print the server's answer for one text."""
+    from confidently.client import Client
+
+    with Client(server) as client:
+        reply = client.classify([text], adapter=adapter, top_tokens=top_k)
+    if as_json:
+        console.print_json(reply.model_dump_json())
+        return
+    result = reply.results[0]
+    console.print(f"[bold]{text!r}[/] →")
+    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
+                              reply.guarantee))
+    if result.truncated:
+        console.print("[yellow]text truncated to fit the model's context[/]")
+    if result.calibrated:
+        console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
+    table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
+    for column in ("label", "raw share", "calibrated"):
+        table.add_column(column)
+    for label in reply.labels:
+        cal = "" if result.calibrated_probs is None else f"{result.calibrated_probs[label]:.4f}"
+        table.add_row(label, f"{result.raw_probs[label]:.4f}", cal)
+    table.add_row("(other mass)", f"{result.other_mass:.6f}", "")
+    console.print(table)
+    if result.top_tokens:
+        console.print("top tokens: " + ", ".join(f"{json.dumps(t.token)} {t.prob:.4f}" for t in result.top_tokens))
 
 
 def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, threshold: float | None,

@@ -1,17 +1,17 @@
-"""``confidently serve``: the HTTP API; and ``classify --server``, which asks a running one."""
+"""``confidently serve``: the HTTP API over a loaded model, its bundle and adapters."""
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from confidently.cli.app import app, console
+from confidently.cli.app import app
 from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given, read_calibration
+from confidently.errors import ArtifactError
+from confidently.files import read_json
 
 
 class LogLevel(str, Enum):
@@ -21,6 +21,14 @@ class LogLevel(str, Enum):
     info = "info"
     debug = "debug"
     trace = "trace"
+
+
+class CanaryAction(str, Enum):
+    """What ``serve`` does with a bundle whose golden prompts no longer score as recorded."""
+
+    refuse = "refuse"
+    mark = "mark"
+    off = "off"
 
 
 @app.command()
@@ -64,6 +72,19 @@ def serve(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     log_level: Annotated[LogLevel, typer.Option(help="Log level (the server's and uvicorn's).")] = LogLevel.info,
+    feedback_db: Annotated[str, typer.Option(
+        "--feedback-db", help="Review queue and labels: an SQLite file (created if missing) or a postgresql:// URL "
+                              "shared by several replicas; 'none' keeps no queue.")] = "confidently-feedback.db",
+    audit_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of automated texts also sent to review, to measure live accuracy.")] = 0.05,
+    canary: Annotated[CanaryAction, typer.Option(
+        help="A bundle (--calibration or an adapter) whose golden prompts (canary.json) no longer score as "
+             "recorded is refused, marked unhealthy (served, logged, reported at /v1/adapters/NAME/drift and "
+             "/metrics), or not checked.")] = CanaryAction.refuse,
+    reviewers: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False,
+        help='JSON file {"name": "token", ...}: who may use the review page and POST /v1/feedback '
+             "(the admin token may too).")] = None,
 ) -> None:
     """Serve calibrated classification over HTTP: one base model, many LoRA adapters.
 
@@ -73,7 +94,12 @@ def serve(
     paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
     get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
-    Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --port 8000`
+    Texts decided `review`, and an audit sample of automated ones, enter a review queue (--feedback-db);
+    reviewers label them at /review. GET /v1/adapters/NAME/drift reports drift from the calibration rows
+    and the live accuracy of automated decisions. Versions written by `confidently recalibrate` are
+    applied without a restart; every reply names the bundle version that decided it.
+
+    Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --reviewers reviewers.json --port 8000`
     """
     from confidently.server.app import create_app, load_service
     from confidently.server.runner import configure_logging, listen, make_server
@@ -89,7 +115,9 @@ def serve(
                         max_text_chars=max_text_chars, max_request_cost=max_request_cost, batch_size=batch_size,
                         batch_wait_ms=batch_wait_ms, device=device, dtype=dtype, read_timeout_s=read_timeout,
                         max_concurrency=max_concurrency, max_connections=max_connections,
-                        drain_timeout_s=drain_timeout)
+                        drain_timeout_s=drain_timeout, feedback_db=None if feedback_db.lower() == "none" else feedback_db,
+                        audit_fraction=audit_fraction, reviewer_tokens=read_reviewers(reviewers) if reviewers else {},
+                        canary=canary.value)
     check_before_loading(settings)
     sock = listen(host, port)
     configure_logging(log_level.value)
@@ -98,31 +126,12 @@ def serve(
     make_server(app, log_level=log_level.value).run(sockets=[sock])
 
 
-def classify_remote(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
-    """``confidently classify --server URL``: print the server's answer for one text."""
-    from confidently.cli.scoring import answer_line
-    from confidently.client import Client
-
-    with Client(server) as client:
-        reply = client.classify([text], adapter=adapter, top_tokens=top_k)
-    if as_json:
-        console.print_json(reply.model_dump_json())
-        return
-    result = reply.results[0]
-    console.print(f"[bold]{text!r}[/] →")
-    console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
-                              reply.guarantee))
-    if result.truncated:
-        console.print("[yellow]text truncated to fit the model's context[/]")
-    if result.calibrated:
-        console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
-    table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
-    for column in ("label", "raw share", "calibrated"):
-        table.add_column(column)
-    for label in reply.labels:
-        cal = "" if result.calibrated_probs is None else f"{result.calibrated_probs[label]:.4f}"
-        table.add_row(label, f"{result.raw_probs[label]:.4f}", cal)
-    table.add_row("(other mass)", f"{result.other_mass:.6f}", "")
-    console.print(table)
-    if result.top_tokens:
-        console.print("top tokens: " + ", ".join(f"{json.dumps(t.token)} {t.prob:.4f}" for t in result.top_tokens))
+def read_reviewers(path: Path) -> dict[str, str]:
+    """The ``--reviewers`` file: a JSON object of reviewer name -> token (each at least 16 characters)."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not data:
+        raise ArtifactError(f'{path}: expected a JSON object {{"reviewer name": "token", ...}}')
+    for name, token in data.items():
+        if not isinstance(token, str) or len(token) < 16:
+            raise ArtifactError(f"{path}: reviewer {name!r}: the token must be a string of at least 16 characters")
+    return data

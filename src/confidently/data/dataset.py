@@ -163,12 +163,12 @@ class Dataset:
         """
         digest = hashlib.sha256()
         for record in self.to_records():
-            line = json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_value)
+            line = json.dumps(record, sort_keys=True, ensure_ascii=False, default=json_value)
             digest.update(line.encode("utf-8") + b"\n")
         return digest.hexdigest()
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """JSON form of values pandas and pyarrow hand back (numpy scalars and arrays, dates)."""
     if hasattr(value, "tolist"):
         return value.tolist()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from confidently.data.dataset import Dataset, _json_value
+from confidently.data.dataset import Dataset, json_value
 from confidently.errors import DataError
 from confidently.files import atomic_path, atomic_write_text
 
@@ -332,7 +332,7 @@ def save_dataset(dataset: Dataset, path: str | Path) -> None:
     path = Path(path)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind == "jsonl":
-        lines = (json.dumps(record, ensure_ascii=False, default=_json_value) for record in dataset.to_records())
+        lines = (json.dumps(record, ensure_ascii=False, default=json_value) for record in dataset.to_records())
         atomic_write_text(path, "".join(line + "\n" for line in lines))
     elif kind in ("csv", "tsv"):
         buffer = io.StringIO(newline="")

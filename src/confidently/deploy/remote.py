@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confidently.bundle import Bundle, read_bundle
 from confidently.deploy.calls import Runner, aws_error
@@ -23,6 +23,9 @@ from confidently.deploy.sagemaker import RECORD_FORMAT, Names
 from confidently.deploy.settings import SageMakerSettings
 from confidently.errors import ArtifactError, BackendError, ConfigError
 from confidently.types import Prediction
+
+if TYPE_CHECKING:
+    from confidently.decisions import CalibratedClassifier
 
 
 class SageMakerTransport:
@@ -112,15 +115,16 @@ def find_adapter(runner: Runner, settings: SageMakerSettings, endpoint: str, nam
     return RemoteAdapter(name, entry["component"], bundle)
 
 
-def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str,
-                    texts: Sequence[str], *, adapters_dir: Path | None = None, tokenizer: str | None = "auto",
-                    max_concurrency: int = 4) -> list[Prediction]:
-    """Classify ``texts`` with a deployed adapter and apply its calibrator and decision policy.
+def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str, *,
+                      adapters_dir: Path | None = None, tokenizer: str | None = "auto",
+                      max_concurrency: int = 4) -> tuple[Bundle, CalibratedClassifier]:
+    """A deployed adapter's bundle, and a classifier that scores on its endpoint with that bundle applied.
 
     ``tokenizer`` (default: the adapter's base model, when it is a registry model installed here)
     renders the same chat-template prompt the adapter was trained and calibrated on. The task and
     chat choice are the bundle's own; the endpoint's weights cannot be hashed from here, so the
-    model check is the deployment record's (the component serving this adapter).
+    model check is the deployment record's (the component serving this adapter) and the canary's
+    (``confidently canary --sagemaker``).
     """
     from confidently.backends.openai_backend import OpenAIBackend
     from confidently.classifier import Classifier
@@ -132,4 +136,14 @@ def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, 
                                    max_concurrency=max_concurrency)
     backend = OpenAIBackend(bundle.model.name, transport=transport, tokenizer=tokenizer)
     classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat)
-    return CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy).classify_many(texts)
+    return bundle, CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
+
+
+def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str,
+                    texts: Sequence[str], *, adapters_dir: Path | None = None, tokenizer: str | None = "auto",
+                    max_concurrency: int = 4) -> list[Prediction]:
+    """Classify ``texts`` with a deployed adapter and apply its calibrator and decision policy
+    (see :func:`remote_classifier`)."""
+    _, calibrated = remote_classifier(runner, settings, endpoint, adapter, adapters_dir=adapters_dir,
+                                      tokenizer=tokenizer, max_concurrency=max_concurrency)
+    return calibrated.classify_many(texts)

@@ -76,12 +76,14 @@ def peft_config_dict(peft_config, base_model_name_or_path: str) -> dict[str, Any
 
 
 def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model: ModelIdentity, task, chat,
-                  calibrator, policy, fitted_on: dict, metadata: dict) -> Bundle:
+                  calibrator, policy, fitted_on: dict, metadata: dict,
+                  extra_json: dict[str, Any] | None = None) -> Bundle:
     """Write the whole adapter folder to ``out``, replacing any previous one only when complete.
 
     The folder is a calibration bundle (:func:`confidently.bundle.write_bundle`) whose extra files
     are the LoRA weights and PEFT config; ``model`` is the base model (the manifest's adapter hash
-    is the saved weights'), ``metadata`` the training record.
+    is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads
+    (:func:`confidently.payloads.production_payloads`).
 
     Raises
     ------
@@ -94,7 +96,7 @@ def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model
     try:
         with atomic_folder(out) as staging:
             write_bundle(staging, model=model, task=task, chat=chat, calibrator=calibrator, policy=policy,
-                         fitted_on=fitted_on, metadata=metadata, extra_files={
+                         fitted_on=fitted_on, metadata=metadata, extra_json=extra_json, extra_files={
                              WEIGHTS_FILE: lambda path: save_file(weights, str(path), metadata={"format": "pt"}),
                              ADAPTER_CONFIG_FILE: lambda path: atomic_write_json(path, adapter_config)})
     except OSError as error:

@@ -6,20 +6,23 @@ is laid out by :mod:`confidently.report.html` like every other report.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from confidently.comparison import CERTIFIED, MODELS
+from confidently.comparison import CERTIFIED, METHODS, MODELS
+from confidently.files import atomic_write_json, atomic_write_text
 from confidently.report import charts
-from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, _figure, _label
-from confidently.report.html import Section
+from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, new_figure, set_labels
+from confidently.report.html import Section, write_report
+from confidently.scoring import write_table
+
+from confidently.comparison import Comparison
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from confidently.comparison import Comparison
 
 MODEL_COLOURS = {"base": "#9a9a9a", "fine-tuned": MAIN_COLOUR}
 #: Rows of the main table: (key in metrics.json, label, key of the paired difference).
@@ -145,7 +148,7 @@ def headline_cards(comparison: Comparison) -> dict[str, str]:
 def metric_bars(comparison: Comparison, keys: tuple[str, ...] = ("accuracy", "ece")) -> Figure:
     """Grouped bars, one panel per metric: base vs fine-tuned for each calibration, with 95% CIs."""
     methods = list(comparison.probs["base"])
-    figure = _figure(5.2 * len(keys), 4.2)
+    figure = new_figure(5.2 * len(keys), 4.2)
     axes = figure.subplots(1, len(keys), squeeze=False)[0]
     x = np.arange(len(methods))
     for ax, key in zip(axes, keys):
@@ -156,19 +159,19 @@ def metric_bars(comparison: Comparison, keys: tuple[str, ...] = ("accuracy", "ec
             ax.vlines(x + offset, [r["ci_low"] for r in results], [r["ci_high"] for r in results], color="black")
         ax.set_xticks(x, labels=methods)
         ax.legend(fontsize=9)
-        _label(ax, f"{key.upper() if key == 'ece' else key} on the test rows (95% CI)", "calibration", key)
+        set_labels(ax, f"{key.upper() if key == 'ece' else key} on the test rows (95% CI)", "calibration", key)
     return figure
 
 
 def confidence_distribution(comparison: Comparison, method: str = "raw", bins: int = 20) -> Figure:
     """Overlaid histograms of top-label confidence, base vs fine-tuned."""
     edges = np.linspace(0.5, 1.0, bins + 1) if len(comparison.labels) == 2 else np.linspace(0.0, 1.0, bins + 1)
-    figure = _figure(7.0, 4.2)
+    figure = new_figure(7.0, 4.2)
     ax = figure.add_subplot()
     for model, style in (("base", {"alpha": 0.6}), ("fine-tuned", {"histtype": "step", "linewidth": 2.0})):
         ax.hist(comparison.probs[model][method].max(1), bins=edges, color=MODEL_COLOURS[model], label=model, **style)
     ax.legend(fontsize=9)
-    _label(ax, f"Confidence ({method}) on {comparison.y.size:,} test rows", "confidence (top-label probability)",
+    set_labels(ax, f"Confidence ({method}) on {comparison.y.size:,} test rows", "confidence (top-label probability)",
            "predictions")
     return figure
 
@@ -182,7 +185,7 @@ def reliability_panels(comparison: Comparison, model: str) -> Figure:
 
 def neutral_chart(table: pd.DataFrame, positive: str) -> Figure:
     """Predicted-positive rate on neutral texts per domain, base vs fine-tuned (the domain shortcut)."""
-    figure = _figure(6.5, 4.0)
+    figure = new_figure(6.5, 4.0)
     ax = figure.add_subplot()
     x = np.arange(len(table))
     for offset, model in ((-0.2, "base"), (0.2, "fine-tuned")):
@@ -193,7 +196,7 @@ def neutral_chart(table: pd.DataFrame, positive: str) -> Figure:
     ax.set_xticks(x, labels=[f"{d}\n(n={n})" for d, n in zip(table["domain"], table["n"])])
     ax.set_ylim(0, 1.3)  # headroom for the legend above the bars
     ax.legend(fontsize=9, ncols=3, loc="upper center")
-    _label(ax, f"Neutral texts predicted {positive}, by domain", "domain", f"share predicted {positive}")
+    set_labels(ax, f"Neutral texts predicted {positive}, by domain", "domain", f"share predicted {positive}")
     return figure
 
 
@@ -279,3 +282,26 @@ def summary_markdown(comparison: Comparison, title: str) -> str:
 
 def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_comparison(comparison: Comparison, out: str | Path, *,
+                     title: str = "confidently: base vs fine-tuned") -> dict[str, Path]:
+    """Write report.html, metrics.json, summary.md and scores.parquet into ``out``."""
+    out = Path(out)
+    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
+             "scores": out / "scores.parquet"}
+    atomic_write_json(paths["metrics"], comparison.to_dict())
+    atomic_write_text(paths["summary"], summary_markdown(comparison, title))
+    write_table(_score_frame(comparison), paths["scores"])
+    write_report(paths["report"], title, build_sections(comparison), headline=headline_cards(comparison),
+                 metadata=comparison.metadata)
+    return paths
+
+
+def _score_frame(comparison: Comparison) -> pd.DataFrame:
+    frame = comparison.test.to_frame()
+    for model in MODELS:
+        for method in METHODS:
+            for j, label in enumerate(comparison.labels):
+                frame[f"{model} {method} p_{label}"] = comparison.probs[model][method][:, j]
+    return frame

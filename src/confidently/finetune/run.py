@@ -24,6 +24,7 @@ from confidently.data import Dataset
 from confidently.bundle import ModelIdentity
 from confidently.errors import UnfinishedRunError
 from confidently.finetune.artifacts import peft_config_dict, write_adapter
+from confidently.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
 from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
@@ -115,7 +116,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                           cache_kwarg=backend._cache_kwarg, checkpoint=checkpoint, identity=identity,
                           show_progress=progress)
         training = trainer.run(resume=resume, on_step=on_step)
-        calibration_probs = classifier.score(splits.calibration.texts).probs
+        calibration_scores = classifier.score(splits.calibration.texts)
+        calibration_probs = calibration_scores.probs
         weights = trainable_state(model)
         adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER],
                                           HUB_IDS.get(backend.model_name, backend.model_name))
@@ -137,10 +139,16 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                      "examples_seen": training.progress.examples_seen},
     }
     base = ModelIdentity(backend.model_name, backend.name, backend.weights_id, backend.dtype, None)
+    payloads = production_payloads(
+        splits.calibration.texts, y_calibration, calibration_probs, calibration_scores.other_mass,
+        task=classifier.task, chat=classifier.chat, calibrator=calibrator, policy=policy,
+        scored_with={**base.to_dict(), "adapter_sha256": "this bundle's adapter weights"},
+        source=f"calibration split ({splits.calibration_source}), {len(splits.calibration)} rows", seed=config.seed)
     bundle = write_adapter(out, weights=weights, adapter_config=adapter_config, model=base, task=classifier.task,
                            chat=classifier.chat, calibrator=calibrator, policy=policy, metadata=metadata,
                            fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
-                                      "split": "calibration", "source": splits.calibration_source})
+                                      "split": "calibration", "source": splits.calibration_source},
+                           extra_json=payloads)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)
 

@@ -39,7 +39,7 @@ ACCENT_COLOUR = "#d2572b"
 STRIPE_COLOUR = "#f0f0f0"
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -48,7 +48,7 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _label(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+def set_labels(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_title(title, fontsize=TITLE_SIZE)
     ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
     ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
@@ -75,7 +75,7 @@ def confidence_histogram(
     """
     raw = check_confidence(confidence)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    figure = _figure(7.0, 4.2)
+    figure = new_figure(7.0, 4.2)
     ax = figure.add_subplot()
     if calibrated is None:
         ax.hist(raw, bins=edges, color=MAIN_COLOUR, edgecolor="white")
@@ -85,7 +85,7 @@ def confidence_histogram(
                 color=MAIN_COLOUR, label="calibrated")
         ax.legend(fontsize=TICK_SIZE)
     ax.set_xlim(0.0, 1.0)
-    _label(ax, title or f"Confidence of {raw.size:,} predictions ({bins} equal-width bins)",
+    set_labels(ax, title or f"Confidence of {raw.size:,} predictions ({bins} equal-width bins)",
            "confidence (top-label probability)", "predictions")
     return figure
 
@@ -107,7 +107,7 @@ def _draw_reliability(ax: Axes, table: ReliabilityBins, title: str, xlabel: str 
     ax.set_ylim(0.0, 1.02)
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize=8)
-    _label(ax, title, xlabel, ylabel)
+    set_labels(ax, title, xlabel, ylabel)
 
 
 def _reliability_title(name: str | None, table: ReliabilityBins) -> str:
@@ -132,7 +132,7 @@ def reliability_diagram(
     count printed beside it. The title gives n, the binning and the ECE of those bins.
     """
     table = reliability_bins(confidence, correct, n_bins, scheme)
-    figure = _figure(6.0, 6.2)
+    figure = new_figure(6.0, 6.2)
     _draw_reliability(figure.add_subplot(), table, title or _reliability_title(None, table))
     return figure
 
@@ -147,7 +147,7 @@ def reliability_diagrams(
     each calibrator), on the same axes scale."""
     if not panels:
         raise DataError("reliability_diagrams needs at least one panel")
-    figure = _figure(4.6 * len(panels), 5.0)
+    figure = new_figure(4.6 * len(panels), 5.0)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, (confidence, correct)) in zip(axes, panels.items()):
         table = reliability_bins(confidence, correct, n_bins, scheme)
@@ -177,7 +177,7 @@ def classwise_reliability_diagrams(
         raise DataError(f"{len(labels)} label names for {len(tables)} classes")
     columns = min(len(tables), 4)
     rows = -(-len(tables) // columns)
-    figure = _figure(4.2 * columns, 4.5 * rows)
+    figure = new_figure(4.2 * columns, 4.5 * rows)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     scheme_words = scheme.replace("_", "-")
     for ax, label, table in zip(axes, labels, tables):
@@ -204,11 +204,11 @@ def threshold_chart(measured: ThresholdMeasurement, *, threshold: float | None, 
     certified), drawn with what it does on this split. Nothing is chosen here.
     """
     frame = measured.to_frame()
-    figure = _figure(8.0, 5.4)
+    figure = new_figure(8.0, 5.4)
     ax = figure.add_subplot()
     width = 0.8 * float(np.min(np.diff(frame.threshold))) if len(frame) > 1 else 0.008
     ax.bar(frame.threshold, frame.n_automated, width=width, color=RAW_COLOUR, label="automated (count)")
-    _label(ax, title or f"Automation and accuracy by threshold (n={measured.n:,})",
+    set_labels(ax, title or f"Automation and accuracy by threshold (n={measured.n:,})",
            "confidence threshold", "predictions automated")
     acc_ax = ax.twinx()
     acc_ax.plot(frame.threshold, frame.accuracy, color=MAIN_COLOUR, linewidth=2.0, label="accuracy of automated")
@@ -246,7 +246,7 @@ def cost_chart(measured: ThresholdMeasurement, *, marks: Mapping[str, float | No
     on the grid, or None to leave it out; each mark prints its cost per item and automated share.
     """
     frame = measured.to_frame()
-    figure = _figure(7.0, 4.6)
+    figure = new_figure(7.0, 4.6)
     ax = figure.add_subplot()
     ax.plot(frame.threshold, frame.cost_per_item, color=MAIN_COLOUR, linewidth=2.0, label="cost per item")
     for t in LABELLED_THRESHOLDS:
@@ -262,7 +262,7 @@ def cost_chart(measured: ThresholdMeasurement, *, marks: Mapping[str, float | No
                    label=f"{name}: {row.threshold:.2f} ({row.cost_per_item:.3g} per item, "
                    f"{row.coverage:.0%} automated)")
     ax.legend(fontsize=8)
-    _label(ax, title or f"Cost by threshold (n={measured.n:,}; review {measured.review_cost:g}, "
+    set_labels(ax, title or f"Cost by threshold (n={measured.n:,}; review {measured.review_cost:g}, "
            f"automated error {measured.error_cost:g})", "confidence threshold", "cost per item")
     return figure
 
@@ -298,7 +298,7 @@ def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, target_accu
         panels.append(("coverage", "test coverage at the certified threshold"))
     if "accuracy_automated" in results and results["accuracy_automated"].notna().any():
         panels.append(("accuracy_automated", "test accuracy at the certified threshold"))
-    figure = _figure(6.0 * len(panels), 4.6)
+    figure = new_figure(6.0 * len(panels), 4.6)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     tail = (1.0 - band) / 2.0
     repeats = int(results.groupby(["calibrator", "n_labels"]).size().max())
@@ -317,7 +317,7 @@ def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, target_accu
         ax.set_xticks(budgets, labels=[f"{b:g}" for b in budgets])
         ax.minorticks_off()
         ax.legend(fontsize=TICK_SIZE)
-        _label(ax, f"{ylabel}\n({band:.0%} band over {repeats} repeats)", "calibration labels (log scale)", ylabel)
+        set_labels(ax, f"{ylabel}\n({band:.0%} band over {repeats} repeats)", "calibration labels (log scale)", ylabel)
     if title:
         figure.suptitle(title, fontsize=TITLE_SIZE)
     return figure
@@ -333,7 +333,7 @@ def prediction_set_chart(coverage: Mapping[str, pd.DataFrame], *, alpha: float, 
         raise DataError("prediction_set_chart needs at least one table")
     names = list(coverage)
     parts = list(next(iter(coverage.values()))["part"])
-    figure = _figure(max(8.0, 0.9 * len(parts) * max(1, len(names)) / 2 + 3), 7.0)
+    figure = new_figure(max(8.0, 0.9 * len(parts) * max(1, len(names)) / 2 + 3), 7.0)
     cover_ax, size_ax = figure.subplots(2, 1, sharex=True)
     x = np.arange(len(parts))
     width = 0.8 / len(names)
@@ -347,10 +347,10 @@ def prediction_set_chart(coverage: Mapping[str, pd.DataFrame], *, alpha: float, 
     low = float(min(np.nanmin(t["coverage_low"]) for t in coverage.values()))
     cover_ax.set_ylim(max(0.0, min(low, 1 - alpha) - 0.05), 1.005)
     cover_ax.legend(fontsize=8, ncols=min(4, len(names) + 1), loc="lower left")
-    _label(cover_ax, title or "Prediction sets on the test split: coverage (95% interval) and mean size", "",
+    set_labels(cover_ax, title or "Prediction sets on the test split: coverage (95% interval) and mean size", "",
            "coverage")
     size_ax.set_xticks(x, labels=[p.replace("=", "=\n", 1) for p in parts], fontsize=8)
-    _label(size_ax, "", "part of the test split", "mean set size")
+    set_labels(size_ax, "", "part of the test split", "mean set size")
     return figure
 
 

@@ -18,7 +18,7 @@ METRIC_ROWS = (("accuracy", "accuracy"), ("ece", "ECE (20 equal-width)"), ("ece_
                ("brier", "Brier"), ("nll", "NLL"), ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
 
 
-def _fmt(metric: dict) -> str:
+def format_metric(metric: dict) -> str:
     value, low, high = metric.get("value"), metric.get("ci_low"), metric.get("ci_high")
     if value is None:
         return "–"
@@ -32,7 +32,7 @@ def metrics_table(evaluation: Evaluation, which: str) -> pd.DataFrame:
     rows = []
     for name, result in evaluation.methods.items():
         metrics = (result.test if which == "test" else result.crossfit)["metrics"]
-        rows.append({"method": name, **{label: _fmt(metrics[key]) for key, label in METRIC_ROWS if key in metrics}})
+        rows.append({"method": name, **{label: format_metric(metrics[key]) for key, label in METRIC_ROWS if key in metrics}})
     return pd.DataFrame(rows)
 
 
@@ -232,9 +232,9 @@ def _per_class_section(evaluation: Evaluation) -> Section:
     for name, result in evaluation.methods.items():
         metrics = result.test["metrics"]
         if "classwise_ece" in metrics:
-            rows.append({"method": name, "classwise ECE": _fmt(metrics["classwise_ece"]),
-                         "top-label ECE": _fmt(metrics["ece"]), "NLL": _fmt(metrics["nll"]),
-                         "accuracy": _fmt(metrics["accuracy"])})
+            rows.append({"method": name, "classwise ECE": format_metric(metrics["classwise_ece"]),
+                         "top-label ECE": format_metric(metrics["ece"]), "NLL": format_metric(metrics["nll"]),
+                         "accuracy": format_metric(metrics["accuracy"])})
     part.add_table(pd.DataFrame(rows), f"test split, n = {y_test.size}")
     for name in dict.fromkeys(("raw", evaluation.best)):
         part.add_figure(charts.classwise_reliability_diagrams(evaluation.methods[name].test_probs, y_test,
@@ -247,9 +247,9 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
     h = evaluation.headline()
     lines = [f"# {title}", "",
              f"- calibration split: {h['n_calibration']} rows; test split: {h['n_test']} rows",
-             f"- accuracy (test): raw {_fmt(h['accuracy_raw'])} → {h['best_method']} {_fmt(h['accuracy_calibrated'])}",
-             f"- ECE, 20 equal-width bins (test): raw {_fmt(h['ece_raw'])} → {h['best_method']} "
-             f"{_fmt(h['ece_calibrated'])}",
+             f"- accuracy (test): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} {format_metric(h['accuracy_calibrated'])}",
+             f"- ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
+             f"{format_metric(h['ece_calibrated'])}",
              f"- policy: {evaluation.policy.method}",
              f"- guarantee: {evaluation.policy.guarantee}"]
     on_test = h["policy_on_test"]

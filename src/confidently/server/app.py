@@ -16,11 +16,13 @@ from fastapi import FastAPI
 
 from confidently import __version__
 from confidently.server import handlers
+from confidently.server.loop import FeedbackLoop
 from confidently.server.metrics import Metrics
 from confidently.server.middleware import InFlightRequests, RequestCounts, RequestMetrics
-from confidently.server.routers import adapters, classify, health
+from confidently.server.routers import adapters, classify, drift, health, review
 from confidently.server.service import Service
 from confidently.server.settings import Settings
+from confidently.server.versions import poll_versions
 
 if TYPE_CHECKING:
     from confidently.backends.transformers_backend import TransformersBackend
@@ -36,7 +38,9 @@ decision is null.
 
 
 def load_service(app: FastAPI) -> None:
-    """Load the model and every adapter for ``app`` now (``confidently serve`` does, before listening)."""
+    """Open the feedback store, then load the model and every adapter for ``app`` now (``confidently serve``
+    does, before listening)."""
+    app.state.loop.open()
     app.state.service = Service.start(app.state.settings, app.state.metrics, app.state.backend)
 
 
@@ -47,10 +51,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.service is None:
         # Loading takes seconds to minutes: off the event loop, so the process stays responsive to signals.
         await asyncio.to_thread(load_service, app)
+    poller = asyncio.create_task(poll_versions(app.state.service, settings.version_poll_s))
     try:
         yield
     finally:
+        poller.cancel()
         await asyncio.to_thread(app.state.service.stop, settings.drain_timeout_s)
+        app.state.loop.close()
 
 
 def create_app(settings: Settings, *, backend: TransformersBackend | None = None) -> FastAPI:
@@ -61,12 +68,13 @@ def create_app(settings: Settings, *, backend: TransformersBackend | None = None
     app.state.backend = backend
     app.state.service = None
     app.state.metrics = Metrics()
+    app.state.loop = FeedbackLoop(settings)
     app.state.counts = RequestCounts()
     handlers.install(app)
     # The last added is the outermost: metrics see the limit's 503s.
     app.add_middleware(InFlightRequests, counts=app.state.counts, max_concurrency=settings.max_concurrency,
                        drain_timeout_s=settings.drain_timeout_s)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    for module in (classify, adapters, health):
+    for module in (classify, adapters, health, drift, review):
         app.include_router(module.router)
     return app

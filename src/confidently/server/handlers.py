@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from confidently.canary import CanaryFailedError
 from confidently.errors import ArtifactError, ConfidentlyError, DataError, TaskError
 from confidently.server.batching import ShuttingDownError
 from confidently.server.disconnect import ClientDisconnected
@@ -29,6 +30,7 @@ log = logging.getLogger("confidently.server")
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownAdapterError, 404),
     (AdapterConflictError, 409),
+    (CanaryFailedError, 409),
     (AdapterReloadedError, 409),
     (AdapterPathError, 400),
     (ArtifactError, 422),

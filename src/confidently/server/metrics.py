@@ -1,8 +1,11 @@
-"""Counters and histograms in the Prometheus text exposition format (version 0.0.4).
+"""Counters, gauges and histograms in the Prometheus text exposition format (version 0.0.4).
 
-Written here rather than with ``prometheus_client`` because six series need ~80 lines, and each app
-keeps its own :class:`Metrics` (tests run several servers in one process; a global registry would
-mix them). Updates come from the event loop and the model's worker thread, hence the lock.
+Written here rather than with ``prometheus_client``: the series need ~100 lines; each app keeps its
+own :class:`Metrics` (tests run several servers in one process); and the production loop's gauges
+(drift, live accuracy, canaries) are computed afresh at each scrape from state the loop keeps, which
+a plain set-at-scrape :class:`Gauge` does without a client library's collector machinery. The
+output is checked in the tests with ``prometheus_client``'s own parser. Updates come from the
+event loop and the model's worker thread, hence the lock.
 """
 
 from __future__ import annotations
@@ -41,6 +44,22 @@ class Counter:
 
     def lines(self) -> list[str]:
         out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        out += [f"{self.name}{_labels(self.labels, k)} {_number(v)}" for k, v in sorted(self.values.items())]
+        return out
+
+
+class Gauge:
+    """A value computed when scraped (drift statistics, live accuracy), set afresh each time."""
+
+    def __init__(self, name: str, help: str, labels: tuple[str, ...] = ()):
+        self.name, self.help, self.labels = name, help, labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def set(self, value: float, *values: str) -> None:
+        self.values[values] = value
+
+    def lines(self) -> list[str]:
+        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
         out += [f"{self.name}{_labels(self.labels, k)} {_number(v)}" for k, v in sorted(self.values.items())]
         return out
 

@@ -14,7 +14,9 @@ import re
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from confidently.canary import CanaryCheck, CanaryFailedError
 from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.server.metrics import Metrics
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo
 from confidently.server.served import Served
 
@@ -55,12 +57,16 @@ class AdapterRegistry:
     """
 
     def __init__(self, backend: TransformersBackend, base: Served, *, adapters_dir: Path | None,
-                 batch_size: int):
+                 batch_size: int, canary: str = "refuse"):
         self.backend = backend
         self.base = base
         self.adapters_dir = None if adapters_dir is None else adapters_dir.resolve()
         self.batch_size = batch_size
+        self.canary = canary
         self._adapters: dict[str, Served] = {}
+        #: The last canary check of each entry whose bundle carries one, by its metrics name (reported at
+        #: /metrics and the drift endpoint; kept when ``--canary mark`` serves a failed one).
+        self.canaries: dict[str, CanaryCheck] = {}
 
     def __len__(self) -> int:
         return len(self._adapters)
@@ -120,11 +126,56 @@ class AdapterRegistry:
                                    f"{type(error).__name__}: {error}") from error
         try:
             served.check_loaded()  # the weights loaded are the ones the bundle was read with
+            self._check_canary(served)
         except ConfidentlyError:
             self.backend.unload_adapter(name)
             raise
         self._adapters = {**self._adapters, name: served}
         return served
+
+    def _check_canary(self, served: Served) -> None:
+        """Re-score the bundle's golden prompts; refuse the entry (or log it as unhealthy) when they moved.
+
+        Raises
+        ------
+        CanaryFailedError
+            With ``--canary refuse``, when the largest deviation exceeds the canary's tolerance.
+        """
+        key = Metrics.BASE if served.name is None else served.name
+        self.canaries.pop(key, None)
+        canary = served.canary
+        if self.canary == "off" or canary is None:
+            return
+        self.backend.set_adapter(served.name)
+        check = canary.check(served.classifier.score(list(canary.texts)).probs)
+        self.canaries[key] = check
+        if check.passed:
+            log.info("%s: %s", _describe(served), check.describe())
+            return
+        if self.canary == "refuse":
+            raise CanaryFailedError(f"{_describe(served)} refused: {check.describe()}; its calibrator does not "
+                                    "hold for the model as it scores here")
+        log.error("%s is unhealthy: %s", _describe(served), check.describe())
+
+    def check_base(self) -> None:
+        """Run the base model's canary (when its calibration bundle carries one), as adapters' run at load."""
+        self._check_canary(self.base)
+
+    def refresh_versions(self) -> None:
+        """Apply any newer recalibrated version (``versions/vN`` beside a bundle) without reloading weights."""
+        for name, served in [(None, self.base), *sorted(self._adapters.items())]:
+            try:
+                newer = served.with_latest_version()
+            except ConfidentlyError as error:
+                log.error("%s: newer calibration version not applied: %s", _describe(served), error)
+                continue
+            if newer is served:
+                continue
+            if name is None:
+                self.base = newer
+            elif self._adapters.get(name) is served:
+                self._adapters = {**self._adapters, name: newer}
+            log.info("%s: now deciding with calibration version %s", _describe(newer), newer.bundle_version)
 
     def unload(self, name: str) -> Served:
         served = self.get(name)
@@ -154,3 +205,7 @@ def _check_weights(folder: Path) -> None:
     if (folder / WEIGHTS_FILE).exists():  # a missing file is the backend's to explain
         with safe_open(folder / WEIGHTS_FILE, framework="pt") as weights:
             weights.keys()
+
+
+def _describe(served: Served) -> str:
+    return "the base model" if served.name is None else f"adapter {served.name!r}"

@@ -100,6 +100,10 @@ class ClassifyResponse(BaseModel):
     guarantee: str | None = Field(default=None, description="What an `automate` decision promises, in words; "
                                   "null without a policy.")
     results: list[TextResult]
+    request_id: str | None = Field(default=None, description="Names this request's texts for feedback "
+                                   "(POST /v1/feedback with it and a text's position).")
+    bundle_version: str | None = Field(default=None, description="Version of the calibrator and policy that "
+                                       "decided (null for an uncalibrated base model).")
 
 
 class ModelInfo(BaseModel):
@@ -117,6 +121,8 @@ class ModelInfo(BaseModel):
     guarantee: str | None = None
     decided_on: Literal["calibrated", "raw"] | None
     manifest_sha256: str | None
+    bundle_version: str | None = Field(default=None, description="The bundle version that decides: its "
+                                       "manifest's hash (12 hex digits) and version number.")
     weights_sha256: str | None
 
 

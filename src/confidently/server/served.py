@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from confidently.bundle import Bundle, BundleMismatchError, read_bundle
+from confidently.bundle_versions import latest_version, version_label, version_numbers
+from confidently.canary import Canary
 from confidently.classifier import Classifier
 from confidently.decisions import CalibratedClassifier
+from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
 from confidently.tasks import get_task
 
@@ -29,7 +33,10 @@ class Served:
     calibrated : the classifier (this entry's task on the shared backend) with its calibrator and policy.
     base_model : the base model's name (as the adapter's manifest or the server's settings give it).
     path : the adapter folder relative to the adapters folder.
-    bundle : the calibration bundle the calibrator and policy came from, if any.
+    bundle : the calibration bundle the calibrator and policy came from, if any: the folder's own
+        (version 1) or the newest recalibrated version (``versions/vN``, :mod:`confidently.bundle_versions`).
+    home : the folder of the bundle's version 1, where newer versions appear.
+    version : which version ``bundle`` is.
     """
 
     name: str | None
@@ -37,6 +44,8 @@ class Served:
     base_model: str
     path: str | None = None
     bundle: Bundle | None = None
+    home: Path | None = None
+    version: int = 1
 
     @property
     def classifier(self) -> Classifier:
@@ -59,7 +68,9 @@ class Served:
         chosen = get_task(task) if task is not None else (get_task("sentiment") if bundle is None else bundle.task)
         classifier = Classifier(backend=backend, task=chosen, batch_size=batch_size,
                                 chat=None if bundle is None else bundle.chat)
-        return cls(None, CalibratedClassifier(classifier, bundle=bundle), backend.model_name, bundle=bundle)
+        served = cls(None, CalibratedClassifier(classifier, bundle=bundle), backend.model_name, bundle=bundle,
+                     home=None if bundle is None else bundle.folder)
+        return served.with_latest_version()
 
     @classmethod
     def adapter(cls, backend: TransformersBackend, name: str, folder: Path, *, relative: str,
@@ -79,7 +90,44 @@ class Served:
         # The adapter is not active yet, so the bundle is applied unchecked here; the registry checks
         # the loaded weights' hash against it once they are loaded (:meth:`check_loaded`).
         calibrated = CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
-        return cls(name, calibrated, bundle.model.name, path=relative, bundle=bundle)
+        served = cls(name, calibrated, bundle.model.name, path=relative, bundle=bundle, home=bundle.folder)
+        return served.with_latest_version()
+
+    def with_latest_version(self) -> Served:
+        """This entry deciding with the newest version of its bundle (itself when that is the one applied).
+
+        Raises
+        ------
+        ArtifactError
+            The newest version is broken or was fitted for another model or task (the one applied stays).
+        """
+        if self.home is None or self.bundle is None:
+            return self
+        numbers = version_numbers(self.home)  # a listing: polled every few seconds, nothing is read unless newer
+        if (numbers[-1] if numbers else 1) <= self.version:
+            newest = self
+        else:
+            latest = latest_version(self.home, self.bundle)  # checked against the applied one's model and task
+            calibrated = CalibratedClassifier(self.classifier, calibrator=latest.bundle.calibrator,
+                                              policy=latest.bundle.policy)
+            newest = replace(self, calibrated=calibrated, bundle=latest.bundle, version=latest.number)
+        newest.reference  # noqa: B018 -- parsed now, so a malformed one refuses the bundle at load, not later
+        return newest
+
+    @property
+    def bundle_version(self) -> str | None:
+        """The version that decides this entry's texts: its manifest's hash (12 hex digits) and number."""
+        return None if self.bundle is None else version_label(self.bundle, self.version)
+
+    @cached_property
+    def canary(self) -> Canary | None:
+        """The golden prompts the bundle carries, if any."""
+        return None if self.bundle is None else Canary.from_bundle(self.bundle)
+
+    @cached_property
+    def reference(self) -> Reference | None:
+        """The distribution drift is measured against (the applied version's), if the bundle carries one."""
+        return None if self.bundle is None else Reference.from_bundle(self.bundle)
 
     def check_loaded(self) -> None:
         """Refuse an adapter whose loaded weights are not the ones its bundle was calibrated with."""
@@ -104,6 +152,7 @@ class Served:
             target_accuracy=None if policy is None else policy.target_accuracy,
             guarantee=None if policy is None else policy.guarantee,
             decided_on=self.decided_on, manifest_sha256=None if self.bundle is None else self.bundle.manifest_sha256,
+            bundle_version=self.bundle_version,
             weights_sha256=backend.adapters.get(self.name) if self.name else None,
         )
 

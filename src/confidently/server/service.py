@@ -1,6 +1,6 @@
 """The running service: the model, its adapters and the fair micro-batcher, behind two coroutines.
 
-Routers call :meth:`Service.classify` and :meth:`Service.run`; both wait for the model's worker thread
+Routers call :meth:`Service.score` and :meth:`Service.run`; both wait for the model's worker thread
 without blocking the event loop. Cancelling either (the client went away, or the drain window ran
 out) abandons the work not yet started.
 """
@@ -46,7 +46,9 @@ class Service:
             backend = TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
         base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
                            calibration=settings.calibration)
-        registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size)
+        registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size,
+                                   canary=settings.canary)
+        registry.check_base()  # a --calibration bundle whose canary fails is refused like an adapter's
         registry.load_all()
         service = cls(registry, settings, metrics)
         service.batcher.start()
@@ -56,7 +58,8 @@ class Service:
         """Finish queued work, then stop the worker thread."""
         self.batcher.stop(timeout)
 
-    async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
+    async def score(self, request: ClassifyRequest) -> tuple[Served, ClassifyResponse]:
+        """The response, and the entry that scored the texts (a reload may have replaced it while they waited)."""
         self.registry.get(request.adapter)  # unknown adapters fail before queueing
         parts = split(request.texts, request.top_tokens, max_texts=self.batch_size, max_cost=self.item_cost)
         scored = await asyncio.wrap_future(self.batcher.submit(request.adapter, parts))
@@ -67,10 +70,11 @@ class Service:
                                        "scored, so its texts saw different weights: send it again")
         results = [result for _, part in scored for result in part]
         policy = served.calibrated.policy
-        return ClassifyResponse(
+        return served, ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
             threshold=None if policy is None else policy.threshold, decided_on=served.decided_on,
             guarantee=None if policy is None else policy.guarantee, results=results,
+            bundle_version=served.bundle_version,
         )
 
     async def run(self, fn: Callable[[], T]) -> T:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +30,14 @@ class Settings(BaseModel):
     batch_size : most texts scored in one forward pass (the micro-batcher groups up to this many).
     batch_wait_ms : how long the first request of a batch waits for others to join it.
     device, dtype : passed to the transformers backend.
+    feedback_db : SQLite file or ``postgresql://`` URL of the review queue and labels; None keeps no queue.
+    audit_fraction : share of ``automate`` decisions also sent to review, to measure live accuracy.
+    reviewer_tokens : reviewer name -> bearer token for the review page and ``POST /v1/feedback``
+        (the admin token is accepted too, as reviewer ``admin``).
+    review_lease_s : how long a reviewer holds the item they were shown before others may get it.
+    canary : what to do when an adapter's golden prompts score differently from when its calibrator was
+        fitted: ``refuse`` it, ``mark`` it unhealthy (served, logged, reported), or ``off`` (not checked).
+    version_poll_s : how often bundle folders are checked for a recalibrated version (``versions/vN``).
     read_timeout_s : how long a client may take to send a whole request (headers and body), counted
         from its first byte or from the connection's opening; then 408 and the connection is closed.
     max_concurrency : most ``/v1/`` requests in flight at once; more get 503 with ``Retry-After``.
@@ -52,6 +61,12 @@ class Settings(BaseModel):
     batch_wait_ms: float = Field(default=5.0, ge=0)
     device: str | None = None
     dtype: str | None = None
+    feedback_db: str | None = None
+    audit_fraction: float = Field(default=0.05, ge=0, le=1)
+    reviewer_tokens: dict[str, str] = Field(default_factory=dict, repr=False)
+    review_lease_s: float = Field(default=600.0, gt=0)
+    canary: Literal["refuse", "mark", "off"] = "refuse"
+    version_poll_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     max_concurrency: int = Field(default=128, ge=1)
     max_connections: int = Field(default=256, ge=1)

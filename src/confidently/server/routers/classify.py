@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
-from confidently.server.deps import ServiceDep, SettingsDep
+from confidently.server.deps import LoopDep, ServiceDep, SettingsDep
 from confidently.server.disconnect import unless_disconnected
 from confidently.server.handlers import ERRORS
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
@@ -16,8 +16,8 @@ router = APIRouter(prefix="/v1", tags=["classify"])
 @router.post("/classify", response_model=ClassifyResponse,
              responses={**ERRORS, 404: {"model": ErrorResponse, "description": "Unknown adapter."},
                         409: {"model": ErrorResponse, "description": "The adapter was reloaded meanwhile."}})
-async def classify(body: ClassifyRequest, request: Request, settings: SettingsDep,
-                   service: ServiceDep) -> ClassifyResponse:
+async def classify(body: ClassifyRequest, request: Request, settings: SettingsDep, service: ServiceDep,
+                   loop: LoopDep) -> ClassifyResponse:
     """Classify texts with the base model or a loaded adapter.
 
     Per text: label, raw and calibrated class probabilities and confidence, other mass, the decision
@@ -39,4 +39,6 @@ async def classify(body: ClassifyRequest, request: Request, settings: SettingsDe
                                  f"{passes(body.top_tokens)} forward passes), more than this server's budget of "
                                  f"{settings.max_request_cost} per request: send fewer or shorter texts"
                                  + (", or top_tokens 0" if body.top_tokens else ""))
-    return await unless_disconnected(request, service.classify(body))
+    served, response = await unless_disconnected(request, service.score(body))
+    await loop.after_classify(body, response, served)  # request id; drift; review queue, durably
+    return response

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from confidently.server.deps import MetricsDep, ServiceDep, SettingsDep
+from confidently.server.deps import LoopDep, MetricsDep, ServiceDep, SettingsDep
 from confidently.server.metrics import CONTENT_TYPE
 from confidently.server.schemas import Health, Limits
 
@@ -28,6 +30,8 @@ async def healthz(request: Request, settings: SettingsDep, service: ServiceDep) 
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(metrics: MetricsDep, service: ServiceDep) -> PlainTextResponse:
-    """Requests, latency, batch sizes, texts and decisions per adapter (Prometheus text format)."""
-    return PlainTextResponse(metrics.render(service.batcher.queued), media_type=CONTENT_TYPE)
+async def metrics(metrics: MetricsDep, service: ServiceDep, loop: LoopDep) -> PlainTextResponse:
+    """Requests, latency, batch sizes, texts and decisions per adapter; drift and live accuracy
+    (Prometheus text format)."""
+    production = await asyncio.to_thread(loop.render, service)
+    return PlainTextResponse(metrics.render(service.batcher.queued) + production, media_type=CONTENT_TYPE)

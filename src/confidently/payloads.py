@@ -1,0 +1,47 @@
+"""What the production loop needs stored beside a calibrator, computed from the calibration rows.
+
+``evaluate`` and ``finetune`` pass :func:`production_payloads` to
+:func:`~confidently.bundle.write_bundle` as ``extra_json``, so each is hashed in the manifest and read
+back only through :func:`~confidently.bundle.read_bundle` (``Bundle.extras``): ``canary.json`` (golden prompts, checked by ``confidently canary`` and when ``serve`` loads the
+bundle), ``reference.json`` (the distribution drift is measured against) and ``calibration_rows.json``
+(what ``confidently recalibrate`` refits on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from confidently.canary import CANARY_FILE, DEFAULT_SIZE, Canary
+from confidently.monitoring.reference import REFERENCE_FILE, Reference
+from confidently.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows
+from confidently.tasks import Task
+
+if TYPE_CHECKING:
+    from confidently.calibration import Calibrator
+    from confidently.thresholds import DecisionPolicy
+
+
+def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, other_mass: ArrayLike, *,
+                        task: Task, chat: bool | None, calibrator: Calibrator | None,
+                        policy: DecisionPolicy | None, scored_with: Mapping[str, Any], source: str,
+                        canary_size: int = DEFAULT_SIZE, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """``{file name: JSON payload}`` for the calibration rows ``texts``, label indices ``y``, raw class
+    probabilities ``probs`` (n, k) and ``other_mass`` (n,), scored by the model ``scored_with`` describes.
+
+    Parameters
+    ----------
+    scored_with : what produced ``probs`` (:meth:`ModelIdentity.to_dict`), recorded in the canary for its report.
+    source : how the rows were obtained (file, split), for the reference's audit trail.
+    """
+    raw = np.asarray(probs, dtype=float)
+    labels = np.asarray(y)
+    canary = Canary.select(texts, labels, raw, task=task, chat=chat, size=canary_size, seed=seed,
+                           scored_with=scored_with)
+    reference = Reference.from_scores(raw, other_mass, labels=task.label_names, calibrator=calibrator,
+                                      policy=policy, source=source)
+    rows = CalibrationRows(task.label_names, raw, labels, np.asarray(other_mass, dtype=float))
+    return {CANARY_FILE: canary.to_dict(), REFERENCE_FILE: reference.to_dict(), CALIBRATION_ROWS_FILE: rows.to_dict()}

@@ -1,0 +1,218 @@
+"""Recalibration from reviewers' labels, written as a new bundle version beside the original.
+
+:func:`recalibrate` refits the calibrator on the calibration rows plus part of the labelled review
+and audit texts, checks old and new on the rest of those labels (held out), and keeps the new one
+only when it is demonstrably better there: the 95% paired-bootstrap interval of the difference in
+negative log-likelihood (new - old) lies below zero. The decision threshold is then re-certified,
+for the old policy's target accuracy, on the calibration rows only (calibrated out of fold): they
+are a random sample of traffic, while review and audit texts were selected by their confidence.
+
+The calibration rows are the bundle's ``calibration_rows.json`` (written by ``evaluate`` and
+``finetune``, read through :func:`~confidently.bundle.read_bundle`, hash-checked). An adopted
+calibrator becomes ``FOLDER/versions/vN`` (:mod:`confidently.bundle_versions`): a complete bundle
+with the new calibrator and policy, the reference distribution they give, the folder's canary and
+``recalibration.json`` (this comparison). Nothing is overwritten; ``serve`` switches to the newest
+version without a restart. Only reviewed texts (reason ``review`` or ``audit``) are used: their
+selection depends on the model's scores alone, so it leaves ``P(label | scores)``, what a
+calibrator estimates, unbiased; labels that programs sent for texts of their choosing might not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from confidently.bundle import Bundle, read_bundle
+from confidently.bundle_versions import latest_version, write_version
+from confidently.calibration import Calibrator
+from confidently.calibration.base import clone
+from confidently.calibration.validation import check_labels, check_probs
+from confidently.canary import CANARY_FILE
+from confidently.errors import ArtifactError, DataError
+from confidently.feedback import FeedbackStore, LabelledText
+from confidently.metrics import metric_function, paired_bootstrap_diff
+from confidently.monitoring.reference import REFERENCE_FILE, Reference
+from confidently.thresholds import DecisionPolicy, certify_threshold
+
+CALIBRATION_ROWS_FILE = "calibration_rows.json"
+CALIBRATION_ROWS_FORMAT = "confidently.calibration_rows"
+REPORT_FILE = "recalibration.json"
+#: Fewest held-out labels on which old and new are compared.
+MIN_HELD_OUT = 20
+CERTIFICATE_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class CalibrationRows:
+    """The rows a calibrator was fitted on: raw class probabilities, labels and other mass.
+
+    Attributes
+    ----------
+    labels : label names, in column order.
+    probs : array of shape (n, k), raw class probabilities.
+    y : array of shape (n,), label indices.
+    other_mass : array of shape (n,), next-token mass on no label (for the reference distribution).
+    """
+
+    labels: tuple[str, ...]
+    probs: np.ndarray
+    y: np.ndarray
+    other_mass: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CALIBRATION_ROWS_FORMAT, "format_version": 1, "labels": list(self.labels),
+                "probs": self.probs.tolist(), "y": self.y.tolist(), "other_mass": self.other_mass.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CalibrationRows:
+        if not isinstance(data, Mapping) or data.get("format") != CALIBRATION_ROWS_FORMAT:
+            raise ArtifactError(f"expected format {CALIBRATION_ROWS_FORMAT!r}")
+        try:
+            labels = tuple(data["labels"])
+            probs = check_probs(data["probs"], n_classes=len(labels))
+            y = check_labels(data["y"], n_samples=len(probs), n_classes=len(labels))
+            other = np.asarray(data["other_mass"], dtype=float).reshape(len(probs))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ArtifactError(f"malformed calibration rows: {error}") from None
+        return cls(labels, probs, y, other)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> CalibrationRows:
+        """The rows ``bundle`` was fitted on (its hash-checked ``calibration_rows.json``)."""
+        path = bundle.folder / CALIBRATION_ROWS_FILE
+        if CALIBRATION_ROWS_FILE not in bundle.extras:
+            raise ArtifactError(f"{bundle.folder}: the bundle has no {CALIBRATION_ROWS_FILE} (bundles written by "
+                                "`confidently evaluate` or `confidently finetune` carry it): nothing to refit on")
+        try:
+            return cls.from_dict(bundle.extras[CALIBRATION_ROWS_FILE])
+        except ArtifactError as error:
+            raise ArtifactError(f"{path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Recalibration:
+    """What :func:`recalibrate` found and did.
+
+    Attributes
+    ----------
+    adopted : whether a new version was written.
+    version : the new version's number (None when the old was kept).
+    folder : the new version's folder (None when the old was kept).
+    report : the comparison and how it was made, as written to ``recalibration.json``.
+    """
+
+    adopted: bool
+    version: int | None
+    folder: Path | None
+    report: dict[str, Any]
+
+    def describe(self) -> str:
+        r = self.report
+        if "nll_difference" not in r:
+            return f"kept version {r['current_version']}: {r['reason']}"
+        d = r["nll_difference"]
+        verdict = (f"wrote version {self.version}" if self.adopted else f"kept version {r['current_version']}")
+        return (f"{verdict}: on {r['n_held_out']} held-out labels, NLL {r['nll_old']:.4f} -> {r['nll_new']:.4f} "
+                f"(difference {d['value']:+.4f}, 95% paired bootstrap [{d['low']:+.4f}, {d['high']:+.4f}]); "
+                f"ECE {r['ece_old']:.4f} -> {r['ece_new']:.4f}; {r['reason']}")
+
+
+def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None, holdout: float = 0.3,
+                seed: int = 0, n_resamples: int = 1000) -> Recalibration:
+    """Refit the calibrator and policy of ``folder`` with the reviewed labels of ``adapter`` (see the module docs).
+
+    Parameters
+    ----------
+    folder : a calibration bundle (an evaluate run folder, an adapter folder) with a calibrator and
+        ``calibration_rows.json``; refits start from its newest version.
+    store : the feedback store the server logged to.
+    adapter : the name the folder is served under (None: the base model).
+    holdout : share of the labelled texts kept for the comparison (stratified by label).
+    """
+    root = read_bundle(folder)
+    rows = CalibrationRows.from_bundle(root)
+    if rows.labels != root.task.label_names:
+        raise ArtifactError(f"{root.folder / CALIBRATION_ROWS_FILE}: labels {list(rows.labels)}, the bundle's task "
+                            f"has {list(root.task.label_names)}")
+    current = latest_version(folder, root)
+    number, old, policy = current.number, current.bundle.calibrator, current.bundle.policy
+    if old is None:
+        raise ArtifactError(f"{current.bundle.folder}: has no calibrator to recalibrate (no calibrator beat the raw "
+                            "scores when it was fitted)")
+    labelled = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
+    if labelled and list(labelled[0].probs) != list(rows.labels):
+        raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(labelled[0].probs)}, "
+                        f"the calibration rows {list(rows.labels)}")
+    base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter, "n_calibration_rows": int(len(rows.y)),
+            "n_feedback": len(labelled), "holdout": holdout, "seed": seed}
+    n_held = int(round(len(labelled) * holdout))
+    if n_held < MIN_HELD_OUT:
+        return Recalibration(False, None, None, {**base, "reason": (
+            f"too few reviewed labels: {len(labelled)}, of which {n_held} would be held out; need "
+            f"{MIN_HELD_OUT} held out (about {int(np.ceil(MIN_HELD_OUT / holdout))} labels)")})
+    probs = np.array([[r.probs[label] for label in rows.labels] for r in labelled])
+    y = np.array([rows.labels.index(r.true_label) for r in labelled])
+    counts = np.bincount(y, minlength=len(rows.labels))
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    train, held = train_test_split(np.arange(len(y)), test_size=n_held, random_state=seed, stratify=stratify)
+    new = clone(old).fit(np.vstack([rows.probs, probs[train]]), np.concatenate([rows.y, y[train]]))
+    nll, ece = metric_function("nll"), metric_function("ece", n_bins=10)
+    old_held, new_held = old.predict_proba(probs[held]), new.predict_proba(probs[held])
+    diff = paired_bootstrap_diff(nll, (new_held, y[held]), (old_held, y[held]), n_resamples=n_resamples, seed=seed)
+    report = {**base, "n_train_feedback": int(len(train)), "n_held_out": int(len(held)), "method": new.name,
+              "nll_old": float(nll(old_held[None], y[held][None])[0]),
+              "nll_new": float(nll(new_held[None], y[held][None])[0]),
+              "ece_old": float(ece(old_held[None], y[held][None])[0]),
+              "ece_new": float(ece(new_held[None], y[held][None])[0]),
+              "ece_bins": "10 equal-width bins of the top-label confidence",
+              "nll_difference": {"value": diff.diff, "low": diff.ci_low, "high": diff.ci_high, "level": diff.level,
+                                 "n_resamples": n_resamples, "paired_bootstrap_seed": seed}}
+    if not diff.ci_high < 0:
+        report["reason"] = ("the new calibrator is not demonstrably better on the held-out labels (the interval "
+                            "of the NLL difference does not lie below 0)")
+        return Recalibration(False, None, None, report)
+    new_policy = _recertify(new, policy, rows, probs[train], y[train], seed)
+    report["reason"] = "the new calibrator is better on the held-out labels"
+    report["policy"] = new_policy.to_dict()
+    reference = Reference.from_scores(rows.probs, rows.other_mass, labels=rows.labels, calibrator=new,
+                                      policy=new_policy, source=f"{CALIBRATION_ROWS_FILE} of {root.folder.name}, "
+                                      f"calibrated by version {number + 1}")
+    trained_on = [labelled[i] for i in train]
+    written = write_version(
+        root, number + 1, calibrator=new, policy=new_policy,
+        fitted_on={"rows_sha256": str(root.fitted_on.get("rows_sha256")), "n_rows": int(len(rows.y) + len(train)),
+                   "calibration_rows": int(len(rows.y)), "feedback_rows": len(trained_on),
+                   "feedback_sha256": _feedback_sha256(trained_on), "parent_version": number,
+                   "parent_manifest_sha256": current.bundle.manifest_sha256},
+        extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
+                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})})
+    return Recalibration(True, written.number, written.bundle.folder, report)
+
+
+def _feedback_sha256(texts: list[LabelledText]) -> str:
+    """A fingerprint of the reviewed labels a version was fitted on (which request, position, label)."""
+    rows = sorted((t.request_id, t.position, t.true_label) for t in texts)
+    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()
+
+
+def _recertify(calibrator: Calibrator, policy: DecisionPolicy, rows: CalibrationRows,
+               extra_probs: np.ndarray, extra_y: np.ndarray, seed: int) -> DecisionPolicy:
+    """The old policy's target at its confidence level, certified on the calibration rows calibrated out of
+    fold (5 folds; each fold's calibrator also sees the reviewed training labels)."""
+    if policy.target_accuracy is None:
+        return policy  # no target to certify for: the old policy stands
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    calibrated = np.zeros_like(rows.probs)
+    for fit, apply in folds.split(rows.probs, rows.y):
+        fold = clone(calibrator).fit(np.vstack([rows.probs[fit], extra_probs]), np.concatenate([rows.y[fit], extra_y]))
+        calibrated[apply] = fold.predict_proba(rows.probs[apply])
+    certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == rows.y,
+                                    target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL)
+    return DecisionPolicy.from_certificate(certificate)

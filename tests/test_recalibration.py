@@ -1,0 +1,147 @@
+"""Recalibration from reviewed labels: adopted when demonstrably better on held-out labels, kept otherwise;
+versions written beside the original, never over it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from confidently.calibration import TemperatureCalibrator
+from confidently.cli.app import app
+from confidently.feedback import LoggedText, open_store
+from confidently.bundle import ModelIdentity, read_bundle, write_bundle
+from confidently.bundle_versions import latest_version, version_label
+from confidently.canary import CANARY_FILE, Canary
+from confidently.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
+from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
+
+LABELS = ("negative", "positive")
+
+
+def draw(n: int, rng, *, sharpness: float):
+    """Raw probabilities and labels where P(top label is right | confidence c) = 0.5 + sharpness * (c - 0.5)."""
+    confidence = 0.5 + 0.5 * rng.beta(2, 1, size=n)
+    top = rng.integers(0, 2, size=n)
+    probs = np.where(top[:, None] == np.arange(2), confidence[:, None], 1 - confidence[:, None])
+    right = rng.random(n) < 0.5 + sharpness * (confidence - 0.5)
+    return probs, np.where(right, top, 1 - top)
+
+
+MODEL = ModelIdentity("tiny", "transformers", "a" * 64, "float32", "b" * 64)
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    """A bundle calibrated when the model was honest (sharpness 1), with its calibration rows and a canary."""
+    rng = np.random.default_rng(0)
+    probs, y = draw(600, rng, sharpness=1.0)
+    rows = CalibrationRows(LABELS, probs, y, rng.beta(1, 30, size=600))
+    canary = Canary.select([f"t{i}" for i in range(600)], y, probs, task=SENTIMENT, size=8)
+    out = tmp_path / "support"
+    write_bundle(out, model=MODEL, task=SENTIMENT, chat=None, calibrator=TemperatureCalibrator().fit(probs, y),
+                 policy=DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test", level=0.95),
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 600},
+                 extra_json={CALIBRATION_ROWS_FILE: rows.to_dict(), CANARY_FILE: canary.to_dict()})
+    return out
+
+
+def fill(store, n: int, *, sharpness: float, seed: int, adapter: str = "support") -> None:
+    rng = np.random.default_rng(seed)
+    probs, y = draw(n, rng, sharpness=sharpness)
+    store.record(f"r{seed}", adapter, "v1", [
+        LoggedText(position=i, label=LABELS[int(p.argmax())], confidence=float(p.max()), decision="review",
+                   probs=dict(zip(LABELS, p.tolist())), queue="review" if i % 3 else "audit", text=f"text {i}")
+        for i, p in enumerate(probs)])
+    for i, label in enumerate(y):
+        store.label(f"r{seed}", i, LABELS[label], reviewer="ann")
+
+
+def test_overconfident_live_traffic_gets_a_new_version(folder, tmp_path):
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)  # the model became overconfident
+        result = recalibrate(folder, store, adapter="support")
+    assert result.adopted and result.version == 2 and result.folder == folder / "versions" / "v2"
+    report = result.report
+    assert report["n_feedback"] == 300 and report["n_held_out"] == 90 and report["n_train_feedback"] == 210
+    assert report["nll_new"] < report["nll_old"] and report["nll_difference"]["high"] < 0
+    assert "wrote version 2" in result.describe()
+    latest = latest_version(folder)
+    # The version is a complete bundle of its own: same model and task, read back with every hash checked.
+    version = latest.bundle
+    assert latest.number == 2 and version.calibrator.temperature_ > 1.5  # softer: less confident
+    assert version.model == MODEL and version.task == SENTIMENT and version.policy.target_accuracy == 0.9
+    assert {"reference.json", "recalibration.json", CANARY_FILE} <= set(version.extras)
+    assert version.extras[CANARY_FILE] == read_bundle(folder).extras[CANARY_FILE]
+    assert version.fitted_on["parent_manifest_sha256"] == read_bundle(folder).manifest_sha256
+    assert version.fitted_on["n_rows"] == 600 + 210 and version.extras["recalibration.json"]["adapter"] == "support"
+    assert latest.label == f"{version.manifest_sha256[:12]}.v2" == version_label(version, 2)
+    # The folder's own files are untouched; a second run builds version 3 and keeps version 2.
+    assert read_bundle(folder).calibrator.temperature_ < 1.3
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.1, seed=2)
+        again = recalibrate(folder, store, adapter="support")
+    assert again.version == 3 and read_bundle(folder / "versions" / "v2").calibrator is not None
+    assert read_bundle(again.folder).fitted_on["parent_version"] == 2
+
+
+def test_traffic_like_the_calibration_rows_keeps_the_old(folder, tmp_path):
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=1.0, seed=3)
+        result = recalibrate(folder, store, adapter="support")
+    assert not result.adopted and result.folder is None and not (folder / "versions").exists()
+    assert result.report["nll_difference"]["high"] >= 0
+    assert result.describe().startswith("kept version 1: on 90 held-out labels")
+
+
+def test_too_few_labels_keep_the_old(folder, tmp_path):
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 30, sharpness=0.1, seed=4)
+        fill(store, 200, sharpness=0.1, seed=5, adapter="other")  # another adapter's labels do not count
+        result = recalibrate(folder, store, adapter="support")
+    assert not result.adopted
+    assert result.describe() == ("kept version 1: too few reviewed labels: 30, of which 9 would be held out; "
+                                 "need 20 held out (about 67 labels)")
+
+
+def test_a_tampered_version_is_refused(folder, tmp_path):
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        recalibrate(folder, store, adapter="support")
+    policy = folder / "versions" / "v2" / "policy.json"
+    policy.write_text(policy.read_text().replace('"certified": true', '"certified": false'))
+    from confidently.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="v2/policy.json changed since the bundle was written"):
+        latest_version(folder)
+
+
+def test_cli_reports_either_way(folder, tmp_path):
+    db = tmp_path / "feedback.db"
+    with open_store(db) as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+    # An evaluate-style bundle (no adapter weights) calibrates the base model unless --adapter says otherwise.
+    base = CliRunner().invoke(app, ["recalibrate", str(folder), "--feedback", str(db), "--json"])
+    assert base.exit_code == 0, base.output
+    assert json.loads(base.stdout)["adapter"] is None and not json.loads(base.stdout)["adopted"]
+    result = CliRunner().invoke(app, ["recalibrate", str(folder), "--feedback", str(db), "--adapter", "support",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["adopted"] and report["version"] == 2 and report["adapter"] == "support"
+    missing = CliRunner().invoke(app, ["recalibrate", str(folder), "--feedback", str(tmp_path / "nope.db")])
+    assert "nope.db: no such feedback store" in str(missing.exception)
+
+
+def test_a_bundle_without_calibration_rows_is_one_clear_error(tmp_path):
+    from confidently.errors import ArtifactError
+
+    write_bundle(tmp_path / "old", model=MODEL, task=SENTIMENT, chat=None, calibrator=None,
+                 policy=DecisionPolicy(threshold=None, target_accuracy=None, certified=False, method="test"),
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 0})
+    with open_store(tmp_path / "feedback.db") as store, \
+            pytest.raises(ArtifactError, match="the bundle has no calibration_rows.json"):
+        recalibrate(tmp_path / "old", store, adapter=None)
