@@ -17,9 +17,9 @@ from confidently.data import Dataset
 from confidently.evaluation import EvaluationConfig
 from confidently.files import atomic_write_json, atomic_write_text
 from confidently.pipeline import EvaluateResult, run_evaluate
-from confidently.scoring import score_datasets
 from confidently.progress import announce
 from confidently.scorers import ScorerSpec
+from confidently.scoring import score_datasets
 
 
 @dataclass
