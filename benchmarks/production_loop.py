@@ -21,7 +21,7 @@ from confidently.bundle import read_bundle
 from confidently.canary import Canary
 from confidently.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.evaluation import EvaluationConfig
 from confidently.monitoring import DriftMonitor, Reference
 from confidently.pipeline import run_evaluate

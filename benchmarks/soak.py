@@ -39,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
 from confidently.data import generate_sentiment
-from confidently.files import sha256_file
 from confidently.tasks import SENTIMENT
+from confidently.thresholds import DecisionPolicy
 
 HOST = "127.0.0.1"  # loopback only, by design
 TOKEN = "soak-admin-token"
@@ -62,11 +63,14 @@ def make_adapters(model: str, root: Path) -> None:
         folder = root / name
         peft_model.save_pretrained(folder)
         backend.model = peft_model.unload()  # back to the bare base model for the next one
-        files = {f.name: sha256_file(f) for f in sorted(folder.iterdir()) if f.name != "README.md"}
-        manifest = {"format": "confidently.adapter", "version": 1, "base_model": model,
-                    "base_weights_id": backend.weights_id, "task": SENTIMENT.to_dict(),
-                    "labels": [{"name": n} for n in SENTIMENT.label_names], "files": files}
-        (folder / "manifest.json").write_text(json.dumps(manifest))
+        # An adapter folder is a calibration bundle (the server reads no other kind): no calibrator, and a
+        # policy that reviews everything, since these random adapters' scores mean nothing.
+        kept = lambda path: None  # noqa: E731  (PEFT has already written the file there)
+        write_bundle(folder, model=ModelIdentity(model, "transformers", backend.weights_id, "float32"),
+                     task=SENTIMENT, chat=None, calibrator=None,
+                     policy=DecisionPolicy(None, None, False, "soak: random adapter, every answer reviewed"),
+                     fitted_on={"rows_sha256": "0" * 64, "n_rows": 0},
+                     extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept})
 
 
 def start_server(args: argparse.Namespace, adapters: Path, log) -> tuple[subprocess.Popen, str]:

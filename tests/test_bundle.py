@@ -11,7 +11,7 @@ from confidently.bundle import (BUNDLE_FORMAT, Bundle, BundleMismatchError, Mode
                                 task_fingerprint, write_bundle)
 from confidently.calibration import PlattCalibrator
 from confidently.classifier import Classifier
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.errors import ArtifactError, ConfidentlyError
 from confidently.tasks import SENTIMENT, Label, Task
 from confidently.thresholds import DecisionPolicy

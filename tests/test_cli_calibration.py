@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from confidently.classifier import Classifier
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.tasks import Label, Task
 
 from test_bundle import make_bundle

@@ -11,7 +11,8 @@ import pytest
 from confidently.bundle import read_bundle
 from confidently.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.decisions import CalibratedClassifier, decide
+from confidently.calibrated import CalibratedClassifier
+from confidently.decisions import decide
 from confidently.errors import ConfidentlyError
 from confidently.evaluation import EvaluationConfig
 from confidently.pipeline import run_evaluate
@@ -138,6 +139,10 @@ def test_evaluate_writes_a_bundle_that_reproduces_its_scores_file(tiny_model_dir
                                applied.calibrated_probs, atol=1e-12)
     assert list(rows["calibrated_prediction"]) == applied.predicted_labels
     assert list(rows["decision"]) == list(applied.decision)
+    # the shipped prediction sets travel in the bundle and reproduce the file's set column
+    assert bundle.prediction_sets.name == result.evaluation.sets.shipped and "conformal.json" in bundle.files
+    assert [list(s) for s in rows["prediction_set"]] == applied.set_lists
+    assert bundle.decision_rule == "threshold"
     assert set(frame["calibrated_with"]) == {"out-of-fold (5-fold cross-fitting)", "the bundle's calibrator"}
     assert not {"prediction", "confidence"} & set(frame.columns)  # every answer column says raw or calibrated
 

@@ -23,6 +23,7 @@ import confidently.estimator as estimator_module
 from confidently import CalibratedTextClassifier
 from confidently.calibration import IsotonicCalibrator, PlattCalibrator, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
+from confidently.conformal import ConformalPredictor
 from confidently.data import generate_sentiment
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.thresholds import certify_threshold
@@ -119,6 +120,9 @@ def test_the_estimator_is_the_classifier_calibrator_and_certificate_it_is_made_o
     assert estimator.certificate_.threshold == certificate.threshold
     assert estimator.certificate_.reason == certificate.reason
     assert estimator.policy_.certified == certificate.certified
+    sets = ConformalPredictor(0.1).fit(out_of_fold, targets)  # fitted on the same out-of-fold scores
+    assert estimator.prediction_sets_.quantiles_ == sets.quantiles_
+    np.testing.assert_array_equal(estimator.predict_set(texts[:20]), sets.predict_set(calibrator.predict_proba(raw[:20])))
 
 
 def test_predictions_do_not_depend_on_row_order_batch_or_refitting(make, data):
@@ -222,6 +226,8 @@ def test_real_model_fit_predict_decide_on_a_handful_of_texts():
     np.testing.assert_allclose(held_out, estimator.calibrator_.predict_proba(raw), atol=1e-6)
     assert np.abs(held_out - raw).max() > 0.01  # calibration moved the raw shares
     assert set(estimator.decide(texts[32:])) <= {"automate", "review"}
+    sets = estimator.predict_set(texts[32:])
+    np.testing.assert_array_equal(sets, estimator.prediction_sets_.predict_set(held_out))
     assert estimator.classes_.tolist() == ["negative", "positive"]
     print(f"gemma-3-270m, 32 fit / 16 held out: raw accuracy {np.mean(raw.argmax(1) == (y[32:] == 'positive')):.3f}, "
           f"calibrated accuracy {np.mean(estimator.predict(texts[32:]) == y[32:]):.3f}; {estimator.certificate_.reason}")

@@ -19,7 +19,7 @@ import pytest
 from confidently.bundle import ModelIdentity, write_bundle
 from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.data import generate_sentiment, stratified_sample
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.thresholds import DecisionPolicy, certify_threshold
 
 pytestmark = pytest.mark.model

@@ -22,7 +22,7 @@ _LAZY = {
     "Bundle": "confidently.bundle",
     "read_bundle": "confidently.bundle",
     "write_bundle": "confidently.bundle",
-    "CalibratedClassifier": "confidently.decisions",
+    "CalibratedClassifier": "confidently.calibrated",
     "Decisions": "confidently.decisions",
     "decide": "confidently.decisions",
     "CalibratedTextClassifier": "confidently.estimator",
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from confidently.bundle import Bundle, read_bundle, write_bundle
     from confidently.classifier import Classifier
     from confidently.client import Client
-    from confidently.decisions import CalibratedClassifier, Decisions, decide
+    from confidently.calibrated import CalibratedClassifier
+    from confidently.decisions import Decisions, decide
     from confidently.estimator import CalibratedTextClassifier
     from confidently.models import DEFAULT_MODEL, REGISTRY
     from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task

@@ -14,7 +14,10 @@ Layout::
                       written before scorers existed, which were all logprob); fitted_on {rows_sha256, n_rows, ...};
                       library_versions; files {name: sha256} of every other file (required)
     calibrator.json   absent when no calibrator beat the raw scores (the policy then applies to raw ones)
+    probe.json        instead of calibrator.json when the chosen calibrator is a hidden-state probe
+                      (:mod:`confidently.calibration.probe`: coefficients as JSON)
     policy.json       the decision policy (always present)
+    conformal.json    the prediction sets (ConformalPredictor.to_dict()), when fitted; an extra payload
     NAME.json         extra JSON payloads a later stage adds (e.g. canary.json), hashed like the rest
     adapter_model.safetensors, adapter_config.json    adapter bundles only (PEFT's own files)
 """
@@ -30,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from confidently.conformal import ConformalPredictor
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
-from confidently.files import atomic_write_json, sha256_file
+from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
 from confidently.tasks import Task
 from confidently.thresholds import DecisionPolicy
@@ -39,6 +43,7 @@ from confidently.thresholds import DecisionPolicy
 if TYPE_CHECKING:
     from confidently.backends.base import Backend
     from confidently.calibration import Calibrator
+    from confidently.calibration.probe import HiddenStateProbe
     from confidently.classifier import Classifier
 
 BUNDLE_FORMAT = "confidently.bundle"
@@ -46,11 +51,16 @@ BUNDLE_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 CALIBRATOR_FILE = "calibrator.json"
 POLICY_FILE = "policy.json"
+#: The prediction sets, an extra payload: ``write_bundle(..., extra_json={CONFORMAL_FILE: predictor.to_dict()})``.
+CONFORMAL_FILE = "conformal.json"
+#: How a bundle's answers are decided: the policy's threshold on confidence, or single-label prediction sets.
+DECISION_RULES = ("threshold", "prediction_set")
+PROBE_FILE = "probe.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 #: Files an adapter bundle carries for the model server; a copy without them (SageMaker sidecars) is complete.
 ADAPTER_FILES = (WEIGHTS_FILE, ADAPTER_CONFIG_FILE)
-_RESERVED = {MANIFEST_FILE, CALIBRATOR_FILE, POLICY_FILE}
+_RESERVED = {MANIFEST_FILE, CALIBRATOR_FILE, POLICY_FILE, PROBE_FILE}
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -119,10 +129,14 @@ class Bundle:
     manifest : ``manifest.json`` as written.
     model : what the calibrator was fitted on.
     task : the task (prompt template, labels, words) it was fitted for; ``chat`` the chat override.
-    calibrator : None when the raw scores were kept (then the policy's threshold applies to them).
+    calibrator : None when the raw scores were kept (then the policy's threshold applies to them); a
+        :class:`~confidently.calibration.probe.HiddenStateProbe` when the bundle holds ``probe.json``.
     policy : the decision policy.
-    extras : the other JSON files by name (e.g. ``canary.json``), parsed.
+    extras : the other JSON files by name (e.g. ``canary.json``, ``conformal.json``), parsed.
     manifest_sha256 : hash of ``manifest.json``, which pins every other file.
+    prediction_sets : the conformal predictor read from ``conformal.json``; None when the bundle has none.
+    decision_rule : the manifest's ``decision_rule``: ``"threshold"`` (the policy; also for bundles
+        that do not record one) or ``"prediction_set"`` (automate single-label sets).
     scorer : the scorer (and its parameters) whose scores the calibrator was fitted on.
     """
 
@@ -131,10 +145,12 @@ class Bundle:
     model: ModelIdentity
     task: Task
     chat: bool | None
-    calibrator: Calibrator | None
+    calibrator: Calibrator | HiddenStateProbe | None
     policy: DecisionPolicy
     extras: dict[str, Any] = field(default_factory=dict)
     manifest_sha256: str = ""
+    prediction_sets: ConformalPredictor | None = None
+    decision_rule: str = "threshold"
     scorer: ScorerSpec = field(default_factory=ScorerSpec)
 
     @property
@@ -204,7 +220,7 @@ def library_versions() -> dict[str, str]:
 
 
 def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: bool | None,
-                 calibrator: Calibrator | None, policy: DecisionPolicy, fitted_on: Mapping[str, Any],
+                 calibrator: Calibrator | HiddenStateProbe | None, policy: DecisionPolicy, fitted_on: Mapping[str, Any],
                  extra_json: Mapping[str, Any] | None = None,
                  extra_files: Mapping[str, Callable[[Path], None]] | None = None,
                  metadata: Mapping[str, Any] | None = None, scorer: ScorerSpec | None = None) -> Bundle:
@@ -216,7 +232,8 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     model : what the scores came from (:meth:`ModelIdentity.of` the classifier's backend); when
         ``extra_files`` holds the adapter weights, ``adapter_sha256`` is taken from them.
     task, chat : the task and the classifier's chat override.
-    calibrator : fitted calibrator, or None to keep raw scores.
+    calibrator : fitted calibrator, or None to keep raw scores; a hidden-state probe is written as
+        ``probe.json``.
     policy : the decision policy.
     fitted_on : what the calibrator and policy were fitted on: at least ``rows_sha256`` (e.g.
         :meth:`Dataset.sha256`) and ``n_rows``.
@@ -224,6 +241,8 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     extra_files : more files, name → function writing that file at the path it is given (the
         adapter's weights and config).
     metadata : more manifest keys (hyperparameters, validation...); cannot replace the keys above.
+        ``decision_rule`` (one of :data:`DECISION_RULES`) records how the bundle's answers are decided;
+        ``"prediction_set"`` needs ``CONFORMAL_FILE`` in ``extra_json``.
     scorer : the scorer whose scores the calibrator and policy were fitted on (default: logprob).
 
     Each file is written atomically and the manifest last, so a reader never trusts a half-written
@@ -242,17 +261,24 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     for name in extra_json:
         if not name.endswith(".json"):
             raise ConfigError(f"extra bundle payload {name!r} must be a .json file name")
+    rule = metadata.get("decision_rule", "threshold")
+    if rule not in DECISION_RULES:
+        raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {rule!r}")
+    if rule == "prediction_set" and CONFORMAL_FILE not in extra_json:
+        raise ConfigError(f"decision_rule 'prediction_set' needs the prediction sets ({CONFORMAL_FILE})")
     folder.mkdir(parents=True, exist_ok=True)
     for name, write in extra_files.items():
         write(folder / name)
+    calibrator_file = PROBE_FILE if getattr(calibrator, "reads_hidden", False) else CALIBRATOR_FILE
+    for stale in {CALIBRATOR_FILE, PROBE_FILE} - ({calibrator_file} if calibrator is not None else set()):
+        if (folder / stale).exists():
+            (folder / stale).unlink()  # an earlier run's calibrator must not look current
     if calibrator is not None:
-        calibrator.save(folder / CALIBRATOR_FILE)
-    elif (folder / CALIBRATOR_FILE).exists():
-        (folder / CALIBRATOR_FILE).unlink()  # an earlier run's calibrator must not look current
+        atomic_write_json(folder / calibrator_file, calibrator.to_dict())
     policy.save(folder / POLICY_FILE)
     for name, payload in extra_json.items():
         atomic_write_json(folder / name, payload)
-    names = [*extra_files, *([CALIBRATOR_FILE] if calibrator is not None else []), POLICY_FILE, *extra_json]
+    names = [*extra_files, *([calibrator_file] if calibrator is not None else []), POLICY_FILE, *extra_json]
     files = {name: sha256_file(folder / name) for name in names}
     if WEIGHTS_FILE in files:
         model = ModelIdentity(model.name, model.backend, model.weights_id, model.dtype, files[WEIGHTS_FILE])
@@ -307,6 +333,8 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
         raise ArtifactError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{path}:{error.lineno}: not valid JSON: {error.msg}") from None
+    except (ValueError, RecursionError) as error:  # an integer of > 4300 digits; nesting too deep to parse
+        raise ArtifactError(f"{path}: not a usable JSON file: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise ArtifactError(f"{path}: expected format {BUNDLE_FORMAT!r} (a bundle written by `confidently "
                             "evaluate` or `confidently finetune`)")
@@ -346,19 +374,52 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
         scorer = ScorerSpec.from_dict(manifest.get("scorer", {"name": "logprob"}))
     except ConfigError as error:
         raise ArtifactError(f"{path}: scorer: {error}") from None
+    fitted_on = manifest.get("fitted_on")
+    if not (isinstance(fitted_on, dict) and isinstance(fitted_on.get("rows_sha256"), str)
+            and isinstance(fitted_on.get("n_rows"), int) and not isinstance(fitted_on["n_rows"], bool)
+            and fitted_on["n_rows"] >= 0):
+        raise ArtifactError(f"{path}: fitted_on must be an object with rows_sha256 (a string) and n_rows (a whole "
+                            "number)")
     calibrator = None
+    if CALIBRATOR_FILE in files and PROBE_FILE in files:
+        raise ArtifactError(f"{path}: lists both {CALIBRATOR_FILE} and {PROBE_FILE}; a bundle has one calibrator")
     if CALIBRATOR_FILE in files:
         calibrator = load_calibrator(folder / CALIBRATOR_FILE)
-        if calibrator.n_classes_ != len(task.labels):
-            raise ArtifactError(f"{folder / CALIBRATOR_FILE}: fitted on {calibrator.n_classes_} classes, the task "
-                                f"has {len(task.labels)} ({', '.join(task.label_names)})")
+    elif PROBE_FILE in files:
+        calibrator = _load_probe(folder / PROBE_FILE)
+    if calibrator is not None and calibrator.n_classes_ != len(task.labels):
+        name = CALIBRATOR_FILE if CALIBRATOR_FILE in files else PROBE_FILE
+        raise ArtifactError(f"{folder / name}: fitted on {calibrator.n_classes_} classes, the task "
+                            f"has {len(task.labels)} ({', '.join(task.label_names)})")
     policy = DecisionPolicy.load(folder / POLICY_FILE)
-    extras = {}
-    for name in files:
-        if name.endswith(".json") and name not in _RESERVED and name != ADAPTER_CONFIG_FILE:
-            try:
-                extras[name] = json.loads((folder / name).read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise ArtifactError(f"{folder / name}: not valid JSON: {error}") from None
+    extras = {name: read_json(folder / name) for name in files
+              if name.endswith(".json") and name not in _RESERVED and name != ADAPTER_CONFIG_FILE}
+    prediction_sets = None
+    if CONFORMAL_FILE in extras:
+        try:
+            prediction_sets = ConformalPredictor.from_dict(extras[CONFORMAL_FILE])
+        except ArtifactError as error:
+            raise ArtifactError(f"{folder / CONFORMAL_FILE}: {error}") from None
+        if prediction_sets.n_classes_ != len(task.labels):
+            raise ArtifactError(f"{folder / CONFORMAL_FILE}: fitted on {prediction_sets.n_classes_} classes, the "
+                                f"task has {len(task.labels)} ({', '.join(task.label_names)})")
+    rule = manifest.get("decision_rule", "threshold")
+    if rule not in DECISION_RULES:
+        raise ArtifactError(f"{path}: decision_rule must be one of {', '.join(DECISION_RULES)}; got {rule!r}")
+    if rule == "prediction_set" and prediction_sets is None:
+        raise ArtifactError(f"{path}: decision_rule is 'prediction_set' but the bundle lists no {CONFORMAL_FILE}")
     return Bundle(folder, manifest, model, task, chat, calibrator, policy, extras,
-                  hashlib.sha256(raw).hexdigest(), scorer)
+                  hashlib.sha256(raw).hexdigest(), prediction_sets=prediction_sets, decision_rule=rule,
+                  scorer=scorer)
+
+
+def _load_probe(path: Path) -> HiddenStateProbe:
+    """The bundle's hidden-state probe, every value checked; errors name the file."""
+    from confidently.calibration.probe import HiddenStateProbe
+    from confidently.files import read_json
+
+    try:
+        return HiddenStateProbe.from_dict(read_json(path))
+    except ArtifactError as error:
+        message = str(error)
+        raise ArtifactError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None

@@ -122,33 +122,50 @@ class Classifier:
         return self.prefix + self._fit_text(text)[0] + self.suffix
 
     # -- scoring -----------------------------------------------------------------------------
-    def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> Scores:
+    def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None,
+              hidden: bool = False) -> Scores:
         """Class scores for ``texts`` (see :class:`confidently.types.Scores`).
 
         Texts are batched by length (less padding); results come back in input order and do not
-        depend on the batching (float32: within 1e-5).
+        depend on the batching (float32: within 1e-5). With ``hidden`` the final hidden state at the
+        answer position is kept too (:attr:`Scores.hidden`, float32), from the same forward pass.
         """
         texts = list(texts)
         _check_texts(texts)
         if self._black_box is not None:
+            self._no_hidden(hidden)
             return self._black_box.score(texts, progress=progress)
         fitted = [self._fit_text(t) for t in texts]
         n, k = len(texts), len(self.labels)
         mass = np.zeros((n, k))
         other = np.zeros(n)
         uncovered = None if self.backend.exact else np.zeros(n)
+        states: np.ndarray | None = None
         order = sorted(range(n), key=lambda i: -len(fitted[i][0]))
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             prompts = [self.prefix + fitted[i][0] + self.suffix for i in idx]
-            m, o, u = self.backend.score_prompts(prompts, self.verbalizer, shared_prefix=self.prefix)
+            if hidden:
+                m, o, u, h = self.backend.score_prompts_with_hidden(prompts, self.verbalizer,
+                                                                    shared_prefix=self.prefix)
+                if states is None:
+                    states = np.zeros((n, h.shape[1]), dtype=np.float32)
+                states[idx] = h
+            else:
+                m, o, u = self.backend.score_prompts(prompts, self.verbalizer, shared_prefix=self.prefix)
             mass[idx], other[idx] = m, o
             if uncovered is not None and u is not None:
                 uncovered[idx] = u
             if progress is not None:
                 progress(len(idx))
         truncated = np.array([t for _, t in fitted], dtype=bool)
-        return Scores(self.labels, mass, other, truncated, uncovered)
+        return Scores(self.labels, mass, other, truncated, uncovered, states)
+
+    def _no_hidden(self, hidden: bool) -> None:
+        """Refuse hidden states from a black-box scorer: it generates answers, no forward pass gives one."""
+        if hidden:
+            raise ConfigError(f"hidden states come from the logprob scorer's forward pass; the {self.scorer.name} "
+                              "scorer generates answers and has none (a hidden-state probe needs --scorer logprob)")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Raw (uncalibrated) class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
@@ -158,21 +175,27 @@ class Classifier:
         """Raw predicted labels (the most class mass); see :class:`CalibratedClassifier` for calibrated ones."""
         return self.score(texts).predicted_labels
 
-    def explain(self, text: str, *, top_k: int = 10) -> tuple[Scores, dict[str, list[TokenProb]], list[TokenProb]]:
+    def explain(self, text: str, *, top_k: int = 10,
+                hidden: bool = False) -> tuple[Scores, dict[str, list[TokenProb]], list[TokenProb]]:
         """One text's scores, each label's token variants and the ``top_k`` next tokens.
 
-        A dense backend runs the model once and tokenizes the text once: the class masses, variants
-        and top tokens all come from the same next-token distribution.
+        A dense backend runs the model once and tokenizes the text once: the class masses, variants,
+        top tokens and (with ``hidden``) the final hidden state all come from the same forward pass.
         """
         _check_texts([text])
         if self._black_box is not None:  # generated answers: no token variants, no next-token list
+            self._no_hidden(hidden)
             return self.score([text]), {}, []
         fitted, truncated = self._fit_text(text)
         prompt = self.prefix + fitted + self.suffix
         variants: dict[str, list[TokenProb]] = {}
         top: list[TokenProb] = []
-        if self.backend.exact:
+        states = None
+        if hidden:
+            logprobs, states = self.backend.next_token_logprobs_and_hidden([prompt], shared_prefix=self.prefix)
+        elif self.backend.exact:
             logprobs = self.backend.next_token_logprobs([prompt], shared_prefix=self.prefix)
+        if self.backend.exact:
             mass, other, uncovered = self.backend.class_mass([prompt], logprobs, self.verbalizer,
                                                              shared_prefix=self.prefix)
             row = logprobs[0]
@@ -184,7 +207,8 @@ class Classifier:
             if top_k:
                 top = self.backend.top_tokens(prompt, top_k)
         scores = Scores(self.labels, np.asarray(mass, dtype=float), np.asarray(other, dtype=float),
-                        np.array([truncated]), None if uncovered is None else np.asarray(uncovered, dtype=float))
+                        np.array([truncated]), None if uncovered is None else np.asarray(uncovered, dtype=float),
+                        states)
         return scores, variants, top
 
     def classify(self, text: str, *, top_k: int = 10) -> Prediction:

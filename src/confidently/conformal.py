@@ -193,8 +193,9 @@ class ConformalPredictor:
         return set_labels(self.predict_set(probs, groups=groups), labels)
 
     def decide(self, probs: ArrayLike, *, groups: ArrayLike | None = None) -> np.ndarray:
-        """``"automate"`` where the set holds exactly one label, else ``"review"``; an array of str."""
-        return np.where(self.predict_set(probs, groups=groups).sum(axis=1) == 1, "automate", "review")
+        """``"automate"`` where the set holds exactly one label, the most probable one, else ``"review"``
+        (see :func:`decide_by_sets`); an array of str."""
+        return decide_by_sets(self.predict_set(probs, groups=groups), check_probs(probs))
 
     def bounds(self, key: str = _MARGINAL) -> tuple[float, float]:
         """The coverage range guaranteed for one quantile's key (see :func:`coverage_bounds`)."""
@@ -208,6 +209,16 @@ class ConformalPredictor:
         within = {None: "", "class": " within each true class", "group": group}[self.condition_on]
         return (f"the set holds the true label at least {1 - self.alpha:.0%} of the time{within}, on average over "
                 "the calibration sample and new items drawn like it")
+
+    @property
+    def decision_guarantee(self) -> str:
+        """What automating single-label sets (:meth:`decide`) promises, in words."""
+        within = {None: "", "class": " within each true class",
+                  "group": f" within each {self.group_column or 'group'} value"}[self.condition_on]
+        return (f"an answer is automated when its prediction set holds only that label; an automated answer can "
+                f"be wrong only when the set misses the true label, so wrong automated answers are at most "
+                f"{self.alpha:.0%} of all items{within}, on average over the calibration sample and new items "
+                "drawn like it (this bounds errors among all items, not the error rate among automated ones)")
 
     # -- files --------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -228,15 +239,30 @@ class ConformalPredictor:
         try:
             predictor = cls(data["alpha"], score=data["score"], condition_on=data["condition_on"],
                             group_column=data.get("group_column"))
-            quantiles, counts = data["quantiles"], data["counts"]
-            if not (isinstance(quantiles, Mapping) and isinstance(counts, Mapping) and quantiles
-                    and set(quantiles) == set(counts)):
-                raise DataError("quantiles and counts must name the same non-empty keys")
-            predictor.quantiles_ = {str(k): math.inf if q is None else float(q) for k, q in quantiles.items()}
-            predictor.counts_ = {str(k): int(c) for k, c in counts.items()}
-            predictor.n_classes_ = int(data["n_classes"])
-        except (KeyError, TypeError, ValueError, DataError) as error:
+            quantiles, counts, n_classes = data["quantiles"], data["counts"], data["n_classes"]
+        except (KeyError, TypeError, DataError) as error:
             raise ArtifactError(f"malformed prediction sets: {error}") from None
+        if not _whole(n_classes, low=2):
+            raise ArtifactError(f"malformed prediction sets: n_classes must be a whole number >= 2; got {n_classes!r}")
+        if not (isinstance(quantiles, Mapping) and isinstance(counts, Mapping) and quantiles
+                and set(quantiles) == set(counts)):
+            raise ArtifactError("malformed prediction sets: quantiles and counts must name the same non-empty keys")
+        expected = {None: {_MARGINAL}, "class": {str(j) for j in range(n_classes)}}.get(predictor.condition_on)
+        if expected is not None and set(quantiles) != expected:
+            raise ArtifactError(f"malformed prediction sets: condition_on={predictor.condition_on!r} needs quantile "
+                                f"keys {', '.join(sorted(expected, key=_natural))}; got "
+                                f"{', '.join(sorted(map(str, quantiles), key=_natural))}")
+        for key, q in quantiles.items():
+            # scores lie in [0, 1], so a quantile outside it is not one this library wrote; null keeps every label
+            if q is not None and not (isinstance(q, numbers.Real) and not isinstance(q, bool) and 0.0 <= q <= 1.0):
+                raise ArtifactError(f"malformed prediction sets: quantiles[{key!r}] must be a number in [0, 1] or "
+                                    f"null; got {q!r}")
+            if not _whole(counts[key], low=1):
+                raise ArtifactError(f"malformed prediction sets: counts[{key!r}] must be a whole number >= 1; "
+                                    f"got {counts[key]!r}")
+        predictor.quantiles_ = {str(k): math.inf if q is None else float(q) for k, q in quantiles.items()}
+        predictor.counts_ = {str(k): int(c) for k, c in counts.items()}
+        predictor.n_classes_ = int(n_classes)
         return predictor
 
     def save(self, path: str | Path) -> None:
@@ -278,6 +304,18 @@ class ConformalPredictor:
             raise NotFittedError("this ConformalPredictor is not fitted yet; call fit() first")
 
 
+def decide_by_sets(sets: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``"automate"`` where a row's set is exactly its most probable label, else ``"review"``.
+
+    Requiring the set's one label to be the answer keeps the guarantee exact: an automated answer is
+    wrong only if the set (that one label) misses the true label. (A class-conditional set can hold a
+    single label that is not the most probable one; that row is reviewed.)
+    """
+    sets = np.asarray(sets, dtype=bool)
+    answer_in_set = sets[np.arange(sets.shape[0]), np.asarray(probs).argmax(axis=1)]
+    return np.where((sets.sum(axis=1) == 1) & answer_in_set, "automate", "review")
+
+
 def set_labels(sets: np.ndarray, labels: Sequence[str]) -> list[list[str]]:
     """Each row's set as a list of label names, in the task's label order."""
     return [[labels[j] for j in np.flatnonzero(row)] for row in np.asarray(sets, dtype=bool)]
@@ -311,6 +349,10 @@ def measure_sets(sets: np.ndarray, y: ArrayLike, *, labels: Sequence[str],
                      "singleton": float((sizes[mask] == 1).mean()) if n else math.nan,
                      "empty": float((sizes[mask] == 0).mean()) if n else math.nan})
     return pd.DataFrame(rows)
+
+
+def _whole(value: Any, *, low: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
 
 
 def _natural(key: str) -> tuple[int, Any]:

@@ -1,22 +1,28 @@
-"""The one decision path: raw class probabilities → calibrated probabilities → label, confidence, decision.
+"""The one decision path: raw class probabilities → calibrated probabilities → label, confidence,
+prediction set, decision.
 
-:func:`decide` is the only place this step is written; :class:`CalibratedClassifier` holds a
-classifier with its calibrator and policy and calls it for every text. The Python API, ``classify``,
+:func:`decide` is the only place this step is written;
+:class:`~confidently.calibrated.CalibratedClassifier` holds a classifier with its calibrator and policy
+and calls it for every text. The Python API, ``classify``,
 ``score``, ``serve``, ``sagemaker classify``, ``evaluate`` and ``compare`` all go through here, so
 the same text and bundle give the same answer everywhere.
+
+Two decision rules (:data:`~confidently.bundle.DECISION_RULES`): ``"threshold"`` automates when the
+answer's confidence reaches the policy's threshold (Learn-Then-Test); ``"prediction_set"`` automates
+when the conformal prediction set holds only the answer (:func:`~confidently.conformal.decide_by_sets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from confidently.bundle import Bundle, read_bundle
+from confidently.bundle import DECISION_RULES
 from confidently.calibration.validation import check_probs
+from confidently.conformal import ConformalPredictor, decide_by_sets, set_labels
 from confidently.errors import ArtifactError, ConfigError, DataError
 from confidently.thresholds import DecisionPolicy
 from confidently.types import Prediction, Scores, TokenProb
@@ -25,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from confidently.calibration import Calibrator
-    from confidently.classifier import Classifier
+    from confidently.calibration.probe import HiddenStateProbe
 
 
 @dataclass(frozen=True)
@@ -37,13 +43,19 @@ class Decisions:
     labels : column order of the probabilities.
     raw_probs : array (n, k): each label's share of the label mass.
     calibrated_probs : array (n, k), or None when no calibrator was applied.
-    policy : the decision policy, or None (then there is no decision).
+    policy : the decision policy, or None (then the threshold rule makes no decision).
+    sets : bool array (n, k), each row's conformal prediction set on :attr:`probs`; None without one.
+    prediction_sets : the conformal predictor the sets come from, or None.
+    rule : ``"threshold"`` (the policy decides) or ``"prediction_set"`` (single-label sets are automated).
     """
 
     labels: tuple[str, ...]
     raw_probs: np.ndarray
     calibrated_probs: np.ndarray | None
     policy: DecisionPolicy | None
+    sets: np.ndarray | None = None
+    prediction_sets: ConformalPredictor | None = None
+    rule: str = "threshold"
 
     def __len__(self) -> int:
         return int(self.raw_probs.shape[0])
@@ -72,24 +84,48 @@ class Decisions:
 
     @property
     def decision(self) -> np.ndarray | None:
-        """``"automate"`` / ``"review"`` per text, or None without a policy."""
-        if self.policy is None:
+        """``"automate"`` / ``"review"`` per text by :attr:`rule`, or None when nothing decides."""
+        if self.decided_by is None:
             return None
-        return self.policy.decide(self.confidence) if len(self) else np.array([], dtype=str)
+        if not len(self):
+            return np.array([], dtype=str)
+        if self.rule == "prediction_set":
+            return decide_by_sets(self.sets, self.probs)
+        return self.policy.decide(self.confidence)
+
+    @property
+    def decided_by(self) -> str | None:
+        """The rule that makes the decision: ``"threshold"``, ``"prediction_set"``, or None (no policy)."""
+        return self.rule if self.rule == "prediction_set" or self.policy is not None else None
 
     @property
     def threshold(self) -> float | None:
-        return None if self.policy is None else self.policy.threshold
+        """The policy's threshold when it decides; None otherwise."""
+        return self.policy.threshold if self.decided_by == "threshold" else None
 
     @property
     def guarantee(self) -> str | None:
-        return None if self.policy is None else self.policy.guarantee
+        """What an ``automate`` decision promises, in words (the deciding rule's)."""
+        if self.decided_by == "prediction_set":
+            return self.prediction_sets.decision_guarantee
+        return None if self.decided_by is None else self.policy.guarantee
+
+    @property
+    def set_guarantee(self) -> str | None:
+        """What the prediction sets promise, in words; None without sets."""
+        return None if self.sets is None else self.prediction_sets.guarantee
+
+    @property
+    def set_lists(self) -> list[list[str]] | None:
+        """Each row's prediction set as label names (task order), or None without sets."""
+        return None if self.sets is None else set_labels(self.sets, self.labels)
 
     def to_frame(self) -> pd.DataFrame:
         """The calibrated columns, to sit beside :meth:`Scores.to_frame`'s raw ones.
 
         ``calibrated_p_<label>``, ``calibrated_prediction`` and ``calibrated_confidence`` when a
-        calibrator was applied; ``decision`` when there is a policy. Nothing when neither.
+        calibrator was applied; ``prediction_set`` (a list of labels) and ``prediction_set_size`` when
+        there are prediction sets; ``decision`` when a rule decides. Nothing when none of these.
         """
         import pandas as pd
 
@@ -99,7 +135,10 @@ class Decisions:
                 columns[f"calibrated_p_{label}"] = self.calibrated_probs[:, j]
             columns["calibrated_prediction"] = self.predicted_labels
             columns["calibrated_confidence"] = self.confidence
-        if self.policy is not None:
+        if self.sets is not None:
+            columns["prediction_set"] = self.set_lists
+            columns["prediction_set_size"] = self.sets.sum(axis=1)
+        if self.decided_by is not None:
             columns["decision"] = self.decision
         return pd.DataFrame(columns, index=range(len(self)))
 
@@ -118,6 +157,9 @@ class Decisions:
             decision=None if decision is None else str(decision[i]),
             threshold=self.threshold,
             guarantee=self.guarantee,
+            decided_by=self.decided_by,
+            prediction_set=None if self.sets is None else [labels[j] for j in np.flatnonzero(self.sets[i])],
+            set_guarantee=self.set_guarantee,
             raw_label=labels[raw_index],
             raw_confidence=float(raw[raw_index]),
             raw_probs=dict(zip(labels, raw.tolist())),
@@ -134,117 +176,74 @@ class Decisions:
         return [self.prediction(i, text, scores) for i, text in enumerate(texts)]
 
 
-def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | None = None,
-           policy: DecisionPolicy | None = None, calibrated_probs: np.ndarray | None = None) -> Decisions:
-    """Raw class probabilities → calibrated probabilities, label, confidence and decision.
+def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | HiddenStateProbe | None = None,
+           policy: DecisionPolicy | None = None, calibrated_probs: np.ndarray | None = None,
+           hidden: np.ndarray | None = None, prediction_sets: ConformalPredictor | None = None,
+           groups: Sequence | None = None, rule: str = "threshold") -> Decisions:
+    """Raw class probabilities → calibrated probabilities, label, confidence, prediction set and decision.
 
     Parameters
     ----------
     raw_probs : array (n, k), rows summing to 1 (:attr:`Scores.probs`).
     labels : the k label names, in column order.
-    calibrator : a fitted calibrator, or None to keep the raw probabilities.
+    calibrator : a fitted calibrator, or None to keep the raw probabilities; a
+        :class:`~confidently.calibration.probe.HiddenStateProbe` reads ``hidden`` instead of ``raw_probs``.
     policy : the decision policy, applied to the answer's confidence; None for no decision.
     calibrated_probs : already calibrated probabilities (evaluation's out-of-fold scores) instead of
         ``calibrator``; give one or neither.
+    hidden : array (n, d): the final hidden states of the same rows (:attr:`Scores.hidden`), which a
+        probe needs.
+    prediction_sets : a fitted :class:`~confidently.conformal.ConformalPredictor`, applied to the
+        answer's probabilities (calibrated when available); None for no sets.
+    groups : one value per row of the predictor's group column, for sets fitted per slice
+        (``condition_on="group"``); without them such sets are left out (None), never guessed.
+    rule : ``"threshold"`` (the policy decides) or ``"prediction_set"`` (automate when the set holds
+        only the answer; needs ``prediction_sets``, and ``groups`` for per-slice sets).
     """
     if calibrator is not None and calibrated_probs is not None:
         raise ConfigError("give a calibrator or calibrated probabilities, not both")
+    check_rule(rule, prediction_sets, n_classes=len(labels))
     raw = np.asarray(raw_probs, dtype=float)
     if raw.shape == (0, len(labels)):  # nothing to score (an empty input file)
         empty = None if calibrator is None and calibrated_probs is None else raw.copy()
-        return Decisions(tuple(labels), raw, empty, policy)
+        sets = None if prediction_sets is None else np.zeros(raw.shape, dtype=bool)
+        return Decisions(tuple(labels), raw, empty, policy, sets, prediction_sets, rule)
     raw = check_probs(raw, n_classes=len(labels), name="raw_probs")
-    if calibrator is not None:
+    if calibrator is not None and reads_hidden(calibrator):
+        if hidden is None:
+            raise ConfigError("the calibrator is a hidden-state probe: it needs the texts' hidden states (score "
+                              "them with hidden=True)")
+        calibrated_probs = calibrator.predict_proba(hidden)
+        if calibrated_probs.shape != raw.shape:
+            raise DataError(f"the probe gave {calibrated_probs.shape[0]} rows for {raw.shape[0]} texts")
+    elif calibrator is not None:
         calibrated_probs = calibrator.predict_proba(raw)
     elif calibrated_probs is not None:
         calibrated_probs = check_probs(calibrated_probs, n_classes=len(labels), name="calibrated_probs")
         if calibrated_probs.shape != raw.shape:
             raise DataError(f"calibrated_probs has shape {calibrated_probs.shape}, raw_probs {raw.shape}")
-    return Decisions(tuple(labels), raw, calibrated_probs, policy)
+    sets = None
+    if prediction_sets is not None and (prediction_sets.condition_on != "group" or groups is not None):
+        sets = prediction_sets.predict_set(raw if calibrated_probs is None else calibrated_probs, groups=groups)
+    elif rule == "prediction_set":
+        raise DataError(f"the decision rule 'prediction_set' uses sets fitted per "
+                        f"{prediction_sets.group_column or 'group'}: give each text's "
+                        f"{prediction_sets.group_column or 'group'} value")
+    return Decisions(tuple(labels), raw, calibrated_probs, policy, sets, prediction_sets, rule)
 
 
-class CalibratedClassifier:
-    """A classifier with its calibrator and decision policy: every answer calibrated and decided.
+def check_rule(rule: str, prediction_sets: ConformalPredictor | None, *, n_classes: int) -> None:
+    """Refuse an unknown rule, the set rule without sets, and sets fitted for another label count."""
+    if rule not in DECISION_RULES:
+        raise ConfigError(f"decision rule must be one of {', '.join(DECISION_RULES)}; got {rule!r}")
+    if rule == "prediction_set" and prediction_sets is None:
+        raise ConfigError("the decision rule 'prediction_set' needs prediction sets: a bundle written by "
+                          "`confidently evaluate` or `confidently finetune` carries them (conformal.json)")
+    if prediction_sets is not None and prediction_sets.n_classes_ != n_classes:
+        raise ArtifactError(f"the prediction sets were fitted on {prediction_sets.n_classes_} classes, the task "
+                            f"has {n_classes}")
 
-    Parameters
-    ----------
-    classifier : the :class:`~confidently.Classifier` producing raw scores.
-    calibrator, policy : used as given (either may be None: uncalibrated, or no decision).
-    bundle : a :class:`~confidently.bundle.Bundle` (or its folder) to take the calibrator and policy
-        from; it is checked against ``classifier`` first (weights, adapter, task), and refused when
-        fitted for another model or task.
 
-    Examples
-    --------
-    >>> calibrated = CalibratedClassifier.load("runs/demo")  # doctest: +SKIP
-    >>> p = calibrated.classify("I love this movie!")  # doctest: +SKIP
-    >>> p.label, p.confidence, p.decision  # doctest: +SKIP
-    """
-
-    def __init__(self, classifier: Classifier, *, calibrator: Calibrator | None = None,
-                 policy: DecisionPolicy | None = None, bundle: Bundle | str | Path | None = None):
-        if bundle is not None:
-            if calibrator is not None or policy is not None:
-                raise ConfigError("give a bundle, or a calibrator and a policy, not both")
-            bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
-            bundle.check(classifier)
-            calibrator, policy = bundle.calibrator, bundle.policy
-        if calibrator is not None and calibrator.n_classes_ != len(classifier.labels):
-            raise ArtifactError(f"the calibrator was fitted on {calibrator.n_classes_} classes, the task has "
-                                f"{len(classifier.labels)} ({', '.join(classifier.labels)})")
-        self.classifier = classifier
-        self.calibrator = calibrator
-        self.policy = policy
-        self.bundle = bundle
-
-    @classmethod
-    def load(cls, bundle: Bundle | str | Path, *, model: str | None = None, **classifier_options) -> CalibratedClassifier:
-        """The classifier a bundle was fitted on, with the bundle applied.
-
-        Loads the bundle's model (or ``model``) with its task, chat choice and scorer; an adapter bundle
-        (written by ``finetune``) also loads its own adapter. ``classifier_options`` go to
-        :class:`~confidently.Classifier` (``device``, ``dtype``, ``batch_size``, ``adapter``...).
-        """
-        from confidently.classifier import Classifier
-
-        bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
-        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat,
-                   "scorer": bundle.scorer, **classifier_options}
-        if bundle.is_adapter:
-            options["adapter"] = str(bundle.folder)
-        return cls(Classifier(model=model or bundle.model.name, **options), bundle=bundle)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.classifier.labels
-
-    @property
-    def calibrated(self) -> bool:
-        return self.calibrator is not None
-
-    def decide(self, raw_probs: np.ndarray) -> Decisions:
-        """Raw class probabilities (n, k) → :class:`Decisions` with this classifier's calibrator and policy."""
-        return decide(raw_probs, labels=self.labels, calibrator=self.calibrator, policy=self.policy)
-
-    def decisions(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> tuple[Scores, Decisions]:
-        """Score ``texts`` and decide: the raw :class:`Scores` and the :class:`Decisions` for them."""
-        scores = self.classifier.score(texts, progress=progress)
-        return scores, self.decide(scores.probs)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, calibrated when there is a calibrator, shape (n_texts, n_labels)."""
-        return self.decisions(texts)[1].probs
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        return self.decisions(texts)[1].predicted_labels
-
-    def classify_many(self, texts: Sequence[str]) -> list[Prediction]:
-        """One :class:`Prediction` per text, in order (scored in batches; no explanation)."""
-        texts = list(texts)
-        scores, decisions = self.decisions(texts)
-        return decisions.predictions(texts, scores)
-
-    def classify(self, text: str, *, top_k: int = 10) -> Prediction:
-        """One text, explained: the answer and decision, each label's token variants, the top tokens."""
-        scores, variants, top = self.classifier.explain(text, top_k=top_k)
-        return self.decide(scores.probs).prediction(0, text, scores, variants=variants, top_tokens=top)
+def reads_hidden(calibrator) -> bool:
+    """Whether ``calibrator`` is applied to hidden states (a probe) rather than to class probabilities."""
+    return bool(getattr(calibrator, "reads_hidden", False))

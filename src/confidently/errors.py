@@ -11,7 +11,20 @@ from pathlib import Path
 
 
 class ConfidentlyError(Exception):
-    """Base class of every error raised on purpose by confidently."""
+    """Base class of every error raised on purpose by confidently.
+
+    Its text is always one line: a library's message quoted inside it (pyarrow's, torch's) may span
+    several, and their line breaks become spaces.
+    """
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break (and the indentation after it) replaced by one space."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) if "\n" in text or "\r" in text \
+        else text
 
 
 class DataError(ConfidentlyError, ValueError):
@@ -37,7 +50,7 @@ class UnknownModelError(ConfidentlyError, KeyError):
     """A model name is neither a registry name, a local path nor a hub id that can be reached."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+        return one_line(str(self.args[0]))
 
 
 class ModelLoadError(ConfidentlyError, RuntimeError):

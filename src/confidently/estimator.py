@@ -29,6 +29,8 @@ from sklearn.utils.validation import check_is_fitted
 from confidently.backends import Backend, load_backend
 from confidently.calibration import Calibrator, cross_fit_predict, make_calibrator
 from confidently.classifier import DEFAULT_BATCH_SIZE, Classifier
+from confidently.conformal import ConformalPredictor
+from confidently.decisions import decide
 from confidently.errors import ConfigError, DataError
 from confidently.models import DEFAULT_MODEL
 from confidently.tasks import Task, get_task
@@ -49,7 +51,9 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
        it) and certifies on those scores the lowest confidence threshold whose one-sided ``level``
        Clopper-Pearson lower bound on the accuracy of automated predictions reaches
        ``target_accuracy`` (:func:`~confidently.thresholds.certify_threshold`); ``policy_`` automates
-       predictions at or above it and reviews the rest (all of them when no threshold qualifies).
+       predictions at or above it and reviews the rest (all of them when no threshold qualifies);
+    4. fits split-conformal (LAC) prediction sets at ``alpha`` on the same out-of-fold scores
+       (``prediction_sets_``; :meth:`predict_set`).
 
     Parameters
     ----------
@@ -67,6 +71,9 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         Accuracy the automated predictions must be certified to reach.
     level : float, default=0.95
         One-sided confidence level of that certificate.
+    alpha : float, default=0.1
+        Allowed miscoverage of the prediction sets: each holds the true label with probability at
+        least ``1 - alpha``.
     batch_size : int, default=16
         Texts per forward pass.
     backend : str, default="transformers"
@@ -91,6 +98,8 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         The threshold certificate (``certificate_.reason`` says what was found).
     policy_ : DecisionPolicy
         Applies the certified threshold.
+    prediction_sets_ : ConformalPredictor
+        The prediction sets (columns in ``classes_`` order).
     n_samples_ : int
         Number of texts fitted on.
 
@@ -103,7 +112,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, model: str = DEFAULT_MODEL, task: str | Task = "sentiment",
                  calibrator: str | Calibrator = "platt", cv: int = 5, target_accuracy: float = 0.95,
-                 level: float = 0.95, batch_size: int = DEFAULT_BATCH_SIZE, backend: str = "transformers",
+                 level: float = 0.95, alpha: float = 0.1, batch_size: int = DEFAULT_BATCH_SIZE, backend: str = "transformers",
                  backend_options: Mapping[str, Any] | None = None, chat: bool | None = None, random_state: int = 0):
         self.model = model
         self.task = task
@@ -111,6 +120,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.target_accuracy = target_accuracy
         self.level = level
+        self.alpha = alpha
         self.batch_size = batch_size
         self.backend = backend
         self.backend_options = backend_options
@@ -135,6 +145,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         self.calibrator_ = calibrator
         self.certificate_: CertifiedThreshold = certificate
         self.policy_ = DecisionPolicy.from_certificate(certificate)
+        self.prediction_sets_ = ConformalPredictor(self.alpha).fit(out_of_fold, targets)
         self.n_samples_ = len(texts)
         self._columns = columns
         return self
@@ -151,12 +162,17 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(calibrated, axis=1)]
 
     def decide(self, X: Sequence[str]) -> np.ndarray:
-        """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``."""
-        return self._decide(self.predict_proba(X))
+        """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``,
+        through :func:`confidently.decisions.decide` like every other path."""
+        check_is_fitted(self)
+        raw = _raw_probs(self._classifier(), _check_texts(X))[:, self._columns]
+        return decide(raw, labels=[str(label) for label in self.classes_], calibrator=self.calibrator_,
+                      policy=self.policy_).decision
 
-    def _decide(self, calibrated: np.ndarray) -> np.ndarray:
-        # the one place calibrated probabilities become decisions
-        return self.policy_.decide(calibrated.max(axis=1))
+    def predict_set(self, X: Sequence[str]) -> np.ndarray:
+        """Each text's prediction set: bool array (n_texts, n_classes), ``True`` where ``classes_[j]`` is
+        kept; the sets hold the true label at least ``1 - alpha`` of the time."""
+        return self.prediction_sets_.predict_set(self.predict_proba(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -174,6 +190,8 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
             problems.append(f"target_accuracy must be in (0, 1]; got {self.target_accuracy!r}")
         if not _is_real(self.level) or not 0.0 < self.level < 1.0:
             problems.append(f"level must be in (0, 1); got {self.level!r}")
+        if not _is_real(self.alpha) or not 0.0 < self.alpha < 1.0:
+            problems.append(f"alpha must be in (0, 1); got {self.alpha!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             problems.append(f"batch_size must be an int >= 1; got {self.batch_size!r}")
         if not isinstance(self.calibrator, (str, Calibrator)):

@@ -19,9 +19,10 @@ import pandas as pd
 
 from confidently.calibration import (CalibrationWarning, Calibrator, ContextualCalibrator, StackedCalibrator,
                                      cross_fit_predict, make_calibrator)
+from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.data import Dataset
 from confidently.conformal import ConformalPredictor, measure_sets
-from confidently.errors import CalibrationError, DataError
+from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
 from confidently.thresholds import (DecisionPolicy, ThresholdAnalysis, ThresholdMeasurement, VolumeProjection,
                                     analyse_thresholds, certify_threshold, measure_thresholds, project_volume)
@@ -43,6 +44,8 @@ class EvaluationConfig:
     target_accuracy, level : the certified threshold's target accuracy and confidence ``1 - delta``.
     alpha : allowed miscoverage of the conformal prediction sets (they hold the true label >= 1 - alpha).
     conformal_by : a data column to fit per-slice (Mondrian) prediction sets on, or None.
+    decision_rule : what the bundle's answers are decided by: ``"threshold"`` (the certified threshold)
+        or ``"prediction_set"`` (automate when the shipped prediction set holds only the answer).
     budget_sizes, budget_repeats : label-budget curve: calibration-set sizes and random subsets each.
     n_resamples, seed : bootstrap resamples for every interval, and the seed of all randomness.
     """
@@ -59,11 +62,18 @@ class EvaluationConfig:
     level: float = 0.95
     alpha: float = 0.1
     conformal_by: str | None = None
+    decision_rule: str = "threshold"
     budget_sizes: tuple[int, ...] = (50, 100, 200, 500, 1000, 2000, 5000)
     budget_repeats: int = 20
     budget_methods: tuple[str, ...] = ("platt", "isotonic", "temperature", "histogram", "beta")
     n_resamples: int = 1000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        from confidently.bundle import DECISION_RULES
+
+        if self.decision_rule not in DECISION_RULES:  # refused before anything is scored
+            raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")
 
 
 @dataclass
@@ -75,7 +85,7 @@ class MethodResult:
     """
 
     name: str
-    calibrator: Calibrator | None  # None for the raw scores
+    calibrator: Calibrator | HiddenStateProbe | None  # None for the raw scores
     crossfit_probs: np.ndarray
     test_probs: np.ndarray
     crossfit: dict
@@ -97,6 +107,7 @@ class PredictionSets:
     coverage: dict[str, pd.DataFrame]
     shipped: str
     scored_on: str
+    rule_on_test: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {}
@@ -104,7 +115,8 @@ class PredictionSets:
             out[name] = {"predictor": predictor.to_dict(), "guarantee": predictor.guarantee,
                          "guaranteed_range": {key: list(predictor.bounds(key)) for key in predictor.counts_},
                          "test_split": self.coverage[name].to_dict(orient="records")}
-        return {"shipped": self.shipped, "scored_on": self.scored_on, "sets": out}
+        return {"shipped": self.shipped, "scored_on": self.scored_on, "sets": out,
+                "set_rule_on_test": self.rule_on_test}
 
 
 @dataclass
@@ -139,7 +151,10 @@ class Evaluation:
             "projection": self.projection.to_dict(),
             "prediction_sets": {"name": self.sets.shipped, "alpha": self.config.alpha,
                                 "coverage_on_test": float(shipped["coverage"]),
-                                "mean_set_size_on_test": float(shipped["mean_set_size"])},
+                                "mean_set_size_on_test": float(shipped["mean_set_size"]),
+                                "n_test": int(shipped["n"])},
+            "decision_rule": self.config.decision_rule,
+            "set_rule_on_test": self.sets.rule_on_test,
         }
 
     def to_dict(self) -> dict:
@@ -244,11 +259,15 @@ def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
 def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.ndarray, y_test: Sequence[int], *,
                     labels: Sequence[str], content_free: np.ndarray | None = None,
                     groups: tuple[Sequence, Sequence] | None = None, test_slices: dict[str, Sequence] | None = None,
+                    hidden: tuple[np.ndarray, np.ndarray] | None = None,
                     config: EvaluationConfig = EvaluationConfig()) -> Evaluation:
     """Run the whole study on raw class probabilities of the calibration and test splits.
 
     ``groups`` holds the ``config.conformal_by`` column of the calibration and test rows (for per-slice
     prediction sets); ``test_slices`` maps column names to test-row values, to break set coverage down by.
+    ``hidden`` holds the final hidden states of the calibration and test rows: the hidden-state probe
+    (:mod:`confidently.calibration.probe`) then competes as one more method, named ``probe``, cross-fitted
+    on the calibration split like the others.
     """
     y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
     if config.conformal_by is not None and groups is None:
@@ -295,6 +314,15 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
             skipped[method] = str(error)
             continue
         methods[method] = measured(method, calibrator, crossfit, calibrator.predict_proba(test_probs))
+    if hidden is not None:
+        k = cal_probs.shape[1]
+        try:
+            crossfit = cross_fit_probe(hidden[0], y_cal, n_classes=k, n_splits=config.n_splits, seed=config.seed)
+            probe = HiddenStateProbe(n_splits=config.n_splits, seed=config.seed).fit(hidden[0], y_cal, n_classes=k)
+        except CalibrationError as error:
+            skipped["probe"] = str(error)
+        else:
+            methods["probe"] = measured("probe", probe, crossfit, probe.predict_proba(hidden[1]))
 
     # Choose on the calibration split's out-of-fold scores only, by a proper scoring rule: binned ECE
     # on a few hundred rows is too noisy to rank methods, and it rewards uninformative constant scores.
@@ -335,7 +363,20 @@ def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray
             coverage[name] = measure_sets(predictor.predict_set(chosen.test_probs, groups=test_groups), y_test,
                                           labels=labels, slices=slices)
     shipped = f"lac by {config.conformal_by}" if config.conformal_by is not None else "lac"
-    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name)
+    test_groups = groups[1] if config.conformal_by is not None else None
+    automate = predictors[shipped].decide(chosen.test_probs, groups=test_groups) == "automate"
+    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name,
+                          rule_on_test=_rule_on_test(automate, chosen.test_probs.argmax(1) == y_test))
+
+
+def _rule_on_test(automate: np.ndarray, correct: np.ndarray) -> dict:
+    """What a decision rule chosen on calibration data does on the test split: how much it automates,
+    how accurate that is, and automated errors as a share of all rows (what the set rule bounds by alpha)."""
+    n, n_auto = int(automate.size), int(automate.sum())
+    errors = int((automate & ~correct).sum())
+    return {"n": n, "n_automated": n_auto, "coverage": n_auto / n if n else 0.0,
+            "accuracy_automated": float(correct[automate].mean()) if n_auto else None,
+            "automated_errors_share_of_all": errors / n if n else 0.0}
 
 
 def small_sample_notes(y_cal: np.ndarray, y_test: np.ndarray, chosen: ThresholdAnalysis, sets: PredictionSets,

@@ -104,7 +104,7 @@ def read_json(path: str | Path) -> Any:
             return json.load(handle)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad UTF-8, bad JSON, an integer of > 4300 digits
         raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
     except RecursionError:
         raise ArtifactError(f"{path}: not a usable JSON file: nested too deeply to read") from None

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, other_mass: ArrayLike, *,
                         task: Task, chat: bool | None, calibrator: Calibrator | None,
                         policy: DecisionPolicy | None, scored_with: Mapping[str, Any], source: str,
-                        canary_size: int = DEFAULT_SIZE, seed: int = 0) -> dict[str, dict[str, Any]]:
+                        canary_size: int = DEFAULT_SIZE, seed: int = 0,
+                        hidden: ArrayLike | None = None) -> dict[str, dict[str, Any]]:
     """``{file name: JSON payload}`` for the calibration rows ``texts``, label indices ``y``, raw class
     probabilities ``probs`` (n, k) and ``other_mass`` (n,), scored by the model ``scored_with`` describes.
 
@@ -36,12 +37,13 @@ def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, ot
     ----------
     scored_with : what produced ``probs`` (:meth:`ModelIdentity.to_dict`), recorded in the canary for its report.
     source : how the rows were obtained (file, split), for the reference's audit trail.
+    hidden : the rows' final hidden states (n, d), needed when ``calibrator`` is a hidden-state probe.
     """
     raw = np.asarray(probs, dtype=float)
     labels = np.asarray(y)
     canary = Canary.select(texts, labels, raw, task=task, chat=chat, size=canary_size, seed=seed,
                            scored_with=scored_with)
     reference = Reference.from_scores(raw, other_mass, labels=task.label_names, calibrator=calibrator,
-                                      policy=policy, source=source)
+                                      policy=policy, source=source, hidden=hidden)
     rows = CalibrationRows(task.label_names, raw, labels, np.asarray(other_mass, dtype=float))
     return {CANARY_FILE: canary.to_dict(), REFERENCE_FILE: reference.to_dict(), CALIBRATION_ROWS_FILE: rows.to_dict()}

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.bundle import CALIBRATOR_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
+from confidently.bundle import CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
 from confidently.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
-from confidently.errors import DataError
+from confidently.errors import ConfigError, DataError
 from confidently.decisions import decide
 from confidently.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
                                     evaluate_scores, slice_table)
@@ -23,7 +23,7 @@ from confidently.payloads import production_payloads
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring import score_datasets
-from confidently.types import Answers
+from confidently.types import Answers, Scores
 
 
 def content_free_scores(clf: Classifier, inputs=CONTENT_FREE_INPUTS) -> np.ndarray:
@@ -60,20 +60,45 @@ class EvaluateResult:
 
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
                  config: EvaluationConfig = EvaluationConfig(), title: str = "confidently evaluation",
-                 metadata: dict | None = None, progress: bool = True) -> EvaluateResult:
+                 metadata: dict | None = None, progress: bool = True, probe: bool = False,
+                 shots: int = 0) -> EvaluateResult:
     """Score both splits, run the calibration study and write every output into ``out_dir``.
 
+    With ``probe`` the final hidden states are kept while scoring and a hidden-state probe competes with
+    the calibrators (chosen, like them, by cross-fitted log-loss on the calibration split; saved as
+    ``probe.json`` when it wins). With ``shots`` > 0 that many class-balanced calibration rows become
+    worked examples in the shared prompt prefix (:mod:`confidently.shots`); they are left out of
+    calibration, and the bundle's task (and manifest, ``shots``) records them.
+
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
-    policy.json, and the production loop's canary.json, reference.json and calibration_rows.json from
+    policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json from
     :func:`~confidently.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
+    if probe and not clf.backend.exact:
+        raise ConfigError(f"--probe reads the model's hidden states: the {clf.backend.name} backend has none; use a "
+                          "local model (--backend transformers)")
+    if probe and clf.scorer.black_box:
+        raise ConfigError(f"--probe reads the hidden state of the logprob scorer's forward pass; the "
+                          f"{clf.scorer.name} scorer generates answers and has none: use --scorer logprob")
+    _labels_of(calibration, clf, "calibration")
+    shot_record = None
+    if shots:
+        from confidently.shots import shot_classifier
+
+        full = calibration
+        clf, calibration, chosen = shot_classifier(clf, calibration, shots, seed=config.seed)
+        shot_record = {"k": shots, "calibration_rows": list(chosen.indices), "n_calibration_rows_before": len(full),
+                       "how": "class-balanced, seeded; the rows are left out of calibration"}
+        announce(f"{shots} calibration rows become worked examples in the prompt; {len(calibration):,} rows are "
+                 "left to calibrate on", enabled=progress)
     y_cal, y_test = _labels_of(calibration, clf, "calibration"), _labels_of(test, clf, "test")
     groups = conformal_groups(calibration, test, config.conformal_by)
     announce(f"scoring {len(calibration):,} calibration + {len(test):,} test rows with {clf.backend.model_name}",
              enabled=progress)
-    scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress)
+    scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress,
+                            hidden=probe)
     n_methods = len(config.methods)
     announce(f"fitting {n_methods} calibration methods on {len(calibration):,} rows ({config.n_splits}-fold "
              f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
@@ -83,17 +108,21 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
                                  labels=clf.labels, content_free=content_free, groups=groups,
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
+                                 hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe else None,
                                  config=config)
     best = evaluation.methods[evaluation.best]
+    shipped_sets = evaluation.sets.predictors[evaluation.sets.shipped]
     frames = []
-    for split, ds, calibrated, how in (
-            ("calibration", calibration, best.crossfit_probs, f"out-of-fold ({config.n_splits}-fold cross-fitting)"),
-            ("test", test, best.test_probs, "the bundle's calibrator")):
+    for split, ds, calibrated, how, split_groups in (
+            ("calibration", calibration, best.crossfit_probs, f"out-of-fold ({config.n_splits}-fold cross-fitting)",
+             None if groups is None else groups[0]),
+            ("test", test, best.test_probs, "the bundle's calibrator", None if groups is None else groups[1])):
         frame = ds.to_frame()
         frame.insert(0, "split", split)
         frame = frame.join(scores[split].to_frame().set_index(frame.index))
         decisions = decide(scores[split].probs, labels=clf.labels, policy=evaluation.policy,
-                           calibrated_probs=None if best.calibrator is None else calibrated)
+                           calibrated_probs=None if best.calibrator is None else calibrated,
+                           prediction_sets=shipped_sets, groups=split_groups, rule=config.decision_rule)
         frame = frame.join(decisions.to_frame().set_index(frame.index))
         if decisions.calibrated:
             frame["calibrated_with"] = how
@@ -103,13 +132,16 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     payloads = production_payloads(
         calibration.texts, y_cal, scores["calibration"].probs, scores["calibration"].other_mass, task=clf.task,
         chat=clf.chat, calibrator=best.calibrator, policy=evaluation.policy, scored_with=model.to_dict(),
-        source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed)
+        source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed,
+        hidden=scores["calibration"].hidden)
     bundle = write_bundle(
         out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy, extra_json=payloads, scorer=clf.scorer,
+        policy=evaluation.policy, extra_json={**payloads, CONFORMAL_FILE: shipped_sets.to_dict()}, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
-        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test})
+        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
+                  "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
+                  **({"shots": shot_record} if shot_record else {})})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
     for split in ("calibration", "test"):
@@ -120,6 +152,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     paths = write_evaluation(evaluation, out, title=title, metadata=meta, scores=pd.concat(frames, ignore_index=True),
                              slices=slices, run=run)
     paths.update({"bundle": out / MANIFEST_FILE, "policy": out / POLICY_FILE,
+                  "conformal": out / CONFORMAL_FILE,
                   **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
     return EvaluateResult(evaluation, paths, scores)
 

@@ -8,6 +8,7 @@ store is never reused for another model or task. A killed run keeps every chunk 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -20,16 +21,19 @@ import numpy as np
 
 from confidently.classifier import Classifier
 from confidently.data import Dataset
-from confidently.errors import ArtifactError, ConfigError, UnfinishedRunError
+from confidently.errors import ArtifactError, ConfigError, DataError, UnfinishedRunError
 from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
 from confidently.progress import announce, progress_bar
 from confidently.types import Scores
 
 if TYPE_CHECKING:
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
+_TEXT_KEY = re.compile(r"[0-9a-f]{64}")
+#: Column of a chunk holding each row's final hidden state (only when the run kept them).
+HIDDEN_COLUMN = "hidden_state"
 
 
 def text_key(text: str) -> str:
@@ -62,8 +66,8 @@ class ScoreStore:
     def _read_manifest(self) -> list[str]:
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise self._corrupt(f"{self.manifest_path}: unreadable ({error})") from None
+        except (OSError, ValueError, RecursionError) as error:  # ValueError: bad UTF-8 or JSON, a 5000-digit int
+            raise self._corrupt(f"{self.manifest_path}: unreadable ({type(error).__name__})") from None
         chunks = manifest.get("chunks") if isinstance(manifest, dict) else None
         if not (isinstance(chunks, list) and all(isinstance(c, str) and _CHUNK_NAME.fullmatch(c) for c in chunks)
                 and isinstance(manifest.get("fingerprint"), str)):
@@ -76,8 +80,12 @@ class ScoreStore:
             )
         return chunks
 
-    def load(self) -> tuple[list[str], Scores | None]:
-        """The text key of every stored row and their scores, in one :class:`Scores` (None when empty)."""
+    def load(self, *, hidden: bool = False) -> tuple[list[str], Scores | None]:
+        """The text key of every stored row and their scores, in one :class:`Scores` (None when empty).
+
+        With ``hidden`` only the chunks that stored hidden states are read (a chunk stores them for
+        all its rows or for none), and the scores carry them.
+        """
         import pandas as pd
 
         keys: list[str] = []
@@ -87,18 +95,25 @@ class ScoreStore:
             try:
                 frame = pd.read_parquet(path)
                 scores = Scores.from_frame(frame, self.labels)
-                chunk_keys = [str(key) for key in frame["key"]]
+                chunk_keys = frame["key"].tolist()
+                flags = frame["truncated"]
             except Exception as error:  # pyarrow and pandas raise many types for a damaged file
                 raise self._corrupt(f"{path}: unreadable ({type(error).__name__}: {error})") from None
-            if not (np.isfinite(scores.mass).all() and ((scores.mass >= 0) & (scores.mass <= 1)).all()):
-                raise self._corrupt(f"{path}: class masses outside [0, 1]")
+            problem = _chunk_problem(scores, chunk_keys, flags)
+            if problem:
+                raise self._corrupt(f"{path}: {problem}")
+            states = _read_hidden(frame, path, self._corrupt)
+            if hidden and states is None:
+                continue
             keys += chunk_keys
-            parts.append(scores)
+            parts.append(dataclasses.replace(scores, hidden=states))
         return keys, Scores.concat(parts) if parts else None
 
     def append(self, keys: Sequence[str], scores: Scores) -> None:
         frame = scores.to_frame()
         frame.insert(0, "key", list(keys))
+        if scores.hidden is not None:  # one float32 list per row (Parquet list<float>)
+            frame[HIDDEN_COLUMN] = list(scores.hidden.astype(np.float32))
         name = f"chunk-{len(self.chunks):05d}.parquet"
         with atomic_path(self.directory / name) as tmp:
             frame.to_parquet(tmp, index=False)
@@ -114,18 +129,43 @@ class ScoreStore:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _probabilities(values: np.ndarray) -> bool:
+    return bool(np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all())
+
+
+def _chunk_problem(scores: Scores, keys: list, truncated) -> str | None:
+    """What makes a checkpoint chunk's rows unusable (None: every value is one scoring could produce)."""
+    if not all(isinstance(key, str) and _TEXT_KEY.fullmatch(key) for key in keys):
+        return "row keys are not sha256 hex digests"
+    if truncated.dtype != bool:
+        return f"the truncated column holds {truncated.dtype}, not true/false"
+    if not (_probabilities(scores.mass) and _probabilities(scores.other_mass)):
+        return "class masses or other mass outside [0, 1]"
+    if (scores.mass.sum(axis=1) + scores.other_mass > 1 + 1e-3).any():  # rounding of low precisions
+        return "class masses and other mass add up to more than 1"
+    if scores.uncovered_mass is not None and not _probabilities(scores.uncovered_mass):
+        return "uncovered mass outside [0, 1]"
+    return None
+
+
 def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreStore | None, *,
-                     checkpoint_every: int = 256, progress: bool = True, description: str = "scoring") -> Scores:
-    """Score ``texts``, reusing rows already in ``store`` and saving new ones every ``checkpoint_every``."""
+                     checkpoint_every: int = 256, progress: bool = True, description: str = "scoring",
+                     hidden: bool = False) -> Scores:
+    """Score ``texts``, reusing rows already in ``store`` and saving new ones every ``checkpoint_every``.
+
+    With ``hidden`` the final hidden states are kept and stored too; a stored row without one is
+    scored again.
+    """
     if checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     keys = [text_key(t) for t in texts]
     # Every finished row lives in ``parts`` (scores loaded from the store, then each new chunk);
-    # ``where`` maps a text key to its part and row there.
+    # ``where`` maps a text key to its part and row there. With ``hidden`` a stored row without its
+    # hidden state is not reused (the store does not load it).
     parts: list[Scores] = []
     where: dict[str, tuple[int, int]] = {}
     if store is not None:
-        stored_keys, stored = store.load()
+        stored_keys, stored = store.load(hidden=hidden)
         if stored is not None:
             parts.append(stored)
             where.update((key, (0, row)) for row, key in enumerate(stored_keys))
@@ -142,7 +182,7 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
     with progress_bar(len(todo), description, enabled=progress and bool(todo)) as advance:
         for start in range(0, len(todo), checkpoint_every):
             chunk = todo[start:start + checkpoint_every]
-            scores = classifier.score([texts[i] for i in chunk], progress=advance)
+            scores = classifier.score([texts[i] for i in chunk], progress=advance, hidden=hidden)
             chunk_keys = [keys[i] for i in chunk]
             if store is not None:
                 store.append(chunk_keys, scores)
@@ -154,7 +194,22 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
         return Scores(classifier.labels, empty, np.zeros(0), np.zeros(0, dtype=bool), uncovered)
     offsets = np.cumsum([0] + [len(part) for part in parts])
     pool = Scores.concat(parts)
+    if not hidden:  # rows stored with hidden states give them only when asked for
+        pool = dataclasses.replace(pool, hidden=None)
     return pool.subset([offsets[where[key][0]] + where[key][1] for key in keys])
+
+
+def _read_hidden(frame, path: Path, corrupt) -> np.ndarray | None:
+    """The chunk's hidden states (n, d) float32, or None when it stored none; damaged ones are refused."""
+    if HIDDEN_COLUMN not in frame:
+        return None
+    try:
+        hidden = np.stack([np.asarray(row, dtype=np.float32) for row in frame[HIDDEN_COLUMN]])
+    except (TypeError, ValueError) as error:
+        raise corrupt(f"{path}: hidden states unreadable ({error})") from None
+    if hidden.ndim != 2 or not np.isfinite(hidden).all():
+        raise corrupt(f"{path}: hidden states are not finite rows of one width")
+    return hidden
 
 
 OUTPUT_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")
@@ -177,6 +232,9 @@ def write_table(frame, path: str | Path) -> None:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix in {".csv", ".tsv"}:
+            # list cells (prediction_set) as JSON arrays, which read back unambiguously
+            lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()]
+            frame = frame.assign(**{c: frame[c].map(lambda v: json.dumps(v, ensure_ascii=False)) for c in lists})
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
         else:
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
@@ -188,12 +246,14 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     """Score every row of a data file and write the scores beside its columns.
 
     Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
-    calibrator or policy, the calibrated columns and the decision too (:meth:`Decisions.to_frame`).
+    calibrator, policy or prediction sets, the calibrated columns, ``prediction_set`` and the decision
+    too (:meth:`Decisions.to_frame`). Sets fitted per slice take each row's value from the data
+    column they name; a file without that column gets no sets.
     Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
     from confidently.data import load_dataset
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
     calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
     classifier = calibrated.classifier
@@ -201,6 +261,11 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     check_output_format(out_path)  # before any row is scored
     dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
                            labels=classifier.labels)
+    sets = calibrated.prediction_sets
+    column = None if sets is None or sets.condition_on != "group" else sets.group_column or "group"
+    if column and calibrated.decision_rule == "prediction_set" and column not in dataset.columns:
+        raise DataError(f"the bundle decides by prediction sets fitted per {column}, but the file has no "
+                        f"{column!r} column", path=input_path)
     partial = out_path.with_name(out_path.name + ".partial")
     remove_stale_temporaries(out_path)  # a run killed while writing the output
     if partial.is_dir() and not (partial / "manifest.json").exists():
@@ -211,21 +276,26 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
         )
     store = ScoreStore(partial, classifier.fingerprint(), classifier.labels)
     scores = score_with_store(classifier, dataset.texts, store, checkpoint_every=checkpoint_every,
-                              progress=progress)
+                              progress=progress, hidden=calibrated.reads_hidden)
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
-    frame = frame.join(calibrated.decide(scores.probs).to_frame().set_index(frame.index))
+    groups = dataset.columns.get(column) if column else None
+    frame = frame.join(calibrated.decide(scores.probs, scores.hidden, groups=groups).to_frame()
+                       .set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame
 
 
 def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,
-                   progress: bool = True) -> dict[str, Scores]:
-    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows)."""
+                   progress: bool = True, hidden: bool = False) -> dict[str, Scores]:
+    """Score several datasets through one checkpointed store (reruns and killed runs reuse finished rows).
+
+    With ``hidden`` the final hidden states are kept and cached too (for the probe).
+    """
     store = ScoreStore(cache_dir, clf.fingerprint(), clf.labels)
     texts = [t for ds in datasets.values() for t in ds.texts]
-    scores = score_with_store(clf, texts, store, progress=progress, description="scoring")
+    scores = score_with_store(clf, texts, store, progress=progress, description="scoring", hidden=hidden)
     out, start = {}, 0
     for name, ds in datasets.items():
         out[name] = scores.subset(np.arange(start, start + len(ds)))

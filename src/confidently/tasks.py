@@ -42,9 +42,13 @@ class Label:
     words: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if isinstance(self.words, str) or not isinstance(self.words, Sequence):
+            raise TaskError(f"label {self.name!r}: words must be a list of strings")
         object.__setattr__(self, "words", tuple(self.words))
-        if not self.name:
-            raise TaskError("a label needs a name")
+        if not isinstance(self.name, str) or not self.name:
+            raise TaskError("a label needs a name (a non-empty string)")
+        if not all(isinstance(word, str) for word in self.words):
+            raise TaskError(f"label {self.name!r}: words must be strings; got {list(self.words)!r}")
         if not self.words:
             raise TaskError(f"label {self.name!r} has no words")
         for word in self.words:
@@ -78,6 +82,15 @@ class Task:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        for field_name, kinds in (("name", (str,)), ("template", (str,)), ("answer_suffix", (str,)),
+                                  ("system_prompt", (str, type(None))), ("chat", (bool, type(None))),
+                                  ("multi_token", (bool,))):
+            if not isinstance(getattr(self, field_name), kinds):
+                raise TaskError(f"task field {field_name!r} must be "
+                                f"{' or '.join('null' if k is type(None) else k.__name__ for k in kinds)}; "
+                                f"got {getattr(self, field_name)!r}")
+        if not all(isinstance(label, Label) for label in self.labels):
+            raise TaskError("task labels must be Label objects")
         count = self.template.count("{text}")
         if count != 1:
             raise TaskError(
@@ -113,7 +126,9 @@ class Task:
     @classmethod
     def from_dict(cls, data: Mapping) -> Task:
         try:
-            labels = tuple(Label(item["name"], tuple(item["words"])) for item in data["labels"])
+            if not isinstance(data["labels"], list) or not all(isinstance(item, Mapping) for item in data["labels"]):
+                raise TypeError("labels must be a list of {name, words} objects")
+            labels = tuple(Label(item["name"], item["words"]) for item in data["labels"])
             fields = {k: v for k, v in data.items() if k != "labels"}
             return cls(labels=labels, **fields)
         except (KeyError, TypeError) as error:
@@ -149,6 +164,8 @@ def get_task(task: str | Task) -> Task:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise TaskError(f"{path}:{error.lineno}: not valid JSON: {error.msg}") from None
+        except (OSError, ValueError, RecursionError) as error:  # bad UTF-8, a 5000-digit integer, deep nesting
+            raise TaskError(f"{path}: not a readable task file ({type(error).__name__})") from None
         return Task.from_dict(data)
     raise TaskError(f"unknown task {task!r}: use one of {', '.join(BUILTIN_TASKS)} or a task .json file")
 

@@ -97,6 +97,8 @@ class Scores:
     truncated : bool array of shape (n_samples,): the text was cut to fit the context.
     uncovered_mass : array of shape (n_samples,) or None: for servers that return only the top-k
         tokens, the probability they did not return (a label may hide there); None when exact.
+    hidden : float32 array of shape (n_samples, hidden_size) or None: the model's final hidden state at
+        the answer position, from the same forward pass (kept only when asked for: a probe reads it).
     answers : black-box scorers only (:mod:`confidently.scorers`): what each row's generated answers
         came to, and what they cost; None for the logprob scorer. There ``mass`` holds the answers'
         shares per label and ``other_mass`` the share that named no label.
@@ -107,6 +109,7 @@ class Scores:
     other_mass: np.ndarray
     truncated: np.ndarray
     uncovered_mass: np.ndarray | None = None
+    hidden: np.ndarray | None = None
     answers: Answers | None = None
 
     def __len__(self) -> int:
@@ -148,6 +151,7 @@ class Scores:
         idx = np.asarray(indices, dtype=np.int64)
         return Scores(self.labels, self.mass[idx], self.other_mass[idx], self.truncated[idx],
                       None if self.uncovered_mass is None else self.uncovered_mass[idx],
+                      None if self.hidden is None else self.hidden[idx],
                       None if self.answers is None else self.answers.subset(idx))
 
     @staticmethod
@@ -155,6 +159,7 @@ class Scores:
         if not parts:
             raise ValueError("no scores to concatenate")
         uncovered = [p.uncovered_mass for p in parts]
+        hidden = [p.hidden for p in parts]
         answers = [p.answers for p in parts]
         return Scores(
             parts[0].labels,
@@ -162,13 +167,14 @@ class Scores:
             np.concatenate([p.other_mass for p in parts]),
             np.concatenate([p.truncated for p in parts]),
             None if any(u is None for u in uncovered) else np.concatenate(uncovered),
+            None if any(h is None for h in hidden) else np.concatenate(hidden),
             None if any(a is None for a in answers) else Answers.concat(answers),
         )
 
     def to_frame(self):
         """A pandas DataFrame of the raw scores: ``raw_p_<label>``, ``mass_<label>``, other_mass, raw_prediction,
         raw_confidence, truncated, and for black-box scorers answer_outcome, answer_calls, answer_tokens,
-        unusable_answers (calibrated columns come from :meth:`Decisions.to_frame`)."""
+        unusable_answers (calibrated columns come from :meth:`Decisions.to_frame`); never the hidden states."""
         import pandas as pd
 
         probs = self.probs
@@ -200,7 +206,7 @@ class Scores:
                               *(frame[c].to_numpy(dtype=np.int64)
                                 for c in ("answer_calls", "answer_tokens", "unusable_answers")))
         return cls(tuple(labels), mass, frame["other_mass"].to_numpy(dtype=np.float64),
-                   frame["truncated"].to_numpy(dtype=bool), uncovered, answers)
+                   frame["truncated"].to_numpy(dtype=bool), uncovered, answers=answers)
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,13 @@ class Prediction:
         ``calibrated`` is True, else the raw share of the label mass (then named "uncalibrated").
     calibrated : whether a calibrator produced ``label`` and ``confidence``.
     decision : ``"automate"`` or ``"review"`` from the decision policy (on ``confidence``); None without one.
-    threshold, guarantee : the policy's threshold and what an automated answer promises, in words.
+    threshold, guarantee : the policy's threshold (None unless it decides) and what an automated answer
+        promises, in words.
+    decided_by : the rule behind ``decision``: ``"threshold"`` (the policy's threshold on ``confidence``)
+        or ``"prediction_set"`` (automate when the set holds only ``label``); None without a decision.
+    prediction_set : the labels the conformal prediction set keeps (task order); None when the bundle
+        has no prediction sets (never invented).
+    set_guarantee : what the prediction sets promise, in words; None without them.
     raw_label, raw_confidence, raw_probs : the model's own answer: the label with the most class mass
         and each label's share of the label mass (:attr:`Scores.probs`).
     calibrated_probs : calibrated class probabilities; None when uncalibrated.
@@ -243,6 +255,9 @@ class Prediction:
     other_mass: float
     truncated: bool = False
     uncovered_mass: float | None = None
+    decided_by: str | None = None
+    prediction_set: list[str] | None = None
+    set_guarantee: str | None = None
     variants: dict[str, list[TokenProb]] = field(default_factory=dict)
     top_tokens: list[TokenProb] = field(default_factory=list)
 
@@ -268,6 +283,9 @@ class Prediction:
             "decision": self.decision,
             "threshold": self.threshold,
             "guarantee": self.guarantee,
+            "decided_by": self.decided_by,
+            "prediction_set": self.prediction_set,
+            "set_guarantee": self.set_guarantee,
             "raw_label": self.raw_label,
             "raw_confidence": self.raw_confidence,
             "raw_probs": self.raw_probs,

@@ -58,8 +58,8 @@ def cache_problem(folder: str | Path, identity: dict[str, Any]) -> str | None:
         return f"it has no {MANIFEST} (an interrupted build)"
     except KeyError:
         return "it was made without recorded file hashes (by an older confidently)"
-    except (OSError, ValueError, TypeError) as error:
-        return f"its {MANIFEST} is unreadable ({error})"
+    except (OSError, ValueError, TypeError, RecursionError) as error:
+        return f"its {MANIFEST} is unreadable ({type(error).__name__}: {error})"
     for key, value in identity.items():
         if manifest.get(key) != value:
             return f"its manifest says {key}={manifest.get(key)!r}, expected {value!r}"

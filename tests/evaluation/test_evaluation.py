@@ -153,8 +153,9 @@ def test_small_samples_get_plain_notes_not_warnings():
 def test_written_files_agree(evaluation, tmp_path):
     paths = write_evaluation(evaluation, tmp_path, title="t", metadata={"model": "synthetic"})
     metrics = json.loads(paths["metrics"].read_text())
-    saved = ConformalPredictor.load(paths["conformal"])
-    assert saved.quantiles_ == evaluation.sets.predictors["lac by domain"].quantiles_
+    assert "conformal" not in paths  # the prediction sets travel in the bundle (run_evaluate), not beside it
+    shipped = metrics["prediction_sets"]["sets"]["lac by domain"]["predictor"]
+    assert ConformalPredictor.from_dict(shipped).quantiles_ == evaluation.sets.predictors["lac by domain"].quantiles_
     report = paths["report"].read_text()
     assert evaluation.policy.guarantee.replace(">=", "&gt;=") in report
     assert f"{evaluation.projection.automated[0]:,.0f}" in report

@@ -75,7 +75,12 @@ def test_manifest_and_peft_files(trained, backend, separable):
     assert manifest["training_data_sha256"] == separable(240, seed=0).sha256()
     assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]
     assert set(manifest["files"]) == {"adapter_model.safetensors", "adapter_config.json", "calibrator.json",
-                                      "policy.json", "canary.json", "reference.json", "calibration_rows.json"}
+                                      "policy.json", "canary.json", "reference.json", "calibration_rows.json",
+                                      "conformal.json"}
+    # the prediction sets travel in the adapter bundle, fitted on the cross-fitted calibration scores
+    assert bundle.prediction_sets.alpha == 0.1 and bundle.prediction_sets.counts_ == {
+        "all": len(trained.splits.calibration)}
+    assert bundle.decision_rule == "threshold" and manifest["calibration"]["prediction_sets"]["guarantee"]
     assert {"torch", "transformers", "peft"} <= set(manifest["library_versions"])
     for key in ("hyperparameters", "validation", "calibration", "created", "splits"):
         assert key in manifest

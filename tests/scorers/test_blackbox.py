@@ -13,7 +13,7 @@ from confidently.bundle import read_bundle
 from confidently.classifier import Classifier
 from confidently.cli.app import app
 from confidently.data import Dataset
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.errors import BundleMismatchError
 from confidently.evaluation import EvaluationConfig
 from confidently.pipeline import run_evaluate

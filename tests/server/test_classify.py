@@ -135,3 +135,33 @@ def test_health_and_adapter_listing(http, weights_id):
 def test_openapi_schema_is_served(http):
     schema = http.get("/openapi.json").json()
     assert {"/v1/classify", "/v1/adapters", "/v1/adapters/{name}", "/healthz", "/metrics"} <= set(schema["paths"])
+
+
+def test_prediction_sets_and_the_set_rule_come_from_the_bundle(serve, tiny_backend, tmp_path):
+    """The server applies the bundle's prediction sets and, when the bundle says so, decides by them."""
+    from confidently.bundle import CONFORMAL_FILE, ModelIdentity, write_bundle
+    from confidently.conformal import ConformalPredictor
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(2), size=300)
+    y = np.array([rng.choice(2, p=p) for p in probs])
+    sets = ConformalPredictor(0.1).fit(probs, y)
+    policy = DecisionPolicy(threshold=0.6, target_accuracy=0.9, certified=True, method="test", level=0.95)
+    write_bundle(tmp_path, model=ModelIdentity.of(tiny_backend), task=SENTIMENT, chat=None, calibrator=None,
+                 policy=policy, fitted_on={"rows_sha256": "0" * 64, "n_rows": 300},
+                 extra_json={CONFORMAL_FILE: sets.to_dict()}, metadata={"decision_rule": "prediction_set"})
+    with serve(calibration=tmp_path) as live:  # a fresh backend of the same weights: the shared one stays as it is
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            body = client.post("/v1/classify", json={"texts": TEXTS}).json()
+    expected = sets.predict_set(probs_of(body))
+    assert body["decision_rule"] == "prediction_set" and body["threshold"] is None
+    assert body["guarantee"] == sets.decision_guarantee and body["set_guarantee"] == sets.guarantee
+    for result, row in zip(body["results"], expected):
+        assert result["prediction_set"] == [body["labels"][j] for j in np.flatnonzero(row)]
+        assert result["decision"] == ("automate" if row.sum() == 1 else "review")
+
+
+def test_bundles_without_prediction_sets_reply_null(http):
+    body = http.post("/v1/classify", json={"texts": TEXTS, "adapter": "alpha"}).json()
+    assert body["decision_rule"] == "threshold" and body["set_guarantee"] is None
+    assert all(result["prediction_set"] is None for result in body["results"])

@@ -23,7 +23,7 @@ from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, read_bundle, w
 from confidently.calibration import PlattCalibrator
 from confidently.classifier import Classifier
 from confidently.cli import app
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.thresholds import DecisionPolicy
 
 from .conftest import make_adapter

@@ -127,6 +127,21 @@ class Backend(ABC):
         logprobs = self.next_token_logprobs(prompts, shared_prefix=shared_prefix)
         return self.class_mass(prompts, logprobs, verbalizer, shared_prefix=shared_prefix)
 
+    def next_token_logprobs_and_hidden(self, prompts: Sequence[str], *,
+                                       shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`next_token_logprobs` and the final hidden state at the answer position, (n, d) float32.
+
+        The hidden state is the input of the output layer in the same forward pass that gives the
+        next-token distribution (what a hidden-state probe reads); only local models have one.
+        """
+        raise NotImplementedError(f"backend {self.name} exposes no hidden states: the probe needs a local model")
+
+    def score_prompts_with_hidden(self, prompts: Sequence[str], verbalizer: Verbalizer, *,
+                                  shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, None, np.ndarray]:
+        """:meth:`score_prompts` plus the final hidden states of the same pass (dense backends)."""
+        logprobs, hidden = self.next_token_logprobs_and_hidden(prompts, shared_prefix=shared_prefix)
+        return (*self.class_mass(prompts, logprobs, verbalizer, shared_prefix=shared_prefix), hidden)
+
     def class_mass(self, prompts: Sequence[str], logprobs: np.ndarray, verbalizer: Verbalizer, *,
                    shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray, None]:
         """:meth:`score_prompts` from already computed next-token ``logprobs`` of ``prompts`` (dense backends).

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -320,6 +319,21 @@ class TransformersBackend(Backend):
     def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
         ids, prefix = self._split(prompts, shared_prefix)
         return self._forward(ids, prefix, keep=1)[:, -1].numpy()
+
+    def next_token_logprobs_and_hidden(self, prompts: Sequence[str], *,
+                                       shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+        ids, prefix = self._split(prompts, shared_prefix)
+        captured: list = []
+        # The output layer's input at the last position is the final (normed) hidden state; a hook
+        # reads it from the very pass that gives the logits, so the probe costs no second pass.
+        hook = self.model.get_output_embeddings().register_forward_pre_hook(
+            lambda module, args: captured.append(args[0][:, -1].float().cpu()))
+        try:
+            logprobs = self._forward(ids, prefix, keep=1)[:, -1].numpy()
+        finally:
+            hook.remove()
+        # The last call is the batch's pass (a prefix not yet cached runs through the model first).
+        return logprobs, captured[-1].numpy().astype(np.float32)
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
                  seed: int) -> list[list[Generated]]:

@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from confidently.cli.app import app, console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt, DeviceOpt,
-                                     DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt, SamplesOpt, ScorerOpt,
-                                     TaskOpt, TemperatureOpt, build_classifier, scorer_spec)
+from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+                                     DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
+                                     SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, build_classifier, scorer_spec)
 
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
@@ -27,13 +27,13 @@ ConformalByOpt = Annotated[Optional[str], typer.Option(
 
 
 def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int,
-            alpha: float, conformal_by: Optional[str], minutes_per_review: float):
+            alpha: float, conformal_by: Optional[str], minutes_per_review: float, decision_rule: str = "threshold"):
     from confidently.evaluation import EvaluationConfig
 
     return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
                             review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
                             seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
-                            minutes_per_review=minutes_per_review)
+                            minutes_per_review=minutes_per_review, decision_rule=decision_rule)
 
 
 def _print_headline(result, started: float) -> None:
@@ -58,6 +58,11 @@ def _print_headline(result, started: float) -> None:
     sets = h["prediction_sets"]
     console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
                   f"test split covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
+    rule = h["set_rule_on_test"]
+    accuracy = "-" if rule["accuracy_automated"] is None else f"{rule['accuracy_automated']:.1%}"
+    console.print(f"set rule (automate single-label sets): automates {rule['coverage']:.1%} of the test split at "
+                  f"{accuracy} accuracy; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")
     bundle = result.paths["bundle"].parent
@@ -93,19 +98,20 @@ def print_calibrated_examples(calibrated, texts=DEMO_TEXTS) -> None:
     """One line per text: raw answer (uncalibrated), calibrated answer and its decision."""
     from rich.table import Table
 
+    from confidently.cli.scoring import rule_text
+
     predictions = calibrated.classify_many(list(texts))
     table = Table(title="classified with the calibration bundle just written")
-    for column in ("text", "raw (uncalibrated)", "calibrated", "decision"):
-        table.add_column(column)
+    table.add_column("text", ratio=1)  # the text wraps; the answers stay on one line each
+    for column in ("raw (uncalibrated)", "calibrated", "prediction set", "decision"):
+        table.add_column(column, no_wrap=True)
     for p in predictions:
         table.add_row(p.text, f"{p.raw_label} {p.raw_confidence:.4f}", f"{p.label} {p.confidence:.4f}",
-                      p.decision or "-")
+                      "-" if p.prediction_set is None else "{" + ", ".join(p.prediction_set) + "}", p.decision or "-")
     console.print(table)
-    policy = calibrated.policy
-    if policy is not None:
-        rule = "no threshold: everything is reviewed" if policy.threshold is None else \
-            f"automate at calibrated confidence >= {policy.threshold:.2f}"
-        console.print(f"decision rule: {rule}; guarantee: {policy.guarantee}")
+    rule = calibrated.rule
+    if rule.decided_by is not None:
+        console.print(f"decision rule: {rule_text(rule.decided_by, rule.threshold)}; guarantee: {rule.guarantee}")
 
 
 DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,batch+platt,contextual,contextual+platt"
@@ -136,6 +142,7 @@ def evaluate(
     alpha: AlphaOpt = 0.1,
     conformal_by: ConformalByOpt = None,
     minutes_per_review: MinutesOpt = 2.0,
+    decision_rule: DecisionRuleOpt = None,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
     max_text_tokens: MaxTextTokensOpt = None,
@@ -143,13 +150,20 @@ def evaluate(
     scorer: ScorerOpt = "logprob",
     samples: SamplesOpt = None,
     temperature: TemperatureOpt = None,
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="Also fit a hidden-state probe (logistic regression on the model's final hidden state, "
+                        "same forward pass; local models only); it ships when its cross-fitted log-loss wins.")] = False,
+    shots: Annotated[int, typer.Option(
+        min=0, help="Put this many class-balanced calibration rows into the prompt as worked examples (they are "
+                    "left out of calibration; the test rows are never used).")] = 0,
 ) -> None:
     """Score labelled data, calibrate on one split, measure on the other, and write the report.
 
     Writes report.html (self-contained), metrics.json, summary.md, calibrators/, scores.parquet (raw_*
-    and calibrated_* columns, decision), conformal.json (prediction sets), and makes OUT a calibration
-    bundle: manifest.json (model weights, task, fitted rows, file hashes), calibrator.json and
-    policy.json (the chosen calibrator and its certified threshold, with its guarantee in words), for
+    and calibrated_* columns, prediction_set, decision), and makes OUT a calibration bundle:
+    manifest.json (model weights, task, fitted rows, file hashes, decision rule), calibrator.json,
+    policy.json (the chosen calibrator and its certified threshold, with its guarantee in words) and
+    conformal.json (the prediction sets; --decision-rule prediction_set decides by them), for
     `classify`, `score` and `serve --calibration OUT`. The threshold and the sets are fitted on the
     calibration split; the test split only measures them, with a cost view per 10,000 items. Scores
     are cached in OUT/score-cache, so a rerun or a killed run does not score finished rows again.
@@ -159,7 +173,9 @@ def evaluate(
     no label, no probability, refusal, empty, error) is counted in the output and the report.
 
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
-    (or `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7`)
+    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt;
+    `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7` for a
+    black-box scorer)
     """
     from confidently.pipeline import run_evaluate
 
@@ -174,8 +190,10 @@ def evaluate(
                                      calibration_fraction)
     result = run_evaluate(clf, calibration, test, out,
                           config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
-                                         alpha, conformal_by, minutes_per_review),
-                          metadata={"data": str(data or f"{calibration_data} + {test_data}")})
+                                         alpha, conformal_by, minutes_per_review,
+                                         "threshold" if decision_rule is None else decision_rule.value),
+                          metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
+                          shots=shots)
     _print_headline(result, started)
 
 
@@ -214,7 +232,7 @@ def demo(
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
     from confidently.cli.scoring import print_classification, print_next_token
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
     from confidently.pipeline import run_demo
 
     started = time.time()

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from confidently.cli.app import app, console, err_console
-from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
+from confidently.cli.options import DEFAULTS, DecisionRule, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
 from confidently.finetune.config import FinetuneConfig
 
 _DEFAULTS = {f.name: f.default for f in fields(FinetuneConfig)}
@@ -83,6 +83,8 @@ def finetune(
     checkpoint_every: Annotated[int, _option("checkpoint_every", min=1)] = _DEFAULTS["checkpoint_every"],
     calibrator: Annotated[str, _option("calibrator")] = _DEFAULTS["calibrator"],
     target_accuracy: Annotated[float, _option("target_accuracy")] = _DEFAULTS["target_accuracy"],
+    alpha: Annotated[float, _option("alpha")] = _DEFAULTS["alpha"],
+    decision_rule: Annotated[DecisionRule, _option("decision_rule")] = DecisionRule.threshold,
     seed: Annotated[int, _option("seed", min=0)] = _DEFAULTS["seed"],
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
@@ -96,8 +98,8 @@ def finetune(
     the adapter is scored by the same code path as the base model. Validation rows carved from the
     training data choose the best step and stop training early; the calibrator and the policy are fitted
     on --calibration-data (or rows carved from --data). OUT gets adapter_model.safetensors +
-    adapter_config.json (PEFT: vLLM and SageMaker load them unchanged), calibrator.json, policy.json and
-    manifest.json; it is replaced only once complete. Ctrl-C saves a checkpoint: rerun with --resume.
+    adapter_config.json (PEFT: vLLM and SageMaker load them unchanged), calibrator.json, policy.json,
+    conformal.json (prediction sets at --alpha) and manifest.json; it is replaced only once complete. Ctrl-C saves a checkpoint: rerun with --resume.
 
     Example: `confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment`
     """
@@ -111,7 +113,7 @@ def finetune(
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
         validation_fraction=validation_fraction, calibration_fraction=calibration_fraction, eval_every=eval_every,
         patience=patience, checkpoint_every=checkpoint_every, calibrator=calibrator, target_accuracy=target_accuracy,
-        seed=seed)
+        alpha=alpha, decision_rule=decision_rule.value, seed=seed)
     labels = get_task(task).label_names
     train = _load(data, labels, text_column, label_column)
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)

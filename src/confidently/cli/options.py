@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -12,7 +13,7 @@ from confidently.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from confidently.bundle import Bundle
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
@@ -38,6 +39,18 @@ CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
                           "Answers become calibrated with an automate/review decision; --model and --task default "
                           "to the bundle's.")]
+class DecisionRule(str, Enum):
+    """The decision rules a bundle can decide by (:data:`confidently.bundle.DECISION_RULES`)."""
+
+    threshold = "threshold"
+    prediction_set = "prediction_set"
+
+
+DecisionRuleOpt = Annotated[Optional[DecisionRule], typer.Option(
+    "--decision-rule", show_default=False,
+    help="What decides automate or review: the policy's certified confidence threshold, or `prediction_set`: "
+         "automate when the conformal prediction set holds only the answer (wrong automated answers then stay "
+         "below alpha of all items). [default: the bundle's; evaluate and finetune: threshold]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MaxTextTokensOpt = Annotated[Optional[int], typer.Option(
     "--max-text-tokens", min=8, show_default=False,
@@ -124,23 +137,30 @@ def read_calibration(folder: Path | None, option: str = "--calibration") -> Bund
 
 
 def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,
-                     adapter: Path | None = None, **options) -> CalibratedClassifier:
+                     adapter: Path | None = None, decision_rule: str | None = None, **options) -> CalibratedClassifier:
     """The classifier a command asked for, with its calibration bundle applied.
 
     The bundle is ``--calibration``, else the ``--adapter``'s own; both are read and checked before the
     model loads, and ``--model`` / ``--task`` not given on the command line default to the bundle's.
     Without either the answers are uncalibrated (and say so). The bundle's scorer (logprob, verbalized,
-    consistency, with its samples and temperature) scores the texts. ``options`` go to :func:`build_classifier`.
+    consistency, with its samples and temperature) scores the texts. ``decision_rule`` overrides the bundle's
+    (``prediction_set`` needs a bundle with prediction sets: checked here too). ``options`` go to
+    :func:`build_classifier`.
     """
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
     adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
     bundle = read_calibration(calibration) or adapter_bundle
     chat = scorer = None
+    decision_rule = None if decision_rule is None else DecisionRule(decision_rule).value
+    if decision_rule == "prediction_set" and (bundle is None or bundle.prediction_sets is None):
+        raise typer.BadParameter("prediction_set needs a calibration bundle that carries prediction sets "
+                                 "(conformal.json, written by `confidently evaluate` or `confidently finetune`)",
+                                 param_hint="--decision-rule")
     if bundle is not None:
         model = model if given(ctx, "model") else bundle.model.name
         task = task if given(ctx, "task") else bundle.task
         chat, scorer = bundle.chat, bundle.scorer
     clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, scorer=scorer,
                            **options)
-    return CalibratedClassifier(clf, bundle=bundle)
+    return CalibratedClassifier(clf, bundle=bundle, decision_rule=decision_rule)

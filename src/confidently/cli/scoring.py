@@ -11,7 +11,7 @@ from rich.table import Table
 
 from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
-                                     CalibrationOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
+                                     CalibrationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
                                      ModelOpt, TaskOpt, build_calibrated,
                                      build_classifier)
 
@@ -94,27 +94,43 @@ def classify(
     server: Annotated[Optional[str], typer.Option(
         "--server", help="URL of a `confidently serve` server to ask instead of loading a model; "
                          "--adapter then names an adapter loaded there.")] = None,
+    decision_rule: DecisionRuleOpt = None,
+    group: Annotated[Optional[str], typer.Option(
+        "--group", help="The text's value of the column the bundle's prediction sets are fitted per "
+                        "(evaluate --conformal-by), e.g. its domain.")] = None,
 ) -> None:
     """Classify one text: the answer and its decision, each class's raw share, mass and token variants.
 
     With --calibration DIR (a `confidently evaluate` run folder) or --adapter DIR (a `confidently
-    finetune` folder, which carries its own calibration) the confidence is calibrated and the bundle's
-    policy decides automate or review. Without either, the confidence is the predicted label's share of
+    finetune` folder, which carries its own calibration) the confidence is calibrated, the bundle's
+    conformal prediction set is shown, and the bundle's rule (its policy's threshold, or
+    --decision-rule prediction_set) decides automate or review. Without either, the confidence is the predicted label's share of
     the label mass and is shown as uncalibrated.
 
     Example: `confidently classify "I love this movie!" --calibration runs/demo`
     """
     if server is not None:
+        if decision_rule is not None or group is not None:
+            raise typer.BadParameter("with --server the server's bundle decides; --decision-rule and --group "
+                                     "apply to a local model", param_hint="--server")
         classify_on_server(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
         return
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
-                                  quiet=as_json, max_text_tokens=max_text_tokens, max_text_chars=max_text_chars)
-    result = calibrated.classify(text, top_k=top_k)
+                                  quiet=as_json, max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
+                                  decision_rule=decision_rule)
+    result = calibrated.classify(text, top_k=top_k, group=group)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
-    print_classification(calibrated.labels, result)
+    print_classification(calibrated.labels, result, sets_note=calibrated.sets_note)
+
+
+def rule_text(decided_by: str | None, threshold: float | None) -> str:
+    """The decision rule in a few words: the threshold it applies, or the prediction-set rule."""
+    if decided_by == "prediction_set":
+        return "automate when the prediction set holds only the answer"
+    return "no threshold: everything is reviewed" if threshold is None else f"automate at confidence >= {threshold:.2f}"
 
 
 def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: int, as_json: bool) -> None:
@@ -129,7 +145,10 @@ def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: in
     result = reply.results[0]
     console.print(f"[bold]{text!r}[/] →")
     console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
-                              reply.guarantee))
+                              reply.guarantee, decided_by=reply.decision_rule))
+    if result.calibrated or result.prediction_set is not None:
+        console.print(set_line(result.prediction_set, reply.set_guarantee, "no prediction set: the server's bundle "
+                               "carries none, or its sets need a group value"))
     if result.truncated:
         console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:
@@ -147,24 +166,35 @@ def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: in
 
 
 def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, threshold: float | None,
-                guarantee: str | None) -> str:
+                guarantee: str | None, *, decided_by: str | None = "threshold") -> str:
     """The answer every command prints: label, confidence (saying whether it is calibrated), the decision
-    with the threshold it came from, and what that threshold guarantees."""
+    with the rule it came from (the threshold, or the prediction set), and what that rule guarantees."""
     kind = "calibrated" if calibrated else "uncalibrated: share of label mass"
     line = f"[bold]{label}[/]  confidence {confidence:.4f} ({kind})"
     if decision is not None:
-        rule = "no threshold: everything is reviewed" if threshold is None else f"automate at confidence >= {threshold:.2f}"
-        line += f"  decision: [bold]{decision}[/] ({rule})" + (f"\n[dim]guarantee: {guarantee}[/]" if guarantee else "")
+        line += (f"  decision: [bold]{decision}[/] ({rule_text(decided_by, threshold)})"
+                 + (f"\n[dim]guarantee: {guarantee}[/]" if guarantee else ""))
     elif not calibrated:
         line += "  [dim]no calibration: pass --calibration DIR (a `confidently evaluate` run folder)[/]"
     return line
 
 
-def print_classification(labels, result) -> None:
-    """The answer and decision, the raw answer beside it, class masses with their top variants, top tokens."""
+def set_line(prediction_set: list[str] | None, set_guarantee: str | None, note: str | None) -> str:
+    """The prediction set and what it promises, or why there is none (never an invented set)."""
+    if prediction_set is None:
+        return f"[dim]{note or 'no prediction set'}[/]"
+    return "prediction set: {" + ", ".join(prediction_set) + "}" + (f"\n[dim]set guarantee: {set_guarantee}[/]"
+                                                                    if set_guarantee else "")
+
+
+def print_classification(labels, result, *, sets_note: str | None = None) -> None:
+    """The answer and decision, its prediction set, the raw answer beside it, class masses with their top
+    variants, top tokens (``sets_note``: why there is no prediction set, when there is none)."""
     console.print(f"[bold]{result.text!r}[/] →")
     console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.threshold,
-                              result.guarantee))
+                              result.guarantee, decided_by=result.decided_by))
+    if result.calibrated or result.prediction_set is not None or sets_note:
+        console.print(set_line(result.prediction_set, result.set_guarantee, sets_note))
     if result.truncated:
         console.print("[yellow]text truncated to fit the model's context[/]")
     if result.calibrated:
@@ -210,12 +240,14 @@ def score(
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint.")] = False,
     max_text_tokens: MaxTextTokensOpt = None,
     max_text_chars: MaxTextCharsOpt = None,
+    decision_rule: DecisionRuleOpt = None,
 ) -> None:
     """Score every row of a file: raw class probabilities and prediction, and calibrated ones with a bundle.
 
     Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
     With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
-    calibrated_confidence and decision (automate/review). Finished rows are checkpointed to
+    calibrated_confidence, prediction_set (the labels the conformal set keeps; a JSON array in CSV/TSV),
+    prediction_set_size and decision (automate/review, by the bundle's rule or --decision-rule). Finished rows are checkpointed to
     OUT.partial/ so a killed run loses nothing: rerun with --resume.
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
@@ -225,7 +257,7 @@ def score(
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
                                   base_url=base_url, api_key=api_key, max_text_tokens=max_text_tokens,
-                                  max_text_chars=max_text_chars)
+                                  max_text_chars=max_text_chars, decision_rule=decision_rule)
     frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
                        checkpoint_every=checkpoint_every, resume=resume)
     summary = f"wrote {len(frame)} rows to {out}"
@@ -233,11 +265,18 @@ def score(
         summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"
         if "calibrated_prediction" in frame:
             summary += f", calibrated accuracy {(frame['label'] == frame['calibrated_prediction']).mean():.3f}"
+    if "prediction_set" in frame and len(frame):
+        summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
+        if "label" in frame:
+            covered = sum(label in labels for label, labels in zip(frame["label"], frame["prediction_set"]))
+            summary += f", {covered / len(frame):.1%} of sets hold the label"
+    elif calibrated.calibrated and calibrated.sets_note:
+        summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
         automated = int((frame["decision"] == "automate").sum())
-        policy = calibrated.policy
-        rule = "no threshold: all reviewed" if policy.threshold is None else f"confidence >= {policy.threshold:.2f}"
-        summary += f"; {automated} of {len(frame)} automated ({rule}); guarantee: {policy.guarantee}"
+        rule = calibrated.rule
+        summary += (f"; {automated} of {len(frame)} automated ({rule_text(rule.decided_by, rule.threshold)}); "
+                    f"guarantee: {rule.guarantee}")
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)

@@ -241,6 +241,10 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             # json's messages may end in "at" ("Unterminated string starting at"): one "at" before the column
             raise DataError(f"malformed JSON ({error.msg.removesuffix(' at')} at column {error.colno})",
                             path=path, line=number) from None
+        except ValueError as error:  # an integer of more than 4300 digits
+            raise DataError(f"malformed JSON ({error})", path=path, line=number) from None
+        except RecursionError:
+            raise DataError("malformed JSON (nested too deeply to read)", path=path, line=number) from None
         if not isinstance(record, dict):
             raise DataError(f"expected a JSON object per line, got {type(record).__name__}", path=path, line=number)
         if "\\u" in content:

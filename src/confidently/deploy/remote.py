@@ -1,6 +1,6 @@
 """Classifying with an adapter served on SageMaker: raw class probabilities from the endpoint's
 logprobs, then the adapter's own calibration bundle, applied here through the core's decision path
-(:class:`confidently.decisions.CalibratedClassifier`), exactly as ``classify`` and ``serve`` apply it.
+(:class:`confidently.calibrated.CalibratedClassifier`), exactly as ``classify`` and ``serve`` apply it.
 
 The requests are the openai backend's (``{"prompt": ..., "max_tokens": 1, "logprobs": k}``, or
 ``messages`` when no tokenizer renders the chat template), sent with ``invoke_endpoint`` to the
@@ -25,7 +25,7 @@ from confidently.errors import ArtifactError, BackendError, ConfigError
 from confidently.types import Prediction
 
 if TYPE_CHECKING:
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
 
 class SageMakerTransport:
@@ -128,7 +128,7 @@ def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str
     """
     from confidently.backends.openai_backend import OpenAIBackend
     from confidently.classifier import Classifier
-    from confidently.decisions import CalibratedClassifier
+    from confidently.calibrated import CalibratedClassifier
 
     found = find_adapter(runner, settings, endpoint, adapter, adapters_dir)
     bundle = found.bundle
@@ -136,7 +136,7 @@ def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str
                                    max_concurrency=max_concurrency)
     backend = OpenAIBackend(bundle.model.name, transport=transport, tokenizer=tokenizer)
     classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat)
-    return bundle, CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
+    return bundle, CalibratedClassifier.from_bundle(classifier, bundle, checked=False)
 
 
 def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str,

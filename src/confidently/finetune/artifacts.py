@@ -12,6 +12,7 @@ vLLM, SageMaker and ``PeftModel.from_pretrained`` load the folder unchanged; the
       adapter_config.json         PEFT LoraConfig
       calibrator.json             fitted on the calibration split
       policy.json                 DecisionPolicy: certified threshold
+      conformal.json              prediction sets (ConformalPredictor), fitted on the calibration split
       manifest.json               bundle manifest: base model, task, data hashes, training record, file hashes
 """
 
@@ -82,8 +83,8 @@ def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model
 
     The folder is a calibration bundle (:func:`confidently.bundle.write_bundle`) whose extra files
     are the LoRA weights and PEFT config; ``model`` is the base model (the manifest's adapter hash
-    is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads
-    (:func:`confidently.payloads.production_payloads`).
+    is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads (the
+    prediction sets, and :func:`confidently.payloads.production_payloads`).
 
     Raises
     ------

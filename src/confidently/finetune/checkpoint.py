@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,27 @@ class Progress:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
-        data = dict(data)
-        data["best_loss"] = math.inf if data.get("best_loss") is None else data["best_loss"]
-        return cls(**data)
+        """Rebuild from :meth:`to_dict`; anything else raises ``ValueError`` naming the field."""
+        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
+            raise ValueError(f"progress must hold exactly {', '.join(f.name for f in fields(cls))}")
+        for name in ("step", "examples_seen", "best_step", "evals_since_best"):
+            if not (isinstance(data[name], int) and not isinstance(data[name], bool) and data[name] >= 0):
+                raise ValueError(f"progress.{name} must be a whole number >= 0; got {data[name]!r}")
+        if not _finite(data["train_seconds"]) or data["train_seconds"] < 0:
+            raise ValueError(f"progress.train_seconds must be a number >= 0; got {data['train_seconds']!r}")
+        if data["best_loss"] is not None and not _finite(data["best_loss"]):
+            raise ValueError(f"progress.best_loss must be a number or null; got {data['best_loss']!r}")
+        if not isinstance(data["stopped_early"], bool):
+            raise ValueError("progress.stopped_early must be true or false")
+        if not (isinstance(data["history"], list) and all(isinstance(h, dict) for h in data["history"])):
+            raise ValueError("progress.history must be a list of objects")
+        if not (isinstance(data["losses_since_eval"], list) and all(map(_finite, data["losses_since_eval"]))):
+            raise ValueError("progress.losses_since_eval must be a list of numbers")
+        return cls(**{**data, "best_loss": math.inf if data["best_loss"] is None else data["best_loss"]})
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def checkpoint_dir(out: str | Path) -> Path:
@@ -98,15 +116,25 @@ def load_checkpoint(folder: Path, *, optimizer, identity: dict[str, Any]) -> tup
         weights = load_file(str(folder / "adapter.safetensors"))
         best = load_file(str(folder / "best.safetensors"))
         tensors = load_file(str(folder / "trainer.safetensors"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad UTF-8 / JSON / safetensors
         raise ArtifactError(f"cannot resume from {folder}: {error}") from None
+    damaged = f"cannot resume from {folder}: its {STATE_FILE} is damaged"
+    if not (isinstance(state, dict) and isinstance(state.get("identity"), dict)
+            and isinstance(state.get("optimizer"), dict) and isinstance(state.get("rng"), list)):
+        raise ArtifactError(f"{damaged}: expected identity, progress, optimizer and rng; delete the folder to "
+                            "start over")
     changed = sorted(k for k in set(identity) | set(state["identity"]) if identity.get(k) != state["identity"].get(k))
     if changed:
         raise ArtifactError(f"the checkpoint in {folder} was made by a run with other {', '.join(changed)}; "
                             "rerun with the same data and settings, or delete it to start over")
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
-    rng = {name: tensors[f"rng.{name}"] for name in state["rng"]}
-    return weights, best, rng, Progress.from_dict(state["progress"])
+    try:
+        progress = Progress.from_dict(state.get("progress"))
+        rng = {name: tensors[f"rng.{name}"] for name in state["rng"]}
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+        # What torch's load_state_dict and the unflattening raise for a state that does not fit
+        raise ArtifactError(f"{damaged} ({type(error).__name__}: {error}); delete the folder to start over") from None
+    return weights, best, rng, progress
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict, dict]:

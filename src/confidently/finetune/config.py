@@ -107,6 +107,12 @@ class FinetuneConfig:
         "Accuracy the policy's certified threshold must guarantee."))
     level: float = field(default=0.95, metadata=_help(
         "Confidence level of that guarantee (Learn-Then-Test, exact binomial tests)."))
+    alpha: float = field(default=0.1, metadata=_help(
+        "Allowed miscoverage of the prediction sets fitted on the calibration split: each holds the true label "
+        "with probability >= 1 - alpha (not LoRA's scaling, which is --lora-alpha)."))
+    decision_rule: str = field(default="threshold", metadata=_help(
+        "What the adapter's answers are decided by: threshold (the certified threshold) or prediction_set "
+        "(automate when the prediction set holds only the answer)."))
     score_batch_size: int = field(default=16, metadata=_help(
         "Prompts per forward pass when scoring the calibration split."))
 
@@ -125,7 +131,7 @@ class FinetuneConfig:
         _check_int("seed", self.seed, low=0)
         for name, low, high in (("lora_dropout", 0.0, 0.9), ("weight_decay", 0.0, 1.0), ("warmup_ratio", 0.0, 0.5),
                                 ("validation_fraction", 0.01, 0.5), ("calibration_fraction", 0.01, 0.5),
-                                ("target_accuracy", 0.5, 1.0), ("level", 0.5, 0.9999)):
+                                ("target_accuracy", 0.5, 1.0), ("level", 0.5, 0.9999), ("alpha", 0.001, 0.5)):
             _check_float(name, getattr(self, name), low, high)
         _check_float("learning_rate", self.learning_rate, 1e-7, 1.0)
         _check_float("max_grad_norm", self.max_grad_norm, 0.0, math.inf)
@@ -136,7 +142,11 @@ class FinetuneConfig:
                 f"validation_fraction ({self.validation_fraction}) + calibration_fraction "
                 f"({self.calibration_fraction}) must leave training data: their sum must be below 0.9"
             )
+        from confidently.bundle import DECISION_RULES
         from confidently.calibration import CALIBRATORS
+
+        if self.decision_rule not in DECISION_RULES:
+            raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")
 
         if self.calibrator.split("+")[-1] not in CALIBRATORS:
             raise ConfigError(f"calibrator {self.calibrator!r} is unknown; choose one of {', '.join(CALIBRATORS)}")

@@ -21,7 +21,7 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import Dataset
-from confidently.bundle import ModelIdentity
+from confidently.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
 from confidently.finetune.artifacts import peft_config_dict, write_adapter
 from confidently.payloads import production_payloads
@@ -30,11 +30,12 @@ from confidently.finetune.config import HUB_IDS, FinetuneConfig
 from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
 from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
 from confidently.finetune.trainer import Trainer, TrainingResult
+from confidently.conformal import ConformalPredictor
 from confidently.metrics import metric_function
 from confidently.thresholds import DecisionPolicy, certify_threshold
 
 #: Settings that do not change what is learned, so a checkpoint may be resumed with other values.
-_RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size")
+_RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size", "alpha", "decision_rule")
 #: Folds of the cross-fitting that chooses the policy's threshold on the calibration split.
 _POLICY_FOLDS = 5
 
@@ -122,7 +123,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER],
                                           HUB_IDS.get(backend.model_name, backend.model_name))
     y_calibration = splits.calibration.label_indices(classifier.labels)
-    calibrator, policy, calibration_summary = fit_calibration(calibration_probs, y_calibration, config)
+    calibrator, policy, prediction_sets, calibration_summary = fit_calibration(calibration_probs, y_calibration,
+                                                                                config)
     metadata = {
         "labels": targets.to_dict(classifier.task),
         "hyperparameters": {**config.to_dict(), "target_modules_used": adapter_config["target_modules"],
@@ -145,10 +147,11 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         scored_with={**base.to_dict(), "adapter_sha256": "this bundle's adapter weights"},
         source=f"calibration split ({splits.calibration_source}), {len(splits.calibration)} rows", seed=config.seed)
     bundle = write_adapter(out, weights=weights, adapter_config=adapter_config, model=base, task=classifier.task,
-                           chat=classifier.chat, calibrator=calibrator, policy=policy, metadata=metadata,
+                           chat=classifier.chat, calibrator=calibrator, policy=policy,
+                           metadata={**metadata, "decision_rule": config.decision_rule},
                            fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
                                       "split": "calibration", "source": splits.calibration_source},
-                           extra_json=payloads)
+                           extra_json={**payloads, CONFORMAL_FILE: prediction_sets.to_dict()})
     shutil.rmtree(checkpoint, ignore_errors=True)
     return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)
 
@@ -168,10 +171,11 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):
-    """The calibrator (fitted on every calibration row) and a certified decision policy.
+    """The calibrator (fitted on every calibration row), a certified decision policy and prediction sets.
 
-    The policy's threshold is certified on out-of-fold calibrated scores (5-fold cross-fitting), so
-    it is chosen on scores from calibrators that did not see those rows.
+    The policy's threshold is certified, and the split-conformal (LAC) sets fitted, on out-of-fold
+    calibrated scores (5-fold cross-fitting), so both are chosen on scores from calibrators that did
+    not see those rows.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
@@ -187,7 +191,12 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):
         "ece_cross_fitted": float(ece(out_of_fold[None], y[None])[0]),
         "certificate": certificate.to_dict(),
     }
-    return calibrator, DecisionPolicy.from_certificate(certificate), summary
+    prediction_sets = ConformalPredictor(config.alpha).fit(out_of_fold, y)
+    summary["prediction_sets"] = {"alpha": config.alpha, "score": prediction_sets.score,
+                                  "guarantee": prediction_sets.guarantee,
+                                  "mean_set_size_cross_fitted": float(prediction_sets.predict_set(out_of_fold)
+                                                                      .sum(axis=1).mean())}
+    return calibrator, DecisionPolicy.from_certificate(certificate), prediction_sets, summary
 
 
 def _split_summary(splits: TrainingSplits, config: FinetuneConfig) -> dict[str, Any]:

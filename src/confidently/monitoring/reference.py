@@ -92,8 +92,9 @@ class Reference:
     @classmethod
     def from_scores(cls, probs: ArrayLike, other_mass: ArrayLike, *, labels: Sequence[str],
                     calibrator: Calibrator | None = None, policy: DecisionPolicy | None = None,
-                    source: str) -> Reference:
-        """The reference of rows with raw class probabilities ``probs`` (n, k) and ``other_mass`` (n,).
+                    source: str, hidden: np.ndarray | None = None) -> Reference:
+        """The reference of rows with raw class probabilities ``probs`` (n, k) and ``other_mass`` (n,)
+        (and their hidden states ``hidden`` when the calibrator is a hidden-state probe).
 
         The predicted label and the decision are the server's: from the calibrated probabilities when
         there is a calibrator, else the raw ones; the policy applied to that label's probability.
@@ -104,7 +105,7 @@ class Reference:
             raise DataError(f"other_mass must be {raw.shape[0]} finite numbers, one per row; got shape {other.shape}")
         if len(labels) != raw.shape[1]:
             raise DataError(f"{len(labels)} labels for {raw.shape[1]} probability columns")
-        decisions = decide(raw, labels=labels, calibrator=calibrator, policy=policy)
+        decisions = decide(raw, labels=labels, calibrator=calibrator, policy=policy, hidden=hidden)
         label_counts = np.bincount(decisions.label_index, minlength=len(labels))
         decided = decisions.decision
         rates = {} if decided is None else {d: float(np.mean(decided == d)) for d in DECISIONS}

@@ -271,21 +271,18 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str, metadata: dict,
                      scores: pd.DataFrame | None = None, slices: pd.DataFrame | None = None,
                      run: dict | None = None) -> dict[str, Path]:
-    """Write report.html, metrics.json, summary.md, calibrators/, conformal.json (the prediction sets)
-    and scores.parquet.
+    """Write report.html, metrics.json, summary.md, calibrators/ and scores.parquet.
 
-    The chosen calibrator and policy are the calibration bundle's (:func:`confidently.bundle.write_bundle`),
-    written beside these; ``run`` is its run record (model, task, fitted rows, library versions, file
+    The chosen calibrator, policy and prediction sets (conformal.json) are the calibration bundle's
+    (:func:`confidently.bundle.write_bundle`), written beside these; ``run`` is its run record (model, task, fitted rows, library versions, file
     hashes), repeated in metrics.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md",
-             "conformal": out / "conformal.json"}
+    paths = {"report": out / "report.html", "metrics": out / "metrics.json", "summary": out / "summary.md"}
     for name, result in evaluation.methods.items():
         if result.calibrator is not None:
             result.calibrator.save(out / "calibrators" / f"{name}.json")
-    evaluation.sets.predictors[evaluation.sets.shipped].save(paths["conformal"])
     data = {"metadata": metadata, **({"run": run} if run is not None else {}), **evaluation.to_dict()}
     if slices is not None:
         data["slices"] = slices.to_dict(orient="records")

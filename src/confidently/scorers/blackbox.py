@@ -115,4 +115,4 @@ class BlackBoxScorer:
                           f"answers; the first: {failures[0]}", stacklevel=2)
         truncated = np.array([t for _, t in fitted], dtype=bool)
         return Scores(clf.labels, mass, other, truncated, None,
-                      Answers(outcome.astype(str), calls, tokens, unusable))
+                      answers=Answers(outcome.astype(str), calls, tokens, unusable))

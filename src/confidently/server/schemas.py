@@ -65,8 +65,10 @@ class TextResult(BaseModel):
     label: str
     confidence: float = Field(description="The label's probability: calibrated when `calibrated`, else raw.")
     calibrated: bool = Field(description="Whether a calibrator produced label and confidence.")
-    decision: Decision | None = Field(description="From the decision policy's threshold on `confidence`; null "
-                                      "without a policy.")
+    decision: Decision | None = Field(description="From the response's `decision_rule`: the policy's threshold "
+                                      "on `confidence`, or a single-label prediction set; null without one.")
+    prediction_set: list[str] | None = Field(default=None, description="The labels the conformal prediction set "
+                                             "keeps; null when the bundle has no prediction sets.")
     raw_label: str = Field(description="The label with the most class mass.")
     raw_confidence: float = Field(description="raw_label's share of the label mass (uncalibrated).")
     raw_probs: dict[str, float] = Field(description="Raw class probabilities (shares of the label mass).")
@@ -80,7 +82,8 @@ class TextResult(BaseModel):
     def from_prediction(cls, prediction: Prediction) -> TextResult:
         """The one way a result is built: from the core's :class:`~confidently.types.Prediction`."""
         return cls(label=prediction.label, confidence=prediction.confidence, calibrated=prediction.calibrated,
-                   decision=prediction.decision, raw_label=prediction.raw_label,
+                   decision=prediction.decision, prediction_set=prediction.prediction_set,
+                   raw_label=prediction.raw_label,
                    raw_confidence=prediction.raw_confidence, raw_probs=prediction.raw_probs,
                    calibrated_probs=prediction.calibrated_probs, other_mass=prediction.other_mass,
                    truncated=prediction.truncated,
@@ -99,6 +102,11 @@ class ClassifyResponse(BaseModel):
                     "raw when only a policy is; null without a policy.")
     guarantee: str | None = Field(default=None, description="What an `automate` decision promises, in words; "
                                   "null without a policy.")
+    decision_rule: Literal["threshold", "prediction_set"] | None = Field(
+        default=None, description="What decides: the policy's threshold, or automate-when-the-prediction-set-"
+                                  "holds-one-label (the bundle's choice); null without either.")
+    set_guarantee: str | None = Field(default=None, description="What the prediction sets promise, in words; "
+                                      "null without them.")
     results: list[TextResult]
     request_id: str | None = Field(default=None, description="Names this request's texts for feedback "
                                    "(POST /v1/feedback with it and a text's position).")

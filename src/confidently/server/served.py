@@ -11,7 +11,7 @@ from confidently.bundle import Bundle, BundleMismatchError, read_bundle
 from confidently.bundle_versions import latest_version, version_label, version_numbers
 from confidently.canary import Canary
 from confidently.classifier import Classifier
-from confidently.decisions import CalibratedClassifier
+from confidently.calibrated import CalibratedClassifier
 from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
 from confidently.tasks import get_task
@@ -89,7 +89,7 @@ class Served:
         classifier = Classifier(backend=backend, task=bundle.task, batch_size=batch_size, chat=bundle.chat)
         # The adapter is not active yet, so the bundle is applied unchecked here; the registry checks
         # the loaded weights' hash against it once they are loaded (:meth:`check_loaded`).
-        calibrated = CalibratedClassifier(classifier, calibrator=bundle.calibrator, policy=bundle.policy)
+        calibrated = CalibratedClassifier.from_bundle(classifier, bundle, checked=False)
         served = cls(name, calibrated, bundle.model.name, path=relative, bundle=bundle, home=bundle.folder)
         return served.with_latest_version()
 
@@ -108,8 +108,7 @@ class Served:
             newest = self
         else:
             latest = latest_version(self.home, self.bundle)  # checked against the applied one's model and task
-            calibrated = CalibratedClassifier(self.classifier, calibrator=latest.bundle.calibrator,
-                                              policy=latest.bundle.policy)
+            calibrated = CalibratedClassifier.from_bundle(self.classifier, latest.bundle, checked=False)
             newest = replace(self, calibrated=calibrated, bundle=latest.bundle, version=latest.number)
         newest.reference  # noqa: B018 -- parsed now, so a malformed one refuses the bundle at load, not later
         return newest
@@ -148,9 +147,9 @@ class Served:
             name=self.name, path=self.path, base_model=self.base_model, base_weights_id=backend.weights_id,
             task=self.classifier.task.name, labels=list(self.classifier.labels),
             calibrator=None if calibrator is None else calibrator.name,
-            threshold=None if policy is None else policy.threshold,
+            threshold=self.calibrated.rule.threshold,
             target_accuracy=None if policy is None else policy.target_accuracy,
-            guarantee=None if policy is None else policy.guarantee,
+            guarantee=self.calibrated.rule.guarantee,
             decided_on=self.decided_on, manifest_sha256=None if self.bundle is None else self.bundle.manifest_sha256,
             bundle_version=self.bundle_version,
             weights_sha256=backend.adapters.get(self.name) if self.name else None,

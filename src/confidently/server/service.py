@@ -69,11 +69,11 @@ class Service:
             raise AdapterReloadedError(f"adapter {served.name!r} was reloaded while this request was being "
                                        "scored, so its texts saw different weights: send it again")
         results = [result for _, part in scored for result in part]
-        policy = served.calibrated.policy
+        rule = served.calibrated.rule
         return served, ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
-            threshold=None if policy is None else policy.threshold, decided_on=served.decided_on,
-            guarantee=None if policy is None else policy.guarantee, results=results,
+            threshold=rule.threshold, decided_on=served.decided_on, guarantee=rule.guarantee,
+            decision_rule=rule.decided_by, set_guarantee=rule.set_guarantee, results=results,
             bundle_version=served.bundle_version,
         )
 
