@@ -72,7 +72,7 @@ def test_round_trip_and_malformed_files(tmp_path):
         loaded = ConformalPredictor.load(tmp_path / "sets.json")
         np.testing.assert_array_equal(loaded.predict_set(probs, groups=groups),
                                       predictor.predict_set(probs, groups=groups))
-    with pytest.raises(ArtifactError, match="not confidently prediction sets"):
+    with pytest.raises(ArtifactError, match="not a confidently prediction-set file"):
         ConformalPredictor.from_dict({"format": "x"})
     good = predictor.to_dict()
     with pytest.raises(ArtifactError, match="malformed prediction sets"):

@@ -55,7 +55,7 @@ def test_evaluate_ships_the_sets_in_the_bundle_and_the_api_applies_them(gemma, e
     assert bundle.prediction_sets.to_dict() == result.evaluation.sets.predictors["lac"].to_dict()
     frame = pd.read_parquet(folder / "scores.parquet")
     rows = frame[frame["split"] == "test"]
-    applied = CalibratedClassifier(gemma, bundle=folder).decide(rows[[f"raw_p_{l}" for l in gemma.labels]].to_numpy())
+    applied = CalibratedClassifier(gemma, bundle=folder).decide(rows[[f"raw_p_{label}" for label in gemma.labels]].to_numpy())
     assert [list(s) for s in rows["prediction_set"]] == applied.set_lists
     assert list(rows["decision"]) == list(applied.decision)
     sizes = rows["prediction_set_size"].to_numpy()

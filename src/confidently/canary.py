@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from confidently.calibration.validation import check_probs
 from confidently.errors import ArtifactError, DataError
 from confidently.tasks import Task
+from confidently.files import check_format
 
 if TYPE_CHECKING:
     from confidently.bundle import Bundle
@@ -116,11 +117,7 @@ class Canary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Canary:
-        if not isinstance(data, Mapping) or data.get("format") != CANARY_FORMAT:
-            raise ArtifactError(f"not a confidently canary: expected format {CANARY_FORMAT!r}")
-        if data.get("format_version") != CANARY_FORMAT_VERSION:
-            raise ArtifactError(f"canary format_version {data.get('format_version')!r} is not supported "
-                                f"(expected {CANARY_FORMAT_VERSION})")
+        check_format(data, format=CANARY_FORMAT, version=CANARY_FORMAT_VERSION, what="canary")
         try:
             task = Task.from_dict(data["task"])
             rows = data["rows"]

@@ -43,6 +43,7 @@ from confidently.calibration.validation import check_labels, check_probs
 from confidently.errors import ArtifactError, DataError, NotFittedError
 from confidently.files import atomic_write_json, read_json
 from confidently.thresholds import clopper_pearson_interval
+from confidently.files import check_format
 
 CONFORMAL_FORMAT = "confidently.conformal"
 CONFORMAL_FORMAT_VERSION = 1
@@ -232,10 +233,7 @@ class ConformalPredictor:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConformalPredictor:
         """Rebuild from :meth:`to_dict`; malformed input raises :class:`ArtifactError`."""
-        if not isinstance(data, Mapping) or data.get("format") != CONFORMAL_FORMAT:
-            raise ArtifactError(f"not confidently prediction sets: expected format {CONFORMAL_FORMAT!r}")
-        if data.get("format_version") != CONFORMAL_FORMAT_VERSION:
-            raise ArtifactError(f"prediction-set format_version {data.get('format_version')!r} is not supported")
+        check_format(data, format=CONFORMAL_FORMAT, version=CONFORMAL_FORMAT_VERSION, what="prediction-set file")
         try:
             predictor = cls(data["alpha"], score=data["score"], condition_on=data["condition_on"],
                             group_column=data.get("group_column"))

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +108,18 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
     except RecursionError:
         raise ArtifactError(f"{path}: not a usable JSON file: nested too deeply to read") from None
+
+
+def check_format(data: Any, *, format: str, version: int, what: str) -> None:
+    """Refuse ``data`` unless it is an object of ``format`` at ``version`` (the header of every saved artifact).
+
+    ``what`` names the artifact in the one-line error (``"not a confidently canary: ..."``). A JSON
+    ``true`` is not version 1, and a version is shown shortened, however large a corrupt file made it.
+    """
+    if not isinstance(data, Mapping) or data.get("format") != format:
+        raise ArtifactError(f"not a confidently {what}: expected format {format!r}")
+    found = data.get("format_version")
+    if found != version or isinstance(found, bool):
+        shown = repr(found) if len(repr(found)) <= 60 else repr(found)[:57] + "..."
+        raise ArtifactError(f"{what} format_version {shown} is not supported (this version of confidently reads "
+                            f"{version}); rewrite it with this version or upgrade confidently")

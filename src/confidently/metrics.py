@@ -758,7 +758,7 @@ def classwise_calibration_error(
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> MetricResult:
-    """Classwise expected calibration error (Kull et al. 2019): every class's probability, not
+    r"""Classwise expected calibration error (Kull et al. 2019): every class's probability, not
     just the top one, against how often that class is the label.
 
     .. math::

@@ -26,6 +26,9 @@ from confidently.scoring import score_datasets
 from confidently.types import Answers, Scores
 
 
+DEFAULT_CONFIG = EvaluationConfig()  # frozen: one shared default is safe
+
+
 def content_free_scores(clf: Classifier, inputs=CONTENT_FREE_INPUTS) -> np.ndarray:
     """Raw class probabilities on content-free inputs (contextual calibration, Zhao et al. 2021)."""
     prompts = [clf.prefix + text + clf.suffix for text in inputs]
@@ -59,7 +62,7 @@ class EvaluateResult:
 
 
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
-                 config: EvaluationConfig = EvaluationConfig(), title: str = "confidently evaluation",
+                 config: EvaluationConfig = DEFAULT_CONFIG, title: str = "confidently evaluation",
                  metadata: dict | None = None, progress: bool = True, probe: bool = False,
                  shots: int = 0) -> EvaluateResult:
     """Score both splits, run the calibration study and write every output into ``out_dir``.
@@ -175,7 +178,7 @@ def split_for_evaluation(dataset: Dataset, *, seed: int = 42, calibration_fracti
 
 
 def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size: int = 1000, seed: int = 42,
-             config: EvaluationConfig = EvaluationConfig(), finetune_config=None,
+             config: EvaluationConfig = DEFAULT_CONFIG, finetune_config=None,
              progress: bool = True) -> EvaluateResult:
     """The original study, honestly: generate, split without leaks, score, calibrate, report.
 

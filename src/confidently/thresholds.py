@@ -38,6 +38,7 @@ from confidently.calibration.validation import check_confidence, check_correct
 from confidently.errors import ArtifactError, DataError
 from confidently.files import atomic_write_json, read_json
 from confidently.metrics import bootstrap_ci
+from confidently.files import check_format
 
 POLICY_FORMAT = "confidently.policy"
 POLICY_FORMAT_VERSION = 1
@@ -678,10 +679,7 @@ class DecisionPolicy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionPolicy:
         """Rebuild a policy from :meth:`to_dict`; malformed input raises :class:`ArtifactError`."""
-        if not isinstance(data, Mapping) or data.get("format") != POLICY_FORMAT:
-            raise ArtifactError(f"not a confidently decision policy: expected format {POLICY_FORMAT!r}")
-        if data.get("format_version") != POLICY_FORMAT_VERSION:
-            raise ArtifactError(f"decision policy format_version {data.get('format_version')!r} is not supported")
+        check_format(data, format=POLICY_FORMAT, version=POLICY_FORMAT_VERSION, what="decision policy")
         try:
             return cls(**{key: data[key] for key in ("threshold", "target_accuracy", "certified", "method")},
                        level=data.get("level"))

@@ -47,7 +47,7 @@ def test_probe_round_trips_through_json(tmp_path):
     (lambda d: d["state"].update(coef_=d["state"]["coef_"][:1]), "coef_"),
     (lambda d: d["state"].update(scale_=[0.0] * len(d["state"]["scale_"])), "scale_"),
     (lambda d: d["state"]["mean_"].__setitem__(0, float("nan")), "mean_"),
-    (lambda d: d.update(format="pickle"), "not a hidden-state probe"),
+    (lambda d: d.update(format="pickle"), "not a confidently hidden-state probe"),
     (lambda d: d["state"].update(extra_=1), "unknown entries"),
 ])
 def test_a_corrupt_probe_is_refused_at_load(corrupt, message):

@@ -27,7 +27,7 @@ def phrases_in(text: str, phrases) -> list[str]:
 
 
 def cells(ds) -> Counter:
-    return Counter(f"{c}_{l}" for c, l in zip(ds.columns["category"], ds.labels))
+    return Counter(f"{c}_{label}" for c, label in zip(ds.columns["category"], ds.labels))
 
 
 def rows_of(ds, category):
@@ -98,9 +98,9 @@ def test_domain_bias_rate_matches_the_setting(bias, generated):
 
 def test_bias_shows_in_every_sentiment_category(generated):
     for category in ("strong", "medium", "weak"):
-        rows = [(d, l) for d, l, c in zip(generated.columns["domain"], generated.labels,
+        rows = [(d, label) for d, label, c in zip(generated.columns["domain"], generated.labels,
                                           generated.columns["category"]) if c == category]
-        positive = [d for d, l in rows if l == "positive"]
+        positive = [d for d, label in rows if label == "positive"]
         assert positive.count("sports") / len(positive) == pytest.approx(0.67, abs=0.01)
         # the rest is split between "other" and the opposite domain
         assert positive.count("workplace") > 0 and positive.count("other") > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sagemaker_fixtures import BUCKET, LMI_IMAGE, ROLE, TRAINING_IMAGE
 
@@ -41,3 +43,13 @@ def runner(aws, settings):
     from confidently.deploy.calls import Runner
 
     return Runner({name: client for name, (client, _) in aws.items()}, settings)
+
+
+@pytest.fixture
+def sent(aws):
+    """The bodies sent with invoke_endpoint (Stubber checks the other parameters exactly)."""
+    bodies = []
+    aws["sagemaker-runtime"][0].meta.events.register(
+        "provide-client-params.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **_: bodies.append(json.loads(params["Body"])))
+    return bodies

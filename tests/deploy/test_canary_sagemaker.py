@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from sagemaker_fixtures import BUCKET, make_adapter, streaming
-from test_classify import PREFIX, completion, expect_invoke, sent  # noqa: F401  (sent: a fixture)
+from test_classify import PREFIX, completion, expect_invoke
 from typer.testing import CliRunner
 
 from confidently.canary import CANARY_FILE, Canary, CanaryFailedError

@@ -32,16 +32,6 @@ def chat_completion(yes: float, no: float) -> str:
                                     "logprobs": {"content": [{**entries[0], "top_logprobs": entries}]}}]})
 
 
-@pytest.fixture
-def sent(aws):
-    """The bodies sent with invoke_endpoint (Stubber checks the other parameters exactly)."""
-    bodies = []
-    aws["sagemaker-runtime"][0].meta.events.register(
-        "provide-client-params.sagemaker-runtime.InvokeEndpoint",
-        lambda params, **_: bodies.append(json.loads(params["Body"])))
-    return bodies
-
-
 def expect_invoke(aws, component: str, reply: str) -> None:
     aws["sagemaker-runtime"][1].add_response(
         "invoke_endpoint", {"Body": streaming(reply), "ContentType": "application/json"},

@@ -80,7 +80,7 @@ def test_policy_is_certified_on_calibration_then_applied_to_test(evaluation):
 def test_no_threshold_is_chosen_on_the_test_split(evaluation, tmp_path):
     _, y_cal = miscalibrated(800, 0)
     _, y_test = miscalibrated(600, 1)
-    for name, result in evaluation.methods.items():
+    for result in evaluation.methods.values():
         # every chosen threshold comes from the calibration split's cross-fitted scores
         again = analyse_thresholds(result.crossfit_probs.max(1), result.crossfit_probs.argmax(1) == y_cal)
         assert result.chosen.certified == again.certified and result.chosen.optimal == again.optimal

@@ -39,6 +39,7 @@ from confidently.calibration.state import check_depth, describe, read_any, read_
 from confidently.calibration.validation import check_classes, check_probs, encode_labels
 from confidently.errors import ArtifactError, CalibrationError, ConfidentlyError, NotFittedError
 from confidently.files import atomic_write_json, read_json
+from confidently.files import check_format
 
 #: ``format`` field of a saved calibrator, and the version of its layout.
 FORMAT = "confidently.calibrator"
@@ -496,13 +497,7 @@ def _probe_rows(k: int) -> np.ndarray:
 
 def check_header(data: Any) -> None:
     check_depth(data)
-    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-        raise ArtifactError(f"not a confidently calibrator: expected format {FORMAT!r}")
-    if data.get("format_version") != FORMAT_VERSION or isinstance(data.get("format_version"), bool):
-        raise ArtifactError(
-            f"calibrator format_version {describe(data.get('format_version'))} is not supported "
-            f"(this version of confidently reads {FORMAT_VERSION}); refit or upgrade confidently"
-        )
+    check_format(data, format=FORMAT, version=FORMAT_VERSION, what="calibrator")
     if not isinstance(data.get("method"), str):
         raise ArtifactError("saved calibrator has no method name")
 

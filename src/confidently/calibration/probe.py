@@ -26,6 +26,7 @@ from confidently.calibration.numeric import bound_rows, laplace_bounds
 from confidently.calibration.state import check_depth, describe, read_int, read_real, read_vector
 from confidently.calibration.validation import check_classes
 from confidently.errors import ArtifactError, CalibrationError, ConfidentlyError, NotFittedError
+from confidently.files import check_format
 
 FORMAT = "confidently.probe"
 FORMAT_VERSION = 1
@@ -137,11 +138,7 @@ class HiddenStateProbe:
     def from_dict(cls, data: Any) -> HiddenStateProbe:
         """A probe saved by :meth:`to_dict`, every value checked; :class:`ArtifactError` names what is wrong."""
         check_depth(data)
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise ArtifactError(f"not a hidden-state probe: expected format {FORMAT!r}")
-        if data.get("format_version") != FORMAT_VERSION or isinstance(data.get("format_version"), bool):
-            raise ArtifactError(f"probe format_version {describe(data.get('format_version'))} is not supported "
-                                f"(this confidently reads {FORMAT_VERSION})")
+        check_format(data, format=FORMAT, version=FORMAT_VERSION, what="hidden-state probe")
         params, state = data.get("params"), data.get("state")
         if not isinstance(params, Mapping) or not isinstance(state, Mapping):
             raise ArtifactError("saved probe: params and state must be objects")

@@ -13,7 +13,6 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from confidently.bundle import ADAPTER_CONFIG_FILE, ADAPTER_FILES, MANIFEST_FILE, Bundle, read_bundle
 from confidently.errors import ArtifactError, ConfigError

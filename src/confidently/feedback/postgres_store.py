@@ -7,7 +7,6 @@ replicas starting together apply each step once. Needs ``psycopg`` (``pip instal
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,22 +33,17 @@ class PostgresStore(SQLStore):
         self._psycopg = psycopg
         self.url = url
         self.location = _without_password(url)
-        self._local = threading.local()
-        self._connections: list[Any] = []
-        self._lock = threading.Lock()
+        super().__init__()
         self._migrate()
 
-    def _connection(self) -> Any:
-        connection = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
-            try:
-                connection = self._psycopg.connect(self.url, autocommit=True)
-            except self._psycopg.Error as error:
-                raise StoreError(f"{self.location}: cannot connect: {error}") from None
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
+    def _connect(self) -> Any:
+        try:
+            return self._psycopg.connect(self.url, autocommit=True)
+        except self._psycopg.Error as error:
+            raise StoreError(f"{self.location}: cannot connect: {error}") from None
+
+    def _is_open(self, connection: Any) -> bool:
+        return not connection.closed
 
     @contextmanager
     def _transaction(self) -> Iterator[Execute]:
@@ -63,13 +57,6 @@ class PostgresStore(SQLStore):
         with self._transaction() as execute:
             execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             self._migrate_in(execute)
-
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
 
 
 def _without_password(url: str) -> str:

@@ -8,6 +8,7 @@ store rewrites them.
 from __future__ import annotations
 
 import json
+import threading
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -73,6 +74,35 @@ class SQLStore(FeedbackStore):
     #: DDL words of the dialect: ``seq`` (auto-incrementing primary key), ``real`` (double), and
     #: ``lock`` (appended to the claim's sub-select so concurrent claimers skip each other's rows).
     DIALECT: dict[str, str]
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new, configured connection (called once per thread)."""
+
+    def _is_open(self, connection: Any) -> bool:
+        return True
+
+    def _connection(self) -> Any:
+        """This thread's connection, opened on first use (connections are never shared between threads)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None or not self._is_open(connection):
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Execute]:

@@ -9,7 +9,6 @@ same moment are serialised instead of both reading the same free item.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,34 +31,28 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.location = f"sqlite:{self.path}"
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        super().__init__()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot create its folder: {error.strerror}") from None
         self._migrate()
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                # isolation_level=None: no implicit transactions; ours begin and end explicitly.
-                connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                             timeout=BUSY_TIMEOUT_MS / 1000)
-                connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                connection.execute("PRAGMA synchronous = FULL")
-                connection.execute("PRAGMA foreign_keys = ON")
-            except sqlite3.Error as error:
-                raise StoreError(f"{self.path}: not a usable SQLite database: {error}") from None
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: SQLite could not switch to WAL mode (got {mode!r}); "
-                                 "use a local file system")
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: no implicit transactions; ours begin and end explicitly.
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                         timeout=BUSY_TIMEOUT_MS / 1000)
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: not a usable SQLite database: {error}") from None
+        if mode.lower() != "wal":
+            connection.close()
+            raise StoreError(f"{self.path}: SQLite could not switch to WAL mode (got {mode!r}); "
+                             "use a local file system")
         return connection
 
     @contextmanager
@@ -75,10 +68,3 @@ class SQLiteStore(SQLStore):
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()

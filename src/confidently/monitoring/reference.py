@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from confidently.calibration.validation import check_probs
 from confidently.decisions import decide
 from confidently.errors import ArtifactError, DataError
+from confidently.files import check_format
 
 if TYPE_CHECKING:
     from confidently.bundle import Bundle
@@ -128,11 +129,7 @@ class Reference:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reference:
-        if not isinstance(data, Mapping) or data.get("format") != REFERENCE_FORMAT:
-            raise ArtifactError(f"not a confidently reference distribution: expected format {REFERENCE_FORMAT!r}")
-        if data.get("format_version") != REFERENCE_FORMAT_VERSION:
-            raise ArtifactError(f"reference format_version {data.get('format_version')!r} is not supported "
-                                f"(expected {REFERENCE_FORMAT_VERSION})")
+        check_format(data, format=REFERENCE_FORMAT, version=REFERENCE_FORMAT_VERSION, what="reference distribution")
         try:
             continuous = {name: ContinuousReference(tuple(map(float, data["continuous"][name]["edges"])),
                                                     tuple(map(float, data["continuous"][name]["shares"])),
