@@ -16,7 +16,7 @@ from confidently.classifier import Classifier
 from confidently.data import Dataset
 from confidently.evaluation import EvaluationConfig
 from confidently.files import atomic_write_json, atomic_write_text
-from confidently.pipeline import EvaluateResult, run_evaluate
+from confidently.pipeline import DEFAULT_CONFIG, EvaluateResult, run_evaluate
 from confidently.progress import announce
 from confidently.scorers import ScorerSpec
 from confidently.scoring import score_datasets
@@ -39,7 +39,7 @@ def with_scorer(clf: Classifier, spec: ScorerSpec) -> Classifier:
 
 
 def compare_scorers(clf: Classifier, specs: Sequence[ScorerSpec], calibration: Dataset, test: Dataset,
-                    out_dir: str | Path, *, config: EvaluationConfig = EvaluationConfig(),
+                    out_dir: str | Path, *, config: EvaluationConfig = DEFAULT_CONFIG,
                     metadata: dict | None = None, progress: bool = True) -> list[ScorerRun]:
     """Run ``evaluate`` once per scorer on the same splits; write ``scorers.json`` and ``scorers.md``."""
     out = Path(out_dir)
