@@ -14,11 +14,12 @@ from confidently.classifier import Classifier
 from confidently.cli.app import app
 from confidently.data import Dataset
 from confidently.calibrated import CalibratedClassifier
-from confidently.errors import BundleMismatchError
+from confidently.errors import BundleMismatchError, ConfigError
 from confidently.evaluation import EvaluationConfig
 from confidently.pipeline import run_evaluate
 from confidently.scorers import ScorerSpec
 from confidently.scoring import ScoreStore, score_with_store
+from confidently.shots import shot_classifier
 from confidently.types import ANSWER_OUTCOMES
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring", "a wonderful film, I love it"]
@@ -68,6 +69,25 @@ def test_the_score_cache_keeps_answers_and_is_per_scorer(tiny_backend, tmp_path)
     np.testing.assert_array_equal(both.answers.outcome[:2], first.answers.outcome)
     assert clf.fingerprint() != Classifier(backend=tiny_backend).fingerprint()
     assert clf.fingerprint() != scorer(tiny_backend, ScorerSpec.make("consistency", samples=4, seed=5)).fingerprint()
+
+
+def test_a_black_box_scorer_refuses_hidden_states_and_the_probe(tiny_backend, tmp_path):
+    clf = scorer(tiny_backend, CONSISTENCY)
+    with pytest.raises(ConfigError, match="consistency scorer generates answers"):
+        clf.score(TEXTS, hidden=True)
+    with pytest.raises(ConfigError, match="consistency scorer generates answers"):
+        clf.explain(TEXTS[0], hidden=True)
+    data = Dataset(TEXTS * 3, ["positive", "negative", "negative", "positive"] * 3)
+    with pytest.raises(ConfigError, match="--probe .* consistency scorer"):
+        run_evaluate(clf, data, data, tmp_path / "run", progress=False, probe=True)
+    assert not (tmp_path / "run" / "score-cache").exists()  # refused before any scoring
+
+
+def test_few_shot_prompts_keep_the_scorer(tiny_backend):
+    data = Dataset(TEXTS * 3, ["positive", "negative", "negative", "positive"] * 3)
+    shot_clf, rest, _ = shot_classifier(scorer(tiny_backend, CONSISTENCY), data, 2, seed=0)
+    assert shot_clf.scorer == CONSISTENCY and len(rest) == len(data) - 2
+    assert shot_clf.score(rest.texts[:2]).answers is not None
 
 
 @pytest.fixture(scope="module")
