@@ -121,6 +121,21 @@ class Classifier:
             return self._black_box.prompt(text)
         return self.prefix + self._fit_text(text)[0] + self.suffix
 
+    def prompts(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The prompts the model sees for ``texts`` and, per text, whether it was truncated.
+
+        Raises
+        ------
+        DataError
+            A text is empty or not a string.
+        """
+        texts = list(texts)
+        _check_texts(texts)
+        fitted = [self._fit_text(t) for t in texts]
+        asked = self._black_box if self._black_box is not None else self  # a black-box scorer asks its own question
+        return ([asked.prefix + text + asked.suffix for text, _ in fitted],
+                np.array([t for _, t in fitted], dtype=bool))
+
     # -- scoring -----------------------------------------------------------------------------
     def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None,
               hidden: bool = False) -> Scores:
@@ -130,21 +145,21 @@ class Classifier:
         depend on the batching (float32: within 1e-5). With ``hidden`` the final hidden state at the
         answer position is kept too (:attr:`Scores.hidden`, float32), from the same forward pass.
         """
-        texts = list(texts)
-        _check_texts(texts)
         if self._black_box is not None:
             self._no_hidden(hidden)
+            texts = list(texts)
+            _check_texts(texts)
             return self._black_box.score(texts, progress=progress)
-        fitted = [self._fit_text(t) for t in texts]
-        n, k = len(texts), len(self.labels)
+        all_prompts, truncated = self.prompts(texts)
+        n, k = len(all_prompts), len(self.labels)
         mass = np.zeros((n, k))
         other = np.zeros(n)
         uncovered = None if self.backend.exact else np.zeros(n)
         states: np.ndarray | None = None
-        order = sorted(range(n), key=lambda i: -len(fitted[i][0]))
+        order = sorted(range(n), key=lambda i: -len(all_prompts[i]))
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            prompts = [self.prefix + fitted[i][0] + self.suffix for i in idx]
+            prompts = [all_prompts[i] for i in idx]
             if hidden:
                 m, o, u, h = self.backend.score_prompts_with_hidden(prompts, self.verbalizer,
                                                                     shared_prefix=self.prefix)
@@ -158,7 +173,6 @@ class Classifier:
                 uncovered[idx] = u
             if progress is not None:
                 progress(len(idx))
-        truncated = np.array([t for _, t in fitted], dtype=bool)
         return Scores(self.labels, mass, other, truncated, uncovered, states)
 
     def _no_hidden(self, hidden: bool) -> None:

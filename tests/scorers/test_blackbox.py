@@ -90,6 +90,15 @@ def test_few_shot_prompts_keep_the_scorer(tiny_backend):
     assert shot_clf.score(rest.texts[:2]).answers is not None
 
 
+def test_a_black_box_scorer_is_never_scored_in_a_shared_forward_pass(tiny_backend):
+    from confidently.adapter_batches import AdapterGroup, score_groups
+
+    clf = scorer(tiny_backend, ScorerSpec.make("verbalized"))
+    assert clf.prompts(TEXTS[:1])[0] == [clf.prompt(TEXTS[0])]  # the question it generates for, not the logprob one
+    with pytest.raises(ConfigError, match="black-box scorer"):
+        score_groups([AdapterGroup(Classifier(backend=tiny_backend), None, TEXTS), AdapterGroup(clf, None, TEXTS)])
+
+
 @pytest.fixture(scope="module")
 def consistency_bundle(tiny_backend, tmp_path_factory):
     rng = np.random.default_rng(0)

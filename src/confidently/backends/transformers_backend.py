@@ -31,6 +31,8 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
            "float16": "float16", "fp16": "float16"}
 # Names that select bfloat16 with the batch-invariant kernels.
 INVARIANT_DTYPES = {"bf16-invariant": "bfloat16", "bfloat16-invariant": "bfloat16"}
+# PEFT's name for the rows of a mixed-adapter batch that the bare base model scores.
+BASE_ROWS = "__base__"
 
 
 def choose_device(device: str | None) -> str:
@@ -270,13 +272,17 @@ class TransformersBackend(Backend):
         with warnings.catch_warnings():
             # peft asks transformers a deprecated question about gradient checkpointing; not ours to fix.
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            # The adapter's weights stay in the model's dtype (PEFT would upcast bfloat16 ones to float32):
+            # PEFT's mixed-adapter batches round each LoRA output to the model's dtype before adding it,
+            # so only then does a row score the same in a mixed batch as in its adapter's own.
             if isinstance(self.model, PeftModel):
                 if name in self.adapters:
                     self.model.delete_adapter(name)
-                self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+                self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False,
+                                        autocast_adapter_dtype=False)
             else:
                 self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name,
-                                                       is_trainable=False)
+                                                       is_trainable=False, autocast_adapter_dtype=False)
         self.model.eval()
         self.adapters[name] = sha256_file(weights)
         if activate:
@@ -316,9 +322,16 @@ class TransformersBackend(Backend):
         self._prefix_cache = {k: v for k, v in self._prefix_cache.items() if k[0] != adapter}
 
     # -- scoring -------------------------------------------------------------------------------
-    def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "") -> np.ndarray:
+    def next_token_logprobs(self, prompts: Sequence[str], *, shared_prefix: str = "",
+                            adapters: Sequence[str | None] | None = None) -> np.ndarray:
+        """Next-token log-probabilities, shape (n_prompts, vocab); see :meth:`Backend.next_token_logprobs`.
+
+        ``adapters`` names, per prompt, the adapter to score it with (None: the bare base model), so
+        prompts for different adapters share one forward pass; without it every prompt uses the
+        active adapter. A prompt's scores are the same as in a batch of its adapter alone.
+        """
         ids, prefix = self._split(prompts, shared_prefix)
-        return self._forward(ids, prefix, keep=1)[:, -1].numpy()
+        return self._forward(ids, prefix, keep=1, adapters=adapters)[:, -1].numpy()
 
     def next_token_logprobs_and_hidden(self, prompts: Sequence[str], *,
                                        shared_prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
@@ -383,11 +396,12 @@ class TransformersBackend(Backend):
         return stops
 
     def sequence_logprobs(self, prompts: Sequence[str], sequences: Sequence[Sequence[int]], *,
-                          shared_prefix: str = "") -> np.ndarray:
+                          shared_prefix: str = "", adapters: Sequence[str | None] | None = None) -> np.ndarray:
         ids, prefix = self._split(prompts, shared_prefix)
         longest = max(len(s) for s in sequences)
         rows = [p + list(s) for p in ids for s in sequences]
-        logprobs = self._forward(rows, prefix, keep=longest + 1).numpy()
+        row_adapters = None if adapters is None else [a for a in adapters for _ in sequences]
+        logprobs = self._forward(rows, prefix, keep=longest + 1, adapters=row_adapters).numpy()
         out = np.empty((len(ids), len(sequences)))
         for r, (i, j) in enumerate((i, j) for i in range(len(ids)) for j in range(len(sequences))):
             seq = sequences[j]
@@ -411,20 +425,75 @@ class TransformersBackend(Backend):
                 prefix = candidate
         return [ids[len(prefix):] for ids in full], prefix
 
-    def _prefix_kv(self, prefix: tuple[int, ...]):
+    def _prefix_kv(self, prefix: tuple[int, ...], adapter: str | None):
+        """The KV cache of ``prefix`` under ``adapter`` (None: the base model), computed once."""
         import torch
 
         # The prefix's keys and values depend on the weights, so each adapter has its own entry.
-        key = (self.active_adapter, prefix)
+        key = (adapter, prefix)
         if key not in self._prefix_cache:
             if len(self._prefix_cache) >= 8:
                 self._prefix_cache.pop(next(iter(self._prefix_cache)))
-            positions = torch.arange(len(prefix))[None]
-            with torch.inference_mode(), self._kernels(positions, positions):
-                out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
-                                 logits_to_keep=1)
+            active = self.active_adapter
+            if adapter != active:
+                self.set_adapter(adapter)
+            try:
+                positions = torch.arange(len(prefix))[None]
+                with torch.inference_mode(), self._kernels(positions, positions):
+                    out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
+                                     logits_to_keep=1)
+            finally:
+                if adapter != active:
+                    self.set_adapter(active)
             self._prefix_cache[key] = getattr(out, "cache", None) or out.past_key_values
         return self._prefix_cache[key]
+
+    def _rows_prefix_kv(self, prefix: tuple[int, ...], adapters: Sequence[str | None] | None, n: int):
+        """A fresh KV cache of ``prefix`` for ``n`` rows: each row's from its adapter's cached entry."""
+        if adapters is None:
+            adapters = [self.active_adapter] * n
+        distinct = list(dict.fromkeys(adapters))
+        caches = [self._prefix_kv(prefix, adapter) for adapter in distinct]
+        cache = copy.deepcopy(caches[0])
+        if len(distinct) == 1:
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+            return cache
+        import torch
+
+        which = torch.tensor([distinct.index(a) for a in adapters])
+        for i, layer in enumerate(cache.layers):
+            layer.keys = torch.cat([c.layers[i].keys for c in caches]).index_select(0, which.to(layer.keys.device))
+            layer.values = torch.cat([c.layers[i].values for c in caches]).index_select(0, which.to(layer.keys.device))
+        return cache
+
+    def _adapter_rows(self, adapters: Sequence[str | None] | None, n: int) -> dict:
+        """The forward pass's keyword selecting each row's adapter (PEFT's mixed-adapter batches)."""
+        from confidently.errors import ArtifactError
+
+        if adapters is None:
+            return {}
+        if len(adapters) != n:
+            raise ValueError(f"{len(adapters)} adapter names for {n} rows")
+        unknown = sorted({a for a in adapters if a is not None and a not in self.adapters})
+        if unknown:
+            raise ArtifactError(f"no adapter named {unknown[0]!r} is loaded "
+                                f"(loaded: {', '.join(self.adapters) or 'none'})")
+        if not self.adapters:
+            return {}
+        return {"adapter_names": [BASE_ROWS if a is None else a for a in adapters]}
+
+    @contextlib.contextmanager
+    def _adapter_layers_on(self, rows: dict):
+        """Adapter layers enabled for a mixed batch (the bare base model disables them), restored after."""
+        if not rows or self.active_adapter is not None:
+            yield
+            return
+        self.model.base_model.enable_adapter_layers()
+        try:
+            yield
+        finally:
+            self.model.base_model.disable_adapter_layers()
 
     def clear_prefix_cache(self) -> None:
         """Forget cached prefixes (after changing weights in place, e.g. training)."""
@@ -438,8 +507,12 @@ class TransformersBackend(Backend):
 
         return invariant.scoring_mode(invariant.TokenLayout(query_positions, key_positions))
 
-    def _forward(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int):
-        """Log-softmax of the last ``keep`` positions' logits, shape (n_rows, keep, vocab), float32 on CPU."""
+    def _forward(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int,
+                 adapters: Sequence[str | None] | None = None):
+        """Log-softmax of the last ``keep`` positions' logits, shape (n_rows, keep, vocab), float32 on CPU.
+
+        ``adapters``: each row's adapter (None: the base model); default: the active adapter for all.
+        """
         import torch
 
         width = max(len(r) for r in rows)
@@ -452,16 +525,16 @@ class TransformersBackend(Backend):
         # Positions count real tokens only, so left padding leaves every example's positions
         # exactly what they would be unpadded.
         position_ids = (len(prefix) + suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
+        adapter_rows = self._adapter_rows(adapters, n)
         cache = None
         attention_mask = suffix_mask
         if prefix:
-            cache = copy.deepcopy(self._prefix_kv(prefix))
-            if n > 1:
-                cache.batch_repeat_interleave(n)
+            cache = self._rows_prefix_kv(prefix, adapters, n)
             attention_mask = torch.cat([torch.ones((n, len(prefix)), dtype=torch.long), suffix_mask], dim=1)
         query_positions = position_ids.masked_fill(suffix_mask == 0, -1)
         key_positions = torch.cat([torch.arange(len(prefix)).expand(n, -1), query_positions], dim=1)
-        with torch.inference_mode(), self._kernels(query_positions, key_positions):
+        with torch.inference_mode(), self._kernels(query_positions, key_positions), \
+                self._adapter_layers_on(adapter_rows):
             out = self.model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
@@ -469,6 +542,7 @@ class TransformersBackend(Backend):
                 use_cache=cache is not None,
                 logits_to_keep=keep,
                 **{self._cache_kwarg: cache},
+                **adapter_rows,
             )
             return torch.log_softmax(out.logits[:, -keep:].float(), dim=-1).cpu()
 

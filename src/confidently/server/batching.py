@@ -8,8 +8,8 @@ So a small request that arrives while a big one is being scored goes next, a cli
 sending small requests gets about the same share of the model as one sending big ones, and no
 request holds the model for longer than one part at a time.
 
-The part chosen is batched with the next parts of other requests for the same key (the adapter), in
-the same order, up to ``max_batch`` items and ``max_cost`` cost. A request's first part waits up to
+The part chosen is batched with the next parts of other requests for the same key (the server uses
+the base model, so one batch mixes its adapters' requests), in the same order, up to ``max_batch`` items and ``max_cost`` cost. A request's first part waits up to
 ``wait_s`` for others to join it; under load batches fill without waiting. Other work on the model
 (loading an adapter) is queued with :meth:`MicroBatcher.call` and runs between batches, so nothing
 ever touches the model concurrently.

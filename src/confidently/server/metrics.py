@@ -111,12 +111,18 @@ class Metrics:
             self.latency.observe(seconds, route)
 
     def batch(self, adapter: str | None, decisions: list[str | None]) -> None:
-        name = self.BASE if adapter is None else adapter
+        """One forward pass of one adapter's texts."""
+        self.mixed_batch([(adapter, decisions)])
+
+    def mixed_batch(self, groups: list[tuple[str | None, list[str | None]]]) -> None:
+        """One forward pass of several adapters' texts: its size once, texts and decisions per adapter."""
         with self._lock:
-            self.batch_size.observe(len(decisions))
-            self.texts.inc(name, amount=len(decisions))
-            for decision in decisions:
-                self.decisions.inc(name, decision or "none")
+            self.batch_size.observe(sum(len(decisions) for _, decisions in groups))
+            for adapter, decisions in groups:
+                name = self.BASE if adapter is None else adapter
+                self.texts.inc(name, amount=len(decisions))
+                for decision in decisions:
+                    self.decisions.inc(name, decision or "none")
 
     def render(self, queued_texts: int) -> str:
         with self._lock:

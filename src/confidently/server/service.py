@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from confidently.server.batching import MicroBatcher
 from confidently.server.metrics import Metrics
-from confidently.server.registry import AdapterRegistry, AdapterReloadedError
+from confidently.server.registry import AdapterRegistry, AdapterReloadedError, UnknownAdapterError
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse, TextResult
-from confidently.server.served import Served
+from confidently.server.served import Served, classify_together
 from confidently.server.settings import Settings
 from confidently.server.work import Job, split
 
@@ -61,8 +61,13 @@ class Service:
     async def score(self, request: ClassifyRequest) -> tuple[Served, ClassifyResponse]:
         """The response, and the entry that scored the texts (a reload may have replaced it while they waited)."""
         self.registry.get(request.adapter)  # unknown adapters fail before queueing
-        parts = split(request.texts, request.top_tokens, max_texts=self.batch_size, max_cost=self.item_cost)
-        scored = await asyncio.wrap_future(self.batcher.submit(request.adapter, parts))
+        parts = split(request.texts, request.top_tokens, max_texts=self.batch_size, max_cost=self.item_cost,
+                      adapter=request.adapter)
+        # Every adapter is on the one base model, so one batching key: a batch mixes adapters.
+        scored = await asyncio.wrap_future(self.batcher.submit(self.registry.backend.weights_id, parts))
+        failed = next((part for part in scored if isinstance(part, Exception)), None)
+        if failed is not None:
+            raise failed
         # The entry that scored the texts, which a reload may have replaced while they waited.
         served = scored[0][0]
         if any(entry is not served for entry, _ in scored):
@@ -81,15 +86,35 @@ class Service:
         """Run ``fn`` on the model's worker thread, between batches."""
         return await asyncio.wrap_future(self.batcher.call(fn))
 
-    def _score(self, adapter: Hashable, jobs: list[Job]) -> list[tuple[Served, list[TextResult]]]:
-        """The batcher's handler: one forward-pass batch of work items (of one or more requests) of one adapter."""
-        served = self.registry.get(adapter)  # may have been unloaded while the jobs waited
-        results = served.classify([text for job in jobs for text in job.texts])
-        self.metrics.batch(served.name, [r.decision for r in results])
-        out, start = [], 0
+    def _score(self, _model: Hashable, jobs: list[Job]) -> list[tuple[Served, list[TextResult]] | Exception]:
+        """The batcher's handler: one forward pass over work items (of one or more requests) for any adapters.
+
+        A work item whose adapter was unloaded while it waited gets the error, the others their results.
+        """
+        entries: dict[str | None, Served | Exception] = {}
         for job in jobs:
-            mine = results[start:start + len(job.texts)]
-            start += len(job.texts)
+            if job.adapter not in entries:
+                try:
+                    entries[job.adapter] = self.registry.get(job.adapter)
+                except UnknownAdapterError as error:
+                    entries[job.adapter] = error
+        texts: dict[str | None, list[str]] = {}
+        for job in jobs:
+            if not isinstance(entries[job.adapter], Exception):
+                texts.setdefault(job.adapter, []).extend(job.texts)
+        batch = [(entries[adapter], adapter_texts) for adapter, adapter_texts in texts.items()]
+        results = dict(zip(texts, classify_together(batch))) if batch else {}
+        self.metrics.mixed_batch([(served.name, [r.decision for r in results[served.name]]) for served, _ in batch])
+        out: list[tuple[Served, list[TextResult]] | Exception] = []
+        taken = dict.fromkeys(texts, 0)
+        for job in jobs:
+            served = entries[job.adapter]
+            if isinstance(served, Exception):
+                out.append(served)
+                continue
+            start = taken[job.adapter]
+            mine = results[job.adapter][start:start + len(job.texts)]
+            taken[job.adapter] += len(job.texts)
             if job.top_tokens:
                 for result, text in zip(mine, job.texts):
                     result.top_tokens = served.top_tokens(text, job.top_tokens)

@@ -23,10 +23,11 @@ TOP_TOKEN_PASS_WEIGHT = 4
 
 @dataclass(frozen=True)
 class Job:
-    """The payload of one work item: consecutive texts of one request."""
+    """The payload of one work item: consecutive texts of one request, for one adapter (None: the base model)."""
 
     texts: list[str]
     top_tokens: int
+    adapter: str | None = None
 
 
 def passes(top_tokens: int) -> int:
@@ -39,9 +40,10 @@ def request_cost(texts: Sequence[str], top_tokens: int) -> int:
     return sum(len(text) for text in texts) * passes(top_tokens)
 
 
-def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: int) -> list[Part]:
-    """Consecutive runs of ``texts``, each at most ``max_texts`` texts (a quarter of that with top
-    tokens) and ``max_cost`` cost.
+def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: int,
+          adapter: str | None = None) -> list[Part]:
+    """Consecutive runs of ``texts`` for ``adapter``, each at most ``max_texts`` texts (a quarter of that
+    with top tokens) and ``max_cost`` cost.
 
     A text costlier than ``max_cost`` on its own is a work item by itself (texts are never cut here).
     """
@@ -54,9 +56,9 @@ def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: in
     for text in texts:
         text_cost = len(text) * per_text
         if run and (len(run) == max_texts or cost + text_cost > max_cost):
-            parts.append(Part(Job(run, top_tokens), size=len(run), cost=cost))
+            parts.append(Part(Job(run, top_tokens, adapter), size=len(run), cost=cost))
             run, cost = [], 0
         run.append(text)
         cost += text_cost
-    parts.append(Part(Job(run, top_tokens), size=len(run), cost=cost))
+    parts.append(Part(Job(run, top_tokens, adapter), size=len(run), cost=cost))
     return parts
