@@ -234,11 +234,17 @@ def _store_with_one_chunk(folder: Path) -> ScoreStore:
 
 def _open_store(folder: Path) -> None:
     try:
-        rows = ScoreStore(folder, "fingerprint", LABELS).load()
+        keys, scores = ScoreStore(folder, "fingerprint", LABELS).load()
     except ArtifactError as error:
         one_line(error)
         return
-    for mass, other, truncated, uncovered, *_ in rows.values():  # (and the hidden state, when kept)
+    if scores is None:
+        assert keys == []
+        return
+    assert len(keys) == len(scores)
+    for i in range(len(scores)):
+        mass, other, truncated = scores.mass[i], scores.other_mass[i], scores.truncated[i]
+        uncovered = None if scores.uncovered_mass is None else scores.uncovered_mass[i]
         assert np.isfinite(mass).all() and (mass >= 0).all() and 0 <= other <= 1 and mass.sum() + other <= 1 + 1e-3
         assert isinstance(truncated, (bool, np.bool_)) and uncovered is None or 0 <= uncovered <= 1
 

@@ -35,7 +35,7 @@ def score_groups(groups: Sequence[AdapterGroup]) -> list[Scores]:
     Raises
     ------
     ConfigError
-        The classifiers do not share one backend.
+        The classifiers do not share one backend, or one scores with a black-box scorer.
     DataError
         A text is empty or not a string.
     ArtifactError
@@ -46,6 +46,9 @@ def score_groups(groups: Sequence[AdapterGroup]) -> list[Scores]:
     backend = groups[0].classifier.backend
     if any(group.classifier.backend is not backend for group in groups):
         raise ConfigError("texts scored in one forward pass need classifiers on one backend")
+    if any(group.classifier.scorer.black_box for group in groups):
+        raise ConfigError("texts scored in one forward pass need the logprob scorer; a black-box scorer generates "
+                          "answers")
     prepared = [group.classifier.prompts(group.texts) for group in groups]
     prompts = [prompt for group_prompts, _ in prepared for prompt in group_prompts]
     adapters = [group.adapter for group, (group_prompts, _) in zip(groups, prepared) for _ in group_prompts]

@@ -10,7 +10,8 @@ task, because a calibrator fitted on one model's scores says nothing about anoth
 Layout::
 
     manifest.json     format, version, created; model {name, backend, weights_id, dtype, adapter_sha256};
-                      task (Task.to_dict()) and chat; fitted_on {rows_sha256, n_rows, ...};
+                      task (Task.to_dict()) and chat; scorer (ScorerSpec.to_dict(); absent in bundles
+                      written before scorers existed, which were all logprob); fitted_on {rows_sha256, n_rows, ...};
                       library_versions; files {name: sha256} of every other file (required)
     calibrator.json   absent when no calibrator beat the raw scores (the policy then applies to raw ones)
     probe.json        instead of calibrator.json when the chosen calibrator is a hidden-state probe
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from confidently.conformal import ConformalPredictor
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
+from confidently.scorers.spec import ScorerSpec
 from confidently.tasks import Task
 from confidently.thresholds import DecisionPolicy
 
@@ -135,6 +137,7 @@ class Bundle:
     prediction_sets : the conformal predictor read from ``conformal.json``; None when the bundle has none.
     decision_rule : the manifest's ``decision_rule``: ``"threshold"`` (the policy; also for bundles
         that do not record one) or ``"prediction_set"`` (automate single-label sets).
+    scorer : the scorer (and its parameters) whose scores the calibrator was fitted on.
     """
 
     folder: Path
@@ -148,6 +151,7 @@ class Bundle:
     manifest_sha256: str = ""
     prediction_sets: ConformalPredictor | None = None
     decision_rule: str = "threshold"
+    scorer: ScorerSpec = field(default_factory=ScorerSpec)
 
     @property
     def files(self) -> dict[str, str]:
@@ -183,9 +187,21 @@ class Bundle:
                 f"labels {', '.join(task.label_names)}): pass --task with the bundle's task file, or fit a bundle "
                 "for this task")
 
+    def check_scorer(self, scorer: ScorerSpec) -> None:
+        """Refuse unless the scores come from the scorer the bundle was fitted on, with the same samples,
+        temperature and answer length (the seed may differ: it redraws answers from the same distribution)."""
+        if scorer.distribution_key() != self.scorer.distribution_key():
+            raise BundleMismatchError(
+                f"bundle {self.folder} was fitted on scores of the {self.scorer.describe()} scorer but is applied "
+                f"to scores of the {scorer.describe()} scorer: a calibrator only holds for the scores it was "
+                "fitted on; use the bundle's scorer, or fit a bundle for this one with `confidently evaluate "
+                "--scorer`")
+
     def check(self, classifier: Classifier) -> None:
-        """Refuse unless ``classifier`` (its weights, active adapter, task and chat choice) is what was fitted."""
+        """Refuse unless ``classifier`` (its weights, active adapter, task, chat choice and scorer) is what
+        was fitted."""
         backend = classifier.backend
+        self.check_scorer(classifier.scorer)
         self.check_task(classifier.task, classifier.chat)
         self.check_model(backend.weights_id, ModelIdentity.of(backend).adapter_sha256, name=backend.model_name)
 
@@ -207,7 +223,7 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
                  calibrator: Calibrator | HiddenStateProbe | None, policy: DecisionPolicy, fitted_on: Mapping[str, Any],
                  extra_json: Mapping[str, Any] | None = None,
                  extra_files: Mapping[str, Callable[[Path], None]] | None = None,
-                 metadata: Mapping[str, Any] | None = None) -> Bundle:
+                 metadata: Mapping[str, Any] | None = None, scorer: ScorerSpec | None = None) -> Bundle:
     """Write a bundle into ``folder`` (created if needed) and return it, read back and checked.
 
     Parameters
@@ -227,6 +243,7 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     metadata : more manifest keys (hyperparameters, validation...); cannot replace the keys above.
         ``decision_rule`` (one of :data:`DECISION_RULES`) records how the bundle's answers are decided;
         ``"prediction_set"`` needs ``CONFORMAL_FILE`` in ``extra_json``.
+    scorer : the scorer whose scores the calibrator and policy were fitted on (default: logprob).
 
     Each file is written atomically and the manifest last, so a reader never trusts a half-written
     bundle: until the manifest is replaced, the old hashes no longer match and the reader refuses.
@@ -265,14 +282,16 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     files = {name: sha256_file(folder / name) for name in names}
     if WEIGHTS_FILE in files:
         model = ModelIdentity(model.name, model.backend, model.weights_id, model.dtype, files[WEIGHTS_FILE])
-    reserved = {"format", "version", "created", "model", "task", "chat", "fitted_on", "library_versions", "files"}
+    reserved = {"format", "version", "created", "model", "task", "chat", "scorer", "fitted_on", "library_versions",
+                "files"}
     clash = sorted(reserved & set(metadata))
     if clash:
         raise ConfigError(f"bundle metadata cannot set {', '.join(clash)}")
     atomic_write_json(folder / MANIFEST_FILE, {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": model.to_dict(), "task": task.to_dict(), "chat": chat, "fitted_on": dict(fitted_on),
+        "model": model.to_dict(), "task": task.to_dict(), "chat": chat,
+        "scorer": (scorer or ScorerSpec()).to_dict(), "fitted_on": dict(fitted_on),
         "library_versions": library_versions(), **metadata, "files": files,
     })
     return read_bundle(folder)
@@ -351,6 +370,10 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
     chat = manifest.get("chat")
     if chat is not None and not isinstance(chat, bool):
         raise ArtifactError(f"{path}: chat must be true, false or null")
+    try:
+        scorer = ScorerSpec.from_dict(manifest.get("scorer", {"name": "logprob"}))
+    except ConfigError as error:
+        raise ArtifactError(f"{path}: scorer: {error}") from None
     fitted_on = manifest.get("fitted_on")
     if not (isinstance(fitted_on, dict) and isinstance(fitted_on.get("rows_sha256"), str)
             and isinstance(fitted_on.get("n_rows"), int) and not isinstance(fitted_on["n_rows"], bool)
@@ -386,7 +409,8 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
     if rule == "prediction_set" and prediction_sets is None:
         raise ArtifactError(f"{path}: decision_rule is 'prediction_set' but the bundle lists no {CONFORMAL_FILE}")
     return Bundle(folder, manifest, model, task, chat, calibrator, policy, extras,
-                  hashlib.sha256(raw).hexdigest(), prediction_sets=prediction_sets, decision_rule=rule)
+                  hashlib.sha256(raw).hexdigest(), prediction_sets=prediction_sets, decision_rule=rule,
+                  scorer=scorer)
 
 
 def _load_probe(path: Path) -> HiddenStateProbe:

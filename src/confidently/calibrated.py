@@ -81,12 +81,13 @@ class CalibratedClassifier:
     def load(cls, bundle: Bundle | str | Path, *, model: str | None = None, **classifier_options) -> CalibratedClassifier:
         """The classifier a bundle was fitted on, with the bundle applied.
 
-        Loads the bundle's model (or ``model``) with its task and chat choice; an adapter bundle
+        Loads the bundle's model (or ``model``) with its task, chat choice and scorer; an adapter bundle
         (written by ``finetune``) also loads its own adapter. ``classifier_options`` go to
         :class:`~confidently.Classifier` (``device``, ``dtype``, ``batch_size``, ``adapter``...).
         """
         bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
-        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat, **classifier_options}
+        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat,
+                   "scorer": bundle.scorer, **classifier_options}
         if bundle.is_adapter:
             options["adapter"] = str(bundle.folder)
         return cls(Classifier(model=model or bundle.model.name, **options), bundle=bundle)

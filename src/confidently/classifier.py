@@ -10,6 +10,7 @@ from confidently.backends import Backend, load_backend
 from confidently.defaults import CHARS_PER_TOKEN_CAP, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TEXT_TOKENS
 from confidently.errors import ConfigError, DataError
 from confidently.models import DEFAULT_MODEL
+from confidently.scorers.spec import ScorerSpec, as_spec
 from confidently.tasks import Task, get_task
 from confidently.types import Prediction, Scores, TokenProb
 
@@ -42,6 +43,9 @@ class Classifier:
         they are tokenized; default: 16 characters per allowed token.
     truncation : which part of a long text is cut: ``middle`` (keep start and end), ``left``
         (keep the end) or ``right`` (keep the start).
+    scorer : ``"logprob"`` (the label words' next-token probability, the default), ``"verbalized"``
+        or ``"consistency"`` (from generated answers, for servers that return no logprobs), or a
+        :class:`~confidently.scorers.ScorerSpec` with the black-box scorers' samples, temperature, seed.
     **backend_options : passed to the backend (``device``, ``dtype``, ``base_url``...).
 
     Examples
@@ -54,7 +58,7 @@ class Classifier:
     def __init__(self, model: str = DEFAULT_MODEL, task: str | Task = "sentiment", *,
                  backend: str | Backend = "transformers", batch_size: int = DEFAULT_BATCH_SIZE, chat: bool | None = None,
                  max_text_tokens: int | None = None, max_text_chars: int | None = None, truncation: str = "middle",
-                 **backend_options):
+                 scorer: ScorerSpec | str | None = None, **backend_options):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         for name, value in (("max_text_tokens", max_text_tokens), ("max_text_chars", max_text_chars)):
@@ -73,15 +77,22 @@ class Classifier:
         self.max_text_tokens = max_text_tokens or max(16, min(DEFAULT_MAX_TEXT_TOKENS,
                                                               self.backend.max_context - overhead))
         self.max_text_chars = max_text_chars or CHARS_PER_TOKEN_CAP * self.max_text_tokens
+        self.scorer = as_spec(scorer)
+        self._black_box = None
+        if self.scorer.black_box:
+            from confidently.scorers.blackbox import BlackBoxScorer
+
+            self._black_box = BlackBoxScorer(self, self.scorer)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.task.label_names
 
     def fingerprint(self) -> str:
-        """Everything that determines the scores: backend weights, precision, adapter, prompt, labels."""
-        return "|".join([self.backend.fingerprint(), self.task.fingerprint(), repr(self.chat),
-                         str(self.max_text_tokens), str(self.max_text_chars), self.truncation])
+        """Everything that determines the scores: backend weights, precision, adapter, prompt, labels, scorer."""
+        parts = [self.backend.fingerprint(), self.task.fingerprint(), repr(self.chat),
+                 str(self.max_text_tokens), str(self.max_text_chars), self.truncation]
+        return "|".join(parts + ([self.scorer.key()] if self.scorer.black_box else []))
 
     # -- prompts ---------------------------------------------------------------------------
     def _fit_text(self, text: str) -> tuple[str, bool]:
@@ -106,6 +117,8 @@ class Classifier:
 
     def prompt(self, text: str) -> str:
         """The exact prompt the model sees for ``text`` (after any truncation)."""
+        if self._black_box is not None:
+            return self._black_box.prompt(text)
         return self.prefix + self._fit_text(text)[0] + self.suffix
 
     def prompts(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -119,7 +132,9 @@ class Classifier:
         texts = list(texts)
         _check_texts(texts)
         fitted = [self._fit_text(t) for t in texts]
-        return [self.prefix + text + self.suffix for text, _ in fitted], np.array([t for _, t in fitted], dtype=bool)
+        asked = self._black_box if self._black_box is not None else self  # a black-box scorer asks its own question
+        return ([asked.prefix + text + asked.suffix for text, _ in fitted],
+                np.array([t for _, t in fitted], dtype=bool))
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None,
@@ -130,6 +145,11 @@ class Classifier:
         depend on the batching (float32: within 1e-5). With ``hidden`` the final hidden state at the
         answer position is kept too (:attr:`Scores.hidden`, float32), from the same forward pass.
         """
+        if self._black_box is not None:
+            self._no_hidden(hidden)
+            texts = list(texts)
+            _check_texts(texts)
+            return self._black_box.score(texts, progress=progress)
         all_prompts, truncated = self.prompts(texts)
         n, k = len(all_prompts), len(self.labels)
         mass = np.zeros((n, k))
@@ -155,6 +175,12 @@ class Classifier:
                 progress(len(idx))
         return Scores(self.labels, mass, other, truncated, uncovered, states)
 
+    def _no_hidden(self, hidden: bool) -> None:
+        """Refuse hidden states from a black-box scorer: it generates answers, no forward pass gives one."""
+        if hidden:
+            raise ConfigError(f"hidden states come from the logprob scorer's forward pass; the {self.scorer.name} "
+                              "scorer generates answers and has none (a hidden-state probe needs --scorer logprob)")
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Raw (uncalibrated) class probabilities, shape (n_texts, n_labels), columns in :attr:`labels` order."""
         return self.score(texts).probs
@@ -171,6 +197,9 @@ class Classifier:
         top tokens and (with ``hidden``) the final hidden state all come from the same forward pass.
         """
         _check_texts([text])
+        if self._black_box is not None:  # generated answers: no token variants, no next-token list
+            self._no_hidden(hidden)
+            return self.score([text]), {}, []
         fitted, truncated = self._fit_text(text)
         prompt = self.prefix + fitted + self.suffix
         variants: dict[str, list[TokenProb]] = {}

@@ -23,6 +23,7 @@ from confidently.payloads import production_payloads
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring import score_datasets
+from confidently.types import Answers, Scores
 
 
 DEFAULT_CONFIG = EvaluationConfig()  # frozen: one shared default is safe
@@ -57,6 +58,7 @@ def conformal_groups(calibration: Dataset, test: Dataset, column: str | None) ->
 class EvaluateResult:
     evaluation: Evaluation
     paths: dict[str, Path]
+    scores: dict[str, Scores] | None = None  # raw scores of the calibration and test splits
 
 
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
@@ -80,6 +82,9 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     if probe and not clf.backend.exact:
         raise ConfigError(f"--probe reads the model's hidden states: the {clf.backend.name} backend has none; use a "
                           "local model (--backend transformers)")
+    if probe and clf.scorer.black_box:
+        raise ConfigError(f"--probe reads the hidden state of the logprob scorer's forward pass; the "
+                          f"{clf.scorer.name} scorer generates answers and has none: use --scorer logprob")
     _labels_of(calibration, clf, "calibration")
     shot_record = None
     if shots:
@@ -101,8 +106,10 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     announce(f"fitting {n_methods} calibration methods on {len(calibration):,} rows ({config.n_splits}-fold "
              f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
              f"{config.budget_repeats} repeats", enabled=progress)
+    # Contextual calibration reads next-token scores of content-free inputs: the logprob scorer's only.
+    content_free = None if clf.scorer.black_box else content_free_scores(clf)
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
-                                 labels=clf.labels, content_free=content_free_scores(clf), groups=groups,
+                                 labels=clf.labels, content_free=content_free, groups=groups,
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
                                  hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe else None,
                                  config=config)
@@ -132,14 +139,17 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         hidden=scores["calibration"].hidden)
     bundle = write_bundle(
         out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy, extra_json={**payloads, CONFORMAL_FILE: shipped_sets.to_dict()},
+        policy=evaluation.policy, extra_json={**payloads, CONFORMAL_FILE: shipped_sets.to_dict()}, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
                   "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
                   **({"shots": shot_record} if shot_record else {})})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
-            "weights": clf.backend.fingerprint(), **(metadata or {})}
+            "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
+    for split in ("calibration", "test"):
+        if scores[split].answers is not None:
+            meta[f"answers ({split} split)"] = describe_answers(scores[split].answers)
     slices = slice_table(test, evaluation.methods["raw"].test_probs, best.test_probs, y_test, clf.labels)
     run = {key: value for key, value in bundle.manifest.items() if key not in ("format", "version")}
     paths = write_evaluation(evaluation, out, title=title, metadata=meta, scores=pd.concat(frames, ignore_index=True),
@@ -147,7 +157,16 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     paths.update({"bundle": out / MANIFEST_FILE, "policy": out / POLICY_FILE,
                   "conformal": out / CONFORMAL_FILE,
                   **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
-    return EvaluateResult(evaluation, paths)
+    return EvaluateResult(evaluation, paths, scores)
+
+
+def describe_answers(answers: Answers) -> str:
+    """One line: what a black-box scorer's answers came to, and what they cost per item."""
+    summary = answers.summary()
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in summary["outcomes"].items() if count)
+    return (f"{summary['n']} rows: {counts or 'none'}; {summary['unusable_answers']} unusable answers in all; "
+            f"{summary['calls_per_item']:.2f} generations and {summary['tokens_per_item']:.1f} generated tokens "
+            "per item")
 
 
 def split_for_evaluation(dataset: Dataset, *, seed: int = 42, calibration_fraction: float = 0.5) -> tuple[Dataset, Dataset]:

@@ -8,6 +8,7 @@ store is never reused for another model or task. A killed run keeps every chunk 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -79,29 +80,34 @@ class ScoreStore:
             )
         return chunks
 
-    def load(self) -> dict[str, tuple]:
-        """Text key → (mass row, other mass, truncated, uncovered, hidden state or None)."""
+    def load(self, *, hidden: bool = False) -> tuple[list[str], Scores | None]:
+        """The text key of every stored row and their scores, in one :class:`Scores` (None when empty).
+
+        With ``hidden`` only the chunks that stored hidden states are read (a chunk stores them for
+        all its rows or for none), and the scores carry them.
+        """
         import pandas as pd
 
-        rows: dict[str, tuple] = {}
+        keys: list[str] = []
+        parts: list[Scores] = []
         for name in self.chunks:
             path = self.directory / name
             try:
                 frame = pd.read_parquet(path)
                 scores = Scores.from_frame(frame, self.labels)
-                keys = frame["key"].tolist()
+                chunk_keys = frame["key"].tolist()
                 flags = frame["truncated"]
             except Exception as error:  # pyarrow and pandas raise many types for a damaged file
                 raise self._corrupt(f"{path}: unreadable ({type(error).__name__}: {error})") from None
-            problem = _chunk_problem(scores, keys, flags)
+            problem = _chunk_problem(scores, chunk_keys, flags)
             if problem:
                 raise self._corrupt(f"{path}: {problem}")
-            uncovered = scores.uncovered_mass
-            hidden = _read_hidden(frame, path, self._corrupt)
-            for i, key in enumerate(keys):
-                rows[key] = (scores.mass[i], scores.other_mass[i], scores.truncated[i],
-                             None if uncovered is None else uncovered[i], None if hidden is None else hidden[i])
-        return rows
+            states = _read_hidden(frame, path, self._corrupt)
+            if hidden and states is None:
+                continue
+            keys += chunk_keys
+            parts.append(dataclasses.replace(scores, hidden=states))
+        return keys, Scores.concat(parts) if parts else None
 
     def append(self, keys: Sequence[str], scores: Scores) -> None:
         frame = scores.to_frame()
@@ -153,19 +159,26 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
     if checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     keys = [text_key(t) for t in texts]
-    done = store.load() if store is not None else {}
-    if hidden:
-        done = {key: row for key, row in done.items() if row[4] is not None}
+    # Every finished row lives in ``parts`` (scores loaded from the store, then each new chunk);
+    # ``where`` maps a text key to its part and row there. With ``hidden`` a stored row without its
+    # hidden state is not reused (the store does not load it).
+    parts: list[Scores] = []
+    where: dict[str, tuple[int, int]] = {}
+    if store is not None:
+        stored_keys, stored = store.load(hidden=hidden)
+        if stored is not None:
+            parts.append(stored)
+            where.update((key, (0, row)) for row, key in enumerate(stored_keys))
     todo: list[int] = []
     seen: set[str] = set()
     for i, key in enumerate(keys):
-        if key not in done and key not in seen:
+        if key not in where and key not in seen:
             todo.append(i)
             seen.add(key)
-    reused = sum(key in done for key in set(keys))
+    reused = sum(key in where for key in set(keys))
     if reused and store is not None:
-        announce(f"reusing {reused:,} rows already scored in {store.directory} (same model, adapter, precision "
-                 f"and task); {len(todo):,} left to score", enabled=progress)
+        announce(f"reusing {reused:,} rows already scored in {store.directory} (same model, adapter, precision, "
+                 f"task and scorer); {len(todo):,} left to score", enabled=progress)
     with progress_bar(len(todo), description, enabled=progress and bool(todo)) as advance:
         for start in range(0, len(todo), checkpoint_every):
             chunk = todo[start:start + checkpoint_every]
@@ -173,18 +186,17 @@ def score_with_store(classifier: Classifier, texts: Sequence[str], store: ScoreS
             chunk_keys = [keys[i] for i in chunk]
             if store is not None:
                 store.append(chunk_keys, scores)
-            for j, key in enumerate(chunk_keys):
-                done[key] = (scores.mass[j], scores.other_mass[j], scores.truncated[j],
-                             None if scores.uncovered_mass is None else scores.uncovered_mass[j],
-                             None if scores.hidden is None else scores.hidden[j])
-    rows = [done[key] for key in keys]
-    uncovered = None if classifier.backend.exact else np.array([r[3] for r in rows], dtype=float)
-    if not rows:
+            where.update((key, (len(parts), row)) for row, key in enumerate(chunk_keys))
+            parts.append(scores)
+    if not keys:
         empty = np.zeros((0, len(classifier.labels)))
+        uncovered = None if classifier.backend.exact else np.zeros(0)
         return Scores(classifier.labels, empty, np.zeros(0), np.zeros(0, dtype=bool), uncovered)
-    states = np.stack([r[4] for r in rows]).astype(np.float32) if hidden else None
-    return Scores(classifier.labels, np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                  np.array([r[2] for r in rows], dtype=bool), uncovered, states)
+    offsets = np.cumsum([0] + [len(part) for part in parts])
+    pool = Scores.concat(parts)
+    if not hidden:  # rows stored with hidden states give them only when asked for
+        pool = dataclasses.replace(pool, hidden=None)
+    return pool.subset([offsets[where[key][0]] + where[key][1] for key in keys])
 
 
 def _read_hidden(frame, path: Path, corrupt) -> np.ndarray | None:

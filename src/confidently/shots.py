@@ -85,5 +85,5 @@ def shot_classifier(clf, calibration, k: int, *, seed: int = 0):
     task = with_shots(clf.task, [(calibration.texts[i], int(y[i])) for i in shots.indices])
     shot_clf = Classifier(backend=clf.backend, task=task, batch_size=clf.batch_size, chat=clf.chat,
                           max_text_tokens=clf.max_text_tokens, max_text_chars=clf.max_text_chars,
-                          truncation=clf.truncation)
+                          truncation=clf.truncation, scorer=clf.scorer)
     return shot_clf, calibration.subset(list(shots.rest)), shots

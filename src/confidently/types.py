@@ -44,6 +44,45 @@ def label_may_be_hidden(mass: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
     return ordered[:, -2] + uncovered > ordered[:, -1]
 
 
+#: What one black-box answer (or one text's answers) came to; every row has one, none is dropped.
+ANSWER_OUTCOMES = ("ok", "no_label", "no_probability", "refusal", "empty", "error")
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Per row, what a black-box scorer's generated answers came to (see :mod:`confidently.scorers`).
+
+    Attributes
+    ----------
+    outcome : str array (n_samples,): ``ok`` when the row has a usable score, else why not, one of
+        :data:`ANSWER_OUTCOMES` (the row then scores uniform: it carries no information).
+    calls : int array: model calls (generations) spent on the row.
+    tokens : int array: tokens generated for the row.
+    unusable : int array: answers of the row that gave no usable label (consistency: of its k samples).
+    """
+
+    outcome: np.ndarray
+    calls: np.ndarray
+    tokens: np.ndarray
+    unusable: np.ndarray
+
+    def subset(self, idx: np.ndarray) -> Answers:
+        return Answers(self.outcome[idx], self.calls[idx], self.tokens[idx], self.unusable[idx])
+
+    @staticmethod
+    def concat(parts: list[Answers]) -> Answers:
+        return Answers(*(np.concatenate([getattr(p, name) for p in parts])
+                         for name in ("outcome", "calls", "tokens", "unusable")))
+
+    def summary(self) -> dict:
+        """Counts of every outcome, and calls and generated tokens per item (JSON-able)."""
+        n = int(self.outcome.size)
+        return {"n": n, "outcomes": {o: int((self.outcome == o).sum()) for o in ANSWER_OUTCOMES},
+                "unusable_answers": int(self.unusable.sum()),
+                "calls_per_item": float(self.calls.mean()) if n else 0.0,
+                "tokens_per_item": float(self.tokens.mean()) if n else 0.0}
+
+
 @dataclass(frozen=True)
 class Scores:
     """Class scores for a batch of texts.
@@ -60,6 +99,9 @@ class Scores:
         tokens, the probability they did not return (a label may hide there); None when exact.
     hidden : float32 array of shape (n_samples, hidden_size) or None: the model's final hidden state at
         the answer position, from the same forward pass (kept only when asked for: a probe reads it).
+    answers : black-box scorers only (:mod:`confidently.scorers`): what each row's generated answers
+        came to, and what they cost; None for the logprob scorer. There ``mass`` holds the answers'
+        shares per label and ``other_mass`` the share that named no label.
     """
 
     labels: tuple[str, ...]
@@ -68,6 +110,7 @@ class Scores:
     truncated: np.ndarray
     uncovered_mass: np.ndarray | None = None
     hidden: np.ndarray | None = None
+    answers: Answers | None = None
 
     def __len__(self) -> int:
         return int(self.mass.shape[0])
@@ -105,10 +148,11 @@ class Scores:
         return self.probs.max(axis=1)
 
     def subset(self, indices) -> Scores:
-        idx = np.asarray(indices)
+        idx = np.asarray(indices, dtype=np.int64)
         return Scores(self.labels, self.mass[idx], self.other_mass[idx], self.truncated[idx],
                       None if self.uncovered_mass is None else self.uncovered_mass[idx],
-                      None if self.hidden is None else self.hidden[idx])
+                      None if self.hidden is None else self.hidden[idx],
+                      None if self.answers is None else self.answers.subset(idx))
 
     @staticmethod
     def concat(parts: list[Scores]) -> Scores:
@@ -116,6 +160,7 @@ class Scores:
             raise ValueError("no scores to concatenate")
         uncovered = [p.uncovered_mass for p in parts]
         hidden = [p.hidden for p in parts]
+        answers = [p.answers for p in parts]
         return Scores(
             parts[0].labels,
             np.concatenate([p.mass for p in parts]),
@@ -123,12 +168,13 @@ class Scores:
             np.concatenate([p.truncated for p in parts]),
             None if any(u is None for u in uncovered) else np.concatenate(uncovered),
             None if any(h is None for h in hidden) else np.concatenate(hidden),
+            None if any(a is None for a in answers) else Answers.concat(answers),
         )
 
     def to_frame(self):
         """A pandas DataFrame of the raw scores: ``raw_p_<label>``, ``mass_<label>``, other_mass, raw_prediction,
-        raw_confidence, truncated (calibrated columns come from :meth:`Decisions.to_frame`); never the
-        hidden states."""
+        raw_confidence, truncated, and for black-box scorers answer_outcome, answer_calls, answer_tokens,
+        unusable_answers (calibrated columns come from :meth:`Decisions.to_frame`); never the hidden states."""
         import pandas as pd
 
         probs = self.probs
@@ -144,6 +190,9 @@ class Scores:
         columns["raw_prediction"] = self.predicted_labels
         columns["raw_confidence"] = self.confidence
         columns["truncated"] = self.truncated
+        if self.answers is not None:
+            columns.update({"answer_outcome": self.answers.outcome, "answer_calls": self.answers.calls,
+                            "answer_tokens": self.answers.tokens, "unusable_answers": self.answers.unusable})
         return pd.DataFrame(columns)
 
     @classmethod
@@ -151,8 +200,13 @@ class Scores:
         """Inverse of :meth:`to_frame` (reads the ``mass_<label>`` columns)."""
         mass = np.stack([frame[f"mass_{label}"].to_numpy(dtype=np.float64) for label in labels], axis=1)
         uncovered = frame["uncovered_mass"].to_numpy(dtype=np.float64) if "uncovered_mass" in frame else None
+        answers = None
+        if "answer_outcome" in frame:
+            answers = Answers(frame["answer_outcome"].to_numpy(dtype=object).astype(str),
+                              *(frame[c].to_numpy(dtype=np.int64)
+                                for c in ("answer_calls", "answer_tokens", "unusable_answers")))
         return cls(tuple(labels), mass, frame["other_mass"].to_numpy(dtype=np.float64),
-                   frame["truncated"].to_numpy(dtype=bool), uncovered)
+                   frame["truncated"].to_numpy(dtype=bool), uncovered, answers=answers)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class Behaviour:
     token_ids: bool = False  # honour logprob_token_ids like a new vLLM
     vocabulary: tuple[str, ...] = ()  # id -> text, for token_ids
     retry_after: str | None = None
+    # Requests without logprobs (black-box scorers) get this function's text for (prompt, seed) as the
+    # generated answer; None is a null content. Without it they get the top token, as before.
+    answer: Callable[[str, int | None], str | None] | None = None
     # prompt -> {token text or "token_id:N": probability}: a real model's distribution, served
     # instead of the made-up one (the backend contract suite compares backends on it)
     distribution: Callable[[str, list[int] | None], dict[str, float]] | None = None
@@ -139,6 +142,8 @@ class FakeServer:
 
     def _reply(self, body: dict[str, Any], chat: bool) -> dict[str, Any]:
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+        if self.behaviour.answer is not None and not body.get("logprobs"):
+            return self._generated(self.behaviour.answer(prompt, body.get("seed")), body, chat)
         probs = fake_distribution(prompt, self.behaviour.label_share)
         if self.behaviour.distribution is not None:
             probs = self.behaviour.distribution(prompt, body.get("logprob_token_ids"))
@@ -163,6 +168,19 @@ class FakeServer:
             choice["text"] = top[0][0]
         return {"id": "fake", "object": "chat.completion" if chat else "text_completion",
                 "model": body.get("model"), "choices": [choice]}
+
+    @staticmethod
+    def _generated(text: str | None, body: dict[str, Any], chat: bool) -> dict[str, Any]:
+        """A reply with generated text and no logprobs; usage counts one token per word."""
+        choice = {"index": 0, "logprobs": None, "finish_reason": "stop"}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        tokens = len((text or "").split())
+        return {"id": "fake", "object": "chat.completion" if chat else "text_completion", "model": body.get("model"),
+                "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": tokens,
+                                               "total_tokens": 10 + tokens}}
 
     def _by_id(self, prompt: str, ids: list[int]) -> dict[str, float]:
         """Like vLLM's logprob_token_ids: every requested id keyed ``token_id:N``, spread by label."""

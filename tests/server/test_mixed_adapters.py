@@ -187,3 +187,21 @@ def test_an_entry_calibrated_on_hidden_states_keeps_its_answers_in_a_mixed_batch
             assert mixed.calibrated_probs == (None if own.calibrated_probs is None
                                               else pytest.approx(own.calibrated_probs, abs=1e-6))
     assert together[0][0].calibrated and not together[1][0].calibrated  # the probe did decide the first entry
+
+
+def test_an_entry_scored_by_generated_answers_keeps_its_answers_in_a_mixed_batch(backend):
+    """A black-box scorer generates answers, which no shared forward pass gives: its entry is scored on its own."""
+    from confidently.calibrated import CalibratedClassifier
+    from confidently.scorers import ScorerSpec
+    from confidently.server.served import Served, classify_together
+
+    spec = ScorerSpec.make("consistency", samples=2, seed=3)
+    entries = [Served("a", CalibratedClassifier(Classifier(backend=backend, scorer=spec)), "tiny"),
+               Served("b", CalibratedClassifier(Classifier(backend=backend)), "tiny"),
+               Served(None, CalibratedClassifier(Classifier(backend=backend)), "tiny")]
+    together = classify_together([(entry, POOL) for entry in entries])
+    for entry, results in zip(entries, together):
+        assert [r.raw_probs for r in results] == [pytest.approx(r.raw_probs, abs=1e-6) for r in entry.classify(POOL)]
+    # two samples per text (two labels): the consistency shares are halves, never a softmax's fractions
+    assert all(p in (0.0, 0.5, 1.0) for r in together[0] for p in r.raw_probs.values())
+    assert not all(p in (0.0, 0.5, 1.0) for r in together[1] for p in r.raw_probs.values())

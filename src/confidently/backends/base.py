@@ -8,8 +8,10 @@ stage (verbalizer, calibration, decisions) is the same for every backend.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -17,6 +19,26 @@ import numpy as np
 from confidently.backends.text_as_data import TEXT_MARKER, TextSlots
 from confidently.tasks import Task, Verbalizer
 from confidently.types import TokenProb
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated answer: its text and how many tokens it took, or why there is none.
+
+    ``error`` is None for an answer; otherwise one line saying what failed (a timeout, an HTTP
+    error, a malformed reply), and ``text`` is empty.
+    """
+
+    text: str
+    tokens: int
+    error: str | None = None
+
+
+def sample_seed(seed: int, prompt: str, sample: int) -> int:
+    """The seed of one sampled answer: fixed by the user's seed, the prompt and the sample's number,
+    so a text's answers do not depend on what else is scored with it or in which order."""
+    digest = hashlib.sha256(f"{seed}\x00{sample}\x00{prompt}".encode("utf-8")).hexdigest()
+    return int(digest[:8], 16)
 
 
 class Backend(ABC):
@@ -139,6 +161,17 @@ class Backend(ABC):
         vocab = self.vocabulary()
         order = np.argsort(-row)[:k]
         return [TokenProb(rank, vocab[i], float(row[i]), int(i)) for rank, i in enumerate(order, 1)]
+
+    def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
+                 seed: int) -> list[list[Generated]]:
+        """``samples`` generated answers per prompt (black-box scorers, :mod:`confidently.scorers`).
+
+        ``temperature`` 0 is greedy decoding; above 0, plain sampling at that temperature (no top-k or
+        top-p), each answer seeded by :func:`sample_seed`, so the same seed gives the same answers. A
+        failed generation is a :class:`Generated` with ``error`` set, never an exception, so one bad
+        reply costs one row, not the run.
+        """
+        raise NotImplementedError(f"backend {self.name} cannot generate text")
 
     def fingerprint(self) -> str:
         """Identifies everything that changes scores (weights, precision, adapter) for caches."""

@@ -117,13 +117,21 @@ class HttpTransport:
         BackendError
             When any request still fails after its retries; the other requests are cancelled.
         """
+        return self._run(path, bodies, keep_failures=False)
+
+    def post_each(self, path: str, bodies: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Like :meth:`post_many`, but a request that still fails after its retries gives its
+        :class:`BackendError` in its place instead of failing the others (black-box scorers count it)."""
+        return self._run(path, bodies, keep_failures=True)
+
+    def _run(self, path: str, bodies: Sequence[Mapping[str, Any]], *, keep_failures: bool) -> list[Any]:
         if not bodies:
             return []
         if self._runner is None:
             self._runner = _LoopThread()
             # A transport dropped without close() still ends its thread and connections.
             self._finalizer = weakref.finalize(self, self._runner.stop)
-        return self._runner.run(self._post_all(path, list(bodies)))
+        return self._runner.run(self._post_all(path, list(bodies), keep_failures))
 
     def close(self) -> None:
         """Close the connections and stop the loop thread (a later call starts them again)."""
@@ -133,7 +141,7 @@ class HttpTransport:
         self._runner.thread.join(timeout=5)
         self._runner = self._finalizer = None
 
-    async def _post_all(self, path: str, bodies: list[Mapping[str, Any]]) -> list[Any]:
+    async def _post_all(self, path: str, bodies: list[Mapping[str, Any]], keep_failures: bool = False) -> list[Any]:
         import httpx
 
         if self._runner.client is None:
@@ -149,6 +157,12 @@ class HttpTransport:
 
         tasks = [asyncio.ensure_future(one(body)) for body in bodies]
         try:
+            if keep_failures:
+                replies = await asyncio.gather(*tasks, return_exceptions=True)
+                for reply in replies:  # anything but a failed request (a bug, a cancellation) still raises
+                    if isinstance(reply, BaseException) and not isinstance(reply, BackendError):
+                        raise reply
+                return replies
             return await asyncio.gather(*tasks)
         finally:
             for task in tasks:

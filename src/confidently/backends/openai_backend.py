@@ -46,9 +46,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from confidently.backends.base import Backend
+from confidently.backends.base import Backend, Generated, sample_seed
 from confidently.backends.http_transport import HttpTransport, ServerRejected
-from confidently.backends.replies import NextToken, parse_reply
+from confidently.backends.replies import NextToken, generated_text, parse_reply
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.backends.tokenizer import LoadedTokenizer, is_local_model, load_tokenizer
 from confidently.backends.topk import TopKVerbalizer, label_ids, masses
@@ -249,14 +249,55 @@ class OpenAIBackend(Backend):
         entries.sort(key=lambda entry: -entry[2])
         return [TokenProb(rank, text, lp, token_id) for rank, (text, token_id, lp) in enumerate(entries[:k], 1)]
 
-    def _body(self, prompt: str, top: int, ids: list[int]) -> dict[str, Any]:
-        body: dict[str, Any] = {"max_tokens": 1, "temperature": 0}
+    def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
+                 seed: int) -> list[list[Generated]]:
+        """See :meth:`Backend.generate`: one request per answer, no logprobs asked, each with its own
+        ``seed`` (:func:`sample_seed`); whether the same seed gives the same answer is up to the server
+        (vLLM and llama.cpp honour it). A request that fails after its retries (timeout, 5xx, 400) or a
+        malformed reply becomes that answer's ``error``; a refused key or unknown model/URL (401, 403,
+        404) stops the run, since every other request would fail the same way."""
+        requests = [(p, i) for p in prompts for i in range(samples)]
+        bodies = []
+        for prompt, i in requests:
+            body = self._base_body(prompt)
+            body.update(max_tokens=max_new_tokens, temperature=temperature,
+                        seed=sample_seed(seed, prompt, i))
+            bodies.append(body)
+        # A transport without per-request failures (SageMaker) fails the batch on the first error.
+        post = getattr(self.transport, "post_each", self.transport.post_many)
+        replies = post(PATHS[self.endpoint], bodies)
+        answers: list[Generated] = []
+        for reply in replies:
+            if isinstance(reply, ServerRejected) and reply.status in (401, 403, 404):
+                raise reply
+            if isinstance(reply, BackendError):
+                answers.append(Generated("", 0, str(reply)))
+                continue
+            try:
+                text, tokens = generated_text(reply, self.endpoint)
+            except BackendError as error:
+                answers.append(Generated("", 0, str(error)))
+                continue
+            answers.append(Generated(text, self.count_tokens(text) if tokens is None else tokens))
+        return [answers[start:start + samples] for start in range(0, len(answers), samples)]
+
+    def _base_body(self, prompt: str) -> dict[str, Any]:
+        """The model and the prompt (messages on chat), as every request sends them."""
+        body: dict[str, Any] = {}
         if self.model_id:
             body["model"] = self.model_id
         if self.endpoint == "chat":
-            body.update(messages=self._messages(prompt), logprobs=True, top_logprobs=top)
+            body["messages"] = self._messages(prompt)
         else:
-            body.update(prompt=self._completion_prompt(prompt), logprobs=top)
+            body["prompt"] = self._completion_prompt(prompt)
+        return body
+
+    def _body(self, prompt: str, top: int, ids: list[int]) -> dict[str, Any]:
+        body: dict[str, Any] = {"max_tokens": 1, "temperature": 0, **self._base_body(prompt)}
+        if self.endpoint == "chat":
+            body.update(logprobs=True, top_logprobs=top)
+        else:
+            body.update(logprobs=top)
         if ids:
             body.update(logprob_token_ids=ids, return_tokens_as_token_ids=True)
         return body

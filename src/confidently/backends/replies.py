@@ -120,3 +120,28 @@ def parse_reply(reply: Any, endpoint: str) -> NextToken:
         else:
             logprobs[key] = logprob
     return NextToken(logprobs, ids)
+
+
+def generated_text(reply: Any, endpoint: str) -> tuple[str, int | None]:
+    """The generated text of a ``completions`` or ``chat`` reply, and its token count from ``usage``
+    (None when the server gives none). A null or missing content is the empty answer.
+
+    Raises
+    ------
+    BackendError
+        When the reply is not an OpenAI-shaped completion.
+    """
+    choice = _first_choice(reply, endpoint)
+    if endpoint == "chat":
+        message = choice.get("message")
+        if not isinstance(message, Mapping):
+            raise BackendError(f"malformed chat reply (no message): {_excerpt(reply)}")
+        text = message.get("content")
+    else:
+        text = choice.get("text")
+    if text is not None and not isinstance(text, str):
+        raise BackendError(f"malformed {endpoint} reply: the generated text is {text!r}: {_excerpt(reply)}")
+    usage = reply.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
+    valid = isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
+    return text or "", tokens if valid else None

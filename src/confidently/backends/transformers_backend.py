@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from confidently.backends.base import Backend
+from confidently.backends.base import Backend, Generated, sample_seed
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.errors import ConfigError, ModelLoadError
 from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
@@ -348,6 +348,53 @@ class TransformersBackend(Backend):
         # The last call is the batch's pass (a prefix not yet cached runs through the model first).
         return logprobs, captured[-1].numpy().astype(np.float32)
 
+    def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
+                 seed: int) -> list[list[Generated]]:
+        """See :meth:`Backend.generate`. One batched ``generate()`` for all prompts and their samples
+        (left-padded); each answer is drawn with its own generator seeded by :func:`sample_seed`
+        (:class:`_SeededSampling`), so a text's answers do not depend on the rest of its batch (up to
+        the float32 rounding that padding changes, ~1e-6 in a logit)."""
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        stops = self._stop_ids()
+        rows = [(prompt, i) for prompt in prompts for i in range(samples)]
+        encoded = {prompt: self.encode_prompt(prompt) for prompt in prompts}
+        width = max(len(ids) for ids in encoded.values())
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (prompt, _) in enumerate(rows):
+            ids = encoded[prompt]
+            input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[r, width - len(ids):] = 1
+        # A fresh config (the model's own top-k, top-p or repetition penalty would change what T means);
+        # sampling is the Gumbel-max processor on top of greedy search, one generator per row.
+        config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, repetition_penalty=1.0,
+                                  pad_token_id=self.pad_id, eos_token_id=sorted(stops))
+        processors = LogitsProcessorList()
+        if temperature > 0:
+            processors.append(_SeededSampling(temperature, [sample_seed(seed, p, i) for p, i in rows]))
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids.to(self.device),
+                                      attention_mask=attention_mask.to(self.device), generation_config=config,
+                                      logits_processor=processors)
+        answers = []
+        for row in out[:, width:].tolist():
+            ends = [i for i, token in enumerate(row) if token in stops]
+            kept = row[:ends[0]] if ends else row
+            answers.append(Generated(self.tokenizer.decode(kept, skip_special_tokens=True), len(kept) + bool(ends)))
+        return [answers[start:start + samples] for start in range(0, len(answers), samples)]
+
+    def _stop_ids(self) -> set[int]:
+        """Token ids that end an answer: the model's EOS ids and the chat templates' end-of-turn tokens."""
+        eos = self.model.generation_config.eos_token_id
+        stops = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        vocab = self.tokenizer.get_vocab()
+        stops.update(vocab[t] for t in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>") if t in vocab)
+        if self.tokenizer.eos_token_id is not None:
+            stops.add(self.tokenizer.eos_token_id)
+        return stops
+
     def sequence_logprobs(self, prompts: Sequence[str], sequences: Sequence[Sequence[int]], *,
                           shared_prefix: str = "", adapters: Sequence[str | None] | None = None) -> np.ndarray:
         ids, prefix = self._split(prompts, shared_prefix)
@@ -498,3 +545,23 @@ class TransformersBackend(Backend):
                 **adapter_rows,
             )
             return torch.log_softmax(out.logits[:, -keep:].float(), dim=-1).cpu()
+
+
+class _SeededSampling:
+    """A logits processor that turns greedy search into sampling at ``temperature``, each row with its
+    own seeded generator: the argmax of ``logits / T`` plus Gumbel noise is an exact draw from
+    ``softmax(logits / T)`` (the Gumbel-max trick), so a row's draw depends on its seed alone."""
+
+    def __init__(self, temperature: float, seeds: Sequence[int]):
+        import torch
+
+        self.temperature = temperature
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        uniform = torch.stack([torch.rand(scores.shape[1], generator=g, dtype=torch.float64)
+                               for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1.0)))
+        return (scores.double() / self.temperature + gumbel.to(scores.device)).to(scores.dtype)

@@ -10,13 +10,14 @@ import typer
 
 from confidently.cli.app import app, console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
-                                     DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt, TaskOpt, build_classifier)
+                                     DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
+                                     SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, build_classifier, scorer_spec)
 
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
 TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset and bootstrap.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset, bootstrap and sampled answer.")]
 AlphaOpt = Annotated[float, typer.Option(min=0.001, max=0.5, help="Prediction sets hold the true label with "
                                          "probability at least 1 - alpha.")]
 MinutesOpt = Annotated[float, typer.Option(min=0.01, help="Minutes a person spends on one reviewed item (cost view).")]
@@ -67,7 +68,25 @@ def _print_headline(result, started: float) -> None:
     bundle = result.paths["bundle"].parent
     console.print(f"[bold]calibration bundle:[/] {bundle.resolve()}  (use it: `confidently classify TEXT "
                   f"--calibration {bundle}`, `score FILE --calibration {bundle}`, `serve --calibration {bundle}`)")
+    answers = {split: s.answers for split, s in (result.scores or {}).items() if s.answers is not None}
+    if answers:
+        from confidently.pipeline import describe_answers
+
+        for split, summary in answers.items():
+            console.print(f"answers ({split} split): {describe_answers(summary)}")
     console.print(f"[dim]done in {time.time() - started:.0f} s[/]")
+
+
+def _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed, calibration_fraction):
+    """The calibration and test splits: the two files given, or --data split (stratified, no shared text)."""
+    from confidently.data import load_dataset
+    from confidently.pipeline import split_for_evaluation
+
+    load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
+                                     labels=clf.labels, require_labels=True)
+    if calibration_data is not None and test_data is not None:
+        return load(calibration_data), load(test_data)
+    return split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
 
 
 #: What the demo classifies with the bundle it has just fitted: clear, mixed and neutral sentences.
@@ -128,6 +147,9 @@ def evaluate(
     seed: SeedOpt = 42,
     max_text_tokens: MaxTextTokensOpt = None,
     max_text_chars: MaxTextCharsOpt = None,
+    scorer: ScorerOpt = "logprob",
+    samples: SamplesOpt = None,
+    temperature: TemperatureOpt = None,
     probe: Annotated[bool, typer.Option(
         "--probe", help="Also fit a hidden-state probe (logistic regression on the model's final hidden state, "
                         "same forward pass; local models only); it ships when its cross-fitted log-loss wins.")] = False,
@@ -146,24 +168,26 @@ def evaluate(
     calibration split; the test split only measures them, with a cost view per 10,000 items. Scores
     are cached in OUT/score-cache, so a rerun or a killed run does not score finished rows again.
 
+    With `--scorer verbalized` or `--scorer consistency` the scores come from generated answers (for
+    servers that return no logprobs); the bundle records the scorer, and every answer's outcome (ok,
+    no label, no probability, refusal, empty, error) is counted in the output and the report.
+
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
-    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt)
+    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt;
+    `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7` for a
+    black-box scorer)
     """
-    from confidently.data import load_dataset
-    from confidently.pipeline import run_evaluate, split_for_evaluation
+    from confidently.pipeline import run_evaluate
 
     if data is None and (calibration_data is None or test_data is None):
         raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    spec = scorer_spec(scorer, samples, temperature, seed)
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, adapter=adapter, max_text_tokens=max_text_tokens,
-                           max_text_chars=max_text_chars)
-    load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
-                                     labels=clf.labels, require_labels=True)
-    if calibration_data is not None and test_data is not None:
-        calibration, test = load(calibration_data), load(test_data)
-    else:
-        calibration, test = split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
+                           max_text_chars=max_text_chars, scorer=spec)
+    calibration, test = _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed,
+                                     calibration_fraction)
     result = run_evaluate(clf, calibration, test, out,
                           config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
                                          alpha, conformal_by, minutes_per_review,
@@ -228,3 +252,64 @@ def demo(
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
     print_calibrated_examples(CalibratedClassifier(clf, bundle=result.paths["bundle"].parent))
+
+
+@app.command("compare-scorers")
+def compare_scorers_command(
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", exists=True, help="Labelled data; split into calibration/test.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: one evaluate run per scorer, scorers.md and scorers.json.")] = Path("runs/scorers"),
+    scorers: Annotated[str, typer.Option(help="Scorers to compare, comma-separated.")] = "logprob,verbalized,consistency",
+    calibration_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this calibration split instead of splitting --data.")] = None,
+    test_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this test split instead of splitting --data.")] = None,
+    calibration_fraction: Annotated[float, typer.Option(help="Share of --data used to calibrate; the rest is the test split.")] = 0.5,
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Column holding the label.")] = "label",
+    model: ModelOpt = DEFAULTS["model"],
+    task: TaskOpt = DEFAULTS["task"],
+    backend: BackendOpt = DEFAULTS["backend"],
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    samples: Annotated[Optional[int], typer.Option(
+        "--samples", min=1, show_default=False, help="consistency: sampled answers per text. [default: 5]")] = None,
+    temperature: Annotated[Optional[float], typer.Option(
+        "--temperature", min=0.001, max=5.0, show_default=False,
+        help="consistency: sampling temperature (verbalized always decodes greedily). [default: 1]")] = None,
+    methods: MethodsOpt = DEFAULT_METHODS,
+    target_accuracy: TargetOpt = 0.95,
+    budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
+    seed: SeedOpt = 42,
+) -> None:
+    """Compare the scorers (logprob, verbalized, consistency) side by side on the same rows.
+
+    Runs `evaluate` once per scorer on the same calibration and test splits (OUT/<scorer>/: report and
+    calibration bundle, usable with `--calibration OUT/<scorer>`), then prints and writes one table
+    (OUT/scorers.md, OUT/scorers.json): accuracy, AUROC of the raw confidence, ECE before and after
+    calibration, coverage of the certified threshold at --target-accuracy, model calls and generated
+    tokens per item, rows without a usable answer, and scoring wall time; test-split figures with 95%
+    bootstrap intervals. The model is loaded once.
+
+    Example: `confidently compare-scorers --data reviews.jsonl --out runs/scorers --samples 5`
+    """
+    from confidently.scorer_comparison import compare_scorers
+
+    if data is None and (calibration_data is None or test_data is None):
+        raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    names = [name.strip() for name in scorers.split(",") if name.strip()]
+    if not names or len(set(names)) != len(names):
+        raise typer.BadParameter(f"give distinct scorer names, got {scorers!r}", param_hint="--scorers")
+    specs = [scorer_spec(name, samples if name == "consistency" else None,
+                         temperature if name == "consistency" else None, seed) for name in names]
+    started = time.time()
+    clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
+                           base_url=base_url, api_key=api_key)
+    calibration, test = _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed,
+                                     calibration_fraction)
+    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0)
+    compare_scorers(clf, specs, calibration, test, out, config=config,
+                    metadata={"data": str(data or f"{calibration_data} + {test_data}")})
+    console.print((out / "scorers.md").read_text(encoding="utf-8"), markup=False, soft_wrap=True)
+    console.print(f"[bold]runs:[/] {out.resolve()}  (each scorer's report and bundle in its own folder)")
+    console.print(f"[dim]done in {time.time() - started:.0f} s[/]")

@@ -61,13 +61,38 @@ MaxTextCharsOpt = Annotated[Optional[int], typer.Option(
     help="A text longer than this many characters is cut (same rule, flagged) before it is tokenized. "
          "[default: 16 per --max-text-tokens]")]
 
+ScorerOpt = Annotated[str, typer.Option(
+    "--scorer", help="How the model's output becomes class scores: logprob (the label words' next-token "
+                     "probability; needs logprobs), verbalized (the model states its label and the probability "
+                     "that it is right) or consistency (the share of --samples sampled answers naming each label); "
+                     "the last two need only generated text (README: Scorers).")]
+SamplesOpt = Annotated[Optional[int], typer.Option(
+    "--samples", min=1, show_default=False,
+    help="verbalized / consistency: generated answers per text. [default: 1 verbalized, 5 consistency]")]
+TemperatureOpt = Annotated[Optional[float], typer.Option(
+    "--temperature", min=0.0, max=5.0, show_default=False,
+    help="verbalized / consistency: sampling temperature (0 = greedy, then --samples 1); plain sampling, no "
+         "top-k or top-p. [default: 0 verbalized, 1 consistency]")]
+
+
+def scorer_spec(scorer: str, samples: int | None, temperature: float | None, seed: int):
+    """The :class:`~confidently.scorers.ScorerSpec` the options ask for; a bad combination is a usage error."""
+    from confidently.errors import ConfigError
+    from confidently.scorers import ScorerSpec
+
+    try:
+        return ScorerSpec.make(scorer, samples=samples, temperature=temperature, seed=seed)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error), param_hint="--scorer") from None
+
+
 DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformers", "batch_size": DEFAULT_BATCH_SIZE}
 
 
 def build_classifier(*, model: str, task, backend: str, device: str | None = None, dtype: str | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, base_url: str | None = None, api_key: str | None = None,
                      adapter: Path | None = None, chat: bool | None = None, quiet: bool = False,
-                     max_text_tokens: int | None = None, max_text_chars: int | None = None):
+                     max_text_tokens: int | None = None, max_text_chars: int | None = None, scorer=None):
     """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
     from confidently.classifier import Classifier
     from confidently.cli.app import err_console
@@ -83,7 +108,7 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     if not quiet:
         err_console.print(f"[dim]loading {model} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
-                      max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, **options)
+                      max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=scorer, **options)
 
 
 def given(ctx: typer.Context, name: str) -> bool:
@@ -117,7 +142,8 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
 
     The bundle is ``--calibration``, else the ``--adapter``'s own; both are read and checked before the
     model loads, and ``--model`` / ``--task`` not given on the command line default to the bundle's.
-    Without either the answers are uncalibrated (and say so). ``decision_rule`` overrides the bundle's
+    Without either the answers are uncalibrated (and say so). The bundle's scorer (logprob, verbalized,
+    consistency, with its samples and temperature) scores the texts. ``decision_rule`` overrides the bundle's
     (``prediction_set`` needs a bundle with prediction sets: checked here too). ``options`` go to
     :func:`build_classifier`.
     """
@@ -125,7 +151,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
 
     adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
     bundle = read_calibration(calibration) or adapter_bundle
-    chat = None
+    chat = scorer = None
     decision_rule = None if decision_rule is None else DecisionRule(decision_rule).value
     if decision_rule == "prediction_set" and (bundle is None or bundle.prediction_sets is None):
         raise typer.BadParameter("prediction_set needs a calibration bundle that carries prediction sets "
@@ -134,6 +160,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
     if bundle is not None:
         model = model if given(ctx, "model") else bundle.model.name
         task = task if given(ctx, "task") else bundle.task
-        chat = bundle.chat
-    clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, **options)
+        chat, scorer = bundle.chat, bundle.scorer
+    clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, scorer=scorer,
+                           **options)
     return CalibratedClassifier(clf, bundle=bundle, decision_rule=decision_rule)

@@ -172,9 +172,10 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
     """Each entry's texts scored, calibrated and decided as :meth:`Served.classify` does, in one forward
     pass however many adapters they are for (:mod:`confidently.adapter_batches`); on the worker thread only.
 
-    An entry whose calibrator reads hidden states (a probe) gets a forward pass of its own.
+    An entry whose calibrator reads hidden states (a probe), or whose scores come from generated answers
+    (a black-box scorer), is scored on its own.
     """
-    mixed = [(served, texts) for served, texts in batch if not served.calibrated.reads_hidden]
+    mixed = [(served, texts) for served, texts in batch if _shares_forward(served)]
     if len(mixed) <= 1:
         return [served.classify(texts) for served, texts in batch]
     from confidently.adapter_batches import AdapterGroup, score_groups
@@ -182,10 +183,15 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
     scored = iter(score_groups([AdapterGroup(served.classifier, served.name, texts) for served, texts in mixed]))
     out = []
     for served, texts in batch:
-        if served.calibrated.reads_hidden:
+        if not _shares_forward(served):
             out.append(served.classify(texts))
         else:
             scores = next(scored)
             predictions = served.calibrated.decide(scores.probs).predictions(texts, scores)
             out.append([TextResult.from_prediction(p) for p in predictions])
     return out
+
+
+def _shares_forward(served: Served) -> bool:
+    """Whether the entry's scores are next-token class masses alone, so its texts can join a mixed pass."""
+    return not (served.calibrated.reads_hidden or served.classifier.scorer.black_box)
