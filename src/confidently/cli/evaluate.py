@@ -13,6 +13,15 @@ from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt
                                      DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
                                      SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, build_classifier, scorer_spec)
 
+DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", exists=True,
+                                                help="Labelled data; split into calibration/test.")]
+CalibrationDataOpt = Annotated[Optional[Path], typer.Option(
+    exists=True, help="Use this calibration split instead of splitting --data.")]
+TestDataOpt = Annotated[Optional[Path], typer.Option(exists=True, help="Use this test split instead of splitting --data.")]
+CalibrationFractionOpt = Annotated[float, typer.Option(
+    help="Share of --data used to calibrate; the rest is the test split.")]
+TextColumnOpt = Annotated[str, typer.Option(help="Column holding the text.")]
+LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.")]
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
@@ -117,15 +126,20 @@ def print_calibrated_examples(calibrated, texts=DEMO_TEXTS) -> None:
 DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,batch+platt,contextual,contextual+platt"
 
 
+
+def _require_data(data: Path | None, calibration_data: Path | None, test_data: Path | None) -> None:
+    if data is None and (calibration_data is None or test_data is None):
+        raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+
 @app.command()
 def evaluate(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", exists=True, help="Labelled data; split into calibration/test.")] = None,
+    data: DataOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the report and artifacts.")] = Path("runs/evaluate"),
-    calibration_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this calibration split instead of splitting --data.")] = None,
-    test_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this test split instead of splitting --data.")] = None,
-    calibration_fraction: Annotated[float, typer.Option(help="Share of --data used to calibrate; the rest is the test split.")] = 0.5,
-    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
-    label_column: Annotated[str, typer.Option(help="Column holding the label.")] = "label",
+    calibration_data: CalibrationDataOpt = None,
+    test_data: TestDataOpt = None,
+    calibration_fraction: CalibrationFractionOpt = 0.5,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "label",
     model: ModelOpt = DEFAULTS["model"],
     task: TaskOpt = DEFAULTS["task"],
     backend: BackendOpt = DEFAULTS["backend"],
@@ -179,8 +193,7 @@ def evaluate(
     """
     from confidently.pipeline import run_evaluate
 
-    if data is None and (calibration_data is None or test_data is None):
-        raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    _require_data(data, calibration_data, test_data)
     spec = scorer_spec(scorer, samples, temperature, seed)
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
@@ -256,14 +269,14 @@ def demo(
 
 @app.command("compare-scorers")
 def compare_scorers_command(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", exists=True, help="Labelled data; split into calibration/test.")] = None,
+    data: DataOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder: one evaluate run per scorer, scorers.md and scorers.json.")] = Path("runs/scorers"),
     scorers: Annotated[str, typer.Option(help="Scorers to compare, comma-separated.")] = "logprob,verbalized,consistency",
-    calibration_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this calibration split instead of splitting --data.")] = None,
-    test_data: Annotated[Optional[Path], typer.Option(exists=True, help="Use this test split instead of splitting --data.")] = None,
-    calibration_fraction: Annotated[float, typer.Option(help="Share of --data used to calibrate; the rest is the test split.")] = 0.5,
-    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
-    label_column: Annotated[str, typer.Option(help="Column holding the label.")] = "label",
+    calibration_data: CalibrationDataOpt = None,
+    test_data: TestDataOpt = None,
+    calibration_fraction: CalibrationFractionOpt = 0.5,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "label",
     model: ModelOpt = DEFAULTS["model"],
     task: TaskOpt = DEFAULTS["task"],
     backend: BackendOpt = DEFAULTS["backend"],
@@ -295,8 +308,7 @@ def compare_scorers_command(
     """
     from confidently.scorer_comparison import compare_scorers
 
-    if data is None and (calibration_data is None or test_data is None):
-        raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    _require_data(data, calibration_data, test_data)
     names = [name.strip() for name in scorers.split(",") if name.strip()]
     if not names or len(set(names)) != len(names):
         raise typer.BadParameter(f"give distinct scorer names, got {scorers!r}", param_hint="--scorers")
