@@ -41,9 +41,8 @@ from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_labels, check_probs
 from confidently.errors import ArtifactError, DataError, NotFittedError
-from confidently.files import atomic_write_json, read_json
+from confidently.files import atomic_write_json, check_format, read_artifact
 from confidently.thresholds import clopper_pearson_interval
-from confidently.files import check_format
 
 CONFORMAL_FORMAT = "confidently.conformal"
 CONFORMAL_FORMAT_VERSION = 1
@@ -268,11 +267,7 @@ class ConformalPredictor:
 
     @classmethod
     def load(cls, path: str | Path) -> ConformalPredictor:
-        data = read_json(path)
-        try:
-            return cls.from_dict(data)
-        except ArtifactError as error:
-            raise ArtifactError(f"{path}: {error}") from None
+        return read_artifact(path, cls.from_dict)
 
     def __repr__(self) -> str:
         column = f", group_column={self.group_column!r}" if self.group_column else ""

@@ -11,11 +11,13 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confidently.errors import ArtifactError
+
+T = TypeVar("T")
 
 
 _TMP_SUFFIX = ".tmp"
@@ -108,6 +110,15 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path}: not a readable JSON file: {error}") from None
     except RecursionError:
         raise ArtifactError(f"{path}: not a usable JSON file: nested too deeply to read") from None
+
+
+def read_artifact(path: str | Path, parse: Callable[[Any], T]) -> T:
+    """``parse`` the JSON artifact at ``path``; its :class:`ArtifactError` is prefixed with the file's path."""
+    data = read_json(path)
+    try:
+        return parse(data)
+    except ArtifactError as error:
+        raise ArtifactError(f"{path}: {error}") from None
 
 
 def check_format(data: Any, *, format: str, version: int, what: str) -> None:

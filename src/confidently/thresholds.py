@@ -36,9 +36,8 @@ from scipy.stats import binom
 
 from confidently.calibration.validation import check_confidence, check_correct
 from confidently.errors import ArtifactError, DataError
-from confidently.files import atomic_write_json, read_json
+from confidently.files import atomic_write_json, check_format, read_artifact
 from confidently.metrics import bootstrap_ci
-from confidently.files import check_format
 
 POLICY_FORMAT = "confidently.policy"
 POLICY_FORMAT_VERSION = 1
@@ -691,8 +690,4 @@ class DecisionPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> DecisionPolicy:
-        data = read_json(path)
-        try:
-            return cls.from_dict(data)
-        except ArtifactError as error:
-            raise ArtifactError(f"{path}: {error}") from None
+        return read_artifact(path, cls.from_dict)

@@ -38,8 +38,7 @@ from confidently.calibration.numeric import EPS, bound_rows, laplace_bounds, nor
 from confidently.calibration.state import check_depth, describe, read_any, read_int, read_vector
 from confidently.calibration.validation import check_classes, check_probs, encode_labels
 from confidently.errors import ArtifactError, CalibrationError, ConfidentlyError, NotFittedError
-from confidently.files import atomic_write_json, read_json
-from confidently.files import check_format
+from confidently.files import atomic_write_json, check_format, read_json
 
 #: ``format`` field of a saved calibrator, and the version of its layout.
 FORMAT = "confidently.calibrator"

@@ -10,7 +10,7 @@ from confidently.calibration.base import Calibrator, check_header
 from confidently.calibration.methods import STEP_CALIBRATORS
 from confidently.calibration.stacked import StackedCalibrator
 from confidently.errors import ArtifactError, CalibrationError
-from confidently.files import read_json
+from confidently.files import read_artifact
 
 #: Every calibration method by the name used on the command line and in saved files.
 CALIBRATORS: dict[str, type[Calibrator]] = {**STEP_CALIBRATORS, StackedCalibrator.name: StackedCalibrator}
@@ -53,8 +53,4 @@ def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
 
 def load_calibrator(path: str | Path) -> Calibrator:
     """Load a calibrator saved with :meth:`Calibrator.save`, whatever its method."""
-    data = read_json(path)
-    try:
-        return calibrator_from_dict(data)
-    except ArtifactError as error:
-        raise ArtifactError(f"{path}: {error}") from None
+    return read_artifact(path, calibrator_from_dict)
