@@ -1,88 +1,110 @@
-"""Side by side on the same held-out rows: zero-shot, the hidden-state probe and few-shot prompts.
+"""Side by side on the same held-out rows: zero-shot, few-shot prompts, the hidden-state probe, a prompt ensemble.
 
-Splits one labelled file 50/50 into calibration and test (``split_for_evaluation``, seed 42), scores
-both splits once per prompt (cached under ``--cache``, hidden states kept), and runs the calibration
-study (:func:`confidently.evaluation.evaluate_scores`) for each configuration. Everything is chosen on
-the calibration rows (the calibrator by cross-fitted log-loss, the Learn-Then-Test threshold on
-out-of-fold scores); the test rows only measure. Few-shot examples come from the calibration rows,
-which then calibrate without them.
+Splits one labelled file 50/50 into calibration and test (``split_for_evaluation``, seed 42): every
+configuration may use the calibration rows' labels (few-shot examples are drawn from them and then
+left out of calibration) and is measured on the same test rows. Each prompt's scores of both splits
+are cached under ``--cache`` (hidden states kept), so a rerun scores nothing again. Everything is
+chosen on the calibration rows: the calibrator by cross-fitted log-loss
+(:func:`confidently.evaluation.evaluate_scores`), the Learn-Then-Test threshold (95% confidence) on the
+method's out-of-fold scores; the test rows only measure. The label-budget table refits each row's
+method on random calibration subsets and certifies on the subset's own out-of-fold scores.
 
-    PYTHONPATH=src python benchmarks/boost.py --data ../shared/datasets/sst2_dev.jsonl --shots 8 \
-        --cache /tmp/boost --out /tmp/boost/table.md
+    PYTHONPATH=src python benchmarks/boost.py --data ../shared/datasets/sst2_dev.jsonl --shots 4 16 \\
+        --prompts benchmarks/sst2_prompts.jsonl --cache /tmp/boost --out /tmp/boost/table.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.classifier import Classifier
 from confidently.data import load_dataset
-from confidently.evaluation import EvaluationConfig, evaluate_scores
-from confidently.pipeline import score_datasets, split_for_evaluation
-from confidently.calibration.ensemble import ensemble_features
-from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
+from confidently.errors import CalibrationError
+from confidently.evaluation import FEATURE_METHODS, EvaluationConfig, evaluate_scores
+from confidently.pipeline import prompt_cost, split_for_evaluation
+from confidently.scoring import score_datasets
 from confidently.shots import shot_classifier
+from confidently.tasks import read_prompts
 from confidently.thresholds import certify_threshold
+from confidently.types import Scores
 
-TIMING_TEXTS = 16
+TARGETS = (0.95, 0.90)
+LEVEL = 0.95
+SEED = 42
 
 
-def cost(clf: Classifier, texts: list[str], *, hidden: bool) -> dict:
-    """Milliseconds per text (one timed batch run of ``TIMING_TEXTS`` texts, prefix already cached) and
-    tokens per text: the whole prompt, and what is computed per text once the shared prefix is cached."""
-    clf.score(texts[:2], hidden=hidden)  # warm the prefix cache
+def cost(clf: Classifier, texts: list[str], *, hidden: bool, timing_texts: int) -> dict:
+    """Forward passes and tokens per item (:func:`~confidently.pipeline.prompt_cost`), and milliseconds per
+    item: one timed run of ``timing_texts`` texts, every prompt's prefix already cached."""
+    clf.score(texts[:2], hidden=hidden)  # warm the prefix caches
     started = time.perf_counter()
-    clf.score(texts[:TIMING_TEXTS], hidden=hidden)
-    ms = 1000 * (time.perf_counter() - started) / TIMING_TEXTS
-    prefix = clf.backend.count_tokens(clf.prefix)
-    full = [clf.backend.count_tokens(clf.prompt(t)) for t in texts]
-    return {"ms_per_text": ms, "prompt_tokens": float(np.mean(full)), "tokens_past_prefix": float(np.mean(full) - prefix)}
+    clf.score(texts[:timing_texts], hidden=hidden)
+    return {**prompt_cost(clf, texts), "ms_per_text": 1000 * (time.perf_counter() - started) / timing_texts}
 
 
-def row(name: str, evaluation, method: str | None, labels_used: int, cost_: dict) -> dict:
-    """The shipped (or named) method's test metrics and the certified policy's coverage on test."""
-    chosen = method or evaluation.best
-    result = evaluation.methods[chosen]
-    metrics = result.test["metrics"]
-    # the policy is certified on the chosen method's out-of-fold calibration scores, measured on test
-    from confidently.evaluation import _apply_policy
-    from confidently.thresholds import DecisionPolicy
+def certified_on_test(crossfit: np.ndarray, y_cal: np.ndarray, test: np.ndarray, y_test: np.ndarray,
+                      target: float) -> dict:
+    """The Learn-Then-Test threshold certified on out-of-fold calibration scores, applied to the test split."""
+    cert = certify_threshold(crossfit.max(1), crossfit.argmax(1) == y_cal, target_accuracy=target, level=LEVEL)
+    automated = test.max(1) >= cert.threshold if cert.certified else np.zeros(y_test.size, bool)
+    right = test.argmax(1) == y_test
+    return {"threshold": cert.threshold, "coverage": float(automated.mean()), "n_automated": int(automated.sum()),
+            "accuracy_automated": float(right[automated].mean()) if automated.any() else None,
+            "certificate": cert.reason}
 
-    policy = DecisionPolicy.from_certificate(result.chosen.certified)
-    on_test = _apply_policy(policy, result.test_probs, evaluation.y_test)
+
+def row(name: str, evaluation, method: str, labels_used: int, cost_: dict) -> dict:
+    """One method of one study: test metrics, and the coverage its certified thresholds reach on test."""
     from sklearn.metrics import roc_auc_score
 
-    y = evaluation.y_test
-    # how well the scores separate the classes (one-vs-rest, macro, for more than two)
-    auroc = (roc_auc_score(y, result.test_probs[:, 1]) if result.test_probs.shape[1] == 2
-             else roc_auc_score(y, result.test_probs, multi_class="ovr"))
-    return {"configuration": name, "calibrator": chosen, "labels": labels_used,
-            "auroc": float(auroc), "accuracy": metrics["accuracy"]["value"],
-            "ece": metrics["ece"]["value"], "threshold": policy.threshold,
-            "coverage": on_test["coverage"], "n_automated": on_test["n_automated"],
-            "accuracy_automated": on_test["accuracy_automated"], **cost_}
+    result = evaluation.methods[method]
+    metrics = result.test["metrics"]
+    y_cal, y_test = evaluation.y_calibration, evaluation.y_test
+    return {"configuration": name, "method": method, "labels": labels_used,
+            "auroc": float(roc_auc_score(y_test, result.test_probs[:, 1])), "accuracy": metrics["accuracy"]["value"],
+            "ece": metrics["ece"]["value"], **cost_,
+            **{f"at_{t:.2f}": certified_on_test(result.crossfit_probs, y_cal, result.test_probs, y_test, t)
+               for t in TARGETS}}
 
 
-def probe_budget(hidden_cal, y_cal, hidden_test, y_test, target: float, sizes=(100, 200), repeats=2,
-                 seed=0) -> dict[int, list[tuple[float, int, int]]]:
-    """Per label count: (coverage, automated, right) on test of a probe fitted on a random subset, its
-    Learn-Then-Test threshold certified on the subset's out-of-fold probe scores."""
-    rng = np.random.default_rng(seed)
-    out: dict[int, list] = {}
-    for n in sizes:
-        for _ in range(repeats):
-            idx = rng.choice(y_cal.size, size=n, replace=False)
-            oof = cross_fit_probe(hidden_cal[idx], y_cal[idx], n_classes=2, seed=seed)
-            cert = certify_threshold(oof.max(1), oof.argmax(1) == y_cal[idx], target_accuracy=target, level=0.95)
-            probs = HiddenStateProbe(seed=seed).fit(hidden_cal[idx], y_cal[idx], n_classes=2).predict_proba(hidden_test)
-            automated = (probs.max(1) >= cert.threshold) if cert.certified else np.zeros(y_test.size, bool)
-            out.setdefault(n, []).append((float(automated.mean()), int(automated.sum()),
-                                          int((probs.argmax(1) == y_test)[automated].sum())))
+def best_calibrator(evaluation) -> str:
+    candidates = [m for m in evaluation.methods if m not in ("raw", *FEATURE_METHODS)]
+    return min(candidates, key=lambda m: evaluation.methods[m].crossfit["metrics"]["nll"]["value"])
+
+
+def budget_curve(method: str, cal_x: np.ndarray, y_cal: np.ndarray, test_x: np.ndarray, y_test: np.ndarray, *,
+                 sizes: list[int], repeats: int) -> dict[int, dict[float, float]]:
+    """Per label count n: mean test coverage, per target, of ``method`` fitted on n random calibration rows
+    with its threshold certified on those rows' out-of-fold scores (the whole split once, in order)."""
+    rng = np.random.default_rng(SEED)
+    out = {}
+    for n in [s for s in sizes if s < y_cal.size] + [y_cal.size]:
+        coverages = {t: [] for t in TARGETS}
+        for _ in range(repeats if n < y_cal.size else 1):
+            idx = np.arange(n) if n == y_cal.size else rng.choice(y_cal.size, size=n, replace=False)
+            x, y = cal_x[idx], y_cal[idx]
+            try:
+                if method == "raw":
+                    oof, test = x, test_x
+                elif method in FEATURE_METHODS:
+                    combiner, cross_fit = FEATURE_METHODS[method]
+                    oof = cross_fit(x, y, n_classes=2, seed=0)
+                    test = combiner().fit(x, y, n_classes=2).predict_proba(test_x)
+                else:
+                    oof = cross_fit_predict(method, x, y, n_splits=5, seed=0)
+                    test = make_calibrator(method).fit(x, y).predict_proba(test_x)
+            except CalibrationError:
+                continue  # too few rows of a class to cross-fit in a small subset
+            for t in TARGETS:
+                coverages[t].append(certified_on_test(oof, y, test, y_test, t)["coverage"])
+        out[n] = {t: float(np.mean(c)) if c else float("nan") for t, c in coverages.items()}
     return out
 
 
@@ -90,80 +112,115 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
-    parser.add_argument("--shots", type=int, nargs="*", default=[8])
+    parser.add_argument("--shots", type=int, nargs="*", default=[4, 16])
+    parser.add_argument("--prompts", default=str(Path(__file__).with_name("sst2_prompts.jsonl")))
     parser.add_argument("--cache", default="/tmp/boost")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--budget-sizes", type=int, nargs="*", default=[50, 100, 200])
+    parser.add_argument("--budget-repeats", type=int, default=5)
+    parser.add_argument("--timing-texts", type=int, default=16)
     args = parser.parse_args()
 
     started = time.time()
     clf = Classifier(model=args.model, task="sentiment", dtype="float32")
+    ensemble_clf = clf.asking(read_prompts(args.prompts, clf.task))  # checked before anything is scored
     data = load_dataset(args.data, labels=clf.labels, require_labels=True)
-    calibration, test = split_for_evaluation(data, seed=42)
+    calibration, test = split_for_evaluation(data, seed=SEED)
     y_cal, y_test = calibration.label_indices(clf.labels), test.label_indices(clf.labels)
-    config = EvaluationConfig(target_accuracy=args.target, budget_repeats=5, n_resamples=200)
-    cache = Path(args.cache)
-    rows = []
+    config = EvaluationConfig(target_accuracy=TARGETS[0], budget_sizes=(), budget_repeats=1,
+                              budget_methods=("platt",), n_resamples=200)
+    cache, texts = Path(args.cache), list(test.texts)
+    rows, curves = [], {}
 
-    scores = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
-    zero_cost = cost(clf, list(test.texts), hidden=False)
-    zero = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test, labels=clf.labels,
-                           hidden=(scores["calibration"].hidden, scores["test"].hidden), config=config)
-    rows.append(row("zero-shot, raw scores", zero, "raw", 0, zero_cost))
-    calibrators = [m for m in zero.methods if m not in ("raw", "probe")]
-    best_calibrator = min(calibrators, key=lambda m: zero.methods[m].crossfit["metrics"]["nll"]["value"])
-    rows.append(row("zero-shot, calibrated", zero, best_calibrator, len(calibration), zero_cost))
-    rows.append(row("hidden-state probe", zero, "probe", len(calibration), cost(clf, list(test.texts), hidden=True)))
+    def study(cal: Scores, y: np.ndarray, on_test: Scores, hidden_method: str | None = None):
+        hidden = None if hidden_method is None else (cal.hidden, on_test.hidden)
+        return evaluate_scores(cal.probs, y, on_test.probs, y_test, labels=clf.labels, hidden=hidden,
+                               hidden_method=hidden_method or "probe", config=config)
 
-    budget = probe_budget(scores["calibration"].hidden, y_cal, scores["test"].hidden, y_test, args.target)
+    def add(name: str, evaluation, method: str, labels_used: int, cost_: dict, cal_x, test_x) -> None:
+        rows.append(row(name, evaluation, method, labels_used, cost_))
+        curves[name] = budget_curve(method, cal_x, evaluation.y_calibration, test_x, y_test,
+                                    sizes=args.budget_sizes, repeats=args.budget_repeats)
+        print(f"[{time.time() - started:.0f} s] {name}: done", flush=True)
+
+    zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
+    zero_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
+    zs = study(zero["calibration"], y_cal, zero["test"], "probe")
+    add("zero-shot, raw scores", zs, "raw", 0, zero_cost, zero["calibration"].probs, zero["test"].probs)
+    best = best_calibrator(zs)
+    add("zero-shot, calibrated", zs, best, len(calibration), zero_cost, zero["calibration"].probs, zero["test"].probs)
+    add("zero-shot + hidden-state probe", zs, "probe", len(calibration),
+        cost(clf, texts, hidden=True, timing_texts=args.timing_texts), zero["calibration"].hidden,
+        zero["test"].hidden)
+
+    # The prompt ensemble: the task's own prompt (the zero-shot scores above) and each prompt of --prompts.
+    per_prompt = ensemble_clf.prompt_classifiers
+    assert per_prompt[0].fingerprint() == clf.fingerprint()
+    parts = [zero]
+    for asked in per_prompt[1:]:
+        parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
+                                    cache / f"prompt-{asked.task.name}-cache"))
+        alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
+        best = best_calibrator(alone)
+        add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
+            cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
+            parts[-1]["calibration"].probs, parts[-1]["test"].probs)
+    combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
+    ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
+    ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
+    add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
+        len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
+    add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
+        combined["calibration"].hidden, combined["test"].hidden)
+
     for k in args.shots:
-        shot_clf, rest, shots = shot_classifier(clf, calibration, k, seed=42)
-        shot_scores = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache",
-                                     hidden=True)
+        shot_clf, rest, _ = shot_classifier(clf, calibration, k, seed=SEED)
+        shot = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache", hidden=True)
         y_rest = rest.label_indices(clf.labels)
-        study = evaluate_scores(shot_scores["calibration"].probs, y_rest, shot_scores["test"].probs, y_test,
-                                labels=clf.labels, hidden=(shot_scores["calibration"].hidden,
-                                                           shot_scores["test"].hidden), config=config)
-        shot_cost = cost(shot_clf, list(test.texts), hidden=False)
-        shot_calibrators = [m for m in study.methods if m not in ("raw", "probe")]
-        best = min(shot_calibrators, key=lambda m: study.methods[m].crossfit["metrics"]["nll"]["value"])
-        rows.append(row(f"{k}-shot prompt, calibrated", study, best, len(calibration), shot_cost))
-        rows.append(row(f"{k}-shot prompt + probe", study, "probe", len(calibration),
-                        cost(shot_clf, list(test.texts), hidden=True)))
-        # Two prompts (zero-shot and k-shot), their log class masses combined by the cross-fitted logistic.
-        zero_rest = scores["calibration"].subset(list(shots.rest))
-        combined = evaluate_scores(shot_scores["calibration"].probs, y_rest, shot_scores["test"].probs, y_test,
-                                   labels=clf.labels, config=EvaluationConfig(
-                                       methods=(), target_accuracy=args.target, budget_repeats=1, n_resamples=200),
-                                   hidden=(ensemble_features([zero_rest.mass, shot_scores["calibration"].mass]),
-                                           ensemble_features([scores["test"].mass, shot_scores["test"].mass])))
-        both = {key: zero_cost[key] + shot_cost[key] for key in zero_cost}
-        rows.append(row(f"ensemble: zero-shot + {k}-shot prompts", combined, "probe", len(calibration), both))
+        shot_study = study(shot["calibration"], y_rest, shot["test"], "probe")
+        best = best_calibrator(shot_study)
+        add(f"{k}-shot prompt, calibrated", shot_study, best, len(calibration),
+            cost(shot_clf, texts, hidden=False, timing_texts=args.timing_texts),
+            shot["calibration"].probs, shot["test"].probs)
+        add(f"{k}-shot prompt + hidden-state probe", shot_study, "probe", len(calibration),
+            cost(shot_clf, texts, hidden=True, timing_texts=args.timing_texts),
+            shot["calibration"].hidden, shot["test"].hidden)
 
-    header = ("| configuration | calibrator | labels | class AUROC | accuracy | ECE | certified threshold | "
-              f"coverage at {args.target:.0%} (test) | accuracy of automated | ms/text | tokens/text (past prefix) |")
-    lines = [header, "|" + " --- |" * 11]
+    write_tables(args, rows, curves, calibration, test, started)
+
+
+def write_tables(args, rows: list[dict], curves: dict, calibration, test, started: float) -> None:
+    def coverage(cell: dict) -> str:
+        if cell["threshold"] is None:
+            return "none"
+        return (f"{cell['coverage']:.1%} (t={cell['threshold']:.3f}, {cell['n_automated']} at "
+                f"{cell['accuracy_automated']:.3f})" if cell["n_automated"] else f"0.0% (t={cell['threshold']:.3f})")
+
+    lines = ["| configuration | method | labels | AUROC | accuracy | ECE | coverage at 95% (test) | coverage at 90% "
+             "(test) | forward passes | tokens/item (past prefix) | ms/item |", "|" + " --- |" * 11]
     for r in rows:
-        threshold = "none" if r["threshold"] is None else f"{r['threshold']:.3f}"
-        automated = "-" if r["accuracy_automated"] is None else f"{r['accuracy_automated']:.3f} ({r['n_automated']})"
-        lines.append(f"| {r['configuration']} | {r['calibrator']} | {r['labels']} | {r['auroc']:.3f} | "
-                     f"{r['accuracy']:.3f} | {r['ece']:.3f} | {threshold} | {r['coverage']:.1%} | {automated} | "
-                     f"{r['ms_per_text']:.0f} | {r['prompt_tokens']:.0f} ({r['tokens_past_prefix']:.0f}) |")
-    summary = (f"{args.data}: {len(calibration)} calibration + {len(test)} test rows (50/50 split, seed 42), "
-               f"model {args.model} float32 on CPU; wall time {time.time() - started:.0f} s")
-    curve = ["", "Probe label budget (random calibration subsets; threshold certified on the subset's out-of-fold "
-             "scores; coverage and accuracy of automated measured on the whole test split):", "",
-             "| labels | repeats | mean coverage | accuracy of automated (pooled) |", "| --- | --- | --- | --- |"]
-    for n, runs in budget.items():
-        automated = sum(r[1] for r in runs)
-        right = sum(r[2] for r in runs)
-        curve.append(f"| {n} | {len(runs)} | {np.mean([r[0] for r in runs]):.1%} | "
-                     f"{(right / automated if automated else float('nan')):.3f} ({automated}) |")
+        lines.append(f"| {r['configuration']} | {r['method']} | {r['labels']} | {r['auroc']:.3f} | "
+                     f"{r['accuracy']:.3f} | {r['ece']:.3f} | {coverage(r['at_0.95'])} | {coverage(r['at_0.90'])} | "
+                     f"{r['forward_passes_per_item']} | {r['prompt_tokens_per_item']:.0f} ({r['tokens_past_prefix_per_item']:.0f}) | "
+                     f"{r['ms_per_text']:.0f} |")
+    sizes = list(next(iter(curves.values())))
+    curve = ["", "Label budget: mean test coverage of the certified threshold at 95% / 90% with n calibration labels "
+             f"({args.budget_repeats} random subsets per n below the full split; the full split once):", "",
+             "| configuration | " + " | ".join(f"n={n}" for n in sizes) + " |", "|" + " --- |" * (len(sizes) + 1)]
+    for name, by_size in curves.items():
+        curve.append(f"| {name} | " + " | ".join(f"{c[0.95]:.1%} / {c[0.90]:.1%}" for c in by_size.values()) + " |")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    summary = (f"{args.data}: {len(calibration)} calibration + {len(test)} test rows (50/50 split, seed {SEED}), "
+               f"model {args.model} float32 on CPU; load average at the end {load}; wall time "
+               f"{time.time() - started:.0f} s. Coverage cells: share of test rows automated (threshold t, rows "
+               "automated at their accuracy); 'none': Learn-Then-Test certified no threshold on the calibration rows.")
     text = "\n".join([summary, "", *lines, *curve])
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
-        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        Path(args.out).with_suffix(".json").write_text(json.dumps({"rows": rows, "budget": {
+            name: {str(n): {str(t): v for t, v in c.items()} for n, c in by_size.items()}
+            for name, by_size in curves.items()}}, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from confidently.calibration.ensemble import cross_fit_ensemble, ensemble_features, fit_ensemble
+from confidently.calibration.ensemble import PromptCombiner, cross_fit_ensemble, ensemble_features
 from confidently.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
 from confidently.errors import DataError
@@ -66,11 +66,11 @@ def test_ensemble_combiner_is_cross_fitted_on_log_masses():
     # two prompts: one informative, one noise; masses in (0, 1)
     good = np.column_stack([1 - (0.3 + 0.4 * y), 0.3 + 0.4 * y]) * rng.uniform(0.5, 1, size=(200, 1))
     noise = rng.uniform(0.01, 0.5, size=(200, 2))
-    features = ensemble_features([good, noise])
+    features = ensemble_features(np.hstack([good, noise]))  # the prompts' masses side by side, as Scores keeps them
     assert features.shape == (200, 4) and np.allclose(features[:, :2], np.log(good))
-    out_of_fold = cross_fit_ensemble([good, noise], y, n_classes=2)
+    out_of_fold = cross_fit_ensemble(np.hstack([good, noise]), y, n_classes=2)
     assert (out_of_fold.argmax(1) == y).mean() > 0.95
-    combiner = fit_ensemble([good, noise], y, n_classes=2)
+    combiner = PromptCombiner().fit(np.hstack([good, noise]), y, n_classes=2)
     assert np.abs(combiner.coef_[1, :2]).sum() > np.abs(combiner.coef_[1, 2:]).sum()
 
 
@@ -90,6 +90,6 @@ def test_real_model_few_shot_prompt_and_ensemble():
     assert not np.allclose(zero.probs, shot.probs)
     alone = np.vstack([shot_clf.score([t]).probs for t in texts[:2]])
     np.testing.assert_allclose(alone, shot.probs[:2], atol=1e-5)  # the prefix cache changes nothing
-    combiner = fit_ensemble([zero.mass, shot.mass], y, n_classes=2, n_splits=2)
-    probs = combiner.predict_proba(ensemble_features([zero.mass, shot.mass]))
+    combiner = PromptCombiner(n_splits=2).fit(np.hstack([zero.mass, shot.mass]), y, n_classes=2)
+    probs = combiner.predict_proba(np.hstack([zero.mass, shot.mass]))
     assert probs.shape == (12, 2) and np.allclose(probs.sum(1), 1)

@@ -49,6 +49,8 @@ def score_groups(groups: Sequence[AdapterGroup]) -> list[Scores]:
     if any(group.classifier.scorer.black_box for group in groups):
         raise ConfigError("texts scored in one forward pass need the logprob scorer; a black-box scorer generates "
                           "answers")
+    if any(group.classifier.task.ensemble for group in groups):
+        raise ConfigError("texts scored in one forward pass need one prompt per task; a prompt ensemble asks several")
     prepared = [group.classifier.prompts(group.texts) for group in groups]
     prompts = [prompt for group_prompts, _ in prepared for prompt in group_prompts]
     adapters = [group.adapter for group, (group_prompts, _) in zip(groups, prepared) for _ in group_prompts]

@@ -15,7 +15,9 @@ Layout::
                       library_versions; files {name: sha256} of every other file (required)
     calibrator.json   absent when no calibrator beat the raw scores (the policy then applies to raw ones)
     probe.json        instead of calibrator.json when the chosen calibrator is a hidden-state probe
-                      (:mod:`confidently.calibration.probe`: coefficients as JSON)
+                      (:mod:`confidently.calibration.probe`: coefficients as JSON) or a prompt ensemble's
+                      combiner (:mod:`confidently.calibration.ensemble`, ``method: "ensemble"``; the
+                      task then holds the ensemble's prompts)
     policy.json       the decision policy (always present)
     conformal.json    the prediction sets (ConformalPredictor.to_dict()), when fitted; an extra payload
     NAME.json         extra JSON payloads a later stage adds (e.g. canary.json), hashed like the rest
@@ -414,12 +416,16 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
 
 
 def _load_probe(path: Path) -> HiddenStateProbe:
-    """The bundle's hidden-state probe, every value checked; errors name the file."""
+    """The bundle's hidden-state probe (or a prompt ensemble's combiner, ``method: "ensemble"``), every value
+    checked; errors name the file."""
+    from confidently.calibration.ensemble import PromptCombiner
     from confidently.calibration.probe import HiddenStateProbe
     from confidently.files import read_json
 
     try:
-        return HiddenStateProbe.from_dict(read_json(path))
+        data = read_json(path)
+        kind = PromptCombiner if isinstance(data, dict) and data.get("method") == PromptCombiner.name else HiddenStateProbe
+        return kind.from_dict(data)
     except ArtifactError as error:
         message = str(error)
         raise ArtifactError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None

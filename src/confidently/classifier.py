@@ -83,6 +83,22 @@ class Classifier:
             from confidently.scorers.blackbox import BlackBoxScorer
 
             self._black_box = BlackBoxScorer(self, self.scorer)
+        if self.task.ensemble and self.scorer.black_box:
+            raise ConfigError(f"a prompt ensemble combines next-token class masses; the {self.scorer.name} scorer "
+                              "generates answers (use --scorer logprob)")
+        # A prompt ensemble asks through one classifier per prompt (each with its own cached prefix).
+        self._per_prompt = tuple(self.asking(prompt) for prompt in self.task.prompts) if self.task.ensemble else ()
+
+    @property
+    def prompt_classifiers(self) -> tuple[Classifier, ...]:
+        """One classifier per prompt the task asks, its own first: ``(self,)`` unless it has a prompt ensemble."""
+        return self._per_prompt or (self,)
+
+    def asking(self, task: Task) -> Classifier:
+        """This classifier's model (the same backend: no second copy) and options, asking ``task``."""
+        return Classifier(backend=self.backend, task=task, batch_size=self.batch_size, chat=self.chat,
+                          max_text_tokens=self.max_text_tokens, max_text_chars=self.max_text_chars,
+                          truncation=self.truncation, scorer=self.scorer)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -144,7 +160,15 @@ class Classifier:
         Texts are batched by length (less padding); results come back in input order and do not
         depend on the batching (float32: within 1e-5). With ``hidden`` the final hidden state at the
         answer position is kept too (:attr:`Scores.hidden`, float32), from the same forward pass.
+
+        A task with a prompt ensemble is asked every prompt (one forward pass each, the last one
+        reporting ``progress``) and gives :meth:`Scores.ensemble`; ``hidden`` then keeps every prompt's
+        class masses, what the ensemble's combiner reads.
         """
+        if self._per_prompt:
+            *first, last = self._per_prompt
+            parts = [clf.score(texts) for clf in first] + [last.score(texts, progress=progress)]
+            return Scores.ensemble(parts, keep_masses=hidden)
         if self._black_box is not None:
             self._no_hidden(hidden)
             texts = list(texts)
@@ -197,6 +221,10 @@ class Classifier:
         top tokens and (with ``hidden``) the final hidden state all come from the same forward pass.
         """
         _check_texts([text])
+        if self._per_prompt:  # the variants and top tokens are the first prompt's
+            scores, variants, top = self._per_prompt[0].explain(text, top_k=top_k)
+            parts = [scores] + [clf.score([text]) for clf in self._per_prompt[1:]]
+            return Scores.ensemble(parts, keep_masses=hidden), variants, top
         if self._black_box is not None:  # generated answers: no token variants, no next-token list
             self._no_hidden(hidden)
             return self.score([text]), {}, []

@@ -19,6 +19,7 @@ import pandas as pd
 
 from confidently.calibration import (CalibrationWarning, Calibrator, ContextualCalibrator, StackedCalibrator,
                                      cross_fit_predict, make_calibrator)
+from confidently.calibration.ensemble import PromptCombiner, cross_fit_ensemble
 from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.data import Dataset
 from confidently.conformal import ConformalPredictor, measure_sets
@@ -28,6 +29,9 @@ from confidently.thresholds import (DecisionPolicy, ThresholdAnalysis, Threshold
                                     analyse_thresholds, certify_threshold, measure_thresholds, project_volume)
 
 SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
+#: Methods fitted on the rows' ``hidden`` features (:attr:`Scores.hidden`), not on their class probabilities:
+#: name -> (the combiner, its out-of-fold scores).
+FEATURE_METHODS = {"probe": (HiddenStateProbe, cross_fit_probe), "ensemble": (PromptCombiner, cross_fit_ensemble)}
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
 
 
@@ -259,7 +263,7 @@ def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
 def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.ndarray, y_test: Sequence[int], *,
                     labels: Sequence[str], content_free: np.ndarray | None = None,
                     groups: tuple[Sequence, Sequence] | None = None, test_slices: dict[str, Sequence] | None = None,
-                    hidden: tuple[np.ndarray, np.ndarray] | None = None,
+                    hidden: tuple[np.ndarray, np.ndarray] | None = None, hidden_method: str = "probe",
                     config: EvaluationConfig = EvaluationConfig()) -> Evaluation:
     """Run the whole study on raw class probabilities of the calibration and test splits.
 
@@ -267,7 +271,8 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     prediction sets); ``test_slices`` maps column names to test-row values, to break set coverage down by.
     ``hidden`` holds the final hidden states of the calibration and test rows: the hidden-state probe
     (:mod:`confidently.calibration.probe`) then competes as one more method, named ``probe``, cross-fitted
-    on the calibration split like the others.
+    on the calibration split like the others. With ``hidden_method="ensemble"`` ``hidden`` holds every
+    prompt's class masses instead, and the ensemble's combiner competes, named ``ensemble``.
     """
     y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
     if config.conformal_by is not None and groups is None:
@@ -316,13 +321,16 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
         methods[method] = measured(method, calibrator, crossfit, calibrator.predict_proba(test_probs))
     if hidden is not None:
         k = cal_probs.shape[1]
+        if hidden_method not in FEATURE_METHODS:
+            raise ConfigError(f"hidden_method must be one of {', '.join(FEATURE_METHODS)}; got {hidden_method!r}")
+        combiner, cross_fit = FEATURE_METHODS[hidden_method]
         try:
-            crossfit = cross_fit_probe(hidden[0], y_cal, n_classes=k, n_splits=config.n_splits, seed=config.seed)
-            probe = HiddenStateProbe(n_splits=config.n_splits, seed=config.seed).fit(hidden[0], y_cal, n_classes=k)
+            crossfit = cross_fit(hidden[0], y_cal, n_classes=k, n_splits=config.n_splits, seed=config.seed)
+            fitted = combiner(n_splits=config.n_splits, seed=config.seed).fit(hidden[0], y_cal, n_classes=k)
         except CalibrationError as error:
-            skipped["probe"] = str(error)
+            skipped[hidden_method] = str(error)
         else:
-            methods["probe"] = measured("probe", probe, crossfit, probe.predict_proba(hidden[1]))
+            methods[hidden_method] = measured(hidden_method, fitted, crossfit, fitted.predict_proba(hidden[1]))
 
     # Choose on the calibration split's out-of-fold scores only, by a proper scoring rule: binned ECE
     # on a few hundred rows is too noisy to rank methods, and it rewards uninformative constant scores.

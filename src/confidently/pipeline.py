@@ -30,9 +30,13 @@ DEFAULT_CONFIG = EvaluationConfig()  # frozen: one shared default is safe
 
 
 def content_free_scores(clf: Classifier, inputs=CONTENT_FREE_INPUTS) -> np.ndarray:
-    """Raw class probabilities on content-free inputs (contextual calibration, Zhao et al. 2021)."""
-    prompts = [clf.prefix + text + clf.suffix for text in inputs]
-    mass, _, _ = clf.backend.score_prompts(prompts, clf.verbalizer, shared_prefix=clf.prefix)
+    """Raw class probabilities on content-free inputs (contextual calibration, Zhao et al. 2021); for a prompt
+    ensemble from the prompts' mean class mass, as :meth:`Scores.ensemble` gives its raw scores."""
+    masses = []
+    for asked in clf.prompt_classifiers:
+        prompts = [asked.prefix + text + asked.suffix for text in inputs]
+        masses.append(asked.backend.score_prompts(prompts, asked.verbalizer, shared_prefix=asked.prefix)[0])
+    mass = np.mean(masses, axis=0)
     return mass / mass.sum(axis=1, keepdims=True)
 
 
@@ -71,7 +75,10 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     the calibrators (chosen, like them, by cross-fitted log-loss on the calibration split; saved as
     ``probe.json`` when it wins). With ``shots`` > 0 that many class-balanced calibration rows become
     worked examples in the shared prompt prefix (:mod:`confidently.shots`); they are left out of
-    calibration, and the bundle's task (and manifest, ``shots``) records them.
+    calibration, and the bundle's task (and manifest, ``shots``) records them. When ``clf``'s task has a
+    prompt ensemble (:func:`~confidently.tasks.read_prompts`), every prompt's class masses are kept and
+    the ensemble's combiner competes as the method ``ensemble``; the manifest's ``cost`` says what an
+    item costs (forward passes, tokens).
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
     policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json from
@@ -79,6 +86,9 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
+    ensemble = bool(clf.task.ensemble)
+    if probe and ensemble:
+        raise ConfigError("--probe and --prompts both fit a combiner on the scoring pass's features; use one")
     if probe and not clf.backend.exact:
         raise ConfigError(f"--probe reads the model's hidden states: the {clf.backend.name} backend has none; use a "
                           "local model (--backend transformers)")
@@ -101,7 +111,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     announce(f"scoring {len(calibration):,} calibration + {len(test):,} test rows with {clf.backend.model_name}",
              enabled=progress)
     scores = score_datasets(clf, {"calibration": calibration, "test": test}, out / "score-cache", progress=progress,
-                            hidden=probe)
+                            hidden=probe or ensemble)
     n_methods = len(config.methods)
     announce(f"fitting {n_methods} calibration methods on {len(calibration):,} rows ({config.n_splits}-fold "
              f"cross-fitting), measuring them on {len(test):,} test rows, label-budget curve with "
@@ -111,8 +121,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     evaluation = evaluate_scores(scores["calibration"].probs, y_cal, scores["test"].probs, y_test,
                                  labels=clf.labels, content_free=content_free, groups=groups,
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
-                                 hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe else None,
-                                 config=config)
+                                 hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe or ensemble
+                                 else None, hidden_method="ensemble" if ensemble else "probe", config=config)
     best = evaluation.methods[evaluation.best]
     shipped_sets = evaluation.sets.predictors[evaluation.sets.shipped]
     frames = []
@@ -144,6 +154,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
                   "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
+                  **({"cost": prompt_cost(clf, calibration.texts[:COST_SAMPLE])} if ensemble else {}),
                   **({"shots": shot_record} if shot_record else {})})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
@@ -158,6 +169,23 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                   "conformal": out / CONFORMAL_FILE,
                   **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
     return EvaluateResult(evaluation, paths, scores)
+
+
+#: Calibration texts whose prompts :func:`prompt_cost` counts (tokenizing is cheap, but not free on big splits).
+COST_SAMPLE = 200
+
+
+def prompt_cost(clf: Classifier, texts) -> dict:
+    """What scoring one item costs the logprob scorer: forward passes (one per prompt of an ensemble) and
+    tokens (mean over ``texts``), whole prompts and past each prompt's shared prefix (whose KV cache is
+    computed once per run)."""
+    asked = clf.prompt_classifiers
+    texts = list(texts)
+    whole = sum(np.mean([a.backend.count_tokens(a.prompt(t)) for t in texts]) for a in asked) if texts else 0.0
+    prefixes = sum(a.backend.count_tokens(a.prefix) for a in asked)
+    return {"forward_passes_per_item": len(asked), "prompt_tokens_per_item": float(whole),
+            "tokens_past_prefix_per_item": float(whole - prefixes) if texts else 0.0,
+            "how": f"mean over {len(texts)} calibration texts; the prefix's tokens are computed once per run"}
 
 
 def describe_answers(answers: Answers) -> str:

@@ -12,7 +12,7 @@ are never drawn from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,7 +58,8 @@ def with_shots(task: Task, examples: Sequence[tuple[str, int]]) -> Task:
     """``task`` with worked examples (text, class index) written ahead of its question.
 
     Each example is the task's own question for that text followed by ``Answer: <word>`` (the label's
-    first word, the answer the verbalizer reads); the question for the new text comes last.
+    first word, the answer the verbalizer reads); the question for the new text comes last. Every
+    prompt of an ensemble gets the same examples, asked its own way.
     """
     if not examples:
         return task
@@ -68,8 +69,8 @@ def with_shots(task: Task, examples: Sequence[tuple[str, int]]) -> Task:
             raise DataError("a shot text holds the {text} slot marker; it cannot be written into the template")
         worked.append(f"{task.message(text)}\nAnswer: {task.labels[label].words[0]}")
     template = "Examples:\n\n" + "\n\n".join(worked) + "\n\nNow this one.\n" + task.template
-    return Task(name=f"{task.name}+{len(examples)}shots", template=template, labels=task.labels, chat=task.chat,
-                answer_suffix=task.answer_suffix, system_prompt=task.system_prompt, multi_token=task.multi_token)
+    return replace(task, name=f"{task.name}+{len(examples)}shots", template=template,
+                   ensemble=tuple(with_shots(prompt, examples) for prompt in task.ensemble))
 
 
 def shot_classifier(clf, calibration, k: int, *, seed: int = 0):
@@ -78,12 +79,7 @@ def shot_classifier(clf, calibration, k: int, *, seed: int = 0):
     Returns ``(classifier, rest, shots)``: the new classifier shares ``clf``'s backend (no second model),
     ``rest`` is ``calibration`` without the shot rows, ``shots`` says which rows were used.
     """
-    from confidently.classifier import Classifier
-
     y = calibration.label_indices(clf.labels)
     shots = choose_shots(y, k, n_classes=len(clf.labels), seed=seed, texts=calibration.texts)
     task = with_shots(clf.task, [(calibration.texts[i], int(y[i])) for i in shots.indices])
-    shot_clf = Classifier(backend=clf.backend, task=task, batch_size=clf.batch_size, chat=clf.chat,
-                          max_text_tokens=clf.max_text_tokens, max_text_chars=clf.max_text_chars,
-                          truncation=clf.truncation, scorer=clf.scorer)
-    return shot_clf, calibration.subset(list(shots.rest)), shots
+    return clf.asking(task), calibration.subset(list(shots.rest)), shots

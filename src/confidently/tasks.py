@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,10 @@ class Task:
     system_prompt : optional system message for chat templates.
     multi_token : allow label words that no single token spells; they are scored as the exact
         probability of their token sequence (one extra forward pass per variant and text).
+    ensemble : more prompts asking the same question (other templates or label words, same labels in
+        the same order; :func:`read_prompts` reads them from a file). The classifier scores every
+        prompt, one forward pass each; a fitted combiner joins their class masses
+        (:mod:`confidently.calibration.ensemble`).
     """
 
     name: str
@@ -79,9 +83,11 @@ class Task:
     answer_suffix: str = "\nAnswer:"
     system_prompt: str | None = None
     multi_token: bool = False
+    ensemble: tuple[Task, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "ensemble", tuple(self.ensemble))
         for field_name, kinds in (("name", (str,)), ("template", (str,)), ("answer_suffix", (str,)),
                                   ("system_prompt", (str, type(None))), ("chat", (bool, type(None))),
                                   ("multi_token", (bool,))):
@@ -109,6 +115,25 @@ class Task:
                     raise TaskError(
                         f"task {self.name!r}: the word {word!r} is given for both {owner[key]!r} and {label.name!r}"
                     )
+        self._check_ensemble()
+
+    def _check_ensemble(self) -> None:
+        """Every ensemble prompt is a plain task with the same labels; no prompt is asked twice."""
+        if not self.ensemble:
+            return
+        def asked(task: Task) -> str:  # what the model is asked, whatever the prompt is called
+            return replace(task, name="-").fingerprint()
+
+        seen = {asked(self.without_ensemble()): "the task's own prompt"}
+        for i, prompt in enumerate(self.ensemble, 1):
+            if not isinstance(prompt, Task) or prompt.ensemble:
+                raise TaskError(f"task {self.name!r}: ensemble prompt {i} must be a task without an ensemble of its own")
+            if prompt.label_names != self.label_names:
+                raise TaskError(f"task {self.name!r}: ensemble prompt {i} has labels {', '.join(prompt.label_names)}; "
+                                f"expected the task's {', '.join(self.label_names)} in that order")
+            repeated = seen.setdefault(asked(prompt), f"ensemble prompt {i}")
+            if repeated != f"ensemble prompt {i}":
+                raise TaskError(f"task {self.name!r}: ensemble prompt {i} repeats {repeated} (same template and words)")
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -118,9 +143,21 @@ class Task:
         """The user message for one text (plain replacement: braces in the text are kept as-is)."""
         return self.template.replace("{text}", text)
 
+    @property
+    def prompts(self) -> tuple[Task, ...]:
+        """Every prompt the task asks: its own (without the ensemble) first, then the ensemble's."""
+        return (self.without_ensemble(), *self.ensemble)
+
+    def without_ensemble(self) -> Task:
+        return replace(self, ensemble=()) if self.ensemble else self
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["labels"] = [{"name": label.name, "words": list(label.words)} for label in self.labels]
+        # Left out when empty, so a single-prompt task keeps the fingerprint (and score caches) it always had.
+        data.pop("ensemble")
+        if self.ensemble:
+            data["ensemble"] = [prompt.to_dict() for prompt in self.ensemble]
         return data
 
     @classmethod
@@ -129,8 +166,11 @@ class Task:
             if not isinstance(data["labels"], list) or not all(isinstance(item, Mapping) for item in data["labels"]):
                 raise TypeError("labels must be a list of {name, words} objects")
             labels = tuple(Label(item["name"], item["words"]) for item in data["labels"])
-            fields = {k: v for k, v in data.items() if k != "labels"}
-            return cls(labels=labels, **fields)
+            fields = {k: v for k, v in data.items() if k not in ("labels", "ensemble")}
+            ensemble = data.get("ensemble", [])
+            if not isinstance(ensemble, list) or not all(isinstance(item, Mapping) for item in ensemble):
+                raise TypeError("ensemble must be a list of task objects")
+            return cls(labels=labels, ensemble=tuple(cls.from_dict(item) for item in ensemble), **fields)
         except (KeyError, TypeError) as error:
             raise TaskError(f"malformed task definition ({error}): expected name, template, labels[{{name, words}}]") from None
 
@@ -168,6 +208,83 @@ def get_task(task: str | Task) -> Task:
             raise TaskError(f"{path}: not a readable task file ({type(error).__name__})") from None
         return Task.from_dict(data)
     raise TaskError(f"unknown task {task!r}: use one of {', '.join(BUILTIN_TASKS)} or a task .json file")
+
+
+#: Keys a prompt of a prompts file (:func:`read_prompts`) may hold.
+PROMPT_KEYS = ("template", "words", "name")
+
+
+def read_prompts(path: str | Path, task: Task) -> Task:
+    """``task`` with the prompts of a prompts file added to its ensemble (``evaluate --prompts FILE``).
+
+    The file is JSON Lines (``.jsonl``: one prompt per line) or JSON (a list of prompts). A prompt is
+    an object with a ``template`` holding ``{text}`` once, optional ``words`` (every label of ``task``
+    mapped to its answer words; default: the task's words) and an optional ``name``; everything else
+    (chat, answer suffix, system prompt) is the task's.
+
+    Raises
+    ------
+    TaskError
+        One line naming the file and the line (JSON Lines) or prompt number (JSON), and what was expected.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise TaskError(f"{path}: not a readable prompts file ({type(error).__name__})") from None
+    if path.suffix == ".jsonl":
+        entries = [(f"{path}:{number}", line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        items = [(where, _parse_json(line, where)) for where, line in entries]
+    else:
+        data = _parse_json(text, str(path), whole_file=True)
+        if not isinstance(data, list):
+            raise TaskError(f"{path}: expected a JSON list of prompts ({{template, words, name}} objects); got "
+                            f"{type(data).__name__}")
+        items = [(f"{path}: prompt {i}", item) for i, item in enumerate(data, 1)]
+    if not items:
+        raise TaskError(f"{path}: holds no prompts; expected at least one {{template, words, name}} object")
+    prompts = []
+    for where, item in items:
+        prompt = _prompt(item, task, where, len(task.ensemble) + len(prompts) + 1)
+        try:
+            replace(task, ensemble=(*task.ensemble, *prompts, prompt))
+        except TaskError as error:  # the same labels, no repeated prompt
+            raise TaskError(f"{where}: {error}") from None
+        prompts.append(prompt)
+    return replace(task, ensemble=(*task.ensemble, *prompts))
+
+
+def _parse_json(text: str, where: str, *, whole_file: bool = False):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        line = f":{error.lineno}" if whole_file else ""  # a JSON Lines entry's ``where`` names its line already
+        raise TaskError(f"{where}{line}: not valid JSON: {error.msg}") from None
+    except (ValueError, RecursionError) as error:  # a 5000-digit integer, deep nesting
+        raise TaskError(f"{where}: not a usable JSON value ({type(error).__name__})") from None
+
+
+def _prompt(item, task: Task, where: str, number: int) -> Task:
+    """One prompt object of a prompts file as a plain task with ``task``'s labels."""
+    if not isinstance(item, Mapping):
+        raise TaskError(f"{where}: expected an object with a template; got {type(item).__name__}")
+    unknown = sorted(set(map(str, item)) - set(PROMPT_KEYS))
+    if unknown:
+        raise TaskError(f"{where}: unknown key(s) {', '.join(unknown)}; a prompt holds {', '.join(PROMPT_KEYS)}")
+    words = item.get("words", {label.name: list(label.words) for label in task.labels})
+    if not isinstance(words, Mapping) or set(words) != set(task.label_names):
+        raise TaskError(f"{where}: words must map every label ({', '.join(task.label_names)}) to a list of words")
+    name = item.get("name", f"{task.name}-prompt{number}")
+    try:
+        if not isinstance(item.get("template"), str):
+            raise TaskError("expected a template string with {text} in it")
+        if not isinstance(name, str) or not name:
+            raise TaskError("name must be a non-empty string")
+        labels = tuple(Label(label, words[label]) for label in task.label_names)
+        return Task(name=name, template=item["template"], labels=labels, chat=task.chat,
+                    answer_suffix=task.answer_suffix, system_prompt=task.system_prompt, multi_token=task.multi_token)
+    except TaskError as error:
+        raise TaskError(f"{where}: {error}") from None
 
 
 @dataclass(frozen=True)

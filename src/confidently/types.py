@@ -97,8 +97,11 @@ class Scores:
     truncated : bool array of shape (n_samples,): the text was cut to fit the context.
     uncovered_mass : array of shape (n_samples,) or None: for servers that return only the top-k
         tokens, the probability they did not return (a label may hide there); None when exact.
-    hidden : float32 array of shape (n_samples, hidden_size) or None: the model's final hidden state at
-        the answer position, from the same forward pass (kept only when asked for: a probe reads it).
+    hidden : float32 array of shape (n_samples, n_features) or None, kept only when asked for: what a
+        fitted combiner reads. The model's final hidden state at the answer position, from the same
+        forward pass (a hidden-state probe reads it); for a prompt ensemble (:attr:`Task.ensemble`),
+        every prompt's class masses side by side instead, ``(n_samples, prompts * n_labels)`` (its
+        combiner reads them).
     answers : black-box scorers only (:mod:`confidently.scorers`): what each row's generated answers
         came to, and what they cost; None for the logprob scorer. There ``mass`` holds the answers'
         shares per label and ``other_mass`` the share that named no label.
@@ -169,6 +172,26 @@ class Scores:
             None if any(u is None for u in uncovered) else np.concatenate(uncovered),
             None if any(h is None for h in hidden) else np.concatenate(hidden),
             None if any(a is None for a in answers) else Answers.concat(answers),
+        )
+
+    @staticmethod
+    def ensemble(parts: list[Scores], *, keep_masses: bool = False) -> Scores:
+        """One prompt ensemble's scores from each prompt's scores of the same texts (first prompt first).
+
+        ``mass`` and ``other_mass`` are the prompts' means (the uncalibrated ensemble); ``truncated``
+        holds when any prompt cut the text. With ``keep_masses`` every prompt's class masses are kept
+        side by side in ``hidden`` (float32), what the ensemble's fitted combiner reads.
+        """
+        if not parts or len({len(p) for p in parts}) != 1:
+            raise ValueError("an ensemble needs every prompt's scores of the same texts")
+        uncovered = [p.uncovered_mass for p in parts]
+        return Scores(
+            parts[0].labels,
+            np.mean([p.mass for p in parts], axis=0),
+            np.mean([p.other_mass for p in parts], axis=0),
+            np.any([p.truncated for p in parts], axis=0),
+            None if any(u is None for u in uncovered) else np.mean(uncovered, axis=0),
+            np.concatenate([p.mass for p in parts], axis=1).astype(np.float32) if keep_masses else None,
         )
 
     def to_frame(self):

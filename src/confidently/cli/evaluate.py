@@ -170,6 +170,12 @@ def evaluate(
     shots: Annotated[int, typer.Option(
         min=0, help="Put this many class-balanced calibration rows into the prompt as worked examples (they are "
                     "left out of calibration; the test rows are never used).")] = 0,
+    prompts: Annotated[Optional[Path], typer.Option(
+        "--prompts", exists=True, dir_okay=False,
+        help="Prompt ensemble: a JSON list (or JSON Lines file) of more prompts for the task, each "
+             '{"template": "... {text} ...", "words": {"<label>": ["<word>", ...]}} (words optional); every '
+             "prompt is scored and a fitted combiner of their class masses competes as the calibrator "
+             "'ensemble'.")] = None,
 ) -> None:
     """Score labelled data, calibrate on one split, measure on the other, and write the report.
 
@@ -187,7 +193,8 @@ def evaluate(
     no label, no probability, refusal, empty, error) is counted in the output and the report.
 
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
-    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt;
+    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt,
+    `--prompts prompts.jsonl` for a prompt ensemble;
     `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7` for a
     black-box scorer)
     """
@@ -195,6 +202,13 @@ def evaluate(
 
     _require_data(data, calibration_data, test_data)
     spec = scorer_spec(scorer, samples, temperature, seed)
+    if prompts is not None:  # the prompts file is read and checked before the model loads
+        from confidently.tasks import get_task, read_prompts
+
+        if probe:
+            raise typer.BadParameter("--probe and --prompts both fit a combiner on the scoring pass's features; "
+                                     "use one", param_hint="--prompts")
+        task = read_prompts(prompts, get_task(task))
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, adapter=adapter, max_text_tokens=max_text_tokens,
@@ -207,6 +221,13 @@ def evaluate(
                                          "threshold" if decision_rule is None else decision_rule.value),
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
                           shots=shots)
+    if clf.task.ensemble:
+        from confidently.files import read_json
+
+        cost = read_json(result.paths["bundle"])["cost"]
+        console.print(f"prompt ensemble: {cost['forward_passes_per_item']} prompts, one forward pass each per item; "
+                      f"{cost['tokens_past_prefix_per_item']:.0f} tokens per item past the cached prefixes "
+                      f"({cost['prompt_tokens_per_item']:.0f} with them)")
     _print_headline(result, started)
 
 

@@ -172,8 +172,8 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
     """Each entry's texts scored, calibrated and decided as :meth:`Served.classify` does, in one forward
     pass however many adapters they are for (:mod:`confidently.adapter_batches`); on the worker thread only.
 
-    An entry whose calibrator reads hidden states (a probe), or whose scores come from generated answers
-    (a black-box scorer), is scored on its own.
+    An entry whose calibrator reads hidden states (a probe), whose task asks several prompts (a prompt
+    ensemble), or whose scores come from generated answers (a black-box scorer), is scored on its own.
     """
     mixed = [(served, texts) for served, texts in batch if _shares_forward(served)]
     if len(mixed) <= 1:
@@ -194,4 +194,4 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
 
 def _shares_forward(served: Served) -> bool:
     """Whether the entry's scores are next-token class masses alone, so its texts can join a mixed pass."""
-    return not (served.calibrated.reads_hidden or served.classifier.scorer.black_box)
+    return not (served.calibrated.reads_hidden or served.classifier.scorer.black_box or served.classifier.task.ensemble)
