@@ -79,16 +79,17 @@ def best_calibrator(evaluation) -> str:
     return min(candidates, key=lambda m: evaluation.methods[m].crossfit["metrics"]["nll"]["value"])
 
 
-def budget_curve(method: str, cal_x: np.ndarray, y_cal: np.ndarray, test_x: np.ndarray, y_test: np.ndarray, *,
-                 sizes: list[int], repeats: int) -> dict[int, dict[float, float]]:
+def budget_curve(method: str, result, cal_x: np.ndarray, y_cal: np.ndarray, test_x: np.ndarray,
+                 y_test: np.ndarray, *, sizes: list[int], repeats: int) -> dict[int, dict[float, float]]:
     """Per label count n: mean test coverage, per target, of ``method`` fitted on n random calibration rows
-    with its threshold certified on those rows' out-of-fold scores (the whole split once, in order)."""
+    with its threshold certified on those rows' out-of-fold scores; the whole split is the study's own
+    ``result`` (the same folds and seed)."""
     rng = np.random.default_rng(SEED)
     out = {}
-    for n in [s for s in sizes if s < y_cal.size] + [y_cal.size]:
+    for n in [s for s in sizes if s < y_cal.size]:
         coverages = {t: [] for t in TARGETS}
-        for _ in range(repeats if n < y_cal.size else 1):
-            idx = np.arange(n) if n == y_cal.size else rng.choice(y_cal.size, size=n, replace=False)
+        for _ in range(repeats):
+            idx = rng.choice(y_cal.size, size=n, replace=False)
             x, y = cal_x[idx], y_cal[idx]
             try:
                 if method == "raw":
@@ -105,6 +106,8 @@ def budget_curve(method: str, cal_x: np.ndarray, y_cal: np.ndarray, test_x: np.n
             for t in TARGETS:
                 coverages[t].append(certified_on_test(oof, y, test, y_test, t)["coverage"])
         out[n] = {t: float(np.mean(c)) if c else float("nan") for t, c in coverages.items()}
+    out[y_cal.size] = {t: certified_on_test(result.crossfit_probs, y_cal, result.test_probs, y_test, t)["coverage"]
+                       for t in TARGETS}
     return out
 
 
@@ -116,8 +119,8 @@ def main() -> None:
     parser.add_argument("--prompts", default=str(Path(__file__).with_name("sst2_prompts.jsonl")))
     parser.add_argument("--cache", default="/tmp/boost")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--budget-sizes", type=int, nargs="*", default=[50, 100, 200])
-    parser.add_argument("--budget-repeats", type=int, default=5)
+    parser.add_argument("--budget-sizes", type=int, nargs="*", default=[100, 200])
+    parser.add_argument("--budget-repeats", type=int, default=2)
     parser.add_argument("--timing-texts", type=int, default=16)
     args = parser.parse_args()
 
@@ -139,8 +142,8 @@ def main() -> None:
 
     def add(name: str, evaluation, method: str, labels_used: int, cost_: dict, cal_x, test_x) -> None:
         rows.append(row(name, evaluation, method, labels_used, cost_))
-        curves[name] = budget_curve(method, cal_x, evaluation.y_calibration, test_x, y_test,
-                                    sizes=args.budget_sizes, repeats=args.budget_repeats)
+        curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
+                                    y_test, sizes=args.budget_sizes, repeats=args.budget_repeats)
         print(f"[{time.time() - started:.0f} s] {name}: done", flush=True)
 
     zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
