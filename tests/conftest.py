@@ -138,7 +138,7 @@ def default_classifier():
     """The real default model (qwen2.5-coder-0.5b-instruct), loaded once per test session."""
     if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
         pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     return Classifier(task="sentiment", dtype="float32")
 

@@ -23,15 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confidently.bundle import CONFORMAL_FILE, ModelIdentity, read_bundle, write_bundle
-from confidently.conformal import ConformalPredictor
+from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity, read_bundle, write_bundle
+from confidently.decision.conformal import ConformalPredictor
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, DataError
-from confidently.scoring import ScoreStore, text_key
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.scoring.checkpointed import ScoreStore, text_key
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.thresholds import DecisionPolicy
 from confidently.types import Scores
-from confidently.verified_cache import MANIFEST, cache_problem, ensure_cache
+from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 

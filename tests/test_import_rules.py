@@ -98,7 +98,7 @@ def _where(items: list[Import]) -> str:
 
 def test_the_analysis_sees_imports():
     targets = {(i.module, i.target) for i in ALL_IMPORTS}
-    assert ("confidently.decisions", "confidently.thresholds") in targets
+    assert ("confidently.decision.decisions", "confidently.decision.thresholds") in targets
     assert ("confidently.backends.transformers_backend", "torch") in targets
 
 
@@ -151,22 +151,22 @@ def test_no_import_cycles():
 
 #: (the modules of a stage, what they must never import, why)
 LOWER_STAGES = [
-    (("confidently.types", "confidently.errors", "confidently.files", "confidently.defaults", "confidently.tasks"),
-     ("confidently.backends", "confidently.calibration", "confidently.decisions", "confidently.report",
+    (("confidently.types", "confidently.errors", "confidently.files", "confidently.defaults", "confidently.tasks.task"),
+     ("confidently.backends", "confidently.calibration", "confidently.decision.decisions", "confidently.report",
       "confidently.server", "confidently.deploy", "confidently.finetune", "confidently.cli",
       "torch", "transformers", "peft", "fastapi", "llama_cpp"),
      "core types and tasks are plain data: no stage above them, no engine"),
     (("confidently.backends",),
-     ("confidently.calibration", "confidently.metrics", "confidently.thresholds", "confidently.conformal",
-      "confidently.decisions", "confidently.report", "confidently.server", "confidently.deploy",
+     ("confidently.calibration", "confidently.metrics", "confidently.decision.thresholds", "confidently.decision.conformal",
+      "confidently.decision.decisions", "confidently.report", "confidently.server", "confidently.deploy",
       "confidently.finetune", "confidently.cli"),
      "backends only produce next-token distributions (they read an adapter's bundle only to check its hashes)"),
-    (("confidently.calibration", "confidently.metrics", "confidently.thresholds", "confidently.conformal"),
-     ("confidently.backends", "confidently.classifier", "confidently.decisions", "confidently.report",
+    (("confidently.calibration", "confidently.metrics", "confidently.decision.thresholds", "confidently.decision.conformal"),
+     ("confidently.backends", "confidently.scoring.classifier", "confidently.decision.decisions", "confidently.report",
       "confidently.server", "confidently.deploy", "confidently.finetune", "confidently.cli",
       "torch", "transformers", "peft"),
      "calibration and its statistics work on probabilities alone, whatever produced them"),
-    (("confidently.decisions", "confidently.calibrated", "confidently.bundle"),
+    (("confidently.decision.decisions", "confidently.decision.calibrated", "confidently.bundle.bundle"),
      ("confidently.report", "confidently.server", "confidently.deploy", "confidently.cli"),
      "the decision path is below every way of showing or serving it"),
     (("confidently.report",),

@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import ModelIdentity, read_bundle, write_bundle
-from confidently.conformal import ConformalPredictor
+from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
+from confidently.decision.conformal import ConformalPredictor
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, DataError, TaskError
 from confidently.files import sha256_file
-from confidently.scoring import ScoreStore, text_key
-from confidently.tasks import SENTIMENT, Task, get_task
-from confidently.thresholds import DecisionPolicy
+from confidently.scoring.checkpointed import ScoreStore, text_key
+from confidently.tasks.task import SENTIMENT, Task, get_task
+from confidently.decision.thresholds import DecisionPolicy
 from confidently.types import Scores
-from confidently.verified_cache import MANIFEST, cache_problem, ensure_cache
+from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 
 HUGE_INT = '{"a": ' + "9" * 5000 + "}"  # json raises a plain ValueError past 4300 digits
 DEEP = "[" * 100_000 + "]" * 100_000  # json raises RecursionError

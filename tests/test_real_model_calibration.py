@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import ModelIdentity, write_bundle
+from confidently.bundle.bundle import ModelIdentity, write_bundle
 from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.data import generate_sentiment, stratified_sample
-from confidently.calibrated import CalibratedClassifier
-from confidently.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.thresholds import DecisionPolicy, certify_threshold
 
 pytestmark = pytest.mark.model
 
@@ -32,7 +32,7 @@ TEXTS = ["I love this movie!", "The worst meal I have ever had.", "The package a
 def gemma_bundle(tmp_path_factory):
     if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
         pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     clf = Classifier(model="gemma-3-270m", dtype="float32")
     rows = stratified_sample(generate_sentiment(1000, seed=3), 80, seed=3)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import CONFORMAL_FILE, read_bundle
+from confidently.bundle.bundle import CONFORMAL_FILE, read_bundle
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.calibrated import CalibratedClassifier
+from confidently.decision.calibrated import CalibratedClassifier
 
 pytestmark = pytest.mark.model
 
@@ -27,7 +27,7 @@ TEXTS = ["I love this movie!", "The worst meal I have ever had.", "The package a
 def gemma():
     if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
         pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     return Classifier(model="gemma-3-270m", dtype="float32")
 
@@ -35,8 +35,8 @@ def gemma():
 @pytest.fixture(scope="module")
 def evaluated(gemma, tmp_path_factory):
     """A small evaluate run on gemma's scores, its bundle deciding by prediction sets."""
-    from confidently.evaluation import EvaluationConfig
-    from confidently.pipeline import run_evaluate
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
 
     splits = split_dataset(generate_sentiment(1200, seed=11), seed=11)
     calibration = stratified_sample(splits.calibration, 80, seed=11)

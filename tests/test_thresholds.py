@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import beta, binom
 
 from confidently.errors import ArtifactError, DataError
-from confidently.thresholds import (
+from confidently.decision.thresholds import (
     DecisionPolicy,
     analyse_thresholds,
     binomial_p_value,

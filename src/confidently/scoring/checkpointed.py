@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset
 from confidently.errors import ArtifactError, ConfigError, DataError, UnfinishedRunError
 from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
@@ -27,7 +27,7 @@ from confidently.progress import announce, progress_bar
 from confidently.types import Scores
 
 if TYPE_CHECKING:
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
 
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
@@ -253,7 +253,7 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     ``resume=True`` a killed run continues from there. Returns the written DataFrame.
     """
     from confidently.data import load_dataset
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
 
     calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
     classifier = calibrated.classifier

@@ -23,14 +23,14 @@ from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_probs
 from confidently.errors import ArtifactError, DataError
-from confidently.tasks import Task
+from confidently.tasks.task import Task
 from confidently.files import check_format
 
 if TYPE_CHECKING:
-    from confidently.bundle import Bundle
+    from confidently.bundle.bundle import Bundle
 
 CANARY_FILE = "canary.json"
-CANARY_FORMAT = "confidently.canary"
+CANARY_FORMAT = "confidently.monitoring.canary"
 CANARY_FORMAT_VERSION = 1
 #: Texts in a canary: enough to catch a changed model, few enough to score at every start-up.
 DEFAULT_SIZE = 32

@@ -33,20 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confidently.conformal import ConformalPredictor
+from confidently.decision.conformal import ConformalPredictor
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
-from confidently.tasks import Task
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import Task
+from confidently.decision.thresholds import DecisionPolicy
 
 if TYPE_CHECKING:
     from confidently.backends.base import Backend
     from confidently.calibration import Calibrator
     from confidently.calibration.probe import HiddenStateProbe
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
-BUNDLE_FORMAT = "confidently.bundle"
+BUNDLE_FORMAT = "confidently.bundle.bundle"
 BUNDLE_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 CALIBRATOR_FILE = "calibrator.json"

@@ -42,9 +42,9 @@ from numpy.typing import ArrayLike
 from confidently.calibration.validation import check_labels, check_probs
 from confidently.errors import ArtifactError, DataError, NotFittedError
 from confidently.files import atomic_write_json, check_format, read_artifact
-from confidently.thresholds import clopper_pearson_interval
+from confidently.decision.thresholds import clopper_pearson_interval
 
-CONFORMAL_FORMAT = "confidently.conformal"
+CONFORMAL_FORMAT = "confidently.decision.conformal"
 CONFORMAL_FORMAT_VERSION = 1
 SCORES = ("lac", "aps")
 CONDITIONS = (None, "class", "group")
