@@ -51,7 +51,7 @@ def row(name: str, evaluation, method: str | None, labels_used: int, cost_: dict
     metrics = result.test["metrics"]
     # the policy is certified on the chosen method's out-of-fold calibration scores, measured on test
     from confidently.workflows.evaluation import _apply_policy
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
     policy = DecisionPolicy.from_certificate(result.chosen.certified)
     on_test = _apply_policy(policy, result.test_probs, evaluation.y_test)

@@ -72,7 +72,7 @@ def write_random_adapters(classifier: Classifier, folder: Path, count: int) -> l
         trainable_state,
         training_adapter,
     )
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
     backend = classifier.backend
     names = [f"adapter{i}" for i in range(count)]

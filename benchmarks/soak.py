@@ -42,7 +42,7 @@ import numpy as np
 from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
 from confidently.data import generate_sentiment
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 HOST = "127.0.0.1"  # loopback only, by design
 TOKEN = "soak-admin-token"

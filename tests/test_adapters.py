@@ -10,7 +10,7 @@ from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleM
 from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring"]
 

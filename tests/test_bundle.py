@@ -14,7 +14,7 @@ from confidently.scoring.classifier import Classifier
 from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import ArtifactError, ConfidentlyError
 from confidently.tasks.task import SENTIMENT, Label, Task
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring", "a wonderful film, I love it"]
 POLICY = DecisionPolicy(threshold=0.7, target_accuracy=0.9, certified=True, method="test", level=0.95)

@@ -12,7 +12,7 @@ from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
 from confidently.monitoring.canary import CANARY_FILE, Canary
 from confidently.errors import ArtifactError, DataError
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 MODEL = ModelIdentity("tiny", "transformers", "a" * 64, "float32")
 POLICY = DecisionPolicy(threshold=None, target_accuracy=None, certified=False, method="test")
@@ -70,7 +70,7 @@ def test_production_payloads_are_what_the_loop_reads(tmp_path):
     from confidently.monitoring import Reference
     from confidently.bundle.payloads import production_payloads
     from confidently.feedback.recalibration import CalibrationRows
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
     rng = np.random.default_rng(1)
     probs = rng.dirichlet([1, 1], size=200)

@@ -16,7 +16,7 @@ from confidently.decision.decisions import decide
 from confidently.errors import ConfidentlyError
 from confidently.workflows.evaluation import EvaluationConfig
 from confidently.workflows.pipeline import run_evaluate
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 from test_bundle import POLICY, fitted_platt
 

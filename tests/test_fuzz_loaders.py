@@ -29,7 +29,7 @@ from confidently.data import load_dataset
 from confidently.errors import ArtifactError, DataError
 from confidently.scoring.checkpointed import ScoreStore, text_key
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Scores
 from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 

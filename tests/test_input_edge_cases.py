@@ -14,7 +14,7 @@ from confidently.scoring.classifier import Classifier
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, ConfigError, DataError
 from confidently.scoring.checkpointed import score_file
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 EXECUTABLE = Path(sys.executable).with_name("confidently")
 

@@ -17,7 +17,7 @@ from confidently.errors import ArtifactError, DataError, TaskError
 from confidently.files import sha256_file
 from confidently.scoring.checkpointed import ScoreStore, text_key
 from confidently.tasks.task import SENTIMENT, Task, get_task
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Scores
 from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 

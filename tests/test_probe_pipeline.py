@@ -15,7 +15,7 @@ from confidently.errors import ConfigError
 from confidently.workflows.evaluation import EvaluationConfig
 from confidently.workflows.pipeline import run_evaluate
 from confidently.scoring.checkpointed import ScoreStore, score_with_store, text_key
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 POLICY = DecisionPolicy(0.6, 0.9, True, "ltt", 0.95)
 

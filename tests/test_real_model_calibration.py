@@ -20,7 +20,8 @@ from confidently.bundle.bundle import ModelIdentity, write_bundle
 from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.data import generate_sentiment, stratified_sample
 from confidently.decision.calibrated import CalibratedClassifier
-from confidently.decision.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import certify_threshold
 
 pytestmark = pytest.mark.model
 

@@ -17,7 +17,7 @@ from confidently.bundle.versions import latest_version, version_label
 from confidently.monitoring.canary import CANARY_FILE, Canary
 from confidently.feedback.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 LABELS = ("negative", "positive")
 

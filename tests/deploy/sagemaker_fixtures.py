@@ -45,7 +45,7 @@ def make_adapter(folder: Path, *, base_model: str = "qwen2.5-coder-0.5b-instruct
     from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
     from confidently.calibration import PlattCalibrator
     from confidently.tasks.task import SENTIMENT
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
     calibrator = None
     if calibrated:

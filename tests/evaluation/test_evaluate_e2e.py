@@ -59,7 +59,7 @@ def test_guarantees_on_real_scores(evaluated):
     import pandas as pd
 
     from confidently.decision.conformal import ConformalPredictor
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
     run, stdout = evaluated
     policy = DecisionPolicy.load(run / "policy.json")

@@ -12,7 +12,7 @@ from scipy.stats import binomtest
 from confidently.calibration import TemperatureCalibrator
 from confidently.errors import ArtifactError, ConfigError
 from confidently.monitoring import DriftMonitor, DriftThresholds, LiveAccuracy, Reference, psi
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 LABELS = ("negative", "positive")
 

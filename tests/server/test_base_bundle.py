@@ -14,7 +14,7 @@ from confidently.server.metrics import Metrics
 from confidently.server.service import Service
 from confidently.server.settings import Settings
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 TEXTS = [f"base canary {i}: {'lovely, warm and funny' if i % 2 else 'dull, slow and far too long'}" for i in range(12)]
 POLICY = DecisionPolicy(threshold=0.6, target_accuracy=0.9, certified=True, method="test", level=0.95)

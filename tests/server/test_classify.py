@@ -12,7 +12,7 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import load_calibrator
 from confidently.scoring.classifier import Classifier
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 from .conftest import TRIAGE
 

@@ -24,7 +24,7 @@ from confidently.calibration import PlattCalibrator
 from confidently.scoring.classifier import Classifier
 from confidently.cli import app
 from confidently.decision.calibrated import CalibratedClassifier
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 from .conftest import make_adapter
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from confidently.bundle.bundle import ModelIdentity, write_bundle
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 pytestmark = pytest.mark.model
 

@@ -16,7 +16,7 @@ from confidently.calibration import TemperatureCalibrator
 from confidently.cli import app
 from confidently.errors import ConfidentlyError
 from confidently.tasks.task import SENTIMENT
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 from .conftest import TRIAGE
 

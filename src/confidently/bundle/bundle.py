@@ -38,7 +38,7 @@ from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
 from confidently.tasks.task import Task
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 if TYPE_CHECKING:
     from confidently.backends.base import Backend

@@ -22,7 +22,7 @@ from confidently.tasks.task import Task
 
 if TYPE_CHECKING:
     from confidently.calibration import Calibrator
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
 
 def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, other_mass: ArrayLike, *,

@@ -17,7 +17,7 @@ from confidently.scoring.classifier import Classifier
 from confidently.decision.conformal import ConformalPredictor
 from confidently.decision.decisions import Decisions, check_rule, decide, reads_hidden
 from confidently.errors import ArtifactError, ConfigError
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Prediction, Scores
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from confidently.bundle.bundle import DECISION_RULES
 from confidently.calibration.validation import check_probs
 from confidently.decision.conformal import ConformalPredictor, decide_by_sets, set_labels
 from confidently.errors import ArtifactError, ConfigError, DataError
-from confidently.decision.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Prediction, Scores, TokenProb
 
 if TYPE_CHECKING:

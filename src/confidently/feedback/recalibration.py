@@ -39,7 +39,8 @@ from confidently.errors import ArtifactError, DataError
 from confidently.feedback import FeedbackStore, LabelledText
 from confidently.metrics import metric_function, paired_bootstrap_diff
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
-from confidently.decision.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import certify_threshold
 
 CALIBRATION_ROWS_FILE = "calibration_rows.json"
 CALIBRATION_ROWS_FORMAT = "confidently.calibration_rows"

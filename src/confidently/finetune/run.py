@@ -32,7 +32,8 @@ from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, traini
 from confidently.finetune.trainer import Trainer, TrainingResult
 from confidently.decision.conformal import ConformalPredictor
 from confidently.metrics import metric_function
-from confidently.decision.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import certify_threshold
 
 #: Settings that do not change what is learned, so a checkpoint may be resumed with other values.
 _RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size", "alpha", "decision_rule")

@@ -24,7 +24,7 @@ from confidently.files import check_format
 if TYPE_CHECKING:
     from confidently.bundle.bundle import Bundle
     from confidently.calibration import Calibrator
-    from confidently.decision.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
 REFERENCE_FORMAT = "confidently.reference"
 REFERENCE_FORMAT_VERSION = 1

@@ -38,7 +38,8 @@ from confidently.metrics import metric_function, paired_bootstrap_diff, summariz
 from confidently.decision.decisions import decide
 from confidently.workflows.evaluation import slice_table
 from confidently.scoring.checkpointed import score_datasets
-from confidently.decision.thresholds import certify_threshold, project_volume
+from confidently.decision.thresholds import certify_threshold
+from confidently.decision.volume import project_volume
 
 MODELS = ("base", "fine-tuned")
 METHODS = ("raw", "platt", "isotonic")

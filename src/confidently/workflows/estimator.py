@@ -34,7 +34,8 @@ from confidently.decision.decisions import decide
 from confidently.errors import ConfigError, DataError
 from confidently.models.registry import DEFAULT_MODEL
 from confidently.tasks.task import Task, get_task
-from confidently.decision.thresholds import CertifiedThreshold, DecisionPolicy, certify_threshold
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import CertifiedThreshold, certify_threshold
 
 #: Most texts whose raw scores a process keeps (per model, task and options together), oldest dropped first.
 MAX_CACHED_TEXTS = 200_000

@@ -24,8 +24,10 @@ from confidently.data import Dataset
 from confidently.decision.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
-from confidently.decision.thresholds import (DecisionPolicy, ThresholdAnalysis, ThresholdMeasurement, VolumeProjection,
-                                    analyse_thresholds, certify_threshold, measure_thresholds, project_volume)
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import (ThresholdAnalysis, ThresholdMeasurement, analyse_thresholds,
+                                             certify_threshold, measure_thresholds)
+from confidently.decision.volume import VolumeProjection, project_volume
 
 SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
