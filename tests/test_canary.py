@@ -68,7 +68,7 @@ def test_extras_are_hash_checked_like_the_rest(tmp_path):
 def test_production_payloads_are_what_the_loop_reads(tmp_path):
     from confidently.calibration import TemperatureCalibrator
     from confidently.monitoring import Reference
-    from confidently.bundle.payloads import production_payloads
+    from confidently.feedback.payloads import production_payloads
     from confidently.feedback.recalibration import CalibrationRows
     from confidently.decision.policy import DecisionPolicy
 

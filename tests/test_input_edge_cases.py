@@ -13,7 +13,7 @@ import pytest
 from confidently.scoring.classifier import Classifier
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, ConfigError, DataError
-from confidently.scoring.checkpointed import score_file
+from confidently.workflows.score_file import score_file
 from confidently.decision.policy import DecisionPolicy
 
 EXECUTABLE = Path(sys.executable).with_name("confidently")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from confidently.decision.conformal import ConformalPredictor
+from confidently.decision.decisions import DECISION_RULES
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
@@ -53,8 +54,6 @@ CALIBRATOR_FILE = "calibrator.json"
 POLICY_FILE = "policy.json"
 #: The prediction sets, an extra payload: ``write_bundle(..., extra_json={CONFORMAL_FILE: predictor.to_dict()})``.
 CONFORMAL_FILE = "conformal.json"
-#: How a bundle's answers are decided: the policy's threshold on confidence, or single-label prediction sets.
-DECISION_RULES = ("threshold", "prediction_set")
 PROBE_FILE = "probe.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"

@@ -252,7 +252,7 @@ def score(
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
-    from confidently.scoring.checkpointed import score_file
+    from confidently.workflows.score_file import score_file
 
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,

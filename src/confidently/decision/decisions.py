@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from confidently.bundle.bundle import DECISION_RULES
 from confidently.calibration.validation import check_probs
 from confidently.decision.conformal import ConformalPredictor, decide_by_sets, set_labels
 from confidently.errors import ArtifactError, ConfigError, DataError
@@ -32,6 +31,10 @@ if TYPE_CHECKING:
 
     from confidently.calibration import Calibrator
     from confidently.calibration.probe import HiddenStateProbe
+
+
+#: How answers are decided: the policy's threshold on confidence, or single-label prediction sets.
+DECISION_RULES = ("threshold", "prediction_set")
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model
     The folder is a calibration bundle (:func:`confidently.bundle.bundle.write_bundle`) whose extra files
     are the LoRA weights and PEFT config; ``model`` is the base model (the manifest's adapter hash
     is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads (the
-    prediction sets, and :func:`confidently.bundle.payloads.production_payloads`).
+    prediction sets, and :func:`confidently.feedback.payloads.production_payloads`).
 
     Raises
     ------

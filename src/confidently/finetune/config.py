@@ -142,7 +142,7 @@ class FinetuneConfig:
                 f"validation_fraction ({self.validation_fraction}) + calibration_fraction "
                 f"({self.calibration_fraction}) must leave training data: their sum must be below 0.9"
             )
-        from confidently.bundle.bundle import DECISION_RULES
+        from confidently.decision.decisions import DECISION_RULES
         from confidently.calibration import CALIBRATORS
 
         if self.decision_rule not in DECISION_RULES:

@@ -24,7 +24,7 @@ from confidently.data import Dataset
 from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
 from confidently.finetune.artifacts import peft_config_dict, write_adapter
-from confidently.bundle.payloads import production_payloads
+from confidently.feedback.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
 from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits

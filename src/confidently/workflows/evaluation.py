@@ -72,7 +72,7 @@ class EvaluationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from confidently.bundle.bundle import DECISION_RULES
+        from confidently.decision.decisions import DECISION_RULES
 
         if self.decision_rule not in DECISION_RULES:  # refused before anything is scored
             raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")

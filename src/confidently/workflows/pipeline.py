@@ -19,7 +19,7 @@ from confidently.errors import ConfigError, DataError
 from confidently.decision.decisions import decide
 from confidently.workflows.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
                                     evaluate_scores, slice_table)
-from confidently.bundle.payloads import production_payloads
+from confidently.feedback.payloads import production_payloads
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring.checkpointed import score_datasets
@@ -75,7 +75,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle.bundle`: manifest.json, calibrator.json,
     policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json from
-    :func:`~confidently.bundle.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
+    :func:`~confidently.feedback.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
     calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
