@@ -63,7 +63,7 @@ def test_adapter_for_other_base_weights_is_refused(backend, tiny_model_dir, tmp_
 
 def test_a_manifest_without_its_file_hashes_is_refused(backend, tiny_model_dir, tmp_path):
     folder = make_adapter(tiny_model_dir, tmp_path / "unlisted", 3)
-    (folder / "manifest.json").write_text(json.dumps({"format": "confidently.bundle.bundle", "version": 1,
+    (folder / "manifest.json").write_text(json.dumps({"format": "confidently.bundle", "version": 1,
                                                       "model": {"name": "tiny", "backend": "transformers",
                                                                 "weights_id": backend.weights_id}}))
     with pytest.raises(ArtifactError, match="has no 'files' list"):

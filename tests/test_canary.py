@@ -46,7 +46,7 @@ def test_check_measures_the_largest_change():
 
 
 def test_a_malformed_canary_in_a_bundle_is_one_clear_error(tmp_path):
-    malformed = {"format": "confidently.monitoring.canary", "format_version": 1, "rows": []}
+    malformed = {"format": "confidently.canary", "format_version": 1, "rows": []}
     bundle = write_bundle(tmp_path, model=MODEL, task=SENTIMENT, chat=None, calibrator=None, policy=POLICY,
                           fitted_on={"rows_sha256": "0" * 64, "n_rows": 0}, extra_json={CANARY_FILE: malformed})
     with pytest.raises(ArtifactError, match=f"{CANARY_FILE}: malformed canary"):

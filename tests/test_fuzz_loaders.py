@@ -301,23 +301,6 @@ def test_fuzz_scoring_checkpoint_chunk_bytes(data):
 
 
 # -- the fine-tuning checkpoint's state.json ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def training_checkpoint(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from confidently.finetune.checkpoint import Progress, save_checkpoint
-
-    parameter = torch.nn.Parameter(torch.ones(3))
-    optimizer = torch.optim.AdamW([parameter], lr=0.1)
-    parameter.sum().backward()
-    optimizer.step()
-    folder = tmp_path_factory.mktemp("train") / "run.checkpoint"
-    progress = Progress(step=1, examples_seen=4, train_seconds=0.5, best_loss=0.7, best_step=1,
-                        history=[{"step": 1, "loss": 0.7}], losses_since_eval=[0.6])
-    save_checkpoint(folder, weights={"w": torch.zeros(2)}, best={"w": torch.zeros(2)}, optimizer=optimizer,
-                    rng={"cpu": torch.get_rng_state()}, progress=progress, identity={"data": "x"})
-    return folder
-
-
 def _resume(folder: Path, state: bytes) -> None:
     import torch
 

@@ -156,21 +156,6 @@ def test_jsonl_that_json_cannot_read_is_a_data_error_naming_the_line(line, messa
         load_dataset(path)
 
 
-@pytest.fixture(scope="module")
-def training_checkpoint(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from confidently.finetune.checkpoint import Progress, save_checkpoint
-
-    parameter = torch.nn.Parameter(torch.ones(3))
-    optimizer = torch.optim.AdamW([parameter], lr=0.1)
-    parameter.sum().backward()
-    optimizer.step()
-    folder = tmp_path_factory.mktemp("train") / "run.checkpoint"
-    save_checkpoint(folder, weights={"w": torch.zeros(2)}, best={"w": torch.zeros(2)}, optimizer=optimizer,
-                    rng={"cpu": torch.get_rng_state()}, progress=Progress(step=3), identity={"data": "x"})
-    return folder
-
-
 @pytest.mark.parametrize("change,message", [
     (lambda s: s.pop("identity"), "state.json is damaged: expected identity"),
     (lambda s: s.update(rng="cpu"), "state.json is damaged: expected identity"),

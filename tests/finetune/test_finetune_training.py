@@ -67,7 +67,7 @@ def test_saved_adapter_reloads_to_identical_scores(trained, tiny_model_dir):
 def test_manifest_and_peft_files(trained, backend, separable):
     bundle = read_bundle(trained.path)  # also checks every file's sha256
     manifest = bundle.manifest
-    assert manifest["format"] == "confidently.bundle.bundle" and manifest["version"] == 1 and bundle.is_adapter
+    assert manifest["format"] == "confidently.bundle" and manifest["version"] == 1 and bundle.is_adapter
     assert manifest["model"]["weights_id"] == backend.weights_id
     assert manifest["model"]["adapter_sha256"] == manifest["files"]["adapter_model.safetensors"]
     assert manifest["fitted_on"]["rows_sha256"] == trained.splits.calibration.sha256()

@@ -101,7 +101,7 @@ def test_missing_and_malformed_adapters(http, adapters_dir):
     manifest = json.loads((broken / "manifest.json").read_text())
     try:
         for content, message in [("{not json", "manifest.json:1: not valid JSON"),
-                                 (json.dumps({**manifest, "format": "other"}), "expected format 'confidently.bundle.bundle'"),
+                                 (json.dumps({**manifest, "format": "other"}), "expected format 'confidently.bundle'"),
                                  (json.dumps({k: v for k, v in manifest.items() if k != "files"}),
                                   "has no 'files' list of sha256 hashes"),
                                  (json.dumps({**manifest, "files": {}}), "has no 'files' list of sha256 hashes"),

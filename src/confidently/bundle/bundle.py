@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from confidently.calibration.probe import HiddenStateProbe
     from confidently.scoring.classifier import Classifier
 
-BUNDLE_FORMAT = "confidently.bundle.bundle"
+BUNDLE_FORMAT = "confidently.bundle"
 BUNDLE_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 CALIBRATOR_FILE = "calibrator.json"

@@ -44,7 +44,7 @@ from confidently.errors import ArtifactError, DataError, NotFittedError
 from confidently.files import atomic_write_json, check_format, read_artifact
 from confidently.decision.binomial import clopper_pearson_interval
 
-CONFORMAL_FORMAT = "confidently.decision.conformal"
+CONFORMAL_FORMAT = "confidently.conformal"
 CONFORMAL_FORMAT_VERSION = 1
 SCORES = ("lac", "aps")
 CONDITIONS = (None, "class", "group")

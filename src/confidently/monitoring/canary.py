@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from confidently.bundle.bundle import Bundle
 
 CANARY_FILE = "canary.json"
-CANARY_FORMAT = "confidently.monitoring.canary"
+CANARY_FORMAT = "confidently.canary"
 CANARY_FORMAT_VERSION = 1
 #: Texts in a canary: enough to catch a changed model, few enough to score at every start-up.
 DEFAULT_SIZE = 32
