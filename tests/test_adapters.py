@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, ModelIdentity, write_bundle
+from confidently.bundle.bundle import (ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, ModelIdentity,
+                                       write_bundle)
 from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError
 from confidently.tasks.task import SENTIMENT

@@ -4,7 +4,8 @@ Data flows one way: backend → task → scores → calibration → decision →
 workflows / report → server / deploy, with the command line on top. Every module belongs to one stage
 (:data:`STAGES`, by folder); a lower stage never imports a higher one except for the few imports listed,
 with their reason, in :data:`UPWARD_EXCEPTIONS`; nothing imports the CLI; no two modules import each
-other (not even inside a function); and no module reaches into another's private names. Imports under ``if TYPE_CHECKING:`` are annotations only and do not count.
+other (not even inside a function); and no module reaches into another's private names. Imports
+under ``if TYPE_CHECKING:`` are annotations only and do not count.
 """
 
 from __future__ import annotations

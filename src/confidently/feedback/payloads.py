@@ -2,8 +2,8 @@
 
 ``evaluate`` and ``finetune`` pass :func:`production_payloads` to
 :func:`~confidently.bundle.bundle.write_bundle` as ``extra_json``, so each is hashed in the manifest and read
-back only through :func:`~confidently.bundle.bundle.read_bundle` (``Bundle.extras``): ``canary.json`` (golden prompts, checked by ``confidently canary`` and when ``serve`` loads the
-bundle), ``reference.json`` (the distribution drift is measured against) and ``calibration_rows.json``
+back only through :func:`~confidently.bundle.bundle.read_bundle` (``Bundle.extras``): ``canary.json`` (golden
+prompts, checked by ``confidently canary`` and when ``serve`` loads the bundle), ``reference.json`` (the distribution drift is measured against) and ``calibration_rows.json``
 (what ``confidently recalibrate`` refits on).
 """
 

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, Bundle, ModelIdentity, read_bundle, write_bundle
+from confidently.bundle.bundle import (ADAPTER_CONFIG_FILE, WEIGHTS_FILE, Bundle, ModelIdentity, read_bundle,
+                                       write_bundle)
 from confidently.errors import ArtifactError
 from confidently.files import atomic_write_json, current_umask
 

@@ -274,8 +274,8 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str,
     """Write report.html, metrics.json, summary.md, calibrators/ and scores.parquet.
 
     The chosen calibrator, policy and prediction sets (conformal.json) are the calibration bundle's
-    (:func:`confidently.bundle.bundle.write_bundle`), written beside these; ``run`` is its run record (model, task, fitted rows, library versions, file
-    hashes), repeated in metrics.json.
+    (:func:`confidently.bundle.bundle.write_bundle`), written beside these; ``run`` is its run record (model, task,
+    fitted rows, library versions, file hashes), repeated in metrics.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.bundle.bundle import CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
+from confidently.bundle.bundle import (CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity,
+                                       write_bundle)
 from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import ConfigError, DataError
@@ -75,8 +76,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle.bundle`: manifest.json, calibrator.json,
     policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json from
-    :func:`~confidently.feedback.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
-    calibrators/ and scores.parquet.
+    :func:`~confidently.feedback.payloads.production_payloads`) beside the report, metrics.json (which carries the
+    same run record), summary.md, calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
     if probe and not clf.backend.exact:
