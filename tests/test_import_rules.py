@@ -211,21 +211,19 @@ def test_upward_exceptions_are_still_needed():
 
 
 ENGINES = ("torch", "transformers", "peft", "fastapi", "llama_cpp")
+DECISION_RULES = ("confidently.decision.binomial", "confidently.decision.thresholds", "confidently.decision.volume",
+                  "confidently.decision.policy", "confidently.decision.conformal", "confidently.decision.decisions")
 
-#: (the modules of a stage, what they must never import, why): rules the stage order alone does not say.
+#: (the modules of a stage, what they must never import, why): what the stage order alone does not forbid.
 FORBIDDEN = [
     (("confidently.types", "confidently.errors", "confidently.files", "confidently.defaults", "confidently.progress",
       "confidently.data", "confidently.models", "confidently.tasks"),
      ENGINES, "core types, data, the model registry and tasks are plain data: no engine"),
-    (("confidently.backends",),
-     ("confidently.calibration", "confidently.metrics", "confidently.decision.thresholds",
-      "confidently.decision.conformal", "confidently.decision.decisions", "confidently.report"),
-     "backends only produce next-token distributions (they read an adapter's bundle only to check its hashes)"),
-    (("confidently.calibration", "confidently.metrics", "confidently.decision"),
-     ("confidently.backends", "confidently.scorers", "torch", "transformers", "peft", "fastapi", "llama_cpp"),
+    (("confidently.calibration", "confidently.metrics", *DECISION_RULES),
+     ("confidently.backends", "confidently.scorers", "confidently.scoring", *ENGINES),
      "calibration, its statistics and the decision rules work on probabilities alone, whatever produced them"),
-    (("confidently.calibration", "confidently.metrics"), ("confidently.decision",),
-     "calibration and its statistics know nothing of the decisions made with them"),
+    (("confidently.report",), ("confidently.backends", "confidently.scorers", *ENGINES),
+     "reports render results; they never run a model"),
 ]
 
 
