@@ -16,7 +16,7 @@ from confidently.decision.conformal import ConformalPredictor, decide_by_sets
 from confidently.decision.calibrated import CalibratedClassifier
 from confidently.decision.decisions import decide
 from confidently.errors import ArtifactError, ConfidentlyError, ConfigError, DataError
-from confidently.scoring.checkpointed import score_file
+from confidently.workflows.score_file import score_file
 
 from test_bundle import POLICY, TEXTS, edit_manifest, fitted_platt, make_bundle
 

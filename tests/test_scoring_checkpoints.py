@@ -15,7 +15,7 @@ import pytest
 from confidently.scoring import checkpointed as scoring
 from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError
-from confidently.scoring.checkpointed import score_file
+from confidently.workflows.score_file import score_file
 
 TEXTS = [f"the film was {w} and I {v} it" for w in ("great", "awful", "dull", "fine") for v in ("love", "hate")]
 

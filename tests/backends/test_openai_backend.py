@@ -19,7 +19,7 @@ from confidently.backends.openai_backend import OpenAIBackend
 from confidently.backends.replies import parse_reply
 from confidently.scoring.classifier import Classifier
 from confidently.errors import BackendError, ConfigError, TaskError
-from confidently.scoring.checkpointed import score_file
+from confidently.workflows.score_file import score_file
 from confidently.tasks.task import SENTIMENT, Label, Task
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
