@@ -23,7 +23,7 @@ from confidently.metrics.results import BatchMetric, BinningScheme, IntervalMeth
 NLL_FLOOR = 1e-12
 
 
-def top_label(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _top_label(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return probs.max(axis=-1), probs.argmax(axis=-1) == y
 
 
@@ -55,24 +55,24 @@ def bin_totals(confidence: np.ndarray, correct: np.ndarray, n_bins: int, scheme:
 
 
 def _accuracy(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return top_label(probs, y)[1].mean(axis=-1)
+    return _top_label(probs, y)[1].mean(axis=-1)
 
 
 def _ece(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) -> np.ndarray:
-    confidence, correct = top_label(probs, y)
+    confidence, correct = _top_label(probs, y)
     _, conf_sum, correct_sum = bin_totals(confidence, correct, n_bins, scheme)
     # (n_b / n) * |mean conf - mean acc| = |sum conf - sum correct| / n
     return np.abs(conf_sum - correct_sum).sum(axis=1) / confidence.shape[1]
 
 
 def _mce(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) -> np.ndarray:
-    confidence, correct = top_label(probs, y)
+    confidence, correct = _top_label(probs, y)
     count, conf_sum, correct_sum = bin_totals(confidence, correct, n_bins, scheme)
     return (np.abs(conf_sum - correct_sum) / np.maximum(count, 1)).max(axis=1)
 
 
 def _debiased_ce(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) -> np.ndarray:
-    confidence, correct = top_label(probs, y)
+    confidence, correct = _top_label(probs, y)
     count, conf_sum, correct_sum = bin_totals(confidence, correct, n_bins, scheme)
     size = np.maximum(count, 1)
     acc = correct_sum / size
@@ -84,7 +84,7 @@ def _debiased_ce(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) 
 def _plug_in_l2_ce(probs: np.ndarray, y: np.ndarray, *, n_bins: int, scheme: str) -> np.ndarray:
     """``sqrt(Σ_b (n_b/n)(conf_b − acc_b)²)``: the ℓ2 error of the rows' own distribution, on which
     the debiased estimator's resamples centre (its bias-correction reference)."""
-    confidence, correct = top_label(probs, y)
+    confidence, correct = _top_label(probs, y)
     count, conf_sum, correct_sum = bin_totals(confidence, correct, n_bins, scheme)
     size = np.maximum(count, 1)
     return np.sqrt((count * (conf_sum / size - correct_sum / size) ** 2).sum(axis=1) / confidence.shape[1])
@@ -114,7 +114,7 @@ def _nll(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _auroc(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    confidence, correct = top_label(probs, y)
+    confidence, correct = _top_label(probs, y)
     n = confidence.shape[1]
     ranks = rankdata(confidence, axis=1)  # average ranks for ties: ties count one half
     n_correct = correct.sum(axis=1).astype(float)
@@ -142,7 +142,7 @@ def selective_risk(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndar
 
 
 def _aurc(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    _, risk, _ = selective_risk(*top_label(probs, y))
+    _, risk, _ = selective_risk(*_top_label(probs, y))
     return risk.mean(axis=1)
 
 
