@@ -133,6 +133,7 @@ class Served:
         if self.name is not None and self.bundle is not None:
             backend = self.classifier.backend
             self.bundle.check_model(backend.weights_id, backend.adapters.get(self.name), name=backend.model_name)
+            self.bundle.check_precision(getattr(backend, "precision", None))
 
     @property
     def decided_on(self) -> str | None:

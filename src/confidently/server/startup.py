@@ -26,7 +26,8 @@ def check_before_loading(settings: Settings) -> None:
     from confidently.tasks.task import get_task
 
     source = resolve_model(settings.model)
-    choose_dtype(settings.dtype, choose_device(settings.device))
+    choose_device(settings.device)
+    choose_dtype(settings.dtype)
     task = get_task(settings.task or "sentiment")
     if settings.calibration is not None:
         # every hash, then the weights and task the bundle was fitted for against the ones to serve
