@@ -5,7 +5,7 @@ configuration may use the calibration rows' labels (few-shot examples are drawn 
 left out of calibration) and is measured on the same test rows. Each prompt's scores of both splits
 are cached under ``--cache`` (hidden states kept), so a rerun scores nothing again. Everything is
 chosen on the calibration rows: the calibrator by cross-fitted log-loss
-(:func:`confidently.evaluation.evaluate_scores`), the Learn-Then-Test threshold (95% confidence) on the
+(:func:`confidently.workflows.evaluation.evaluate_scores`), the Learn-Then-Test threshold (95% confidence) on the
 method's out-of-fold scores; the test rows only measure. The label-budget table refits each row's
 method on random calibration subsets and certifies on the subset's own out-of-fold scores.
 
@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from confidently.calibration import cross_fit_predict, make_calibrator
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import load_dataset
 from confidently.errors import CalibrationError
-from confidently.evaluation import FEATURE_METHODS, EvaluationConfig, evaluate_scores
-from confidently.pipeline import prompt_cost, split_for_evaluation
-from confidently.scoring import score_datasets
-from confidently.shots import shot_classifier
-from confidently.tasks import read_prompts
-from confidently.thresholds import certify_threshold
+from confidently.workflows.evaluation import FEATURE_METHODS, EvaluationConfig, evaluate_scores
+from confidently.workflows.pipeline import prompt_cost, split_for_evaluation
+from confidently.scoring.checkpointed import score_datasets
+from confidently.tasks.shots import shot_classifier
+from confidently.tasks.task import read_prompts
+from confidently.decision.thresholds import certify_threshold
 from confidently.types import Scores
 
 TARGETS = (0.95, 0.90)
@@ -41,7 +41,7 @@ SEED = 42
 
 
 def cost(clf: Classifier, texts: list[str], *, hidden: bool, timing_texts: int) -> dict:
-    """Forward passes and tokens per item (:func:`~confidently.pipeline.prompt_cost`), and milliseconds per
+    """Forward passes and tokens per item (:func:`~confidently.workflows.pipeline.prompt_cost`), and milliseconds per
     item: one timed run of ``timing_texts`` texts, every prompt's prefix already cached."""
     clf.score(texts[:2], hidden=hidden)  # warm the prefix caches
     started = time.perf_counter()

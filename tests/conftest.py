@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import glob
 import itertools
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +30,12 @@ TINY_CHAT_TEMPLATE = (
 
 
 def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = (),
-                     hidden_size: int = 32, intermediate_size: int = 64) -> Path:
-    """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model."""
+                     hidden_size: int = 32, intermediate_size: int = 64, **architecture) -> Path:
+    """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model.
+
+    ``architecture``: other Qwen2Config values (e.g. a real model's layer count, heads and vocabulary
+    size, for benchmarks that need its shapes but not its weights).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -49,9 +55,9 @@ def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_ex
     if chat:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
-                         num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+    shape = {"vocab_size": len(tokenizer), "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "max_position_embeddings": 256, **architecture}
+    config = Qwen2Config(hidden_size=hidden_size, intermediate_size=intermediate_size, **shape,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=False)
     model = Qwen2ForCausalLM(config)
@@ -138,10 +144,60 @@ def default_classifier():
     """The real default model (qwen2.5-coder-0.5b-instruct), loaded once per test session."""
     if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
         pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     return Classifier(task="sentiment", dtype="float32")
 
+
+
+@pytest.fixture(scope="session")
+def gemma_classifier():
+    """gemma-3-270m in float32 (about 3x faster than the default model), loaded once per test session."""
+    if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
+        pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
+    from confidently.scoring.classifier import Classifier
+
+    return Classifier(model="gemma-3-270m", dtype="float32")
+
+
+@pytest.fixture
+def cli_with_bundle(tmp_path):
+    """Apply a bundle from the command line, each command in a fresh process: ``classify`` the first
+    text (``--json``) and ``score`` them all into a CSV. Returns ``(classify's reply, the scored frame)``."""
+    import pandas as pd
+
+    cli = [sys.executable, "-m", "confidently"]
+
+    def run(folder: Path, texts: list[str]):
+        reply = subprocess.run([*cli, "classify", texts[0], "--calibration", str(folder), "--json", "-k", "0"],
+                               capture_output=True, text=True, timeout=600)
+        assert reply.returncode == 0, reply.stderr[-2000:]
+        data, out = tmp_path / "texts.jsonl", tmp_path / "scores.csv"
+        data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        scored = subprocess.run([*cli, "score", str(data), "--out", str(out), "--calibration", str(folder)],
+                                capture_output=True, text=True, timeout=600)
+        assert scored.returncode == 0, scored.stderr[-2000:]
+        return json.loads(reply.stdout), pd.read_csv(out)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def training_checkpoint(tmp_path_factory):
+    """A fine-tuning checkpoint of one optimizer step on a 3-parameter model (tests copy it before damaging it)."""
+    torch = pytest.importorskip("torch")
+    from confidently.finetune.checkpoint import Progress, save_checkpoint
+
+    parameter = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([parameter], lr=0.1)
+    parameter.sum().backward()
+    optimizer.step()
+    folder = tmp_path_factory.mktemp("train") / "run.checkpoint"
+    progress = Progress(step=1, examples_seen=4, train_seconds=0.5, best_loss=0.7, best_step=1,
+                        history=[{"step": 1, "loss": 0.7}], losses_since_eval=[0.6])
+    save_checkpoint(folder, weights={"w": torch.zeros(2)}, best={"w": torch.zeros(2)}, optimizer=optimizer,
+                    rng={"cpu": torch.get_rng_state()}, progress=progress, identity={"data": "x"})
+    return folder
 
 # -- PostgreSQL: Debian's ``postgresql`` package, started on loopback in a temporary folder (as the
 # ``postgres`` user when the tests run as root); its tests skip when the package is not installed.

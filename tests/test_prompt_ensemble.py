@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from confidently.bundle import PROBE_FILE, ModelIdentity, read_bundle, write_bundle
-from confidently.calibrated import CalibratedClassifier
+from confidently.bundle.bundle import PROBE_FILE, ModelIdentity, read_bundle, write_bundle
+from confidently.decision.calibrated import CalibratedClassifier
 from confidently.calibration.ensemble import PromptCombiner
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
 from confidently.errors import BundleMismatchError, ConfigError, TaskError
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import content_free_scores, run_evaluate
-from confidently.tasks import SENTIMENT, Task, read_prompts
-from confidently.thresholds import DecisionPolicy
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import content_free_scores, run_evaluate
+from confidently.tasks.task import SENTIMENT, Task, read_prompts
+from confidently.decision.policy import DecisionPolicy
 
 POLICY = DecisionPolicy(0.6, 0.9, True, "ltt", 0.95)
 # Label words the tiny test vocabulary spells (the sentiment task's own).
@@ -148,7 +148,7 @@ def test_evaluate_with_prompts_ships_the_cross_fitted_combiner(tiny_model_dir, e
 
 
 def test_an_ensemble_is_never_scored_in_a_shared_forward_pass(tiny_backend, ensemble_task):
-    from confidently.adapter_batches import AdapterGroup, score_groups
+    from confidently.scoring.adapter_batches import AdapterGroup, score_groups
 
     with pytest.raises(ConfigError, match="prompt ensemble"):
         score_groups([AdapterGroup(Classifier(backend=tiny_backend, task=ensemble_task), None, ["good"]),

@@ -69,7 +69,7 @@ def llama_server(tmp_path_factory):
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip(f"llama-cpp-python is not installed: {LLAMA_INSTALL}")
     from confidently.errors import UnknownModelError
-    from confidently.models import resolve_model
+    from confidently.models.registry import resolve_model
 
     try:
         source = resolve_model("qwen2.5-coder-0.5b-instruct")

@@ -13,16 +13,16 @@ import torch
 from safetensors.torch import load_file
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError, ConfidentlyError, DataError
 from confidently.files import sha256_file
-from confidently.bundle import read_bundle
+from confidently.bundle.bundle import read_bundle
 from confidently.finetune import finetune
 from confidently.finetune.artifacts import atomic_folder
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.data import answer_targets, collate, encode_examples
 from confidently.finetune.model import answer_logits, training_adapter
-from confidently.tasks import SENTIMENT
+from confidently.tasks.task import SENTIMENT
 
 
 def test_training_forward_is_the_scoring_forward(backend, separable, tiny_config):
@@ -38,7 +38,7 @@ def test_training_forward_is_the_scoring_forward(backend, separable, tiny_config
             first = [batch.keep - len(a) for a in encoded.answers]
             logits = answer_logits(model, batch, encoded.prefix, backend._cache_kwarg)[torch.arange(6), first]
     expected = backend.next_token_logprobs([classifier.prompt(t) for t in data.texts], shared_prefix=classifier.prefix)
-    np.testing.assert_allclose(torch.log_softmax(logits, -1).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(torch.log_softmax(logits, -1).cpu().numpy(), expected, atol=1e-5)
     assert backend.model is model_before  # the training adapter is gone again
 
 
@@ -93,9 +93,9 @@ def test_manifest_and_peft_files(trained, backend, separable):
 def test_the_bundle_carries_the_production_loops_payloads(trained, tiny_model_dir):
     """Canary, reference and calibration rows come from the calibration split as scored with the trained
     adapter, and the saved adapter re-scores the canary as recorded."""
-    from confidently.canary import Canary
+    from confidently.monitoring.canary import Canary
     from confidently.monitoring import Reference
-    from confidently.recalibration import CalibrationRows
+    from confidently.feedback.recalibration import CalibrationRows
 
     bundle = read_bundle(trained.path)
     rows = CalibrationRows.from_bundle(bundle)
@@ -148,7 +148,12 @@ def test_resume_continues_from_the_saved_step(backend, separable, tiny_config, t
     resumed = finetune(data, tmp_path / "resumed", config, backend=backend, progress=False, resume=True,
                        on_step=steps.append)
     assert steps == [6, 7, 8]
-    assert resumed.manifest["validation"]["history"] == whole.manifest["validation"]["history"]
+    expected = whole.manifest["validation"]["history"]
+    if backend.device.startswith("cuda"):
+        # CUDA's backward kernels are not bitwise deterministic: two uninterrupted runs on an H200
+        # already differed by 1e-7 relative at step 3, before any interruption.
+        expected = [pytest.approx(entry, rel=1e-5) for entry in expected]
+    assert resumed.manifest["validation"]["history"] == expected
     assert resumed.training.progress.examples_seen == whole.training.progress.examples_seen
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()

@@ -22,11 +22,12 @@ import numpy as np
 from confidently.backends.base import Backend, Generated, sample_seed
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.errors import ConfigError, ModelLoadError
-from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
-from confidently.verified_cache import ensure_cache
+from confidently.models.registry import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
+from confidently.models.verified_cache import ensure_cache
 
-# bfloat16 scores depend on batch composition on CPU (README "Precision"), so float32 is the default.
-CPU_DEFAULT_DTYPE = "float32"
+# Plain bfloat16 scores depend on batch composition, on CPU and on CUDA (README "Precision"), so
+# float32 is the default on every device; the batch-invariant bfloat16 mode is opt-in.
+DEFAULT_DTYPE = "float32"
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}
 # Names that select bfloat16 with the batch-invariant kernels.
@@ -57,21 +58,22 @@ def choose_device(device: str | None) -> str:
     return device
 
 
-def choose_dtype(dtype: str | None, device: str) -> str:
+def choose_dtype(dtype: str | None) -> str:
+    """The torch dtype name ``dtype`` selects (``auto``/None: float32 on every device)."""
     if dtype and dtype != "auto":
         if dtype in INVARIANT_DTYPES:
             return INVARIANT_DTYPES[dtype]
         if dtype not in _DTYPES:
             raise ModelLoadError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16, bf16-invariant or float16")
         return _DTYPES[dtype]
-    return "bfloat16" if device.startswith("cuda") else CPU_DEFAULT_DTYPE
+    return DEFAULT_DTYPE
 
 
 def choose_batch_invariant(batch_invariant: bool | None, dtype: str | None, device: str) -> bool:
     """Whether to run the batch-invariant kernels: asked for directly or by an ``*-invariant`` dtype."""
     wanted = bool(batch_invariant) or dtype in INVARIANT_DTYPES
-    if wanted and not device.startswith("cpu"):
-        raise ConfigError(f"the batch-invariant kernels run on CPU only, not on {device}: use --device cpu")
+    if wanted and not device.startswith(("cpu", "cuda")):
+        raise ConfigError(f"the batch-invariant kernels run on CPU and CUDA, not on {device}: use --device cpu")
     return wanted
 
 
@@ -132,7 +134,7 @@ class TransformersBackend(Backend):
     dtype : ``auto`` (bf16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``, ``float16``, or
         ``bf16-invariant`` (bfloat16 with ``batch_invariant``).
     adapter : a LoRA adapter folder to load and activate (more can be loaded with :meth:`load_adapter`).
-    batch_invariant : run the kernels of :mod:`confidently.backends.invariant` (CPU only): a text's
+    batch_invariant : run the kernels of :mod:`confidently.backends.invariant` (CPU, CUDA): a text's
         scores are identical alone, in any batch, with any padding, with or without the prefix cache.
 
     Attributes
@@ -153,7 +155,7 @@ class TransformersBackend(Backend):
         self.source = resolve_model(model)
         self.weights_id = self.source.weights_id
         self.device = choose_device(device)
-        self.dtype = choose_dtype(dtype, self.device)
+        self.dtype = choose_dtype(dtype)
         self.batch_invariant = choose_batch_invariant(batch_invariant, dtype, self.device)
         self.precision = f"{self.dtype}-invariant" if self.batch_invariant else self.dtype
         folder, local = _local_folder(self.source, self.dtype, console)
@@ -263,7 +265,7 @@ class TransformersBackend(Backend):
             raise ArtifactError(f"{folder} is not a LoRA adapter (needs adapter_config.json and "
                                 "adapter_model.safetensors)")
         if (folder / "manifest.json").exists():
-            from confidently.bundle import read_bundle
+            from confidently.bundle.bundle import read_bundle
 
             bundle = read_bundle(folder)
             bundle.check_model(self.weights_id, bundle.model.adapter_sha256, name=self.model_name)
@@ -505,7 +507,9 @@ class TransformersBackend(Backend):
             return contextlib.nullcontext()
         from confidently.backends import invariant
 
-        return invariant.scoring_mode(invariant.TokenLayout(query_positions, key_positions))
+        # On the model's device, so the attention's tiling is built and indexed there.
+        return invariant.scoring_mode(invariant.TokenLayout(query_positions.to(self.device),
+                                                            key_positions.to(self.device)))
 
     def _forward(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int,
                  adapters: Sequence[str | None] | None = None):
@@ -544,7 +548,12 @@ class TransformersBackend(Backend):
                 **{self._cache_kwarg: cache},
                 **adapter_rows,
             )
-            return torch.log_softmax(out.logits[:, -keep:].float(), dim=-1).cpu()
+            logits = out.logits[:, -keep:].float()
+            if self.batch_invariant:
+                from confidently.backends import invariant
+
+                return invariant.rowwise(lambda rows: torch.log_softmax(rows, dim=-1), logits).cpu()
+            return torch.log_softmax(logits, dim=-1).cpu()
 
 
 class _SeededSampling:

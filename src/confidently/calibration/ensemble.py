@@ -5,7 +5,7 @@ label; the classifier keeps them side by side, ``(n, prompts * classes)`` (:meth
 The combiner is a multinomial logistic regression on their logs, standardised and L2-regularised
 with the strength chosen by cross-validation: the model of
 :class:`~confidently.calibration.probe.HiddenStateProbe` on other features, and applied the same way
-(it reads the rows' ``hidden`` features in :func:`~confidently.decisions.decide`). Fitted by log-loss,
+(it reads the rows' ``hidden`` features in :func:`~confidently.decision.decisions.decide`). Fitted by log-loss,
 it is also the calibrator; its scores on the calibration rows come out-of-fold
 (:func:`cross_fit_ensemble`), so a threshold certified on them holds for it as for any calibrator.
 """

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from confidently.errors import ConfigError
-from confidently.models import DEFAULT_MODEL
+from confidently.models.registry import DEFAULT_MODEL
 
 #: LoRA targets when ``target_modules`` is not given, by transformers ``model_type``: every attention
 #: projection of the registry models (qwen2, gemma3_text, llama for SmolLM2). Other architectures get
@@ -55,7 +55,8 @@ class FinetuneConfig:
     task: str = field(default="sentiment", metadata=_help("Built-in task name or a task .json file."))
     device: str | None = field(default=None, metadata=_help("auto (CUDA when present), cpu, cuda, cuda:1 …"))
     dtype: str | None = field(default=None, metadata=_help(
-        "auto: float32 on CPU (bf16 training was slower there), bfloat16 on CUDA."))
+        "auto: float32 on CPU and CUDA (the adapter's calibration scores must not depend on their batch); "
+        "bfloat16 trains faster on CUDA, not on CPU."))
     threads: int | None = field(default=None, metadata=_help(
         "CPU threads for the run (default: torch's choice, one per core). On a CPU busy with other jobs, "
         "1 can be several times faster: measured 3.3 s vs 7-41 s per batch on 2 shared cores."))
@@ -142,7 +143,7 @@ class FinetuneConfig:
                 f"validation_fraction ({self.validation_fraction}) + calibration_fraction "
                 f"({self.calibration_fraction}) must leave training data: their sum must be below 0.9"
             )
-        from confidently.bundle import DECISION_RULES
+        from confidently.decision.decisions import DECISION_RULES
         from confidently.calibration import CALIBRATORS
 
         if self.decision_rule not in DECISION_RULES:

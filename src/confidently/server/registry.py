@@ -14,7 +14,7 @@ import re
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from confidently.canary import CanaryCheck, CanaryFailedError
+from confidently.monitoring.canary import CanaryCheck, CanaryFailedError
 from confidently.errors import ArtifactError, ConfidentlyError
 from confidently.server.metrics import Metrics
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo

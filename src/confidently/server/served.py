@@ -7,14 +7,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from confidently.bundle import Bundle, BundleMismatchError, read_bundle
-from confidently.bundle_versions import latest_version, version_label, version_numbers
-from confidently.canary import Canary
-from confidently.classifier import Classifier
-from confidently.calibrated import CalibratedClassifier
+from confidently.bundle.bundle import Bundle, BundleMismatchError, read_bundle
+from confidently.bundle.versions import latest_version, version_label, version_numbers
+from confidently.monitoring.canary import Canary
+from confidently.scoring.classifier import Classifier
+from confidently.decision.calibrated import CalibratedClassifier
 from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
-from confidently.tasks import get_task
+from confidently.tasks.task import get_task
 
 if TYPE_CHECKING:  # the server needs a backend that holds adapters; torch loads only when it is built
     from confidently.backends.transformers_backend import TransformersBackend
@@ -34,7 +34,7 @@ class Served:
     base_model : the base model's name (as the adapter's manifest or the server's settings give it).
     path : the adapter folder relative to the adapters folder.
     bundle : the calibration bundle the calibrator and policy came from, if any: the folder's own
-        (version 1) or the newest recalibrated version (``versions/vN``, :mod:`confidently.bundle_versions`).
+        (version 1) or the newest recalibrated version (``versions/vN``, :mod:`confidently.bundle.versions`).
     home : the folder of the bundle's version 1, where newer versions appear.
     version : which version ``bundle`` is.
     """
@@ -133,6 +133,7 @@ class Served:
         if self.name is not None and self.bundle is not None:
             backend = self.classifier.backend
             self.bundle.check_model(backend.weights_id, backend.adapters.get(self.name), name=backend.model_name)
+            self.bundle.check_precision(getattr(backend, "precision", None))
 
     @property
     def decided_on(self) -> str | None:
@@ -170,7 +171,7 @@ class Served:
 
 def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextResult]]:
     """Each entry's texts scored, calibrated and decided as :meth:`Served.classify` does, in one forward
-    pass however many adapters they are for (:mod:`confidently.adapter_batches`); on the worker thread only.
+    pass however many adapters they are for (:mod:`confidently.scoring.adapter_batches`); on the worker thread only.
 
     An entry whose calibrator reads hidden states (a probe), whose task asks several prompts (a prompt
     ensemble), or whose scores come from generated answers (a black-box scorer), is scored on its own.
@@ -178,7 +179,7 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
     mixed = [(served, texts) for served, texts in batch if _shares_forward(served)]
     if len(mixed) <= 1:
         return [served.classify(texts) for served, texts in batch]
-    from confidently.adapter_batches import AdapterGroup, score_groups
+    from confidently.scoring.adapter_batches import AdapterGroup, score_groups
 
     scored = iter(score_groups([AdapterGroup(served.classifier, served.name, texts) for served, texts in mixed]))
     out = []

@@ -21,12 +21,13 @@ def check_before_loading(settings: Settings) -> None:
     themselves are checked when they load: a broken one is skipped, not fatal.
     """
     from confidently.backends.transformers_backend import choose_device, choose_dtype
-    from confidently.bundle import read_bundle
-    from confidently.models import resolve_model
-    from confidently.tasks import get_task
+    from confidently.bundle.bundle import read_bundle
+    from confidently.models.registry import resolve_model
+    from confidently.tasks.task import get_task
 
     source = resolve_model(settings.model)
-    choose_dtype(settings.dtype, choose_device(settings.device))
+    choose_device(settings.device)
+    choose_dtype(settings.dtype)
     task = get_task(settings.task or "sentiment")
     if settings.calibration is not None:
         # every hash, then the weights and task the bundle was fitted for against the ones to serve

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from confidently.errors import DataError
-from confidently.tasks import Task
+from confidently.tasks.task import Task
 
 
 @dataclass(frozen=True)

@@ -30,23 +30,25 @@ import datetime as _dt
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confidently.conformal import ConformalPredictor
+from confidently.decision.conformal import ConformalPredictor
+from confidently.decision.decisions import DECISION_RULES
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
-from confidently.tasks import Task
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import Task
+from confidently.decision.policy import DecisionPolicy
 
 if TYPE_CHECKING:
     from confidently.backends.base import Backend
     from confidently.calibration import Calibrator
     from confidently.calibration.probe import HiddenStateProbe
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
 BUNDLE_FORMAT = "confidently.bundle"
 BUNDLE_VERSION = 1
@@ -55,8 +57,6 @@ CALIBRATOR_FILE = "calibrator.json"
 POLICY_FILE = "policy.json"
 #: The prediction sets, an extra payload: ``write_bundle(..., extra_json={CONFORMAL_FILE: predictor.to_dict()})``.
 CONFORMAL_FILE = "conformal.json"
-#: How a bundle's answers are decided: the policy's threshold on confidence, or single-label prediction sets.
-DECISION_RULES = ("threshold", "prediction_set")
 PROBE_FILE = "probe.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
@@ -76,8 +76,8 @@ class ModelIdentity:
     name : the model as the user named it (registry name, folder, hub id).
     backend : the backend's name (``transformers``, ``openai``).
     weights_id : the base weights' fingerprint (:attr:`Backend.weights_id`): what is checked.
-    dtype : the precision the scores were computed in (recorded, not checked: float32 and bfloat16
-        differ by ~1e-3 in P(label), far below what calibration corrects).
+    dtype : the precision the scores were computed in (``float32``, ``bfloat16``, ``bfloat16-invariant``);
+        applying the bundle to scores of another precision warns (:meth:`Bundle.check_precision`).
     adapter_sha256 : sha256 of the LoRA weights that were active, or None for the bare base model.
     """
 
@@ -92,7 +92,8 @@ class ModelIdentity:
         """The identity of ``backend`` as it scores now (with its active adapter, if any)."""
         active = getattr(backend, "active_adapter", None)
         adapters = getattr(backend, "adapters", {})
-        return cls(backend.model_name, backend.name, backend.weights_id, getattr(backend, "dtype", None),
+        precision = getattr(backend, "precision", None) or getattr(backend, "dtype", None)
+        return cls(backend.model_name, backend.name, backend.weights_id, precision,
                    adapters.get(active) if active else None)
 
     def describe(self) -> str:
@@ -179,6 +180,20 @@ class Bundle:
             "a calibrator only holds for the model it was fitted on; fit one for this model with "
             "`confidently evaluate`")
 
+    def check_precision(self, precision: str | None) -> None:
+        """Warn when the scores come in another precision than the bundle was fitted on.
+
+        A warning, not a refusal: the model is the same, and float32 and bfloat16 scores differ by
+        about 0.01 in P(label) on average (README "Precision"), but that is what the calibrator and
+        its certified threshold then absorb unmeasured.
+        """
+        if self.model.dtype is None or precision is None or precision == self.model.dtype:
+            return
+        warnings.warn(PrecisionMismatchWarning(
+            f"bundle {self.folder} was fitted on {self.model.dtype} scores but is applied to {precision} scores: "
+            f"its calibration was measured at {self.model.dtype} only; score with --dtype {self.model.dtype} or "
+            f"fit a bundle at {precision}"), stacklevel=3)
+
     def check_task(self, task: Task, chat: bool | None) -> None:
         """Refuse unless the bundle was fitted for this task (template, labels, words, chat choice)."""
         mine, theirs = task_fingerprint(self.task, self.chat), task_fingerprint(task, chat)
@@ -206,6 +221,11 @@ class Bundle:
         self.check_scorer(classifier.scorer)
         self.check_task(classifier.task, classifier.chat)
         self.check_model(backend.weights_id, ModelIdentity.of(backend).adapter_sha256, name=backend.model_name)
+        self.check_precision(ModelIdentity.of(backend).dtype)
+
+
+class PrecisionMismatchWarning(UserWarning):
+    """A bundle is applied to scores computed in another precision than it was fitted on."""
 
 
 def library_versions() -> dict[str, str]:
