@@ -175,8 +175,6 @@ UPWARD_EXCEPTIONS = [
      "an adapter's bundle is read only to check the hashes of its weights before loading them"),
     ("confidently.scoring.classifier", "confidently.decision.decisions",
      "Classifier.classify explains one text with the raw (uncalibrated) decision"),
-    ("confidently.tasks.shots", "confidently.scoring.classifier",
-     "shot_classifier builds the classifier that asks with the few-shot task"),
 ]
 
 
