@@ -90,7 +90,7 @@ class ModelIdentity:
         """The identity of ``backend`` as it scores now (with its active adapter, if any)."""
         active = getattr(backend, "active_adapter", None)
         adapters = getattr(backend, "adapters", {})
-        return cls(backend.model_name, backend.name, backend.weights_id, getattr(backend, "dtype", None),
+        return cls(backend.model_name, backend.name, backend.weights_id_of(active), getattr(backend, "dtype", None),
                    adapters.get(active) if active else None)
 
     def describe(self) -> str:
@@ -197,13 +197,16 @@ class Bundle:
                 "fitted on; use the bundle's scorer, or fit a bundle for this one with `confidently evaluate "
                 "--scorer`")
 
-    def check(self, classifier: Classifier) -> None:
+    def check(self, classifier: Classifier, *, weights: bool = True) -> None:
         """Refuse unless ``classifier`` (its weights, active adapter, task, chat choice and scorer) is what
-        was fitted."""
+        was fitted; ``weights=False`` leaves the weights out (a serving engine's, which only the bundle's
+        canary can vouch for)."""
         backend = classifier.backend
         self.check_scorer(classifier.scorer)
         self.check_task(classifier.task, classifier.chat)
-        self.check_model(backend.weights_id, ModelIdentity.of(backend).adapter_sha256, name=backend.model_name)
+        if weights:
+            identity = ModelIdentity.of(backend)
+            self.check_model(identity.weights_id, identity.adapter_sha256, name=backend.model_name)
 
 
 def library_versions() -> dict[str, str]:

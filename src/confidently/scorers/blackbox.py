@@ -99,7 +99,7 @@ class BlackBoxScorer:
             rows = range(start, min(n, start + clf.batch_size))
             prompts = [self.prefix + fitted[i][0] + self.suffix for i in rows]
             generated = clf.backend.generate(prompts, samples=spec.samples, max_new_tokens=spec.max_new_tokens,
-                                             temperature=spec.temperature, seed=spec.seed)
+                                             temperature=spec.temperature, seed=spec.seed, shared_prefix=self.prefix)
             for i, answers in zip(rows, generated):
                 failures += [a.error for a in answers if a.error is not None]
                 readings = [Reading("error") if a.error is not None else self.read(a.text) for a in answers]
