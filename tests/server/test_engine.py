@@ -180,7 +180,7 @@ def test_a_black_box_bundle_fitted_through_the_engine_is_served_through_it(tiny_
     direct = CalibratedClassifier(Classifier(backend=fitted_through, scorer=spec), bundle=folder).classify_many(TEXTS)
     assert [(r.label, r.confidence, r.decision, r.prediction_set) for r in served] == \
            [(p.label, p.confidence, p.decision, p.prediction_set) for p in direct]
-    assert all(r.calibrated and r.prediction_set for r in served)
+    assert all(r.calibrated and r.prediction_set is not None for r in served)
     asked = [body for body in engine.requests if "seed" in body]
     assert asked and not any(body.get("logprobs") for body in asked)
     # Fitted through this engine and model name: no canary needed to match it.

@@ -146,8 +146,9 @@ def load_backend(settings: Settings) -> Backend:
 
         # One request per text, all of a batch in flight together: the engine batches them itself.
         return OpenAIBackend(settings.model, base_url=settings.base_url, api_key_env=settings.api_key_env,
-                             tokenizer=settings.tokenizer or "auto", engine_models=settings.engine_models, timeout=settings.engine_timeout_s,
-                             max_retries=ENGINE_RETRIES, max_concurrency=settings.batch_size)
+                             tokenizer=settings.tokenizer or "auto", engine_models=settings.engine_models,
+                             timeout=settings.engine_timeout_s, max_retries=ENGINE_RETRIES,
+                             max_concurrency=settings.batch_size)
     from confidently.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
