@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from fake_server import FakeServer, model_distribution
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from confidently.backends.openai_backend import OpenAIBackend
@@ -107,9 +108,12 @@ def classify(http: httpx.Client, adapter: str | None = None) -> dict:
 
 
 def test_the_engine_gives_the_local_answers_decisions_and_prediction_sets(serve, tiny_model_dir, base_bundle,
-                                                                         engine_adapters, engine):
+                                                                         engine_adapters, engine, tmp_path):
     options = {"calibration": base_bundle, "adapters_dir": engine_adapters}
-    with serve(**options) as local, LiveServer(create_app(engine_settings(engine, tiny_model_dir, **options))) as \
+    # Every text also enters the review queue (an audit fraction of 1), which works as locally.
+    remote_settings = engine_settings(engine, tiny_model_dir, feedback_db=str(tmp_path / "feedback.db"),
+                                      audit_fraction=1.0, **options)
+    with serve(**options) as local, LiveServer(create_app(remote_settings)) as \
             remote, httpx.Client(base_url=local.url, timeout=60) as here, \
             httpx.Client(base_url=remote.url, timeout=60) as there:
         listed = there.get("/v1/adapters").json()
@@ -130,6 +134,16 @@ def test_the_engine_gives_the_local_answers_decisions_and_prediction_sets(serve,
                 assert b["confidence"] == pytest.approx(a["confidence"], rel=1e-4)
                 for label in SENTIMENT.label_names:
                     assert b["raw_probs"][label] == pytest.approx(a["raw_probs"][label], rel=1e-4, abs=1e-6)
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        queued = there.get("/v1/review/next", headers=admin).json()
+        assert queued["pending"] == 2 * len(TEXTS) and queued["item"]["text"] in TEXTS
+        item = queued["item"]
+        labelled = there.post(f"/v1/review/{item['request_id']}/{item['position']}", headers=admin,
+                              json={"label": "positive"})
+        assert labelled.status_code == 200, labelled.text
+        families = {f.name: f for f in text_string_to_metric_families(there.get("/metrics").text)}
+        window = {s.labels["adapter"]: s.value for s in families["confidently_drift_window_texts"].samples}
+        assert window[Metrics.BASE] == len(TEXTS)  # drift is measured on the engine's scores
     assert {body["model"] for body in engine.requests} == {str(tiny_model_dir), "alpha-v2"}
 
 
