@@ -374,7 +374,7 @@ class TransformersBackend(Backend):
         ended = torch.zeros(n, dtype=torch.bool)
         for step in range(max_new_tokens):
             chosen = draw(logits)
-            for row in torch.flatnonzero(~ended).tolist():
+            for row in torch.nonzero(~ended).flatten().tolist():
                 tokens[row].append(int(chosen[row]))
             ended |= torch.isin(chosen, stops)
             if bool(ended.all()) or step + 1 == max_new_tokens:
