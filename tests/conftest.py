@@ -31,8 +31,12 @@ TINY_CHAT_TEMPLATE = (
 
 
 def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_extra: tuple[str, ...] = (),
-                     hidden_size: int = 32, intermediate_size: int = 64) -> Path:
-    """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model."""
+                     hidden_size: int = 32, intermediate_size: int = 64, **architecture) -> Path:
+    """A 2-layer Qwen2 with a small byte-level BPE tokenizer, saved like any transformers model.
+
+    ``architecture``: other Qwen2Config values (e.g. a real model's layer count, heads and vocabulary
+    size, for benchmarks that need its shapes but not its weights).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -52,9 +56,9 @@ def build_tiny_model(folder: Path, *, seed: int = 0, chat: bool = True, vocab_ex
     if chat:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
-                         num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+    shape = {"vocab_size": len(tokenizer), "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "max_position_embeddings": 256, **architecture}
+    config = Qwen2Config(hidden_size=hidden_size, intermediate_size=intermediate_size, **shape,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=False)
     model = Qwen2ForCausalLM(config)

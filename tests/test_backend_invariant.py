@@ -27,9 +27,18 @@ POOL = ["yes", "I hate it", "the movie was great", "a wonderful film and I love 
         "terrible awful bad boring film, I hate it " * 9]
 
 
+# Every test that runs a model runs on each device here (CUDA where present: the lent GPU machine).
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def device(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def invariant_backend(wide_tiny_model_dir):
-    return TransformersBackend(str(wide_tiny_model_dir), device="cpu", dtype="bf16-invariant")
+def invariant_backend(wide_tiny_model_dir, device):
+    return TransformersBackend(str(wide_tiny_model_dir), device=device, dtype="bf16-invariant")
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +68,15 @@ def test_scores_do_not_depend_on_the_batch(invariant_backend, alone, picks, batc
     assert np.abs(probs - alone[picks]).max() <= 1e-6
 
 
-def test_plain_bfloat16_on_the_same_model_depends_on_the_batch(wide_tiny_model_dir):
+def test_plain_bfloat16_on_the_same_model_depends_on_the_batch(wide_tiny_model_dir, device):
     """Sensitivity check: without the kernels the property test's model does fail it."""
-    plain = TransformersBackend(str(wide_tiny_model_dir), device="cpu", dtype="bfloat16")
+    plain = TransformersBackend(str(wide_tiny_model_dir), device=device, dtype="bfloat16")
     clf = Classifier(backend=plain)
     prompts = [clf.prompt(t) for t in POOL]
     batched = plain.next_token_logprobs(prompts, shared_prefix=clf.prefix)
     alone = np.concatenate([plain.next_token_logprobs([p], shared_prefix=clf.prefix) for p in prompts])
     if np.array_equal(batched, alone):
-        pytest.skip("this CPU's plain bfloat16 happens to be batch-invariant on this model")
+        pytest.skip(f"plain bfloat16 on this {device} happens to be batch-invariant on this model")
     assert np.abs(batched - alone).max() > 1e-3
 
 
@@ -79,10 +88,10 @@ def test_log_probs_are_bit_identical_alone_and_in_a_batch(invariant_backend):
         assert np.array_equal(invariant_backend.next_token_logprobs([prompt])[0], batched[i])
 
 
-def test_invariant_float32_agrees_with_the_ordinary_forward(wide_tiny_model_dir):
+def test_invariant_float32_agrees_with_the_ordinary_forward(wide_tiny_model_dir, device):
     # The kernels change only the order of reductions: in float32 they match transformers' own path.
-    ordinary = TransformersBackend(str(wide_tiny_model_dir), device="cpu", dtype="float32")
-    tiled = TransformersBackend(str(wide_tiny_model_dir), device="cpu", dtype="float32", batch_invariant=True)
+    ordinary = TransformersBackend(str(wide_tiny_model_dir), device=device, dtype="float32")
+    tiled = TransformersBackend(str(wide_tiny_model_dir), device=device, dtype="float32", batch_invariant=True)
     clf = Classifier(backend=ordinary)
     prompts = [clf.prompt(t) for t in POOL]
     expected = ordinary.next_token_logprobs(prompts, shared_prefix=clf.prefix)
@@ -90,10 +99,10 @@ def test_invariant_float32_agrees_with_the_ordinary_forward(wide_tiny_model_dir)
     np.testing.assert_allclose(tiled.next_token_logprobs(prompts), expected, atol=1e-4)
 
 
-def test_lora_adapters_stay_invariant(alone, wide_tiny_model_dir, tmp_path):
+def test_lora_adapters_stay_invariant(alone, wide_tiny_model_dir, device, tmp_path):
     from test_adapters import make_adapter
 
-    backend = TransformersBackend(str(wide_tiny_model_dir), device="cpu", dtype="bf16-invariant")
+    backend = TransformersBackend(str(wide_tiny_model_dir), device=device, dtype="bf16-invariant")
     backend.load_adapter(make_adapter(wide_tiny_model_dir, tmp_path / "a", 1))
     clf = Classifier(backend=backend, batch_size=5)
     batched = clf.score(POOL).probs
@@ -109,37 +118,50 @@ def test_precision_is_part_of_the_fingerprint(invariant_backend, tiny_backend):
     assert Classifier(backend=invariant_backend).fingerprint() != Classifier(backend=tiny_backend).fingerprint()
 
 
-def test_invariant_mode_is_cpu_only():
-    with pytest.raises(ConfigError, match="CPU only"):
-        choose_batch_invariant(None, "bf16-invariant", "cuda:0")
-    with pytest.raises(ConfigError, match="CPU only"):
-        choose_batch_invariant(True, "bfloat16", "cuda")
+def test_invariant_mode_runs_on_cpu_and_cuda():
+    with pytest.raises(ConfigError, match="CPU and CUDA, not on mps"):
+        choose_batch_invariant(None, "bf16-invariant", "mps")
+    assert choose_batch_invariant(True, "bfloat16", "cuda:0") and choose_batch_invariant(None, "bf16-invariant", "cuda")
     assert choose_batch_invariant(None, "bfloat16-invariant", "cpu") and not choose_batch_invariant(None, "bf16", "cpu")
 
 
 # -- the kernels one by one -----------------------------------------------------------------------
+@pytest.mark.parametrize("on", DEVICES)
 @settings(max_examples=40, deadline=None)
 @given(n_rows=st.integers(1, 80), row=st.integers(0, 79), seed=st.integers(0, 2**16))
-def test_tiled_linear_gives_a_row_the_same_result_in_any_batch(n_rows, row, seed):
+def test_tiled_linear_gives_a_row_the_same_result_in_any_batch(on, n_rows, row, seed):
     # A long reduction (2048): plain F.linear gives a row alone and in >= 3 rows different results here.
     generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(96, 2048, generator=generator).bfloat16()
-    bias = torch.randn(96, generator=generator).bfloat16()
-    x = torch.randn(n_rows, 2048, generator=generator).bfloat16()
+    weight = torch.randn(96, 2048, generator=generator).bfloat16().to(on)
+    bias = torch.randn(96, generator=generator).bfloat16().to(on)
+    x = torch.randn(n_rows, 2048, generator=generator).bfloat16().to(on)
     row = row % n_rows
     alone = invariant.tiled_linear(x[row:row + 1], weight, bias)[0]
     assert torch.equal(invariant.tiled_linear(x, weight, bias)[row], alone)
 
 
-def test_per_tile_calls_match_the_fused_call(monkeypatch):
+@pytest.mark.parametrize("on", DEVICES)
+def test_per_tile_calls_match_the_fused_call(on, monkeypatch):
     generator = torch.Generator().manual_seed(0)
-    weight = torch.randn(64, 128, generator=generator).bfloat16()
-    x = torch.randn(3, 37, 128, generator=generator).bfloat16()
+    weight = torch.randn(64, 128, generator=generator).bfloat16().to(on)
+    x = torch.randn(3, 37, 128, generator=generator).bfloat16().to(on)
     fused = invariant.tiled_linear(x, weight)
     monkeypatch.setattr(invariant, "_fused_is_tile_exact", lambda *args: False)  # as after a failed probe
     per_tile = invariant.tiled_linear(x, weight)
     assert torch.equal(fused, per_tile) and fused.shape == (3, 37, 64)
-    np.testing.assert_allclose(fused.float(), F.linear(x.float(), weight.float()), rtol=0.02, atol=0.3)
+    np.testing.assert_allclose(fused.float().cpu(), F.linear(x.float(), weight.float()).cpu(), rtol=0.02, atol=0.3)
+
+
+@pytest.mark.parametrize("on", DEVICES)
+@settings(max_examples=20, deadline=None)
+@given(n_rows=st.integers(1, 600), row=st.integers(0, 599), seed=st.integers(0, 2**16))
+def test_rowwise_reductions_give_a_row_the_same_result_in_any_batch(on, n_rows, row, seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_rows, 896, generator=generator).to(on)
+    row = row % n_rows
+    norm = lambda rows: rows * torch.rsqrt(rows.pow(2).mean(-1, keepdim=True) + 1e-6)  # noqa: E731 (an RMSNorm)
+    assert torch.equal(invariant.rowwise(norm, x)[row], invariant.rowwise(norm, x[row:row + 1])[0])
+    np.testing.assert_allclose(invariant.rowwise(norm, x).cpu(), norm(x).cpu(), rtol=1e-5, atol=1e-6)
 
 
 def reference_attention(query, key, value, query_positions, key_positions, scaling, sliding_window, softcap):
@@ -163,8 +185,9 @@ def reference_attention(query, key, value, query_positions, key_positions, scali
     return out
 
 
+@pytest.mark.parametrize("on", DEVICES)
 @pytest.mark.parametrize(("sliding_window", "softcap"), [(None, None), (5, None), (None, 30.0)])
-def test_attention_matches_a_plain_softmax(sliding_window, softcap):
+def test_attention_matches_a_plain_softmax(sliding_window, softcap, on):
     generator = torch.Generator().manual_seed(1)
     # Two texts after a 3-token cached prefix: suffix lengths 70 and 2, left-padded to 70.
     lengths, prefix, width = (70, 2), 3, 70
@@ -177,9 +200,10 @@ def test_attention_matches_a_plain_softmax(sliding_window, softcap):
     value = torch.randn(2, 2, prefix + width, 8, generator=generator)
     module = torch.nn.Module()
     module.is_causal = True
-    with invariant.scoring_mode(invariant.TokenLayout(query_positions, key_positions)):
-        out, weights = invariant.invariant_attention(module, query, key, value, None, scaling=0.3,
-                                                     sliding_window=sliding_window, softcap=softcap)
+    with invariant.scoring_mode(invariant.TokenLayout(query_positions.to(on), key_positions.to(on))):
+        out, weights = invariant.invariant_attention(module, query.to(on), key.to(on), value.to(on), None,
+                                                     scaling=0.3, sliding_window=sliding_window, softcap=softcap)
+    out = out.cpu()
     expected = reference_attention(query, key, value, query_positions, key_positions, 0.3, sliding_window, softcap)
     assert weights is None and out.shape == (2, width, 4, 8)
     np.testing.assert_allclose(out.double(), expected, atol=1e-5)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from confidently.bundle import (BUNDLE_FORMAT, Bundle, BundleMismatchError, ModelIdentity, read_bundle,
-                                task_fingerprint, write_bundle)
+from confidently.bundle import (BUNDLE_FORMAT, Bundle, BundleMismatchError, ModelIdentity, PrecisionMismatchWarning,
+                                read_bundle, task_fingerprint, write_bundle)
 from confidently.calibration import PlattCalibrator
 from confidently.classifier import Classifier
 from confidently.calibrated import CalibratedClassifier
@@ -123,3 +123,20 @@ def test_a_calibrator_for_another_label_count_is_refused(clf, tmp_path):
     with pytest.raises(ConfidentlyError, match="fitted on 2 classes, the task has 3"):
         make_bundle(tmp_path, clf, task=three)
     assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_bundle_applied_in_another_precision_warns(clf, tmp_path, tiny_model_dir, recwarn):
+    from confidently.backends.transformers_backend import TransformersBackend
+
+    make_bundle(tmp_path / "fp32", clf)
+    assert read_bundle(tmp_path / "fp32").model.dtype == "float32"
+    CalibratedClassifier(clf, bundle=tmp_path / "fp32")
+    assert not [w for w in recwarn if issubclass(w.category, PrecisionMismatchWarning)]
+
+    invariant = Classifier(backend=TransformersBackend(str(tiny_model_dir), device="cpu", dtype="bf16-invariant"))
+    with pytest.warns(PrecisionMismatchWarning, match="fitted on float32 scores but is applied to "
+                                                      "bfloat16-invariant scores"):
+        calibrated = CalibratedClassifier(invariant, bundle=tmp_path / "fp32")
+    assert calibrated.predict_proba(TEXTS).shape == (len(TEXTS), 2)  # a warning, not a refusal
+    make_bundle(tmp_path / "bf16", invariant)
+    assert read_bundle(tmp_path / "bf16").model.dtype == "bfloat16-invariant"

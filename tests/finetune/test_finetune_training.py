@@ -38,7 +38,7 @@ def test_training_forward_is_the_scoring_forward(backend, separable, tiny_config
             first = [batch.keep - len(a) for a in encoded.answers]
             logits = answer_logits(model, batch, encoded.prefix, backend._cache_kwarg)[torch.arange(6), first]
     expected = backend.next_token_logprobs([classifier.prompt(t) for t in data.texts], shared_prefix=classifier.prefix)
-    np.testing.assert_allclose(torch.log_softmax(logits, -1).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(torch.log_softmax(logits, -1).cpu().numpy(), expected, atol=1e-5)
     assert backend.model is model_before  # the training adapter is gone again
 
 
@@ -148,7 +148,12 @@ def test_resume_continues_from_the_saved_step(backend, separable, tiny_config, t
     resumed = finetune(data, tmp_path / "resumed", config, backend=backend, progress=False, resume=True,
                        on_step=steps.append)
     assert steps == [6, 7, 8]
-    assert resumed.manifest["validation"]["history"] == whole.manifest["validation"]["history"]
+    expected = whole.manifest["validation"]["history"]
+    if backend.device.startswith("cuda"):
+        # CUDA's backward kernels are not bitwise deterministic: two uninterrupted runs on an H200
+        # already differed by 1e-7 relative at step 3, before any interruption.
+        expected = [pytest.approx(entry, rel=1e-5) for entry in expected]
+    assert resumed.manifest["validation"]["history"] == expected
     assert resumed.training.progress.examples_seen == whole.training.progress.examples_seen
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()

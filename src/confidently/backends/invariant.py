@@ -1,4 +1,4 @@
-"""Batch-invariant kernels for CPU: a text's scores do not depend on which texts share its batch.
+"""Batch-invariant kernels for CPU and CUDA: a text's scores do not depend on which texts share its batch.
 
 A bfloat16 matmul on CPU can give a row a different result depending on how many rows share the
 call (the kernel changes with the shape: here a row computed alone differed from the same row in a
@@ -9,9 +9,9 @@ batch:
 - :func:`tiled_linear`: every Linear (LoRA layers included) runs on rows padded to a multiple of
   ``ROW_TILE`` and is computed as fixed-size tiles of ``ROW_TILE`` rows, so each row always meets
   the same kernel. One call over all tiles is used only for weight shapes where a probe on this
-  machine found it bit-identical to one call per tile (it was for every weight measured here;
+  machine found it bit-identical to one call per tile (on CPU it was for every weight measured;
   position inside a tile and the other rows never changed a row's result); otherwise each tile gets
-  its own call. bfloat16 weights are pre-packed once for oneDNN.
+  its own call. bfloat16 weights on CPU are pre-packed once for oneDNN. On CUDA see ``CUDA_ROW_CHUNK``.
 - :func:`invariant_attention`: each text's keys are laid out at their absolute positions in tiles of
   ``KEY_TILE`` keys, queries in tiles of ``QUERY_TILE`` aligned to absolute positions, every tile
   product has one fixed shape, and the softmax sums run tile by tile in key order in float32. Padding
@@ -20,7 +20,8 @@ batch:
   positions, and looked up, so a position's values never depend on the batch's shape.
 
 Row-wise reductions (RMSNorm, the final log-softmax) and elementwise operations were measured
-independent of the number of rows and are left to torch. :func:`scoring_mode` turns the kernels on
+independent of the number of rows on CPU and are left to torch there; on CUDA the reductions run
+through :func:`rowwise` in fixed chunks of rows. :func:`scoring_mode` turns the kernels on
 for one forward pass; :func:`make_invariant` prepares a loaded model.
 """
 
@@ -45,6 +46,14 @@ ROTARY_CHUNK = 256
 # Each weight shape is probed once, on random rows, at these tile counts (8 to 96 rows): the one
 # row-count dependence seen here was between calls of 1-2 rows and of 3 or more.
 PROBE_TILE_COUNTS = (2, 3, 7, 24)
+# On CUDA, cuBLAS and torch's reductions choose their kernels by the tensor's shape. With calls whose
+# row count followed the batch, the tiled kernels still moved class probabilities by up to 0.07 with
+# batch composition on an H200 (benchmarks/cuda_scoring.py), although each Linear shape gave a row
+# the same result alone and in up to 256 rows. So there every Linear and row-wise reduction runs on
+# chunks of exactly CUDA_ROW_CHUNK rows, and the attention on chunks of exactly CUDA_PAIR_CHUNK
+# (text, query tile) pairs: one shape per call, whatever the batch.
+CUDA_ROW_CHUNK = 256
+CUDA_PAIR_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -76,20 +85,27 @@ _FUSED_IS_EXACT: dict[tuple, bool] = {}
 
 # -- Linear -------------------------------------------------------------------------------------
 def tiled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` computed on fixed-size tiles of ``ROW_TILE`` rows (the last tile zero-padded)."""
+    """``F.linear`` computed on fixed-size tiles of rows (the last tile zero-padded)."""
     rows = x.reshape(-1, x.shape[-1])
     n = rows.shape[0]
-    padded = -(-n // ROW_TILE) * ROW_TILE
-    if padded != n or not rows.is_contiguous():
-        buffer = rows.new_zeros((padded, rows.shape[1]))
-        buffer[:n] = rows
-        rows = buffer
+    tile = CUDA_ROW_CHUNK if rows.is_cuda else ROW_TILE
+    rows = _pad_rows(rows, tile)
     product = _product(weight, bias)
-    if _fused_is_tile_exact(weight, bias, product):
+    if not rows.is_cuda and _fused_is_tile_exact(weight, bias, product):
         out = product(rows)
     else:
-        out = torch.cat([product(rows[start:start + ROW_TILE]) for start in range(0, padded, ROW_TILE)])
+        out = torch.cat([product(rows[start:start + tile]) for start in range(0, rows.shape[0], tile)])
     return out[:n].reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _pad_rows(rows: torch.Tensor, multiple: int, fill: float | bool = 0) -> torch.Tensor:
+    """``rows`` padded with ``fill`` along its first dimension to a multiple of ``multiple``, contiguous."""
+    padded = -(-rows.shape[0] // multiple) * multiple
+    if padded == rows.shape[0] and rows.is_contiguous():
+        return rows
+    buffer = rows.new_full((padded, *rows.shape[1:]), fill)
+    buffer[:rows.shape[0]] = rows
+    return buffer
 
 
 def _product(weight: torch.Tensor, bias: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -111,7 +127,7 @@ def _product(weight: torch.Tensor, bias: torch.Tensor | None) -> Callable[[torch
 
 def _fused_is_tile_exact(weight: torch.Tensor, bias: torch.Tensor | None, product) -> bool:
     """Whether one call over many tiles gives every tile exactly its own call's result (probed once)."""
-    key = (tuple(weight.shape), weight.dtype, bias is not None, weight.device.type, torch.get_num_threads())
+    key = (tuple(weight.shape), weight.dtype, bias is not None, torch.get_num_threads())
     if key not in _FUSED_IS_EXACT:
         _FUSED_IS_EXACT[key] = _probe_fused(weight.shape[1], weight.dtype, product)
     return _FUSED_IS_EXACT[key]
@@ -125,6 +141,21 @@ def _probe_fused(width: int, dtype: torch.dtype, product) -> bool:
         tiles = torch.cat([product(rows[start:start + ROW_TILE]) for start in range(0, most, ROW_TILE)])
         return all(torch.equal(product(rows[:count * ROW_TILE]), tiles[:count * ROW_TILE])
                    for count in PROBE_TILE_COUNTS)
+
+
+def rowwise(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``function`` (row by row over the last dimension) applied so that a row's result is batch-independent.
+
+    On CPU torch's row-wise reductions were measured independent of the row count; on CUDA their
+    launch configuration follows the tensor's shape, so rows go in fixed chunks of ``CUDA_ROW_CHUNK``.
+    """
+    if not x.is_cuda:
+        return function(x)
+    rows = x.reshape(-1, x.shape[-1])
+    padded = _pad_rows(rows, CUDA_ROW_CHUNK)
+    out = torch.cat([function(padded[start:start + CUDA_ROW_CHUNK])
+                     for start in range(0, padded.shape[0], CUDA_ROW_CHUNK)])
+    return out[:rows.shape[0]].reshape(*x.shape[:-1], out.shape[-1])
 
 
 class _TiledLinearMode(TorchFunctionMode):
@@ -163,6 +194,22 @@ def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
     q = plan.gather_queries(query)
     keys, values = plan.gather_keys(key), plan.gather_keys(value)
 
+    if q.is_cuda:
+        # Fixed-size chunks of (text, query tile) pairs, so every call has one shape (see CUDA_PAIR_CHUNK).
+        chunk, n = CUDA_PAIR_CHUNK * plan.kv_heads, q.shape[0]
+        q, keys, values = _pad_rows(q, chunk), _pad_dim1(keys, chunk), _pad_dim1(values, chunk)
+        masks = [_pad_rows(blocked, chunk, fill=True) for blocked in masks]  # padding rows attend nothing
+        out = torch.cat([_attend(q[i:i + chunk], keys[:, i:i + chunk], values[:, i:i + chunk],
+                                 [m[i:i + chunk] for m in masks], scale, softcap)
+                         for i in range(0, q.shape[0], chunk)])[:n]
+    else:
+        out = _attend(q, keys, values, masks, scale, softcap)
+    return plan.scatter(out, batch, n_queries, query.dtype), None
+
+
+def _attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, masks: list[torch.Tensor], scale: float,
+            softcap: float | None) -> torch.Tensor:
+    """Softmax attention of tiled queries over key tiles, the sums running tile by tile in key order."""
     scores = []
     for tile, blocked in enumerate(masks):
         s = torch.bmm(q, keys[tile].transpose(1, 2)) * scale
@@ -182,8 +229,12 @@ def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
         part = torch.bmm(p, values[tile])
         total = p.sum(-1) if total is None else total + p.sum(-1)
         weighted = part if weighted is None else weighted + part
-    out = weighted / total.masked_fill_(total == 0, 1.0)[..., None]
-    return plan.scatter(out, batch, n_queries, query.dtype), None
+    return weighted / total.masked_fill_(total == 0, 1.0)[..., None]
+
+
+def _pad_dim1(tiles: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(key_tiles, n, ...) zero-padded along n to a multiple of ``multiple``."""
+    return torch.stack([_pad_rows(tile, multiple) for tile in tiles])
 
 
 class _AttentionPlan:
@@ -198,13 +249,14 @@ class _AttentionPlan:
     def __init__(self, query_positions: torch.Tensor, key_positions: torch.Tensor, heads: int, kv_heads: int):
         self.kv_heads = kv_heads
         self.groups = heads // kv_heads
+        device = query_positions.device
         self.rows, self.columns = (query_positions >= 0).nonzero(as_tuple=True)
         at = query_positions[self.rows, self.columns]
         tiles_per_row = int(query_positions.max()) // QUERY_TILE + 1
         unique, self.pairs = torch.unique(self.rows * tiles_per_row + at // QUERY_TILE, return_inverse=True)
         self.pair_row = unique // tiles_per_row
         self.offsets = at % QUERY_TILE
-        self.slot_positions = torch.full((len(unique), QUERY_TILE), -1, dtype=torch.long)
+        self.slot_positions = torch.full((len(unique), QUERY_TILE), -1, dtype=torch.long, device=device)
         self.slot_positions[self.pairs, self.offsets] = at
 
         batch, n_cols = key_positions.shape
@@ -213,7 +265,8 @@ class _AttentionPlan:
         if not torch.equal(present.sum(dim=1), n_keys.clamp(min=0)):
             raise RuntimeError("a text's keys must cover positions 0..n-1 exactly once")
         self.key_tiles = max(1, -(-int(n_keys.max()) // KEY_TILE))
-        index = torch.full((batch, self.key_tiles * KEY_TILE), n_cols, dtype=torch.long)  # n_cols: a zero key
+        # n_cols points at the zero key appended in gather_keys
+        index = torch.full((batch, self.key_tiles * KEY_TILE), n_cols, dtype=torch.long, device=device)
         key_rows, key_cols = present.nonzero(as_tuple=True)
         index[key_rows, key_positions[key_rows, key_cols]] = key_cols
         self.key_index = index[self.pair_row]
@@ -227,7 +280,7 @@ class _AttentionPlan:
             query_at = self.slot_positions[:, :, None]
             blocked = []
             for tile in range(self.key_tiles):
-                key_at = torch.arange(tile * KEY_TILE, (tile + 1) * KEY_TILE)[None, None, :]
+                key_at = torch.arange(tile * KEY_TILE, (tile + 1) * KEY_TILE, device=query_at.device)[None, None, :]
                 allowed = (key_at < self.pair_keys[:, None, None]) & (query_at >= 0)
                 if causal:
                     allowed &= key_at <= query_at
@@ -254,7 +307,8 @@ class _AttentionPlan:
         padded = torch.cat([states, states.new_zeros((states.shape[0], kv_heads, 1, dim))], dim=2)
         at = padded[self.pair_row[:, None], :, self.key_index]  # (pairs, key_tiles * KEY_TILE, kv_heads, dim)
         at = at.view(len(self.pair_row), self.key_tiles, KEY_TILE, kv_heads, dim).permute(1, 0, 3, 2, 4)
-        return torch.empty(at.shape, dtype=torch.float32).copy_(at).view(self.key_tiles, -1, KEY_TILE, dim)
+        tiles = torch.empty(at.shape, dtype=torch.float32, device=at.device).copy_(at)
+        return tiles.view(self.key_tiles, -1, KEY_TILE, dim)
 
     def scatter(self, out: torch.Tensor, batch: int, n_queries: int, dtype: torch.dtype) -> torch.Tensor:
         """(pairs * kv_heads, groups * QUERY_TILE, dim) -> (batch, queries, heads, dim) in ``dtype``."""
@@ -309,6 +363,19 @@ def make_invariant(model: torch.nn.Module) -> None:
     """Prepare a loaded transformers model for :func:`scoring_mode`."""
     model.set_attn_implementation(register_attention())
     tabulate_rotary(model)
+    for module in model.modules():
+        if type(module).__name__.endswith("RMSNorm") and not isinstance(module.forward, _RowwiseForward):
+            module.forward = _RowwiseForward(module.forward)
+
+
+class _RowwiseForward:
+    """A row-wise module's forward run through :func:`rowwise` (an RMSNorm's mean of squares is a reduction)."""
+
+    def __init__(self, forward):
+        self.forward = forward
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return rowwise(self.forward, x)
 
 
 @contextlib.contextmanager

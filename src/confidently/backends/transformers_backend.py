@@ -27,8 +27,9 @@ from confidently.errors import ConfigError, ModelLoadError
 from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
 from confidently.verified_cache import ensure_cache
 
-# bfloat16 scores depend on batch composition on CPU (README "Precision"), so float32 is the default.
-CPU_DEFAULT_DTYPE = "float32"
+# Plain bfloat16 scores depend on batch composition, on CPU and on CUDA (README "Precision"), so
+# float32 is the default on every device; the batch-invariant bfloat16 mode is opt-in.
+DEFAULT_DTYPE = "float32"
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}
 # Names that select bfloat16 with the batch-invariant kernels.
@@ -59,21 +60,22 @@ def choose_device(device: str | None) -> str:
     return device
 
 
-def choose_dtype(dtype: str | None, device: str) -> str:
+def choose_dtype(dtype: str | None) -> str:
+    """The torch dtype name ``dtype`` selects (``auto``/None: float32 on every device)."""
     if dtype and dtype != "auto":
         if dtype in INVARIANT_DTYPES:
             return INVARIANT_DTYPES[dtype]
         if dtype not in _DTYPES:
             raise ModelLoadError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16, bf16-invariant or float16")
         return _DTYPES[dtype]
-    return "bfloat16" if device.startswith("cuda") else CPU_DEFAULT_DTYPE
+    return DEFAULT_DTYPE
 
 
 def choose_batch_invariant(batch_invariant: bool | None, dtype: str | None, device: str) -> bool:
     """Whether to run the batch-invariant kernels: asked for directly or by an ``*-invariant`` dtype."""
     wanted = bool(batch_invariant) or dtype in INVARIANT_DTYPES
-    if wanted and not device.startswith("cpu"):
-        raise ConfigError(f"the batch-invariant kernels run on CPU only, not on {device}: use --device cpu")
+    if wanted and not device.startswith(("cpu", "cuda")):
+        raise ConfigError(f"the batch-invariant kernels run on CPU and CUDA, not on {device}: use --device cpu")
     return wanted
 
 
@@ -134,7 +136,7 @@ class TransformersBackend(Backend):
     dtype : ``auto`` (bf16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``, ``float16``, or
         ``bf16-invariant`` (bfloat16 with ``batch_invariant``).
     adapter : a LoRA adapter folder to load and activate (more can be loaded with :meth:`load_adapter`).
-    batch_invariant : run the kernels of :mod:`confidently.backends.invariant` (CPU only): a text's
+    batch_invariant : run the kernels of :mod:`confidently.backends.invariant` (CPU, CUDA): a text's
         scores are identical alone, in any batch, with any padding, with or without the prefix cache.
 
     Attributes
@@ -156,7 +158,7 @@ class TransformersBackend(Backend):
         self.source = resolve_model(model)
         self.weights_id = self.source.weights_id
         self.device = choose_device(device)
-        self.dtype = choose_dtype(dtype, self.device)
+        self.dtype = choose_dtype(dtype)
         self.batch_invariant = choose_batch_invariant(batch_invariant, dtype, self.device)
         self.precision = f"{self.dtype}-invariant" if self.batch_invariant else self.dtype
         folder, local = _local_folder(self.source, self.dtype, console)
@@ -364,7 +366,7 @@ class TransformersBackend(Backend):
         stops = torch.tensor(sorted(self._stop_ids()), dtype=torch.long)
         ids, prefix = self._split(prompts, shared_prefix)
         logits, (cache, mask, position) = self._pass(ids, prefix, keep=1, keep_cache=True)
-        logits = logits[:, -1]
+        logits = logits[:, -1]  # log-probabilities: sampling and argmax are the same on them as on logits
         if samples > 1:
             cache.batch_repeat_interleave(samples)
             logits, mask, position = (t.repeat_interleave(samples, dim=0) for t in (logits, mask, position))
@@ -515,7 +517,9 @@ class TransformersBackend(Backend):
             return contextlib.nullcontext()
         from confidently.backends import invariant
 
-        return invariant.scoring_mode(invariant.TokenLayout(query_positions, key_positions))
+        # On the model's device, so the attention's tiling is built and indexed there.
+        return invariant.scoring_mode(invariant.TokenLayout(query_positions.to(self.device),
+                                                            key_positions.to(self.device)))
 
     def _forward(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int,
                  adapters: Sequence[str | None] | None = None):
@@ -523,16 +527,13 @@ class TransformersBackend(Backend):
 
         ``adapters``: each row's adapter (None: the base model); default: the active adapter for all.
         """
-        import torch
-
-        logits, _ = self._pass(rows, prefix, keep, adapters)
-        return torch.log_softmax(logits, dim=-1)
+        return self._pass(rows, prefix, keep, adapters)[0]
 
     def _pass(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int,
               adapters: Sequence[str | None] | None = None, *, keep_cache: bool = False):
-        """One forward pass over the left-padded ``rows`` after the cached ``prefix``: the last ``keep``
-        positions' logits, shape (n_rows, keep, vocab), float32 on CPU; with ``keep_cache`` also the KV
-        cache, the attention mask and each row's last position, to decode further from.
+        """One forward pass over the left-padded ``rows`` after the cached ``prefix``: the log-softmax of the
+        last ``keep`` positions' logits, shape (n_rows, keep, vocab), float32 on CPU; with ``keep_cache``
+        also the KV cache, the attention mask and each row's last position, to decode further from.
         """
         import torch
 
@@ -565,10 +566,16 @@ class TransformersBackend(Backend):
                 **{self._cache_kwarg: cache},
                 **adapter_rows,
             )
-            logits = out.logits[:, -keep:].float().cpu()
+            logits = out.logits[:, -keep:].float()
+            if self.batch_invariant:
+                from confidently.backends import invariant
+
+                logprobs = invariant.rowwise(lambda rows: torch.log_softmax(rows, dim=-1), logits).cpu()
+            else:
+                logprobs = torch.log_softmax(logits, dim=-1).cpu()
         if not keep_cache:
-            return logits, None
-        return logits, (getattr(out, "cache", None) or out.past_key_values, attention_mask, position_ids[:, -1])
+            return logprobs, None
+        return logprobs, (getattr(out, "cache", None) or out.past_key_values, attention_mask, position_ids[:, -1])
 
 
 class _SeededSampler:

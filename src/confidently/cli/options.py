@@ -25,8 +25,8 @@ TaskOpt = Annotated[str, typer.Option("--task", "-t", help=(
 BackendOpt = Annotated[str, typer.Option("--backend", help="transformers (local) or openai (a server).")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1 …")]
 DtypeOpt = Annotated[Optional[str], typer.Option(
-    "--dtype", help="auto (bf16 on CUDA, float32 on CPU), float32, bfloat16, float16, or bf16-invariant "
-                    "(CPU bfloat16 whose scores do not depend on the batch).")]
+    "--dtype", help="auto (float32), float32, bfloat16, float16, or bf16-invariant (bfloat16 on CPU or CUDA "
+                    "whose scores do not depend on the batch; plain bfloat16's do).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     "--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8080/v1")]

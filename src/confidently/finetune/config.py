@@ -55,7 +55,8 @@ class FinetuneConfig:
     task: str = field(default="sentiment", metadata=_help("Built-in task name or a task .json file."))
     device: str | None = field(default=None, metadata=_help("auto (CUDA when present), cpu, cuda, cuda:1 …"))
     dtype: str | None = field(default=None, metadata=_help(
-        "auto: float32 on CPU (bf16 training was slower there), bfloat16 on CUDA."))
+        "auto: float32 on CPU and CUDA (the adapter's calibration scores must not depend on their batch); "
+        "bfloat16 trains faster on CUDA, not on CPU."))
     threads: int | None = field(default=None, metadata=_help(
         "CPU threads for the run (default: torch's choice, one per core). On a CPU busy with other jobs, "
         "1 can be several times faster: measured 3.3 s vs 7-41 s per batch on 2 shared cores."))

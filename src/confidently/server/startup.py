@@ -41,7 +41,8 @@ def check_before_loading(settings: Settings) -> None:
         from confidently.models import resolve_model
 
         weights_id = resolve_model(settings.model).weights_id
-        choose_dtype(settings.dtype, choose_device(settings.device))
+        choose_device(settings.device)
+        choose_dtype(settings.dtype)
     task = get_task(settings.task or "sentiment")
     if settings.calibration is not None:
         # every hash, then the weights and task the bundle was fitted for against the ones to serve
