@@ -64,8 +64,17 @@ def test_local_generation_reads_each_prompt_once_and_decodes_like_greedy_search(
     finally:
         hook.remove()
     assert shapes[0][0] == len(TEXTS)  # one row per text, not per answer
-    assert all(shape == (3 * len(TEXTS), 1) for shape in shapes[1:]) and len(shapes) <= 5
-    assert [len(answers) for answers in sampled] == [3] * len(TEXTS)
+    rows = [shape[0] for shape in shapes[1:]]  # then one token per answer still going: ended ones leave
+    assert all(shape[1] == 1 for shape in shapes[1:]) and rows == sorted(rows, reverse=True) and len(rows) <= 4
+    assert rows[0] == 3 * len(TEXTS) and [len(answers) for answers in sampled] == [3] * len(TEXTS)
+    # An answer may end once its vote is settled (its label word whole): the same votes, fewer tokens.
+    reader = clf._black_box.reader
+    settled = tiny_backend.generate(prompts, samples=3, max_new_tokens=5, temperature=1.0, seed=1,
+                                    shared_prefix=clf.prefix, settled=reader.settled)
+    for full, short in zip(sampled, settled):
+        assert [reader.vote(a.text) for a in full] == [reader.vote(a.text) for a in short]
+        assert all(s.tokens <= f.tokens and f.text.startswith(s.text.rstrip()) for f, s in zip(full, short))
+    assert sum(a.tokens for answers in settled for a in answers) < sum(a.tokens for answers in sampled for a in answers)
 
     greedy = tiny_backend.generate(prompts, samples=1, max_new_tokens=6, temperature=0, seed=0,
                                    shared_prefix=clf.prefix)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -170,10 +170,13 @@ class Backend(ABC):
         return [TokenProb(rank, vocab[i], float(row[i]), int(i)) for rank, i in enumerate(order, 1)]
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
-                 seed: int, shared_prefix: str = "") -> list[list[Generated]]:
+                 seed: int, shared_prefix: str = "", settled: Callable[[str], bool] | None = None
+                 ) -> list[list[Generated]]:
         """``samples`` generated answers per prompt (black-box scorers, :mod:`confidently.scorers`).
 
         ``shared_prefix`` is a string every prompt starts with; backends may compute it once.
+        ``settled``: an answer whose text so far it holds true for says all it will (e.g. a vote once its
+        label word is complete); a backend may end it there.
 
         ``temperature`` 0 is greedy decoding; above 0, plain sampling at that temperature (no top-k or
         top-p), each answer seeded by :func:`sample_seed`, so the same seed gives the same answers. A

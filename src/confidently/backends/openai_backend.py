@@ -50,7 +50,7 @@ import json
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -303,9 +303,11 @@ class OpenAIBackend(Backend):
         return [TokenProb(rank, text, lp, token_id) for rank, (text, token_id, lp) in enumerate(entries[:k], 1)]
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
-                 seed: int, shared_prefix: str = "") -> list[list[Generated]]:
+                 seed: int, shared_prefix: str = "", settled: Callable[[str], bool] | None = None
+                 ) -> list[list[Generated]]:
         """See :meth:`Backend.generate`: one request per answer (the server caches prompt prefixes itself,
-        so ``shared_prefix`` is not needed), no logprobs asked, each with its own
+        and answers are not watched as they are generated, so ``shared_prefix`` and ``settled`` are not
+        used), no logprobs asked, each with its own
         ``seed`` (:func:`sample_seed`); whether the same seed gives the same answer is up to the server
         (vLLM and llama.cpp honour it). A request that fails after its retries (timeout, 5xx, 400) or a
         malformed reply becomes that answer's ``error``; a refused key or unknown model/URL (401, 403,

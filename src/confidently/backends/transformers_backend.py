@@ -16,7 +16,7 @@ import copy
 import inspect
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -354,16 +354,17 @@ class TransformersBackend(Backend):
         return logprobs, captured[-1].numpy().astype(np.float32)
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
-                 seed: int, shared_prefix: str = "") -> list[list[Generated]]:
+                 seed: int, shared_prefix: str = "", settled: Callable[[str], bool] | None = None
+                 ) -> list[list[Generated]]:
         """See :meth:`Backend.generate`. Each prompt is read once, past the cached ``shared_prefix`` (as
-        scoring reads it), and its KV cache copied for its ``samples`` answers; then every answer of the
-        batch is decoded together, one token a step, until each has ended (a stop token) or reached
-        ``max_new_tokens``. Each answer is drawn with its own generator seeded by :func:`sample_seed`
-        (:class:`_SeededSampler`), so a text's answers do not depend on the rest of its batch (up to the
-        float32 rounding that padding changes, ~1e-6 in a logit)."""
+        scoring reads it), and its KV cache copied for its ``samples`` answers; then the answers of the
+        batch are decoded together, one token a step, each until it ends (a stop token, ``settled``, or
+        ``max_new_tokens``); an ended answer leaves the batch. Each answer is drawn with its own generator
+        seeded by :func:`sample_seed` (:class:`_SeededSampler`), so a text's answers do not depend on the
+        rest of its batch (up to the float32 rounding that padding changes, ~1e-6 in a logit)."""
         import torch
 
-        stops = torch.tensor(sorted(self._stop_ids()), dtype=torch.long)
+        stops = set(self._stop_ids())
         ids, prefix = self._split(prompts, shared_prefix)
         logits, (cache, mask, position) = self._pass(ids, prefix, keep=1, keep_cache=True)
         logits = logits[:, -1]  # log-probabilities: sampling and argmax are the same on them as on logits
@@ -371,18 +372,24 @@ class TransformersBackend(Backend):
             cache.batch_repeat_interleave(samples)
             logits, mask, position = (t.repeat_interleave(samples, dim=0) for t in (logits, mask, position))
         draw = _SeededSampler(temperature, [sample_seed(seed, p, i) for p in prompts for i in range(samples)])
-        n = len(logits)
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        ended = torch.zeros(n, dtype=torch.bool)
+        tokens: list[list[int]] = [[] for _ in range(len(logits))]
+        active = list(range(len(logits)))  # the answers still decoding: the rows of the batch's tensors
         for step in range(max_new_tokens):
             chosen = draw(logits)
-            for row in torch.nonzero(~ended).flatten().tolist():
-                tokens[row].append(int(chosen[row]))
-            ended |= torch.isin(chosen, stops)
-            if bool(ended.all()) or step + 1 == max_new_tokens:
+            going = []
+            for i, answer in enumerate(active):
+                tokens[answer].append(int(chosen[i]))
+                if tokens[answer][-1] not in stops and not (settled and settled(self.tokenizer.decode(tokens[answer]))):
+                    going.append(i)
+            if not going or step + 1 == max_new_tokens:
                 break
-            # Ended rows keep decoding (their tokens are not kept), so the batch stays one tensor.
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype)], dim=1)
+            if len(going) < len(active):  # ended answers leave the batch, cache included
+                keep = torch.tensor(going)
+                cache.batch_select_indices(keep.to(self.device))
+                mask, position, chosen = mask[keep], position[keep], chosen[keep]
+                draw = draw.rows(going)
+                active = [active[i] for i in going]
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype)], dim=1)
             position = position + 1
             with torch.inference_mode():
                 out = self.model(input_ids=chosen[:, None].to(self.device), attention_mask=mask.to(self.device),
@@ -390,10 +397,9 @@ class TransformersBackend(Backend):
                                  **{self._cache_kwarg: cache})
             cache = getattr(out, "cache", None) or out.past_key_values
             logits = out.logits[:, -1].float().cpu()
-        stop_ids = set(stops.tolist())
         answers = []
         for row in tokens:
-            kept = row[:-1] if row and row[-1] in stop_ids else row
+            kept = row[:-1] if row and row[-1] in stops else row
             answers.append(Generated(self.tokenizer.decode(kept, skip_special_tokens=True), len(row)))
         return [answers[start:start + samples] for start in range(0, len(answers), samples)]
 
@@ -588,6 +594,12 @@ class _SeededSampler:
 
         self.temperature = temperature
         self.generators = [torch.Generator().manual_seed(s) for s in seeds] if temperature > 0 else []
+
+    def rows(self, kept: Sequence[int]) -> _SeededSampler:
+        """This sampler for the rows ``kept`` only, each row's generator continuing where it was."""
+        sampler = _SeededSampler(self.temperature, [])
+        sampler.generators = [self.generators[i] for i in kept] if self.generators else []
+        return sampler
 
     def __call__(self, logits):
         import torch
