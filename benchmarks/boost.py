@@ -2,7 +2,7 @@
 
 Splits one labelled file 50/50 into calibration and test (``split_for_evaluation``, seed 42), scores
 both splits once per prompt (cached under ``--cache``, hidden states kept), and runs the calibration
-study (:func:`confidently.evaluation.evaluate_scores`) for each configuration. Everything is chosen on
+study (:func:`confidently.workflows.evaluation.evaluate_scores`) for each configuration. Everything is chosen on
 the calibration rows (the calibrator by cross-fitted log-loss, the Learn-Then-Test threshold on
 out-of-fold scores); the test rows only measure. Few-shot examples come from the calibration rows,
 which then calibrate without them.
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import load_dataset
-from confidently.evaluation import EvaluationConfig, evaluate_scores
-from confidently.pipeline import score_datasets, split_for_evaluation
+from confidently.workflows.evaluation import EvaluationConfig, evaluate_scores
+from confidently.workflows.pipeline import score_datasets, split_for_evaluation
 from confidently.calibration.ensemble import ensemble_features
 from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
-from confidently.shots import shot_classifier
-from confidently.thresholds import certify_threshold
+from confidently.tasks.shots import shot_classifier
+from confidently.decision.thresholds import certify_threshold
 
 TIMING_TEXTS = 16
 
@@ -50,8 +50,8 @@ def row(name: str, evaluation, method: str | None, labels_used: int, cost_: dict
     result = evaluation.methods[chosen]
     metrics = result.test["metrics"]
     # the policy is certified on the chosen method's out-of-fold calibration scores, measured on test
-    from confidently.evaluation import _apply_policy
-    from confidently.thresholds import DecisionPolicy
+    from confidently.workflows.evaluation import _apply_policy
+    from confidently.decision.policy import DecisionPolicy
 
     policy = DecisionPolicy.from_certificate(result.chosen.certified)
     on_test = _apply_policy(policy, result.test_probs, evaluation.y_test)

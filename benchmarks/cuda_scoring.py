@@ -133,7 +133,7 @@ def main() -> None:
     from conftest import build_tiny_model
 
     from confidently.backends.transformers_backend import TransformersBackend
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
     from confidently.data import generate_sentiment
 
     if args.device.startswith("cuda"):

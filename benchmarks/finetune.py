@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset
 from confidently.finetune import FinetuneConfig
 from confidently.finetune.data import EncodedSet, answer_targets, encode_examples

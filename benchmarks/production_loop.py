@@ -17,14 +17,14 @@ import os
 import time
 from pathlib import Path
 
-from confidently.bundle import read_bundle
-from confidently.canary import Canary
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import read_bundle
+from confidently.monitoring.canary import Canary
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.calibrated import CalibratedClassifier
-from confidently.evaluation import EvaluationConfig
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.workflows.evaluation import EvaluationConfig
 from confidently.monitoring import DriftMonitor, Reference
-from confidently.pipeline import run_evaluate
+from confidently.workflows.pipeline import run_evaluate
 
 
 def drift_line(name: str, calibrated: CalibratedClassifier, texts: list[str], reference: Reference) -> str:

@@ -90,7 +90,7 @@ def matmul_gflops(dtype: str, seconds: float = 1.5) -> float:
 # -- engines (run inside the worker processes) ------------------------------------------------------
 class TransformersEngine:
     def __init__(self, model: str, dtype: str, batch_size: int, texts: list[str]):
-        from confidently.classifier import Classifier
+        from confidently.scoring.classifier import Classifier
 
         self.clf = Classifier(model=model, dtype=dtype, batch_size=batch_size)
         self.texts = texts

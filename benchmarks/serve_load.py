@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment
-from confidently.models import DEFAULT_MODEL
+from confidently.models.registry import DEFAULT_MODEL
 
 BULK = 64  # texts per request in the bulk level
 MIXED_CLIENTS = 32
@@ -64,7 +64,7 @@ def write_random_adapters(classifier: Classifier, folder: Path, count: int) -> l
     """
     import torch
 
-    from confidently.bundle import ModelIdentity
+    from confidently.bundle.bundle import ModelIdentity
     from confidently.finetune.artifacts import peft_config_dict, write_adapter
     from confidently.finetune.config import FinetuneConfig
     from confidently.finetune.model import (
@@ -72,7 +72,7 @@ def write_random_adapters(classifier: Classifier, folder: Path, count: int) -> l
         trainable_state,
         training_adapter,
     )
-    from confidently.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
     backend = classifier.backend
     names = [f"adapter{i}" for i in range(count)]

@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
 from confidently.data import generate_sentiment
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 HOST = "127.0.0.1"  # loopback only, by design
 TOKEN = "soak-admin-token"

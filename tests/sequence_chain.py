@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from confidently.tasks import Label, Task, normalize_token
+from confidently.tasks.task import Label, Task, normalize_token
 
 
 def chain_probability(backend, prompt: str, sequence) -> float:

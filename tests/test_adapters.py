@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, ModelIdentity, write_bundle
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import (ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, ModelIdentity,
+                                       write_bundle)
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring"]
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from confidently.backends import invariant
 from confidently.backends.transformers_backend import TransformersBackend, choose_batch_invariant
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ConfigError
 
 # Lengths from one token to past two key tiles (KEY_TILE = 64), so texts straddle query and key tiles.
@@ -249,7 +249,7 @@ def test_bfloat16_loads_its_own_verified_copy_of_the_dequantized_weights(tiny_gg
 
     from transformers import AutoModelForCausalLM
 
-    from confidently.models import dequantized_dir, resolve_model
+    from confidently.models.registry import dequantized_dir, resolve_model
 
     monkeypatch.setenv("CONFIDENTLY_CACHE", str(tmp_path))
     backend = TransformersBackend(str(tiny_gguf), device="cpu", dtype="bf16-invariant")

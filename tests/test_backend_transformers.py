@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import DataError, TaskError, UnknownModelError
-from confidently.models import resolve_model
-from confidently.tasks import SENTIMENT, Label, Task
+from confidently.models.registry import resolve_model
+from confidently.tasks.task import SENTIMENT, Label, Task
 from sequence_chain import NO_OPINION, expected_opinion_masses
 
 TEXTS = ["the movie was great", "I hate it", "a wonderful film and I love it", "awful",

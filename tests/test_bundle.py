@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from confidently.bundle import (BUNDLE_FORMAT, Bundle, BundleMismatchError, ModelIdentity, PrecisionMismatchWarning,
-                                read_bundle, task_fingerprint, write_bundle)
+from confidently.bundle.bundle import (BUNDLE_FORMAT, Bundle, BundleMismatchError, ModelIdentity,
+                                       PrecisionMismatchWarning, read_bundle, task_fingerprint, write_bundle)
 from confidently.calibration import PlattCalibrator
-from confidently.classifier import Classifier
-from confidently.calibrated import CalibratedClassifier
+from confidently.scoring.classifier import Classifier
+from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import ArtifactError, ConfidentlyError
-from confidently.tasks import SENTIMENT, Label, Task
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT, Label, Task
+from confidently.decision.policy import DecisionPolicy
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring", "a wonderful film, I love it"]
 POLICY = DecisionPolicy(threshold=0.7, target_accuracy=0.9, certified=True, method="test", level=0.95)

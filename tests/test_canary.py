@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from confidently.bundle import ModelIdentity, read_bundle, write_bundle
-from confidently.canary import CANARY_FILE, Canary
+from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
+from confidently.monitoring.canary import CANARY_FILE, Canary
 from confidently.errors import ArtifactError, DataError
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 MODEL = ModelIdentity("tiny", "transformers", "a" * 64, "float32")
 POLICY = DecisionPolicy(threshold=None, target_accuracy=None, certified=False, method="test")
@@ -68,9 +68,9 @@ def test_extras_are_hash_checked_like_the_rest(tmp_path):
 def test_production_payloads_are_what_the_loop_reads(tmp_path):
     from confidently.calibration import TemperatureCalibrator
     from confidently.monitoring import Reference
-    from confidently.payloads import production_payloads
-    from confidently.recalibration import CalibrationRows
-    from confidently.thresholds import DecisionPolicy
+    from confidently.feedback.payloads import production_payloads
+    from confidently.feedback.recalibration import CalibrationRows
+    from confidently.decision.policy import DecisionPolicy
 
     rng = np.random.default_rng(1)
     probs = rng.dirichlet([1, 1], size=200)
@@ -91,7 +91,7 @@ def test_production_payloads_are_what_the_loop_reads(tmp_path):
 
 
 def test_the_command_line_names_the_canary_file_as_the_bundle_does():
-    from confidently.canary import CANARY_FILE
+    from confidently.monitoring.canary import CANARY_FILE
     from confidently.cli import canary as cli_canary
 
     assert cli_canary.CANARY_FILE == CANARY_FILE

@@ -14,9 +14,9 @@ import sys
 import pandas as pd
 import pytest
 
-from confidently.classifier import Classifier
-from confidently.calibrated import CalibratedClassifier
-from confidently.tasks import Label, Task
+from confidently.scoring.classifier import Classifier
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.tasks.task import Label, Task
 
 from test_bundle import make_bundle
 

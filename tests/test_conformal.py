@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from confidently.conformal import (ConformalPredictor, conformal_quantile, coverage_bounds, measure_sets,
+from confidently.decision.conformal import (ConformalPredictor, conformal_quantile, coverage_bounds, measure_sets,
                                    nonconformity, set_labels)
 from confidently.errors import ArtifactError, DataError, NotFittedError
-from confidently.thresholds import clopper_pearson_interval
+from confidently.decision.binomial import clopper_pearson_interval
 
 PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
 

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import read_bundle
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import read_bundle
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.calibrated import CalibratedClassifier
-from confidently.decisions import decide
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.decisions import decide
 from confidently.errors import ConfidentlyError
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import run_evaluate
-from confidently.thresholds import DecisionPolicy
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import run_evaluate
+from confidently.decision.policy import DecisionPolicy
 
 from test_bundle import POLICY, fitted_platt
 
@@ -148,9 +148,9 @@ def test_evaluate_writes_a_bundle_that_reproduces_its_scores_file(tiny_model_dir
 
     # The production loop's payloads are bundle files, hashed like the rest: the calibration rows with the raw
     # probabilities scores.parquet has for them, a canary drawn from them, and their reference distribution.
-    from confidently.canary import Canary
+    from confidently.monitoring.canary import Canary
     from confidently.monitoring import Reference
-    from confidently.recalibration import CalibrationRows
+    from confidently.feedback.recalibration import CalibrationRows
 
     assert {"canary.json", "reference.json", "calibration_rows.json"} <= set(bundle.files)
     calibration = frame[frame["split"] == "calibration"]

@@ -19,14 +19,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import estimator_checks
 from sklearn.utils.validation import check_is_fitted
 
-import confidently.estimator as estimator_module
+import confidently.workflows.estimator as estimator_module
 from confidently import CalibratedTextClassifier
 from confidently.calibration import IsotonicCalibrator, PlattCalibrator, cross_fit_predict, make_calibrator
-from confidently.classifier import Classifier
-from confidently.conformal import ConformalPredictor
+from confidently.scoring.classifier import Classifier
+from confidently.decision.conformal import ConformalPredictor
 from confidently.data import generate_sentiment
 from confidently.errors import CalibrationError, ConfigError, DataError
-from confidently.thresholds import certify_threshold
+from confidently.decision.thresholds import certify_threshold
 
 OPTIONS = {"device": "cpu", "dtype": "float32"}
 
@@ -147,7 +147,7 @@ def test_integer_labels_index_the_task_labels_as_label_encoder_numbers_them(make
 
 
 def test_a_task_whose_labels_are_not_in_sorted_order_keeps_each_column_with_its_label(make, data, tmp_path):
-    from confidently.tasks import SENTIMENT, Task
+    from confidently.tasks.task import SENTIMENT, Task
 
     reversed_task = Task(name="reversed", template=SENTIMENT.template, labels=SENTIMENT.labels[::-1])
     texts, y = data

@@ -23,15 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confidently.bundle import CONFORMAL_FILE, ModelIdentity, read_bundle, write_bundle
-from confidently.conformal import ConformalPredictor
+from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity, read_bundle, write_bundle
+from confidently.decision.conformal import ConformalPredictor
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, DataError
-from confidently.scoring import ScoreStore, text_key
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.scoring.checkpointed import ScoreStore, text_key
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Scores
-from confidently.verified_cache import MANIFEST, cache_problem, ensure_cache
+from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
@@ -301,23 +301,6 @@ def test_fuzz_scoring_checkpoint_chunk_bytes(data):
 
 
 # -- the fine-tuning checkpoint's state.json ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def training_checkpoint(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from confidently.finetune.checkpoint import Progress, save_checkpoint
-
-    parameter = torch.nn.Parameter(torch.ones(3))
-    optimizer = torch.optim.AdamW([parameter], lr=0.1)
-    parameter.sum().backward()
-    optimizer.step()
-    folder = tmp_path_factory.mktemp("train") / "run.checkpoint"
-    progress = Progress(step=1, examples_seen=4, train_seconds=0.5, best_loss=0.7, best_step=1,
-                        history=[{"step": 1, "loss": 0.7}], losses_since_eval=[0.6])
-    save_checkpoint(folder, weights={"w": torch.zeros(2)}, best={"w": torch.zeros(2)}, optimizer=optimizer,
-                    rng={"cpu": torch.get_rng_state()}, progress=progress, identity={"data": "x"})
-    return folder
-
-
 def _resume(folder: Path, state: bytes) -> None:
     import torch
 

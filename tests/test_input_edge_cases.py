@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, ConfigError, DataError
-from confidently.scoring import score_file
-from confidently.thresholds import DecisionPolicy
+from confidently.workflows.score_file import score_file
+from confidently.decision.policy import DecisionPolicy
 
 EXECUTABLE = Path(sys.executable).with_name("confidently")
 

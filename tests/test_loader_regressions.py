@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import ModelIdentity, read_bundle, write_bundle
-from confidently.conformal import ConformalPredictor
+from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
+from confidently.decision.conformal import ConformalPredictor
 from confidently.data import load_dataset
 from confidently.errors import ArtifactError, DataError, TaskError
 from confidently.files import sha256_file
-from confidently.scoring import ScoreStore, text_key
-from confidently.tasks import SENTIMENT, Task, get_task
-from confidently.thresholds import DecisionPolicy
+from confidently.scoring.checkpointed import ScoreStore, text_key
+from confidently.tasks.task import SENTIMENT, Task, get_task
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Scores
-from confidently.verified_cache import MANIFEST, cache_problem, ensure_cache
+from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 
 HUGE_INT = '{"a": ' + "9" * 5000 + "}"  # json raises a plain ValueError past 4300 digits
 DEEP = "[" * 100_000 + "]" * 100_000  # json raises RecursionError
@@ -154,21 +154,6 @@ def test_jsonl_that_json_cannot_read_is_a_data_error_naming_the_line(line, messa
     path.write_text('{"text": "fine", "label": "positive"}\n' + line + "\n")
     with pytest.raises(DataError, match=message):
         load_dataset(path)
-
-
-@pytest.fixture(scope="module")
-def training_checkpoint(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from confidently.finetune.checkpoint import Progress, save_checkpoint
-
-    parameter = torch.nn.Parameter(torch.ones(3))
-    optimizer = torch.optim.AdamW([parameter], lr=0.1)
-    parameter.sum().backward()
-    optimizer.step()
-    folder = tmp_path_factory.mktemp("train") / "run.checkpoint"
-    save_checkpoint(folder, weights={"w": torch.zeros(2)}, best={"w": torch.zeros(2)}, optimizer=optimizer,
-                    rng={"cpu": torch.get_rng_state()}, progress=Progress(step=3), identity={"data": "x"})
-    return folder
 
 
 @pytest.mark.parametrize("change,message", [

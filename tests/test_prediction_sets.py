@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import CONFORMAL_FILE, read_bundle
-from confidently.classifier import Classifier
-from confidently.conformal import ConformalPredictor, decide_by_sets
-from confidently.calibrated import CalibratedClassifier
-from confidently.decisions import decide
+from confidently.bundle.bundle import CONFORMAL_FILE, read_bundle
+from confidently.scoring.classifier import Classifier
+from confidently.decision.conformal import ConformalPredictor, decide_by_sets
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.decisions import decide
 from confidently.errors import ArtifactError, ConfidentlyError, ConfigError, DataError
-from confidently.scoring import score_file
+from confidently.workflows.score_file import score_file
 
 from test_bundle import POLICY, TEXTS, edit_manifest, fitted_platt, make_bundle
 

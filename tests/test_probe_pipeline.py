@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from confidently.bundle import PROBE_FILE, ModelIdentity, read_bundle, write_bundle
+from confidently.bundle.bundle import PROBE_FILE, ModelIdentity, read_bundle, write_bundle
 from confidently.calibration.probe import HiddenStateProbe
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.calibrated import CalibratedClassifier
-from confidently.decisions import decide
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.decisions import decide
 from confidently.errors import ConfigError
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import run_evaluate
-from confidently.scoring import ScoreStore, score_with_store, text_key
-from confidently.thresholds import DecisionPolicy
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import run_evaluate
+from confidently.scoring.checkpointed import ScoreStore, score_with_store, text_key
+from confidently.decision.policy import DecisionPolicy
 
 POLICY = DecisionPolicy(0.6, 0.9, True, "ltt", 0.95)
 

@@ -17,7 +17,7 @@ def blocks(language: str) -> list[str]:
 
 
 def test_the_readme_task_file_is_a_task():
-    from confidently.tasks import Task
+    from confidently.tasks.task import Task
 
     [task_json] = blocks("json")
     task = Task.from_dict(json.loads(task_json))
@@ -43,8 +43,8 @@ def test_every_python_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
     assert namespace["calibrated"].policy.guarantee in printed and namespace["policy"].guarantee in printed
     assert (tmp_path / "conformal.json").exists()
 
-    from confidently.classifier import Classifier
-    from confidently.tasks import Task
+    from confidently.scoring.classifier import Classifier
+    from confidently.tasks.task import Task
 
     task = Task.from_dict(json.loads(blocks("json")[0]))
     result = Classifier(backend=namespace["calibrated"].classifier.backend, task=task).classify("The site is down for every customer")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 
 pytestmark = pytest.mark.model
 

@@ -7,34 +7,24 @@ must be the Python API's.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
-import pandas as pd
 import pytest
 
-from confidently.bundle import ModelIdentity, write_bundle
+from confidently.bundle.bundle import ModelIdentity, write_bundle
 from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.data import generate_sentiment, stratified_sample
-from confidently.calibrated import CalibratedClassifier
-from confidently.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import certify_threshold
 
 pytestmark = pytest.mark.model
 
-CLI = [sys.executable, "-m", "confidently"]
 TEXTS = ["I love this movie!", "The worst meal I have ever had.", "The package arrived on Tuesday."]
 
 
 @pytest.fixture(scope="module")
-def gemma_bundle(tmp_path_factory):
-    if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
-        pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
-    from confidently.classifier import Classifier
-
-    clf = Classifier(model="gemma-3-270m", dtype="float32")
+def gemma_bundle(gemma_classifier, tmp_path_factory):
+    clf = gemma_classifier
     rows = stratified_sample(generate_sentiment(1000, seed=3), 80, seed=3)
     probs, y = clf.score(rows.texts).probs, rows.label_indices(clf.labels)
     out_of_fold = cross_fit_predict("platt", probs, y, n_splits=5, seed=0)
@@ -47,23 +37,14 @@ def gemma_bundle(tmp_path_factory):
     return folder, CalibratedClassifier(clf, bundle=folder).classify_many(TEXTS)
 
 
-def test_classify_and_score_apply_the_bundle_like_the_api(gemma_bundle, tmp_path):
+def test_classify_and_score_apply_the_bundle_like_the_api(gemma_bundle, cli_with_bundle):
     folder, expected = gemma_bundle
     assert any(abs(p.confidence - p.raw_confidence) > 0.01 for p in expected)  # calibration changed something
-    reply = subprocess.run([*CLI, "classify", TEXTS[0], "--calibration", str(folder), "--json", "-k", "0"],
-                           capture_output=True, text=True, timeout=600)
-    assert reply.returncode == 0, reply.stderr[-2000:]
-    result = json.loads(reply.stdout)
+    result, frame = cli_with_bundle(folder, TEXTS)
     assert result["calibrated"] and result["label"] == expected[0].label and result["decision"] == expected[0].decision
     np.testing.assert_allclose(list(result["calibrated_probs"].values()),
                                list(expected[0].calibrated_probs.values()), atol=1e-5)
 
-    data, out = tmp_path / "texts.jsonl", tmp_path / "scores.csv"
-    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    scored = subprocess.run([*CLI, "score", str(data), "--out", str(out), "--calibration", str(folder)],
-                            capture_output=True, text=True, timeout=600)
-    assert scored.returncode == 0, scored.stderr[-2000:]
-    frame = pd.read_csv(out)
     assert list(frame["calibrated_prediction"]) == [p.label for p in expected]
     assert list(frame["decision"]) == [p.decision for p in expected]
     assert list(frame["raw_prediction"]) == [p.raw_label for p in expected]

@@ -4,39 +4,26 @@ their bundles, and the Python API and the command line apply them to a handful o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.bundle import CONFORMAL_FILE, read_bundle
+from confidently.bundle.bundle import CONFORMAL_FILE, read_bundle
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.calibrated import CalibratedClassifier
+from confidently.decision.calibrated import CalibratedClassifier
 
 pytestmark = pytest.mark.model
 
-CLI = [sys.executable, "-m", "confidently"]
 TEXTS = ["I love this movie!", "The worst meal I have ever had.", "The package arrived on Tuesday.",
          "Not bad at all, I would go back."]
 
 
 @pytest.fixture(scope="module")
-def gemma():
-    if os.environ.get("CONFIDENTLY_SKIP_MODEL_TESTS"):
-        pytest.skip("CONFIDENTLY_SKIP_MODEL_TESTS is set")
-    from confidently.classifier import Classifier
-
-    return Classifier(model="gemma-3-270m", dtype="float32")
-
-
-@pytest.fixture(scope="module")
-def evaluated(gemma, tmp_path_factory):
+def evaluated(gemma_classifier, tmp_path_factory):
     """A small evaluate run on gemma's scores, its bundle deciding by prediction sets."""
-    from confidently.evaluation import EvaluationConfig
-    from confidently.pipeline import run_evaluate
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
 
     splits = split_dataset(generate_sentiment(1200, seed=11), seed=11)
     calibration = stratified_sample(splits.calibration, 80, seed=11)
@@ -44,18 +31,19 @@ def evaluated(gemma, tmp_path_factory):
     config = EvaluationConfig(methods=("platt",), budget_sizes=(50,), budget_repeats=1, n_resamples=50,
                               alpha=0.2, decision_rule="prediction_set")
     folder = tmp_path_factory.mktemp("gemma-evaluate")
-    result = run_evaluate(gemma, calibration, test, folder, config=config, progress=False)
+    result = run_evaluate(gemma_classifier, calibration, test, folder, config=config, progress=False)
     return folder, result
 
 
-def test_evaluate_ships_the_sets_in_the_bundle_and_the_api_applies_them(gemma, evaluated):
+def test_evaluate_ships_the_sets_in_the_bundle_and_the_api_applies_them(gemma_classifier, evaluated):
     folder, result = evaluated
     bundle = read_bundle(folder)
     assert bundle.decision_rule == "prediction_set" and CONFORMAL_FILE in bundle.files
     assert bundle.prediction_sets.to_dict() == result.evaluation.sets.predictors["lac"].to_dict()
     frame = pd.read_parquet(folder / "scores.parquet")
     rows = frame[frame["split"] == "test"]
-    applied = CalibratedClassifier(gemma, bundle=folder).decide(rows[[f"raw_p_{label}" for label in gemma.labels]].to_numpy())
+    raw = rows[[f"raw_p_{label}" for label in gemma_classifier.labels]].to_numpy()
+    applied = CalibratedClassifier(gemma_classifier, bundle=folder).decide(raw)
     assert [list(s) for s in rows["prediction_set"]] == applied.set_lists
     assert list(rows["decision"]) == list(applied.decision)
     sizes = rows["prediction_set_size"].to_numpy()
@@ -65,40 +53,31 @@ def test_evaluate_ships_the_sets_in_the_bundle_and_the_api_applies_them(gemma, e
     assert metrics["headline"]["set_rule_on_test"]["n_automated"] == int((sizes == 1).sum())
 
 
-def test_classify_and_score_show_the_bundles_sets_like_the_api(gemma, evaluated, tmp_path):
+def test_classify_and_score_show_the_bundles_sets_like_the_api(gemma_classifier, evaluated, cli_with_bundle):
     folder, _ = evaluated
-    expected = CalibratedClassifier(gemma, bundle=folder).classify_many(TEXTS)
+    expected = CalibratedClassifier(gemma_classifier, bundle=folder).classify_many(TEXTS)
     assert all(p.prediction_set and p.decided_by == "prediction_set" for p in expected)
-    reply = subprocess.run([*CLI, "classify", TEXTS[0], "--calibration", str(folder), "--json", "-k", "0"],
-                           capture_output=True, text=True, timeout=600)
-    assert reply.returncode == 0, reply.stderr[-2000:]
-    result = json.loads(reply.stdout)
+    result, frame = cli_with_bundle(folder, TEXTS)
     assert result["prediction_set"] == expected[0].prediction_set and result["decision"] == expected[0].decision
     assert result["guarantee"] == expected[0].guarantee and "of all items" in result["guarantee"]
-    data, out = tmp_path / "texts.jsonl", tmp_path / "scores.csv"
-    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    scored = subprocess.run([*CLI, "score", str(data), "--out", str(out), "--calibration", str(folder)],
-                            capture_output=True, text=True, timeout=600)
-    assert scored.returncode == 0, scored.stderr[-2000:]
-    frame = pd.read_csv(out)
     assert [json.loads(s) for s in frame["prediction_set"]] == [p.prediction_set for p in expected]
     assert list(frame["decision"]) == [p.decision for p in expected]
 
 
-def test_finetune_ships_prediction_sets_in_the_adapter_bundle(gemma, tmp_path):
+def test_finetune_ships_prediction_sets_in_the_adapter_bundle(gemma_classifier, tmp_path):
     from confidently.finetune import FinetuneConfig, finetune
 
     splits = split_dataset(generate_sentiment(400, seed=2), seed=2)
     config = FinetuneConfig(model="gemma-3-270m", max_steps=2, batch_size=4, grad_accum=1, max_validation=8,
                             checkpoint_every=1, alpha=0.2, decision_rule="prediction_set")
     result = finetune(splits.train, tmp_path / "adapter", config, calibration=splits.calibration.subset(range(40)),
-                      backend=gemma.backend, progress=False)
+                      backend=gemma_classifier.backend, progress=False)
     bundle = read_bundle(result.path)
     assert bundle.is_adapter and bundle.decision_rule == "prediction_set"
     assert bundle.prediction_sets.alpha == 0.2 and bundle.prediction_sets.counts_ == {"all": 40}
     calibrated = CalibratedClassifier.load(result.path, dtype="float32")
     predictions = calibrated.classify_many(TEXTS)
     probs = np.array([list(p.calibrated_probs.values()) for p in predictions])
-    expected = bundle.prediction_sets.label_sets(probs, gemma.labels)
+    expected = bundle.prediction_sets.label_sets(probs, gemma_classifier.labels)
     assert [p.prediction_set for p in predictions] == expected
     assert [p.decision for p in predictions] == ["automate" if len(s) == 1 else "review" for s in expected]

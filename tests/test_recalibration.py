@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 from confidently.calibration import TemperatureCalibrator
 from confidently.cli.app import app
 from confidently.feedback import LoggedText, open_store
-from confidently.bundle import ModelIdentity, read_bundle, write_bundle
-from confidently.bundle_versions import latest_version, version_label
-from confidently.canary import CANARY_FILE, Canary
-from confidently.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
+from confidently.bundle.versions import latest_version, version_label
+from confidently.monitoring.canary import CANARY_FILE, Canary
+from confidently.feedback.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 LABELS = ("negative", "positive")
 

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError, ConfidentlyError, DataError
-from confidently.scoring import ScoreStore, score_file, score_with_store
+from confidently.scoring.checkpointed import ScoreStore, score_with_store
+from confidently.workflows.score_file import score_file
 
 TEXTS = [f"the movie was {w} and I {v} it" for w in ("great", "awful", "boring", "wonderful", "bad")
          for v in ("love", "hate")]

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently import scoring
-from confidently.classifier import Classifier
+from confidently.scoring import checkpointed as scoring
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError
-from confidently.scoring import score_file
+from confidently.workflows.score_file import score_file
 
 TEXTS = [f"the film was {w} and I {v} it" for w in ("great", "awful", "dull", "fine") for v in ("love", "hate")]
 

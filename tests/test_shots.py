@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from confidently.calibration.ensemble import cross_fit_ensemble, ensemble_features, fit_ensemble
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
 from confidently.errors import DataError
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import run_evaluate
-from confidently.shots import choose_shots, shot_classifier, with_shots
-from confidently.tasks import SENTIMENT
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import run_evaluate
+from confidently.tasks.shots import choose_shots, shot_classifier, with_shots
+from confidently.tasks.task import SENTIMENT
 
 
 def test_shots_are_class_balanced_seeded_and_disjoint_from_the_rest():
@@ -53,7 +53,7 @@ def test_evaluate_with_shots_never_draws_from_test_and_calibrates_without_them(t
     assert shot_texts.isdisjoint(test.texts) and shot_texts.isdisjoint(rest.texts)
     result = run_evaluate(clf, splits.calibration, test, tmp_path, config=config, progress=False, shots=4)
     assert result.evaluation.y_calibration.size == len(splits.calibration) - 4
-    from confidently.bundle import read_bundle
+    from confidently.bundle.bundle import read_bundle
 
     bundle = read_bundle(tmp_path)
     assert bundle.manifest["shots"]["calibration_rows"] == list(shots.indices)

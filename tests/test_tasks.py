@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from confidently.errors import TaskError
-from confidently.tasks import SENTIMENT, Label, Task, Verbalizer, get_task, normalize_token
+from confidently.tasks.task import SENTIMENT, Label, Task, Verbalizer, get_task, normalize_token
 
 
 def test_normalize_token_strips_whitespace_punctuation_and_case():

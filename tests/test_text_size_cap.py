@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ConfigError, DataError
 
 MEGABYTE_TEXT = ("the film was great and I loved it " * 31000)[:1_000_000]

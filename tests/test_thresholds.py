@@ -11,16 +11,9 @@ import pytest
 from scipy.stats import beta, binom
 
 from confidently.errors import ArtifactError, DataError
-from confidently.thresholds import (
-    DecisionPolicy,
-    analyse_thresholds,
-    binomial_p_value,
-    certify_threshold,
-    clopper_pearson_lower,
-    min_automated_for,
-    threshold_grid,
-    threshold_table,
-)
+from confidently.decision.binomial import binomial_p_value, clopper_pearson_lower, min_automated_for
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import analyse_thresholds, certify_threshold, threshold_grid, threshold_table
 
 CONF = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
 CORRECT = np.array([False, True, False, True, True, True])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from confidently import verified_cache
-from confidently.verified_cache import MANIFEST, cache_problem, ensure_cache
+from confidently.models import verified_cache
+from confidently.models.verified_cache import MANIFEST, cache_problem, ensure_cache
 
 IDENTITY = {"gguf_file": "m.gguf", "gguf_sha256": "ab" * 32}
 WEIGHTS = bytes(range(256)) * 4096  # 1 MiB that is not all zeros
@@ -105,7 +105,7 @@ def test_three_concurrent_first_loads_build_once(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys, time
         from pathlib import Path
-        from confidently.verified_cache import ensure_cache
+        from confidently.models.verified_cache import ensure_cache
 
         def build(staging):
             with open({str(log)!r}, "a") as handle:
@@ -116,7 +116,7 @@ def test_three_concurrent_first_loads_build_once(tmp_path):
         ensure_cache(Path({str(folder)!r}), {IDENTITY!r}, build, say=lambda m: print(m, file=sys.stderr))
         print((Path({str(folder)!r}) / "model.safetensors").stat().st_size)
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(verified_cache.__file__).parents[1]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(verified_cache.__file__).parents[2]),
                                                                       os.environ.get("PYTHONPATH")]))}
     runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env) for _ in range(3)]

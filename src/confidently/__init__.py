@@ -19,35 +19,35 @@ __version__ = "0.1.0"
 # public name -> the module that defines it, imported on first access (the estimator imports
 # scikit-learn, seconds; the client pydantic)
 _LAZY = {
-    "Bundle": "confidently.bundle",
-    "read_bundle": "confidently.bundle",
-    "write_bundle": "confidently.bundle",
-    "CalibratedClassifier": "confidently.calibrated",
-    "Decisions": "confidently.decisions",
-    "decide": "confidently.decisions",
-    "CalibratedTextClassifier": "confidently.estimator",
-    "Classifier": "confidently.classifier",
+    "Bundle": "confidently.bundle.bundle",
+    "read_bundle": "confidently.bundle.bundle",
+    "write_bundle": "confidently.bundle.bundle",
+    "CalibratedClassifier": "confidently.decision.calibrated",
+    "Decisions": "confidently.decision.decisions",
+    "decide": "confidently.decision.decisions",
+    "CalibratedTextClassifier": "confidently.workflows.estimator",
+    "Classifier": "confidently.scoring.classifier",
     "Client": "confidently.client",
-    "DEFAULT_MODEL": "confidently.models",
-    "REGISTRY": "confidently.models",
-    "BUILTIN_TASKS": "confidently.tasks",
-    "Label": "confidently.tasks",
-    "Task": "confidently.tasks",
-    "get_task": "confidently.tasks",
+    "DEFAULT_MODEL": "confidently.models.registry",
+    "REGISTRY": "confidently.models.registry",
+    "BUILTIN_TASKS": "confidently.tasks.task",
+    "Label": "confidently.tasks.task",
+    "Task": "confidently.tasks.task",
+    "get_task": "confidently.tasks.task",
     "Prediction": "confidently.types",
     "Scores": "confidently.types",
     "TokenProb": "confidently.types",
 }
 
 if TYPE_CHECKING:
-    from confidently.bundle import Bundle, read_bundle, write_bundle
-    from confidently.classifier import Classifier
+    from confidently.bundle.bundle import Bundle, read_bundle, write_bundle
+    from confidently.scoring.classifier import Classifier
     from confidently.client import Client
-    from confidently.calibrated import CalibratedClassifier
-    from confidently.decisions import Decisions, decide
-    from confidently.estimator import CalibratedTextClassifier
-    from confidently.models import DEFAULT_MODEL, REGISTRY
-    from confidently.tasks import BUILTIN_TASKS, Label, Task, get_task
+    from confidently.decision.calibrated import CalibratedClassifier
+    from confidently.decision.decisions import Decisions, decide
+    from confidently.workflows.estimator import CalibratedTextClassifier
+    from confidently.models.registry import DEFAULT_MODEL, REGISTRY
+    from confidently.tasks.task import BUILTIN_TASKS, Label, Task, get_task
     from confidently.types import Prediction, Scores, TokenProb
 
 

@@ -213,7 +213,7 @@ class Scores:
 class Prediction:
     """The classification of one text: the answer, the raw scores behind it, and the decision.
 
-    Built only by :meth:`confidently.decisions.Decisions.prediction`, so every path (Python API, CLI,
+    Built only by :meth:`confidently.decision.decisions.Decisions.prediction`, so every path (Python API, CLI,
     server, SageMaker) fills it the same way.
 
     Attributes

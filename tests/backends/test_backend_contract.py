@@ -20,9 +20,9 @@ from fake_server import FakeServer, model_distribution
 from confidently.backends import BUILT_IN_BACKENDS, available_backends, backend_class, load_backend
 from confidently.backends.base import Backend
 from confidently.backends.openai_backend import OpenAIBackend
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ConfigError
-from confidently.tasks import SENTIMENT, Task
+from confidently.tasks.task import SENTIMENT, Task
 
 TEXTS = ["the movie was great", "a dull, tired film", "it rained all day", "I would watch it again"]
 

@@ -17,10 +17,10 @@ from fake_server import FakeServer, fake_distribution, fake_yes_share, free_port
 from confidently.backends import load_backend
 from confidently.backends.openai_backend import OpenAIBackend
 from confidently.backends.replies import parse_reply
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import BackendError, ConfigError, TaskError
-from confidently.scoring import score_file
-from confidently.tasks import SENTIMENT, Label, Task
+from confidently.workflows.score_file import score_file
+from confidently.tasks.task import SENTIMENT, Label, Task
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
 FAST = {"max_retries": 2, "timeout": 5.0}

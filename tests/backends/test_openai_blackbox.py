@@ -8,7 +8,7 @@ import pytest
 from fake_server import FakeServer
 
 from confidently.backends.openai_backend import OpenAIBackend
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import BackendError
 from confidently.scorers import ScorerSpec
 

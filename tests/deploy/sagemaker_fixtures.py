@@ -42,10 +42,10 @@ def make_adapter(folder: Path, *, base_model: str = "qwen2.5-coder-0.5b-instruct
     """An adapter folder shaped like `confidently finetune`'s output: a calibration bundle around PEFT
     files (the weights are placeholder bytes). ``threshold=None`` is a policy that reviews everything;
     ``extra_json`` adds payloads (a canary)."""
-    from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
+    from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
     from confidently.calibration import PlattCalibrator
-    from confidently.tasks import SENTIMENT
-    from confidently.thresholds import DecisionPolicy
+    from confidently.tasks.task import SENTIMENT
+    from confidently.decision.policy import DecisionPolicy
 
     calibrator = None
     if calibrated:

@@ -11,9 +11,9 @@ from sagemaker_fixtures import BUCKET, make_adapter, streaming
 from test_classify import PREFIX, completion, expect_invoke
 from typer.testing import CliRunner
 
-from confidently.canary import CANARY_FILE, Canary, CanaryFailedError
+from confidently.monitoring.canary import CANARY_FILE, Canary, CanaryFailedError
 from confidently.cli import app
-from confidently.tasks import SENTIMENT
+from confidently.tasks.task import SENTIMENT
 
 TEXTS = ("great phone", "broke in a day", "works as described")
 #: What the endpoint answered when the canary was recorded: P(Yes) 0.9, P(No) 0.05 for every text.

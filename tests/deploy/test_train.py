@@ -16,7 +16,7 @@ from sagemaker_fixtures import BUCKET, NOW, ROLE, TRAINING_IMAGE
 from confidently.deploy import entry
 from confidently.deploy.sagemaker import training_plan
 from confidently.errors import ConfigError
-from confidently.models import REGISTRY
+from confidently.models.registry import REGISTRY
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
 JOB = "confidently-finetune-20261129-000000"

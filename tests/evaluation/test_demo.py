@@ -2,10 +2,10 @@
 
 import json
 
-from confidently.classifier import Classifier
-from confidently.evaluation import EvaluationConfig
+from confidently.scoring.classifier import Classifier
+from confidently.workflows.evaluation import EvaluationConfig
 from confidently.finetune import FinetuneConfig
-from confidently.pipeline import run_demo
+from confidently.workflows.pipeline import run_demo
 
 
 def test_demo_with_finetune_stage(tiny_model_dir, tmp_path):

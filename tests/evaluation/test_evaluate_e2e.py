@@ -58,8 +58,8 @@ def test_guarantees_on_real_scores(evaluated):
     import numpy as np
     import pandas as pd
 
-    from confidently.conformal import ConformalPredictor
-    from confidently.thresholds import DecisionPolicy
+    from confidently.decision.conformal import ConformalPredictor
+    from confidently.decision.policy import DecisionPolicy
 
     run, stdout = evaluated
     policy = DecisionPolicy.load(run / "policy.json")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from confidently.calibration import cross_fit_predict
-from confidently.conformal import ConformalPredictor
-from confidently.evaluation import EvaluationConfig, evaluate_scores
+from confidently.decision.conformal import ConformalPredictor
+from confidently.workflows.evaluation import EvaluationConfig, evaluate_scores
 from confidently.report.evaluation import write_evaluation
-from confidently.thresholds import analyse_thresholds, certify_threshold
+from confidently.decision.thresholds import analyse_thresholds, certify_threshold
 
 FAST = EvaluationConfig(budget_sizes=(50, 200), budget_repeats=3, n_resamples=200)
 DOMAINS = ("sports", "work")

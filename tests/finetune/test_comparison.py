@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.calibration import cross_fit_predict
-from confidently.comparison import CompareConfig, automated_count, compare
+from confidently.workflows.comparison import CompareConfig, automated_count, compare
 from confidently.finetune.report import write_comparison
 from confidently.errors import ArtifactError, DataError
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import certify_threshold
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.thresholds import certify_threshold
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset
 from confidently.errors import DataError
 from confidently.finetune.data import (IGNORE, answer_targets, bucketed_batches, check_labels, collate,

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from confidently.data import generate_sentiment, split_dataset
-from confidently.bundle import read_bundle
+from confidently.bundle.bundle import read_bundle
 from confidently.finetune import FinetuneConfig, finetune
 
 
 @pytest.mark.model
 def test_a_few_lora_steps_on_the_default_model(default_classifier, tmp_path):
     from confidently.backends.transformers_backend import TransformersBackend
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     backend = default_classifier.backend
     splits = split_dataset(generate_sentiment(400, seed=1), seed=1)

@@ -13,16 +13,16 @@ import torch
 from safetensors.torch import load_file
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError, ConfidentlyError, DataError
 from confidently.files import sha256_file
-from confidently.bundle import read_bundle
+from confidently.bundle.bundle import read_bundle
 from confidently.finetune import finetune
 from confidently.finetune.artifacts import atomic_folder
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.data import answer_targets, collate, encode_examples
 from confidently.finetune.model import answer_logits, training_adapter
-from confidently.tasks import SENTIMENT
+from confidently.tasks.task import SENTIMENT
 
 
 def test_training_forward_is_the_scoring_forward(backend, separable, tiny_config):
@@ -93,9 +93,9 @@ def test_manifest_and_peft_files(trained, backend, separable):
 def test_the_bundle_carries_the_production_loops_payloads(trained, tiny_model_dir):
     """Canary, reference and calibration rows come from the calibration split as scored with the trained
     adapter, and the saved adapter re-scores the canary as recorded."""
-    from confidently.canary import Canary
+    from confidently.monitoring.canary import Canary
     from confidently.monitoring import Reference
-    from confidently.recalibration import CalibrationRows
+    from confidently.feedback.recalibration import CalibrationRows
 
     bundle = read_bundle(trained.path)
     rows = CalibrationRows.from_bundle(bundle)

@@ -12,7 +12,7 @@ from scipy.stats import binomtest
 from confidently.calibration import TemperatureCalibrator
 from confidently.errors import ArtifactError, ConfigError
 from confidently.monitoring import DriftMonitor, DriftThresholds, LiveAccuracy, Reference, psi
-from confidently.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 
 LABELS = ("negative", "positive")
 
@@ -69,8 +69,8 @@ def test_reference_uses_the_calibrated_label_and_confidence():
 
 
 def test_a_malformed_reference_in_a_bundle_names_its_file(tmp_path):
-    from confidently.bundle import ModelIdentity, write_bundle
-    from confidently.tasks import SENTIMENT
+    from confidently.bundle.bundle import ModelIdentity, write_bundle
+    from confidently.tasks.task import SENTIMENT
 
     bundle = write_bundle(tmp_path, model=ModelIdentity("tiny", "transformers", "a" * 64), task=SENTIMENT,
                           chat=None, calibrator=None, fitted_on={"rows_sha256": "0" * 64, "n_rows": 0},

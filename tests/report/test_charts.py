@@ -11,7 +11,7 @@ import pytest
 
 from confidently.errors import DataError
 from confidently.report import charts
-from confidently.thresholds import analyse_thresholds
+from confidently.decision.thresholds import analyse_thresholds
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -67,7 +67,7 @@ def figures(scores, budget):
 
 
 def _set_tables(confidence, correct):
-    from confidently.conformal import ConformalPredictor, measure_sets
+    from confidently.decision.conformal import ConformalPredictor, measure_sets
 
     probs = np.column_stack([confidence, 1 - confidence])
     y = np.where(correct, 0, 1)
@@ -110,7 +110,7 @@ def test_reliability_title_states_n_binning_and_ece(scores):
 
 
 def test_threshold_chart_prints_its_numbers_and_the_policy_threshold(scores):
-    from confidently.thresholds import measure_thresholds
+    from confidently.decision.thresholds import measure_thresholds
 
     confidence, correct = scores
     measured = measure_thresholds(confidence, correct, target_accuracy=0.9)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from confidently.scorers.answers import AnswerReader, Reading, stated_probability
-from confidently.tasks import SENTIMENT, Label, Task
+from confidently.tasks.task import SENTIMENT, Label, Task
 
 READER = AnswerReader(SENTIMENT)
 

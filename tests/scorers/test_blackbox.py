@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from confidently.bundle import read_bundle
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import read_bundle
+from confidently.scoring.classifier import Classifier
 from confidently.cli.app import app
 from confidently.data import Dataset
-from confidently.calibrated import CalibratedClassifier
+from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import BundleMismatchError, ConfigError
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import run_evaluate
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import run_evaluate
 from confidently.scorers import ScorerSpec
-from confidently.scoring import ScoreStore, score_with_store
-from confidently.shots import shot_classifier
+from confidently.scoring.checkpointed import ScoreStore, score_with_store
+from confidently.tasks.shots import shot_classifier
 from confidently.types import ANSWER_OUTCOMES
 
 TEXTS = ["the movie was great", "I hate it", "awful and boring", "a wonderful film, I love it"]
@@ -135,7 +135,7 @@ def test_few_shot_prompts_keep_the_scorer(tiny_backend):
 
 
 def test_a_black_box_scorer_is_never_scored_in_a_shared_forward_pass(tiny_backend):
-    from confidently.adapter_batches import AdapterGroup, score_groups
+    from confidently.scoring.adapter_batches import AdapterGroup, score_groups
 
     clf = scorer(tiny_backend, ScorerSpec.make("verbalized"))
     assert clf.prompts(TEXTS[:1])[0] == [clf.prompt(TEXTS[0])]  # the question it generates for, not the logprob one

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.scorers import ScorerSpec
 
 TEXTS = ["I love this movie, it is wonderful!", "The worst meal I have ever had.",

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, read_bundle, write_bundle
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, read_bundle, write_bundle
 from confidently.calibration import TemperatureCalibrator
-from confidently.tasks import SENTIMENT, Label, Task
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT, Label, Task
+from confidently.decision.policy import DecisionPolicy
 
 ADMIN_TOKEN = "test-admin-token"
 TRIAGE = Task(name="triage", template="Is this text positive? Answer yes, no or maybe.\nText: {text}",

@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from confidently.bundle import ModelIdentity, write_bundle
-from confidently.bundle_versions import write_version
-from confidently.canary import CANARY_FILE, Canary, CanaryFailedError
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import ModelIdentity, write_bundle
+from confidently.bundle.versions import write_version
+from confidently.monitoring.canary import CANARY_FILE, Canary, CanaryFailedError
+from confidently.scoring.classifier import Classifier
 from confidently.server.metrics import Metrics
 from confidently.server.service import Service
 from confidently.server.settings import Settings
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 TEXTS = [f"base canary {i}: {'lovely, warm and funny' if i % 2 else 'dull, slow and far too long'}" for i in range(12)]
 POLICY = DecisionPolicy(threshold=0.6, target_accuracy=0.9, certified=True, method="test", level=0.95)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, read_bundle
-from confidently.canary import CANARY_FILE, Canary, CanaryFailedError
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, read_bundle
+from confidently.monitoring.canary import CANARY_FILE, Canary, CanaryFailedError
 from confidently.cli.app import app
-from confidently.tasks import SENTIMENT
+from confidently.tasks.task import SENTIMENT
 
 from .conftest import ADMIN_TOKEN, make_adapter, rebundle
 
@@ -27,7 +27,7 @@ def adapters(tmp_path_factory, tiny_model_dir, tiny_backend):
     every hash matches), and ``bare`` (its PEFT files only, as copied to another engine)."""
     import torch
 
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     root = tmp_path_factory.mktemp("canary-adapters")
     good = make_adapter(tiny_model_dir, root / "good", seed=11, weights_id=tiny_backend.weights_id,
@@ -75,7 +75,7 @@ def test_a_zeroed_adapter_fails(adapters, tiny_model_dir):
 
 def test_the_adapter_on_another_base_fails(adapters, other_tiny_model_dir):
     from confidently.backends.transformers_backend import TransformersBackend
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     # Where the base weights can be fingerprinted, the bundle refuses them before anything is scored.
     refused = run_canary(str(adapters["good"]), "--model", str(other_tiny_model_dir))

@@ -10,9 +10,9 @@ import pytest
 
 from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import load_calibrator
-from confidently.classifier import Classifier
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.scoring.classifier import Classifier
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 from .conftest import TRIAGE
 
@@ -139,8 +139,8 @@ def test_openapi_schema_is_served(http):
 
 def test_prediction_sets_and_the_set_rule_come_from_the_bundle(serve, tiny_backend, tmp_path):
     """The server applies the bundle's prediction sets and, when the bundle says so, decides by them."""
-    from confidently.bundle import CONFORMAL_FILE, ModelIdentity, write_bundle
-    from confidently.conformal import ConformalPredictor
+    from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity, write_bundle
+    from confidently.decision.conformal import ConformalPredictor
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(2), size=300)

@@ -15,21 +15,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from confidently.backends.openai_backend import OpenAIBackend
-from confidently.bundle import read_bundle, write_bundle
-from confidently.calibrated import CalibratedClassifier
-from confidently.canary import CANARY_FILE, Canary, CanaryFailedError
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import read_bundle, write_bundle
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.monitoring.canary import CANARY_FILE, Canary, CanaryFailedError
+from confidently.scoring.classifier import Classifier
 from confidently.cli.app import app
 from confidently.data import Dataset
 from confidently.errors import BundleMismatchError, ConfigError
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import run_evaluate
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import run_evaluate
 from confidently.scorers import ScorerSpec
 from confidently.server.app import create_app
 from confidently.server.metrics import Metrics
 from confidently.server.service import Service
 from confidently.server.settings import Settings
-from confidently.tasks import SENTIMENT
+from confidently.tasks.task import SENTIMENT
 
 from .conftest import ADMIN_TOKEN, LiveServer, make_adapter, rebundle
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from fake_server import free_port
 
-from confidently.calibrated import CalibratedClassifier
-from confidently.classifier import Classifier
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import generate_sentiment
-from confidently.evaluation import EvaluationConfig
-from confidently.pipeline import run_evaluate
+from confidently.workflows.evaluation import EvaluationConfig
+from confidently.workflows.pipeline import run_evaluate
 
 from .conftest import wait_until
 

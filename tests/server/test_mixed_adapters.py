@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confidently.adapter_batches import AdapterGroup, score_groups
+from confidently.scoring.adapter_batches import AdapterGroup, score_groups
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.errors import ArtifactError, ConfigError
-from confidently.tasks import SENTIMENT
+from confidently.tasks.task import SENTIMENT
 
 from .conftest import TRIAGE, HeldModel, make_adapter, wait_until
 
@@ -168,7 +168,7 @@ def test_requests_for_different_adapters_share_one_forward_pass(server):
 
 def test_an_entry_calibrated_on_hidden_states_keeps_its_answers_in_a_mixed_batch(backend):
     """A probe reads hidden states, which the mixed pass does not keep: its entry gets a pass of its own."""
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
     from confidently.calibration.probe import HiddenStateProbe
     from confidently.server.served import Served, classify_together
 
@@ -191,7 +191,7 @@ def test_an_entry_calibrated_on_hidden_states_keeps_its_answers_in_a_mixed_batch
 
 def test_an_entry_scored_by_generated_answers_keeps_its_answers_in_a_mixed_batch(backend):
     """A black-box scorer generates answers, which no shared forward pass gives: its entry is scored on its own."""
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
     from confidently.scorers import ScorerSpec
     from confidently.server.served import Served, classify_together
 

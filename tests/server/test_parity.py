@@ -19,12 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, read_bundle, write_bundle
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, read_bundle, write_bundle
 from confidently.calibration import PlattCalibrator
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.cli import app
-from confidently.calibrated import CalibratedClassifier
-from confidently.thresholds import DecisionPolicy
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.policy import DecisionPolicy
 
 from .conftest import make_adapter
 

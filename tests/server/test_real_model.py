@@ -6,8 +6,8 @@ import httpx
 import numpy as np
 import pytest
 
-from confidently.bundle import ModelIdentity, write_bundle
-from confidently.thresholds import DecisionPolicy
+from confidently.bundle.bundle import ModelIdentity, write_bundle
+from confidently.decision.policy import DecisionPolicy
 
 pytestmark = pytest.mark.model
 
@@ -33,10 +33,10 @@ def test_default_model_is_served_like_offline_scoring(serve_backend, default_cla
 
 def test_gemma_served_with_prediction_sets_like_the_api(serve_backend, tmp_path):
     """A bundle with prediction sets fitted on gemma-3-270m's scores: the server's sets are the API's."""
-    from confidently.classifier import Classifier
-    from confidently.conformal import ConformalPredictor
+    from confidently.scoring.classifier import Classifier
+    from confidently.decision.conformal import ConformalPredictor
     from confidently.data import generate_sentiment, stratified_sample
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
 
     gemma = Classifier(model="gemma-3-270m", dtype="float32")
     rows = stratified_sample(generate_sentiment(1000, seed=3), 40, seed=3)

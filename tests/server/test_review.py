@@ -12,7 +12,7 @@ import logging
 import httpx
 import pytest
 
-from confidently.bundle import read_bundle
+from confidently.bundle.bundle import read_bundle
 from confidently.feedback import open_store
 from confidently.monitoring import Reference
 

@@ -15,8 +15,8 @@ from confidently.backends import transformers_backend
 from confidently.calibration import TemperatureCalibrator
 from confidently.cli import app
 from confidently.errors import ConfidentlyError
-from confidently.tasks import SENTIMENT
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import SENTIMENT
+from confidently.decision.policy import DecisionPolicy
 
 from .conftest import TRIAGE
 
@@ -32,8 +32,8 @@ def no_model_load(monkeypatch):
 
 def bundle(folder, model_dir, *, weights_id=None, task=SENTIMENT):
     """A calibration bundle for the tiny model, written without loading it."""
-    from confidently.bundle import ModelIdentity, write_bundle
-    from confidently.models import resolve_model
+    from confidently.bundle.bundle import ModelIdentity, write_bundle
+    from confidently.models.registry import resolve_model
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(len(task.labels)), size=50)

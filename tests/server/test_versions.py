@@ -7,9 +7,9 @@ import time
 import httpx
 import numpy as np
 
-from confidently.bundle import read_bundle
+from confidently.bundle.bundle import read_bundle
 from confidently.feedback import open_store
-from confidently.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
+from confidently.feedback.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
 
 from .conftest import ADMIN_TOKEN, make_adapter
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from confidently.backends.text_as_data import TEXT_MARKER, TextSlots
-from confidently.tasks import Task, Verbalizer
+from confidently.tasks.task import Task, Verbalizer
 from confidently.types import TokenProb
 
 

@@ -63,8 +63,8 @@ from confidently.backends.text_as_data import encode_prompt, encode_text, specia
 from confidently.backends.tokenizer import LoadedTokenizer, is_local_model, load_tokenizer
 from confidently.backends.topk import TopKVerbalizer, label_ids, masses
 from confidently.errors import ArtifactError, BackendError, ConfigError, TaskError, UnknownModelError
-from confidently.models import DEFAULT_MODEL
-from confidently.tasks import Task, Verbalizer
+from confidently.models.registry import DEFAULT_MODEL
+from confidently.tasks.task import Task, Verbalizer
 from confidently.types import TokenProb
 
 ENDPOINTS = ("auto", "completions", "chat")

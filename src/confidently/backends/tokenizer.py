@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confidently.errors import ModelLoadError
-from confidently.models import REGISTRY, dequantized_dir, dequantized_identity, resolve_model
-from confidently.verified_cache import cache_problem
+from confidently.models.registry import REGISTRY, dequantized_dir, dequantized_identity, resolve_model
+from confidently.models.verified_cache import cache_problem
 
 
 @dataclass(frozen=True)

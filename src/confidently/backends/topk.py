@@ -15,7 +15,7 @@ import numpy as np
 
 from confidently.backends.replies import NextToken
 from confidently.errors import BackendError, TaskError
-from confidently.tasks import LabelTokens, Task, Verbalizer
+from confidently.tasks.task import LabelTokens, Task, Verbalizer
 
 
 class TopKVerbalizer(Verbalizer):

@@ -24,8 +24,8 @@ import numpy as np
 from confidently.backends.base import Backend, Generated, sample_seed
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.errors import ConfigError, ModelLoadError
-from confidently.models import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
-from confidently.verified_cache import ensure_cache
+from confidently.models.registry import DEFAULT_MODEL, ModelSource, dequantized_dir, dequantized_identity, resolve_model
+from confidently.models.verified_cache import ensure_cache
 
 # Plain bfloat16 scores depend on batch composition, on CPU and on CUDA (README "Precision"), so
 # float32 is the default on every device; the batch-invariant bfloat16 mode is opt-in.
@@ -268,7 +268,7 @@ class TransformersBackend(Backend):
             raise ArtifactError(f"{folder} is not a LoRA adapter (needs adapter_config.json and "
                                 "adapter_model.safetensors)")
         if (folder / "manifest.json").exists():
-            from confidently.bundle import read_bundle
+            from confidently.bundle.bundle import read_bundle
 
             bundle = read_bundle(folder)
             bundle.check_model(self.weights_id, bundle.model.adapter_sha256, name=self.model_name)

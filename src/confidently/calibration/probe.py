@@ -5,7 +5,7 @@ the model did. The probe reads what the model computed before it chose a token: 
 at the answer position (:attr:`confidently.types.Scores.hidden`, taken from the same forward pass as the
 next-token distribution), and fits a multinomial logistic regression on it with the labelled rows a
 user supplies for calibration. Its output is a calibrated probability by construction (it is fitted by
-log-loss), so it takes the calibrator's place in :func:`confidently.decisions.decide` and in the bundle
+log-loss), so it takes the calibrator's place in :func:`confidently.decision.decisions.decide` and in the bundle
 (``probe.json``); a threshold certified on its out-of-fold scores (:func:`cross_fit_probe`) holds for
 it as for any calibrator.
 
@@ -65,7 +65,7 @@ class HiddenStateProbe:
     """
 
     name: ClassVar[str] = "probe"
-    #: :func:`~confidently.decisions.decide` hands this one the hidden states, not the class probabilities.
+    #: :func:`~confidently.decision.decisions.decide` hands this one the hidden states, not the class probabilities.
     reads_hidden: ClassVar[bool] = True
 
     def __init__(self, *, Cs: tuple[float, ...] = DEFAULT_CS, n_splits: int = 5, seed: int = 0,

@@ -15,9 +15,9 @@ from confidently.errors import ArtifactError, ConfigError
 if TYPE_CHECKING:
     import numpy as np
 
-    from confidently.canary import Canary
+    from confidently.monitoring.canary import Canary
 
-CANARY_FILE = "canary.json"  # confidently.canary.CANARY_FILE, named here so --help loads no numpy
+CANARY_FILE = "canary.json"  # confidently.monitoring.canary.CANARY_FILE, named here so --help loads no numpy
 
 
 @app.command()
@@ -64,8 +64,8 @@ def canary(
     """
     import numpy as np
 
-    from confidently.bundle import read_bundle
-    from confidently.canary import Canary, CanaryFailedError
+    from confidently.bundle.bundle import read_bundle
+    from confidently.monitoring.canary import Canary, CanaryFailedError
 
     if sum(option is not None for option in (base_url, server, sagemaker)) > 1:
         raise ConfigError("give at most one of --base-url, --server and --sagemaker")
@@ -112,7 +112,7 @@ def canary(
 
 
 def _canary_of(bundle) -> Canary:
-    from confidently.canary import Canary
+    from confidently.monitoring.canary import Canary
 
     found = Canary.from_bundle(bundle)
     if found is None:

@@ -37,7 +37,7 @@ ConformalByOpt = Annotated[Optional[str], typer.Option(
 
 def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int,
             alpha: float, conformal_by: Optional[str], minutes_per_review: float, decision_rule: str = "threshold"):
-    from confidently.evaluation import EvaluationConfig
+    from confidently.workflows.evaluation import EvaluationConfig
 
     return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
                             review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
@@ -79,7 +79,7 @@ def _print_headline(result, started: float) -> None:
                   f"--calibration {bundle}`, `score FILE --calibration {bundle}`, `serve --calibration {bundle}`)")
     answers = {split: s.answers for split, s in (result.scores or {}).items() if s.answers is not None}
     if answers:
-        from confidently.pipeline import describe_answers
+        from confidently.workflows.pipeline import describe_answers
 
         for split, summary in answers.items():
             console.print(f"answers ({split} split): {describe_answers(summary)}")
@@ -89,7 +89,7 @@ def _print_headline(result, started: float) -> None:
 def _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed, calibration_fraction):
     """The calibration and test splits: the two files given, or --data split (stratified, no shared text)."""
     from confidently.data import load_dataset
-    from confidently.pipeline import split_for_evaluation
+    from confidently.workflows.pipeline import split_for_evaluation
 
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
                                      labels=clf.labels, require_labels=True)
@@ -191,7 +191,7 @@ def evaluate(
     `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7` for a
     black-box scorer)
     """
-    from confidently.pipeline import run_evaluate
+    from confidently.workflows.pipeline import run_evaluate
 
     _require_data(data, calibration_data, test_data)
     spec = scorer_spec(scorer, samples, temperature, seed)
@@ -245,8 +245,8 @@ def demo(
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
     from confidently.cli.scoring import print_classification, print_next_token
-    from confidently.calibrated import CalibratedClassifier
-    from confidently.pipeline import run_demo
+    from confidently.decision.calibrated import CalibratedClassifier
+    from confidently.workflows.pipeline import run_demo
 
     started = time.time()
     clf = build_classifier(model=model, task="sentiment", backend="transformers", device=device, dtype=dtype,
@@ -306,7 +306,7 @@ def compare_scorers_command(
 
     Example: `confidently compare-scorers --data reviews.jsonl --out runs/scorers --samples 5`
     """
-    from confidently.scorer_comparison import compare_scorers
+    from confidently.workflows.scorer_comparison import compare_scorers
 
     _require_data(data, calibration_data, test_data)
     names = [name.strip() for name in scorers.split(",") if name.strip()]

@@ -104,7 +104,7 @@ def finetune(
     Example: `confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment`
     """
     from confidently.finetune import finetune as run
-    from confidently.tasks import get_task
+    from confidently.tasks.task import get_task
 
     config = _config(
         model=model, task=task, device=device, dtype=dtype, threads=threads, r=r, lora_alpha=lora_alpha,
@@ -174,9 +174,9 @@ def compare(
     Example: `confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare`
     """
     from confidently.backends.transformers_backend import TransformersBackend
-    from confidently.comparison import CompareConfig, compare as run
+    from confidently.workflows.comparison import CompareConfig, compare as run
     from confidently.finetune.report import write_comparison
-    from confidently.bundle import read_bundle
+    from confidently.bundle.bundle import read_bundle
     from confidently.finetune.report import headline_cards
     from confidently.finetune.run import torch_threads
 

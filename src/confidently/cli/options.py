@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from confidently.defaults import DEFAULT_BATCH_SIZE
-from confidently.models import DEFAULT_MODEL
+from confidently.models.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from confidently.bundle import Bundle
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.bundle.bundle import Bundle
+    from confidently.decision.calibrated import CalibratedClassifier
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
@@ -40,7 +40,7 @@ CalibrationOpt = Annotated[Optional[Path], typer.Option(
                           "Answers become calibrated with an automate/review decision; --model and --task default "
                           "to the bundle's.")]
 class DecisionRule(str, Enum):
-    """The decision rules a bundle can decide by (:data:`confidently.bundle.DECISION_RULES`)."""
+    """The decision rules a bundle can decide by (:data:`confidently.bundle.bundle.DECISION_RULES`)."""
 
     threshold = "threshold"
     prediction_set = "prediction_set"
@@ -94,7 +94,7 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
                      adapter: Path | None = None, chat: bool | None = None, quiet: bool = False,
                      max_text_tokens: int | None = None, max_text_chars: int | None = None, scorer=None):
     """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
     from confidently.cli.app import err_console
 
     check_folder(adapter, "--adapter")
@@ -131,7 +131,7 @@ def read_calibration(folder: Path | None, option: str = "--calibration") -> Bund
     if folder is None:
         return None
     check_folder(folder, option)
-    from confidently.bundle import read_bundle
+    from confidently.bundle.bundle import read_bundle
 
     return read_bundle(folder)
 
@@ -147,7 +147,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
     (``prediction_set`` needs a bundle with prediction sets: checked here too). ``options`` go to
     :func:`build_classifier`.
     """
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
 
     adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
     bundle = read_calibration(calibration) or adapter_bundle

@@ -38,9 +38,9 @@ def recalibrate(
 
     Example: confidently recalibrate adapters/support --feedback confidently-feedback.db
     """
-    from confidently.bundle import read_bundle
+    from confidently.bundle.bundle import read_bundle
     from confidently.feedback import open_store
-    from confidently.recalibration import recalibrate as run
+    from confidently.feedback.recalibration import recalibrate as run
 
     if base and adapter is not None:
         raise ConfigError("give --adapter NAME or --base, not both")

@@ -24,7 +24,7 @@ def visible(token: str) -> str:
 def output_format(path: Path) -> Path:
     """--out's check, so a wrong suffix is a usage error found before the model loads."""
     from confidently.errors import ConfigError
-    from confidently.scoring import check_output_format
+    from confidently.scoring.checkpointed import check_output_format
 
     try:
         check_output_format(path)
@@ -252,7 +252,7 @@ def score(
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
-    from confidently.scoring import score_file
+    from confidently.workflows.score_file import score_file
 
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
@@ -290,7 +290,7 @@ def models() -> None:
     """
     import importlib.util
 
-    from confidently.models import DEFAULT_MODEL, REGISTRY
+    from confidently.models.registry import DEFAULT_MODEL, REGISTRY
 
     table = Table(title="registry models (any local folder, .gguf file or hub id works too)")
     for column in ("name", "installed", "description", "install"):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from confidently.bundle import ADAPTER_CONFIG_FILE, ADAPTER_FILES, MANIFEST_FILE, Bundle, read_bundle
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, ADAPTER_FILES, MANIFEST_FILE, Bundle, read_bundle
 from confidently.errors import ArtifactError, ConfigError
 
 ADAPTER_WEIGHTS = ("adapter_config.json", "adapter_model.safetensors")

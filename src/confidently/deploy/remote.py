@@ -1,6 +1,6 @@
 """Classifying with an adapter served on SageMaker: raw class probabilities from the endpoint's
 logprobs, then the adapter's own calibration bundle, applied here through the core's decision path
-(:class:`confidently.calibrated.CalibratedClassifier`), exactly as ``classify`` and ``serve`` apply it.
+(:class:`confidently.decision.calibrated.CalibratedClassifier`), exactly as ``classify`` and ``serve`` apply it.
 
 The requests are the openai backend's (``{"prompt": ..., "max_tokens": 1, "logprobs": k}``, or
 ``messages`` when no tokenizer renders the chat template), sent with ``invoke_endpoint`` to the
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confidently.bundle import Bundle, read_bundle
+from confidently.bundle.bundle import Bundle, read_bundle
 from confidently.deploy.calls import Runner, aws_error
 from confidently.deploy.sagemaker import RECORD_FORMAT, Names
 from confidently.deploy.settings import SageMakerSettings
@@ -25,7 +25,7 @@ from confidently.errors import ArtifactError, BackendError, ConfigError
 from confidently.types import Prediction
 
 if TYPE_CHECKING:
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.decision.calibrated import CalibratedClassifier
 
 
 class SageMakerTransport:
@@ -127,8 +127,8 @@ def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str
     (``confidently canary --sagemaker``).
     """
     from confidently.backends.openai_backend import OpenAIBackend
-    from confidently.classifier import Classifier
-    from confidently.calibrated import CalibratedClassifier
+    from confidently.scoring.classifier import Classifier
+    from confidently.decision.calibrated import CalibratedClassifier
 
     found = find_adapter(runner, settings, endpoint, adapter, adapters_dir)
     bundle = found.bundle

@@ -23,7 +23,7 @@ from confidently.deploy.packaging import (ENTRY_SCRIPT, AdapterFolder, check_ada
                                           tar_gz)
 from confidently.deploy.settings import SageMakerSettings, check_name
 from confidently.errors import BackendError, ConfigError
-from confidently.models import REGISTRY
+from confidently.models.registry import REGISTRY
 
 VARIANT = "AllTraffic"
 RECORD_FORMAT = "confidently.sagemaker-deployment"

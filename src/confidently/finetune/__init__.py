@@ -3,7 +3,7 @@
 As in PEFT, the settings (:mod:`~confidently.finetune.config`), the model wiring
 (:mod:`~confidently.finetune.model`) and the loop (:mod:`~confidently.finetune.trainer`) live apart;
 :mod:`~confidently.finetune.data` builds the batches, :mod:`~confidently.finetune.artifacts` writes
-the folder (a calibration bundle, read back with :func:`confidently.bundle.read_bundle`), and
+the folder (a calibration bundle, read back with :func:`confidently.bundle.bundle.read_bundle`), and
 :func:`finetune` runs everything. Names are imported on first use (PEP 562), so the
 command line can read :class:`FinetuneConfig` without loading torch or scikit-learn.
 

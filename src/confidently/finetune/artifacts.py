@@ -5,7 +5,7 @@ when every file is complete, so a full disk or a crash leaves the previous adapt
 
 Layout (``adapter_model.safetensors`` and ``adapter_config.json`` are exactly what PEFT writes, so
 vLLM, SageMaker and ``PeftModel.from_pretrained`` load the folder unchanged; the rest is
-:mod:`confidently.bundle`'s, read back with :func:`confidently.bundle.read_bundle`)::
+:mod:`confidently.bundle.bundle`'s, read back with :func:`confidently.bundle.bundle.read_bundle`)::
 
     adapters/NAME/
       adapter_model.safetensors   LoRA weights
@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from confidently.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, Bundle, ModelIdentity, read_bundle, write_bundle
+from confidently.bundle.bundle import (ADAPTER_CONFIG_FILE, WEIGHTS_FILE, Bundle, ModelIdentity, read_bundle,
+                                       write_bundle)
 from confidently.errors import ArtifactError
 from confidently.files import atomic_write_json, current_umask
 
@@ -81,10 +82,10 @@ def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model
                   extra_json: dict[str, Any] | None = None) -> Bundle:
     """Write the whole adapter folder to ``out``, replacing any previous one only when complete.
 
-    The folder is a calibration bundle (:func:`confidently.bundle.write_bundle`) whose extra files
+    The folder is a calibration bundle (:func:`confidently.bundle.bundle.write_bundle`) whose extra files
     are the LoRA weights and PEFT config; ``model`` is the base model (the manifest's adapter hash
     is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads (the
-    prediction sets, and :func:`confidently.payloads.production_payloads`).
+    prediction sets, and :func:`confidently.feedback.payloads.production_payloads`).
 
     Raises
     ------

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from confidently.errors import ConfigError
-from confidently.models import DEFAULT_MODEL
+from confidently.models.registry import DEFAULT_MODEL
 
 #: LoRA targets when ``target_modules`` is not given, by transformers ``model_type``: every attention
 #: projection of the registry models (qwen2, gemma3_text, llama for SmolLM2). Other architectures get
@@ -143,7 +143,7 @@ class FinetuneConfig:
                 f"validation_fraction ({self.validation_fraction}) + calibration_fraction "
                 f"({self.calibration_fraction}) must leave training data: their sum must be below 0.9"
             )
-        from confidently.bundle import DECISION_RULES
+        from confidently.decision.decisions import DECISION_RULES
         from confidently.calibration import CALIBRATORS
 
         if self.decision_rule not in DECISION_RULES:

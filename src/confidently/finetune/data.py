@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset, split_dataset
 from confidently.data.dataset import normalize_text
 from confidently.errors import DataError, TaskError
 from confidently.finetune.config import FinetuneConfig
-from confidently.tasks import Task
+from confidently.tasks.task import Task
 
 #: Label value of positions that carry no loss (PyTorch's ``cross_entropy`` ``ignore_index``).
 IGNORE = -100

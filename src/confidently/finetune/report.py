@@ -1,6 +1,6 @@
 """The base-vs-fine-tuned report: tables, charts and summary from a computed :class:`Comparison`.
 
-Nothing here measures anything; every number comes from :mod:`confidently.comparison`, and the page
+Nothing here measures anything; every number comes from :mod:`confidently.workflows.comparison`, and the page
 is laid out by :mod:`confidently.report.html` like every other report.
 """
 
@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from confidently.comparison import CERTIFIED, METHODS, MODELS
+from confidently.workflows.comparison import CERTIFIED, METHODS, MODELS
 from confidently.files import atomic_write_json, atomic_write_text
 from confidently.report import charts
 from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, new_figure, set_labels
 from confidently.report.html import Section, write_report
-from confidently.scoring import write_table
+from confidently.scoring.checkpointed import write_table
 
-from confidently.comparison import Comparison
+from confidently.workflows.comparison import Comparison
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

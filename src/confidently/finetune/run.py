@@ -19,20 +19,21 @@ import numpy as np
 
 from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset
-from confidently.bundle import CONFORMAL_FILE, ModelIdentity
+from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
 from confidently.finetune.artifacts import peft_config_dict, write_adapter
-from confidently.payloads import production_payloads
+from confidently.feedback.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
 from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
 from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
 from confidently.finetune.trainer import Trainer, TrainingResult
-from confidently.conformal import ConformalPredictor
+from confidently.decision.conformal import ConformalPredictor
 from confidently.metrics import metric_function
-from confidently.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import certify_threshold
 
 #: Settings that do not change what is learned, so a checkpoint may be resumed with other values.
 _RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size", "alpha", "decision_rule")

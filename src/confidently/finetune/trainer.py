@@ -27,7 +27,7 @@ from confidently.finetune.config import FinetuneConfig
 from confidently.finetune.data import EncodedSet, bucketed_batches, collate
 from confidently.finetune.model import answer_logits, answer_loss, load_trainable_state, trainable_state
 from confidently.progress import progress_bar
-from confidently.tasks import Verbalizer
+from confidently.tasks.task import Verbalizer
 
 #: Evaluations per run when ``eval_every`` is not given.
 EVALUATIONS_PER_RUN = 8

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from confidently.thresholds import clopper_pearson_lower
+from confidently.decision.binomial import clopper_pearson_lower
 
 #: Audited texts needed before the accuracy can raise an alarm.
 MIN_AUDITED = 20

@@ -17,14 +17,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_probs
-from confidently.decisions import decide
+from confidently.decision.decisions import decide
 from confidently.errors import ArtifactError, DataError
 from confidently.files import check_format
 
 if TYPE_CHECKING:
-    from confidently.bundle import Bundle
+    from confidently.bundle.bundle import Bundle
     from confidently.calibration import Calibrator
-    from confidently.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
 REFERENCE_FORMAT = "confidently.reference"
 REFERENCE_FORMAT_VERSION = 1

@@ -1,6 +1,6 @@
 """Charts for reports: each function draws already-computed numbers and returns a matplotlib Figure.
 
-The numbers come from :mod:`confidently.metrics` and :mod:`confidently.thresholds`; nothing here
+The numbers come from :mod:`confidently.metrics` and :mod:`confidently.decision.thresholds`; nothing here
 computes a metric of its own. Figures are built with the object API on an Agg canvas (no pyplot, no
 global state), so charts can be drawn from server threads and are freed like any other object.
 matplotlib is imported inside the functions, so importing this module costs nothing.
@@ -24,7 +24,7 @@ from confidently.calibration.validation import check_confidence
 from confidently.errors import DataError
 from confidently.files import atomic_path
 from confidently.metrics import ReliabilityBins, classwise_reliability, reliability_bins
-from confidently.thresholds import ThresholdMeasurement
+from confidently.decision.thresholds import ThresholdMeasurement
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -326,7 +326,7 @@ def label_budget_chart(results: pd.DataFrame, *, band: float = 0.90, target_accu
 def prediction_set_chart(coverage: Mapping[str, pd.DataFrame], *, alpha: float, title: str | None = None) -> Figure:
     """Coverage (with its interval) and mean set size of prediction sets, per part, one bar per predictor.
 
-    ``coverage`` maps a predictor's name to a :func:`confidently.conformal.measure_sets` table; the
+    ``coverage`` maps a predictor's name to a :func:`confidently.decision.conformal.measure_sets` table; the
     target ``1 - alpha`` is drawn on the coverage panel.
     """
     if not coverage:

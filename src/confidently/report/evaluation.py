@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.evaluation import Evaluation, budget_summary
+from confidently.workflows.evaluation import Evaluation, budget_summary
 from confidently.files import atomic_write_json, atomic_write_text
 from confidently.report import charts
 from confidently.report.html import Section, write_report
@@ -274,8 +274,8 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str,
     """Write report.html, metrics.json, summary.md, calibrators/ and scores.parquet.
 
     The chosen calibrator, policy and prediction sets (conformal.json) are the calibration bundle's
-    (:func:`confidently.bundle.write_bundle`), written beside these; ``run`` is its run record (model, task, fitted rows, library versions, file
-    hashes), repeated in metrics.json.
+    (:func:`confidently.bundle.bundle.write_bundle`), written beside these; ``run`` is its run record (model, task,
+    fitted rows, library versions, file hashes), repeated in metrics.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, title: str,
     atomic_write_json(paths["metrics"], data)
     atomic_write_text(paths["summary"], summary_markdown(evaluation, title))
     if scores is not None:
-        from confidently.scoring import write_table
+        from confidently.scoring.checkpointed import write_table
 
         paths["scores"] = out / "scores.parquet"
         write_table(scores, paths["scores"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from confidently.tasks import Task, normalize_token
+from confidently.tasks.task import Task, normalize_token
 
 #: Words of estimative probability, after Sherman Kent's table ("Words of Estimative Probability",
 #: CIA Studies in Intelligence, 1964: almost certain 93%, probable 75%, chances about even 50%,

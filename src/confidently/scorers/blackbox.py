@@ -31,7 +31,7 @@ from confidently.scorers.spec import ScorerSpec
 from confidently.types import ANSWER_OUTCOMES, Answers, Scores
 
 if TYPE_CHECKING:
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
 VERBALIZED_INSTRUCTION = (
     "\n\nGive your answer ({choices}) and the probability, from 0.0 to 1.0, that your answer is correct, "

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from confidently.canary import CanaryFailedError
+from confidently.monitoring.canary import CanaryFailedError
 from confidently.errors import ArtifactError, BackendError, ConfidentlyError, DataError, TaskError
 from confidently.server.batching import ShuttingDownError
 from confidently.server.disconnect import ClientDisconnected

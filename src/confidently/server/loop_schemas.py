@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from confidently.canary import CanaryCheck
+from confidently.monitoring.canary import CanaryCheck
 from confidently.monitoring import DriftReport, LiveAccuracy
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -14,8 +14,8 @@ import re
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from confidently.bundle import MANIFEST_FILE
-from confidently.canary import CanaryCheck, CanaryFailedError
+from confidently.bundle.bundle import MANIFEST_FILE
+from confidently.monitoring.canary import CanaryCheck, CanaryFailedError
 from confidently.errors import ArtifactError, BackendError, BundleMismatchError, ConfidentlyError
 from confidently.server.metrics import Metrics
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo

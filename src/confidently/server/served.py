@@ -5,7 +5,7 @@ or a serving engine behind the openai backend. A bundle records the weights it w
 how an entry's weights are matched to it depends on where they are (``weights_checked_by``):
 
 * ``sha256``: the weights are here: the base weights' fingerprint and the adapter's sha256 must be
-  the bundle's, or it is refused (:class:`~confidently.bundle.BundleMismatchError`).
+  the bundle's, or it is refused (:class:`~confidently.errors.BundleMismatchError`).
 * ``engine``: an engine's weights cannot be hashed from here; the bundle was fitted through this
   very engine and model name (``evaluate --backend openai``), which is as close as the bundle can say.
 * ``canary``: the bundle was fitted elsewhere (on the local model, or another engine): only its
@@ -21,15 +21,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from confidently.bundle import Bundle, BundleMismatchError, read_bundle
-from confidently.bundle_versions import latest_version, version_label, version_numbers
-from confidently.canary import Canary
-from confidently.classifier import Classifier
-from confidently.calibrated import CalibratedClassifier
+from confidently.bundle.bundle import Bundle, BundleMismatchError, read_bundle
+from confidently.bundle.versions import latest_version, version_label, version_numbers
+from confidently.monitoring.canary import Canary
+from confidently.scoring.classifier import Classifier
+from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import BackendError
 from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
-from confidently.tasks import get_task
+from confidently.tasks.task import get_task
 
 if TYPE_CHECKING:  # the server needs a backend that holds adapters; torch loads only when it is built
     from confidently.backends.base import Backend
@@ -49,7 +49,7 @@ class Served:
     base_model : the base model's name (as the adapter's manifest or the server's settings give it).
     path : the adapter folder relative to the adapters folder.
     bundle : the calibration bundle the calibrator and policy came from, if any: the folder's own
-        (version 1) or the newest recalibrated version (``versions/vN``, :mod:`confidently.bundle_versions`).
+        (version 1) or the newest recalibrated version (``versions/vN``, :mod:`confidently.bundle.versions`).
     home : the folder of the bundle's version 1, where newer versions appear.
     version : which version ``bundle`` is.
     weights_checked_by : how the weights scoring this entry are matched to the bundle's: ``sha256``,
@@ -224,7 +224,7 @@ def engine_error(served: Served, error: BackendError) -> EngineFailedError:
 
 def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextResult] | EngineFailedError]:
     """Each entry's texts scored, calibrated and decided as :meth:`Served.classify` does, in one forward
-    pass however many adapters they are for (:mod:`confidently.adapter_batches`); on the worker thread only.
+    pass however many adapters they are for (:mod:`confidently.scoring.adapter_batches`); on the worker thread only.
 
     An entry whose calibrator reads hidden states (a probe), whose scores come from generated answers
     (a black-box scorer), or whose backend scores one adapter at a time (a serving engine) is scored on
@@ -233,7 +233,7 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
     mixed = [(served, texts) for served, texts in batch if _shares_forward(served)]
     if len(mixed) <= 1:
         return [_classify_alone(served, texts) for served, texts in batch]
-    from confidently.adapter_batches import AdapterGroup, score_groups
+    from confidently.scoring.adapter_batches import AdapterGroup, score_groups
 
     scored = iter(score_groups([AdapterGroup(served.classifier, served.name, texts) for served, texts in mixed]))
     out: list[list[TextResult] | EngineFailedError] = []

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from confidently.models import DEFAULT_MODEL
+from confidently.models.registry import DEFAULT_MODEL
 
 
 class Settings(BaseModel):

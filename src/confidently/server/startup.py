@@ -22,8 +22,8 @@ def check_before_loading(settings: Settings) -> None:
     (``backend`` openai) the weights are the engine's: the bundle's canary checks them once the engine
     answers (:meth:`~confidently.server.registry.AdapterRegistry.check_base`).
     """
-    from confidently.bundle import read_bundle
-    from confidently.tasks import get_task
+    from confidently.bundle.bundle import read_bundle
+    from confidently.tasks.task import get_task
 
     engine = settings.backend == "openai"
     if engine and not settings.base_url:
@@ -38,7 +38,7 @@ def check_before_loading(settings: Settings) -> None:
         api_key_from_env(settings.api_key_env)
     else:
         from confidently.backends.transformers_backend import choose_device, choose_dtype
-        from confidently.models import resolve_model
+        from confidently.models.registry import resolve_model
 
         weights_id = resolve_model(settings.model).weights_id
         choose_device(settings.device)

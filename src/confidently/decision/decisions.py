@@ -2,14 +2,14 @@
 prediction set, decision.
 
 :func:`decide` is the only place this step is written;
-:class:`~confidently.calibrated.CalibratedClassifier` holds a classifier with its calibrator and policy
+:class:`~confidently.decision.calibrated.CalibratedClassifier` holds a classifier with its calibrator and policy
 and calls it for every text. The Python API, ``classify``,
 ``score``, ``serve``, ``sagemaker classify``, ``evaluate`` and ``compare`` all go through here, so
 the same text and bundle give the same answer everywhere.
 
-Two decision rules (:data:`~confidently.bundle.DECISION_RULES`): ``"threshold"`` automates when the
+Two decision rules (:data:`~confidently.bundle.bundle.DECISION_RULES`): ``"threshold"`` automates when the
 answer's confidence reaches the policy's threshold (Learn-Then-Test); ``"prediction_set"`` automates
-when the conformal prediction set holds only the answer (:func:`~confidently.conformal.decide_by_sets`).
+when the conformal prediction set holds only the answer (:func:`~confidently.decision.conformal.decide_by_sets`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from confidently.bundle import DECISION_RULES
 from confidently.calibration.validation import check_probs
-from confidently.conformal import ConformalPredictor, decide_by_sets, set_labels
+from confidently.decision.conformal import ConformalPredictor, decide_by_sets, set_labels
 from confidently.errors import ArtifactError, ConfigError, DataError
-from confidently.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Prediction, Scores, TokenProb
 
 if TYPE_CHECKING:
@@ -32,6 +31,10 @@ if TYPE_CHECKING:
 
     from confidently.calibration import Calibrator
     from confidently.calibration.probe import HiddenStateProbe
+
+
+#: How answers are decided: the policy's threshold on confidence, or single-label prediction sets.
+DECISION_RULES = ("threshold", "prediction_set")
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
         ``calibrator``; give one or neither.
     hidden : array (n, d): the final hidden states of the same rows (:attr:`Scores.hidden`), which a
         probe needs.
-    prediction_sets : a fitted :class:`~confidently.conformal.ConformalPredictor`, applied to the
+    prediction_sets : a fitted :class:`~confidently.decision.conformal.ConformalPredictor`, applied to the
         answer's probabilities (calibrated when available); None for no sets.
     groups : one value per row of the predictor's group column, for sets fitted per slice
         (``condition_on="group"``); without them such sets are left out (None), never guessed.

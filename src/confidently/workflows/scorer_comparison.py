@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset
-from confidently.evaluation import EvaluationConfig
+from confidently.workflows.evaluation import EvaluationConfig
 from confidently.files import atomic_write_json, atomic_write_text
-from confidently.pipeline import DEFAULT_CONFIG, EvaluateResult, run_evaluate
+from confidently.workflows.pipeline import DEFAULT_CONFIG, EvaluateResult, run_evaluate
 from confidently.progress import announce
 from confidently.scorers import ScorerSpec
-from confidently.scoring import score_datasets
+from confidently.scoring.checkpointed import score_datasets
 
 
 @dataclass

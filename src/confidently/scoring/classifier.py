@@ -9,9 +9,9 @@ import numpy as np
 from confidently.backends import Backend, load_backend
 from confidently.defaults import CHARS_PER_TOKEN_CAP, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TEXT_TOKENS
 from confidently.errors import ConfigError, DataError
-from confidently.models import DEFAULT_MODEL
+from confidently.models.registry import DEFAULT_MODEL
 from confidently.scorers.spec import ScorerSpec, as_spec
-from confidently.tasks import Task, get_task
+from confidently.tasks.task import Task, get_task
 from confidently.types import Prediction, Scores, TokenProb
 
 TRUNCATION_SIDES = ("middle", "left", "right")
@@ -230,7 +230,7 @@ class Classifier:
 
         For calibrated answers and decisions use :class:`confidently.CalibratedClassifier`.
         """
-        from confidently.decisions import decide
+        from confidently.decision.decisions import decide
 
         scores, variants, top = self.explain(text, top_k=top_k)
         return decide(scores.probs, labels=self.labels).prediction(0, text, scores, variants=variants,

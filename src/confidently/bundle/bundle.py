@@ -34,18 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confidently.conformal import ConformalPredictor
+from confidently.decision.conformal import ConformalPredictor
+from confidently.decision.decisions import DECISION_RULES
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
-from confidently.tasks import Task
-from confidently.thresholds import DecisionPolicy
+from confidently.tasks.task import Task
+from confidently.decision.policy import DecisionPolicy
 
 if TYPE_CHECKING:
     from confidently.backends.base import Backend
     from confidently.calibration import Calibrator
     from confidently.calibration.probe import HiddenStateProbe
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
 BUNDLE_FORMAT = "confidently.bundle"
 BUNDLE_VERSION = 1
@@ -54,8 +55,6 @@ CALIBRATOR_FILE = "calibrator.json"
 POLICY_FILE = "policy.json"
 #: The prediction sets, an extra payload: ``write_bundle(..., extra_json={CONFORMAL_FILE: predictor.to_dict()})``.
 CONFORMAL_FILE = "conformal.json"
-#: How a bundle's answers are decided: the policy's threshold on confidence, or single-label prediction sets.
-DECISION_RULES = ("threshold", "prediction_set")
 PROBE_FILE = "probe.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"

@@ -8,8 +8,8 @@ for the old policy's target accuracy, on the calibration rows only (calibrated o
 are a random sample of traffic, while review and audit texts were selected by their confidence.
 
 The calibration rows are the bundle's ``calibration_rows.json`` (written by ``evaluate`` and
-``finetune``, read through :func:`~confidently.bundle.read_bundle`, hash-checked). An adopted
-calibrator becomes ``FOLDER/versions/vN`` (:mod:`confidently.bundle_versions`): a complete bundle
+``finetune``, read through :func:`~confidently.bundle.bundle.read_bundle`, hash-checked). An adopted
+calibrator becomes ``FOLDER/versions/vN`` (:mod:`confidently.bundle.versions`): a complete bundle
 with the new calibrator and policy, the reference distribution they give, the folder's canary and
 ``recalibration.json`` (this comparison). Nothing is overwritten; ``serve`` switches to the newest
 version without a restart. Only reviewed texts (reason ``review`` or ``audit``) are used: their
@@ -29,17 +29,18 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from confidently.bundle import Bundle, read_bundle
-from confidently.bundle_versions import latest_version, write_version
+from confidently.bundle.bundle import Bundle, read_bundle
+from confidently.bundle.versions import latest_version, write_version
 from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
 from confidently.calibration.validation import check_labels, check_probs
-from confidently.canary import CANARY_FILE
+from confidently.monitoring.canary import CANARY_FILE
 from confidently.errors import ArtifactError, DataError
 from confidently.feedback import FeedbackStore, LabelledText
 from confidently.metrics import metric_function, paired_bootstrap_diff
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
-from confidently.thresholds import DecisionPolicy, certify_threshold
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import certify_threshold
 
 CALIBRATION_ROWS_FILE = "calibration_rows.json"
 CALIBRATION_ROWS_FORMAT = "confidently.calibration_rows"

@@ -1,9 +1,9 @@
 """What the production loop needs stored beside a calibrator, computed from the calibration rows.
 
 ``evaluate`` and ``finetune`` pass :func:`production_payloads` to
-:func:`~confidently.bundle.write_bundle` as ``extra_json``, so each is hashed in the manifest and read
-back only through :func:`~confidently.bundle.read_bundle` (``Bundle.extras``): ``canary.json`` (golden prompts, checked by ``confidently canary`` and when ``serve`` loads the
-bundle), ``reference.json`` (the distribution drift is measured against) and ``calibration_rows.json``
+:func:`~confidently.bundle.bundle.write_bundle` as ``extra_json``, so each is hashed in the manifest and read
+back only through :func:`~confidently.bundle.bundle.read_bundle` (``Bundle.extras``): ``canary.json`` (golden
+prompts, checked by ``confidently canary`` and when ``serve`` loads the bundle), ``reference.json`` (the distribution drift is measured against) and ``calibration_rows.json``
 (what ``confidently recalibrate`` refits on).
 """
 
@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from confidently.canary import CANARY_FILE, DEFAULT_SIZE, Canary
+from confidently.monitoring.canary import CANARY_FILE, DEFAULT_SIZE, Canary
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
-from confidently.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows
-from confidently.tasks import Task
+from confidently.feedback.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows
+from confidently.tasks.task import Task
 
 if TYPE_CHECKING:
     from confidently.calibration import Calibrator
-    from confidently.thresholds import DecisionPolicy
+    from confidently.decision.policy import DecisionPolicy
 
 
 def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, other_mass: ArrayLike, *,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from confidently.errors import DataError
-from confidently.tasks import Task
+from confidently.tasks.task import Task
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def shot_classifier(clf, calibration, k: int, *, seed: int = 0):
     Returns ``(classifier, rest, shots)``: the new classifier shares ``clf``'s backend (no second model),
     ``rest`` is ``calibration`` without the shot rows, ``shots`` says which rows were used.
     """
-    from confidently.classifier import Classifier
+    from confidently.scoring.classifier import Classifier
 
     y = calibration.label_indices(clf.labels)
     shots = choose_shots(y, k, n_classes=len(clf.labels), seed=seed, texts=calibration.texts)

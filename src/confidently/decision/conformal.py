@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike
 from confidently.calibration.validation import check_labels, check_probs
 from confidently.errors import ArtifactError, DataError, NotFittedError
 from confidently.files import atomic_write_json, check_format, read_artifact
-from confidently.thresholds import clopper_pearson_interval
+from confidently.decision.binomial import clopper_pearson_interval
 
 CONFORMAL_FORMAT = "confidently.conformal"
 CONFORMAL_FORMAT_VERSION = 1

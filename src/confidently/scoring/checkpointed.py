@@ -15,19 +15,15 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset
-from confidently.errors import ArtifactError, ConfigError, DataError, UnfinishedRunError
+from confidently.errors import ArtifactError, ConfigError
 from confidently.files import atomic_path, atomic_write_json, remove_stale_temporaries
 from confidently.progress import announce, progress_bar
 from confidently.types import Scores
-
-if TYPE_CHECKING:
-    from confidently.calibrated import CalibratedClassifier
 
 
 _CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")
@@ -238,53 +234,6 @@ def write_table(frame, path: str | Path) -> None:
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
         else:
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-
-
-def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | Path, out_path: str | Path, *,
-               text_column: str = "text", label_column: str = "label", checkpoint_every: int = 256,
-               resume: bool = False, progress: bool = True):
-    """Score every row of a data file and write the scores beside its columns.
-
-    Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
-    calibrator, policy or prediction sets, the calibrated columns, ``prediction_set`` and the decision
-    too (:meth:`Decisions.to_frame`). Sets fitted per slice take each row's value from the data
-    column they name; a file without that column gets no sets.
-    Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
-    ``resume=True`` a killed run continues from there. Returns the written DataFrame.
-    """
-    from confidently.data import load_dataset
-    from confidently.calibrated import CalibratedClassifier
-
-    calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
-    classifier = calibrated.classifier
-    out_path = Path(out_path)
-    check_output_format(out_path)  # before any row is scored
-    dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
-                           labels=classifier.labels)
-    sets = calibrated.prediction_sets
-    column = None if sets is None or sets.condition_on != "group" else sets.group_column or "group"
-    if column and calibrated.decision_rule == "prediction_set" and column not in dataset.columns:
-        raise DataError(f"the bundle decides by prediction sets fitted per {column}, but the file has no "
-                        f"{column!r} column", path=input_path)
-    partial = out_path.with_name(out_path.name + ".partial")
-    remove_stale_temporaries(out_path)  # a run killed while writing the output
-    if partial.is_dir() and not (partial / "manifest.json").exists():
-        shutil.rmtree(partial)  # killed before its first checkpoint or during clean-up: it holds no rows
-    if partial.exists() and not resume:
-        raise UnfinishedRunError(
-            f"{partial} holds rows from an earlier run: pass --resume to continue it, or delete it to start over"
-        )
-    store = ScoreStore(partial, classifier.fingerprint(), classifier.labels)
-    scores = score_with_store(classifier, dataset.texts, store, checkpoint_every=checkpoint_every,
-                              progress=progress, hidden=calibrated.reads_hidden)
-    frame = dataset.to_frame()
-    frame = frame.join(scores.to_frame().set_index(frame.index))
-    groups = dataset.columns.get(column) if column else None
-    frame = frame.join(calibrated.decide(scores.probs, scores.hidden, groups=groups).to_frame()
-                       .set_index(frame.index))
-    write_table(frame, out_path)
-    store.remove()
-    return frame
 
 
 def score_datasets(clf: Classifier, datasets: dict[str, Dataset], cache_dir: str | Path, *,

@@ -1,7 +1,7 @@
 """A classifier with its calibration bundle applied: every answer calibrated and decided.
 
 :class:`CalibratedClassifier` scores texts with a :class:`~confidently.Classifier` and hands the raw
-class probabilities to :func:`confidently.decisions.decide`, the one decision path.
+class probabilities to :func:`confidently.decision.decisions.decide`, the one decision path.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from confidently.bundle import Bundle, read_bundle
-from confidently.classifier import Classifier
-from confidently.conformal import ConformalPredictor
-from confidently.decisions import Decisions, check_rule, decide, reads_hidden
+from confidently.bundle.bundle import Bundle, read_bundle
+from confidently.scoring.classifier import Classifier
+from confidently.decision.conformal import ConformalPredictor
+from confidently.decision.decisions import Decisions, check_rule, decide, reads_hidden
 from confidently.errors import ArtifactError, ConfigError
-from confidently.thresholds import DecisionPolicy
+from confidently.decision.policy import DecisionPolicy
 from confidently.types import Prediction, Scores
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ class CalibratedClassifier:
     ----------
     classifier : the :class:`~confidently.Classifier` producing raw scores.
     calibrator, policy : used as given (either may be None: uncalibrated, or no decision).
-    prediction_sets : a fitted :class:`~confidently.conformal.ConformalPredictor` (None: no sets).
-    bundle : a :class:`~confidently.bundle.Bundle` (or its folder) to take the calibrator, policy,
+    prediction_sets : a fitted :class:`~confidently.decision.conformal.ConformalPredictor` (None: no sets).
+    bundle : a :class:`~confidently.bundle.bundle.Bundle` (or its folder) to take the calibrator, policy,
         prediction sets and decision rule from; it is checked against ``classifier`` first (weights,
         adapter, task), and refused when fitted for another model or task.
     decision_rule : ``"threshold"`` or ``"prediction_set"``; default: the bundle's (``"threshold"``

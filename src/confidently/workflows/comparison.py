@@ -12,8 +12,8 @@ threshold (Learn-Then-Test on its cross-fitted calibration-row scores; only when
 given) and a few fixed confidence levels. For each, the cost view: automated share, automated
 mistakes, review hours and cost per ``projection_volume`` items, both models and the paired difference.
 
-:func:`compare` computes; :func:`confidently.finetune.report.write_comparison` writes report.html, metrics.json, summary.md and
-scores.parquet (the report is laid out by :mod:`confidently.finetune.report`).
+:func:`compare` computes; :func:`confidently.finetune.report.write_comparison` writes report.html, metrics.json,
+summary.md and scores.parquet (the report is laid out by :mod:`confidently.finetune.report`).
 """
 
 from __future__ import annotations
@@ -28,17 +28,18 @@ import numpy as np
 import pandas as pd
 
 from confidently.backends.transformers_backend import TransformersBackend
-from confidently.bundle import Bundle, read_bundle
+from confidently.bundle.bundle import Bundle, read_bundle
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset
 from confidently.errors import ConfigError, DataError
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
-from confidently.decisions import decide
-from confidently.evaluation import slice_table
-from confidently.scoring import score_datasets
-from confidently.thresholds import certify_threshold, project_volume
+from confidently.decision.decisions import decide
+from confidently.workflows.evaluation import slice_table
+from confidently.scoring.checkpointed import score_datasets
+from confidently.decision.thresholds import certify_threshold
+from confidently.decision.volume import project_volume
 
 MODELS = ("base", "fine-tuned")
 METHODS = ("raw", "platt", "isotonic")
@@ -340,8 +341,8 @@ def _shipped(bundle: Bundle, raw: np.ndarray, y: np.ndarray, config: CompareConf
 
 def slice_comparison(test: Dataset, probs: dict[str, dict[str, np.ndarray]], y: np.ndarray,
                      labels: tuple[str, ...]) -> pd.DataFrame:
-    """Both models' rows of :func:`confidently.evaluation.slice_table` (raw and Platt accuracy, predicted-label
-    rates per category and per domain) side by side, with the raw accuracy difference."""
+    """Both models' rows of :func:`confidently.workflows.evaluation.slice_table` (raw and Platt accuracy,
+    predicted-label rates per category and per domain) side by side, with the raw accuracy difference."""
     frames = [slice_table(test, probs[model]["raw"], probs[model]["platt"], y, labels) for model in MODELS]
     if not len(frames[0]):
         return frames[0]

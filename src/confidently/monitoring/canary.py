@@ -23,11 +23,11 @@ from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_probs
 from confidently.errors import ArtifactError, DataError
-from confidently.tasks import Task
+from confidently.tasks.task import Task
 from confidently.files import check_format
 
 if TYPE_CHECKING:
-    from confidently.bundle import Bundle
+    from confidently.bundle.bundle import Bundle
 
 CANARY_FILE = "canary.json"
 CANARY_FORMAT = "confidently.canary"

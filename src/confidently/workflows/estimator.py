@@ -28,13 +28,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from confidently.backends import Backend, load_backend
 from confidently.calibration import Calibrator, cross_fit_predict, make_calibrator
-from confidently.classifier import DEFAULT_BATCH_SIZE, Classifier
-from confidently.conformal import ConformalPredictor
-from confidently.decisions import decide
+from confidently.scoring.classifier import DEFAULT_BATCH_SIZE, Classifier
+from confidently.decision.conformal import ConformalPredictor
+from confidently.decision.decisions import decide
 from confidently.errors import ConfigError, DataError
-from confidently.models import DEFAULT_MODEL
-from confidently.tasks import Task, get_task
-from confidently.thresholds import CertifiedThreshold, DecisionPolicy, certify_threshold
+from confidently.models.registry import DEFAULT_MODEL
+from confidently.tasks.task import Task, get_task
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import CertifiedThreshold, certify_threshold
 
 #: Most texts whose raw scores a process keeps (per model, task and options together), oldest dropped first.
 MAX_CACHED_TEXTS = 200_000
@@ -50,7 +51,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     3. calibrates every row out of fold (``cv`` stratified folds, each by a calibrator that did not see
        it) and certifies on those scores the lowest confidence threshold whose one-sided ``level``
        Clopper-Pearson lower bound on the accuracy of automated predictions reaches
-       ``target_accuracy`` (:func:`~confidently.thresholds.certify_threshold`); ``policy_`` automates
+       ``target_accuracy`` (:func:`~confidently.decision.thresholds.certify_threshold`); ``policy_`` automates
        predictions at or above it and reviews the rest (all of them when no threshold qualifies);
     4. fits split-conformal (LAC) prediction sets at ``alpha`` on the same out-of-fold scores
        (``prediction_sets_``; :meth:`predict_set`).
@@ -60,7 +61,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     model : str, default=DEFAULT_MODEL
         Registry name (``confidently models``), local folder, ``.gguf`` file or hub id.
     task : str or Task, default="sentiment"
-        Built-in task name, task ``.json`` file, or a :class:`~confidently.tasks.Task`.
+        Built-in task name, task ``.json`` file, or a :class:`~confidently.tasks.task.Task`.
     calibrator : str or Calibrator, default="platt"
         A method name for :func:`~confidently.calibration.make_calibrator` (``"platt"``,
         ``"isotonic"``, ``"batch+platt"``...) or an unfitted calibrator, cloned for each fit.
@@ -163,7 +164,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def decide(self, X: Sequence[str]) -> np.ndarray:
         """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``,
-        through :func:`confidently.decisions.decide` like every other path."""
+        through :func:`confidently.decision.decisions.decide` like every other path."""
         check_is_fitted(self)
         raw = _raw_probs(self._classifier(), _check_texts(X))[:, self._columns]
         return decide(raw, labels=[str(label) for label in self.classes_], calibrator=self.calibrator_,

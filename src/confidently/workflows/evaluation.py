@@ -21,11 +21,13 @@ from confidently.calibration import (CalibrationWarning, Calibrator, ContextualC
                                      cross_fit_predict, make_calibrator)
 from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.data import Dataset
-from confidently.conformal import ConformalPredictor, measure_sets
+from confidently.decision.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
-from confidently.thresholds import (DecisionPolicy, ThresholdAnalysis, ThresholdMeasurement, VolumeProjection,
-                                    analyse_thresholds, certify_threshold, measure_thresholds, project_volume)
+from confidently.decision.policy import DecisionPolicy
+from confidently.decision.thresholds import (ThresholdAnalysis, ThresholdMeasurement, analyse_thresholds,
+                                             certify_threshold, measure_thresholds)
+from confidently.decision.volume import VolumeProjection, project_volume
 
 SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
@@ -70,7 +72,7 @@ class EvaluationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from confidently.bundle import DECISION_RULES
+        from confidently.decision.decisions import DECISION_RULES
 
         if self.decision_rule not in DECISION_RULES:  # refused before anything is scored
             raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")
@@ -99,7 +101,7 @@ class PredictionSets:
     """Conformal prediction sets fitted on the calibration split and measured on the test split.
 
     ``predictors`` maps a name (``lac``, ``aps by class``...) to the fitted predictor; ``coverage``
-    maps the same names to :func:`~confidently.conformal.measure_sets` tables on the test split;
+    maps the same names to :func:`~confidently.decision.conformal.measure_sets` tables on the test split;
     ``shipped`` names the one saved as ``conformal.json``.
     """
 

@@ -12,17 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.bundle import CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity, write_bundle
-from confidently.classifier import Classifier
+from confidently.bundle.bundle import (CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity,
+                                       write_bundle)
+from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import ConfigError, DataError
-from confidently.decisions import decide
-from confidently.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
+from confidently.decision.decisions import decide
+from confidently.workflows.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS, Evaluation, EvaluationConfig,
                                     evaluate_scores, slice_table)
-from confidently.payloads import production_payloads
+from confidently.feedback.payloads import production_payloads
 from confidently.progress import announce
 from confidently.report.evaluation import write_evaluation
-from confidently.scoring import score_datasets
+from confidently.scoring.checkpointed import score_datasets
 from confidently.types import Answers, Scores
 
 
@@ -70,13 +71,13 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     With ``probe`` the final hidden states are kept while scoring and a hidden-state probe competes with
     the calibrators (chosen, like them, by cross-fitted log-loss on the calibration split; saved as
     ``probe.json`` when it wins). With ``shots`` > 0 that many class-balanced calibration rows become
-    worked examples in the shared prompt prefix (:mod:`confidently.shots`); they are left out of
+    worked examples in the shared prompt prefix (:mod:`confidently.tasks.shots`); they are left out of
     calibration, and the bundle's task (and manifest, ``shots``) records them.
 
-    ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle`: manifest.json, calibrator.json,
+    ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle.bundle`: manifest.json, calibrator.json,
     policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json from
-    :func:`~confidently.payloads.production_payloads`) beside the report, metrics.json (which carries the same run record), summary.md,
-    calibrators/ and scores.parquet.
+    :func:`~confidently.feedback.payloads.production_payloads`) beside the report, metrics.json (which carries the
+    same run record), summary.md, calibrators/ and scores.parquet.
     """
     out = Path(out_dir)
     if probe and not clf.backend.exact:
@@ -88,7 +89,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     _labels_of(calibration, clf, "calibration")
     shot_record = None
     if shots:
-        from confidently.shots import shot_classifier
+        from confidently.tasks.shots import shot_classifier
 
         full = calibration
         clf, calibration, chosen = shot_classifier(clf, calibration, shots, seed=config.seed)
@@ -199,7 +200,7 @@ def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size:
     result = run_evaluate(clf, splits.calibration, test, out, config=config, metadata=metadata, progress=progress,
                           title="confidently demo: calibrated sentiment on the generated 8-category set")
     if finetune_config is not None:
-        from confidently.comparison import compare
+        from confidently.workflows.comparison import compare
         from confidently.finetune.report import write_comparison
         from confidently.finetune import finetune
 

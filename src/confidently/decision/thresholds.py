@@ -16,31 +16,29 @@ it is, and what it costs, and picks two thresholds on labelled calibration data:
 Thresholds are *chosen* on calibration data only; :func:`measure_thresholds` then describes what every
 threshold does on other data (a test split) without choosing anything there.
 
-:class:`DecisionPolicy` stores the chosen threshold, with its guarantee in words, and applies it.
+:class:`~confidently.decision.policy.DecisionPolicy` stores the chosen threshold, with its guarantee in words,
+and applies it; :mod:`~confidently.decision.binomial` holds the exact binomial statistics and
+:mod:`~confidently.decision.volume` projects a rule onto a volume of new items.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.special import betaincinv
-from scipy.stats import binom
 
 from confidently.calibration.validation import check_confidence, check_correct
-from confidently.errors import ArtifactError, DataError
-from confidently.files import atomic_write_json, check_format, read_artifact
-from confidently.metrics import bootstrap_ci
+from confidently.decision.binomial import (binomial_p_value, check_level, check_target, clopper_pearson_lower,
+                                           min_automated_for)
+from confidently.errors import DataError
+from confidently.metrics.results import jsonable
 
-POLICY_FORMAT = "confidently.policy"
-POLICY_FORMAT_VERSION = 1
 
 
 def threshold_grid(start: float = 0.50, stop: float = 0.99, step: float = 0.01) -> np.ndarray:
@@ -53,85 +51,6 @@ def threshold_grid(start: float = 0.50, stop: float = 0.99, step: float = 0.01) 
         raise DataError(f"need 0 <= start <= stop <= 1 and step > 0; got start={start}, stop={stop}, step={step}")
     count = int(math.floor((stop - start) / step + 1e-9)) + 1
     return np.round(start + step * np.arange(count), 10)
-
-
-def clopper_pearson_lower(successes: ArrayLike, trials: ArrayLike, level: float = 0.95) -> np.ndarray:
-    """One-sided Clopper–Pearson lower confidence bound on a binomial proportion.
-
-    .. math::
-        L = B^{-1}(1 - \\text{level};\\ k,\\ m - k + 1), \\quad L = 0 \\text{ if } k = 0,
-
-    the ``1 - level`` quantile of a Beta(k, m - k + 1) distribution, for ``k`` successes in ``m``
-    trials: with probability at least ``level`` the true proportion is >= ``L``. NaN where
-    ``m = 0``.
-
-    References
-    ----------
-    Clopper, C. J. & Pearson, E. S. (1934). The use of confidence or fiducial limits illustrated in
-    the case of the binomial. Biometrika 26(4).
-    """
-    k = np.asarray(successes, dtype=float)
-    m = np.asarray(trials, dtype=float)
-    if np.any(k < 0) or np.any(k > m):
-        raise DataError("need 0 <= successes <= trials")
-    if not 0.0 < level < 1.0:
-        raise DataError(f"level must be in (0, 1); got {level!r}")
-    # k = 0 has the closed form L = 0; a placeholder k keeps betaincinv away from a zero shape
-    bound = betaincinv(np.where(k > 0, k, 1.0), m - k + 1.0, 1.0 - level)
-    return np.where(m == 0, np.nan, np.where(k == 0, 0.0, bound))
-
-
-def clopper_pearson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Two-sided exact (Clopper–Pearson) interval for a proportion; ``(nan, nan)`` when ``trials`` is 0."""
-    if trials == 0:
-        return math.nan, math.nan
-    tail = (1.0 - level) / 2.0
-    low = 0.0 if successes == 0 else float(betaincinv(successes, trials - successes + 1, tail))
-    high = 1.0 if successes == trials else float(betaincinv(successes + 1, trials - successes, 1.0 - tail))
-    return low, high
-
-
-def binomial_p_value(errors: ArrayLike, trials: ArrayLike, target_accuracy: float) -> np.ndarray:
-    """Exact p-value of "accuracy < ``target_accuracy``" given ``errors`` mistakes in ``trials`` predictions.
-
-    .. math:: p = P(\\text{Bin}(m, 1 - \\text{target}) \\le e),
-
-    the chance of seeing this few errors if the error rate were ``1 - target`` (the boundary of the
-    null hypothesis; a larger error rate makes so few errors rarer still). ``p <= delta`` exactly
-    when the one-sided ``1 - delta`` Clopper–Pearson lower bound is >= the target. NaN where
-    ``m = 0``.
-    """
-    e = np.asarray(errors, dtype=float)
-    m = np.asarray(trials, dtype=float)
-    if np.any(e < 0) or np.any(e > m):
-        raise DataError("need 0 <= errors <= trials")
-    _check_target(target_accuracy)
-    with np.errstate(invalid="ignore"):
-        p = binom.cdf(e, m, 1.0 - target_accuracy)
-    return np.where(m == 0, np.nan, p)
-
-
-def min_automated_for(target_accuracy: float, level: float) -> int:
-    """The default minimum count of automated predictions before a threshold is tested.
-
-    The smallest ``m`` at which one automated mistake could still be certified, i.e. with
-    ``P(Bin(m, 1 - target) <= 1) <= 1 - level`` (93 for a 95% target at 95%). Stricter thresholds
-    with fewer automated predictions are skipped rather than tested: a test there could only fail
-    and would end the fixed sequence before it reaches thresholds with enough data. The rule depends
-    only on the target and the level, so it is fixed before the data are seen.
-    """
-    _check_target(target_accuracy)
-    _check_level(level)
-    if target_accuracy >= 1.0:
-        return 1  # no count certifies perfect accuracy; testing then ends at the first threshold
-    m = 2
-    while binom.cdf(1, m, 1.0 - target_accuracy) > 1.0 - level:
-        m *= 2
-    low, high = m // 2, m  # the smallest qualifying count lies in (low, high]
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if binom.cdf(1, mid, 1.0 - target_accuracy) <= 1.0 - level else (mid, high)
-    return high
 
 
 @dataclass(frozen=True)
@@ -173,7 +92,7 @@ class ThresholdRow:
     cost_per_item: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: _nan_to_none(value) for key, value in asdict(self).items()}
+        return {key: jsonable(value) for key, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -222,7 +141,7 @@ class CertifiedThreshold:
         return guarantee_text(self.target_accuracy, self.level, certified=self.certified)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{key: _nan_to_none(value) for key, value in asdict(self).items()}, "certified": self.certified,
+        return {**{key: jsonable(value) for key, value in asdict(self).items()}, "certified": self.certified,
                 "guarantee": self.guarantee}
 
 
@@ -314,8 +233,8 @@ def measure_thresholds(
     for name, value in (("review_cost", review_cost), ("error_cost", error_cost)):
         if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
             raise DataError(f"{name} must be a finite number >= 0; got {value!r}")
-    _check_target(target_accuracy)
-    _check_level(level)
+    check_target(target_accuracy)
+    check_level(level)
 
     n = conf.size
     order = np.argsort(conf, kind="stable")
@@ -456,16 +375,6 @@ def _certify(rows: Sequence[ThresholdRow], target: float, level: float, minimum:
     )
 
 
-def _check_target(target_accuracy: float) -> None:
-    if not (isinstance(target_accuracy, numbers.Real) and 0.0 < target_accuracy <= 1.0):
-        raise DataError(f"target_accuracy must be in (0, 1]; got {target_accuracy!r}")
-
-
-def _check_level(level: float) -> None:
-    if not (isinstance(level, numbers.Real) and 0.0 < level < 1.0):
-        raise DataError(f"level must be in (0, 1); got {level!r}")
-
-
 def _check_minimum(min_automated: int) -> int:
     if not isinstance(min_automated, numbers.Integral) or isinstance(min_automated, bool) or min_automated < 1:
         raise DataError(f"min_automated must be an integer >= 1; got {min_automated!r}")
@@ -479,215 +388,3 @@ def _check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
     if np.any(np.diff(grid) <= 0):
         raise DataError("thresholds must be strictly increasing")
     return grid
-
-
-def _nan_to_none(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-@dataclass(frozen=True)
-class VolumeProjection:
-    """What a decision rule measured on labelled rows means for ``volume`` new items.
-
-    Every count is the measured share times ``volume``, with a two-sided ``level`` interval: exact
-    (Clopper–Pearson) for the automated, reviewed and automated-error shares, percentile bootstrap
-    for the cost (a weighted sum of both shares).
-
-    Attributes
-    ----------
-    volume, n : int
-        Items projected, and labelled rows measured.
-    minutes_per_review, review_cost, error_cost, level : float
-    automated, reviewed, errors, review_hours, cost : tuple of (value, low, high)
-        Items automated; items sent to review; automated mistakes; hours of review at
-        ``minutes_per_review``; ``review_cost * reviewed + error_cost * errors``.
-    """
-
-    volume: int
-    n: int
-    minutes_per_review: float
-    review_cost: float
-    error_cost: float
-    level: float
-    automated: tuple[float, float, float]
-    reviewed: tuple[float, float, float]
-    errors: tuple[float, float, float]
-    review_hours: tuple[float, float, float]
-    cost: tuple[float, float, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {key: getattr(self, key) for key in ("volume", "n", "minutes_per_review", "review_cost", "error_cost",
-                                                      "level")}
-        for key in ("automated", "reviewed", "errors", "review_hours", "cost"):
-            value, low, high = getattr(self, key)
-            out[key] = {"value": value, "ci_low": _nan_to_none(low), "ci_high": _nan_to_none(high)}
-        return out
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per quantity: ``per {volume} items``, value, low, high."""
-        names = {"automated": "automated", "reviewed": "sent to review", "errors": "automated mistakes",
-                 "review_hours": f"review hours ({self.minutes_per_review:g} min each)",
-                 "cost": f"cost ({self.review_cost:g} per review + {self.error_cost:g} per mistake)"}
-        return pd.DataFrame([{f"per {self.volume:,} items": label, "value": getattr(self, key)[0],
-                              f"{self.level:.0%} low": getattr(self, key)[1],
-                              f"{self.level:.0%} high": getattr(self, key)[2]} for key, label in names.items()])
-
-
-def project_volume(
-    automate: ArrayLike,
-    correct: ArrayLike,
-    *,
-    volume: int = 10_000,
-    minutes_per_review: float = 2.0,
-    review_cost: float = 1.0,
-    error_cost: float = 10.0,
-    level: float = 0.95,
-    n_resamples: int = 1000,
-    seed: int = 0,
-) -> VolumeProjection:
-    """Project automated, reviewed, mistakes, review hours and cost onto ``volume`` items.
-
-    Parameters
-    ----------
-    automate, correct : array-like of bool, shape (n_samples,)
-        The decision on each labelled row (measured on data the rule was not chosen on) and whether
-        its prediction is right.
-    volume : int, default=10000
-    minutes_per_review : float, default=2.0
-        Time a person spends on one reviewed item (set your own).
-    review_cost, error_cost : float
-        As in :func:`analyse_thresholds`.
-    """
-    auto = np.asarray(automate)
-    auto = check_correct(auto, n_samples=auto.shape[0] if auto.ndim else 0, name="automate")
-    hits = check_correct(correct, n_samples=auto.size)
-    if auto.size == 0:
-        raise DataError("no rows to project from")
-    for name, value in (("volume", volume), ("minutes_per_review", minutes_per_review)):
-        if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-            raise DataError(f"{name} must be a number > 0; got {value!r}")
-    n = auto.size
-    mistakes = auto & ~hits
-
-    def scaled(count: int, factor: float = 1.0) -> tuple[float, float, float]:
-        low, high = clopper_pearson_interval(count, n, level)
-        return (volume * count / n * factor, volume * low * factor, volume * high * factor)
-
-    reviewed = scaled(int(n - auto.sum()))
-    per_row_cost = review_cost * (~auto) + error_cost * mistakes
-    interval = bootstrap_ci(lambda c: c.mean(axis=-1), per_row_cost.astype(float), n_resamples=n_resamples,
-                            seed=seed, level=level)
-    return VolumeProjection(
-        volume=int(volume), n=n, minutes_per_review=float(minutes_per_review), review_cost=float(review_cost),
-        error_cost=float(error_cost), level=float(level), automated=scaled(int(auto.sum())), reviewed=reviewed,
-        errors=scaled(int(mistakes.sum())), review_hours=tuple(v * minutes_per_review / 60 for v in reviewed),
-        cost=(volume * float(per_row_cost.mean()), volume * interval.low, volume * interval.high))
-
-
-@dataclass(frozen=True)
-class DecisionPolicy:
-    """Automate a prediction when its calibrated confidence is >= ``threshold``; review the rest.
-
-    Attributes
-    ----------
-    threshold : float or None
-        ``None`` reviews everything (no threshold could be certified).
-    target_accuracy : float or None
-        The accuracy the threshold was certified for, if any.
-    certified : bool
-        Whether ``threshold`` comes from a Learn-Then-Test certificate.
-    method : str
-        How the threshold was chosen, in words (stored with the policy for the audit trail).
-    level : float or None
-        Confidence ``1 - delta`` of the certificate (None for an uncertified threshold, and in policies
-        written before it was recorded, which still load).
-    """
-
-    threshold: float | None
-    target_accuracy: float | None
-    certified: bool
-    method: str
-    level: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.threshold is not None and not (
-            isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool)
-            and 0.0 <= self.threshold <= 1.0
-        ):
-            raise DataError(f"threshold must be a number in [0, 1] or None; got {self.threshold!r}")
-        if self.target_accuracy is not None and not (
-            isinstance(self.target_accuracy, numbers.Real) and not isinstance(self.target_accuracy, bool)
-            and 0.0 < self.target_accuracy <= 1.0
-        ):
-            raise DataError(f"target_accuracy must be in (0, 1] or None; got {self.target_accuracy!r}")
-        if self.level is not None and not (isinstance(self.level, numbers.Real) and 0.0 < self.level < 1.0):
-            raise DataError(f"level must be in (0, 1) or None; got {self.level!r}")
-        if not isinstance(self.certified, bool) or not isinstance(self.method, str):
-            raise DataError("certified must be a bool and method a string")
-
-    @property
-    def guarantee(self) -> str:
-        """What the policy promises, in words (written into the policy file beside the fields)."""
-        if self.certified and self.threshold is not None and self.target_accuracy is not None:
-            if self.level is None:
-                return (f"automated predictions certified {self.target_accuracy:.0%} accurate by an older rule "
-                        "that did not record its confidence level")
-            return guarantee_text(self.target_accuracy, self.level, certified=True)
-        if self.threshold is None:
-            if self.target_accuracy is not None and self.level is not None:
-                return guarantee_text(self.target_accuracy, self.level, certified=False)
-            return "no threshold: every prediction goes to review"
-        return f"not certified: automates at confidence >= {self.threshold:.2f} with no accuracy guarantee"
-
-    @classmethod
-    def from_certificate(cls, certificate: CertifiedThreshold) -> DecisionPolicy:
-        """A policy applying a certified threshold (reviewing everything when none qualified)."""
-        return cls(
-            threshold=certificate.threshold,
-            target_accuracy=certificate.target_accuracy,
-            certified=certificate.certified,
-            method=("Learn-Then-Test fixed-sequence testing from the strictest threshold down, exact binomial "
-                    f"p-values (one-sided {certificate.level:.0%} Clopper-Pearson), thresholds automating fewer "
-                    f"than {certificate.min_automated} skipped: {certificate.reason}"),
-            level=certificate.level,
-        )
-
-    @classmethod
-    def from_cost(cls, analysis: ThresholdAnalysis) -> DecisionPolicy:
-        """A policy applying the cost-optimal threshold of ``analysis`` (not certified)."""
-        row = analysis.optimal
-        return cls(
-            threshold=row.threshold,
-            target_accuracy=None,
-            certified=False,
-            method=f"minimum of {analysis.review_cost:g} x reviews + {analysis.error_cost:g} x automated "
-            f"errors over {len(analysis.rows)} thresholds: {row.cost_per_item:.4g} per item at {row.threshold:.2f}",
-        )
-
-    def decide(self, confidence: ArrayLike) -> np.ndarray:
-        """``"automate"`` where confidence >= threshold, else ``"review"``; an array of str."""
-        conf = check_confidence(confidence)
-        if self.threshold is None:
-            return np.full(conf.shape, "review")
-        return np.where(conf >= self.threshold, "automate", "review")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": POLICY_FORMAT, "format_version": POLICY_FORMAT_VERSION, **asdict(self),
-                "guarantee": self.guarantee}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DecisionPolicy:
-        """Rebuild a policy from :meth:`to_dict`; malformed input raises :class:`ArtifactError`."""
-        check_format(data, format=POLICY_FORMAT, version=POLICY_FORMAT_VERSION, what="decision policy")
-        try:
-            return cls(**{key: data[key] for key in ("threshold", "target_accuracy", "certified", "method")},
-                       level=data.get("level"))
-        except (KeyError, DataError) as error:
-            raise ArtifactError(f"malformed decision policy: {error}") from None
-
-    def save(self, path: str | Path) -> None:
-        atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | Path) -> DecisionPolicy:
-        return read_artifact(path, cls.from_dict)

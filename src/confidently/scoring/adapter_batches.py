@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confidently.classifier import Classifier
+from confidently.scoring.classifier import Classifier
 from confidently.types import Scores
 
 

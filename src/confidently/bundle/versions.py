@@ -2,8 +2,8 @@
 
 A bundle folder (an ``evaluate`` run folder, a ``finetune`` adapter folder) is version 1.
 ``confidently recalibrate`` writes version N+1 into ``versions/vN+1`` with
-:func:`~confidently.bundle.write_bundle` (same model identity and task as the folder's own, a new
-calibrator and policy), so every version is read back through :func:`~confidently.bundle.read_bundle`
+:func:`~confidently.bundle.bundle.write_bundle` (same model identity and task as the folder's own, a new
+calibrator and policy), so every version is read back through :func:`~confidently.bundle.bundle.read_bundle`
 with every file's hash checked. Nothing is overwritten or deleted; ``serve`` applies the newest.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confidently.bundle import Bundle, read_bundle, write_bundle
+from confidently.bundle.bundle import Bundle, read_bundle, write_bundle
 from confidently.errors import ArtifactError
 from confidently.files import current_umask
 
