@@ -9,14 +9,13 @@ entry-point group; discovery is tested with a plug-in installed into a temporary
 
 from __future__ import annotations
 
-import math
 import sys
 import textwrap
 from importlib import metadata
 
 import numpy as np
 import pytest
-from fake_server import FakeServer
+from fake_server import FakeServer, model_distribution
 
 from confidently.backends import BUILT_IN_BACKENDS, available_backends, backend_class, load_backend
 from confidently.backends.base import Backend
@@ -31,18 +30,9 @@ TEXTS = ["the movie was great", "a dull, tired film", "it rained all day", "I wo
 @pytest.fixture(scope="module")
 def served_tiny_model(tiny_backend):
     """A fake OpenAI-compatible server whose next-token distribution is the tiny model's."""
-    vocab = tiny_backend.vocabulary()
-
-    def distribution(prompt: str, token_ids: list[int] | None) -> dict[str, float]:
-        row = tiny_backend.next_token_logprobs([prompt])[0]
-        if token_ids:  # like vLLM's logprob_token_ids: exactly the requested ids
-            return {f"token_id:{i}": math.exp(row[i]) for i in token_ids}
-        top = np.argsort(-row)[:50]
-        return {vocab[i]: math.exp(row[i]) for i in reversed(top)}  # the likeliest text wins a clash
-
     with FakeServer() as server:
         server.behaviour.token_ids = True
-        server.behaviour.distribution = distribution
+        server.behaviour.distribution = model_distribution(tiny_backend)
         yield server
 
 

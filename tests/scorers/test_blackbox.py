@@ -46,6 +46,50 @@ def test_consistency_is_reproducible_whatever_the_batch_or_order(tiny_backend):
     assert (scores.answers.tokens <= 3 * CONSISTENCY.max_new_tokens).all()
 
 
+def test_local_generation_reads_each_prompt_once_and_decodes_like_greedy_search(tiny_backend):
+    """The K answers of a text share one read of its prompt (after the cached prefix); greedy answers are
+    the tokens transformers' own greedy search gives for the whole prompt."""
+    import torch
+    from transformers import GenerationConfig
+
+    clf = scorer(tiny_backend, CONSISTENCY)
+    prompts = [clf.prompt(t) for t in TEXTS]
+    tiny_backend.next_token_logprobs(prompts[:1], shared_prefix=clf.prefix)  # the prefix's KV is cached now
+    shapes = []
+    hook = tiny_backend.model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: shapes.append(tuple(args[0].shape)))
+    try:
+        sampled = tiny_backend.generate(prompts, samples=3, max_new_tokens=5, temperature=1.0, seed=1,
+                                        shared_prefix=clf.prefix)
+    finally:
+        hook.remove()
+    assert shapes[0][0] == len(TEXTS)  # one row per text, not per answer
+    rows = [shape[0] for shape in shapes[1:]]  # then one token per answer still going: ended ones leave
+    assert all(shape[1] == 1 for shape in shapes[1:]) and rows == sorted(rows, reverse=True) and len(rows) <= 4
+    assert rows[0] == 3 * len(TEXTS) and [len(answers) for answers in sampled] == [3] * len(TEXTS)
+    # An answer may end once its vote is settled (its label word whole): the same votes, fewer tokens.
+    reader = clf._black_box.reader
+    settled = tiny_backend.generate(prompts, samples=3, max_new_tokens=5, temperature=1.0, seed=1,
+                                    shared_prefix=clf.prefix, settled=reader.settled)
+    for full, short in zip(sampled, settled):
+        assert [reader.vote(a.text) for a in full] == [reader.vote(a.text) for a in short]
+        assert all(s.tokens <= f.tokens and f.text.startswith(s.text.rstrip()) for f, s in zip(full, short))
+    assert sum(a.tokens for answers in settled for a in answers) < sum(a.tokens for answers in sampled for a in answers)
+
+    greedy = tiny_backend.generate(prompts, samples=1, max_new_tokens=6, temperature=0, seed=0,
+                                   shared_prefix=clf.prefix)
+    stops = sorted(tiny_backend._stop_ids())
+    config = GenerationConfig(do_sample=False, max_new_tokens=6, eos_token_id=stops, pad_token_id=tiny_backend.pad_id)
+    for prompt, (answer,) in zip(prompts, greedy):
+        ids = torch.tensor([tiny_backend.encode_prompt(prompt)])
+        out = tiny_backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        expected = out[0, ids.shape[1]:].tolist()
+        ended = bool(expected) and expected[-1] in stops
+        assert answer.tokens == len(expected)
+        assert answer.text == tiny_backend.tokenizer.decode(expected[:-1] if ended else expected,
+                                                             skip_special_tokens=True)
+
+
 def test_verbalized_answers_are_all_accounted_for(tiny_backend):
     clf = scorer(tiny_backend, ScorerSpec.make("verbalized", max_new_tokens=6))
     scores = clf.score(TEXTS)

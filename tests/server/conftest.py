@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, read_bundle, write_bundle
 from confidently.calibration import TemperatureCalibrator
 from confidently.tasks.task import SENTIMENT, Label, Task
 from confidently.decision.policy import DecisionPolicy
@@ -50,6 +50,21 @@ def make_adapter(model_dir: Path, out: Path, *, seed: int, weights_id: str, task
                  calibrator=fitted, policy=policy, fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
                  extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept}, extra_json=extra_json)
     return out
+
+
+def rebundle(folder, change=None, *, extra_json=None) -> None:
+    """Change an adapter's LoRA tensors in place (``change(key, tensor)``) and re-create its bundle around
+    them, as `confidently finetune` would have written it, with ``extra_json`` added."""
+    from safetensors.torch import load_file, save_file
+
+    old = read_bundle(folder)
+    path = folder / WEIGHTS_FILE
+    if change is not None:
+        save_file({key: change(key, value) for key, value in load_file(path).items()}, path)
+    kept = lambda path: None  # noqa: E731  (already in place)
+    write_bundle(folder, model=old.model, task=old.task, chat=old.chat, calibrator=old.calibrator,
+                 policy=old.policy, fitted_on=old.fitted_on, extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept},
+                 extra_json={**old.extras, **(extra_json or {})})
 
 
 @pytest.fixture(scope="session")

@@ -11,29 +11,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, read_bundle, write_bundle
+from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, BundleMismatchError, read_bundle
 from confidently.monitoring.canary import CANARY_FILE, Canary, CanaryFailedError
 from confidently.cli.app import app
 from confidently.tasks.task import SENTIMENT
 
-from .conftest import ADMIN_TOKEN, make_adapter
+from .conftest import ADMIN_TOKEN, make_adapter, rebundle
 
 TEXTS = [f"canary text {i}: {'a wonderful film, I love it' if i % 2 else 'terrible and boring'}" for i in range(24)]
-
-
-def rebundle(folder, change=None, *, extra_json=None) -> None:
-    """Change an adapter's LoRA tensors in place (``change(key, tensor)``) and re-create its bundle around
-    them, as `confidently finetune` would have written it, with ``extra_json`` added."""
-    from safetensors.torch import load_file, save_file
-
-    old = read_bundle(folder)
-    path = folder / WEIGHTS_FILE
-    if change is not None:
-        save_file({key: change(key, value) for key, value in load_file(path).items()}, path)
-    kept = lambda path: None  # noqa: E731  (already in place)
-    write_bundle(folder, model=old.model, task=old.task, chat=old.chat, calibrator=old.calibrator,
-                 policy=old.policy, fitted_on=old.fitted_on, extra_files={WEIGHTS_FILE: kept, ADAPTER_CONFIG_FILE: kept},
-                 extra_json={**old.extras, **(extra_json or {})})
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -53,10 +53,17 @@ class Backend(ABC):
     precision : what the scores are computed in (``float32``, ``bfloat16``, ``bfloat16-invariant``…),
         or None where the backend cannot tell (a remote server). Calibrators fitted on one
         precision's scores belong to that precision; it is part of :meth:`fingerprint`.
+    hashes_weights : True when the weights are here to be hashed (a local model), so a calibration
+        bundle's recorded weights can be checked; False for a serving engine, whose weights only a
+        bundle's canary (re-scored through it) can vouch for.
+    mixed_adapter_batches : True when one :meth:`next_token_logprobs` call can score each prompt with
+        its own adapter (``adapters=``).
     """
 
     name: ClassVar[str]
     exact: ClassVar[bool] = True
+    hashes_weights: ClassVar[bool] = True
+    mixed_adapter_batches: ClassVar[bool] = False
     model_name: str
     weights_id: str
     precision: str | None = None
@@ -163,8 +170,13 @@ class Backend(ABC):
         return [TokenProb(rank, vocab[i], float(row[i]), int(i)) for rank, i in enumerate(order, 1)]
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
-                 seed: int) -> list[list[Generated]]:
+                 seed: int, shared_prefix: str = "", settled: Callable[[str], bool] | None = None
+                 ) -> list[list[Generated]]:
         """``samples`` generated answers per prompt (black-box scorers, :mod:`confidently.scorers`).
+
+        ``shared_prefix`` is a string every prompt starts with; backends may compute it once.
+        ``settled``: an answer whose text so far it holds true for says all it will (e.g. a vote once its
+        label word is complete); a backend may end it there.
 
         ``temperature`` 0 is greedy decoding; above 0, plain sampling at that temperature (no top-k or
         top-p), each answer seeded by :func:`sample_seed`, so the same seed gives the same answers. A
@@ -176,3 +188,13 @@ class Backend(ABC):
     def fingerprint(self) -> str:
         """Identifies everything that changes scores (weights, precision, adapter) for caches."""
         return f"{self.name}:{self.weights_id}"
+
+    def served_as(self, adapter: str | None) -> str | None:
+        """The model name a serving engine knows the base model (None) or ``adapter`` by; None for a local model."""
+        return None
+
+    def weights_id_of(self, adapter: str | None) -> str:
+        """The :attr:`weights_id` a calibration bundle records when fitted with ``adapter`` active (None: the
+        base model). Locally the base weights' (the adapter's own weights are hashed apart); on a serving
+        engine, the engine and the model name the adapter is served under."""
+        return self.weights_id

@@ -39,6 +39,10 @@ class ServerRejected(BackendError):
         self.detail = detail
 
 
+class ServerTimeout(BackendError):
+    """The server did not answer a request in time, on any of its tries."""
+
+
 def error_detail(text: str, limit: int = 300) -> str:
     """The server's error message: OpenAI's ``{"error": {"message": ...}}``, FastAPI's ``detail``, or the text."""
     try:
@@ -174,9 +178,11 @@ class HttpTransport:
         tries = self.max_retries + 1
         for attempt in range(tries):
             retry_after = None
+            timed_out = False
             try:
                 response = await self._runner.client.post(url, json=body)
             except httpx.TimeoutException:
+                timed_out = True
                 failure = (f"{url} did not answer within {self.timeout:g} s ({tries} tries); raise the timeout "
                            "or lower max_concurrency if the server is overloaded")
             except httpx.TransportError as error:
@@ -193,7 +199,7 @@ class HttpTransport:
                 retry_after = response.headers.get("retry-after")
             if attempt + 1 < tries:
                 await asyncio.sleep(self._delay(attempt, retry_after))
-        raise BackendError(failure)
+        raise (ServerTimeout if timed_out else BackendError)(failure)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after is not None:

@@ -17,6 +17,16 @@ template is rendered here, so the prompt is exactly the local backend's; without
 message plus its answer suffix is sent. ``chat`` sends the task's message as the user message and
 the server applies its own chat template (OpenAI).
 
+LoRA adapters
+-------------
+A server with several LoRA adapters on one base model (vLLM's ``--lora-modules NAME=PATH``) serves
+each under its own model name. :meth:`OpenAIBackend.load_adapter` makes an adapter selectable by
+:meth:`~OpenAIBackend.set_adapter`, as on the local backend, sending requests for it under the model
+name ``engine_models`` gives it (default: the adapter's own name). Nothing is sent to the server
+then: it loaded the weights itself, and they cannot be hashed from here, so ``hashes_weights`` is
+False: whether the server's weights are the ones a calibration bundle was fitted on is for the
+bundle's canary to show (``confidently serve --backend openai``).
+
 User text is data (:mod:`~confidently.backends.text_as_data`): on ``completions`` with a tokenizer, a
 prompt whose text holds a special-token string is sent as token ids, so the server cannot read it as
 a control token. On ``chat`` the server renders and tokenizes the message itself, so this guarantee
@@ -40,7 +50,7 @@ import json
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,7 +62,7 @@ from confidently.backends.replies import NextToken, generated_text, parse_reply
 from confidently.backends.text_as_data import encode_prompt, encode_text, special_token_ids
 from confidently.backends.tokenizer import LoadedTokenizer, is_local_model, load_tokenizer
 from confidently.backends.topk import TopKVerbalizer, label_ids, masses
-from confidently.errors import BackendError, ConfigError, TaskError, UnknownModelError
+from confidently.errors import ArtifactError, BackendError, ConfigError, TaskError, UnknownModelError
 from confidently.models.registry import DEFAULT_MODEL
 from confidently.tasks.task import Task, Verbalizer
 from confidently.types import TokenProb
@@ -99,6 +109,8 @@ class OpenAIBackend(Backend):
         ``logprob_token_ids``); needs a tokenizer.
     adapter : name (or folder, whose name is used) of a LoRA adapter the server serves; sent as the
         model name.
+    engine_models : adapter name -> the model name the server serves it under, for adapters made
+        selectable with :meth:`load_adapter` (an adapter not listed is sent under its own name).
     max_context : the server's context length in tokens (long texts are truncated to fit when a
         tokenizer is at hand).
     timeout, max_retries, max_concurrency : see :class:`~confidently.backends.http_transport.HttpTransport`.
@@ -108,12 +120,13 @@ class OpenAIBackend(Backend):
 
     name = "openai"
     exact = False
+    hashes_weights = False
 
     def __init__(self, model: str = DEFAULT_MODEL, *, base_url: str | None = None, api_key_env: str | None = None,
                  endpoint: str = "auto", tokenizer: str | None = "auto", top_logprobs: int = 20,
                  token_ids: bool = True, adapter: str | None = None, max_context: int = 2048,
                  timeout: float = 60.0, max_retries: int = 4, max_concurrency: int = 8, cache_size: int = 100_000,
-                 transport: Transport | None = None):
+                 transport: Transport | None = None, engine_models: Mapping[str, str] | None = None):
         if endpoint not in ENDPOINTS:
             raise ConfigError(f"endpoint must be one of {', '.join(ENDPOINTS)}, got {endpoint!r}")
         if top_logprobs < 1:
@@ -122,6 +135,10 @@ class OpenAIBackend(Backend):
             raise ConfigError("the openai backend needs the server's URL: --base-url http://HOST:PORT/v1")
         self.model_name = model
         self.model_id: str | None = Path(adapter).name if adapter else model
+        self.base_model_id = self.model_id
+        self.engine_models = dict(engine_models or {})
+        self.active_adapter: str | None = None
+        self._selectable: set[str] = set()  # adapters made selectable by load_adapter
         self.base_url = (base_url or "").rstrip("/")
         self.transport = transport or HttpTransport(self.base_url, api_key=api_key_from_env(api_key_env),
                                                     timeout=timeout, max_retries=max_retries,
@@ -131,7 +148,7 @@ class OpenAIBackend(Backend):
         self.top_logprobs = top_logprobs
         self.token_ids = token_ids and self._tokenizer is not None
         self._max_context = max_context
-        self.weights_id = f"server:{self.base_url}#{self.model_id}"
+        self.weights_id = self.weights_id_of(None)
         self._vocab: list[str] | None = None
         self._special_ids: frozenset[int] | None = None
         self._cache: OrderedDict[str, NextToken] = OrderedDict()
@@ -151,6 +168,42 @@ class OpenAIBackend(Backend):
     def close(self) -> None:
         """Close the server connections."""
         self.transport.close()
+
+    # -- LoRA adapters served by the server, one selected at a time ---------------------------
+    def load_adapter(self, path: str | Path, name: str | None = None, *, activate: bool = True) -> str:
+        """Make adapter ``name`` (default: the folder's name) selectable; requests for it name the model
+        ``engine_models`` gives it, else ``name``. Nothing is read or sent: the server holds the weights."""
+        name = name or Path(path).name
+        self.unload_adapter(name)
+        self._selectable.add(name)
+        if activate:
+            self.set_adapter(name)
+        return name
+
+    def set_adapter(self, name: str | None) -> None:
+        """Send requests for adapter ``name``'s model, or for the base model when ``name`` is None."""
+        if name is not None and name not in self._selectable:
+            raise ArtifactError(f"no adapter named {name!r} is loaded "
+                                f"(loaded: {', '.join(self._selectable) or 'none'})")
+        self.active_adapter = name
+        self.model_id = self.served_as(name)
+
+    def unload_adapter(self, name: str) -> None:
+        if name not in self._selectable:
+            return
+        if self.active_adapter == name:
+            self.set_adapter(None)
+        self._selectable.discard(name)
+        # The server may serve other weights under that name next time: drop the replies remembered for it.
+        model = self.served_as(name)
+        self._cache = OrderedDict((key, reply) for key, reply in self._cache.items()
+                                  if json.loads(key).get("model") != model)
+
+    def served_as(self, adapter: str | None) -> str | None:
+        return self.base_model_id if adapter is None else self.engine_models.get(adapter, adapter)
+
+    def weights_id_of(self, adapter: str | None) -> str:
+        return f"server:{self.base_url}#{self.served_as(adapter)}"
 
     # -- prompts ---------------------------------------------------------------------------
     def format_prompt(self, message: str, *, chat: bool | None = None, system_prompt: str | None = None,
@@ -250,8 +303,11 @@ class OpenAIBackend(Backend):
         return [TokenProb(rank, text, lp, token_id) for rank, (text, token_id, lp) in enumerate(entries[:k], 1)]
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
-                 seed: int) -> list[list[Generated]]:
-        """See :meth:`Backend.generate`: one request per answer, no logprobs asked, each with its own
+                 seed: int, shared_prefix: str = "", settled: Callable[[str], bool] | None = None
+                 ) -> list[list[Generated]]:
+        """See :meth:`Backend.generate`: one request per answer (the server caches prompt prefixes itself,
+        and answers are not watched as they are generated, so ``shared_prefix`` and ``settled`` are not
+        used), no logprobs asked, each with its own
         ``seed`` (:func:`sample_seed`); whether the same seed gives the same answer is up to the server
         (vLLM and llama.cpp honour it). A request that fails after its retries (timeout, 5xx, 400) or a
         malformed reply becomes that answer's ``error``; a refused key or unknown model/URL (401, 403,

@@ -2,7 +2,9 @@
 
 One forward pass per batch of prompts, never ``generate()``; only the last position's logits are
 computed (``logits_to_keep``); prompts are left-padded; the prompt prefix every example shares is
-run once and its KV cache reused for every batch. With ``batch_invariant`` (``dtype="bf16-invariant"``)
+run once and its KV cache reused for every batch. Answers for the black-box scorers are decoded
+from the same pass (:meth:`TransformersBackend.generate`): each prompt is read once, whatever the
+number of sampled answers. With ``batch_invariant`` (``dtype="bf16-invariant"``)
 the forward pass runs on the kernels of :mod:`confidently.backends.invariant`, so a text's scores are
 bit-identical whatever shares its batch.
 """
@@ -14,7 +16,7 @@ import copy
 import inspect
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +147,7 @@ class TransformersBackend(Backend):
 
     name = "transformers"
     exact = True
+    mixed_adapter_batches = True
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
                  adapter: str | None = None, batch_invariant: bool | None = None, console=None):
@@ -351,40 +354,53 @@ class TransformersBackend(Backend):
         return logprobs, captured[-1].numpy().astype(np.float32)
 
     def generate(self, prompts: Sequence[str], *, samples: int, max_new_tokens: int, temperature: float,
-                 seed: int) -> list[list[Generated]]:
-        """See :meth:`Backend.generate`. One batched ``generate()`` for all prompts and their samples
-        (left-padded); each answer is drawn with its own generator seeded by :func:`sample_seed`
-        (:class:`_SeededSampling`), so a text's answers do not depend on the rest of its batch (up to
-        the float32 rounding that padding changes, ~1e-6 in a logit)."""
+                 seed: int, shared_prefix: str = "", settled: Callable[[str], bool] | None = None
+                 ) -> list[list[Generated]]:
+        """See :meth:`Backend.generate`. Each prompt is read once, past the cached ``shared_prefix`` (as
+        scoring reads it), and its KV cache copied for its ``samples`` answers; then the answers of the
+        batch are decoded together, one token a step, each until it ends (a stop token, ``settled``, or
+        ``max_new_tokens``); an ended answer leaves the batch. Each answer is drawn with its own generator
+        seeded by :func:`sample_seed` (:class:`_SeededSampler`), so a text's answers do not depend on the
+        rest of its batch (up to the float32 rounding that padding changes, ~1e-6 in a logit)."""
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
 
-        stops = self._stop_ids()
-        rows = [(prompt, i) for prompt in prompts for i in range(samples)]
-        encoded = {prompt: self.encode_prompt(prompt) for prompt in prompts}
-        width = max(len(ids) for ids in encoded.values())
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, (prompt, _) in enumerate(rows):
-            ids = encoded[prompt]
-            input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[r, width - len(ids):] = 1
-        # A fresh config (the model's own top-k, top-p or repetition penalty would change what T means);
-        # sampling is the Gumbel-max processor on top of greedy search, one generator per row.
-        config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, repetition_penalty=1.0,
-                                  pad_token_id=self.pad_id, eos_token_id=sorted(stops))
-        processors = LogitsProcessorList()
-        if temperature > 0:
-            processors.append(_SeededSampling(temperature, [sample_seed(seed, p, i) for p, i in rows]))
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids.to(self.device),
-                                      attention_mask=attention_mask.to(self.device), generation_config=config,
-                                      logits_processor=processors)
+        stops = set(self._stop_ids())
+        ids, prefix = self._split(prompts, shared_prefix)
+        logits, (cache, mask, position) = self._pass(ids, prefix, keep=1, keep_cache=True)
+        logits = logits[:, -1]  # log-probabilities: sampling and argmax are the same on them as on logits
+        if samples > 1:
+            cache.batch_repeat_interleave(samples)
+            logits, mask, position = (t.repeat_interleave(samples, dim=0) for t in (logits, mask, position))
+        draw = _SeededSampler(temperature, [sample_seed(seed, p, i) for p in prompts for i in range(samples)])
+        tokens: list[list[int]] = [[] for _ in range(len(logits))]
+        active = list(range(len(logits)))  # the answers still decoding: the rows of the batch's tensors
+        for step in range(max_new_tokens):
+            chosen = draw(logits)
+            going = []
+            for i, answer in enumerate(active):
+                tokens[answer].append(int(chosen[i]))
+                if tokens[answer][-1] not in stops and not (settled and settled(self.tokenizer.decode(tokens[answer]))):
+                    going.append(i)
+            if not going or step + 1 == max_new_tokens:
+                break
+            if len(going) < len(active):  # ended answers leave the batch, cache included
+                keep = torch.tensor(going)
+                cache.batch_select_indices(keep.to(self.device))
+                mask, position, chosen = mask[keep], position[keep], chosen[keep]
+                draw = draw.rows(going)
+                active = [active[i] for i in going]
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype)], dim=1)
+            position = position + 1
+            with torch.inference_mode():
+                out = self.model(input_ids=chosen[:, None].to(self.device), attention_mask=mask.to(self.device),
+                                 position_ids=position[:, None].to(self.device), use_cache=True, logits_to_keep=1,
+                                 **{self._cache_kwarg: cache})
+            cache = getattr(out, "cache", None) or out.past_key_values
+            logits = out.logits[:, -1].float().cpu()
         answers = []
-        for row in out[:, width:].tolist():
-            ends = [i for i, token in enumerate(row) if token in stops]
-            kept = row[:ends[0]] if ends else row
-            answers.append(Generated(self.tokenizer.decode(kept, skip_special_tokens=True), len(kept) + bool(ends)))
+        for row in tokens:
+            kept = row[:-1] if row and row[-1] in stops else row
+            answers.append(Generated(self.tokenizer.decode(kept, skip_special_tokens=True), len(row)))
         return [answers[start:start + samples] for start in range(0, len(answers), samples)]
 
     def _stop_ids(self) -> set[int]:
@@ -517,6 +533,14 @@ class TransformersBackend(Backend):
 
         ``adapters``: each row's adapter (None: the base model); default: the active adapter for all.
         """
+        return self._pass(rows, prefix, keep, adapters)[0]
+
+    def _pass(self, rows: list[list[int]], prefix: tuple[int, ...], keep: int,
+              adapters: Sequence[str | None] | None = None, *, keep_cache: bool = False):
+        """One forward pass over the left-padded ``rows`` after the cached ``prefix``: the log-softmax of the
+        last ``keep`` positions' logits, shape (n_rows, keep, vocab), float32 on CPU; with ``keep_cache``
+        also the KV cache, the attention mask and each row's last position, to decode further from.
+        """
         import torch
 
         width = max(len(r) for r in rows)
@@ -543,7 +567,7 @@ class TransformersBackend(Backend):
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 position_ids=position_ids.to(self.device),
-                use_cache=cache is not None,
+                use_cache=keep_cache or cache is not None,
                 logits_to_keep=keep,
                 **{self._cache_kwarg: cache},
                 **adapter_rows,
@@ -552,25 +576,38 @@ class TransformersBackend(Backend):
             if self.batch_invariant:
                 from confidently.backends import invariant
 
-                return invariant.rowwise(lambda rows: torch.log_softmax(rows, dim=-1), logits).cpu()
-            return torch.log_softmax(logits, dim=-1).cpu()
+                logprobs = invariant.rowwise(lambda rows: torch.log_softmax(rows, dim=-1), logits).cpu()
+            else:
+                logprobs = torch.log_softmax(logits, dim=-1).cpu()
+        if not keep_cache:
+            return logprobs, None
+        return logprobs, (getattr(out, "cache", None) or out.past_key_values, attention_mask, position_ids[:, -1])
 
 
-class _SeededSampling:
-    """A logits processor that turns greedy search into sampling at ``temperature``, each row with its
-    own seeded generator: the argmax of ``logits / T`` plus Gumbel noise is an exact draw from
-    ``softmax(logits / T)`` (the Gumbel-max trick), so a row's draw depends on its seed alone."""
+class _SeededSampler:
+    """Picks each row's next token: the most likely at temperature 0; above it, a draw from
+    ``softmax(logits / T)`` by inverse-CDF sampling with one uniform per row and step from the row's
+    own seeded generator (an exact draw), so a row's tokens depend on its seed and its own logits alone."""
 
     def __init__(self, temperature: float, seeds: Sequence[int]):
         import torch
 
         self.temperature = temperature
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds] if temperature > 0 else []
 
-    def __call__(self, input_ids, scores):
+    def rows(self, kept: Sequence[int]) -> _SeededSampler:
+        """This sampler for the rows ``kept`` only, each row's generator continuing where it was."""
+        sampler = _SeededSampler(self.temperature, [])
+        sampler.generators = [self.generators[i] for i in kept] if self.generators else []
+        return sampler
+
+    def __call__(self, logits):
         import torch
 
-        uniform = torch.stack([torch.rand(scores.shape[1], generator=g, dtype=torch.float64)
-                               for g in self.generators])
-        gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1.0)))
-        return (scores.double() / self.temperature + gumbel.to(scores.device)).to(scores.dtype)
+        if self.temperature == 0:
+            return logits.argmax(dim=1)
+        cumulative = torch.softmax(logits.double() / self.temperature, dim=1).cumsum(dim=1)
+        uniform = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
+        # The first token whose cumulative probability exceeds the draw (never one of probability 0).
+        chosen = torch.searchsorted(cumulative, (uniform * cumulative[:, -1])[:, None], right=True)[:, 0]
+        return chosen.clamp(max=logits.shape[1] - 1)

@@ -93,7 +93,7 @@ class ModelIdentity:
         active = getattr(backend, "active_adapter", None)
         adapters = getattr(backend, "adapters", {})
         precision = getattr(backend, "precision", None) or getattr(backend, "dtype", None)
-        return cls(backend.model_name, backend.name, backend.weights_id, precision,
+        return cls(backend.model_name, backend.name, backend.weights_id_of(active), precision,
                    adapters.get(active) if active else None)
 
     def describe(self) -> str:
@@ -214,14 +214,17 @@ class Bundle:
                 "fitted on; use the bundle's scorer, or fit a bundle for this one with `confidently evaluate "
                 "--scorer`")
 
-    def check(self, classifier: Classifier) -> None:
+    def check(self, classifier: Classifier, *, weights: bool = True) -> None:
         """Refuse unless ``classifier`` (its weights, active adapter, task, chat choice and scorer) is what
-        was fitted."""
+        was fitted; ``weights=False`` leaves the weights out (a serving engine's, which only the bundle's
+        canary can vouch for)."""
         backend = classifier.backend
         self.check_scorer(classifier.scorer)
         self.check_task(classifier.task, classifier.chat)
-        self.check_model(backend.weights_id, ModelIdentity.of(backend).adapter_sha256, name=backend.model_name)
-        self.check_precision(ModelIdentity.of(backend).dtype)
+        identity = ModelIdentity.of(backend)
+        if weights:
+            self.check_model(identity.weights_id, identity.adapter_sha256, name=backend.model_name)
+        self.check_precision(identity.dtype)
 
 
 class PrecisionMismatchWarning(UserWarning):

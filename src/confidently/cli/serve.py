@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from confidently.cli.app import app
-from confidently.cli.options import DEFAULTS, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given, read_calibration
+from confidently.cli.options import (DEFAULTS, ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given,
+                                     read_calibration)
 from confidently.errors import ArtifactError
 from confidently.files import read_json
 
@@ -21,6 +22,13 @@ class LogLevel(str, Enum):
     info = "info"
     debug = "debug"
     trace = "trace"
+
+
+class ServeBackend(str, Enum):
+    """Where the scores come from: the model loaded here, or an OpenAI-compatible serving engine."""
+
+    transformers = "transformers"
+    openai = "openai"
 
 
 class CanaryAction(str, Enum):
@@ -35,6 +43,22 @@ class CanaryAction(str, Enum):
 def serve(
     ctx: typer.Context,
     model: ModelOpt = DEFAULTS["model"],
+    backend: Annotated[ServeBackend, typer.Option(
+        help="transformers: the model runs here; openai: an OpenAI-compatible engine at --base-url (vLLM, "
+             "llama.cpp's server) scores, and --model is its base model's name there.")] = ServeBackend.transformers,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    tokenizer: Annotated[Optional[str], typer.Option(
+        "--tokenizer", help="--backend openai: registry name, folder or hub id of the engine model's tokenizer, "
+                            "which renders prompts exactly as locally. [default: --model, when it is a registry "
+                            "name or folder]", show_default=False)] = None,
+    engine_model: Annotated[Optional[list[str]], typer.Option(
+        "--engine-model", metavar="ADAPTER=NAME",
+        help="--backend openai: the model name the engine serves an adapter under (vLLM: --lora-modules "
+             "NAME=PATH); repeat per adapter. Default: the adapter's own name.")] = None,
+    engine_timeout: Annotated[float, typer.Option(
+        min=0.001, help="--backend openai: seconds the engine has to answer one request (one retry); then 504.")
+    ] = 30.0,
     adapters: Annotated[Optional[Path], typer.Option(
         "--adapters", exists=True, file_okay=False,
         help="Folder with one sub-folder per LoRA adapter (all loaded at start-up; run-time loads stay inside it).")
@@ -99,7 +123,16 @@ def serve(
     and the live accuracy of automated decisions. Versions written by `confidently recalibrate` are
     applied without a restart; every reply names the bundle version that decided it.
 
+    With --backend openai an engine scores (vLLM with --enable-lora --lora-modules NAME=PATH, or llama.cpp's
+    server) and everything else runs here the same. Each adapter is the engine's model of its name
+    (--engine-model ADAPTER=NAME maps it to another). The engine's weights cannot be hashed from here: a
+    bundle fitted elsewhere (e.g. locally) must pass its canary re-scored through the engine at load; one
+    fitted through the engine (`evaluate --backend openai`) is matched by URL and model name. An engine
+    failure is a 502 (504 for a timeout) for the requests it concerns.
+
     Example: `confidently serve --calibration runs/demo --adapters adapters/ --admin-token "$TOKEN" --reviewers reviewers.json --port 8000`
+
+    Example: `confidently serve --backend openai --base-url http://127.0.0.1:8080/v1 --adapters adapters/ --engine-model support=support-v2`
     """
     from confidently.server.app import create_app, load_service
     from confidently.server.runner import configure_logging, listen, make_server
@@ -110,7 +143,9 @@ def serve(
     bundle = read_calibration(calibration)
     if bundle is not None and not given(ctx, "model"):
         model = bundle.model.name
-    settings = Settings(model=model, task=task if given(ctx, "task") else None, adapters_dir=adapters,
+    settings = Settings(model=model, backend=backend.value, base_url=base_url, api_key_env=api_key, tokenizer=tokenizer,
+                        engine_models=parse_engine_models(engine_model or []), engine_timeout_s=engine_timeout,
+                        task=task if given(ctx, "task") else None, adapters_dir=adapters,
                         calibration=calibration, admin_token=admin_token, max_texts=max_texts,
                         max_text_chars=max_text_chars, max_request_cost=max_request_cost, batch_size=batch_size,
                         batch_wait_ms=batch_wait_ms, device=device, dtype=dtype, read_timeout_s=read_timeout,
@@ -124,6 +159,24 @@ def serve(
     app = create_app(settings)
     load_service(app)
     make_server(app, log_level=log_level.value).run(sockets=[sock])
+
+
+def parse_engine_models(pairs: list[str]) -> dict[str, str]:
+    """``--engine-model ADAPTER=NAME`` options as adapter name -> engine model name; a malformed one is a usage error."""
+    import re
+
+    from confidently.server.schemas import ADAPTER_NAME_PATTERN
+
+    found: dict[str, str] = {}
+    for pair in pairs:
+        adapter, sep, name = pair.partition("=")
+        if not sep or not name.strip() or not re.fullmatch(ADAPTER_NAME_PATTERN, adapter):
+            raise typer.BadParameter(f"expected ADAPTER=NAME (an adapter name, '=', the engine's model name), got "
+                                     f"{pair!r}", param_hint="--engine-model")
+        if adapter in found:
+            raise typer.BadParameter(f"adapter {adapter!r} is mapped twice", param_hint="--engine-model")
+        found[adapter] = name.strip()
+    return found
 
 
 def read_reviewers(path: Path) -> dict[str, str]:

@@ -135,7 +135,7 @@ def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str
     transport = SageMakerTransport(runner.clients["sagemaker-runtime"], endpoint, found.component,
                                    max_concurrency=max_concurrency)
     backend = OpenAIBackend(bundle.model.name, transport=transport, tokenizer=tokenizer)
-    classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat)
+    classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat, scorer=bundle.scorer)
     return bundle, CalibratedClassifier.from_bundle(classifier, bundle, checked=False)
 
 

@@ -117,6 +117,16 @@ class AnswerReader:
             return None, Reading("refusal")
         return found, None if found is not None else Reading("no_label")
 
+    def settled(self, text: str) -> bool:
+        """Whether no continuation of ``text`` can change :meth:`vote`'s reading: a whole label word stands
+        in it (a character that cannot continue the word follows it), and no label is a phrase of several
+        words that could start there. (No refusal phrase holds a label word, so one that would start
+        before it is already in ``text``.)"""
+        if self.longest > 1:
+            return False
+        found = self.label(text)
+        return found is not None and found[1] < len(text)
+
     def vote(self, text: str) -> Reading:
         """A sampled answer: the label it names."""
         found, unusable = self._named(text)

@@ -70,6 +70,9 @@ class BlackBoxScorer:
         else:
             self.prefix, self.suffix = classifier.prefix, classifier.suffix
             self.read = self.reader.vote
+        # A vote is read from its first label word: generation may end once that word is whole. A verbalized
+        # answer's probability comes after its label, so it runs to its end.
+        self.settled = self.reader.settled if spec.name == "consistency" else None
 
     def prompt(self, text: str) -> str:
         """The exact prompt the model answers for ``text`` (after any truncation)."""
@@ -99,7 +102,8 @@ class BlackBoxScorer:
             rows = range(start, min(n, start + clf.batch_size))
             prompts = [self.prefix + fitted[i][0] + self.suffix for i in rows]
             generated = clf.backend.generate(prompts, samples=spec.samples, max_new_tokens=spec.max_new_tokens,
-                                             temperature=spec.temperature, seed=spec.seed)
+                                             temperature=spec.temperature, seed=spec.seed, shared_prefix=self.prefix,
+                                             settled=self.settled)
             for i, answers in zip(rows, generated):
                 failures += [a.error for a in answers if a.error is not None]
                 readings = [Reading("error") if a.error is not None else self.read(a.text) for a in answers]

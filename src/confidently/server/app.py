@@ -25,7 +25,7 @@ from confidently.server.settings import Settings
 from confidently.server.versions import poll_versions
 
 if TYPE_CHECKING:
-    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.backends.base import Backend
 
 DESCRIPTION = """Calibrated classification with one base language model and many LoRA adapters.
 
@@ -60,7 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.loop.close()
 
 
-def create_app(settings: Settings, *, backend: TransformersBackend | None = None) -> FastAPI:
+def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:
     """The API for ``settings``; ``backend`` serves an already loaded base model instead of ``settings.model``."""
     app = FastAPI(title="confidently", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   max_body_size=settings.max_body_bytes, docs_url=None, redoc_url=None)

@@ -1,6 +1,7 @@
 """Every error becomes a JSON reply ``{"detail": "...", "errors": [...]}`` with the right status.
 
 Bad input is always a 4xx naming the field and what was wrong; a 500 means a bug in the server.
+A serving engine behind ``--backend openai`` that fails gives 502 (504 when it did not answer in time).
 A 503 (shutting down, or too busy) carries ``Retry-After``. Absolute server paths never reach a
 reply (see :mod:`confidently.server.redact`).
 """
@@ -16,13 +17,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from confidently.monitoring.canary import CanaryFailedError
-from confidently.errors import ArtifactError, ConfidentlyError, DataError, TaskError
+from confidently.errors import ArtifactError, BackendError, ConfidentlyError, DataError, TaskError
 from confidently.server.batching import ShuttingDownError
 from confidently.server.disconnect import ClientDisconnected
 from confidently.server.redact import redact_paths
 from confidently.server.registry import AdapterPathError, AdapterReloadedError, UnknownAdapterError
 from confidently.server.schemas import ErrorResponse
-from confidently.server.served import AdapterConflictError
+from confidently.server.served import AdapterConflictError, EngineTimeoutError
 
 log = logging.getLogger("confidently.server")
 
@@ -37,10 +38,12 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (TaskError, 422),
     (DataError, 422),
     (ShuttingDownError, 503),
+    (EngineTimeoutError, 504),
+    (BackendError, 502),
 )
 
 #: Documented replies of every route (``responses=`` of the routers).
-ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 500, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 500, 502, 503, 504)}
 
 #: Seconds a client should wait before retrying a request refused because the server is shutting down.
 SHUTDOWN_RETRY_AFTER_S = 5

@@ -14,14 +14,15 @@ import re
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from confidently.bundle.bundle import MANIFEST_FILE
 from confidently.monitoring.canary import CanaryCheck, CanaryFailedError
-from confidently.errors import ArtifactError, ConfidentlyError
+from confidently.errors import ArtifactError, BackendError, BundleMismatchError, ConfidentlyError
 from confidently.server.metrics import Metrics
 from confidently.server.schemas import ADAPTER_NAME_PATTERN, ModelInfo
-from confidently.server.served import Served
+from confidently.server.served import Served, engine_error
 
 if TYPE_CHECKING:
-    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.backends.base import Backend
 
 log = logging.getLogger("confidently.server")
 
@@ -50,13 +51,14 @@ class AdapterRegistry:
 
     Parameters
     ----------
-    backend : the one base model every adapter is loaded onto.
+    backend : the one base model every adapter is loaded onto: a local model, or a serving engine
+        that serves the adapters itself (each under its model name, :meth:`Backend.served_as`).
     base : the base model's entry (``name`` None).
     adapters_dir : the only folder adapters may be loaded from; None forbids loading.
     batch_size : forward-pass size of every entry's classifier.
     """
 
-    def __init__(self, backend: TransformersBackend, base: Served, *, adapters_dir: Path | None,
+    def __init__(self, backend: Backend, base: Served, *, adapters_dir: Path | None,
                  batch_size: int, canary: str = "refuse"):
         self.backend = backend
         self.base = base
@@ -144,18 +146,31 @@ class AdapterRegistry:
         key = Metrics.BASE if served.name is None else served.name
         self.canaries.pop(key, None)
         canary = served.canary
+        if served.weights_checked_by == "canary" and (canary is None or self.canary == "off"):
+            bundle = served.bundle
+            why = "the bundle carries no canary.json" if canary is None else "--canary off skips it"
+            raise BundleMismatchError(
+                f"{served.describe()} refused: its bundle {bundle.folder} was fitted on {bundle.model.describe()}, "
+                f"and the engine's weights cannot be hashed from here: only the bundle's canary, re-scored through "
+                f"the engine, can show they are the same, and {why}; use a bundle written by `confidently "
+                "evaluate` or `finetune` (they carry one), or fit one on the engine (`confidently evaluate "
+                "--backend openai --base-url URL`)")
         if self.canary == "off" or canary is None:
             return
         self.backend.set_adapter(served.name)
-        check = canary.check(served.classifier.score(list(canary.texts)).probs)
+        try:
+            probs = served.classifier.score(list(canary.texts)).probs
+        except BackendError as error:
+            raise engine_error(served, error) from None
+        check = canary.check(probs)
         self.canaries[key] = check
         if check.passed:
-            log.info("%s: %s", _describe(served), check.describe())
+            log.info("%s: %s", served.describe(), check.describe())
             return
         if self.canary == "refuse":
-            raise CanaryFailedError(f"{_describe(served)} refused: {check.describe()}; its calibrator does not "
+            raise CanaryFailedError(f"{served.describe()} refused: {check.describe()}; its calibrator does not "
                                     "hold for the model as it scores here")
-        log.error("%s is unhealthy: %s", _describe(served), check.describe())
+        log.error("%s is unhealthy: %s", served.describe(), check.describe())
 
     def check_base(self) -> None:
         """Run the base model's canary (when its calibration bundle carries one), as adapters' run at load."""
@@ -167,7 +182,7 @@ class AdapterRegistry:
             try:
                 newer = served.with_latest_version()
             except ConfidentlyError as error:
-                log.error("%s: newer calibration version not applied: %s", _describe(served), error)
+                log.error("%s: newer calibration version not applied: %s", served.describe(), error)
                 continue
             if newer is served:
                 continue
@@ -175,7 +190,7 @@ class AdapterRegistry:
                 self.base = newer
             elif self._adapters.get(name) is served:
                 self._adapters = {**self._adapters, name: newer}
-            log.info("%s: now deciding with calibration version %s", _describe(newer), newer.bundle_version)
+            log.info("%s: now deciding with calibration version %s", newer.describe(), newer.bundle_version)
 
     def unload(self, name: str) -> Served:
         served = self.get(name)
@@ -184,11 +199,16 @@ class AdapterRegistry:
         return served
 
     def load_all(self) -> None:
-        """Load every adapter folder found directly in the adapters folder; log and skip broken ones."""
+        """Load every adapter folder found directly in the adapters folder; log and skip broken ones.
+
+        Locally an adapter folder holds PEFT's ``adapter_config.json``; for a serving engine, which holds
+        the weights itself, a bundle's ``manifest.json`` is enough.
+        """
         if self.adapters_dir is None:
             return
+        marker = "adapter_config.json" if self.backend.hashes_weights else MANIFEST_FILE
         for folder in sorted(self.adapters_dir.iterdir()):
-            if not (folder / "adapter_config.json").exists():
+            if not (folder / marker).exists():
                 continue
             try:
                 self.load(folder.name)
@@ -205,7 +225,3 @@ def _check_weights(folder: Path) -> None:
     if (folder / WEIGHTS_FILE).exists():  # a missing file is the backend's to explain
         with safe_open(folder / WEIGHTS_FILE, framework="pt") as weights:
             weights.keys()
-
-
-def _describe(served: Served) -> str:
-    return "the base model" if served.name is None else f"adapter {served.name!r}"

@@ -132,6 +132,11 @@ class ModelInfo(BaseModel):
     bundle_version: str | None = Field(default=None, description="The bundle version that decides: its "
                                        "manifest's hash (12 hex digits) and version number.")
     weights_sha256: str | None
+    engine_model: str | None = Field(default=None, description="The model name the serving engine is asked "
+                                     "for (--backend openai); null when the model runs in this server.")
+    weights_checked_by: Literal["sha256", "engine", "canary"] | None = Field(
+        default=None, description="How the weights are matched to the bundle's: their sha256 (here), the bundle "
+        "was fitted through this engine model, or its canary re-scored through the engine; null without a bundle.")
 
 
 class AdaptersResponse(BaseModel):

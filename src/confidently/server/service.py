@@ -3,6 +3,12 @@
 Routers call :meth:`Service.score` and :meth:`Service.run`; both wait for the model's worker thread
 without blocking the event loop. Cancelling either (the client went away, or the drain window ran
 out) abandons the work not yet started.
+
+The model is any backend that holds adapters: the local one (``--backend transformers``) or a
+serving engine (``--backend openai``: vLLM, llama.cpp's server), where each adapter is the engine's
+model of that name. Everything after the scores (calibration, policy, prediction sets, review queue,
+drift) is the same; an engine's failure fails only the work items it was scoring, with 502 (504 for
+a timeout).
 """
 
 from __future__ import annotations
@@ -15,12 +21,17 @@ from confidently.server.batching import MicroBatcher
 from confidently.server.metrics import Metrics
 from confidently.server.registry import AdapterRegistry, AdapterReloadedError, UnknownAdapterError
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse, TextResult
-from confidently.server.served import Served, classify_together
+from confidently.errors import BackendError
+from confidently.server.served import Served, classify_together, engine_error
 from confidently.server.settings import Settings
 from confidently.server.work import Job, split
 
 if TYPE_CHECKING:
-    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.backends.base import Backend
+
+#: Extra tries the server gives an engine request after a timeout, a connection error or a 5xx: one,
+#: so a client waits at most about twice ``--engine-timeout`` before its 504.
+ENGINE_RETRIES = 1
 
 T = TypeVar("T")
 
@@ -38,12 +49,10 @@ class Service:
                                     max_cost=self.item_cost)
 
     @classmethod
-    def start(cls, settings: Settings, metrics: Metrics, backend: TransformersBackend | None = None) -> Service:
+    def start(cls, settings: Settings, metrics: Metrics, backend: Backend | None = None) -> Service:
         """Load the model (unless ``backend`` is given) and every adapter, then start the worker thread."""
         if backend is None:
-            from confidently.backends.transformers_backend import TransformersBackend
-
-            backend = TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
+            backend = load_backend(settings)
         base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
                            calibration=settings.calibration)
         registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size,
@@ -104,7 +113,8 @@ class Service:
                 texts.setdefault(job.adapter, []).extend(job.texts)
         batch = [(entries[adapter], adapter_texts) for adapter, adapter_texts in texts.items()]
         results = dict(zip(texts, classify_together(batch))) if batch else {}
-        self.metrics.mixed_batch([(served.name, [r.decision for r in results[served.name]]) for served, _ in batch])
+        self.metrics.mixed_batch([(served.name, [r.decision for r in results[served.name]]) for served, _ in batch
+                                  if not isinstance(results[served.name], Exception)])
         out: list[tuple[Served, list[TextResult]] | Exception] = []
         taken = dict.fromkeys(texts, 0)
         for job in jobs:
@@ -112,11 +122,33 @@ class Service:
             if isinstance(served, Exception):
                 out.append(served)
                 continue
+            if isinstance(results[job.adapter], Exception):  # the engine failed this entry's texts
+                out.append(results[job.adapter])
+                continue
             start = taken[job.adapter]
             mine = results[job.adapter][start:start + len(job.texts)]
             taken[job.adapter] += len(job.texts)
-            if job.top_tokens:
-                for result, text in zip(mine, job.texts):
-                    result.top_tokens = served.top_tokens(text, job.top_tokens)
+            try:
+                if job.top_tokens:
+                    for result, text in zip(mine, job.texts):
+                        result.top_tokens = served.top_tokens(text, job.top_tokens)
+            except BackendError as error:
+                out.append(engine_error(served, error))
+                continue
             out.append((served, mine))
         return out
+
+
+def load_backend(settings: Settings) -> Backend:
+    """The backend ``settings`` name: the local model, or the engine at ``settings.base_url``."""
+    if settings.backend == "openai":
+        from confidently.backends.openai_backend import OpenAIBackend
+
+        # One request per text, all of a batch in flight together: the engine batches them itself.
+        return OpenAIBackend(settings.model, base_url=settings.base_url, api_key_env=settings.api_key_env,
+                             tokenizer=settings.tokenizer or "auto", engine_models=settings.engine_models,
+                             timeout=settings.engine_timeout_s, max_retries=ENGINE_RETRIES,
+                             max_concurrency=settings.batch_size)
+    from confidently.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)

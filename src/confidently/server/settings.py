@@ -15,7 +15,19 @@ class Settings(BaseModel):
 
     Attributes
     ----------
-    model : registry name, local folder, ``.gguf`` file or hub id of the base model.
+    model : registry name, local folder, ``.gguf`` file or hub id of the base model; with the openai
+        backend, the base model's name on the engine (a registry name or folder also gives the
+        tokenizer that renders prompts exactly as the local backend does).
+    backend : ``transformers`` (the model runs here) or ``openai`` (an OpenAI-compatible engine at
+        ``base_url``, e.g. vLLM or llama.cpp's server, scores; everything after the scores runs here).
+    base_url : the engine's API root, e.g. ``http://127.0.0.1:8080/v1`` (openai backend only).
+    api_key_env : NAME of the environment variable holding the engine's API key.
+    tokenizer : registry name, folder or hub id of the engine model's tokenizer (renders the prompt as the
+        local backend does; default: ``model`` when it is a registry name or folder).
+    engine_models : adapter name -> the model name the engine serves that LoRA adapter under (vLLM:
+        ``--lora-modules NAME=PATH``); an adapter not listed is asked for under its own name.
+    engine_timeout_s : seconds the engine has to answer one request (one retry after a timeout or 5xx;
+        then the classify request fails with 504, or 502 for the engine's other errors).
     task : the base model's task (built-in name or task ``.json``); None: the calibration bundle's task,
         or sentiment without one. Adapters bring their own.
     adapters_dir : folder holding one sub-folder per adapter; every adapter in it is loaded at
@@ -49,6 +61,12 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = DEFAULT_MODEL
+    backend: Literal["transformers", "openai"] = "transformers"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    tokenizer: str | None = None
+    engine_models: dict[str, str] = Field(default_factory=dict)
+    engine_timeout_s: float = Field(default=30.0, gt=0)
     task: str | None = None
     adapters_dir: Path | None = None
     calibration: Path | None = None

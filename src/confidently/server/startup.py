@@ -18,21 +18,37 @@ def check_before_loading(settings: Settings) -> None:
     Checks the model name or path, device and dtype, the task, the base model's calibration bundle
     (its hashes, and that it was fitted for these weights and this task), and that the adapters folder
     can be listed. Adapters
-    themselves are checked when they load: a broken one is skipped, not fatal.
+    themselves are checked when they load: a broken one is skipped, not fatal. With a serving engine
+    (``backend`` openai) the weights are the engine's: the bundle's canary checks them once the engine
+    answers (:meth:`~confidently.server.registry.AdapterRegistry.check_base`).
     """
-    from confidently.backends.transformers_backend import choose_device, choose_dtype
     from confidently.bundle.bundle import read_bundle
-    from confidently.models.registry import resolve_model
     from confidently.tasks.task import get_task
 
-    source = resolve_model(settings.model)
-    choose_device(settings.device)
-    choose_dtype(settings.dtype)
+    engine = settings.backend == "openai"
+    if engine and not settings.base_url:
+        raise ConfigError("--backend openai serves through an OpenAI-compatible engine: give its URL with "
+                          "--base-url http://HOST:PORT/v1")
+    if not engine and (settings.base_url or settings.engine_models or settings.tokenizer):
+        raise ConfigError("--base-url, --tokenizer and --engine-model apply to --backend openai")
+    weights_id = None
+    if engine:
+        from confidently.backends.openai_backend import api_key_from_env
+
+        api_key_from_env(settings.api_key_env)
+    else:
+        from confidently.backends.transformers_backend import choose_device, choose_dtype
+        from confidently.models.registry import resolve_model
+
+        weights_id = resolve_model(settings.model).weights_id
+        choose_device(settings.device)
+        choose_dtype(settings.dtype)
     task = get_task(settings.task or "sentiment")
     if settings.calibration is not None:
         # every hash, then the weights and task the bundle was fitted for against the ones to serve
         bundle = read_bundle(settings.calibration)
-        bundle.check_model(source.weights_id, None, name=settings.model)
+        if weights_id is not None:
+            bundle.check_model(weights_id, None, name=settings.model)
         if settings.task is not None:
             bundle.check_task(task, None)
     if settings.adapters_dir is not None:

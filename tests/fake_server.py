@@ -43,6 +43,22 @@ def fake_distribution(prompt: str, label_share: float = 0.9) -> dict[str, float]
     return probs
 
 
+def model_distribution(backend, adapter: str | None = None) -> Callable[[str, list[int] | None], dict[str, float]]:
+    """A local backend's own next-token distribution (with ``adapter``; None: the bare base model), served as
+    ``Behaviour.distribution`` or one of ``Behaviour.models``: the requested ids (like vLLM's
+    ``logprob_token_ids``), else the top 50 tokens by text."""
+    vocab = backend.vocabulary()
+
+    def distribution(prompt: str, token_ids: list[int] | None) -> dict[str, float]:
+        row = backend.next_token_logprobs([prompt], adapters=[adapter])[0]
+        if token_ids:
+            return {f"token_id:{i}": math.exp(row[i]) for i in token_ids}
+        top = sorted(range(len(row)), key=lambda i: -row[i])[:50]
+        return {vocab[i]: math.exp(row[i]) for i in reversed(top)}  # the likeliest text wins a clash
+
+    return distribution
+
+
 @dataclass
 class Behaviour:
     """What the fake server does; tests change it while it runs.
@@ -67,6 +83,9 @@ class Behaviour:
     # prompt -> {token text or "token_id:N": probability}: a real model's distribution, served
     # instead of the made-up one (the backend contract suite compares backends on it)
     distribution: Callable[[str, list[int] | None], dict[str, float]] | None = None
+    # model name -> such a distribution: an engine serving several models (vLLM's LoRA adapters, each
+    # under its own name); a request for a model not listed gets vLLM's 404
+    models: dict[str, Callable[[str, list[int] | None], dict[str, float]]] | None = None
 
 
 @dataclass
@@ -126,6 +145,9 @@ class FakeServer:
                 if b.mode == "die_after" and len(self.requests) > b.ok_requests:
                     self._server.should_exit = True
                     return JSONResponse({"error": {"message": "shutting down"}}, 503)
+                if b.models is not None and body.get("model") not in b.models:
+                    return JSONResponse({"error": {"message": f"The model `{body.get('model')}` does not exist."}},
+                                        404)
                 return JSONResponse(self._reply(body, chat))
             finally:
                 self.in_flight -= 1
@@ -145,7 +167,9 @@ class FakeServer:
         if self.behaviour.answer is not None and not body.get("logprobs"):
             return self._generated(self.behaviour.answer(prompt, body.get("seed")), body, chat)
         probs = fake_distribution(prompt, self.behaviour.label_share)
-        if self.behaviour.distribution is not None:
+        if self.behaviour.models is not None:
+            probs = self.behaviour.models[body["model"]](prompt, body.get("logprob_token_ids"))
+        elif self.behaviour.distribution is not None:
             probs = self.behaviour.distribution(prompt, body.get("logprob_token_ids"))
         elif self.behaviour.token_ids and body.get("logprob_token_ids"):
             probs = self._by_id(prompt, body["logprob_token_ids"])
