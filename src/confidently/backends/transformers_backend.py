@@ -133,7 +133,7 @@ class TransformersBackend(Backend):
     ----------
     model : registry name, local folder, ``.gguf`` file or hub id.
     device : ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
-    dtype : ``auto`` (bf16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``, ``float16``, or
+    dtype : ``auto`` (float32 on every device), ``float32``, ``bfloat16``, ``float16``, or
         ``bf16-invariant`` (bfloat16 with ``batch_invariant``).
     adapter : a LoRA adapter folder to load and activate (more can be loaded with :meth:`load_adapter`).
     batch_invariant : run the kernels of :mod:`confidently.backends.invariant` (CPU, CUDA): a text's
