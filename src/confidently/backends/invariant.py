@@ -48,10 +48,10 @@ ROTARY_CHUNK = 256
 PROBE_TILE_COUNTS = (2, 3, 7, 24)
 # On CUDA, cuBLAS and torch's reductions choose their kernels by the tensor's shape. With calls whose
 # row count followed the batch, the tiled kernels still moved class probabilities by up to 0.07 with
-# batch composition on an H200 (benchmarks/cuda_scoring.py), although each Linear shape gave a row
-# the same result alone and in up to 256 rows. So there every Linear and row-wise reduction runs on
-# chunks of exactly CUDA_ROW_CHUNK rows, and the attention on chunks of exactly CUDA_PAIR_CHUNK
-# (text, query tile) pairs: one shape per call, whatever the batch.
+# batch composition on an H200 (benchmarks/cuda_scoring.py); there the 896x4864 bfloat16 Linear gave
+# a row the same result alone and among 64 rows, another among 256 or more. So every Linear and
+# row-wise reduction runs on chunks of exactly CUDA_ROW_CHUNK rows, and the attention on chunks of
+# exactly CUDA_PAIR_CHUNK (text, query tile) pairs: one shape per call, whatever the batch.
 CUDA_ROW_CHUNK = 256
 CUDA_PAIR_CHUNK = 64
 
