@@ -360,3 +360,21 @@ def test_llama_cpp_agrees_with_the_local_backend(llama_server, default_classifie
     # run to run (measured), so the two endpoints are held to the same tolerance as the parity check.
     chat_diff = np.abs(chat.score(texts[:8]).probs - remote.probs[:8])
     assert chat_diff.mean() < 0.02 and chat_diff.max() < 0.10
+
+
+def test_cli_tokenizer_renders_the_prompt_of_a_name_only_the_server_knows(fake_server, tiny_backend, tiny_model_dir):
+    # "sentiment-lora" is a name only the server knows (a vLLM LoRA): without --tokenizer the prompt goes to the
+    # chat endpoint for the server to render; with it, confidently renders it exactly as the local model does.
+    common = ["classify", "I love it", "--backend", "openai", "--base-url", fake_server.url, "--model", "sentiment-lora",
+              "--json"]
+    subprocess.run([*CLI, *common], capture_output=True, text=True, check=True, timeout=300)
+    assert "messages" in fake_server.requests[-1]
+    subprocess.run([*CLI, *common, "--tokenizer", str(tiny_model_dir)], capture_output=True, text=True, check=True,
+                   timeout=300)
+    assert fake_server.requests[-1]["model"] == "sentiment-lora"
+    assert fake_server.requests[-1]["prompt"] == Classifier(backend=tiny_backend).prompt("I love it")
+
+    local = subprocess.run([*CLI, "classify", "I love it", "--model", str(tiny_model_dir), "--tokenizer",
+                            str(tiny_model_dir)], capture_output=True, text=True, timeout=300)
+    assert local.returncode == 2 and "Traceback" not in local.stderr
+    assert "--tokenizer" in local.stderr and "applies only to a server's model" in local.stderr

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from confidently.cli.app import app, console
-from confidently.cli.options import ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, JsonOpt
+from confidently.cli.options import ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, JsonOpt, TokenizerOpt
 from confidently.errors import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def canary(
                               "model name.")] = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tokenizer: TokenizerOpt = None,
     server: Annotated[Optional[str], typer.Option(
         "--server", help="Re-score on a running `confidently serve` (URL) instead of a local model.")] = None,
     sagemaker: Annotated[Optional[str], typer.Option(
@@ -91,7 +92,7 @@ def canary(
             name = model or bundle.model.name
             classifier = build_classifier(model=name, task=recorded.task,
                                           backend="openai" if base_url else "transformers", device=device,
-                                          dtype=dtype, base_url=base_url, api_key=api_key,
+                                          dtype=dtype, base_url=base_url, api_key=api_key, tokenizer=tokenizer,
                                           adapter=folder if with_adapter else None, chat=recorded.chat,
                                           quiet=as_json)
             probs = classifier.score(texts).probs

@@ -11,7 +11,8 @@ import typer
 from confidently.cli.app import app, console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
-                                     SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, build_classifier, scorer_spec)
+                                     SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, TokenizerOpt, build_classifier,
+                                     scorer_spec)
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", exists=True,
                                                 help="Labelled data; split into calibration/test.")]
@@ -148,6 +149,7 @@ def evaluate(
     batch_size: BatchOpt = DEFAULTS["batch_size"],
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tokenizer: TokenizerOpt = None,
     adapter: AdapterOpt = None,
     methods: MethodsOpt = DEFAULT_METHODS,
     review_cost: ReviewCostOpt = 1.0,
@@ -211,8 +213,8 @@ def evaluate(
         task = read_prompts(prompts, get_task(task))
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
-                           base_url=base_url, api_key=api_key, adapter=adapter, max_text_tokens=max_text_tokens,
-                           max_text_chars=max_text_chars, scorer=spec)
+                           base_url=base_url, api_key=api_key, tokenizer=tokenizer, adapter=adapter,
+                           max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=spec)
     calibration, test = _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed,
                                      calibration_fraction)
     result = run_evaluate(clf, calibration, test, out,
@@ -306,6 +308,7 @@ def compare_scorers_command(
     batch_size: BatchOpt = DEFAULTS["batch_size"],
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tokenizer: TokenizerOpt = None,
     samples: Annotated[Optional[int], typer.Option(
         "--samples", min=1, show_default=False, help="consistency: sampled answers per text. [default: 5]")] = None,
     temperature: Annotated[Optional[float], typer.Option(
@@ -337,7 +340,7 @@ def compare_scorers_command(
                          temperature if name == "consistency" else None, seed) for name in names]
     started = time.time()
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
-                           base_url=base_url, api_key=api_key)
+                           base_url=base_url, api_key=api_key, tokenizer=tokenizer)
     calibration, test = _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed,
                                      calibration_fraction)
     config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0)

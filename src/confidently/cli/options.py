@@ -30,6 +30,11 @@ DtypeOpt = Annotated[Optional[str], typer.Option(
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     "--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8080/v1")]
+TokenizerOpt = Annotated[Optional[str], typer.Option(
+    "--tokenizer", help="openai backend: registry name, folder or hub id of the served model's tokenizer, which "
+                        "renders prompts exactly as locally (needed when --model is a name only the server knows, "
+                        "such as a vLLM LoRA). [default: --model, when it is a registry name or folder]",
+    show_default=False)]
 ApiKeyOpt = Annotated[Optional[str], typer.Option(
     "--api-key", help="openai backend: NAME of the environment variable holding the API key.")]
 AdapterOpt = Annotated[Optional[Path], typer.Option(
@@ -92,7 +97,8 @@ DEFAULTS = {"model": DEFAULT_MODEL, "task": "sentiment", "backend": "transformer
 def build_classifier(*, model: str, task, backend: str, device: str | None = None, dtype: str | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, base_url: str | None = None, api_key: str | None = None,
                      adapter: Path | None = None, chat: bool | None = None, quiet: bool = False,
-                     max_text_tokens: int | None = None, max_text_chars: int | None = None, scorer=None):
+                     max_text_tokens: int | None = None, max_text_chars: int | None = None, scorer=None,
+                     tokenizer: str | None = None):
     """Load the classifier a command asked for (heavy imports happen here, not at CLI start-up)."""
     from confidently.scoring.classifier import Classifier
     from confidently.cli.app import err_console
@@ -100,9 +106,14 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     check_folder(adapter, "--adapter")
     options: dict = {}
     if backend == "transformers":
+        if tokenizer is not None:
+            raise typer.BadParameter("applies only to a server's model (--backend openai, or --base-url); a local "
+                                     "model uses its own tokenizer", param_hint="--tokenizer")
         options.update(device=device, dtype=dtype, console=None if quiet else err_console)
     else:
         options.update(base_url=base_url, api_key_env=api_key)
+        if tokenizer is not None:
+            options["tokenizer"] = tokenizer
     if adapter is not None:
         options["adapter"] = str(adapter)
     if not quiet:

@@ -12,7 +12,7 @@ from rich.table import Table
 from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      CalibrationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
-                                     ModelOpt, TaskOpt, build_calibrated,
+                                     ModelOpt, TaskOpt, TokenizerOpt, build_calibrated,
                                      build_classifier)
 
 
@@ -44,6 +44,7 @@ def next_token(
     dtype: DtypeOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tokenizer: TokenizerOpt = None,
     adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
     max_text_chars: MaxTextCharsOpt = None,
@@ -53,7 +54,7 @@ def next_token(
     Example: `confidently next-token "Knock knock." --top-k 12`
     """
     clf = build_classifier(model=model, task="sentiment", backend=backend, device=device, dtype=dtype,
-                           base_url=base_url, api_key=api_key, adapter=adapter, quiet=as_json,
+                           base_url=base_url, api_key=api_key, tokenizer=tokenizer, adapter=adapter, quiet=as_json,
                            max_text_chars=max_text_chars)
     tokens = clf.next_token(prompt, top_k=top_k, raw=raw)
     if as_json:
@@ -86,6 +87,7 @@ def classify(
     dtype: DtypeOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tokenizer: TokenizerOpt = None,
     adapter: AdapterOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=0, help="Top tokens to show.")] = 10,
     as_json: JsonOpt = False,
@@ -116,7 +118,7 @@ def classify(
         classify_on_server(server, text, adapter=adapter.name if adapter else None, top_k=top_k, as_json=as_json)
         return
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
-                                  adapter=adapter, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
+                                  adapter=adapter, device=device, dtype=dtype, base_url=base_url, api_key=api_key, tokenizer=tokenizer,
                                   quiet=as_json, max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
                                   decision_rule=decision_rule)
     result = calibrated.classify(text, top_k=top_k, group=group)
@@ -235,6 +237,7 @@ def score(
     batch_size: BatchOpt = DEFAULTS["batch_size"],
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tokenizer: TokenizerOpt = None,
     adapter: AdapterOpt = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Save finished rows every N rows.")] = 256,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint.")] = False,
@@ -256,7 +259,7 @@ def score(
 
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
-                                  base_url=base_url, api_key=api_key, max_text_tokens=max_text_tokens,
+                                  base_url=base_url, api_key=api_key, tokenizer=tokenizer, max_text_tokens=max_text_tokens,
                                   max_text_chars=max_text_chars, decision_rule=decision_rule)
     frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
                        checkpoint_every=checkpoint_every, resume=resume)
