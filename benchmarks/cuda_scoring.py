@@ -89,7 +89,7 @@ def batch_dependence(backend, classifier, texts: list[str], n_probes: int, seed:
                 batch = [prompts[j] for j in others]
                 batch.insert(position, prompts[i])
                 got = backend.next_token_logprobs(batch, shared_prefix=classifier.prefix if cached else "")[position]
-                reference = alone[cached][probes.index(i)]
+                reference = alone[cached][i]
                 worst["logprob"] = max(worst["logprob"], float(np.abs(got - reference).max()))
                 worst["class prob"] = max(worst["class prob"], float(np.abs(
                     class_probs(classifier, got[None]) - class_probs(classifier, reference[None])).max()))

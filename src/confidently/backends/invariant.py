@@ -87,15 +87,21 @@ _FUSED_IS_EXACT: dict[tuple, bool] = {}
 def tiled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear`` computed on fixed-size tiles of rows (the last tile zero-padded)."""
     rows = x.reshape(-1, x.shape[-1])
-    n = rows.shape[0]
-    tile = CUDA_ROW_CHUNK if rows.is_cuda else ROW_TILE
-    rows = _pad_rows(rows, tile)
     product = _product(weight, bias)
-    if not rows.is_cuda and _fused_is_tile_exact(weight, bias, product):
-        out = product(rows)
+    if rows.is_cuda:
+        out = _in_chunks(product, rows, CUDA_ROW_CHUNK)
+    elif _fused_is_tile_exact(weight, bias, product):
+        out = product(_pad_rows(rows, ROW_TILE))[:rows.shape[0]]
     else:
-        out = torch.cat([product(rows[start:start + tile]) for start in range(0, rows.shape[0], tile)])
-    return out[:n].reshape(*x.shape[:-1], weight.shape[0])
+        out = _in_chunks(product, rows, ROW_TILE)
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _in_chunks(function: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, size: int) -> torch.Tensor:
+    """``function`` applied to ``rows`` in calls of exactly ``size`` rows (the last zero-padded), trimmed back."""
+    padded = _pad_rows(rows, size)
+    out = torch.cat([function(padded[start:start + size]) for start in range(0, padded.shape[0], size)])
+    return out[:rows.shape[0]]
 
 
 def _pad_rows(rows: torch.Tensor, multiple: int, fill: float | bool = 0) -> torch.Tensor:
@@ -151,11 +157,8 @@ def rowwise(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -
     """
     if not x.is_cuda:
         return function(x)
-    rows = x.reshape(-1, x.shape[-1])
-    padded = _pad_rows(rows, CUDA_ROW_CHUNK)
-    out = torch.cat([function(padded[start:start + CUDA_ROW_CHUNK])
-                     for start in range(0, padded.shape[0], CUDA_ROW_CHUNK)])
-    return out[:rows.shape[0]].reshape(*x.shape[:-1], out.shape[-1])
+    out = _in_chunks(function, x.reshape(-1, x.shape[-1]), CUDA_ROW_CHUNK)
+    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class _TiledLinearMode(TorchFunctionMode):
@@ -198,7 +201,6 @@ def invariant_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
         # Fixed-size chunks of (text, query tile) pairs, so every call has one shape (see CUDA_PAIR_CHUNK).
         chunk, n = CUDA_PAIR_CHUNK * plan.kv_heads, q.shape[0]
         q, keys, values = _pad_rows(q, chunk), _pad_dim1(keys, chunk), _pad_dim1(values, chunk)
-        masks = [_pad_rows(blocked, chunk, fill=True) for blocked in masks]  # padding rows attend nothing
         out = torch.cat([_attend(q[i:i + chunk], keys[:, i:i + chunk], values[:, i:i + chunk],
                                  [m[i:i + chunk] for m in masks], scale, softcap)
                          for i in range(0, q.shape[0], chunk)])[:n]
@@ -289,6 +291,8 @@ class _AttentionPlan:
                 # (pairs, QUERY_TILE, KEY_TILE) -> (pairs * kv_heads, groups * QUERY_TILE, KEY_TILE)
                 every_head = (~allowed)[:, None, None].expand(-1, self.kv_heads, self.groups, -1, -1)
                 blocked.append(every_head.reshape(-1, self.groups * QUERY_TILE, KEY_TILE))
+            if query_at.is_cuda:  # padded like invariant_attention's CUDA chunks; padding rows attend nothing
+                blocked = [_pad_rows(b, CUDA_PAIR_CHUNK * self.kv_heads, fill=True) for b in blocked]
             self._masks[key] = blocked
         return self._masks[key]
 

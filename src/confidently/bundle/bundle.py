@@ -92,8 +92,7 @@ class ModelIdentity:
         """The identity of ``backend`` as it scores now (with its active adapter, if any)."""
         active = getattr(backend, "active_adapter", None)
         adapters = getattr(backend, "adapters", {})
-        precision = getattr(backend, "precision", None) or getattr(backend, "dtype", None)
-        return cls(backend.model_name, backend.name, backend.weights_id_of(active), precision,
+        return cls(backend.model_name, backend.name, backend.weights_id_of(active), backend.precision,
                    adapters.get(active) if active else None)
 
     def describe(self) -> str:

@@ -168,7 +168,7 @@ class Served:
         if self.name is not None and self.weights_checked_by == "sha256":
             backend = self.classifier.backend
             self.bundle.check_model(backend.weights_id, backend.adapters.get(self.name), name=backend.model_name)
-            self.bundle.check_precision(getattr(backend, "precision", None))
+            self.bundle.check_precision(backend.precision)
 
     @property
     def decided_on(self) -> str | None:
