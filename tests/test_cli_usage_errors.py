@@ -125,3 +125,21 @@ def test_a_file_system_refusal_is_one_line_and_exit_1(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: {blocker}: ")  # the path and the system's reason (File exists)
+
+
+
+@pytest.mark.parametrize("command", [["score", "{data}", "--out", "{out}"],
+                                     ["evaluate", "--data", "{data}", "--out", "{out}"],
+                                     ["compare-scorers", "--data", "{data}", "--out", "{out}"]], ids=lambda c: c[0])
+def test_a_bad_data_file_is_found_before_the_model_loads(tmp_path, command):
+    # the commonest first mistake: the user's file names its columns differently (review, sentiment)
+    data = tmp_path / "reviews.csv"
+    data.write_text('review,sentiment\n"Loved it, ""really""",pos\nDull,neg\n')
+    out = tmp_path / ("o.csv" if command[0] == "score" else "run")
+    # a model that does not exist: reaching the model would name it instead of the file
+    result = confidently(*[part.format(data=data, out=out) for part in command], "--model", "no-such-model")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = result.stderr.splitlines()[-1]
+    assert line.startswith("error: ") and "reviews.csv" in line and "no text column 'text'" in line, result.stderr
+    assert "columns present: review, sentiment" in line and "no-such-model" not in result.stderr
+    assert not out.exists()

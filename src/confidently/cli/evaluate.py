@@ -87,13 +87,18 @@ def _print_headline(result, started: float) -> None:
     console.print(f"[dim]done in {time.time() - started:.0f} s[/]")
 
 
-def _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed, calibration_fraction):
-    """The calibration and test splits: the two files given, or --data split (stratified, no shared text)."""
+def _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed, calibration_fraction):
+    """The calibration and test splits: the two files given, or --data split (stratified, no shared text).
+
+    Read before the model loads (the labels come from ``task``), so a wrong column or a bad row costs no load.
+    """
     from confidently.data import load_dataset
+    from confidently.tasks.task import get_task
     from confidently.workflows.pipeline import split_for_evaluation
 
+    labels = get_task(task).label_names
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
-                                     labels=clf.labels, require_labels=True)
+                                     labels=labels, require_labels=True)
     if calibration_data is not None and test_data is not None:
         return load(calibration_data), load(test_data)
     return split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
@@ -212,11 +217,11 @@ def evaluate(
                                      "use one", param_hint="--prompts")
         task = read_prompts(prompts, get_task(task))
     started = time.time()
+    calibration, test = _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed,
+                                     calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer, adapter=adapter,
                            max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=spec)
-    calibration, test = _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed,
-                                     calibration_fraction)
     result = run_evaluate(clf, calibration, test, out,
                           config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
                                          alpha, conformal_by, minutes_per_review,
@@ -339,10 +344,10 @@ def compare_scorers_command(
     specs = [scorer_spec(name, samples if name == "consistency" else None,
                          temperature if name == "consistency" else None, seed) for name in names]
     started = time.time()
+    calibration, test = _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed,
+                                     calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer)
-    calibration, test = _load_splits(clf, data, calibration_data, test_data, text_column, label_column, seed,
-                                     calibration_fraction)
     config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0)
     compare_scorers(clf, specs, calibration, test, out, config=config,
                     metadata={"data": str(data or f"{calibration_data} + {test_data}")})

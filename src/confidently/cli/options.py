@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -14,6 +15,7 @@ from confidently.models.registry import DEFAULT_MODEL
 if TYPE_CHECKING:
     from confidently.bundle.bundle import Bundle
     from confidently.decision.calibrated import CalibratedClassifier
+    from confidently.tasks.task import Task
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `confidently models`), "
                                        "local folder, .gguf file or hub id.")]
@@ -148,7 +150,8 @@ def read_calibration(folder: Path | None, option: str = "--calibration") -> Bund
 
 
 def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,
-                     adapter: Path | None = None, decision_rule: str | None = None, **options) -> CalibratedClassifier:
+                     adapter: Path | None = None, decision_rule: str | None = None,
+                     before_load: Callable[[Task], None] | None = None, **options) -> CalibratedClassifier:
     """The classifier a command asked for, with its calibration bundle applied.
 
     The bundle is ``--calibration``, else the ``--adapter``'s own; both are read and checked before the
@@ -156,9 +159,11 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
     Without either the answers are uncalibrated (and say so). The bundle's scorer (logprob, verbalized,
     consistency, with its samples and temperature) scores the texts. ``decision_rule`` overrides the bundle's
     (``prediction_set`` needs a bundle with prediction sets: checked here too). ``options`` go to
-    :func:`build_classifier`.
+    :func:`build_classifier`. ``before_load`` is called with the task the classifier will ask, before the
+    model loads: a command reads and checks its input file there, so a mistake in it costs no model load.
     """
     from confidently.decision.calibrated import CalibratedClassifier
+    from confidently.tasks.task import get_task
 
     adapter_bundle = read_calibration(adapter, "--adapter")  # an adapter is always a bundle: no manifest, no load
     bundle = read_calibration(calibration) or adapter_bundle
@@ -172,6 +177,8 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
         model = model if given(ctx, "model") else bundle.model.name
         task = task if given(ctx, "task") else bundle.task
         chat, scorer = bundle.chat, bundle.scorer
+    if before_load is not None:
+        before_load(get_task(task))
     clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, scorer=scorer,
                            **options)
     return CalibratedClassifier(clf, bundle=bundle, decision_rule=decision_rule)

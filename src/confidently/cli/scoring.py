@@ -255,14 +255,20 @@ def score(
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
+    from confidently.data import load_dataset
     from confidently.workflows.score_file import score_file
+
+    rows = []
+
+    def read_input(task) -> None:  # before the model loads: a wrong column or a bad row costs no load
+        rows.append(load_dataset(input, text_column=text_column, label_column=label_column, labels=task.label_names))
 
     calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
                                   adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
                                   base_url=base_url, api_key=api_key, tokenizer=tokenizer, max_text_tokens=max_text_tokens,
-                                  max_text_chars=max_text_chars, decision_rule=decision_rule)
+                                  max_text_chars=max_text_chars, decision_rule=decision_rule, before_load=read_input)
     frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
-                       checkpoint_every=checkpoint_every, resume=resume)
+                       checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
     summary = f"wrote {len(frame)} rows to {out}"
     if "label" in frame and len(frame):
         summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"

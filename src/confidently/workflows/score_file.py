@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from confidently.data import load_dataset
+from confidently.data import Dataset, load_dataset
 from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import DataError, UnfinishedRunError
 from confidently.files import remove_stale_temporaries
@@ -16,7 +16,7 @@ from confidently.scoring.classifier import Classifier
 
 def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | Path, out_path: str | Path, *,
                text_column: str = "text", label_column: str = "label", checkpoint_every: int = 256,
-               resume: bool = False, progress: bool = True):
+               resume: bool = False, progress: bool = True, dataset: Dataset | None = None):
     """Score every row of a data file and write the scores beside its columns.
 
     Raw columns always (:meth:`Scores.to_frame`); with a :class:`CalibratedClassifier` that has a
@@ -24,14 +24,16 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     too (:meth:`Decisions.to_frame`). Sets fitted per slice take each row's value from the data
     column they name; a file without that column gets no sets.
     Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
-    ``resume=True`` a killed run continues from there. Returns the written DataFrame.
+    ``resume=True`` a killed run continues from there. ``dataset``: the file's rows, when the caller has
+    already loaded them (with the classifier's labels). Returns the written DataFrame.
     """
     calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
     classifier = calibrated.classifier
     out_path = Path(out_path)
     check_output_format(out_path)  # before any row is scored
-    dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
-                           labels=classifier.labels)
+    if dataset is None:
+        dataset = load_dataset(input_path, text_column=text_column, label_column=label_column,
+                               labels=classifier.labels)
     sets = calibrated.prediction_sets
     column = None if sets is None or sets.condition_on != "group" else sets.group_column or "group"
     if column and calibrated.decision_rule == "prediction_set" and column not in dataset.columns:
