@@ -146,6 +146,19 @@ def test_integer_labels_index_the_task_labels_as_label_encoder_numbers_them(make
     np.testing.assert_allclose(by_index.predict_proba(texts), by_name.predict_proba(texts), atol=1e-12)
 
 
+def test_labels_spelled_as_in_a_users_file_keep_their_spelling(make, data):
+    # pos/neg as data files spell them (the CLI's loaders read them too): predict answers in y's spelling
+    texts, y = data
+    spelled = np.where(y == "positive", "pos", "neg")
+    by_name, by_spelling = make().fit(texts, y), make().fit(texts, spelled)
+    assert by_spelling.classes_.tolist() == ["neg", "pos"]
+    np.testing.assert_allclose(by_spelling.predict_proba(texts), by_name.predict_proba(texts), atol=1e-12)
+    assert by_spelling.predict(texts).tolist() == [label[:3] for label in by_name.predict(texts)]
+    assert by_spelling.score(texts, spelled) == by_name.score(texts, y)
+    with pytest.raises(DataError, match=r"y\[1\] = 'pos' is not a label of the task"):  # two spellings of one label
+        make().fit(texts, ["positive", "pos", *spelled[2:]])
+
+
 def test_a_task_whose_labels_are_not_in_sorted_order_keeps_each_column_with_its_label(make, data, tmp_path):
     from confidently.tasks.task import SENTIMENT, Task
 

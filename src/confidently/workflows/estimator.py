@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from confidently.backends import Backend, load_backend
 from confidently.calibration import Calibrator, cross_fit_predict, make_calibrator
+from confidently.data.loaders import normalize_label
 from confidently.scoring.classifier import DEFAULT_BATCH_SIZE, Classifier
 from confidently.decision.conformal import ConformalPredictor
 from confidently.decision.decisions import decide
@@ -91,8 +92,10 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         Every label of the task, sorted by name when ``y`` holds names; ``0, ..., n_classes - 1`` when
         ``y`` holds integers, which then index the task's labels in sorted order (as
-        ``sklearn.preprocessing.LabelEncoder`` numbers them when every label occurs). Columns of
-        ``predict_proba`` are in this order.
+        ``sklearn.preprocessing.LabelEncoder`` numbers them when every label occurs); ``y``'s own
+        spellings, sorted, when it spells every label its own way (``pos``/``neg``, ``Positive``, as
+        data files may: see :func:`~confidently.data.normalize_label`), so ``predict`` answers in them.
+        Columns of ``predict_proba`` are in this order.
     calibrator_ : Calibrator
         The calibrator fitted on every row.
     certificate_ : CertifiedThreshold
@@ -293,10 +296,31 @@ def _encode_targets(y: ArrayLike, labels: Sequence[str], n_texts: int) -> tuple[
         if bad.size:
             raise DataError(f"y[{bad[0]}] = {arr[bad[0]]} does not index the task's {len(names)} labels {names}")
         return np.arange(len(names)), columns, targets
+    values = arr.tolist()
+    spellings = _spellings(values, labels)
+    if spellings is not None:  # y spells the labels its own way: classes_ keeps its spellings
+        names = sorted(spellings)
+        columns = np.array([labels.index(spellings[name]) for name in names])
     index = {name: i for i, name in enumerate(names)}
     targets = np.empty(n_texts, dtype=np.int64)
-    for i, label in enumerate(arr.tolist()):
+    for i, label in enumerate(values):
         if label not in index:
             raise DataError(f"y[{i}] = {label!r} is not a label of the task; expected one of {names}")
         targets[i] = index[label]
     return np.array(names, dtype=object), columns, targets
+
+
+def _spellings(values: list, labels: Sequence[str]) -> dict[str, str] | None:
+    """``{spelling: task label}`` when ``values`` spell every task label one way of their own, else None.
+
+    None (names are then checked as given) when every value is a task label, when a value maps to no
+    label, or when the spellings do not name each label exactly once.
+    """
+    distinct = sorted({value for value in values if isinstance(value, str)})
+    if len(distinct) != len(set(values)) or all(value in labels for value in distinct):
+        return None
+    try:
+        spellings = {value: normalize_label(value, labels) for value in distinct}
+    except DataError:
+        return None
+    return spellings if sorted(spellings.values()) == sorted(labels) else None
