@@ -12,7 +12,8 @@ from confidently.cli.app import app, console
 from confidently.files import atomic_write_json, sha256_file
 
 data_app = typer.Typer(
-    help="Make, check and split datasets (synthetic sentiment set; JSONL, CSV/TSV, Parquet, .txt folders).",
+    help="Make and split datasets (synthetic sentiment set; JSONL, CSV/TSV, Parquet, .txt folders; every row is "
+         "checked as it is read).",
     no_args_is_help=False,  # no command is a usage error: one line, exit 2 (see main)
     rich_markup_mode="markdown",
 )
