@@ -122,6 +122,18 @@ def test_a_bad_bundle_is_one_line_and_nothing_is_written(tiny_model_dir, other_t
     assert result.stdout == "" and not out.exists() and not (tmp_path / "out.parquet.partial").exists()
 
 
+def test_a_bundle_for_another_task_is_refused_before_the_model_loads(bundle_dir, tmp_path):
+    task = tmp_path / "triage.json"
+    task.write_text(json.dumps(Task("triage", "Good? {text}", (Label("bad", ("no",)), Label("good", ("yes",)))).to_dict()))
+    # a model that does not exist: reaching the model would name it instead of the task
+    result = run("classify", TEXTS[0], "--calibration", bundle_dir, "--task", task, "--model", "no-such-model",
+                 check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error:") and "was fitted for task 'sentiment'" in line and "triage" in line
+    assert "no-such-model" not in result.stderr
+
+
 @pytest.mark.parametrize("breakage,message", [
     (lambda f: (f / "adapter_model.safetensors").write_bytes((f / "adapter_model.safetensors").read_bytes()[:-8]
                                                             + b"\0" * 8), "adapter_model.safetensors changed since"),
