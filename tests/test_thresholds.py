@@ -242,6 +242,8 @@ def test_policy_decides_and_round_trips(tmp_path):
     policy = DecisionPolicy.from_certificate(analysis.certified)
     assert policy.certified and policy.target_accuracy == 0.9 and "Clopper-Pearson" in policy.method
     assert "Learn-Then-Test" in policy.method and policy.level == 0.95
+    assert policy.procedure == "fallback" and "fallback testing (Wiens 2003)" in policy.method
+    assert policy.to_dict()["procedure"] == "fallback"
     assert policy.guarantee == analysis.certified.guarantee
     assert json.loads(json.dumps(policy.to_dict()))["guarantee"] == policy.guarantee  # stated in the file
     t = policy.threshold
@@ -267,7 +269,7 @@ def test_policies_written_before_the_guarantee_fields_still_load(tmp_path):
            "certified": True, "method": "lowest threshold with ..."}
     (tmp_path / "policy.json").write_text(json.dumps(old))
     policy = DecisionPolicy.load(tmp_path / "policy.json")
-    assert (policy.threshold, policy.level) == (0.8, None)
+    assert (policy.threshold, policy.level, policy.procedure) == (0.8, None, None)
     assert policy.guarantee == ("automated predictions certified 95% accurate by an older rule that did not record "
                                 "its confidence level")
     np.testing.assert_array_equal(policy.decide([0.79, 0.8]), ["review", "automate"])
@@ -277,6 +279,8 @@ def test_malformed_policies_are_refused(tmp_path):
     good = DecisionPolicy(0.9, 0.95, True, "test").to_dict()
     with pytest.raises(ArtifactError, match="threshold must be a number in \\[0, 1\\]"):
         DecisionPolicy.from_dict({**good, "threshold": 1.5})
+    with pytest.raises(ArtifactError, match="procedure must be one of fallback, fixed-sequence"):
+        DecisionPolicy.from_dict({**good, "procedure": "holm"})
     with pytest.raises(ArtifactError, match="not a confidently decision policy"):
         DecisionPolicy.from_dict({"threshold": 0.9})
     with pytest.raises(ArtifactError, match="malformed"):
