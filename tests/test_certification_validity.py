@@ -120,6 +120,36 @@ def test_every_procedure_keeps_the_failure_rate_at_most_delta(procedure, target,
         assert failures <= _allowed(RUNS), (model.name, failures, certified)
 
 
+def _count_trap(target: float, start: int, n: int) -> ScoreModel:
+    """A poor top band (0.99 up, half right) whose expected count is ``start``, over a perfect band (0.98-0.99)
+    that brings the accuracy above 0.98 to 0.3 points below the target; the rest (0.50-0.60) half right.
+
+    A start chosen from counts skips 0.99 exactly when the poor band drew fewer rows than usual, which
+    leaves the rows above 0.98 with fewer errors than its accuracy implies: the case where choosing where
+    testing starts from the same rows could certify a threshold below the target.
+    """
+    poor_share = 2 * (1 - target + 0.003)  # of the rows above 0.98
+    top, below = VALUES >= 0.99, (VALUES >= 0.98) & (VALUES < 0.99)
+    rest = VALUES < 0.6
+    top_mass = start / n
+    below_mass = top_mass * (1 - poor_share) / poor_share
+    weights = np.where(top, top_mass / top.sum(), np.where(below, below_mass / below.sum(), 0.0))
+    weights = weights + np.where(rest, (1 - top_mass - below_mass) / rest.sum(), 0.0)
+    return ScoreModel("count trap", weights, np.where(top | rest, 0.5, np.where(below, 1.0, 0.0)))
+
+
+@pytest.mark.parametrize("procedure", PROCEDURES)
+@pytest.mark.parametrize("target", [0.95, 0.90])
+def test_a_start_chosen_from_counts_keeps_the_guarantee(procedure, target):
+    n = 2000
+    start = starts_for(procedure, target, LEVEL, n)[0].min_automated
+    model = _count_trap(target, start, n)
+    truth = model.true_accuracy()
+    assert truth[GRID == 0.98][0] == pytest.approx(target - 0.003) and truth[GRID == 0.99][0] == 0.5
+    failures, certified, _ = _simulate(model, procedure, target, n, RUNS, seed=21)
+    assert failures <= _allowed(RUNS), (failures, certified)
+
+
 def test_the_models_are_hard():
     # the barely-unmet model gives nothing to certify; the others put true nulls among the tested thresholds
     for target in (0.95, 0.90):
