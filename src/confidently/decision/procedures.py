@@ -9,27 +9,31 @@ the target gets certified) is at most ``delta = 1 - level`` for both procedures,
 rejected threshold may be certified:
 
 ``"fixed-sequence"``
-    Learn-Then-Test fixed-sequence testing (Angelopoulos, Bates, Candès, Jordan & Lei 2021, §4):
-    skip the thresholds automating fewer than :func:`~confidently.decision.binomial.min_automated_for`
+    Learn-Then-Test fixed-sequence testing (Angelopoulos, Bates, Candès, Jordan & Lei 2021): skip the
+    thresholds automating fewer than :func:`~confidently.decision.binomial.min_automated_for`
     predictions, test the rest at ``delta`` and stop at the first non-rejection. Valid because a false
     rejection needs the first true null in the order to be rejected, which happens with probability
     <= ``delta``. One unlucky error among the few most confident predictions ends testing.
 ``"fallback"`` (the default)
-    Wiens' fallback procedure (Wiens 2003; the LTT paper's graph-based procedures, §4.3, contain it)
+    Wiens' fallback procedure (Wiens 2003; one of the graph-based procedures the LTT paper points to)
     in the same order: ``delta`` is split into shares given to two *start* hypotheses, and every other
     hypothesis gets none of its own. A hypothesis is tested at its own share plus the level of the one
-    before it when that one was rejected; a non-rejection passes nothing on, but testing goes on and the
-    next start still gets its share. Valid by the weighted Bonferroni argument: the fallback levels of
-    the true nulls never add up to more than ``delta`` (Wiens 2003, Theorem 1), whatever the dependence
-    between p-values. The starts: a quarter of ``delta`` at the strictest threshold automating enough
-    predictions to certify one error at that share (as in the fixed sequence), and three quarters at
-    the strictest threshold automating at least a quarter of the rows, where a few errors no longer
-    decide the outcome. With one start holding all of ``delta`` it is the fixed sequence.
+    before it when that one was rejected; a non-rejection passes nothing on, but the next start still
+    gets its share. Valid whatever the dependence between the p-values: if the first true null rejected
+    is ``H_j``, every true null before it was not rejected, so its level is at most the shares given
+    after the previous true null up to ``H_j``; these bounds add up to at most ``delta`` over the true
+    nulls, so by the union bound a true null is rejected with probability <= ``delta``. The starts: a
+    quarter of ``delta`` at the strictest threshold automating enough predictions to certify one error
+    at that share (as in the fixed sequence), three quarters at the strictest threshold automating at
+    least a quarter of the rows, where a few errors no longer decide the outcome. With one start
+    holding all of ``delta`` it is the fixed sequence.
 
 Both procedures choose their starts from how many confidences pass each threshold, never from which
-predictions are right (a rule fixed before the labels are seen); the simulations in
-``tests/test_certification_validity.py`` check the error rate, including score models whose accuracy
-is not monotone in confidence, and ``benchmarks/certification_power.py`` measures what each certifies.
+predictions are right. A threshold's p-value is exact given its own count, not given every count, so a
+start chosen from the counts is checked by simulation (``tests/test_certification_validity.py``,
+including a score model built so that the start skips a poor top band exactly when that band drew few
+rows, and models whose accuracy is not monotone in confidence); ``benchmarks/certification_power.py``
+measures what each procedure certifies.
 
 References
 ----------
