@@ -107,12 +107,12 @@ def describe(procedure: str, delta: float) -> str:
     if check_procedure(procedure) == FIXED_SEQUENCE:
         return (f"testing stops at the first p-value above {delta:.2g}. Because the order is fixed in advance, no "
                 "correction for the number of thresholds is needed")
-    return (f"by the fallback procedure (Wiens 2003): {STRICT_SHARE:.0%} of delta = {delta:.2g} enters at the "
-            f"strictest threshold with enough predictions to allow one error, {BROAD_SHARE:.0%} at the strictest "
-            f"automating at least {BROAD_FRACTION:.0%} of the rows, and each rejected threshold passes its level on "
-            "to the next, so one failure does not end testing. The levels of any set of wrongly tested thresholds "
-            f"add up to at most {delta:.2g}, so the chance of certifying a threshold below the target stays <= "
-            f"{delta:.2g}")
+    return (f"testing follows the fallback procedure (Wiens 2003): {STRICT_SHARE:.0%} of delta ({delta:.2g}) enters "
+            f"at the strictest threshold with enough predictions to allow one error at that share, "
+            f"{BROAD_SHARE:.0%} at the strictest automating at least {BROAD_FRACTION:.0%} of the rows, and each "
+            "rejected threshold passes its level on to the next, so one failure does not end testing. The levels "
+            f"a wrong certificate could draw on add up to at most {delta:.2g}, so the chance of certifying a "
+            f"threshold below the target stays <= {delta:.2g}")
 
 
 def starts_for(procedure: str, target_accuracy: float, level: float, n: int,
