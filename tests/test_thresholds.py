@@ -91,7 +91,7 @@ def test_certified_threshold_follows_the_fixed_sequence_from_the_strictest_down(
     rng = np.random.default_rng(5)
     conf = rng.uniform(0.5, 1.0, 3000)
     correct = rng.random(3000) < conf
-    certificate = certify_threshold(conf, correct, target_accuracy=0.9)
+    certificate = certify_threshold(conf, correct, target_accuracy=0.9, procedure="fixed-sequence")
     chosen = None
     for t in threshold_grid()[::-1]:  # by hand: skip thin thresholds, stop at the first p > 0.05
         automated = conf >= t
@@ -113,22 +113,60 @@ def test_the_sequence_stops_at_the_first_failure_even_if_a_lower_threshold_would
     # right ones, which would pass on its own, but the sequence never gets there.
     conf = np.concatenate([np.full(100, 0.995), np.full(20, 0.985), np.full(2000, 0.975)])
     correct = np.concatenate([np.ones(100), np.r_[np.zeros(5), np.ones(15)], np.ones(2000)]).astype(bool)
-    analysis = analyse_thresholds(conf, correct, thresholds=[0.97, 0.98, 0.99], target_accuracy=0.95)
+    analysis = analyse_thresholds(conf, correct, thresholds=[0.97, 0.98, 0.99], target_accuracy=0.95,
+                                  procedure="fixed-sequence")
     assert analysis.rows[0].p_value <= 0.05  # 0.97 alone would be certified
     certificate = analysis.certified
-    assert certificate.threshold == 0.99 and certificate.n_tested == 2
+    assert certificate.threshold == 0.99 and certificate.n_tested == 2 and certificate.procedure == "fixed-sequence"
     assert "testing stopped at 0.98: 120 automated, 5 wrong" in certificate.reason
 
 
+def test_the_fallback_goes_on_after_a_failure():
+    # 0.99 automates 100, all right; 0.98 adds 30 with 6 errors; 0.97 adds 2,000 right ones. The fallback gives a
+    # quarter of delta to 0.98 (the strictest with the 125 predictions needed for one error at 0.0125) and
+    # three quarters to 0.97 (the strictest automating a quarter of the 2,130 rows): 0.98 fails, 0.97 passes.
+    conf = np.concatenate([np.full(100, 0.995), np.full(30, 0.985), np.full(2000, 0.975)])
+    correct = np.concatenate([np.ones(100), np.r_[np.zeros(6), np.ones(24)], np.ones(2000)]).astype(bool)
+    certificate = certify_threshold(conf, correct, thresholds=[0.97, 0.98, 0.99], target_accuracy=0.95)
+    assert certificate.procedure == "fallback" and certificate.threshold == 0.97 and certificate.n_tested == 2
+    assert certificate.min_automated == min_automated_for(0.95, 1 - 0.25 * 0.05) == 125
+    assert certificate.reason.endswith(
+        "fallback testing from the strictest threshold down, 25% of 0.05 from 0.98 (the strictest threshold "
+        "automating >= 125); 75% of 0.05 from 0.97 (the strictest threshold automating >= 533); testing stopped "
+        "at 0.98: 130 automated, 6 wrong, p = 0.525 > 0.0125")
+    assert "(p = 1.03e-38 <= 0.0375;" in certificate.reason  # the level 0.97 was tested at
+    fixed = certify_threshold(conf, correct, thresholds=[0.97, 0.98, 0.99], target_accuracy=0.95,
+                              procedure="fixed-sequence")
+    assert fixed.threshold == 0.99  # the fixed sequence stops at 0.98
+
+
+def test_the_fallback_passes_a_rejected_level_on():
+    # 210 rows: a quarter of them (53) is fewer than the 125 the strict start needs, so both starts enter at
+    # 0.99 (200 right, rejected at the whole 0.05), which passes 0.05 on to 0.98 (210 with 4 wrong, p = 0.0189)
+    conf = np.concatenate([np.full(200, 0.995), np.full(10, 0.985)])
+    correct = np.concatenate([np.ones(200), np.r_[np.zeros(4), np.ones(6)]]).astype(bool)
+    certificate = certify_threshold(conf, correct, thresholds=[0.98, 0.99], target_accuracy=0.95)
+    assert certificate.threshold == 0.98 and certificate.n_tested == 2
+    assert "(p = 0.0189 <= 0.05;" in certificate.reason and certificate.reason.endswith("every tested threshold was rejected")
+    # the fixed sequence from the same start does the same; the fallback only differs after a failure
+    assert certify_threshold(conf, correct, thresholds=[0.98, 0.99], target_accuracy=0.95, min_automated=125,
+                             procedure="fixed-sequence").threshold == 0.98
+
+
+def test_an_unknown_procedure_is_refused():
+    with pytest.raises(DataError, match="procedure must be one of fallback, fixed-sequence; got 'bonferroni'"):
+        certify_threshold(CONF, CORRECT, procedure="bonferroni")
+
+
 def test_no_certificate_when_no_threshold_qualifies():
-    certificate = certify_threshold(CONF, CORRECT, target_accuracy=0.95)
+    certificate = certify_threshold(CONF, CORRECT, target_accuracy=0.95, procedure="fixed-sequence")
     assert certificate.threshold is None and not certificate.certified
     assert certificate.coverage == 0.0 and certificate.n_automated == 0 and certificate.n_tested == 0
     assert certificate.reason == ("no threshold certifies 95.0% accuracy (no threshold automates the minimum 93 "
                                   "predictions needed to test it); label more data or lower the target")
     assert "every prediction goes to review" in certificate.guarantee
     json.dumps(certificate.to_dict(), allow_nan=False)
-    failed = certify_threshold(CONF, CORRECT, target_accuracy=0.95, min_automated=1)
+    failed = certify_threshold(CONF, CORRECT, target_accuracy=0.95, min_automated=1, procedure="fixed-sequence")
     assert not failed.certified and failed.n_tested == 1
     assert "testing stopped at 0.95: 1 automated, 0 wrong, p = 0.95 > 0.05" in failed.reason
 
@@ -204,6 +242,8 @@ def test_policy_decides_and_round_trips(tmp_path):
     policy = DecisionPolicy.from_certificate(analysis.certified)
     assert policy.certified and policy.target_accuracy == 0.9 and "Clopper-Pearson" in policy.method
     assert "Learn-Then-Test" in policy.method and policy.level == 0.95
+    assert policy.procedure == "fallback" and "fallback testing (Wiens 2003)" in policy.method
+    assert policy.to_dict()["procedure"] == "fallback"
     assert policy.guarantee == analysis.certified.guarantee
     assert json.loads(json.dumps(policy.to_dict()))["guarantee"] == policy.guarantee  # stated in the file
     t = policy.threshold
@@ -229,7 +269,7 @@ def test_policies_written_before_the_guarantee_fields_still_load(tmp_path):
            "certified": True, "method": "lowest threshold with ..."}
     (tmp_path / "policy.json").write_text(json.dumps(old))
     policy = DecisionPolicy.load(tmp_path / "policy.json")
-    assert (policy.threshold, policy.level) == (0.8, None)
+    assert (policy.threshold, policy.level, policy.procedure) == (0.8, None, None)
     assert policy.guarantee == ("automated predictions certified 95% accurate by an older rule that did not record "
                                 "its confidence level")
     np.testing.assert_array_equal(policy.decide([0.79, 0.8]), ["review", "automate"])
@@ -239,6 +279,8 @@ def test_malformed_policies_are_refused(tmp_path):
     good = DecisionPolicy(0.9, 0.95, True, "test").to_dict()
     with pytest.raises(ArtifactError, match="threshold must be a number in \\[0, 1\\]"):
         DecisionPolicy.from_dict({**good, "threshold": 1.5})
+    with pytest.raises(ArtifactError, match="procedure must be one of fallback, fixed-sequence"):
+        DecisionPolicy.from_dict({**good, "procedure": "holm"})
     with pytest.raises(ArtifactError, match="not a confidently decision policy"):
         DecisionPolicy.from_dict({"threshold": 0.9})
     with pytest.raises(ArtifactError, match="malformed"):

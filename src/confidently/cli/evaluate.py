@@ -10,7 +10,7 @@ import typer
 
 from confidently.cli.app import app, console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
-                                     DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
+                                     Certification, CertificationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
                                      SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, TokenizerOpt, build_classifier,
                                      scorer_spec)
 
@@ -37,13 +37,15 @@ ConformalByOpt = Annotated[Optional[str], typer.Option(
 
 
 def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int,
-            alpha: float, conformal_by: Optional[str], minutes_per_review: float, decision_rule: str = "threshold"):
+            alpha: float, conformal_by: Optional[str], minutes_per_review: float, decision_rule: str = "threshold",
+            certification: Certification = Certification.fallback):
     from confidently.workflows.evaluation import EvaluationConfig
 
     return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
                             review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
                             seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
-                            minutes_per_review=minutes_per_review, decision_rule=decision_rule)
+                            minutes_per_review=minutes_per_review, decision_rule=decision_rule,
+                            procedure=certification.value)
 
 
 def _print_headline(result, started: float) -> None:
@@ -160,6 +162,7 @@ def evaluate(
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,
     target_accuracy: TargetOpt = 0.95,
+    certification: CertificationOpt = Certification.fallback,
     alpha: AlphaOpt = 0.1,
     conformal_by: ConformalByOpt = None,
     minutes_per_review: MinutesOpt = 2.0,
@@ -225,7 +228,7 @@ def evaluate(
     result = run_evaluate(clf, calibration, test, out,
                           config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
                                          alpha, conformal_by, minutes_per_review,
-                                         "threshold" if decision_rule is None else decision_rule.value),
+                                         "threshold" if decision_rule is None else decision_rule.value, certification),
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
                           shots=shots)
     if clf.task.ensemble:
@@ -251,6 +254,7 @@ def demo(
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,
     target_accuracy: TargetOpt = 0.95,
+    certification: CertificationOpt = Certification.fallback,
     alpha: AlphaOpt = 0.1,
     conformal_by: ConformalByOpt = "domain",
     minutes_per_review: MinutesOpt = 2.0,
@@ -288,7 +292,7 @@ def demo(
         finetune_config = FinetuneConfig(model=model, device=device, max_steps=finetune_steps, seed=seed)
     result = run_demo(out, clf=clf, n=n, eval_size=eval_size, seed=seed, finetune_config=finetune_config,
                       config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
-                                     alpha, conformal_by, minutes_per_review))
+                                     alpha, conformal_by, minutes_per_review, certification=certification))
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
@@ -321,6 +325,7 @@ def compare_scorers_command(
         help="consistency: sampling temperature (verbalized always decodes greedily). [default: 1]")] = None,
     methods: MethodsOpt = DEFAULT_METHODS,
     target_accuracy: TargetOpt = 0.95,
+    certification: CertificationOpt = Certification.fallback,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
 ) -> None:
@@ -348,7 +353,8 @@ def compare_scorers_command(
                                      calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer)
-    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0)
+    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0,
+                     certification=certification)
     compare_scorers(clf, specs, calibration, test, out, config=config,
                     metadata={"data": str(data or f"{calibration_data} + {test_data}")})
     console.print((out / "scorers.md").read_text(encoding="utf-8"), markup=False, soft_wrap=True)

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from confidently.cli.app import app, console, err_console
-from confidently.cli.options import DEFAULTS, DecisionRule, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt
+from confidently.cli.options import (DEFAULTS, Certification, CertificationOpt, DecisionRule, DeviceOpt, DtypeOpt,
+                                     ModelOpt, TaskOpt)
 from confidently.finetune.config import FinetuneConfig
 
 _DEFAULTS = {f.name: f.default for f in fields(FinetuneConfig)}
@@ -83,6 +84,7 @@ def finetune(
     checkpoint_every: Annotated[int, _option("checkpoint_every", min=1)] = _DEFAULTS["checkpoint_every"],
     calibrator: Annotated[str, _option("calibrator")] = _DEFAULTS["calibrator"],
     target_accuracy: Annotated[float, _option("target_accuracy")] = _DEFAULTS["target_accuracy"],
+    certification: Annotated[Certification, _option("procedure", "--certification")] = Certification.fallback,
     alpha: Annotated[float, _option("alpha")] = _DEFAULTS["alpha"],
     decision_rule: Annotated[DecisionRule, _option("decision_rule")] = DecisionRule.threshold,
     seed: Annotated[int, _option("seed", min=0)] = _DEFAULTS["seed"],
@@ -113,7 +115,7 @@ def finetune(
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
         validation_fraction=validation_fraction, calibration_fraction=calibration_fraction, eval_every=eval_every,
         patience=patience, checkpoint_every=checkpoint_every, calibrator=calibrator, target_accuracy=target_accuracy,
-        alpha=alpha, decision_rule=decision_rule.value, seed=seed)
+        procedure=certification.value, alpha=alpha, decision_rule=decision_rule.value, seed=seed)
     labels = get_task(task).label_names
     train = _load(data, labels, text_column, label_column)
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)
@@ -152,6 +154,7 @@ def compare(
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
                                                    help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+    certification: CertificationOpt = Certification.fallback,
     review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
     error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,
     minutes_per_review: Annotated[float, typer.Option(min=0.01, help="Minutes a person spends on one reviewed "
@@ -193,6 +196,7 @@ def compare(
     with torch_threads(threads):
         result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
                      config=CompareConfig(n_resamples=n_resamples, seed=seed, target_accuracy=target_accuracy,
+                                          procedure=certification.value,
                                           batch_size=batch_size, review_cost=review_cost, error_cost=error_cost,
                                           minutes_per_review=minutes_per_review))
     result.metadata["data"] = str(data) if split_seed is None else f"{data} (test part, split seed {split_seed})"

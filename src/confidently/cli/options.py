@@ -46,6 +46,21 @@ CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
                           "Answers become calibrated with an automate/review decision; --model and --task default "
                           "to the bundle's.")]
+class Certification(str, Enum):
+    """The Learn-Then-Test procedures (:data:`confidently.decision.procedures.PROCEDURES`)."""
+
+    fallback = "fallback"
+    fixed_sequence = "fixed-sequence"
+
+
+CertificationOpt = Annotated[Certification, typer.Option(
+    "--certification",
+    help="How thresholds are tested for the certified one (same guarantee either way): fallback (default) splits "
+         "the 1 - level error chance between the strictest threshold with enough rows and the strictest "
+         "automating a quarter of them, and a failure does not end testing; fixed-sequence (the earlier rule) "
+         "tests from the strictest down and stops at the first failure.")]
+
+
 class DecisionRule(str, Enum):
     """The decision rules a bundle can decide by (:data:`confidently.bundle.bundle.DECISION_RULES`)."""
 

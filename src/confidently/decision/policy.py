@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_confidence
+from confidently.decision.procedures import PROCEDURE_NAMES, check_procedure
 from confidently.decision.thresholds import guarantee_text
 from confidently.errors import ArtifactError, DataError
 from confidently.files import atomic_write_json, check_format, read_artifact
@@ -41,6 +42,10 @@ class DecisionPolicy:
     level : float or None
         Confidence ``1 - delta`` of the certificate (None for an uncertified threshold, and in policies
         written before it was recorded, which still load).
+    procedure : str or None
+        The Learn-Then-Test procedure that tested the thresholds
+        (:data:`~confidently.decision.procedures.PROCEDURES`); None for an uncertified threshold, and in
+        policies written before it was recorded (those used ``"fixed-sequence"``).
     """
 
     threshold: float | None
@@ -48,6 +53,7 @@ class DecisionPolicy:
     certified: bool
     method: str
     level: float | None = None
+    procedure: str | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (
@@ -62,6 +68,8 @@ class DecisionPolicy:
             raise DataError(f"target_accuracy must be in (0, 1] or None; got {self.target_accuracy!r}")
         if self.level is not None and not (isinstance(self.level, numbers.Real) and 0.0 < self.level < 1.0):
             raise DataError(f"level must be in (0, 1) or None; got {self.level!r}")
+        if self.procedure is not None:
+            check_procedure(self.procedure)
         if not isinstance(self.certified, bool) or not isinstance(self.method, str):
             raise DataError("certified must be a bool and method a string")
 
@@ -86,10 +94,11 @@ class DecisionPolicy:
             threshold=certificate.threshold,
             target_accuracy=certificate.target_accuracy,
             certified=certificate.certified,
-            method=("Learn-Then-Test fixed-sequence testing from the strictest threshold down, exact binomial "
-                    f"p-values (one-sided {certificate.level:.0%} Clopper-Pearson), thresholds automating fewer "
-                    f"than {certificate.min_automated} skipped: {certificate.reason}"),
+            method=(f"Learn-Then-Test {PROCEDURE_NAMES[certificate.procedure]} from the strictest threshold down, "
+                    f"exact binomial p-values (one-sided {certificate.level:.0%} Clopper-Pearson), thresholds "
+                    f"automating fewer than {certificate.min_automated} not tested: {certificate.reason}"),
             level=certificate.level,
+            procedure=certificate.procedure,
         )
 
     @classmethod
@@ -121,7 +130,7 @@ class DecisionPolicy:
         check_format(data, format=POLICY_FORMAT, version=POLICY_FORMAT_VERSION, what="decision policy")
         try:
             return cls(**{key: data[key] for key in ("threshold", "target_accuracy", "certified", "method")},
-                       level=data.get("level"))
+                       level=data.get("level"), procedure=data.get("procedure"))
         except (KeyError, DataError) as error:
             raise ArtifactError(f"malformed decision policy: {error}") from None
 

@@ -5,13 +5,13 @@ For a grid of thresholds (0.50 to 0.99 by default) this module counts what is au
 it is, and what it costs, and picks two thresholds on labelled calibration data:
 
 * the *cost-optimal* one, minimising ``review_cost * n_review + error_cost * n_automated_errors``;
-* the *certified* one, by Learn-Then-Test fixed-sequence testing (Angelopoulos, Bates, Candès, Jordan
-  & Lei 2021): for each threshold the null hypothesis "the automated predictions are less accurate
-  than ``target_accuracy``" gets the exact binomial p-value ``P(Bin(n_automated, 1 - target) <=
-  errors)``; thresholds are tested from the strictest down, and testing stops at the first one not
-  rejected at ``delta = 1 - level``. The certified threshold is the last one rejected. Because the
-  order is fixed before the data are seen, the chance that the certified threshold's accuracy on new
-  data is below the target is at most ``delta`` with no correction for the number of thresholds.
+* the *certified* one, by Learn-Then-Test (Angelopoulos, Bates, Candès, Jordan & Lei 2021): for each
+  threshold the null hypothesis "the automated predictions are less accurate than
+  ``target_accuracy``" gets the exact binomial p-value ``P(Bin(n_automated, 1 - target) <= errors)``;
+  thresholds are tested from the strictest down by a procedure that keeps the family-wise error at
+  ``delta = 1 - level`` (:mod:`~confidently.decision.procedures`: the fallback procedure by default, or
+  the fixed sequence that stops at the first non-rejection). The certified threshold is the loosest
+  one rejected, so the chance that its accuracy on new data is below the target is at most ``delta``.
 
 Thresholds are *chosen* on calibration data only; :func:`measure_thresholds` then describes what every
 threshold does on other data (a test split) without choosing anything there.
@@ -34,8 +34,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_confidence, check_correct
-from confidently.decision.binomial import (binomial_p_value, check_level, check_target, clopper_pearson_lower,
-                                           min_automated_for)
+from confidently.decision.binomial import binomial_p_value, check_level, check_target, clopper_pearson_lower
+from confidently.decision.procedures import (DEFAULT_PROCEDURE, FIXED_SEQUENCE, Outcome, Start, check_procedure,
+                                             run_procedure, starts_for)
 from confidently.errors import DataError
 from confidently.metrics.results import jsonable
 
@@ -97,12 +98,12 @@ class ThresholdRow:
 
 @dataclass(frozen=True)
 class CertifiedThreshold:
-    """The threshold certified by fixed-sequence testing, or ``threshold=None``.
+    """The threshold certified by Learn-Then-Test, or ``threshold=None``.
 
     Attributes
     ----------
     threshold : float or None
-        ``None`` when not even the first tested threshold is certified: then nothing may be automated.
+        The loosest threshold rejected; ``None`` when none was: then nothing may be automated.
     target_accuracy, level : float
         The target and the confidence level ``1 - delta`` of the guarantee.
     coverage : float
@@ -112,11 +113,14 @@ class CertifiedThreshold:
         Observed accuracy, its one-sided Clopper–Pearson lower bound and the binomial p-value at that
         threshold (NaN when none qualifies).
     min_automated : int
-        Thresholds automating fewer predictions were skipped (:func:`min_automated_for`).
+        Thresholds automating fewer predictions were not tested (the count of the strictest start of
+        :func:`~confidently.decision.procedures.starts_for`).
     n_tested : int
-        Thresholds tested before the sequence stopped (the failed one included).
+        Thresholds tested at a positive level (the failed ones included).
     reason : str
-        One sentence saying what was found, and where and why the sequence stopped.
+        One sentence saying what was found, what was tested and where testing stopped.
+    procedure : str
+        The testing procedure (:data:`~confidently.decision.procedures.PROCEDURES`).
     """
 
     threshold: float | None
@@ -130,6 +134,7 @@ class CertifiedThreshold:
     min_automated: int
     n_tested: int
     reason: str
+    procedure: str = FIXED_SEQUENCE
 
     @property
     def certified(self) -> bool:
@@ -279,6 +284,7 @@ def analyse_thresholds(
     target_accuracy: float = 0.95,
     level: float = 0.95,
     min_automated: int | None = None,
+    procedure: str = DEFAULT_PROCEDURE,
 ) -> ThresholdAnalysis:
     """Measure every threshold on calibration data and choose the cost-optimal and certified ones.
 
@@ -300,23 +306,27 @@ def analyse_thresholds(
     level : float, default=0.95
         Confidence ``1 - delta`` of the guarantee.
     min_automated : int, optional
-        Skip thresholds automating fewer predictions; default :func:`min_automated_for`.
+        Test no threshold automating fewer predictions (the count of the strictest start); default
+        :func:`~confidently.decision.binomial.min_automated_for` at that start's share of ``delta``.
+    procedure : {"fallback", "fixed-sequence"}, default="fallback"
+        How the thresholds are tested (:mod:`~confidently.decision.procedures`).
 
     Notes
     -----
     The guarantee: with probability at least ``level`` over the draw of these rows, the accuracy of
     predictions automated at the certified threshold, on new data from the same distribution, is at
     least ``target_accuracy``. It needs the confidences to come from a score function fixed without
-    these rows (a calibrator fitted elsewhere, or cross-fitted). The minimum-count rule looks only at
-    how many confidences pass each threshold, never at which predictions are right.
+    these rows (a calibrator fitted elsewhere, or cross-fitted). Where testing starts depends only on
+    how many confidences pass each threshold, never on which predictions are right.
     """
     measured = measure_thresholds(confidence, correct, thresholds=thresholds, review_cost=review_cost,
                                   error_cost=error_cost, target_accuracy=target_accuracy, level=level)
-    minimum = min_automated_for(target_accuracy, level) if min_automated is None else _check_minimum(min_automated)
+    minimum = None if min_automated is None else _check_minimum(min_automated)
     costs = [row.cost for row in measured.rows]
     return ThresholdAnalysis(**{f.name: getattr(measured, f.name) for f in fields(ThresholdMeasurement)},
                              optimal=measured.rows[int(np.argmin(costs))],
-                             certified=_certify(measured.rows, target_accuracy, level, minimum))
+                             certified=_certify(measured.rows, measured.n, target_accuracy, level,
+                                                check_procedure(procedure), minimum))
 
 
 def threshold_table(confidence: ArrayLike, correct: ArrayLike, **kwargs: Any) -> pd.DataFrame:
@@ -332,34 +342,25 @@ def certify_threshold(
     level: float = 0.95,
     thresholds: Sequence[float] | None = None,
     min_automated: int | None = None,
+    procedure: str = DEFAULT_PROCEDURE,
 ) -> CertifiedThreshold:
     """The Learn-Then-Test certified threshold on calibration data (see :func:`analyse_thresholds`)."""
     return analyse_thresholds(confidence, correct, thresholds=thresholds, target_accuracy=target_accuracy,
-                              level=level, min_automated=min_automated).certified
+                              level=level, min_automated=min_automated, procedure=procedure).certified
 
 
-def _certify(rows: Sequence[ThresholdRow], target: float, level: float, minimum: int) -> CertifiedThreshold:
-    """Fixed-sequence testing from the strictest threshold down; stop at the first non-rejection."""
+def _certify(rows: Sequence[ThresholdRow], n: int, target: float, level: float, procedure: str,
+             min_automated: int | None) -> CertifiedThreshold:
+    """Test the thresholds from the strictest down by ``procedure``; certify the loosest one rejected."""
     delta = 1.0 - level
-    chosen: ThresholdRow | None = None
-    stopped: ThresholdRow | None = None
-    n_tested = 0
-    for row in reversed(rows):
-        if row.n_automated < minimum:
-            continue  # too few to test; counts only grow further down, so these are the strictest ones
-        n_tested += 1
-        if row.p_value <= delta:
-            chosen = row
-        else:
-            stopped = row
-            break
-    if stopped is None:
-        where = "every tested threshold was rejected" if n_tested else (
-            f"no threshold automates the minimum {minimum} predictions needed to test it")
-    else:
-        where = (f"testing stopped at {stopped.threshold:.2f}: {stopped.n_automated} automated, "
-                 f"{stopped.n_automated_errors} wrong, p = {stopped.p_value:.3g} > {delta:.3g}")
-    common = {"target_accuracy": target, "level": level, "min_automated": minimum, "n_tested": n_tested}
+    ordered = rows[::-1]
+    starts = starts_for(procedure, target, level, n, min_automated)
+    outcome = run_procedure(np.array([row.p_value for row in ordered]), np.array([row.n_automated for row in ordered]),
+                            starts, delta)
+    chosen = ordered[max(outcome.rejected)] if outcome.rejected else None
+    where = _what_was_tested(ordered, outcome, starts, delta)
+    common = {"target_accuracy": target, "level": level, "min_automated": starts[0].min_automated,
+              "n_tested": len(outcome.tested), "procedure": procedure}
     if chosen is None:
         return CertifiedThreshold(
             threshold=None, coverage=0.0, n_automated=0, accuracy=math.nan, accuracy_lower_bound=math.nan,
@@ -370,9 +371,33 @@ def _certify(rows: Sequence[ThresholdRow], target: float, level: float, minimum:
         accuracy=chosen.accuracy, accuracy_lower_bound=chosen.accuracy_lower_bound, p_value=chosen.p_value,
         **common,
         reason=(f"at threshold {chosen.threshold:.2f}, {chosen.n_automated} automated predictions are "
-                f"{chosen.accuracy:.1%} correct (p = {chosen.p_value:.3g} <= {delta:.3g}; {level:.0%} lower bound "
-                f"{chosen.accuracy_lower_bound:.1%}); {where}"),
+                f"{chosen.accuracy:.1%} correct (p = {chosen.p_value:.3g} <= {_tested_at(outcome, ordered, chosen):.3g}; "
+                f"{level:.0%} lower bound {chosen.accuracy_lower_bound:.1%}); {where}"),
     )
+
+
+def _tested_at(outcome: Outcome, ordered: Sequence[ThresholdRow], row: ThresholdRow) -> float:
+    return outcome.levels[outcome.tested.index(list(ordered).index(row))]
+
+
+def _what_was_tested(ordered: Sequence[ThresholdRow], outcome: Outcome, starts: Sequence[Start],
+                     delta: float) -> str:
+    """Where each start of delta entered, and where testing stopped (every non-rejection), in words."""
+    if not outcome.tested:
+        return f"no threshold automates the minimum {starts[0].min_automated} predictions needed to test it"
+    failed = [(i, level) for i, level in zip(outcome.tested, outcome.levels) if i not in outcome.rejected]
+    stops = " and at ".join(f"{ordered[i].threshold:.2f}: {ordered[i].n_automated} automated, "
+                            f"{ordered[i].n_automated_errors} wrong, p = {ordered[i].p_value:.3g} > {level:.3g}"
+                            for i, level in failed)
+    result = f"testing stopped at {stops}" if failed else "every tested threshold was rejected"
+    if len(starts) == 1:
+        return result
+    entries = "; ".join(
+        f"{start.share:.0%} of {delta:.3g} "
+        + (f"unused (no threshold automates {start.min_automated})" if index is None else
+           f"from {ordered[index].threshold:.2f} (the strictest threshold automating >= {start.min_automated})")
+        for start, index in zip(starts, outcome.start_indices))
+    return f"fallback testing from the strictest threshold down, {entries}; {result}"
 
 
 def _check_minimum(min_automated: int) -> int:

@@ -40,6 +40,7 @@ from confidently.feedback import FeedbackStore, LabelledText
 from confidently.metrics import metric_function, paired_bootstrap_diff
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
 from confidently.decision.policy import DecisionPolicy
+from confidently.decision.procedures import DEFAULT_PROCEDURE
 from confidently.decision.thresholds import certify_threshold
 
 CALIBRATION_ROWS_FILE = "calibration_rows.json"
@@ -215,5 +216,6 @@ def _recertify(calibrator: Calibrator, policy: DecisionPolicy, rows: Calibration
         fold = clone(calibrator).fit(np.vstack([rows.probs[fit], extra_probs]), np.concatenate([rows.y[fit], extra_y]))
         calibrated[apply] = fold.predict_proba(rows.probs[apply])
     certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == rows.y,
-                                    target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL)
+                                    target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL,
+                                    procedure=policy.procedure or DEFAULT_PROCEDURE)
     return DecisionPolicy.from_certificate(certificate)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from confidently.errors import ConfigError
+from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
 from confidently.models.registry import DEFAULT_MODEL
 
 #: LoRA targets when ``target_modules`` is not given, by transformers ``model_type``: every attention
@@ -108,6 +109,10 @@ class FinetuneConfig:
         "Accuracy the policy's certified threshold must guarantee."))
     level: float = field(default=0.95, metadata=_help(
         "Confidence level of that guarantee (Learn-Then-Test, exact binomial tests)."))
+    procedure: str = field(default=DEFAULT_PROCEDURE, metadata=_help(
+        "How thresholds are tested for the certified one (same guarantee either way): fallback splits the "
+        "1 - level error chance between two starting thresholds and goes on after a failure; fixed-sequence "
+        "(the earlier rule) stops at the first failure."))
     alpha: float = field(default=0.1, metadata=_help(
         "Allowed miscoverage of the prediction sets fitted on the calibration split: each holds the true label "
         "with probability >= 1 - alpha (not LoRA's scaling, which is --lora-alpha)."))
@@ -134,6 +139,8 @@ class FinetuneConfig:
                                 ("validation_fraction", 0.01, 0.5), ("calibration_fraction", 0.01, 0.5),
                                 ("target_accuracy", 0.5, 1.0), ("level", 0.5, 0.9999), ("alpha", 0.001, 0.5)):
             _check_float(name, getattr(self, name), low, high)
+        if self.procedure not in PROCEDURES:
+            raise ConfigError(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
         _check_float("learning_rate", self.learning_rate, 1e-7, 1.0)
         _check_float("max_grad_norm", self.max_grad_norm, 0.0, math.inf)
         if self.max_steps is None:

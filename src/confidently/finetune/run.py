@@ -36,7 +36,8 @@ from confidently.decision.policy import DecisionPolicy
 from confidently.decision.thresholds import certify_threshold
 
 #: Settings that do not change what is learned, so a checkpoint may be resumed with other values.
-_RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size", "alpha", "decision_rule")
+_RESUMABLE_CHANGES = ("device", "threads", "checkpoint_every", "score_batch_size", "alpha", "decision_rule",
+                      "procedure")
 #: Folds of the cross-fitting that chooses the policy's threshold on the calibration split.
 _POLICY_FOLDS = 5
 
@@ -183,7 +184,8 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):
         calibrator = make_calibrator(config.calibrator).fit(probs, y)
         out_of_fold = cross_fit_predict(config.calibrator, probs, y, n_splits=_POLICY_FOLDS, seed=config.seed)
     certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y,
-                                    target_accuracy=config.target_accuracy, level=config.level)
+                                    target_accuracy=config.target_accuracy, level=config.level,
+                                    procedure=config.procedure)
     ece = metric_function("ece")
     summary = {
         "n": int(y.size), "method": config.calibrator,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from confidently.decision.procedures import describe as describe_procedure
 from confidently.workflows.evaluation import Evaluation, budget_summary
 from confidently.files import atomic_write_json, atomic_write_text
 from confidently.report import charts
@@ -150,9 +151,9 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         f"rest go to review. The threshold is certified by Learn-Then-Test on the cross-fitted calibration "
         f"scores ({n_cal} rows): thresholds are tested from the strictest (0.99) down, each with the exact "
         f"binomial p-value of 'the automated predictions are less than {cfg.target_accuracy:.0%} accurate', "
-        f"skipping those automating fewer than {certificate.min_automated}, and testing stops at the first p-value "
-        f"above {1 - cfg.level:.2g}. Because the order is fixed in advance, no correction for the number of "
-        "thresholds is needed. The test split only measures the result; no threshold is chosen on it.")
+        f"skipping those automating fewer than {certificate.min_automated}, and "
+        f"{describe_procedure(certificate.procedure, 1 - cfg.level)}. The loosest threshold rejected is certified. "
+        "The test split only measures the result; no threshold is chosen on it.")
     decisions.add_text(f"Guarantee: {evaluation.policy.guarantee}.")
     decisions.add_text(f"How it was chosen: {certificate.reason}.")
     on_test = evaluation.policy_on_test

@@ -38,6 +38,7 @@ from confidently.metrics import metric_function, paired_bootstrap_diff, summariz
 from confidently.decision.decisions import decide
 from confidently.workflows.evaluation import slice_table
 from confidently.scoring.checkpointed import score_datasets
+from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
 from confidently.decision.thresholds import certify_threshold
 from confidently.decision.volume import project_volume
 
@@ -59,6 +60,7 @@ class CompareConfig:
     n_resamples, seed : bootstrap resamples of every interval, and their seed (also the folds').
     n_bins : equal-width bins of ECE and the reliability diagrams.
     target_accuracy, level : the certified threshold's target accuracy and confidence ``1 - delta``.
+    procedure : how the thresholds are tested (:data:`~confidently.decision.procedures.PROCEDURES`).
     automation_thresholds : fixed calibrated-confidence thresholds whose decisions are compared too.
     review_cost, error_cost, minutes_per_review, projection_volume : the cost view (as in ``evaluate``).
     n_splits : folds of the cross-fitting on the test rows when no calibration rows are given.
@@ -70,6 +72,7 @@ class CompareConfig:
     n_bins: int = 20
     target_accuracy: float = 0.95
     level: float = 0.95
+    procedure: str = DEFAULT_PROCEDURE
     automation_thresholds: tuple[float, ...] = (0.80, 0.90, 0.95)
     review_cost: float = 1.0
     error_cost: float = 10.0
@@ -85,6 +88,8 @@ class CompareConfig:
             raise ConfigError("need n_resamples >= 0, n_splits >= 2 and target_accuracy in [0.5, 1]")
         if min(self.review_cost, self.error_cost) < 0 or self.minutes_per_review <= 0 or self.projection_volume < 1:
             raise ConfigError("need review_cost, error_cost >= 0, minutes_per_review > 0 and projection_volume >= 1")
+        if self.procedure not in PROCEDURES:
+            raise ConfigError(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
 
 
 @dataclass
@@ -292,7 +297,8 @@ def decision_rules(probs: np.ndarray, y: np.ndarray, on_calibration: np.ndarray 
     certificate = None
     if on_calibration is not None:
         certificate = certify_threshold(on_calibration.max(1), on_calibration.argmax(1) == y_cal,
-                                        target_accuracy=config.target_accuracy, level=config.level)
+                                        target_accuracy=config.target_accuracy, level=config.level,
+                                        procedure=config.procedure)
         automated = confidence >= certificate.threshold if certificate.certified else np.zeros(y.size, bool)
         rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated, correct)
     for t in config.automation_thresholds:

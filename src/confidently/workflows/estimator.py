@@ -36,6 +36,7 @@ from confidently.errors import ConfigError, DataError
 from confidently.models.registry import DEFAULT_MODEL
 from confidently.tasks.task import Task, get_task
 from confidently.decision.policy import DecisionPolicy
+from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
 from confidently.decision.thresholds import CertifiedThreshold, certify_threshold
 
 #: Most texts whose raw scores a process keeps (per model, task and options together), oldest dropped first.
@@ -73,6 +74,8 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         Accuracy the automated predictions must be certified to reach.
     level : float, default=0.95
         One-sided confidence level of that certificate.
+    procedure : {"fallback", "fixed-sequence"}, default="fallback"
+        How the thresholds are tested (:mod:`~confidently.decision.procedures`).
     alpha : float, default=0.1
         Allowed miscoverage of the prediction sets: each holds the true label with probability at
         least ``1 - alpha``.
@@ -116,7 +119,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, model: str = DEFAULT_MODEL, task: str | Task = "sentiment",
                  calibrator: str | Calibrator = "platt", cv: int = 5, target_accuracy: float = 0.95,
-                 level: float = 0.95, alpha: float = 0.1, batch_size: int = DEFAULT_BATCH_SIZE, backend: str = "transformers",
+                 level: float = 0.95, procedure: str = DEFAULT_PROCEDURE, alpha: float = 0.1, batch_size: int = DEFAULT_BATCH_SIZE, backend: str = "transformers",
                  backend_options: Mapping[str, Any] | None = None, chat: bool | None = None, random_state: int = 0):
         self.model = model
         self.task = task
@@ -124,6 +127,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.target_accuracy = target_accuracy
         self.level = level
+        self.procedure = procedure
         self.alpha = alpha
         self.batch_size = batch_size
         self.backend = backend
@@ -144,7 +148,8 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         calibrator = self._new_calibrator().fit(raw, targets)
         out_of_fold = cross_fit_predict(self._new_calibrator(), raw, targets, n_splits=self.cv, seed=self.random_state)
         certificate = certify_threshold(out_of_fold.max(axis=1), out_of_fold.argmax(axis=1) == targets,
-                                        target_accuracy=self.target_accuracy, level=self.level)
+                                        target_accuracy=self.target_accuracy, level=self.level,
+                                        procedure=self.procedure)
         self.classes_ = classes
         self.calibrator_ = calibrator
         self.certificate_: CertifiedThreshold = certificate
@@ -194,6 +199,8 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
             problems.append(f"target_accuracy must be in (0, 1]; got {self.target_accuracy!r}")
         if not _is_real(self.level) or not 0.0 < self.level < 1.0:
             problems.append(f"level must be in (0, 1); got {self.level!r}")
+        if self.procedure not in PROCEDURES:
+            problems.append(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
         if not _is_real(self.alpha) or not 0.0 < self.alpha < 1.0:
             problems.append(f"alpha must be in (0, 1); got {self.alpha!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:

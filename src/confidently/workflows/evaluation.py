@@ -26,6 +26,7 @@ from confidently.decision.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
 from confidently.decision.policy import DecisionPolicy
+from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
 from confidently.decision.thresholds import (ThresholdAnalysis, ThresholdMeasurement, analyse_thresholds,
                                              certify_threshold, measure_thresholds)
 from confidently.decision.volume import VolumeProjection, project_volume
@@ -48,6 +49,7 @@ class EvaluationConfig:
     review_cost, error_cost : cost of one review and of one automated mistake.
     minutes_per_review, projection_volume : review time per item, and the volume the cost view projects onto.
     target_accuracy, level : the certified threshold's target accuracy and confidence ``1 - delta``.
+    procedure : how the thresholds are tested (:data:`~confidently.decision.procedures.PROCEDURES`).
     alpha : allowed miscoverage of the conformal prediction sets (they hold the true label >= 1 - alpha).
     conformal_by : a data column to fit per-slice (Mondrian) prediction sets on, or None.
     decision_rule : what the bundle's answers are decided by: ``"threshold"`` (the certified threshold)
@@ -66,6 +68,7 @@ class EvaluationConfig:
     projection_volume: int = 10_000
     target_accuracy: float = 0.95
     level: float = 0.95
+    procedure: str = DEFAULT_PROCEDURE
     alpha: float = 0.1
     conformal_by: str | None = None
     decision_rule: str = "threshold"
@@ -80,6 +83,8 @@ class EvaluationConfig:
 
         if self.decision_rule not in DECISION_RULES:  # refused before anything is scored
             raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")
+        if self.procedure not in PROCEDURES:
+            raise ConfigError(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
 
 
 @dataclass
@@ -237,7 +242,8 @@ def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig
                     except CalibrationError:
                         continue  # e.g. one class only, or too few per class to cross-fit, in a tiny subset
                 cert = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal[idx],
-                                         target_accuracy=config.target_accuracy, level=config.level)
+                                         target_accuracy=config.target_accuracy, level=config.level,
+                                         procedure=config.procedure)
                 automated = (calibrated.max(1) >= cert.threshold) if cert.certified else np.zeros(y_test.size, bool)
                 right = calibrated.argmax(1) == y_test
                 accuracy = float(right[automated].mean()) if automated.any() else np.nan
@@ -290,7 +296,7 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
                             summarize(crossfit_probs, y_cal, **metric_args),
                             summarize(probs_on_test, y_test, **metric_args),
                             analyse_thresholds(crossfit_probs.max(1), crossfit_probs.argmax(1) == y_cal,
-                                               **threshold_args),
+                                               **threshold_args, procedure=config.procedure),
                             measure_thresholds(probs_on_test.max(1), probs_on_test.argmax(1) == y_test,
                                                **threshold_args))
 
