@@ -9,6 +9,11 @@ chosen on the calibration rows: the calibrator by cross-fitted log-loss
 method's out-of-fold scores; the test rows only measure. The label-budget table refits each row's
 method on random calibration subsets and certifies on the subset's own out-of-fold scores.
 
+With ``--finetune-shares`` a LoRA adapter is trained (:func:`confidently.finetune.finetune`, its validation
+rows carved from its own share) on each share of the calibration rows, and calibrated and certified on the
+rest of them: the label budget stays the calibration split's. Each adapter folder is kept under
+``--cache`` (``finetune-<percent>-adapter``), so a rerun trains nothing again.
+
     PYTHONPATH=src python benchmarks/boost.py --data ../shared/datasets/sst2_dev.jsonl --shots 4 16 \\
         --prompts benchmarks/sst2_prompts.jsonl --cache /tmp/boost --out /tmp/boost/table.md
 """
@@ -25,8 +30,12 @@ import numpy as np
 
 from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.scoring.classifier import Classifier
-from confidently.data import load_dataset
+from confidently.data import Dataset, load_dataset, split_dataset
 from confidently.errors import CalibrationError
+from confidently.finetune import FinetuneConfig, finetune
+from confidently.finetune.checkpoint import checkpoint_dir
+from confidently.bundle.bundle import read_bundle
+from confidently.feedback.recalibration import CalibrationRows
 from confidently.workflows.evaluation import FEATURE_METHODS, EvaluationConfig, evaluate_scores
 from confidently.workflows.pipeline import prompt_cost, split_for_evaluation
 from confidently.scoring.checkpointed import score_datasets
@@ -122,6 +131,11 @@ def main() -> None:
     parser.add_argument("--budget-sizes", type=int, nargs="*", default=[100, 200])
     parser.add_argument("--budget-repeats", type=int, default=2)
     parser.add_argument("--timing-texts", type=int, default=16)
+    parser.add_argument("--finetune-shares", type=float, nargs="*", default=[0.5, 0.7],
+                        help="shares of the calibration rows a LoRA adapter is trained on (none: skip)")
+    parser.add_argument("--finetune-epochs", type=float, default=1.0)
+    parser.add_argument("--finetune-threads", type=int, default=None,
+                        help="CPU threads while training (1 can be faster on a busy machine)")
     args = parser.parse_args()
 
     started = time.time()
@@ -140,10 +154,12 @@ def main() -> None:
         return evaluate_scores(cal.probs, y, on_test.probs, y_test, labels=clf.labels, hidden=hidden,
                                hidden_method=hidden_method or "probe", config=config)
 
-    def add(name: str, evaluation, method: str, labels_used: int, cost_: dict, cal_x, test_x) -> None:
+    def add(name: str, evaluation, method: str, labels_used: int, cost_: dict, cal_x, test_x, *,
+            budget: bool = True) -> None:
         rows.append(row(name, evaluation, method, labels_used, cost_))
-        curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
-                                    y_test, sizes=args.budget_sizes, repeats=args.budget_repeats)
+        if budget:
+                curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
+                                        y_test, sizes=args.budget_sizes, repeats=args.budget_repeats)
         print(f"[{time.time() - started:.0f} s] {name}: done", flush=True)
 
     zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
@@ -189,7 +205,61 @@ def main() -> None:
             cost(shot_clf, texts, hidden=True, timing_texts=args.timing_texts),
             shot["calibration"].hidden, shot["test"].hidden)
 
+    for share in args.finetune_shares:
+        train_part, rest = share_split(calibration, share)
+        percent = round(100 * share)  # in the folder name: an adapter's name may not hold a dot
+        adapter = tuned_adapter(clf, train_part, rest, cache / f"finetune-{percent}-adapter", args)
+        training = read_training(adapter)
+        # The rest rows' raw scores under the adapter are the adapter bundle's own calibration rows (scored
+        # by finetune() itself), so only the test rows are scored here.
+        rest_rows = CalibrationRows.from_bundle(read_bundle(adapter))
+        assert np.array_equal(rest_rows.y, rest.label_indices(clf.labels))
+        previous = clf.backend.active_adapter
+        clf.backend.load_adapter(adapter)
+        try:
+            tuned = score_datasets(clf, {"test": test}, cache / f"finetune-{percent}-cache")["test"]
+            tuned_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
+        finally:
+            clf.backend.set_adapter(previous)
+        tuned_study = evaluate_scores(rest_rows.probs, rest_rows.y, tuned.probs, y_test, labels=clf.labels,
+                                      config=config)
+        add(f"LoRA on {share:.0%} of the calibration rows ({training['train_rows']} train + "
+            f"{training['validation_rows']} validation, {training['steps_run']} steps, "
+            f"{training['train_seconds']:.0f} s), calibrated on the other {len(rest)}", tuned_study,
+            best_calibrator(tuned_study), len(calibration), tuned_cost, rest_rows.probs, tuned.probs,
+            budget=False)  # its adapter was trained on a fixed share: subsets of the rest would not be comparable
+        rows[-1]["training"] = training
+
     write_tables(args, rows, curves, calibration, test, started)
+
+
+def share_split(calibration: Dataset, share: float) -> tuple[Dataset, Dataset]:
+    """``share`` of the calibration rows to fine-tune on and the rest to calibrate on (stratified, seeded)."""
+    parts = split_dataset(calibration, fractions=(share, 1.0 - share, 0.0), seed=SEED)
+    return parts.train, parts.calibration
+
+
+def tuned_adapter(clf: Classifier, train_part: Dataset, rest: Dataset, folder: Path, args) -> Path:
+    """The adapter trained on ``train_part`` (validation rows carved from it), calibrated on ``rest``;
+    trained only when ``folder`` holds no finished adapter (an interrupted run resumes)."""
+    if not (folder / "manifest.json").exists():
+        config = FinetuneConfig(model=args.model, task=clf.task.name, dtype="float32", epochs=args.finetune_epochs,
+                                batch_size=8, grad_accum=1, eval_every=8, threads=args.finetune_threads,
+                                seed=SEED)
+        finetune(train_part, folder, config, calibration=rest, backend=clf.backend,
+                 resume=checkpoint_dir(folder).exists(), progress=True)
+    return folder
+
+
+def read_training(adapter: Path) -> dict:
+    """Rows, steps and seconds of an adapter's training, from its manifest."""
+    metadata = json.loads((adapter / "manifest.json").read_text(encoding="utf-8"))
+    sizes = metadata["splits"]["sizes"]
+    return {"train_rows": sizes["train"], "validation_rows": sizes["validation"],
+            "steps_run": metadata["validation"]["steps_run"], "best_step": metadata["validation"]["best_step"],
+            "total_steps": metadata["hyperparameters"]["total_steps"],
+            "stopped_early": metadata["validation"]["stopped_early"],
+            "train_seconds": metadata["training"]["train_seconds"]}
 
 
 def write_tables(args, rows: list[dict], curves: dict, calibration, test, started: float) -> None:

@@ -210,3 +210,18 @@ def test_unknown_labels_stop_training_before_it_starts(backend, tiny_config, tmp
     data = Dataset(["good film", "bad film", "ok film"], ["positive", "negative", "so-so"])
     with pytest.raises(DataError, match="does not know: 'so-so'"):
         finetune(data, tmp_path / "a", tiny_config(), backend=backend, progress=False)
+
+
+def test_finetune_refuses_a_prompt_ensemble_before_the_model_loads(separable, tmp_path):
+    from dataclasses import replace
+
+    from confidently.errors import TaskError
+    from confidently.finetune import FinetuneConfig
+    from confidently.tasks.task import SENTIMENT
+
+    other = replace(SENTIMENT, name="review", template="Movie review: {text}\nIs it positive?")
+    task = tmp_path / "ensemble.json"
+    task.write_text(json.dumps(replace(SENTIMENT, ensemble=(other,)).to_dict()))
+    with pytest.raises(TaskError, match="fine-tuning trains one prompt"):
+        finetune(separable(60, seed=0), tmp_path / "a", FinetuneConfig(model="no-such-model", task=str(task)))
+    assert not (tmp_path / "a").exists() and not checkpoint_dir(tmp_path / "a").exists()

@@ -104,6 +104,7 @@ def finetune(
     Example: `confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment`
     """
     from confidently.finetune import finetune as run
+    from confidently.finetune.data import check_one_prompt
     from confidently.tasks.task import get_task
 
     config = _config(
@@ -114,7 +115,9 @@ def finetune(
         validation_fraction=validation_fraction, calibration_fraction=calibration_fraction, eval_every=eval_every,
         patience=patience, checkpoint_every=checkpoint_every, calibrator=calibrator, target_accuracy=target_accuracy,
         alpha=alpha, decision_rule=decision_rule.value, seed=seed)
-    labels = get_task(task).label_names
+    asked = get_task(task)
+    check_one_prompt(asked)  # before any data or model loads
+    labels = asked.label_names
     train = _load(data, labels, text_column, label_column)
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)
     if split_seed is not None:
