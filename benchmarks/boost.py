@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--finetune-shares", type=float, nargs="*", default=[0.5, 0.7],
                         help="shares of the calibration rows a LoRA adapter is trained on (none: skip)")
     parser.add_argument("--finetune-epochs", type=float, default=1.0)
+    parser.add_argument("--only-finetune", action="store_true",
+                        help="only the fine-tuned rows (the other rows' scores are cached by an earlier run)")
     parser.add_argument("--finetune-threads", type=int, default=None,
                         help="CPU threads while training (1 can be faster on a busy machine)")
     args = parser.parse_args()
@@ -158,52 +160,53 @@ def main() -> None:
             budget: bool = True) -> None:
         rows.append(row(name, evaluation, method, labels_used, cost_))
         if budget:
-                curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
+            curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
                                         y_test, sizes=args.budget_sizes, repeats=args.budget_repeats)
         print(f"[{time.time() - started:.0f} s] {name}: done", flush=True)
 
-    zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
-    zero_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
-    zs = study(zero["calibration"], y_cal, zero["test"], "probe")
-    add("zero-shot, raw scores", zs, "raw", 0, zero_cost, zero["calibration"].probs, zero["test"].probs)
-    best = best_calibrator(zs)
-    add("zero-shot, calibrated", zs, best, len(calibration), zero_cost, zero["calibration"].probs, zero["test"].probs)
-    add("zero-shot + hidden-state probe", zs, "probe", len(calibration),
-        cost(clf, texts, hidden=True, timing_texts=args.timing_texts), zero["calibration"].hidden,
-        zero["test"].hidden)
+    if not args.only_finetune:
+        zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
+        zero_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
+        zs = study(zero["calibration"], y_cal, zero["test"], "probe")
+        add("zero-shot, raw scores", zs, "raw", 0, zero_cost, zero["calibration"].probs, zero["test"].probs)
+        best = best_calibrator(zs)
+        add("zero-shot, calibrated", zs, best, len(calibration), zero_cost, zero["calibration"].probs, zero["test"].probs)
+        add("zero-shot + hidden-state probe", zs, "probe", len(calibration),
+            cost(clf, texts, hidden=True, timing_texts=args.timing_texts), zero["calibration"].hidden,
+            zero["test"].hidden)
 
-    # The prompt ensemble: the task's own prompt (the zero-shot scores above) and each prompt of --prompts.
-    per_prompt = ensemble_clf.prompt_classifiers
-    assert per_prompt[0].fingerprint() == clf.fingerprint()
-    parts = [zero]
-    for asked in per_prompt[1:]:
-        parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
-                                    cache / f"prompt-{asked.task.name}-cache"))
-        alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
-        best = best_calibrator(alone)
-        add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
-            cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
-            parts[-1]["calibration"].probs, parts[-1]["test"].probs)
-    combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
-    ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
-    ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
-    add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
-        len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
-    add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
-        combined["calibration"].hidden, combined["test"].hidden)
+        # The prompt ensemble: the task's own prompt (the zero-shot scores above) and each prompt of --prompts.
+        per_prompt = ensemble_clf.prompt_classifiers
+        assert per_prompt[0].fingerprint() == clf.fingerprint()
+        parts = [zero]
+        for asked in per_prompt[1:]:
+            parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
+                                        cache / f"prompt-{asked.task.name}-cache"))
+            alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
+            best = best_calibrator(alone)
+            add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
+                cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
+                parts[-1]["calibration"].probs, parts[-1]["test"].probs)
+        combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
+        ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
+        ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
+        add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
+            len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
+        add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
+            combined["calibration"].hidden, combined["test"].hidden)
 
-    for k in args.shots:
-        shot_clf, rest, _ = shot_classifier(clf, calibration, k, seed=SEED)
-        shot = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache", hidden=True)
-        y_rest = rest.label_indices(clf.labels)
-        shot_study = study(shot["calibration"], y_rest, shot["test"], "probe")
-        best = best_calibrator(shot_study)
-        add(f"{k}-shot prompt, calibrated", shot_study, best, len(calibration),
-            cost(shot_clf, texts, hidden=False, timing_texts=args.timing_texts),
-            shot["calibration"].probs, shot["test"].probs)
-        add(f"{k}-shot prompt + hidden-state probe", shot_study, "probe", len(calibration),
-            cost(shot_clf, texts, hidden=True, timing_texts=args.timing_texts),
-            shot["calibration"].hidden, shot["test"].hidden)
+        for k in args.shots:
+            shot_clf, rest, _ = shot_classifier(clf, calibration, k, seed=SEED)
+            shot = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache", hidden=True)
+            y_rest = rest.label_indices(clf.labels)
+            shot_study = study(shot["calibration"], y_rest, shot["test"], "probe")
+            best = best_calibrator(shot_study)
+            add(f"{k}-shot prompt, calibrated", shot_study, best, len(calibration),
+                cost(shot_clf, texts, hidden=False, timing_texts=args.timing_texts),
+                shot["calibration"].probs, shot["test"].probs)
+            add(f"{k}-shot prompt + hidden-state probe", shot_study, "probe", len(calibration),
+                cost(shot_clf, texts, hidden=True, timing_texts=args.timing_texts),
+                shot["calibration"].hidden, shot["test"].hidden)
 
     for share in args.finetune_shares:
         train_part, rest = share_split(calibration, share)
@@ -276,10 +279,12 @@ def write_tables(args, rows: list[dict], curves: dict, calibration, test, starte
                      f"{r['accuracy']:.3f} | {r['ece']:.3f} | {coverage(r['at_0.95'])} | {coverage(r['at_0.90'])} | "
                      f"{r['forward_passes_per_item']} | {r['prompt_tokens_per_item']:.0f} ({r['tokens_past_prefix_per_item']:.0f}) | "
                      f"{r['ms_per_text']:.0f} |")
-    sizes = list(next(iter(curves.values())))
-    curve = ["", "Label budget: mean test coverage of the certified threshold at 95% / 90% with n calibration labels "
-             f"({args.budget_repeats} random subsets per n below the full split; the full split once):", "",
-             "| configuration | " + " | ".join(f"n={n}" for n in sizes) + " |", "|" + " --- |" * (len(sizes) + 1)]
+    sizes = list(next(iter(curves.values()), {}))
+    curve = []
+    if curves:  # none with --only-finetune: the fine-tuned rows have no label-budget curve
+        curve = ["", "Label budget: mean test coverage of the certified threshold at 95% / 90% with n calibration "
+                 f"labels ({args.budget_repeats} random subsets per n below the full split; the full split once):", "",
+                 "| configuration | " + " | ".join(f"n={n}" for n in sizes) + " |", "|" + " --- |" * (len(sizes) + 1)]
     for name, by_size in curves.items():
         curve.append(f"| {name} | " + " | ".join(f"{c[0.95]:.1%} / {c[0.90]:.1%}" for c in by_size.values()) + " |")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
