@@ -100,6 +100,8 @@ def finetune(
     on --calibration-data (or rows carved from --data). OUT gets adapter_model.safetensors +
     adapter_config.json (PEFT: vLLM and SageMaker load them unchanged), calibrator.json, policy.json,
     conformal.json (prediction sets at --alpha) and manifest.json; it is replaced only once complete. Ctrl-C saves a checkpoint: rerun with --resume.
+    A task with a prompt ensemble is refused (an adapter is trained on one prompt): fine-tune the plain task,
+    then `confidently evaluate --adapter OUT --prompts FILE` combines prompts on the adapter.
 
     Example: `confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment`
     """
