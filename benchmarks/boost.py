@@ -9,6 +9,11 @@ chosen on the calibration rows: the calibrator by cross-fitted log-loss
 method's out-of-fold scores; the test rows only measure. The label-budget table refits each row's
 method on random calibration subsets and certifies on the subset's own out-of-fold scores.
 
+With ``--finetune-shares`` a LoRA adapter is trained (:func:`confidently.finetune.finetune`, its validation
+rows carved from its own share) on each share of the calibration rows, and calibrated and certified on the
+rest of them: the label budget stays the calibration split's. Each adapter folder is kept under
+``--cache`` (``finetune-<percent>-adapter``), so a rerun trains nothing again.
+
     PYTHONPATH=src python benchmarks/boost.py --data ../shared/datasets/sst2_dev.jsonl --shots 4 16 \\
         --prompts benchmarks/sst2_prompts.jsonl --cache /tmp/boost --out /tmp/boost/table.md
 """
@@ -25,8 +30,12 @@ import numpy as np
 
 from confidently.calibration import cross_fit_predict, make_calibrator
 from confidently.scoring.classifier import Classifier
-from confidently.data import load_dataset
+from confidently.data import Dataset, load_dataset, split_dataset
 from confidently.errors import CalibrationError
+from confidently.finetune import FinetuneConfig, finetune
+from confidently.finetune.checkpoint import checkpoint_dir
+from confidently.bundle.bundle import read_bundle
+from confidently.feedback.recalibration import CalibrationRows
 from confidently.workflows.evaluation import FEATURE_METHODS, EvaluationConfig, evaluate_scores
 from confidently.workflows.pipeline import prompt_cost, split_for_evaluation
 from confidently.scoring.checkpointed import score_datasets
@@ -122,6 +131,13 @@ def main() -> None:
     parser.add_argument("--budget-sizes", type=int, nargs="*", default=[100, 200])
     parser.add_argument("--budget-repeats", type=int, default=2)
     parser.add_argument("--timing-texts", type=int, default=16)
+    parser.add_argument("--finetune-shares", type=float, nargs="*", default=[0.5, 0.7],
+                        help="shares of the calibration rows a LoRA adapter is trained on (none: skip)")
+    parser.add_argument("--finetune-epochs", type=float, default=1.0)
+    parser.add_argument("--only-finetune", action="store_true",
+                        help="only the fine-tuned rows (the other rows' scores are cached by an earlier run)")
+    parser.add_argument("--finetune-threads", type=int, default=None,
+                        help="CPU threads while training (1 can be faster on a busy machine)")
     args = parser.parse_args()
 
     started = time.time()
@@ -140,56 +156,113 @@ def main() -> None:
         return evaluate_scores(cal.probs, y, on_test.probs, y_test, labels=clf.labels, hidden=hidden,
                                hidden_method=hidden_method or "probe", config=config)
 
-    def add(name: str, evaluation, method: str, labels_used: int, cost_: dict, cal_x, test_x) -> None:
+    def add(name: str, evaluation, method: str, labels_used: int, cost_: dict, cal_x, test_x, *,
+            budget: bool = True) -> None:
         rows.append(row(name, evaluation, method, labels_used, cost_))
-        curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
-                                    y_test, sizes=args.budget_sizes, repeats=args.budget_repeats)
+        if budget:
+            curves[name] = budget_curve(method, evaluation.methods[method], cal_x, evaluation.y_calibration, test_x,
+                                        y_test, sizes=args.budget_sizes, repeats=args.budget_repeats)
         print(f"[{time.time() - started:.0f} s] {name}: done", flush=True)
 
-    zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
-    zero_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
-    zs = study(zero["calibration"], y_cal, zero["test"], "probe")
-    add("zero-shot, raw scores", zs, "raw", 0, zero_cost, zero["calibration"].probs, zero["test"].probs)
-    best = best_calibrator(zs)
-    add("zero-shot, calibrated", zs, best, len(calibration), zero_cost, zero["calibration"].probs, zero["test"].probs)
-    add("zero-shot + hidden-state probe", zs, "probe", len(calibration),
-        cost(clf, texts, hidden=True, timing_texts=args.timing_texts), zero["calibration"].hidden,
-        zero["test"].hidden)
+    if not args.only_finetune:
+        zero = score_datasets(clf, {"calibration": calibration, "test": test}, cache / "zs-cache", hidden=True)
+        zero_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
+        zs = study(zero["calibration"], y_cal, zero["test"], "probe")
+        add("zero-shot, raw scores", zs, "raw", 0, zero_cost, zero["calibration"].probs, zero["test"].probs)
+        best = best_calibrator(zs)
+        add("zero-shot, calibrated", zs, best, len(calibration), zero_cost, zero["calibration"].probs, zero["test"].probs)
+        add("zero-shot + hidden-state probe", zs, "probe", len(calibration),
+            cost(clf, texts, hidden=True, timing_texts=args.timing_texts), zero["calibration"].hidden,
+            zero["test"].hidden)
 
-    # The prompt ensemble: the task's own prompt (the zero-shot scores above) and each prompt of --prompts.
-    per_prompt = ensemble_clf.prompt_classifiers
-    assert per_prompt[0].fingerprint() == clf.fingerprint()
-    parts = [zero]
-    for asked in per_prompt[1:]:
-        parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
-                                    cache / f"prompt-{asked.task.name}-cache"))
-        alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
-        best = best_calibrator(alone)
-        add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
-            cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
-            parts[-1]["calibration"].probs, parts[-1]["test"].probs)
-    combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
-    ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
-    ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
-    add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
-        len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
-    add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
-        combined["calibration"].hidden, combined["test"].hidden)
+        # The prompt ensemble: the task's own prompt (the zero-shot scores above) and each prompt of --prompts.
+        per_prompt = ensemble_clf.prompt_classifiers
+        assert per_prompt[0].fingerprint() == clf.fingerprint()
+        parts = [zero]
+        for asked in per_prompt[1:]:
+            parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
+                                        cache / f"prompt-{asked.task.name}-cache"))
+            alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
+            best = best_calibrator(alone)
+            add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
+                cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
+                parts[-1]["calibration"].probs, parts[-1]["test"].probs)
+        combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
+        ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
+        ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
+        add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
+            len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
+        add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
+            combined["calibration"].hidden, combined["test"].hidden)
 
-    for k in args.shots:
-        shot_clf, rest, _ = shot_classifier(clf, calibration, k, seed=SEED)
-        shot = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache", hidden=True)
-        y_rest = rest.label_indices(clf.labels)
-        shot_study = study(shot["calibration"], y_rest, shot["test"], "probe")
-        best = best_calibrator(shot_study)
-        add(f"{k}-shot prompt, calibrated", shot_study, best, len(calibration),
-            cost(shot_clf, texts, hidden=False, timing_texts=args.timing_texts),
-            shot["calibration"].probs, shot["test"].probs)
-        add(f"{k}-shot prompt + hidden-state probe", shot_study, "probe", len(calibration),
-            cost(shot_clf, texts, hidden=True, timing_texts=args.timing_texts),
-            shot["calibration"].hidden, shot["test"].hidden)
+        for k in args.shots:
+            shot_clf, rest, _ = shot_classifier(clf, calibration, k, seed=SEED)
+            shot = score_datasets(shot_clf, {"calibration": rest, "test": test}, cache / f"shots{k}-cache", hidden=True)
+            y_rest = rest.label_indices(clf.labels)
+            shot_study = study(shot["calibration"], y_rest, shot["test"], "probe")
+            best = best_calibrator(shot_study)
+            add(f"{k}-shot prompt, calibrated", shot_study, best, len(calibration),
+                cost(shot_clf, texts, hidden=False, timing_texts=args.timing_texts),
+                shot["calibration"].probs, shot["test"].probs)
+            add(f"{k}-shot prompt + hidden-state probe", shot_study, "probe", len(calibration),
+                cost(shot_clf, texts, hidden=True, timing_texts=args.timing_texts),
+                shot["calibration"].hidden, shot["test"].hidden)
+
+    for share in args.finetune_shares:
+        train_part, rest = share_split(calibration, share)
+        percent = round(100 * share)  # in the folder name: an adapter's name may not hold a dot
+        adapter = tuned_adapter(clf, train_part, rest, cache / f"finetune-{percent}-adapter", args)
+        training = read_training(adapter)
+        # The rest rows' raw scores under the adapter are the adapter bundle's own calibration rows (scored
+        # by finetune() itself), so only the test rows are scored here.
+        rest_rows = CalibrationRows.from_bundle(read_bundle(adapter))
+        assert np.array_equal(rest_rows.y, rest.label_indices(clf.labels))
+        previous = clf.backend.active_adapter
+        clf.backend.load_adapter(adapter)
+        try:
+            tuned = score_datasets(clf, {"test": test}, cache / f"finetune-{percent}-cache")["test"]
+            tuned_cost = cost(clf, texts, hidden=False, timing_texts=args.timing_texts)
+        finally:
+            clf.backend.set_adapter(previous)
+        tuned_study = evaluate_scores(rest_rows.probs, rest_rows.y, tuned.probs, y_test, labels=clf.labels,
+                                      config=config)
+        add(f"LoRA on {share:.0%} of the calibration rows ({training['train_rows']} train + "
+            f"{training['validation_rows']} validation, {training['steps_run']} steps, "
+            f"{training['train_seconds']:.0f} s), calibrated on the other {len(rest)}", tuned_study,
+            best_calibrator(tuned_study), len(calibration), tuned_cost, rest_rows.probs, tuned.probs,
+            budget=False)  # its adapter was trained on a fixed share: subsets of the rest would not be comparable
+        rows[-1]["training"] = training
 
     write_tables(args, rows, curves, calibration, test, started)
+
+
+def share_split(calibration: Dataset, share: float) -> tuple[Dataset, Dataset]:
+    """``share`` of the calibration rows to fine-tune on and the rest to calibrate on (stratified, seeded)."""
+    parts = split_dataset(calibration, fractions=(share, 1.0 - share, 0.0), seed=SEED)
+    return parts.train, parts.calibration
+
+
+def tuned_adapter(clf: Classifier, train_part: Dataset, rest: Dataset, folder: Path, args) -> Path:
+    """The adapter trained on ``train_part`` (validation rows carved from it), calibrated on ``rest``;
+    trained only when ``folder`` holds no finished adapter (an interrupted run resumes)."""
+    if not (folder / "manifest.json").exists():
+        config = FinetuneConfig(model=args.model, task=clf.task.name, dtype="float32", epochs=args.finetune_epochs,
+                                batch_size=8, grad_accum=1, eval_every=8, threads=args.finetune_threads,
+                                seed=SEED)
+        finetune(train_part, folder, config, calibration=rest, backend=clf.backend,
+                 resume=checkpoint_dir(folder).exists(), progress=True)
+    return folder
+
+
+def read_training(adapter: Path) -> dict:
+    """Rows, steps and seconds of an adapter's training, from its manifest."""
+    metadata = json.loads((adapter / "manifest.json").read_text(encoding="utf-8"))
+    sizes = metadata["splits"]["sizes"]
+    return {"train_rows": sizes["train"], "validation_rows": sizes["validation"],
+            "steps_run": metadata["validation"]["steps_run"], "best_step": metadata["validation"]["best_step"],
+            "total_steps": metadata["hyperparameters"]["total_steps"],
+            "stopped_early": metadata["validation"]["stopped_early"],
+            "train_seconds": metadata["training"]["train_seconds"]}
 
 
 def write_tables(args, rows: list[dict], curves: dict, calibration, test, started: float) -> None:
@@ -206,10 +279,12 @@ def write_tables(args, rows: list[dict], curves: dict, calibration, test, starte
                      f"{r['accuracy']:.3f} | {r['ece']:.3f} | {coverage(r['at_0.95'])} | {coverage(r['at_0.90'])} | "
                      f"{r['forward_passes_per_item']} | {r['prompt_tokens_per_item']:.0f} ({r['tokens_past_prefix_per_item']:.0f}) | "
                      f"{r['ms_per_text']:.0f} |")
-    sizes = list(next(iter(curves.values())))
-    curve = ["", "Label budget: mean test coverage of the certified threshold at 95% / 90% with n calibration labels "
-             f"({args.budget_repeats} random subsets per n below the full split; the full split once):", "",
-             "| configuration | " + " | ".join(f"n={n}" for n in sizes) + " |", "|" + " --- |" * (len(sizes) + 1)]
+    sizes = list(next(iter(curves.values()), {}))
+    curve = []
+    if curves:  # none with --only-finetune: the fine-tuned rows have no label-budget curve
+        curve = ["", "Label budget: mean test coverage of the certified threshold at 95% / 90% with n calibration "
+                 f"labels ({args.budget_repeats} random subsets per n below the full split; the full split once):", "",
+                 "| configuration | " + " | ".join(f"n={n}" for n in sizes) + " |", "|" + " --- |" * (len(sizes) + 1)]
     for name, by_size in curves.items():
         curve.append(f"| {name} | " + " | ".join(f"{c[0.95]:.1%} / {c[0.90]:.1%}" for c in by_size.values()) + " |")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())

@@ -145,3 +145,30 @@ def test_a_bundle_without_calibration_rows_is_one_clear_error(tmp_path):
     with open_store(tmp_path / "feedback.db") as store, \
             pytest.raises(ArtifactError, match="the bundle has no calibration_rows.json"):
         recalibrate(tmp_path / "old", store, adapter=None)
+
+
+@pytest.mark.parametrize("kind", ["probe", "ensemble"])
+def test_a_probe_or_combiner_bundle_is_refused_before_any_refit(kind, tmp_path):
+    # Reviewed labels and calibration_rows.json hold class probabilities; a probe reads hidden states and a
+    # combiner every prompt's class masses, so neither can be refitted from them: one line, nothing written.
+    from confidently.calibration.ensemble import PromptCombiner
+    from confidently.calibration.probe import HiddenStateProbe
+
+    rng = np.random.default_rng(0)
+    probs, y = draw(200, rng, sharpness=1.0)
+    features = np.hstack([probs, probs[:, ::-1]]) if kind == "ensemble" else rng.normal(size=(200, 6)) + y[:, None]
+    fitted = (PromptCombiner() if kind == "ensemble" else HiddenStateProbe()).fit(features, y, n_classes=2)
+    out = tmp_path / "bundle"
+    write_bundle(out, model=MODEL, task=SENTIMENT, chat=None, calibrator=fitted,
+                 policy=DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test", level=0.95),
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
+                 extra_json={CALIBRATION_ROWS_FILE: CalibrationRows(LABELS, probs, y, np.zeros(200)).to_dict()})
+    assert read_bundle(out).calibrator.reads_hidden
+    db = tmp_path / "feedback.db"
+    with open_store(db) as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+    expected = "a prompt ensemble's combiner" if kind == "ensemble" else "a hidden-state probe"
+    result = CliRunner().invoke(app, ["recalibrate", str(out), "--feedback", str(db), "--adapter", "support"])
+    assert result.exit_code == 1
+    assert expected in str(result.exception) and "cannot be refitted" in str(result.exception)
+    assert not (out / "versions").exists()

@@ -61,3 +61,22 @@ def test_bad_setting_is_one_line_and_exit_2(tiny_model_dir, tmp_path):
     result = run("finetune", "--data", data, "--out", tmp_path / "a", "--validation-fraction", 0.7, check=False)
     assert result.returncode == 2 and "validation_fraction" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_task_with_a_prompt_ensemble_is_refused_before_anything_loads(tmp_path):
+    # An adapter is trained on one prompt; the data here (an unknown label) and the model (no such model)
+    # would each fail with another message if they were read first.
+    from dataclasses import replace
+
+    from confidently.tasks.task import SENTIMENT
+
+    task = tmp_path / "ensemble.json"
+    other = replace(SENTIMENT, name="review", template="Movie review: {text}\nIs it positive?")
+    task.write_text(json.dumps(replace(SENTIMENT, ensemble=(other,)).to_dict()))
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "fine", "label": "positive"}\n{"text": "meh", "label": "so-so"}\n')
+    result = run("finetune", "--data", data, "--task", task, "--model", "no-such-model", "--out", tmp_path / "a",
+                 check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "has a prompt ensemble of 2 prompts" in result.stderr and "--prompts" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "a").exists()

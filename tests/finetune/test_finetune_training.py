@@ -210,3 +210,39 @@ def test_unknown_labels_stop_training_before_it_starts(backend, tiny_config, tmp
     data = Dataset(["good film", "bad film", "ok film"], ["positive", "negative", "so-so"])
     with pytest.raises(DataError, match="does not know: 'so-so'"):
         finetune(data, tmp_path / "a", tiny_config(), backend=backend, progress=False)
+
+
+def test_finetune_refuses_a_prompt_ensemble_before_the_model_loads(separable, tmp_path):
+    from dataclasses import replace
+
+    from confidently.errors import TaskError
+    from confidently.finetune import FinetuneConfig
+    from confidently.tasks.task import SENTIMENT
+
+    other = replace(SENTIMENT, name="review", template="Movie review: {text}\nIs it positive?")
+    task = tmp_path / "ensemble.json"
+    task.write_text(json.dumps(replace(SENTIMENT, ensemble=(other,)).to_dict()))
+    with pytest.raises(TaskError, match="fine-tuning trains one prompt"):
+        finetune(separable(60, seed=0), tmp_path / "a", FinetuneConfig(model="no-such-model", task=str(task)))
+    assert not (tmp_path / "a").exists() and not checkpoint_dir(tmp_path / "a").exists()
+
+
+def test_an_adapter_is_given_a_prompt_ensemble_by_evaluate(trained, tiny_model_dir, separable, tmp_path):
+    # What the refusal above points to: fine-tune the plain task, then `evaluate --adapter --prompts` scores
+    # every prompt through the adapter and lets the prompts' combiner compete.
+    from typer.testing import CliRunner
+
+    from confidently.cli.app import app
+    from confidently.data import save_dataset
+
+    save_dataset(separable(160, seed=7), tmp_path / "held.jsonl")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"name": "plain", "template": "{text}\nSentiment, positive or negative?",
+                                   "words": {"negative": ["negative"], "positive": ["positive"]}}) + "\n")
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "held.jsonl"), "--adapter",
+                                      str(trained.path), "--model", str(tiny_model_dir), "--prompts", str(prompts),
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    bundle = read_bundle(tmp_path / "run")
+    assert [p.name for p in bundle.task.prompts] == ["sentiment", "plain"]
+    assert bundle.model.adapter_sha256 == read_bundle(trained.path).model.adapter_sha256

@@ -35,6 +35,8 @@ def recalibrate(
     A better calibrator is written as a new version (FOLDER/versions/vN, a complete calibration bundle;
     nothing is overwritten), which a running `confidently serve` picks up within seconds. Either way a
     short report says what was compared.
+    A bundle whose calibrator is a hidden-state probe or a prompt ensemble's combiner is refused: the
+    feedback store keeps class probabilities, not the hidden states or per-prompt masses those read.
 
     Example: confidently recalibrate adapters/support --feedback confidently-feedback.db
     """

@@ -6,6 +6,8 @@ only when it is demonstrably better there: the 95% paired-bootstrap interval of 
 negative log-likelihood (new - old) lies below zero. The decision threshold is then re-certified,
 for the old policy's target accuracy, on the calibration rows only (calibrated out of fold): they
 are a random sample of traffic, while review and audit texts were selected by their confidence.
+A bundle whose calibrator reads more than class probabilities (a hidden-state probe, a prompt
+ensemble's combiner) is refused: the feedback store and the calibration rows hold class probabilities only.
 
 The calibration rows are the bundle's ``calibration_rows.json`` (written by ``evaluate`` and
 ``finetune``, read through :func:`~confidently.bundle.bundle.read_bundle`, hash-checked). An adopted
@@ -33,6 +35,7 @@ from confidently.bundle.bundle import Bundle, read_bundle
 from confidently.bundle.versions import latest_version, write_version
 from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
+from confidently.calibration.ensemble import PromptCombiner
 from confidently.calibration.validation import check_labels, check_probs
 from confidently.monitoring.canary import CANARY_FILE
 from confidently.errors import ArtifactError, DataError
@@ -148,6 +151,11 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
     if old is None:
         raise ArtifactError(f"{current.bundle.folder}: has no calibrator to recalibrate (no calibrator beat the raw "
                             "scores when it was fitted)")
+    if getattr(old, "reads_hidden", False):
+        raise ArtifactError(f"{current.bundle.folder}: its calibrator is {_feature_model(old)}; reviewed labels "
+                            "and calibration_rows.json keep class probabilities only, so it cannot be refitted "
+                            "from them: run `confidently evaluate` again with the reviewed rows added to the "
+                            "calibration data")
     labelled = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
     if labelled and list(labelled[0].probs) != list(rows.labels):
         raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(labelled[0].probs)}, "
@@ -196,6 +204,13 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
                     **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})})
     return Recalibration(True, written.number, written.bundle.folder, report)
+
+
+def _feature_model(calibrator) -> str:
+    """What a calibrator that reads more than class probabilities is, and what it reads."""
+    if isinstance(calibrator, PromptCombiner):
+        return "a prompt ensemble's combiner, which reads every prompt's class masses"
+    return "a hidden-state probe, which reads the model's hidden states"
 
 
 def _feedback_sha256(texts: list[LabelledText]) -> str:

@@ -44,6 +44,24 @@ class TrainingSplits:
         return {"train": len(self.train), "validation": len(self.validation), "calibration": len(self.calibration)}
 
 
+def check_one_prompt(task: Task) -> None:
+    """Refuse a task with a prompt ensemble: an adapter is trained on one prompt, the task's own.
+
+    Scoring every prompt of the ensemble through an adapter trained on the first one only would calibrate a
+    mix of a trained prompt and prompts the adapter shifted untrained; an adapter with an ensemble is
+    made by fine-tuning the plain task, then ``evaluate --adapter DIR --prompts FILE``.
+
+    Raises
+    ------
+    TaskError
+        When ``task`` has an ensemble (it names the task and the way to get both).
+    """
+    if task.ensemble:
+        raise TaskError(f"task {task.name!r} has a prompt ensemble of {len(task.prompts)} prompts; fine-tuning "
+                        "trains one prompt: fine-tune the task without its \"ensemble\" list, then run "
+                        "`confidently evaluate --adapter DIR --prompts FILE` to combine prompts on the adapter")
+
+
 def check_labels(dataset: Dataset, task: Task, *, role: str) -> np.ndarray:
     """Label indices of ``dataset`` in the task's label order.
 

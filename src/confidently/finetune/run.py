@@ -20,6 +20,7 @@ import numpy as np
 from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.scoring.classifier import Classifier
+from confidently.tasks.task import get_task
 from confidently.data import Dataset
 from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
@@ -27,7 +28,8 @@ from confidently.finetune.artifacts import peft_config_dict, write_adapter
 from confidently.feedback.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
-from confidently.finetune.data import TrainingSplits, answer_targets, check_labels, encode_examples, make_splits
+from confidently.finetune.data import (TrainingSplits, answer_targets, check_labels, check_one_prompt,
+                                      encode_examples, make_splits)
 from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
 from confidently.finetune.trainer import Trainer, TrainingResult
 from confidently.decision.conformal import ConformalPredictor
@@ -84,6 +86,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     ArtifactError
         The adapter could not be written (the previous one at ``out`` is kept), or the checkpoint
         belongs to another run.
+    TaskError
+        The task has a prompt ensemble (refused before the model loads: an adapter trains one prompt).
 
     Examples
     --------
@@ -94,6 +98,7 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     """
     config = config or FinetuneConfig()
     out = Path(out)
+    check_one_prompt(get_task(config.task))
     backend = backend or TransformersBackend(config.model, device=config.device, dtype=config.dtype)
     classifier = Classifier(task=config.task, backend=backend, batch_size=config.score_batch_size)
     check_labels(train, classifier.task, role="training")
