@@ -12,3 +12,11 @@ DEFAULT_MAX_TEXT_TOKENS = 2048
 # Characters kept per allowed token before a text is tokenized at all (a 1 MB text is cut to this
 # first, by the same truncation rule); 16 is far above natural text's 3-5 characters per token.
 CHARS_PER_TOKEN_CAP = 16
+
+# Learn-Then-Test procedures that certify an automation threshold (confidently.decision.procedures says
+# what each does); the fallback is the default because one unlucky error among the most confident
+# predictions does not end its testing (benchmarks/certification_power.py).
+FIXED_SEQUENCE = "fixed-sequence"
+FALLBACK = "fallback"
+PROCEDURES = (FALLBACK, FIXED_SEQUENCE)
+DEFAULT_PROCEDURE = FALLBACK

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from confidently.defaults import DEFAULT_BATCH_SIZE
+from confidently.defaults import DEFAULT_BATCH_SIZE, FALLBACK, FIXED_SEQUENCE
 from confidently.models.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -47,10 +47,10 @@ CalibrationOpt = Annotated[Optional[Path], typer.Option(
                           "Answers become calibrated with an automate/review decision; --model and --task default "
                           "to the bundle's.")]
 class Certification(str, Enum):
-    """The Learn-Then-Test procedures (:data:`confidently.decision.procedures.PROCEDURES`)."""
+    """The Learn-Then-Test procedures (:data:`confidently.defaults.PROCEDURES`)."""
 
-    fallback = "fallback"
-    fixed_sequence = "fixed-sequence"
+    fallback = FALLBACK
+    fixed_sequence = FIXED_SEQUENCE
 
 
 CertificationOpt = Annotated[Certification, typer.Option(

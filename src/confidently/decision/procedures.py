@@ -51,12 +51,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from confidently.decision.binomial import min_automated_for
+from confidently.defaults import DEFAULT_PROCEDURE, FALLBACK, FIXED_SEQUENCE, PROCEDURES  # noqa: F401 (re-exported)
 from confidently.errors import DataError
 
-FIXED_SEQUENCE = "fixed-sequence"
-FALLBACK = "fallback"
-PROCEDURES = (FALLBACK, FIXED_SEQUENCE)
-DEFAULT_PROCEDURE = FALLBACK
 PROCEDURE_NAMES = {FALLBACK: "fallback testing (Wiens 2003)", FIXED_SEQUENCE: "fixed-sequence testing"}
 
 # the fallback's split of delta between its strict start and its quarter-of-the-rows start, chosen on

@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from confidently.defaults import DEFAULT_PROCEDURE, PROCEDURES
 from confidently.errors import ConfigError
-from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
 from confidently.models.registry import DEFAULT_MODEL
 
 #: LoRA targets when ``target_modules`` is not given, by transformers ``model_type``: every attention
