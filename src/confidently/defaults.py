@@ -20,3 +20,11 @@ FIXED_SEQUENCE = "fixed-sequence"
 FALLBACK = "fallback"
 PROCEDURES = (FALLBACK, FIXED_SEQUENCE)
 DEFAULT_PROCEDURE = FALLBACK
+
+
+def procedure_problem(procedure: object) -> str | None:
+    """What is wrong with ``procedure`` as a procedure name, or None when it is one of :data:`PROCEDURES`
+    (every configuration checks it this way and raises its own error type)."""
+    if procedure in PROCEDURES:
+        return None
+    return f"procedure must be one of {', '.join(PROCEDURES)}; got {procedure!r}"

@@ -192,9 +192,11 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
         model = model if given(ctx, "model") else bundle.model.name
         task = task if given(ctx, "task") else bundle.task
         chat, scorer = bundle.chat, bundle.scorer
-        bundle.check_task(get_task(task), chat)  # the model's own checks follow once it has loaded
+    asked = get_task(task)
+    if bundle is not None:
+        bundle.check_task(asked, chat)  # the model's own checks follow once it has loaded
     if before_load is not None:
-        before_load(get_task(task))
+        before_load(asked)
     clf = build_classifier(model=model, task=task, backend=backend, adapter=adapter, chat=chat, scorer=scorer,
                            **options)
     return CalibratedClassifier(clf, bundle=bundle, decision_rule=decision_rule)

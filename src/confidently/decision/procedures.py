@@ -51,7 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from confidently.decision.binomial import min_automated_for
-from confidently.defaults import DEFAULT_PROCEDURE, FALLBACK, FIXED_SEQUENCE, PROCEDURES  # noqa: F401 (re-exported)
+from confidently.defaults import (DEFAULT_PROCEDURE, FALLBACK, FIXED_SEQUENCE, PROCEDURES,  # noqa: F401 (re-exported)
+                                  procedure_problem)
 from confidently.errors import DataError
 
 PROCEDURE_NAMES = {FALLBACK: "fallback testing (Wiens 2003)", FIXED_SEQUENCE: "fixed-sequence testing"}
@@ -94,8 +95,9 @@ class Outcome:
 
 
 def check_procedure(procedure: str) -> str:
-    if procedure not in PROCEDURES:
-        raise DataError(f"procedure must be one of {', '.join(PROCEDURES)}; got {procedure!r}")
+    problem = procedure_problem(procedure)
+    if problem:
+        raise DataError(problem)
     return procedure
 
 

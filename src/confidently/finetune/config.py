@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from confidently.defaults import DEFAULT_PROCEDURE, PROCEDURES
+from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.errors import ConfigError
 from confidently.models.registry import DEFAULT_MODEL
 
@@ -139,8 +139,8 @@ class FinetuneConfig:
                                 ("validation_fraction", 0.01, 0.5), ("calibration_fraction", 0.01, 0.5),
                                 ("target_accuracy", 0.5, 1.0), ("level", 0.5, 0.9999), ("alpha", 0.001, 0.5)):
             _check_float(name, getattr(self, name), low, high)
-        if self.procedure not in PROCEDURES:
-            raise ConfigError(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
+        if problem := procedure_problem(self.procedure):
+            raise ConfigError(problem)
         _check_float("learning_rate", self.learning_rate, 1e-7, 1.0)
         _check_float("max_grad_norm", self.max_grad_norm, 0.0, math.inf)
         if self.max_steps is None:

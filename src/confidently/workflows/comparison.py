@@ -38,7 +38,7 @@ from confidently.metrics import metric_function, paired_bootstrap_diff, summariz
 from confidently.decision.decisions import decide
 from confidently.workflows.evaluation import slice_table
 from confidently.scoring.checkpointed import score_datasets
-from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
+from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.decision.thresholds import certify_threshold
 from confidently.decision.volume import project_volume
 
@@ -88,8 +88,8 @@ class CompareConfig:
             raise ConfigError("need n_resamples >= 0, n_splits >= 2 and target_accuracy in [0.5, 1]")
         if min(self.review_cost, self.error_cost) < 0 or self.minutes_per_review <= 0 or self.projection_volume < 1:
             raise ConfigError("need review_cost, error_cost >= 0, minutes_per_review > 0 and projection_volume >= 1")
-        if self.procedure not in PROCEDURES:
-            raise ConfigError(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
+        if problem := procedure_problem(self.procedure):
+            raise ConfigError(problem)
 
 
 @dataclass

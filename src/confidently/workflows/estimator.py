@@ -36,7 +36,7 @@ from confidently.errors import ConfigError, DataError
 from confidently.models.registry import DEFAULT_MODEL
 from confidently.tasks.task import Task, get_task
 from confidently.decision.policy import DecisionPolicy
-from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
+from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.decision.thresholds import CertifiedThreshold, certify_threshold
 
 #: Most texts whose raw scores a process keeps (per model, task and options together), oldest dropped first.
@@ -199,8 +199,8 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
             problems.append(f"target_accuracy must be in (0, 1]; got {self.target_accuracy!r}")
         if not _is_real(self.level) or not 0.0 < self.level < 1.0:
             problems.append(f"level must be in (0, 1); got {self.level!r}")
-        if self.procedure not in PROCEDURES:
-            problems.append(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
+        if problem := procedure_problem(self.procedure):
+            problems.append(problem)
         if not _is_real(self.alpha) or not 0.0 < self.alpha < 1.0:
             problems.append(f"alpha must be in (0, 1); got {self.alpha!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:

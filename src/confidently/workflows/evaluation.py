@@ -26,7 +26,7 @@ from confidently.decision.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
 from confidently.decision.policy import DecisionPolicy
-from confidently.decision.procedures import DEFAULT_PROCEDURE, PROCEDURES
+from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.decision.thresholds import (ThresholdAnalysis, ThresholdMeasurement, analyse_thresholds,
                                              certify_threshold, measure_thresholds)
 from confidently.decision.volume import VolumeProjection, project_volume
@@ -83,8 +83,8 @@ class EvaluationConfig:
 
         if self.decision_rule not in DECISION_RULES:  # refused before anything is scored
             raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")
-        if self.procedure not in PROCEDURES:
-            raise ConfigError(f"procedure must be one of {', '.join(PROCEDURES)}; got {self.procedure!r}")
+        if problem := procedure_problem(self.procedure):
+            raise ConfigError(problem)
 
 
 @dataclass
