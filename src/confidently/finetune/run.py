@@ -158,7 +158,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                            metadata={**metadata, "decision_rule": config.decision_rule},
                            fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
                                       "split": "calibration", "source": splits.calibration_source},
-                           extra_json={**payloads, CONFORMAL_FILE: prediction_sets.to_dict()})
+                           extra_json={**payloads.json, CONFORMAL_FILE: prediction_sets.to_dict()},
+                           extra_files=payloads.files)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)
 
