@@ -158,3 +158,38 @@ def test_features_of_another_model_are_refused_in_one_line(other_tiny_model_dir,
     result = CliRunner().invoke(app, ["recalibrate", str(other.folder), "--feedback", str(probe_db)])
     assert result.exit_code != 0 and "carry features of another model" in str(result.exception)
     assert not (other.folder / "versions").exists()
+
+
+@pytest.mark.model
+def test_real_model_probe_loop(gemma_classifier, serve_backend, tmp_path):
+    # The same path on gemma-3-270m's hidden states (640 values): evaluate, serve, review, recalibrate.
+    data = split_dataset(generate_sentiment(300, seed=11), seed=11)
+    calibration, test = stratified_sample(data.calibration, 30, seed=1), stratified_sample(data.test, 10, seed=1)
+    clf = Classifier(backend=gemma_classifier.backend)
+    run_evaluate(clf, calibration, test, tmp_path / "run", config=CONFIG, progress=False, probe=True)
+    bundle = read_bundle(tmp_path / "run")
+    assert isinstance(bundle.calibrator, HiddenStateProbe)
+    assert CalibrationRows.from_bundle(bundle).features.shape == (30, 640)
+    texts = list(data.train.texts[:40])
+    with serve_backend(gemma_classifier.backend, calibration=bundle.folder, feedback_db=str(tmp_path / "f.db"),
+                       audit_fraction=1.0, reviewer_tokens=REVIEWERS) as live, \
+            httpx.Client(base_url=live.url, timeout=300) as http:
+        reply = http.post("/v1/classify", json={"texts": texts}).json()
+        for i, truth in enumerate(data.train.labels[:40]):
+            assert http.post("/v1/feedback", json={"request_id": reply["request_id"], "position": i, "label": truth},
+                             headers=ANN).status_code == 200
+    with open_store(tmp_path / "f.db") as store:
+        logged = store.labelled(None)
+        assert {(r.features.dim, len(r.features.blob), r.features.space) for r in logged} == \
+            {(640, 2560, feature_space(bundle))}
+        served = bundle.calibrator.predict_proba(np.stack([r.features.values() for r in logged])).argmax(1)
+        assert [bundle.task.label_names[j] for j in served] == [r.model_label for r in logged]
+        result = recalibrate(bundle.folder, store, adapter=None, holdout=0.5, n_resamples=300)
+    report = result.report
+    assert report["n_feedback"] == 40 and report["n_held_out"] == 20 and report["n_feedback_without_features"] == 0
+    assert report["nll_new"] > 0 and report["nll_old"] > 0
+    if result.adopted:
+        version = read_bundle(result.folder).calibrator
+        assert version.n_features_ == 640 and version.n_samples_ == 30 + 20
+    else:
+        assert result.folder is None and "not demonstrably better" in report["reason"]
