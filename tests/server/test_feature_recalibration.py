@@ -18,7 +18,7 @@ from confidently.calibration.ensemble import PromptCombiner
 from confidently.calibration.probe import HiddenStateProbe
 from confidently.cli.app import app
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
-from confidently.errors import DataError
+from confidently.errors import ArtifactError, DataError
 from confidently.feedback import LoggedText, open_store
 from confidently.feedback.features import FEATURES_FILE, feature_space
 from confidently.feedback.recalibration import CalibrationRows, recalibrate
@@ -193,3 +193,13 @@ def test_real_model_probe_loop(gemma_classifier, serve_backend, tmp_path):
         assert version.n_features_ == 640 and version.n_samples_ == 30 + 20
     else:
         assert result.folder is None and "not demonstrably better" in report["reason"]
+
+
+def test_the_calibration_features_are_hashed_in_the_manifest(probe_bundle, tmp_path):
+    shutil.copytree(probe_bundle.folder, tmp_path / "bundle")
+    path = tmp_path / "bundle" / FEATURES_FILE
+    data = bytearray(path.read_bytes())
+    data[-4:] = np.float32(7.0).tobytes()  # one feature changed
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=f"{FEATURES_FILE} changed since the bundle was written"):
+        read_bundle(tmp_path / "bundle")

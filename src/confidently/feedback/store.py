@@ -7,8 +7,8 @@ Every classified text is logged (raw class probabilities, label, confidence, dec
 version, and the features a hidden-state probe or a prompt ensemble's combiner read); texts decided
 ``review``, and an audit sample of ``automate`` ones, also enter the queue with their text.
 Reviewers *claim* the next queued item for a lease, so concurrent reviewers never get the same one;
-a label ends the item. Labels of audited items measure the live accuracy of
-automated decisions; all labels feed recalibration.
+a label ends the item. Labels of audited items measure the live accuracy of automated decisions;
+all labels feed recalibration.
 """
 
 from __future__ import annotations
