@@ -37,6 +37,12 @@ PROMPTS = [  # label words the tiny test vocabulary spells
 ]
 
 
+def prompts_file(folder):
+    path = folder / "prompts.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    return path
+
+
 @pytest.fixture(scope="module")
 def splits():
     return split_dataset(generate_sentiment(600, seed=5), seed=5)
@@ -57,10 +63,8 @@ def probe_bundle(tiny_model_dir, splits, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ensemble_bundle(tiny_model_dir, splits, tmp_path_factory):
-    prompts = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     return evaluated(tiny_model_dir, splits, tmp_path_factory.mktemp("ensemble-run"),
-                     task=read_prompts(prompts, SENTIMENT))
+                     task=read_prompts(prompts_file(tmp_path_factory.mktemp("prompts")), SENTIMENT))
 
 
 def served_and_reviewed(serve, bundle, splits, db, n=120):
@@ -203,3 +207,37 @@ def test_the_calibration_features_are_hashed_in_the_manifest(probe_bundle, tmp_p
     path.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=f"{FEATURES_FILE} changed since the bundle was written"):
         read_bundle(tmp_path / "bundle")
+
+
+def test_a_fine_tuned_ensemble_adapter_is_recalibrated_from_what_the_server_logged(serve, tiny_model_dir, splits,
+                                                                                   tmp_path):
+    # finetune trains every prompt and ships the combiner; served as an adapter, its texts' prompt masses are
+    # logged under a feature space that names the adapter's weights; `recalibrate ADAPTER_DIR` refits it.
+    from confidently.backends.transformers_backend import TransformersBackend
+    from confidently.finetune import FinetuneConfig, finetune
+
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps(read_prompts(prompts_file(tmp_path), SENTIMENT).to_dict()))
+    config = FinetuneConfig(model=str(tiny_model_dir), task=str(prompts), batch_size=8, epochs=1, learning_rate=3e-3,
+                            target_modules=("q_proj", "v_proj"), patience=0, seed=0)
+    finetune(generate_sentiment(300, seed=21), tmp_path / "adapters" / "ens", config,
+             backend=TransformersBackend(str(tiny_model_dir), dtype="float32"), progress=False)
+    bundle = read_bundle(tmp_path / "adapters" / "ens")
+    assert isinstance(bundle.calibrator, PromptCombiner) and bundle.is_adapter
+    space = feature_space(bundle)
+    texts, db = list(splits.train.texts[:120]), tmp_path / "feedback.db"
+    with serve(adapters_dir=tmp_path / "adapters", feedback_db=str(db), audit_fraction=1.0,
+               reviewer_tokens=REVIEWERS) as live, httpx.Client(base_url=live.url, timeout=120) as http:
+        for start in range(0, 120, 60):
+            reply = http.post("/v1/classify", json={"texts": texts[start:start + 60], "adapter": "ens"}).json()
+            for i in range(60):
+                label = "negative" if (start + i) % 10 == 0 else "positive"
+                assert http.post("/v1/feedback", json={"request_id": reply["request_id"], "position": i,
+                                                       "label": label}, headers=ANN).status_code == 200
+    with open_store(db) as store:
+        assert {r.features.space for r in store.labelled("ens")} == {space}
+    result = CliRunner().invoke(app, ["recalibrate", str(bundle.folder), "--feedback", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["adapter"] == "ens" and report["features"] == space and report["n_feedback"] == 120
+    assert report["adopted"] and isinstance(read_bundle(report["folder"]).calibrator, PromptCombiner)
