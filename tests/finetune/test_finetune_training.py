@@ -248,6 +248,11 @@ def test_finetune_trains_every_prompt_of_an_ensemble_and_ships_its_combiner(back
         backend.set_adapter(None)
     np.testing.assert_allclose(probs, bundle.calibrator.predict_proba(masses), atol=1e-6)
     assert np.mean(probs.argmax(1) == y) >= 0.95
+    # `compare` applies the adapter's own combiner to every prompt's class masses of the test rows
+    from confidently.workflows.comparison import compare
+
+    shipped = compare(held_out, result.path, backend=backend, progress=False).shipped
+    assert shipped["calibrated"] and shipped["metrics"]["accuracy"]["value"] >= 0.95
 
 
 def test_an_adapter_is_given_a_prompt_ensemble_by_evaluate(trained, tiny_model_dir, separable, tmp_path):
