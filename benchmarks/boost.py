@@ -125,7 +125,8 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--shots", type=int, nargs="*", default=[4, 16])
-    parser.add_argument("--prompts", default=str(Path(__file__).with_name("sst2_prompts.jsonl")))
+    parser.add_argument("--prompts", default=str(Path(__file__).with_name("sst2_prompts.jsonl")),
+                        help="more prompts for the ensemble lines ('' skips them)")
     parser.add_argument("--cache", default="/tmp/boost")
     parser.add_argument("--out", default=None)
     parser.add_argument("--budget-sizes", type=int, nargs="*", default=[100, 200])
@@ -142,7 +143,8 @@ def main() -> None:
 
     started = time.time()
     clf = Classifier(model=args.model, task="sentiment", dtype="float32")
-    ensemble_clf = clf.asking(read_prompts(args.prompts, clf.task))  # checked before anything is scored
+    # checked before anything is scored
+    ensemble_clf = clf.asking(read_prompts(args.prompts, clf.task)) if args.prompts else None
     data = load_dataset(args.data, labels=clf.labels, require_labels=True)
     calibration, test = split_for_evaluation(data, seed=SEED)
     y_cal, y_test = calibration.label_indices(clf.labels), test.label_indices(clf.labels)
@@ -176,24 +178,25 @@ def main() -> None:
             zero["test"].hidden)
 
         # The prompt ensemble: the task's own prompt (the zero-shot scores above) and each prompt of --prompts.
-        per_prompt = ensemble_clf.prompt_classifiers
-        assert per_prompt[0].fingerprint() == clf.fingerprint()
-        parts = [zero]
-        for asked in per_prompt[1:]:
-            parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
-                                        cache / f"prompt-{asked.task.name}-cache"))
-            alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
-            best = best_calibrator(alone)
-            add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
-                cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
-                parts[-1]["calibration"].probs, parts[-1]["test"].probs)
-        combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
-        ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
-        ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
-        add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
-            len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
-        add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
-            combined["calibration"].hidden, combined["test"].hidden)
+        if ensemble_clf is not None:
+            per_prompt = ensemble_clf.prompt_classifiers
+            assert per_prompt[0].fingerprint() == clf.fingerprint()
+            parts = [zero]
+            for asked in per_prompt[1:]:
+                parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
+                                            cache / f"prompt-{asked.task.name}-cache"))
+                alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
+                best = best_calibrator(alone)
+                add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),
+                    cost(asked, texts, hidden=False, timing_texts=args.timing_texts),
+                    parts[-1]["calibration"].probs, parts[-1]["test"].probs)
+            combined = {split: Scores.ensemble([p[split] for p in parts], keep_masses=True) for split in ("calibration", "test")}
+            ensemble = study(combined["calibration"], y_cal, combined["test"], "ensemble")
+            ensemble_cost = cost(ensemble_clf, texts, hidden=False, timing_texts=args.timing_texts)
+            add(f"ensemble of {len(parts)} prompts, mean mass, calibrated", ensemble, best_calibrator(ensemble),
+                len(calibration), ensemble_cost, combined["calibration"].probs, combined["test"].probs)
+            add(f"ensemble of {len(parts)} prompts, fitted combiner", ensemble, "ensemble", len(calibration), ensemble_cost,
+                combined["calibration"].hidden, combined["test"].hidden)
 
         for k in args.shots:
             shot_clf, rest, _ = shot_classifier(clf, calibration, k, seed=SEED)
