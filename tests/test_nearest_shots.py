@@ -163,3 +163,24 @@ def test_bad_shot_options_are_one_line_before_the_model_loads(tmp_path):
         result = run(*extra)
         assert result.returncode == 2 and expected in result.stderr, result.stderr
         assert len(result.stderr.splitlines()) == 1 and "no-such-model" not in result.stderr
+
+
+@pytest.mark.model
+def test_real_model_nearest_shots_through_evaluate_bundle_and_classify(gemma_classifier, tmp_path):
+    splits = split_dataset(generate_sentiment(300, seed=11), seed=11)
+    calibration = stratified_sample(splits.calibration, 30, seed=11)
+    test = stratified_sample(splits.test, 6, seed=11)
+    result = run_evaluate(gemma_classifier, calibration, test, tmp_path, config=CONFIG, progress=False, shots=2,
+                          shot_selection="nearest", shot_pool=8)
+    bundle = read_bundle(tmp_path)
+    assert result.evaluation.y_calibration.size == 22 and len(bundle.task.nearest.texts) == 8
+    assert set(bundle.task.nearest.texts).isdisjoint(test.texts)
+    scored = pd.read_parquet(tmp_path / "scores.parquet")
+    on_test = scored[scored["split"] == "test"]
+    loaded = CalibratedClassifier.load(tmp_path, dtype="float32")
+    for text, raw in zip(on_test["text"][:2], on_test["raw_p_positive"][:2]):
+        prediction = loaded.classify(text, top_k=0)
+        assert prediction.raw_probs["positive"] == pytest.approx(raw, abs=1e-4)
+        assert prediction.decision in ("automate", "review")
+    zero = gemma_classifier.score(list(on_test["text"])).probs[:, 1]
+    assert not np.allclose(zero, on_test["raw_p_positive"], atol=1e-3)  # the examples change the answer

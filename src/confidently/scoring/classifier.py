@@ -73,13 +73,11 @@ class Classifier:
         self.truncation = truncation
         self.chat = chat
         self.verbalizer = self.backend.verbalizer(self.task)
-        self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
-        self._shots_tail = None
-        if self.task.nearest is not None:
-            self._per_text_shots(chat)
-        longest_shots = ("" if self.task.nearest is None else
-                         self._shots_block(self.task.nearest.longest_texts) + self._shots_tail)
-        overhead = self.backend.count_tokens(self.prefix + longest_shots + self.suffix) + 8
+        if self.task.nearest is None:
+            self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
+            overhead = self.backend.count_tokens(self.prefix + self.suffix) + 8
+        else:
+            overhead = self.backend.count_tokens(self._per_text_shots(chat)) + 8
         self._limits_given = (max_text_tokens, max_text_chars)  # None: what fits this prompt (asking() recomputes)
         self.max_text_tokens = max_text_tokens or max(16, min(DEFAULT_MAX_TEXT_TOKENS,
                                                               self.backend.max_context - overhead))
@@ -99,23 +97,20 @@ class Classifier:
         # A prompt ensemble asks through one classifier per prompt (each with its own cached prefix).
         self._per_prompt = tuple(self.asking(prompt) for prompt in self.task.prompts) if self.task.ensemble else ()
 
-    def _per_text_shots(self, chat: bool | None) -> None:
+    def _per_text_shots(self, chat: bool | None) -> str:
         """Prompt parts for nearest shots: ``prefix`` (shared by every text) + the text's examples + ``_shots_tail``
         (the question's start) + text + ``suffix``. The examples are data like the text: the backend reads all
-        of it, from the examples to the text, as plain text."""
+        of it, from the examples to the text, as plain text. Returns the longest prompt but its text."""
         from confidently.backends.text_as_data import TEXT_MARKER
-        from confidently.tasks.shots import shots_template
+        from confidently.tasks.shots import shots_template, worked_examples
 
         marker = TEXT_MARKER.replace("TEXT", "SHOTS")  # where each text's examples go
         with_marker = replace(self.task, nearest=None, template=shots_template(self.task, marker))
         prefix, self.suffix = self.backend.prompt_parts(with_marker, chat=chat)
         self.prefix, _, self._shots_tail = prefix.partition(marker)
         self.backend.text_slots.add(self.prefix, self.suffix)
-
-    def _shots_block(self, texts: Sequence[str]) -> str:
-        from confidently.tasks.shots import worked_examples
-
-        return worked_examples(self.task, [(text, 0) for text in texts])
+        longest = worked_examples(self.task, [(text, 0) for text in self.task.nearest.longest_texts])
+        return self.prefix + longest + self._shots_tail + self.suffix
 
     def _around(self, text: str, fitted: str) -> str:
         """The prompt for ``text`` (``fitted``: after truncation): with nearest shots, its own examples
