@@ -121,7 +121,7 @@ class NearestShots:
     def examples(self, text: str) -> list[tuple[str, int]]:
         """The ``k`` pool rows most similar to ``text`` as (text, class index), the most similar last; a pool
         row with the same text is never its own example. Ties go to the earlier pool row."""
-        similarity = (self._pool @ self.index.vectors([text]).T).toarray().ravel()
+        similarity = self.similarity(text)
         candidates = [i for i in np.lexsort((np.arange(similarity.size), -similarity))
                       if self.texts[i].strip() != text.strip()]
         if self.balanced:
@@ -132,6 +132,10 @@ class NearestShots:
             chosen = candidates[: self.k]
         chosen.sort(key=lambda i: (similarity[i], -i))
         return [(self.texts[i], int(self.labels[i])) for i in chosen]
+
+    def similarity(self, text: str) -> np.ndarray:
+        """Cosine similarity of ``text`` to every pool row."""
+        return (self._pool @ self.index.vectors([text]).T).toarray().ravel()
 
     def to_dict(self, label_names: Sequence[str]) -> dict:
         return {"similarity": "tf-idf cosine", "tfidf": TFIDF_OPTIONS, "k": self.k, "balanced": self.balanced,
