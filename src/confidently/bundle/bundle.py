@@ -43,6 +43,7 @@ from confidently.decision.decisions import DECISION_RULES
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
 from confidently.files import atomic_write_json, read_json, sha256_file
 from confidently.scorers.spec import ScorerSpec
+from confidently.tasks.nearest import NEAREST_FILE
 from confidently.tasks.task import Task
 from confidently.decision.policy import DecisionPolicy
 
@@ -64,7 +65,7 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 #: Files an adapter bundle carries for the model server; a copy without them (SageMaker sidecars) is complete.
 ADAPTER_FILES = (WEIGHTS_FILE, ADAPTER_CONFIG_FILE)
-_RESERVED = {MANIFEST_FILE, CALIBRATOR_FILE, POLICY_FILE, PROBE_FILE}
+_RESERVED = {MANIFEST_FILE, CALIBRATOR_FILE, POLICY_FILE, PROBE_FILE, NEAREST_FILE}
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -302,6 +303,8 @@ def write_bundle(folder: str | Path, *, model: ModelIdentity, task: Task, chat: 
     if calibrator is not None:
         atomic_write_json(folder / calibrator_file, calibrator.to_dict())
     policy.save(folder / POLICY_FILE)
+    if task.nearest is not None:  # the shot pool travels with every bundle of the task (recalibrated versions too)
+        extra_json[NEAREST_FILE] = task.nearest.to_dict(task.label_names)
     for name, payload in extra_json.items():
         atomic_write_json(folder / name, payload)
     names = [*extra_files, *([calibrator_file] if calibrator is not None else []), POLICY_FILE, *extra_json]
@@ -390,7 +393,9 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
     if not isinstance(manifest.get("task"), Mapping):
         raise ArtifactError(f"{path}: has no task (expected Task.to_dict())")
     try:
-        task = Task.from_dict(manifest["task"])
+        task = Task.from_dict({key: value for key, value in manifest["task"].items() if key != "nearest"})
+        if "nearest" in manifest["task"]:
+            task = Task.from_dict(manifest["task"], nearest=_read_shot_pool(folder, files, task.label_names))
     except TaskError as error:
         raise ArtifactError(f"{path}: {error}") from None
     chat = manifest.get("chat")
@@ -437,6 +442,16 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
     return Bundle(folder, manifest, model, task, chat, calibrator, policy, extras,
                   hashlib.sha256(raw).hexdigest(), prediction_sets=prediction_sets, decision_rule=rule,
                   scorer=scorer)
+
+
+def _read_shot_pool(folder: Path, files: Mapping[str, str], label_names):
+    """The nearest shots' pool (:data:`NEAREST_FILE`) a task records; errors name the file."""
+    from confidently.tasks.nearest import NearestShots
+
+    if NEAREST_FILE not in files:
+        raise ArtifactError(f"{folder / MANIFEST_FILE}: the task asks with nearest shots but the bundle lists no "
+                            f"{NEAREST_FILE}")
+    return NearestShots.from_dict(read_json(folder / NEAREST_FILE), label_names, where=str(folder / NEAREST_FILE))
 
 
 def _load_probe(path: Path) -> HiddenStateProbe:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -28,6 +29,13 @@ ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one p
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
 TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset, bootstrap and sampled answer.")]
+
+
+class ShotSelection(str, Enum):
+    """How ``--shots`` examples are chosen (:mod:`confidently.tasks.shots`, :mod:`confidently.tasks.nearest`)."""
+
+    balanced = "balanced"
+    nearest = "nearest"
 AlphaOpt = Annotated[float, typer.Option(min=0.001, max=0.5, help="Prediction sets hold the true label with "
                                          "probability at least 1 - alpha.")]
 MinutesOpt = Annotated[float, typer.Option(min=0.01, help="Minutes a person spends on one reviewed item (cost view).")]
@@ -180,6 +188,17 @@ def evaluate(
     shots: Annotated[int, typer.Option(
         min=0, help="Put this many class-balanced calibration rows into the prompt as worked examples (they are "
                     "left out of calibration; the test rows are never used).")] = 0,
+    shot_selection: Annotated[ShotSelection, typer.Option(
+        "--shot-selection",
+        help="balanced: the same --shots class-balanced rows for every text, in the shared prefix (computed once). "
+             "nearest: a pool of calibration rows (--shot-pool) is set aside and every text is asked with its "
+             "own --shots most similar pool rows (TF-IDF cosine, class-balanced among the nearest); the examples "
+             "are then paid per text. The bundle keeps the pool, so classify and serve pick the same examples.")
+    ] = ShotSelection.balanced,
+    shot_pool: Annotated[Optional[int], typer.Option(
+        "--shot-pool", min=2, show_default=False,
+        help="With --shot-selection nearest: calibration rows set aside as the shot pool (left out of "
+             "calibration). [default: a quarter of the calibration rows, at least 4 x --shots, at most 256]")] = None,
     prompts: Annotated[Optional[Path], typer.Option(
         "--prompts", exists=True, dir_okay=False,
         help="Prompt ensemble: a JSON list (or JSON Lines file) of more prompts for the task, each "
@@ -203,7 +222,7 @@ def evaluate(
     no label, no probability, refusal, empty, error) is counted in the output and the report.
 
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
-    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt,
+    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt (`--shot-selection nearest`: each text's own nearest examples),
     `--prompts prompts.jsonl` for a prompt ensemble;
     `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7` for a
     black-box scorer)
@@ -212,6 +231,7 @@ def evaluate(
 
     _require_data(data, calibration_data, test_data)
     spec = scorer_spec(scorer, samples, temperature, seed)
+    _check_shots(shots, shot_selection, shot_pool, prompts, spec)
     if prompts is not None:  # the prompts file is read and checked before the model loads
         from confidently.tasks.task import get_task, read_prompts
 
@@ -230,15 +250,34 @@ def evaluate(
                                          alpha, conformal_by, minutes_per_review,
                                          "threshold" if decision_rule is None else decision_rule.value, certification),
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
-                          shots=shots)
-    if clf.task.ensemble:
+                          shots=shots, shot_selection=shot_selection.value, shot_pool=shot_pool)
+    if clf.task.ensemble or shots:
         from confidently.files import read_json
 
         cost = read_json(result.paths["bundle"])["cost"]
-        console.print(f"prompt ensemble: {cost['forward_passes_per_item']} prompts, one forward pass each per item; "
-                      f"{cost['tokens_past_prefix_per_item']:.0f} tokens per item past the cached prefixes "
+        asked = (f"prompt ensemble: {cost['forward_passes_per_item']} prompts, one forward pass each per item"
+                 if clf.task.ensemble else f"{shots} {shot_selection.value} shots")
+        console.print(f"{asked}; {cost['tokens_past_prefix_per_item']:.0f} tokens per item past the cached prefixes "
                       f"({cost['prompt_tokens_per_item']:.0f} with them)")
     _print_headline(result, started)
+
+
+def _check_shots(shots: int, selection: ShotSelection, pool: int | None, prompts: Path | None, spec) -> None:
+    """Refuse shot options that do not go together, before any data or model is loaded."""
+    if selection is ShotSelection.nearest and not shots:
+        raise typer.BadParameter("nearest shots need --shots K (K examples per text)", param_hint="--shot-selection")
+    if pool is not None and selection is not ShotSelection.nearest:
+        raise typer.BadParameter("--shot-pool sets the nearest shots' pool; add --shot-selection nearest",
+                                 param_hint="--shot-pool")
+    if pool is not None and pool <= shots:
+        raise typer.BadParameter(f"the pool must hold more rows than --shots ({shots}), got {pool}",
+                                 param_hint="--shot-pool")
+    if selection is ShotSelection.nearest and prompts is not None:
+        raise typer.BadParameter("nearest shots work with one prompt, not a prompt ensemble: use "
+                                 "--shot-selection balanced or drop --prompts", param_hint="--shot-selection")
+    if selection is ShotSelection.nearest and spec.black_box:
+        raise typer.BadParameter(f"nearest shots need the logprob scorer; the {spec.name} scorer asks its own "
+                                 "question", param_hint="--shot-selection")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -72,8 +73,12 @@ class Classifier:
         self.truncation = truncation
         self.chat = chat
         self.verbalizer = self.backend.verbalizer(self.task)
-        self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
-        overhead = self.backend.count_tokens(self.prefix + self.suffix) + 8
+        if self.task.nearest is None:
+            self.prefix, self.suffix = self.backend.prompt_parts(self.task, chat=chat)
+            overhead = self.backend.count_tokens(self.prefix + self.suffix) + 8
+        else:
+            overhead = self.backend.count_tokens(self._per_text_shots(chat)) + 8
+        self._limits_given = (max_text_tokens, max_text_chars)  # None: what fits this prompt (asking() recomputes)
         self.max_text_tokens = max_text_tokens or max(16, min(DEFAULT_MAX_TEXT_TOKENS,
                                                               self.backend.max_context - overhead))
         self.max_text_chars = max_text_chars or CHARS_PER_TOKEN_CAP * self.max_text_tokens
@@ -83,11 +88,39 @@ class Classifier:
             from confidently.scorers.blackbox import BlackBoxScorer
 
             self._black_box = BlackBoxScorer(self, self.scorer)
+        if self.task.nearest is not None and self.scorer.black_box:
+            raise ConfigError(f"nearest shots need the logprob scorer; the {self.scorer.name} scorer asks its own "
+                              "question (use --scorer logprob or --shot-selection balanced)")
         if self.task.ensemble and self.scorer.black_box:
             raise ConfigError(f"a prompt ensemble combines next-token class masses; the {self.scorer.name} scorer "
                               "generates answers (use --scorer logprob)")
         # A prompt ensemble asks through one classifier per prompt (each with its own cached prefix).
         self._per_prompt = tuple(self.asking(prompt) for prompt in self.task.prompts) if self.task.ensemble else ()
+
+    def _per_text_shots(self, chat: bool | None) -> str:
+        """Prompt parts for nearest shots: ``prefix`` (shared by every text) + the text's examples + ``_shots_tail``
+        (the question's start) + text + ``suffix``. The examples are data like the text: the backend reads all
+        of it, from the examples to the text, as plain text. Returns the longest prompt but its text."""
+        from confidently.backends.text_as_data import TEXT_MARKER
+        from confidently.tasks.shots import shots_template, worked_examples
+
+        marker = TEXT_MARKER.replace("TEXT", "SHOTS")  # where each text's examples go
+        with_marker = replace(self.task, nearest=None, template=shots_template(self.task, marker))
+        prefix, self.suffix = self.backend.prompt_parts(with_marker, chat=chat)
+        self.prefix, _, self._shots_tail = prefix.partition(marker)
+        self.backend.text_slots.add(self.prefix, self.suffix)
+        longest = worked_examples(self.task, [(text, 0) for text in self.task.nearest.longest_texts])
+        return self.prefix + longest + self._shots_tail + self.suffix
+
+    def _around(self, text: str, fitted: str) -> str:
+        """The prompt for ``text`` (``fitted``: after truncation): with nearest shots, its own examples
+        (chosen by the whole text) sit between the shared prefix and the question."""
+        if self.task.nearest is None:
+            return self.prefix + fitted + self.suffix
+        from confidently.tasks.shots import worked_examples
+
+        block = worked_examples(self.task, self.task.nearest.examples(text))
+        return self.prefix + block + self._shots_tail + fitted + self.suffix
 
     @property
     def prompt_classifiers(self) -> tuple[Classifier, ...]:
@@ -95,9 +128,11 @@ class Classifier:
         return self._per_prompt or (self,)
 
     def asking(self, task: Task) -> Classifier:
-        """This classifier's model (the same backend: no second copy) and options, asking ``task``."""
+        """This classifier's model (the same backend: no second copy) and options, asking ``task``; text limits
+        not given explicitly are what fits ``task``'s prompt, as a classifier built for ``task`` would have."""
+        max_text_tokens, max_text_chars = self._limits_given
         return Classifier(backend=self.backend, task=task, batch_size=self.batch_size, chat=self.chat,
-                          max_text_tokens=self.max_text_tokens, max_text_chars=self.max_text_chars,
+                          max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
                           truncation=self.truncation, scorer=self.scorer)
 
     @property
@@ -135,7 +170,7 @@ class Classifier:
         """The exact prompt the model sees for ``text`` (after any truncation)."""
         if self._black_box is not None:
             return self._black_box.prompt(text)
-        return self.prefix + self._fit_text(text)[0] + self.suffix
+        return self._around(text, self._fit_text(text)[0])
 
     def prompts(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The prompts the model sees for ``texts`` and, per text, whether it was truncated.
@@ -148,9 +183,10 @@ class Classifier:
         texts = list(texts)
         _check_texts(texts)
         fitted = [self._fit_text(t) for t in texts]
-        asked = self._black_box if self._black_box is not None else self  # a black-box scorer asks its own question
-        return ([asked.prefix + text + asked.suffix for text, _ in fitted],
-                np.array([t for _, t in fitted], dtype=bool))
+        truncated = np.array([t for _, t in fitted], dtype=bool)
+        if self._black_box is not None:  # a black-box scorer asks its own question
+            return [self._black_box.prefix + text + self._black_box.suffix for text, _ in fitted], truncated
+        return [self._around(text, cut) for text, (cut, _) in zip(texts, fitted)], truncated
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None,
@@ -229,7 +265,7 @@ class Classifier:
             self._no_hidden(hidden)
             return self.score([text]), {}, []
         fitted, truncated = self._fit_text(text)
-        prompt = self.prefix + fitted + self.suffix
+        prompt = self._around(text, fitted)
         variants: dict[str, list[TokenProb]] = {}
         top: list[TokenProb] = []
         states = None

@@ -6,7 +6,8 @@ The examples sit before ``{text}``, so they are part of the shared prefix whose 
 backend computes once (:meth:`~confidently.backends.transformers_backend.TransformersBackend._prefix_kv`):
 their cost is paid once per run, not per text. The rows used as shots are removed from calibration
 (a calibrator must not be fitted on texts the prompt already answers) and reported; the test rows
-are never drawn from.
+are never drawn from. :func:`nearest_shot_classifier` instead gives every text its own nearest examples
+from a pool of calibration rows (:mod:`confidently.tasks.nearest`).
 """
 
 from __future__ import annotations
@@ -54,21 +55,31 @@ def choose_shots(labels: Sequence[int], k: int, *, n_classes: int, seed: int = 0
     return Shots(tuple(chosen), tuple(i for i in range(y.size) if i not in picked))
 
 
-def with_shots(task: Task, examples: Sequence[tuple[str, int]]) -> Task:
-    """``task`` with worked examples (text, class index) written ahead of its question.
-
-    Each example is the task's own question for that text followed by ``Answer: <word>`` (the label's
-    first word, the answer the verbalizer reads); the question for the new text comes last. Every
-    prompt of an ensemble gets the same examples, asked its own way.
-    """
-    if not examples:
-        return task
+def worked_examples(task: Task, examples: Sequence[tuple[str, int]]) -> str:
+    """The examples (text, class index) as ``task`` asks them, each followed by ``Answer: <word>`` (the label's
+    first word, the answer the verbalizer reads), one blank line apart."""
     worked = []
     for text, label in examples:
         if "{text}" in text:
             raise DataError("a shot text holds the {text} slot marker; it cannot be written into the template")
         worked.append(f"{task.message(text)}\nAnswer: {task.labels[label].words[0]}")
-    template = "Examples:\n\n" + "\n\n".join(worked) + "\n\nNow this one.\n" + task.template
+    return "\n\n".join(worked)
+
+
+def shots_template(task: Task, block: str) -> str:
+    """``task``'s template with the worked examples ``block`` ahead of its question."""
+    return "Examples:\n\n" + block + "\n\nNow this one.\n" + task.template
+
+
+def with_shots(task: Task, examples: Sequence[tuple[str, int]]) -> Task:
+    """``task`` with worked examples (text, class index) written ahead of its question.
+
+    Each example is the task's own question for that text (:func:`worked_examples`); the question for the
+    new text comes last. Every prompt of an ensemble gets the same examples, asked its own way.
+    """
+    if not examples:
+        return task
+    template = shots_template(task, worked_examples(task, examples))
     return replace(task, name=f"{task.name}+{len(examples)}shots", template=template,
                    ensemble=tuple(with_shots(prompt, examples) for prompt in task.ensemble))
 
@@ -83,3 +94,24 @@ def shot_classifier(clf, calibration, k: int, *, seed: int = 0):
     shots = choose_shots(y, k, n_classes=len(clf.labels), seed=seed, texts=calibration.texts)
     task = with_shots(clf.task, [(calibration.texts[i], int(y[i])) for i in shots.indices])
     return clf.asking(task), calibration.subset(list(shots.rest)), shots
+
+
+def nearest_shot_classifier(clf, calibration, k: int, *, pool_size: int | None = None, seed: int = 0,
+                            balanced: bool = True):
+    """``clf`` asking every text with its ``k`` nearest rows of a shot pool drawn from ``calibration``
+    (:mod:`confidently.tasks.nearest`), and the calibration rows left.
+
+    Returns ``(classifier, rest, pool)`` as :func:`shot_classifier` does; ``pool.indices`` are the pool rows.
+    """
+    from confidently.tasks.nearest import NearestShots, choose_pool
+
+    if clf.task.ensemble:
+        raise DataError("nearest shots work with one prompt, not a prompt ensemble (--prompts): use "
+                        "--shot-selection balanced or drop --prompts")
+    y = calibration.label_indices(clf.labels)
+    pool = choose_pool(y, k, n_classes=len(clf.labels), size=pool_size, seed=seed, texts=calibration.texts,
+                       balanced=balanced)
+    nearest = NearestShots([calibration.texts[i] for i in pool.indices], y[list(pool.indices)], k,
+                           balanced=balanced, n_classes=len(clf.labels))
+    task = replace(clf.task, name=f"{clf.task.name}+{k}nearest", nearest=nearest)
+    return clf.asking(task), calibration.subset(list(pool.rest)), pool

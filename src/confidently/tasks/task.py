@@ -19,13 +19,17 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from confidently.errors import TaskError
 from confidently.types import TokenProb
+
+if TYPE_CHECKING:
+    from confidently.tasks.nearest import NearestShots
 
 
 def normalize_token(text: str) -> str:
@@ -74,6 +78,9 @@ class Task:
         the same order; :func:`read_prompts` reads them from a file). The classifier scores every
         prompt, one forward pass each; a fitted combiner joins their class masses
         (:mod:`confidently.calibration.ensemble`).
+    nearest : a labelled pool from which every text gets its own nearest examples, written ahead of the
+        question (:mod:`confidently.tasks.nearest`); the task's record (:meth:`to_dict`) holds the pool's
+        hash, the pool itself is the bundle's ``nearest.json``.
     """
 
     name: str
@@ -84,6 +91,7 @@ class Task:
     system_prompt: str | None = None
     multi_token: bool = False
     ensemble: tuple[Task, ...] = ()
+    nearest: NearestShots | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
@@ -116,6 +124,8 @@ class Task:
                         f"task {self.name!r}: the word {word!r} is given for both {owner[key]!r} and {label.name!r}"
                     )
         self._check_ensemble()
+        if self.nearest is not None and self.ensemble:
+            raise TaskError(f"task {self.name!r}: nearest-shot examples work with one prompt, not a prompt ensemble")
 
     def _check_ensemble(self) -> None:
         """Every ensemble prompt is a plain task with the same labels; no prompt is asked twice."""
@@ -152,27 +162,37 @@ class Task:
         return replace(self, ensemble=()) if self.ensemble else self
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("labels", "ensemble", "nearest")}
         data["labels"] = [{"name": label.name, "words": list(label.words)} for label in self.labels]
         # Left out when empty, so a single-prompt task keeps the fingerprint (and score caches) it always had.
-        data.pop("ensemble")
         if self.ensemble:
             data["ensemble"] = [prompt.to_dict() for prompt in self.ensemble]
+        if self.nearest is not None:
+            data["nearest"] = self.nearest.reference(self.label_names)
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> Task:
+    def from_dict(cls, data: Mapping, *, nearest: NearestShots | None = None) -> Task:
+        """The task :meth:`to_dict` recorded; a task with nearest shots needs its pool (``nearest``, read from
+        the bundle's ``nearest.json``), which must be the one recorded."""
+        if isinstance(data, Mapping) and ("nearest" in data) != (nearest is not None):
+            raise TaskError("the task asks with nearest-shot examples, but no pool was given (load it from its "
+                            "bundle, whose nearest.json holds the pool)" if nearest is None else
+                            "a shot pool was given for a task that records none")
         try:
             if not isinstance(data["labels"], list) or not all(isinstance(item, Mapping) for item in data["labels"]):
                 raise TypeError("labels must be a list of {name, words} objects")
             labels = tuple(Label(item["name"], item["words"]) for item in data["labels"])
-            fields = {k: v for k, v in data.items() if k not in ("labels", "ensemble")}
+            plain = {k: v for k, v in data.items() if k not in ("labels", "ensemble", "nearest")}
             ensemble = data.get("ensemble", [])
             if not isinstance(ensemble, list) or not all(isinstance(item, Mapping) for item in ensemble):
                 raise TypeError("ensemble must be a list of task objects")
-            return cls(labels=labels, ensemble=tuple(cls.from_dict(item) for item in ensemble), **fields)
+            task = cls(labels=labels, ensemble=tuple(cls.from_dict(item) for item in ensemble), nearest=nearest, **plain)
         except (KeyError, TypeError) as error:
             raise TaskError(f"malformed task definition ({error}): expected name, template, labels[{{name, words}}]") from None
+        if nearest is not None and task.to_dict()["nearest"] != data["nearest"]:
+            raise TaskError(f"the shot pool is not the one the task records (expected {data['nearest']!r})")
+        return task
 
     def fingerprint(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

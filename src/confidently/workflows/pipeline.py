@@ -22,6 +22,7 @@ from confidently.workflows.evaluation import (CONTENT_FREE_INPUTS, SLICE_COLUMNS
                                     evaluate_scores, slice_table)
 from confidently.feedback.payloads import production_payloads
 from confidently.progress import announce
+from confidently.tasks.nearest import NEAREST_FILE
 from confidently.report.evaluation import write_evaluation
 from confidently.scoring.checkpointed import score_datasets
 from confidently.types import Answers, Scores
@@ -35,7 +36,7 @@ def content_free_scores(clf: Classifier, inputs=CONTENT_FREE_INPUTS) -> np.ndarr
     ensemble from the prompts' mean class mass, as :meth:`Scores.ensemble` gives its raw scores."""
     masses = []
     for asked in clf.prompt_classifiers:
-        prompts = [asked.prefix + text + asked.suffix for text in inputs]
+        prompts = [asked.prompt(text) for text in inputs]
         masses.append(asked.backend.score_prompts(prompts, asked.verbalizer, shared_prefix=asked.prefix)[0])
     mass = np.mean(masses, axis=0)
     return mass / mass.sum(axis=1, keepdims=True)
@@ -69,14 +70,17 @@ class EvaluateResult:
 def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: str | Path, *,
                  config: EvaluationConfig = DEFAULT_CONFIG, title: str = "confidently evaluation",
                  metadata: dict | None = None, progress: bool = True, probe: bool = False,
-                 shots: int = 0) -> EvaluateResult:
+                 shots: int = 0, shot_selection: str = "balanced", shot_pool: int | None = None) -> EvaluateResult:
     """Score both splits, run the calibration study and write every output into ``out_dir``.
 
     With ``probe`` the final hidden states are kept while scoring and a hidden-state probe competes with
     the calibrators (chosen, like them, by cross-fitted log-loss on the calibration split; saved as
     ``probe.json`` when it wins). With ``shots`` > 0 that many class-balanced calibration rows become
     worked examples in the shared prompt prefix (:mod:`confidently.tasks.shots`); they are left out of
-    calibration, and the bundle's task (and manifest, ``shots``) records them. When ``clf``'s task has a
+    calibration, and the bundle's task (and manifest, ``shots``) records them. With ``shot_selection``
+    ``"nearest"`` a pool of ``shot_pool`` calibration rows (default: a quarter, bounded) is set aside instead and
+    every text is asked with its own ``shots`` nearest pool rows (:mod:`confidently.tasks.nearest`); the pool
+    is the bundle's ``nearest.json``. When ``clf``'s task has a
     prompt ensemble (:func:`~confidently.tasks.task.read_prompts`), every prompt's class masses are kept and
     the ensemble's combiner competes as the method ``ensemble``; the manifest's ``cost`` says what an
     item costs (forward passes, tokens).
@@ -100,14 +104,11 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     _labels_of(calibration, clf, "calibration")
     shot_record = None
     if shots:
-        from confidently.tasks.shots import shot_classifier
-
         full = calibration
-        clf, calibration, chosen = shot_classifier(clf, calibration, shots, seed=config.seed)
-        shot_record = {"k": shots, "calibration_rows": list(chosen.indices), "n_calibration_rows_before": len(full),
-                       "how": "class-balanced, seeded; the rows are left out of calibration"}
-        announce(f"{shots} calibration rows become worked examples in the prompt; {len(calibration):,} rows are "
-                 "left to calibrate on", enabled=progress)
+        clf, calibration, shot_record = _with_shots(clf, calibration, shots, selection=shot_selection,
+                                                    pool_size=shot_pool, seed=config.seed)
+        announce(f"{shot_record.pop('summary')}; {len(calibration):,} of {len(full):,} calibration rows are left to "
+                 "calibrate on", enabled=progress)
     y_cal, y_test = _labels_of(calibration, clf, "calibration"), _labels_of(test, clf, "test")
     groups = conformal_groups(calibration, test, config.conformal_by)
     announce(f"scoring {len(calibration):,} calibration + {len(test):,} test rows with {clf.backend.model_name}",
@@ -157,7 +158,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
                   "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
-                  **({"cost": prompt_cost(clf, calibration.texts[:COST_SAMPLE])} if ensemble else {}),
+                  **({"cost": prompt_cost(clf, calibration.texts[:COST_SAMPLE])} if ensemble or shots else {}),
                   **({"shots": shot_record} if shot_record else {})})
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
@@ -172,6 +173,30 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                   "conformal": out / CONFORMAL_FILE,
                   **({"calibrator": out / CALIBRATOR_FILE} if bundle.calibrator is not None else {})})
     return EvaluateResult(evaluation, paths, scores)
+
+
+def _with_shots(clf: Classifier, calibration: Dataset, k: int, *, selection: str, pool_size: int | None,
+                seed: int) -> tuple[Classifier, Dataset, dict]:
+    """``clf`` asking with ``k`` shots chosen by ``selection`` (``balanced`` or ``nearest``), the calibration rows
+    left, and the manifest's record of the rows used (with a one-line ``summary``)."""
+    from confidently.tasks.shots import nearest_shot_classifier, shot_classifier
+
+    if selection == "nearest":
+        clf, rest, pool = nearest_shot_classifier(clf, calibration, k, pool_size=pool_size, seed=seed)
+        return clf, rest, {
+            "k": k, "selection": "nearest", "calibration_rows": list(pool.indices),
+            "n_calibration_rows_before": len(calibration), "file": NEAREST_FILE,
+            "how": f"a seeded random pool of {len(pool.indices)} calibration rows, left out of calibration; every "
+                   f"other text is asked with its {k} nearest pool rows (TF-IDF cosine, {k // len(clf.labels)} of "
+                   "each class first), the most similar last",
+            "summary": f"{len(pool.indices)} calibration rows become the shot pool; each text gets its {k} nearest"}
+    if selection != "balanced":
+        raise ConfigError(f"shot selection must be balanced or nearest, got {selection!r}")
+    clf, rest, chosen = shot_classifier(clf, calibration, k, seed=seed)
+    return clf, rest, {"k": k, "selection": "balanced", "calibration_rows": list(chosen.indices),
+                       "n_calibration_rows_before": len(calibration),
+                       "how": "class-balanced, seeded; the rows are left out of calibration",
+                       "summary": f"{k} calibration rows become worked examples in the prompt"}
 
 
 #: Calibration texts whose prompts :func:`prompt_cost` counts (tokenizing is cheap, but not free on big splits).
