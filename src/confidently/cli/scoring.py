@@ -152,7 +152,8 @@ def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: in
         console.print(set_line(result.prediction_set, reply.set_guarantee, "no prediction set: the server's bundle "
                                "carries none, or its sets need a group value"))
     if result.truncated:
-        console.print("[yellow]text truncated to fit the model's context[/]")
+        console.print("[yellow]text truncated to fit the model's context"
+                      + (": sent to review, its confidence is about part of it" if result.decision else "") + "[/]")
     if result.calibrated:
         console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
@@ -198,7 +199,8 @@ def print_classification(labels, result, *, sets_note: str | None = None) -> Non
     if result.calibrated or result.prediction_set is not None or sets_note:
         console.print(set_line(result.prediction_set, result.set_guarantee, sets_note))
     if result.truncated:
-        console.print("[yellow]text truncated to fit the model's context[/]")
+        console.print("[yellow]text truncated to fit the model's context"
+                      + (": sent to review, its confidence is about part of it" if result.decision else "") + "[/]")
     if result.calibrated:
         console.print(f"raw answer: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title="class mass")
@@ -250,8 +252,10 @@ def score(
     Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
     With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
     calibrated_confidence, prediction_set (the labels the conformal set keeps; a JSON array in CSV/TSV),
-    prediction_set_size and decision (automate/review, by the bundle's rule or --decision-rule). Finished rows are checkpointed to
-    OUT.partial/ so a killed run loses nothing: rerun with --resume.
+    prediction_set_size, decision (automate/review, by the bundle's rule or --decision-rule) and review_reason
+    (truncated, below_threshold, no_threshold or set_not_single; empty when automated): a truncated text is
+    always reviewed. Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with
+    --resume.
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
@@ -286,6 +290,9 @@ def score(
         rule = calibrated.rule
         summary += (f"; {automated} of {len(frame)} automated ({rule_text(rule.decided_by, rule.threshold)}); "
                     f"guarantee: {rule.guarantee}")
+        if cut := int((frame["review_reason"] == "truncated").sum()):
+            summary += (f"; {cut} truncated text{'s' if cut > 1 else ''} sent to review (review_reason "
+                        "'truncated': raise --max-text-tokens to score such texts whole)")
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)

@@ -243,7 +243,7 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
             out.append(_classify_alone(served, texts))
         else:
             scores = next(scored)
-            predictions = served.calibrated.decide(scores.probs).predictions(texts, scores)
+            predictions = served.calibrated.decide_scores(scores).predictions(texts, scores)
             out.append([TextResult.from_prediction(p) for p in predictions])
     return out
 

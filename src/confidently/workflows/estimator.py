@@ -144,7 +144,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         texts = _check_texts(X)
         classifier = self._classifier()
         classes, columns, targets = _encode_targets(y, classifier.labels, len(texts))
-        raw = _raw_probs(classifier, texts)[:, columns]
+        raw = _raw_scores(classifier, texts)[0][:, columns]
         calibrator = self._new_calibrator().fit(raw, targets)
         out_of_fold = cross_fit_predict(self._new_calibrator(), raw, targets, n_splits=self.cv, seed=self.random_state)
         certificate = certify_threshold(out_of_fold.max(axis=1), out_of_fold.argmax(axis=1) == targets,
@@ -163,7 +163,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         """Calibrated class probabilities, shape (n_texts, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self)
         texts = _check_texts(X)
-        return self.calibrator_.predict_proba(_raw_probs(self._classifier(), texts)[:, self._columns])
+        return self.calibrator_.predict_proba(_raw_scores(self._classifier(), texts)[0][:, self._columns])
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """The most probable label of each text after calibration."""
@@ -172,11 +172,12 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def decide(self, X: Sequence[str]) -> np.ndarray:
         """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``,
-        through :func:`confidently.decision.decisions.decide` like every other path."""
+        through :func:`confidently.decision.decisions.decide` like every other path (a text cut to fit the
+        model's context goes to review)."""
         check_is_fitted(self)
-        raw = _raw_probs(self._classifier(), _check_texts(X))[:, self._columns]
-        return decide(raw, labels=[str(label) for label in self.classes_], calibrator=self.calibrator_,
-                      policy=self.policy_).decision
+        raw, truncated = _raw_scores(self._classifier(), _check_texts(X))
+        return decide(raw[:, self._columns], labels=[str(label) for label in self.classes_],
+                      calibrator=self.calibrator_, policy=self.policy_, truncated=truncated).decision
 
     def predict_set(self, X: Sequence[str]) -> np.ndarray:
         """Each text's prediction set: bool array (n_texts, n_classes), ``True`` where ``classes_[j]`` is
@@ -233,7 +234,7 @@ def clear_cache() -> None:
 _LOCK = threading.Lock()
 _BACKENDS: dict[tuple, Backend] = {}
 _CLASSIFIERS: dict[tuple, Classifier] = {}
-_SCORES: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_SCORES: OrderedDict[tuple[str, str], tuple[np.ndarray, bool]] = OrderedDict()
 
 
 def _shared_classifier(backend: str, model: str, options: dict[str, Any], task: Task, chat: bool | None,
@@ -249,20 +250,22 @@ def _shared_classifier(backend: str, model: str, options: dict[str, Any], task: 
         return _CLASSIFIERS[key]
 
 
-def _raw_probs(classifier: Classifier, texts: list[str]) -> np.ndarray:
-    """Raw class probabilities of ``texts`` (task label order), scoring only texts not seen before."""
+def _raw_scores(classifier: Classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Raw class probabilities of ``texts`` (task label order) and whether each was cut to fit, scoring only
+    texts not seen before."""
     fingerprint = classifier.fingerprint()
     with _LOCK:
         known = {text: _SCORES[(fingerprint, text)] for text in texts if (fingerprint, text) in _SCORES}
     missing = [text for text in dict.fromkeys(texts) if text not in known]
     if missing:
-        scored = dict(zip(missing, classifier.score(missing).probs))
+        scores = classifier.score(missing)
+        scored = dict(zip(missing, zip(scores.probs, scores.truncated)))
         known.update(scored)
         with _LOCK:
             _SCORES.update(((fingerprint, text), row) for text, row in scored.items())
             while len(_SCORES) > MAX_CACHED_TEXTS:
                 _SCORES.popitem(last=False)
-    return np.vstack([known[text] for text in texts])
+    return np.vstack([known[text][0] for text in texts]), np.array([known[text][1] for text in texts], dtype=bool)
 
 
 def _is_int(value: Any) -> bool:

@@ -53,8 +53,7 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     frame = dataset.to_frame()
     frame = frame.join(scores.to_frame().set_index(frame.index))
     groups = dataset.columns.get(column) if column else None
-    frame = frame.join(calibrated.decide(scores.probs, scores.hidden, groups=groups).to_frame()
-                       .set_index(frame.index))
+    frame = frame.join(calibrated.decide_scores(scores, groups=groups).to_frame().set_index(frame.index))
     write_table(frame, out_path)
     store.remove()
     return frame
