@@ -1,0 +1,52 @@
+"""``serve`` treats a long text as ``score`` and ``classify`` do: cut, flagged, decided review, never refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.policy import DecisionPolicy
+from confidently.scoring.classifier import Classifier
+
+#: Automates everything it is asked about: only the truncation rule can send a text to review.
+AUTOMATE_ALL = DecisionPolicy(threshold=0.0, target_accuracy=None, certified=False, method="test: automate all")
+SHORT = "the movie was great"
+LONG = "a wonderful film, I love it " * 10  # 280 characters, over the 50-character cap below
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_backend, tmp_path_factory):
+    from test_bundle import make_bundle
+
+    folder = tmp_path_factory.mktemp("automate-all")
+    make_bundle(folder, Classifier(backend=tiny_backend), policy=AUTOMATE_ALL)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(serve, bundle):
+    with serve(calibration=bundle, max_text_chars=50, max_request_cost=4000) as live:
+        yield live
+
+
+def test_a_text_over_the_cap_is_cut_flagged_and_reviewed_not_refused(http, tiny_backend, bundle):
+    reply = http.post("/v1/classify", json={"texts": [SHORT, LONG]})
+    assert reply.status_code == 200, reply.text
+    results = reply.json()["results"]
+    assert [r["truncated"] for r in results] == [False, True]
+    assert [(r["decision"], r["review_reason"]) for r in results] == [("automate", None), ("review", "truncated")]
+    # the same cap through the Python API (what score and classify use) gives the same answer
+    local = CalibratedClassifier(Classifier(backend=tiny_backend, max_text_chars=50), bundle=bundle)
+    expected = local.classify_many([SHORT, LONG])
+    for got, want in zip(results, expected):
+        assert got["raw_probs"] == pytest.approx(want.raw_probs, abs=1e-5)
+        assert (got["decision"], got["review_reason"]) == (want.decision, want.review_reason)
+
+
+def test_the_cap_is_published_and_a_long_text_costs_only_the_cap(http):
+    limits = http.get("/healthz").json()["limits"]
+    assert limits["max_text_chars"] == 50
+    # 64 texts of 280 characters would cost 17,920 uncut, over the budget of 4,000; cut, each costs 50 (3,200)
+    reply = http.post("/v1/classify", json={"texts": [LONG] * 64})
+    assert reply.status_code == 200, reply.text
+    assert all(r["truncated"] and r["review_reason"] == "truncated" for r in reply.json()["results"])
