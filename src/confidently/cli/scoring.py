@@ -255,11 +255,12 @@ def score(
     prediction_set_size, decision (automate/review, by the bundle's rule or --decision-rule) and review_reason
     (truncated, below_threshold, no_threshold or set_not_single; empty when automated): a truncated text is
     always reviewed. Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with
-    --resume.
+    --resume. A run holds OUT.lock while it works: a second run for the same --out stops at once, naming it.
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
     from confidently.data import load_dataset
+    from confidently.output_lock import hold_output
     from confidently.workflows.score_file import score_file
 
     rows = []
@@ -267,12 +268,14 @@ def score(
     def read_input(task) -> None:  # before the model loads: a wrong column or a bad row costs no load
         rows.append(load_dataset(input, text_column=text_column, label_column=label_column, labels=task.label_names))
 
-    calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
-                                  adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
-                                  base_url=base_url, api_key=api_key, tokenizer=tokenizer, max_text_tokens=max_text_tokens,
-                                  max_text_chars=max_text_chars, decision_rule=decision_rule, before_load=read_input)
-    frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
-                       checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
+    with hold_output(out):  # before the model loads: a second run for the same --out fails at once
+        calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
+                                      adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
+                                      base_url=base_url, api_key=api_key, tokenizer=tokenizer,
+                                      max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
+                                      decision_rule=decision_rule, before_load=read_input)
+        frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
+                           checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
     summary = f"wrote {len(frame)} rows to {out}"
     if "label" in frame and len(frame):
         summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"

@@ -10,6 +10,7 @@ from confidently.data import Dataset, load_dataset
 from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import DataError, UnfinishedRunError
 from confidently.files import remove_stale_temporaries
+from confidently.output_lock import hold_output
 from confidently.scoring.checkpointed import ScoreStore, check_output_format, score_with_store, write_table
 from confidently.scoring.classifier import Classifier
 
@@ -24,7 +25,8 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     too (:meth:`Decisions.to_frame`). Sets fitted per slice take each row's value from the data
     column they name; a file without that column gets no sets.
     Finished raw scores are checkpointed to ``<out>.partial/`` every ``checkpoint_every`` rows; with
-    ``resume=True`` a killed run continues from there. ``dataset``: the file's rows, when the caller has
+    ``resume=True`` a killed run continues from there. The run holds ``<out>.lock`` throughout: another
+    run for the same output raises :class:`~confidently.errors.OutputBusyError` naming this one. ``dataset``: the file's rows, when the caller has
     already loaded them (with the classifier's labels). Returns the written DataFrame.
     """
     calibrated = classifier if isinstance(classifier, CalibratedClassifier) else CalibratedClassifier(classifier)
@@ -39,6 +41,15 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
     if column and calibrated.decision_rule == "prediction_set" and column not in dataset.columns:
         raise DataError(f"the bundle decides by prediction sets fitted per {column}, but the file has no "
                         f"{column!r} column", path=input_path)
+    with hold_output(out_path):  # a second run for the same output fails here, naming this one
+        return _score_into(calibrated, dataset, out_path, column, checkpoint_every=checkpoint_every,
+                           resume=resume, progress=progress)
+
+
+def _score_into(calibrated: CalibratedClassifier, dataset: Dataset, out_path: Path, column: str | None, *,
+                checkpoint_every: int, resume: bool, progress: bool):
+    """Score ``dataset`` into ``out_path`` through its checkpoint folder (only while holding its lock)."""
+    classifier = calibrated.classifier
     partial = out_path.with_name(out_path.name + ".partial")
     remove_stale_temporaries(out_path)  # a run killed while writing the output
     if partial.is_dir() and not (partial / "manifest.json").exists():
