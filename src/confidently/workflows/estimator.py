@@ -94,8 +94,9 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Every label of the task, sorted by name when ``y`` holds names; ``0, ..., n_classes - 1`` when
-        ``y`` holds integers, which then index the task's labels in sorted order (as
-        ``sklearn.preprocessing.LabelEncoder`` numbers them when every label occurs); ``y``'s own
+        ``y`` holds integers, which then index the task's labels in the task's order, as data files read
+        them (:func:`~confidently.data.normalize_label`; ``sklearn.preprocessing.LabelEncoder`` numbers
+        names in sorted order, the same only when the task lists its labels sorted); ``y``'s own
         spellings, sorted, when it spells every label its own way (``pos``/``neg``, ``Positive``, as
         data files may: see :func:`~confidently.data.normalize_label`), so ``predict`` answers in them.
         Columns of ``predict_proba`` are in this order.
@@ -138,7 +139,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Sequence[str], y: ArrayLike) -> CalibratedTextClassifier:
         """Score ``X`` (texts), fit the calibrator and certify the decision threshold; returns ``self``.
 
-        ``y`` holds the task's label names, or integers indexing them in sorted order.
+        ``y`` holds the task's label names, or integers indexing them in the task's order.
         """
         self._check_params()
         texts = _check_texts(X)
@@ -298,14 +299,16 @@ def _encode_targets(y: ArrayLike, labels: Sequence[str], n_texts: int) -> tuple[
     arr = np.asarray(y)
     if arr.ndim != 1 or arr.shape[0] != n_texts:
         raise DataError(f"y must be a 1-D array of {n_texts} labels, one per text; got shape {arr.shape}")
+    if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        # An integer indexes the task's labels in the task's order, as data files read it (normalize_label).
+        targets = arr.astype(np.int64)
+        bad = np.flatnonzero((targets < 0) | (targets >= len(labels)))
+        if bad.size:
+            raise DataError(f"y[{bad[0]}] = {arr[bad[0]]} does not index the task's {len(labels)} labels "
+                            f"{list(labels)} (0 is {labels[0]!r}, in the task's order)")
+        return np.arange(len(labels)), np.arange(len(labels)), targets
     names = sorted(labels)
     columns = np.array([labels.index(name) for name in names])
-    if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-        targets = arr.astype(np.int64)
-        bad = np.flatnonzero((targets < 0) | (targets >= len(names)))
-        if bad.size:
-            raise DataError(f"y[{bad[0]}] = {arr[bad[0]]} does not index the task's {len(names)} labels {names}")
-        return np.arange(len(names)), columns, targets
     values = arr.tolist()
     spellings = _spellings(values, labels)
     if spellings is not None:  # y spells the labels its own way: classes_ keeps its spellings
