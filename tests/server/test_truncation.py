@@ -23,9 +23,14 @@ def bundle(tiny_backend, tmp_path_factory):
     return folder
 
 
+REVIEWER = {"ann": "ann-token-0123456789"}
+
+
 @pytest.fixture(scope="module")
-def server(serve, bundle):
-    with serve(calibration=bundle, max_text_chars=50, max_request_cost=4000) as live:
+def server(serve, bundle, tmp_path_factory):
+    db = tmp_path_factory.mktemp("feedback") / "feedback.db"
+    with serve(calibration=bundle, max_text_chars=50, max_request_cost=4000, feedback_db=str(db),
+               audit_fraction=0.0, reviewer_tokens=REVIEWER) as live:
         yield live
 
 
@@ -50,3 +55,22 @@ def test_the_cap_is_published_and_a_long_text_costs_only_the_cap(http):
     reply = http.post("/v1/classify", json={"texts": [LONG] * 64})
     assert reply.status_code == 200, reply.text
     assert all(r["truncated"] and r["review_reason"] == "truncated" for r in reply.json()["results"])
+
+
+def test_the_review_queue_says_why_and_which_probabilities_are_which(http):
+    reply = http.post("/v1/classify", json={"texts": [SHORT, LONG + " queued"]}).json()
+    cut = reply["results"][1]
+    token = {"Authorization": f"Bearer {REVIEWER['ann']}"}
+    item = None
+    while item is None or item["request_id"] != reply["request_id"]:  # earlier tests queued cut texts too
+        found = http.get("/v1/review/next", headers=token).json()["item"]
+        assert found is not None, "the truncated text was not queued"
+        if found["request_id"] != reply["request_id"]:
+            http.post(f"/v1/review/{found['request_id']}/{found['position']}", json={"label": "positive"},
+                      headers=token)
+        item = found
+    assert (item["position"], item["text"]) == (1, LONG + " queued")  # the reviewer reads the whole text
+    assert (item["review_reason"], item["calibrated"]) == ("truncated", True)
+    assert item["raw_probs"] == pytest.approx(cut["raw_probs"]) and "probs" not in item
+    assert item["calibrated_probs"] == pytest.approx(cut["calibrated_probs"])
+    assert item["confidence"] == pytest.approx(cut["calibrated_probs"][item["label"]])

@@ -59,6 +59,8 @@ class LoggedText:
     probs : raw class probabilities, label -> share of the label mass (what a calibrator is refitted on).
     queue : None, or why the text enters the review queue.
     text : the text; kept only for queued items.
+    calibrated_probs : calibrated class probabilities (what ``confidence`` is one of); None when uncalibrated.
+    review_reason : why the decision is ``review`` (``truncated``, ``below_threshold``...); None otherwise.
     """
 
     position: int
@@ -68,6 +70,8 @@ class LoggedText:
     probs: dict[str, float]
     queue: Reason | None = None
     text: str | None = None
+    calibrated_probs: dict[str, float] | None = None
+    review_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None and (self.queue not in REASONS or self.text is None):
@@ -76,7 +80,12 @@ class LoggedText:
 
 @dataclass(frozen=True)
 class QueueItem:
-    """A queued text as a reviewer sees it."""
+    """A queued text as a reviewer sees it.
+
+    ``probs`` are the raw class probabilities; ``calibrated`` whether ``confidence`` is calibrated, with
+    ``calibrated_probs`` the calibrated ones; ``review_reason`` why it was decided ``review`` (None for audit
+    samples). Rows logged before the store kept these (schema version 1) have None in all three.
+    """
 
     request_id: str
     position: int
@@ -91,6 +100,9 @@ class QueueItem:
     claimed_by: str | None
     claim_until: float | None
     created_at: float
+    calibrated: bool | None = None
+    calibrated_probs: dict[str, float] | None = None
+    review_reason: str | None = None
 
     @property
     def labels(self) -> list[str]:

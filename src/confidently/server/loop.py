@@ -95,7 +95,8 @@ class FeedbackLoop:
             reason = self._reason(r.decision)  # drawn once: the audit sample is random
             logged.append(LoggedText(position=i, label=r.label, confidence=r.confidence,
                                      decision=r.decision, probs=r.raw_probs, queue=reason,
-                                     text=request.texts[i] if reason else None))
+                                     text=request.texts[i] if reason else None,
+                                     calibrated_probs=r.calibrated_probs, review_reason=r.review_reason))
         try:
             await asyncio.to_thread(self.store.record, response.request_id, served.name, response.bundle_version,
                                     logged)
