@@ -249,6 +249,8 @@ def score(
 ) -> None:
     """Score every row of a file: raw class probabilities and prediction, and calibrated ones with a bundle.
 
+    The file's own columns come first, names and values as they were (the text and label columns too);
+    the model's columns follow.
     Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
     With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
     calibrated_confidence, prediction_set (the labels the conformal set keeps; a JSON array in CSV/TSV),
@@ -277,14 +279,16 @@ def score(
         frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
                            checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
     summary = f"wrote {len(frame)} rows to {out}"
-    if "label" in frame and len(frame):
-        summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"
+    truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
+    truth = None if truth is None else list(truth)
+    if truth is not None and len(frame):
+        summary += f"; raw accuracy {(frame['raw_prediction'] == truth).mean():.3f} (uncalibrated)"
         if "calibrated_prediction" in frame:
-            summary += f", calibrated accuracy {(frame['label'] == frame['calibrated_prediction']).mean():.3f}"
+            summary += f", calibrated accuracy {(frame['calibrated_prediction'] == truth).mean():.3f}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
-        if "label" in frame:
-            covered = sum(label in labels for label, labels in zip(frame["label"], frame["prediction_set"]))
+        if truth is not None:
+            covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
             summary += f", {covered / len(frame):.1%} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
