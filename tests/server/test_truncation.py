@@ -74,3 +74,15 @@ def test_the_review_queue_says_why_and_which_probabilities_are_which(http):
     assert item["raw_probs"] == pytest.approx(cut["raw_probs"]) and "probs" not in item
     assert item["calibrated_probs"] == pytest.approx(cut["calibrated_probs"])
     assert item["confidence"] == pytest.approx(cut["calibrated_probs"][item["label"]])
+
+
+def test_metrics_count_texts_reviewed_because_they_were_cut(http):
+    def truncated_count() -> float:
+        lines = http.get("/metrics").text.splitlines()
+        found = [line for line in lines if line.startswith('confidently_review_reasons_total{adapter="(base)",'
+                                                           'reason="truncated"}')]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    before = truncated_count()
+    assert http.post("/v1/classify", json={"texts": [LONG, SHORT, LONG + "!"]}).status_code == 200
+    assert truncated_count() == before + 2

@@ -114,8 +114,11 @@ class Service:
                 texts.setdefault(job.adapter, []).extend(job.texts)
         batch = [(entries[adapter], adapter_texts) for adapter, adapter_texts in texts.items()]
         results = dict(zip(texts, classify_together(batch))) if batch else {}
-        self.metrics.mixed_batch([(served.name, [r.decision for r in results[served.name]]) for served, _ in batch
-                                  if not isinstance(results[served.name], Exception)])
+        scored = [(served.name, results[served.name]) for served, _ in batch
+                  if not isinstance(results[served.name], Exception)]
+        self.metrics.mixed_batch([(name, [r.decision for r in done]) for name, done in scored])
+        for name, done in scored:
+            self.metrics.review_reasons(name, [r.review_reason for r in done])
         out: list[tuple[Served, list[TextResult]] | Exception] = []
         taken = dict.fromkeys(texts, 0)
         for job in jobs:
