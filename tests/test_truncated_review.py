@@ -143,3 +143,23 @@ def _automate_all_bundle(model_dir, folder) -> None:
     from test_bundle import make_bundle
 
     make_bundle(folder, Classifier(model=str(model_dir), device="cpu", dtype="float32"), policy=AUTOMATE_ALL)
+
+
+def test_evaluate_decides_its_truncated_rows_review_and_says_how_many(tiny_model_dir, tmp_path):
+    from confidently.data import Dataset, generate_sentiment, split_dataset, stratified_sample
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
+
+    splits = split_dataset(generate_sentiment(300, seed=3), seed=3)
+    sample = stratified_sample(splits.test, 20, seed=3)
+    test = Dataset((*sample.texts, LONG), (*sample.labels, "positive"))
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(50,), budget_repeats=2, n_resamples=50)
+    run_evaluate(Classifier(model=str(tiny_model_dir), dtype="float32"), splits.calibration, test, tmp_path,
+                 config=config, progress=False)
+    frame = pd.read_parquet(tmp_path / "scores.parquet")
+    rows = frame[frame["split"] == "test"]
+    assert rows["truncated"].tolist() == [False] * 20 + [True]
+    assert rows["decision"].iloc[-1] == "review" and rows["review_reason"].iloc[-1] == "truncated"
+    assert "truncated" not in rows["review_reason"].iloc[:-1].tolist()
+    notes = json.loads((tmp_path / "metrics.json").read_text())["notes"]
+    assert any("1 of 21 test rows" in note and "always decided review" in note for note in notes)
