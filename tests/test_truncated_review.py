@@ -163,3 +163,15 @@ def test_evaluate_decides_its_truncated_rows_review_and_says_how_many(tiny_model
     assert "truncated" not in rows["review_reason"].iloc[:-1].tolist()
     notes = json.loads((tmp_path / "metrics.json").read_text())["notes"]
     assert any("1 of 21 test rows" in note and "always decided review" in note for note in notes)
+
+
+def test_compare_counts_the_shipped_bundle_as_applied_truncated_rows_reviewed():
+    from types import SimpleNamespace
+
+    from confidently.tasks.task import SENTIMENT
+    from confidently.workflows.comparison import CompareConfig, _shipped
+
+    bundle = SimpleNamespace(task=SENTIMENT, calibrator=None, policy=AUTOMATE_ALL)
+    raw = np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]])
+    shipped = _shipped(bundle, raw, np.array([False, True, False]), np.array([1, 1, 0]), CompareConfig(n_resamples=20))
+    assert (shipped["n_automated"], shipped["coverage"]) == (2, pytest.approx(2 / 3))

@@ -211,7 +211,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(bundle, probs["fine-tuned"]["raw"], y, config),
+        shipped=_shipped(bundle, probs["fine-tuned"]["raw"], scores["fine-tuned"]["test"].truncated, y, config),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
@@ -330,9 +330,12 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(bundle: Bundle, raw: np.ndarray, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
-    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows."""
-    decisions = decide(raw, labels=bundle.task.label_names, calibrator=bundle.calibrator, policy=bundle.policy)
+def _shipped(bundle: Bundle, raw: np.ndarray, truncated: np.ndarray, y: np.ndarray,
+             config: CompareConfig) -> dict[str, Any]:
+    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows, deciding them
+    as the bundle does when applied (a truncated text is reviewed)."""
+    decisions = decide(raw, labels=bundle.task.label_names, calibrator=bundle.calibrator, policy=bundle.policy,
+                       truncated=truncated)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
