@@ -155,6 +155,11 @@ class Dataset:
 
         return pd.DataFrame({name: list(values) for name, values in self._column_items()})
 
+    @property
+    def given_names(self) -> tuple[str, ...]:
+        """The column names of :meth:`to_given_frame`, in order (without building it)."""
+        return self.given.order if self.given is not None else tuple(name for name, _ in self._column_items())
+
     def to_given_frame(self):
         """A pandas DataFrame of the file's own columns, names and values as it gave them (text and label
         columns under their own names, labels as spelled); :meth:`to_frame` for a dataset built in code."""

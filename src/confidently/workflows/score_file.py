@@ -87,7 +87,7 @@ def _empty_scores(labels: tuple[str, ...]) -> Scores:
 
 def _check_no_clash(dataset: Dataset, model_columns) -> None:
     """Refuse a file column that a column of the model's would overwrite (an earlier score output, say)."""
-    given = set(dataset.to_given_frame().columns)
+    given = set(dataset.given_names)
     if clash := [name for name in model_columns if name in given]:
         raise DataError(f"the file's column {clash[0]!r} has the name of a column score writes; rename it (is the "
                         "file an earlier score output? score the file it came from)", path=dataset.source)
