@@ -54,7 +54,7 @@ def measure(model: str, args: argparse.Namespace) -> dict:
         train_set, validation_set = unshared(train_set), unshared(validation_set)
     stamps: list[float] = []
     with training_adapter(backend, config, config.seed) as peft_model:
-        trainer = Trainer(peft_model, train_set, validation_set, config, verbalizer=classifier.verbalizer,
+        trainer = Trainer(peft_model, train_set, validation_set, config, verbalizers=[classifier.verbalizer],
                           pad_id=backend.pad_id, cache_kwarg=backend._cache_kwarg, checkpoint=None,
                           identity={}, show_progress=False)
         stamps.append(time.perf_counter())

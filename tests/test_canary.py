@@ -80,10 +80,11 @@ def test_production_payloads_are_what_the_loop_reads(tmp_path):
     payloads = production_payloads([f"t{i}" for i in range(200)], y, probs, rng.beta(1, 30, 200), task=SENTIMENT,
                                    chat=None, calibrator=calibrator, policy=policy, scored_with={"model": "m"},
                                    source="calibration split")
-    assert sorted(payloads) == ["calibration_rows.json", "canary.json", "reference.json"]
+    assert sorted(payloads.json) == ["calibration_rows.json", "canary.json", "reference.json"]
+    assert payloads.files == {}  # a temperature calibrator reads class probabilities: no features to keep
     bundle = write_bundle(tmp_path, model=MODEL, task=SENTIMENT, chat=None, calibrator=calibrator, policy=policy,
-                          fitted_on={"rows_sha256": "0" * 64, "n_rows": 200}, extra_json=payloads)
-    assert set(payloads) <= set(bundle.files)  # hashed in the manifest
+                          fitted_on={"rows_sha256": "0" * 64, "n_rows": 200}, extra_json=payloads.json)
+    assert set(payloads.json) <= set(bundle.files)  # hashed in the manifest
     assert len(Canary.from_bundle(bundle).texts) == 32
     assert Reference.from_bundle(bundle).decision_rates["automate"] > 0
     rows = CalibrationRows.from_bundle(bundle)

@@ -148,9 +148,10 @@ def test_a_bundle_without_calibration_rows_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["probe", "ensemble"])
-def test_a_probe_or_combiner_bundle_is_refused_before_any_refit(kind, tmp_path):
-    # Reviewed labels and calibration_rows.json hold class probabilities; a probe reads hidden states and a
-    # combiner every prompt's class masses, so neither can be refitted from them: one line, nothing written.
+def test_a_probe_or_combiner_bundle_without_kept_features_is_refused_before_any_refit(kind, tmp_path):
+    # A bundle written before features were kept: its calibration_rows.json holds class probabilities only;
+    # a probe reads hidden states and a combiner every prompt's class masses, so neither can be refitted
+    # from them: one line, nothing written. (Bundles written now keep them: test_feature_recalibration.py.)
     from confidently.calibration.ensemble import PromptCombiner
     from confidently.calibration.probe import HiddenStateProbe
 
@@ -170,5 +171,5 @@ def test_a_probe_or_combiner_bundle_is_refused_before_any_refit(kind, tmp_path):
     expected = "a prompt ensemble's combiner" if kind == "ensemble" else "a hidden-state probe"
     result = CliRunner().invoke(app, ["recalibrate", str(out), "--feedback", str(db), "--adapter", "support"])
     assert result.exit_code == 1
-    assert expected in str(result.exception) and "cannot be refitted" in str(result.exception)
+    assert expected in str(result.exception) and "keep class probabilities only" in str(result.exception)
     assert not (out / "versions").exists()

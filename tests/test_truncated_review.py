@@ -172,6 +172,6 @@ def test_compare_counts_the_shipped_bundle_as_applied_truncated_rows_reviewed():
     from confidently.workflows.comparison import CompareConfig, _shipped
 
     bundle = SimpleNamespace(task=SENTIMENT, calibrator=None, policy=AUTOMATE_ALL)
-    raw = np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]])
-    shipped = _shipped(bundle, raw, np.array([False, True, False]), np.array([1, 1, 0]), CompareConfig(n_resamples=20))
+    test = Scores(LABELS, np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]]), np.zeros(3), np.array([False, True, False]))
+    shipped = _shipped(bundle, test, np.array([1, 1, 0]), CompareConfig(n_resamples=20))
     assert (shipped["n_automated"], shipped["coverage"]) == (2, pytest.approx(2 / 3))

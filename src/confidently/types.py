@@ -265,6 +265,9 @@ class Prediction:
     uncovered_mass : top-k servers only: probability they did not return (None when exact).
     variants, top_tokens : the explanation (one-text ``classify`` only): per label the tokens that
         counted, and the most likely next tokens.
+    features : float32 array: what a calibrator that reads more than class probabilities read for this
+        text (:attr:`Scores.hidden`: the hidden state, or every prompt's class masses), which the server
+        logs for recalibration; None otherwise. Never in :meth:`to_dict`.
     """
 
     text: str
@@ -288,6 +291,7 @@ class Prediction:
     set_guarantee: str | None = None
     variants: dict[str, list[TokenProb]] = field(default_factory=dict)
     top_tokens: list[TokenProb] = field(default_factory=list)
+    features: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def probs(self) -> dict[str, float]:

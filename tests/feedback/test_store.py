@@ -232,3 +232,52 @@ def test_items_logged_before_calibrated_probabilities_were_stored_stay_readable(
         assert (item.text, item.probs, item.calibrated, item.calibrated_probs, item.review_reason) == \
             ("an old text", PROBS, None, None, None)
         assert upgraded.label("old", 0, "negative", reviewer="ann").label == "negative"
+
+
+def test_features_round_trip_with_their_dimension_and_space(store):
+    # What a probe or combiner read is kept per decision as float32 bytes, tagged with where it comes from;
+    # a text logged without features (a calibrator that reads class probabilities) reads back as None.
+    import numpy as np
+
+    from confidently.feedback.features import FeatureVector
+
+    hidden = np.random.default_rng(0).normal(size=(2, 640))
+    vectors = [FeatureVector.of(row, "probe:0123456789abcdef") for row in hidden]
+    store.record("req", "alpha", "v1", [
+        LoggedText(position=i, label="positive", confidence=0.7, decision="review", probs=PROBS, queue="review",
+                   text=f"text {i}", features=vectors[i] if i < 2 else None) for i in range(3)])
+    for i in range(3):
+        store.label("req", i, "negative", reviewer="ann")
+    rows = store.labelled("alpha")
+    assert [r.features for r in rows] == [*vectors, None]
+    assert rows[0].features.dim == 640 and len(rows[0].features.blob) == 640 * 4
+    np.testing.assert_array_equal(rows[1].features.values(), hidden[1].astype(np.float32))
+
+
+def test_a_feature_vector_with_the_wrong_byte_count_is_refused():
+    from confidently.feedback.features import FeatureVector
+
+    with pytest.raises(DataError, match="dimension 3 needs 12 bytes; got 8"):
+        FeatureVector("probe:x", 3, b"\0" * 8)
+
+
+def test_a_store_from_before_features_is_migrated_and_its_rows_read_without_them(tmp_path):
+    from confidently.feedback.sql_store import MIGRATIONS
+
+    path = tmp_path / "feedback.db"
+    with sqlite3.connect(path) as connection:  # the schema an older confidently wrote, with one labelled text
+        connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+                           "applied_at REAL NOT NULL)")
+        for statement in MIGRATIONS[0][2]:
+            connection.execute(statement.format(seq="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
+        connection.execute("INSERT INTO schema_migrations VALUES (1, 'v1', 0)")
+        connection.execute("INSERT INTO decisions VALUES ('old', 0, 'alpha', 'v1', 'positive', 0.7, 'review', ?, 0)",
+                           (json.dumps(PROBS),))
+        connection.execute("INSERT INTO queue (request_id, position, adapter, reason, text) VALUES "
+                           "('old', 0, 'alpha', 'review', 'an old text')")
+    with open_store(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        store.label("old", 0, "positive", reviewer="ann")
+        fill(store, 1, request="new")
+        [old] = store.labelled("alpha")
+    assert old.request_id == "old" and old.features is None and old.probs == PROBS

@@ -63,9 +63,9 @@ def test_bad_setting_is_one_line_and_exit_2(tiny_model_dir, tmp_path):
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_a_task_with_a_prompt_ensemble_is_refused_before_anything_loads(tmp_path):
-    # An adapter is trained on one prompt; the data here (an unknown label) and the model (no such model)
-    # would each fail with another message if they were read first.
+def test_a_task_with_a_prompt_ensemble_is_no_longer_refused_the_data_is_checked_first(tmp_path):
+    # Was refused (an adapter trained one prompt); now it trains every prompt. The data here (an unknown label)
+    # is still checked before the model (no such model) loads: one line naming it.
     from dataclasses import replace
 
     from confidently.tasks.task import SENTIMENT
@@ -77,6 +77,6 @@ def test_a_task_with_a_prompt_ensemble_is_refused_before_anything_loads(tmp_path
     data.write_text('{"text": "fine", "label": "positive"}\n{"text": "meh", "label": "so-so"}\n')
     result = run("finetune", "--data", data, "--task", task, "--model", "no-such-model", "--out", tmp_path / "a",
                  check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "has a prompt ensemble of 2 prompts" in result.stderr and "--prompts" in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "prompt ensemble" not in result.stderr
+    assert "so-so" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "a").exists()

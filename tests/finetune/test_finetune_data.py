@@ -34,6 +34,35 @@ def test_only_answer_positions_carry_loss(classifier, separable):
     assert batch.n_answer_tokens == sum(len(targets.token_ids[j]) for j in y)
 
 
+def test_an_ensemble_asks_every_text_each_way_with_each_prompts_answers(tiny_backend, separable):
+    from dataclasses import replace
+
+    from confidently.finetune.data import encode_every_prompt, every_prompt_targets
+    from confidently.tasks.task import SENTIMENT, Label
+
+    other = replace(SENTIMENT, name="plain", template="{text}\nSentiment, positive or negative?",
+                    labels=(Label("negative", ("negative",)), Label("positive", ("positive",))))
+    ensemble = Classifier(backend=tiny_backend, task=replace(SENTIMENT, ensemble=(other,)))
+    data = separable(6, seed=3)
+    targets = every_prompt_targets(ensemble, data.texts)
+    # each prompt's own label words, spelled as its own prompt is followed
+    assert targets[0].texts == ("no", "yes") and [w.strip() for w in targets[1].texts] == ["negative", "positive"]
+    encoded = encode_every_prompt(ensemble, data, targets)
+    y = data.label_indices(ensemble.labels)
+    assert len(encoded) == 12 and encoded.prompt_index.tolist() == [0] * 6 + [1] * 6
+    assert encoded.label_index.tolist() == [*y, *y]
+    for i, (asked, target) in enumerate(zip(ensemble.prompt_classifiers, targets)):
+        for j, text in enumerate(data.texts):  # the prompts' shared tokens, then the rest of that prompt
+            row, answer = encoded.rows[6 * i + j], target.token_ids[y[j]]
+            assert encoded.answers[6 * i + j] == answer
+            assert list(encoded.prefix + row) == tiny_backend.encode(asked.prompt(text)) + list(answer[:-1])
+    single = Classifier(backend=tiny_backend)  # one prompt: exactly encode_examples
+    alone = encode_examples(single, data, answer_targets(single, data.texts))
+    merged = encode_every_prompt(single, data, every_prompt_targets(single, data.texts))
+    assert (merged.prefix, merged.rows, merged.answers) == (alone.prefix, alone.rows, alone.answers)
+    assert merged.label_index.tolist() == alone.label_index.tolist() and not merged.prompt_index.any()
+
+
 def test_answer_is_the_first_label_word_spelled_as_after_the_prompt(classifier, separable):
     targets = answer_targets(classifier, separable(8, seed=0).texts)
     # the tiny chat template ends the prompt with "assistant\n": no space before the word

@@ -212,24 +212,52 @@ def test_unknown_labels_stop_training_before_it_starts(backend, tiny_config, tmp
         finetune(data, tmp_path / "a", tiny_config(), backend=backend, progress=False)
 
 
-def test_finetune_refuses_a_prompt_ensemble_before_the_model_loads(separable, tmp_path):
+def test_finetune_trains_every_prompt_of_an_ensemble_and_ships_its_combiner(backend, separable, tiny_config,
+                                                                            tmp_path):
+    # Was refused (an adapter trained one prompt); now every training text is asked each way the ensemble asks,
+    # and the adapter's calibrator is the ensemble's combiner on every prompt's class masses through it.
     from dataclasses import replace
 
-    from confidently.errors import TaskError
-    from confidently.finetune import FinetuneConfig
-    from confidently.tasks.task import SENTIMENT
+    from confidently.calibration.ensemble import PromptCombiner
+    from confidently.decision.calibrated import CalibratedClassifier
+    from confidently.feedback.recalibration import CalibrationRows
 
     other = replace(SENTIMENT, name="review", template="Movie review: {text}\nIs it positive?")
     task = tmp_path / "ensemble.json"
     task.write_text(json.dumps(replace(SENTIMENT, ensemble=(other,)).to_dict()))
-    with pytest.raises(TaskError, match="fine-tuning trains one prompt"):
-        finetune(separable(60, seed=0), tmp_path / "a", FinetuneConfig(model="no-such-model", task=str(task)))
-    assert not (tmp_path / "a").exists() and not checkpoint_dir(tmp_path / "a").exists()
+    result = finetune(separable(240, seed=0), tmp_path / "a", tiny_config(task=str(task)), backend=backend,
+                      progress=False)
+    bundle = read_bundle(result.path)
+    assert isinstance(bundle.calibrator, PromptCombiner) and [p.name for p in bundle.task.prompts] == [
+        "sentiment", "review"]
+    manifest = bundle.manifest
+    assert manifest["prompts_trained"]["n_prompts"] == 2 and manifest["calibration"]["method"] == "ensemble"
+    assert manifest["validation"]["history"][-1]["n"] == 2 * manifest["splits"]["sizes"]["validation"]
+    rows = CalibrationRows.from_bundle(bundle)  # kept for recalibration: both prompts' class masses
+    assert rows.features.shape == (manifest["splits"]["sizes"]["calibration"], 2 * 2)
+    held_out = separable(80, seed=1)
+    y = held_out.label_indices(SENTIMENT.label_names)
+    backend.load_adapter(result.path, name="ensemble")
+    try:
+        for prompt in bundle.task.prompts:  # each prompt alone learned the task through the adapter
+            assert np.mean(Classifier(backend=backend, task=prompt).score(held_out.texts).prediction == y) >= 0.95
+        calibrated = CalibratedClassifier(Classifier(backend=backend, task=bundle.task), bundle=bundle)
+        probs = calibrated.predict_proba(list(held_out.texts))
+        masses = Classifier(backend=backend, task=bundle.task).score(held_out.texts, hidden=True).hidden
+    finally:
+        backend.set_adapter(None)
+    np.testing.assert_allclose(probs, bundle.calibrator.predict_proba(masses), atol=1e-6)
+    assert np.mean(probs.argmax(1) == y) >= 0.95
+    # `compare` applies the adapter's own combiner to every prompt's class masses of the test rows
+    from confidently.workflows.comparison import compare
+
+    shipped = compare(held_out, result.path, backend=backend, progress=False).shipped
+    assert shipped["calibrated"] and shipped["metrics"]["accuracy"]["value"] >= 0.95
 
 
 def test_an_adapter_is_given_a_prompt_ensemble_by_evaluate(trained, tiny_model_dir, separable, tmp_path):
-    # What the refusal above points to: fine-tune the plain task, then `evaluate --adapter --prompts` scores
-    # every prompt through the adapter and lets the prompts' combiner compete.
+    # An adapter fine-tuned on the plain task can be given prompts afterwards: `evaluate --adapter --prompts`
+    # scores every prompt through the adapter and lets the prompts' combiner compete.
     from typer.testing import CliRunner
 
     from confidently.cli.app import app

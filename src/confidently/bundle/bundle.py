@@ -21,6 +21,8 @@ Layout::
     policy.json       the decision policy (always present)
     conformal.json    the prediction sets (ConformalPredictor.to_dict()), when fitted; an extra payload
     NAME.json         extra JSON payloads a later stage adds (e.g. canary.json), hashed like the rest
+    calibration_features.safetensors    with a probe or combiner: its calibration rows' features (float32),
+                      which ``recalibrate`` refits it on (:mod:`confidently.feedback.features`)
     adapter_model.safetensors, adapter_config.json    adapter bundles only (PEFT's own files)
 """
 

@@ -79,6 +79,10 @@ class HiddenStateProbe:
     def is_fitted(self) -> bool:
         return hasattr(self, "coef_")
 
+    def unfitted(self) -> HiddenStateProbe:
+        """A new, unfitted probe of this kind, with the same settings (as ``sklearn.base.clone`` gives a calibrator)."""
+        return type(self)(Cs=self.Cs, n_splits=self.n_splits, seed=self.seed, classes=self.classes)
+
     def fit(self, hidden: Any, y: Any, *, n_classes: int) -> HiddenStateProbe:
         """Fit on hidden states (n, d) and class indices ``y`` (n,) in ``[0, n_classes)``; returns ``self``."""
         from sklearn.linear_model import LogisticRegression

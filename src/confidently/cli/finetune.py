@@ -102,13 +102,12 @@ def finetune(
     on --calibration-data (or rows carved from --data). OUT gets adapter_model.safetensors +
     adapter_config.json (PEFT: vLLM and SageMaker load them unchanged), calibrator.json, policy.json,
     conformal.json (prediction sets at --alpha) and manifest.json; it is replaced only once complete. Ctrl-C saves a checkpoint: rerun with --resume.
-    A task with a prompt ensemble is refused (an adapter is trained on one prompt): fine-tune the plain task,
-    then `confidently evaluate --adapter OUT --prompts FILE` combines prompts on the adapter.
+    A task whose file lists a prompt ensemble trains on every prompt (each training text asked each way),
+    and the ensemble's combiner, fitted on every prompt's class masses, is the adapter's calibrator.
 
     Example: `confidently finetune --data splits/train.jsonl --model gemma-3-270m --out adapters/sentiment`
     """
     from confidently.finetune import finetune as run
-    from confidently.finetune.data import check_one_prompt
     from confidently.tasks.task import get_task
 
     config = _config(
@@ -119,9 +118,7 @@ def finetune(
         validation_fraction=validation_fraction, calibration_fraction=calibration_fraction, eval_every=eval_every,
         patience=patience, checkpoint_every=checkpoint_every, calibrator=calibrator, target_accuracy=target_accuracy,
         procedure=certification.value, alpha=alpha, decision_rule=decision_rule.value, seed=seed)
-    asked = get_task(task)
-    check_one_prompt(asked)  # before any data or model loads
-    labels = asked.label_names
+    labels = get_task(task).label_names
     train = _load(data, labels, text_column, label_column)
     calibration = None if calibration_data is None else _load(calibration_data, labels, text_column, label_column)
     if split_seed is not None:

@@ -35,8 +35,10 @@ def recalibrate(
     A better calibrator is written as a new version (FOLDER/versions/vN, a complete calibration bundle;
     nothing is overwritten), which a running `confidently serve` picks up within seconds. Either way a
     short report says what was compared.
-    A bundle whose calibrator is a hidden-state probe or a prompt ensemble's combiner is refused: the
-    feedback store keeps class probabilities, not the hidden states or per-prompt masses those read.
+    A hidden-state probe or a prompt ensemble's combiner is refitted on what it reads (hidden states,
+    every prompt's class masses), which the bundle keeps for its calibration rows and the server logs
+    for each text; reviewed texts logged without them (by an older server) are left out and counted,
+    and features logged for another model, adapter or prompt set are refused.
 
     Example: confidently recalibrate adapters/support --feedback confidently-feedback.db
     """

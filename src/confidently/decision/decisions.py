@@ -202,6 +202,7 @@ class Decisions:
             uncovered_mass=None if scores.uncovered_mass is None else float(scores.uncovered_mass[i]),
             variants=variants or {},
             top_tokens=top_tokens or [],
+            features=None if scores.hidden is None else scores.hidden[i],
         )
 
     def predictions(self, texts: Sequence[str], scores: Scores) -> list[Prediction]:

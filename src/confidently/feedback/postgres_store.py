@@ -23,7 +23,7 @@ class PostgresStore(SQLStore):
     """The feedback store in the PostgreSQL database at ``url`` (``postgresql://user@host:port/db``)."""
 
     DIALECT = {"seq": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "real": "DOUBLE PRECISION",
-               "lock": " FOR UPDATE SKIP LOCKED"}
+               "blob": "BYTEA", "lock": " FOR UPDATE SKIP LOCKED"}
 
     def __init__(self, url: str):
         try:

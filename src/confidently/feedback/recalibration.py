@@ -6,8 +6,11 @@ only when it is demonstrably better there: the 95% paired-bootstrap interval of 
 negative log-likelihood (new - old) lies below zero. The decision threshold is then re-certified,
 for the old policy's target accuracy, on the calibration rows only (calibrated out of fold): they
 are a random sample of traffic, while review and audit texts were selected by their confidence.
-A bundle whose calibrator reads more than class probabilities (a hidden-state probe, a prompt
-ensemble's combiner) is refused: the feedback store and the calibration rows hold class probabilities only.
+A bundle whose calibrator reads more than class probabilities (a hidden-state probe: the final hidden
+state; a prompt ensemble's combiner: every prompt's class masses) is refitted on those features
+(:mod:`confidently.feedback.features`): the calibration rows' from the bundle, the reviewed texts' as the
+server logged them. Reviewed texts logged without features are left out and counted; features logged
+for another model, adapter or prompt set are refused.
 
 The calibration rows are the bundle's ``calibration_rows.json`` (written by ``evaluate`` and
 ``finetune``, read through :func:`~confidently.bundle.bundle.read_bundle`, hash-checked). An adopted
@@ -23,8 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +39,13 @@ from confidently.bundle.versions import latest_version, write_version
 from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
 from confidently.calibration.ensemble import PromptCombiner
+from confidently.calibration.probe import HiddenStateProbe
 from confidently.calibration.validation import check_labels, check_probs
+from confidently.decision.decisions import reads_hidden
 from confidently.monitoring.canary import CANARY_FILE
 from confidently.errors import ArtifactError, DataError
 from confidently.feedback import FeedbackStore, LabelledText
+from confidently.feedback.features import FEATURES_FILE, feature_space, read_features, reviewed_features, write_features
 from confidently.metrics import metric_function, paired_bootstrap_diff
 from confidently.monitoring.reference import REFERENCE_FILE, Reference
 from confidently.decision.policy import DecisionPolicy
@@ -64,16 +70,29 @@ class CalibrationRows:
     probs : array of shape (n, k), raw class probabilities.
     y : array of shape (n,), label indices.
     other_mass : array of shape (n,), next-token mass on no label (for the reference distribution).
+    features : float32 array (n, dim): what a feature-reading calibrator read (hidden states, every
+        prompt's class masses), kept in the bundle's :data:`FEATURES_FILE`; None for other calibrators.
     """
 
     labels: tuple[str, ...]
     probs: np.ndarray
     y: np.ndarray
     other_mass: np.ndarray
+    features: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON payload (``calibration_rows.json``); the features go in :meth:`feature_files`."""
+        features = {} if self.features is None else {"features": {
+            "file": FEATURES_FILE, "shape": list(self.features.shape), "dtype": "float32"}}
         return {"format": CALIBRATION_ROWS_FORMAT, "format_version": 1, "labels": list(self.labels),
-                "probs": self.probs.tolist(), "y": self.y.tolist(), "other_mass": self.other_mass.tolist()}
+                "probs": self.probs.tolist(), "y": self.y.tolist(), "other_mass": self.other_mass.tolist(),
+                **features}
+
+    def feature_files(self) -> dict[str, Callable[[Path], None]]:
+        """The bundle files beside the JSON payload (``write_bundle(extra_files=...)``): the features, if any."""
+        if self.features is None:
+            return {}
+        return {FEATURES_FILE: lambda path: write_features(path, self.features)}
 
     @classmethod
     def from_dict(cls, data: Any) -> CalibrationRows:
@@ -90,15 +109,23 @@ class CalibrationRows:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> CalibrationRows:
-        """The rows ``bundle`` was fitted on (its hash-checked ``calibration_rows.json``)."""
+        """The rows ``bundle`` was fitted on (its hash-checked ``calibration_rows.json``, and the features
+        file it names, hash-checked too)."""
         path = bundle.folder / CALIBRATION_ROWS_FILE
         if CALIBRATION_ROWS_FILE not in bundle.extras:
             raise ArtifactError(f"{bundle.folder}: the bundle has no {CALIBRATION_ROWS_FILE} (bundles written by "
                                 "`confidently evaluate` or `confidently finetune` carry it): nothing to refit on")
+        data = bundle.extras[CALIBRATION_ROWS_FILE]
         try:
-            return cls.from_dict(bundle.extras[CALIBRATION_ROWS_FILE])
+            rows = cls.from_dict(data)
         except ArtifactError as error:
             raise ArtifactError(f"{path}: {error}") from None
+        if not isinstance(data.get("features"), Mapping):
+            return rows
+        if data["features"].get("file") != FEATURES_FILE or FEATURES_FILE not in bundle.files:
+            raise ArtifactError(f"{path}: names features in {data['features'].get('file')!r}, which the bundle's "
+                                f"manifest does not list (expected {FEATURES_FILE})")
+        return replace(rows, features=read_features(bundle.folder / FEATURES_FILE, n_rows=len(rows.y)))
 
 
 @dataclass(frozen=True)
@@ -120,13 +147,16 @@ class Recalibration:
 
     def describe(self) -> str:
         r = self.report
+        left_out = r.get("n_feedback_without_features")
+        note = (f" ({left_out} reviewed labels were logged without the features the calibrator reads, by a server "
+                "that kept none or while another calibrator served: left out)") if left_out else ""
         if "nll_difference" not in r:
-            return f"kept version {r['current_version']}: {r['reason']}"
+            return f"kept version {r['current_version']}: {r['reason']}{note}"
         d = r["nll_difference"]
         verdict = (f"wrote version {self.version}" if self.adopted else f"kept version {r['current_version']}")
         return (f"{verdict}: on {r['n_held_out']} held-out labels, NLL {r['nll_old']:.4f} -> {r['nll_new']:.4f} "
                 f"(difference {d['value']:+.4f}, 95% paired bootstrap [{d['low']:+.4f}, {d['high']:+.4f}]); "
-                f"ECE {r['ece_old']:.4f} -> {r['ece_new']:.4f}; {r['reason']}")
+                f"ECE {r['ece_old']:.4f} -> {r['ece_new']:.4f}; {r['reason']}{note}")
 
 
 def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None, holdout: float = 0.3,
@@ -151,30 +181,26 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
     if old is None:
         raise ArtifactError(f"{current.bundle.folder}: has no calibrator to recalibrate (no calibrator beat the raw "
                             "scores when it was fitted)")
-    if getattr(old, "reads_hidden", False):
-        raise ArtifactError(f"{current.bundle.folder}: its calibrator is {_feature_model(old)}; reviewed labels "
-                            "and calibration_rows.json keep class probabilities only, so it cannot be refitted "
-                            "from them: run `confidently evaluate` again with the reviewed rows added to the "
-                            "calibration data")
-    labelled = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
-    if labelled and list(labelled[0].probs) != list(rows.labels):
-        raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(labelled[0].probs)}, "
+    reviewed = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
+    if reviewed and list(reviewed[0].probs) != list(rows.labels):
+        raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(reviewed[0].probs)}, "
                         f"the calibration rows {list(rows.labels)}")
-    base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter, "n_calibration_rows": int(len(rows.y)),
-            "n_feedback": len(labelled), "holdout": holdout, "seed": seed}
+    x_rows, labelled, x_feedback, read = _inputs(current.bundle, rows, reviewed, root.folder / CALIBRATION_ROWS_FILE)
+    base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter,
+            "n_calibration_rows": int(len(rows.y)), "n_feedback": len(labelled), **read, "holdout": holdout,
+            "seed": seed}
     n_held = int(round(len(labelled) * holdout))
     if n_held < MIN_HELD_OUT:
         return Recalibration(False, None, None, {**base, "reason": (
             f"too few reviewed labels: {len(labelled)}, of which {n_held} would be held out; need "
             f"{MIN_HELD_OUT} held out (about {int(np.ceil(MIN_HELD_OUT / holdout))} labels)")})
-    probs = np.array([[r.probs[label] for label in rows.labels] for r in labelled])
     y = np.array([rows.labels.index(r.true_label) for r in labelled])
     counts = np.bincount(y, minlength=len(rows.labels))
     stratify = y if counts[counts > 0].min() >= 2 else None
     train, held = train_test_split(np.arange(len(y)), test_size=n_held, random_state=seed, stratify=stratify)
-    new = clone(old).fit(np.vstack([rows.probs, probs[train]]), np.concatenate([rows.y, y[train]]))
+    new = _refit(old, np.vstack([x_rows, x_feedback[train]]), np.concatenate([rows.y, y[train]]))
     nll, ece = metric_function("nll"), metric_function("ece", n_bins=10)
-    old_held, new_held = old.predict_proba(probs[held]), new.predict_proba(probs[held])
+    old_held, new_held = old.predict_proba(x_feedback[held]), new.predict_proba(x_feedback[held])
     diff = paired_bootstrap_diff(nll, (new_held, y[held]), (old_held, y[held]), n_resamples=n_resamples, seed=seed)
     report = {**base, "n_train_feedback": int(len(train)), "n_held_out": int(len(held)), "method": new.name,
               "nll_old": float(nll(old_held[None], y[held][None])[0]),
@@ -188,12 +214,12 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         report["reason"] = ("the new calibrator is not demonstrably better on the held-out labels (the interval "
                             "of the NLL difference does not lie below 0)")
         return Recalibration(False, None, None, report)
-    new_policy = _recertify(new, policy, rows, probs[train], y[train], seed)
+    new_policy = _recertify(new, policy, x_rows, rows.y, x_feedback[train], y[train], seed)
     report["reason"] = "the new calibrator is better on the held-out labels"
     report["policy"] = new_policy.to_dict()
     reference = Reference.from_scores(rows.probs, rows.other_mass, labels=rows.labels, calibrator=new,
                                       policy=new_policy, source=f"{CALIBRATION_ROWS_FILE} of {root.folder.name}, "
-                                      f"calibrated by version {number + 1}")
+                                      f"calibrated by version {number + 1}", hidden=rows.features)
     trained_on = [labelled[i] for i in train]
     written = write_version(
         root, number + 1, calibrator=new, policy=new_policy,
@@ -204,6 +230,35 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
                     **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})})
     return Recalibration(True, written.number, written.bundle.folder, report)
+
+
+def _inputs(bundle: Bundle, rows: CalibrationRows, reviewed: list[LabelledText],
+            path: Path) -> tuple[np.ndarray, list[LabelledText], np.ndarray, dict[str, Any]]:
+    """What ``bundle``'s calibrator is refitted on: the calibration rows' inputs (``path``: their file), the
+    reviewed texts that can be used and their inputs (class probabilities, or the features a probe or
+    combiner reads), and what was read (for the report)."""
+    space = feature_space(bundle)
+    if space is None:
+        probs = np.array([[r.probs[label] for label in rows.labels] for r in reviewed]).reshape(-1, len(rows.labels))
+        return rows.probs, reviewed, probs, {"reads": "class probabilities"}
+    calibrator = bundle.calibrator
+    if rows.features is None:
+        raise ArtifactError(f"{path}: its calibrator is {_feature_model(calibrator)}, but the calibration rows keep "
+                            "class probabilities only (written before features were kept): run `confidently "
+                            "evaluate` again to write a bundle that keeps them")
+    if rows.features.shape[1] != calibrator.n_features_:
+        raise ArtifactError(f"{path}: the calibration rows keep {rows.features.shape[1]} features per row; the "
+                            f"calibrator reads {calibrator.n_features_}")
+    labelled, features, left_out = reviewed_features(reviewed, space, calibrator.n_features_)
+    return rows.features, labelled, features, {"reads": _feature_model(calibrator), "features": space,
+                                               "n_feedback_without_features": left_out}
+
+
+def _refit(old: Calibrator | HiddenStateProbe, x: np.ndarray, y: np.ndarray) -> Calibrator | HiddenStateProbe:
+    """A fresh copy of ``old``, with its settings, fitted on inputs ``x`` (what ``old`` reads) and labels ``y``."""
+    if reads_hidden(old):
+        return old.unfitted().fit(x, y, n_classes=old.n_classes_)
+    return clone(old).fit(x, y)
 
 
 def _feature_model(calibrator) -> str:
@@ -219,18 +274,19 @@ def _feedback_sha256(texts: list[LabelledText]) -> str:
     return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()
 
 
-def _recertify(calibrator: Calibrator, policy: DecisionPolicy, rows: CalibrationRows,
-               extra_probs: np.ndarray, extra_y: np.ndarray, seed: int) -> DecisionPolicy:
-    """The old policy's target at its confidence level, certified on the calibration rows calibrated out of
-    fold (5 folds; each fold's calibrator also sees the reviewed training labels)."""
+def _recertify(calibrator: Calibrator | HiddenStateProbe, policy: DecisionPolicy, x_rows: np.ndarray,
+               y_rows: np.ndarray, extra_x: np.ndarray, extra_y: np.ndarray, seed: int) -> DecisionPolicy:
+    """The old policy's target at its confidence level, certified on the calibration rows (inputs ``x_rows``,
+    labels ``y_rows``) calibrated out of fold (5 folds; each fold's calibrator also sees the reviewed
+    training labels)."""
     if policy.target_accuracy is None:
         return policy  # no target to certify for: the old policy stands
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    calibrated = np.zeros_like(rows.probs)
-    for fit, apply in folds.split(rows.probs, rows.y):
-        fold = clone(calibrator).fit(np.vstack([rows.probs[fit], extra_probs]), np.concatenate([rows.y[fit], extra_y]))
-        calibrated[apply] = fold.predict_proba(rows.probs[apply])
-    certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == rows.y,
+    calibrated = np.zeros((len(y_rows), calibrator.n_classes_))
+    for fit, apply in folds.split(x_rows, y_rows):
+        fold = _refit(calibrator, np.vstack([x_rows[fit], extra_x]), np.concatenate([y_rows[fit], extra_y]))
+        calibrated[apply] = fold.predict_proba(x_rows[apply])
+    certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == y_rows,
                                     target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL,
                                     procedure=policy.procedure or DEFAULT_PROCEDURE)
     return DecisionPolicy.from_certificate(certificate)

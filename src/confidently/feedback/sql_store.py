@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from confidently.errors import DataError
+from confidently.feedback.features import FeatureVector
 from confidently.feedback.store import (BASE, Feedback, FeedbackStore, LabelConflictError, LabelledText, LoggedText,
                                         QueueItem, Reason, Source, StoreError, UnknownItemError, dumps, now)
 
@@ -22,7 +23,7 @@ from confidently.feedback.store import (BASE, Feedback, FeedbackStore, LabelConf
 Execute = Callable[[str, Sequence[Any]], Any]
 
 #: The schema, one step per version; a database records the steps applied in ``schema_migrations``.
-#: ``{seq}`` is an auto-incrementing primary key, ``{real}`` a double.
+#: ``{seq}`` is an auto-incrementing primary key, ``{real}`` a double, ``{blob}`` a byte string.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "decisions log, review queue, feedback labels", (
         """CREATE TABLE decisions (
@@ -61,8 +62,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             FOREIGN KEY (request_id, position) REFERENCES decisions (request_id, position))""",
         "CREATE INDEX decisions_adapter ON decisions (adapter, created_at)",
     )),
-    # Rows logged before version 2 keep NULL in all three: whether they were calibrated was not stored.
-    (2, "whether each decision was calibrated, its calibrated probabilities and review reason", (
+    # Null for texts decided by a calibrator that reads class probabilities, and in stores of older versions.
+    (2, "features a hidden-state probe or prompt-ensemble combiner read, per decision", (
+        "ALTER TABLE decisions ADD COLUMN features {blob}",
+        "ALTER TABLE decisions ADD COLUMN features_dim INTEGER",
+        "ALTER TABLE decisions ADD COLUMN features_space TEXT",
+    )),
+    # Rows logged before version 3 keep NULL in all three: whether they were calibrated was not stored.
+    (3, "whether each decision was calibrated, its calibrated probabilities and review reason", (
         "ALTER TABLE decisions ADD COLUMN calibrated INTEGER",
         "ALTER TABLE decisions ADD COLUMN calibrated_probs TEXT",
         "ALTER TABLE decisions ADD COLUMN review_reason TEXT",
@@ -78,8 +85,8 @@ _ITEM_COLUMNS = ("q.request_id, q.position, q.adapter, d.bundle_version, q.reaso
 class SQLStore(FeedbackStore):
     """:class:`FeedbackStore` over a SQL database; subclasses provide connections and transactions."""
 
-    #: DDL words of the dialect: ``seq`` (auto-incrementing primary key), ``real`` (double), and
-    #: ``lock`` (appended to the claim's sub-select so concurrent claimers skip each other's rows).
+    #: DDL words of the dialect: ``seq`` (auto-incrementing primary key), ``real`` (double), ``blob`` (bytes),
+    #: and ``lock`` (appended to the claim's sub-select so concurrent claimers skip each other's rows).
     DIALECT: dict[str, str]
 
     def __init__(self) -> None:
@@ -145,11 +152,14 @@ class SQLStore(FeedbackStore):
         key, created = _key(adapter), now()
         with self._transaction() as execute:
             for text in texts:
+                features = text.features
                 execute("INSERT INTO decisions (request_id, position, adapter, bundle_version, label, confidence, "
-                        "decision, probs, created_at, calibrated, calibrated_probs, review_reason) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "decision, probs, created_at, features, features_dim, features_space, calibrated, "
+                        "calibrated_probs, review_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (request_id, text.position, key, bundle_version, text.label, float(text.confidence),
-                         text.decision, dumps(text.probs), created, int(text.calibrated_probs is not None),
+                         text.decision, dumps(text.probs), created,
+                         *((None,) * 3 if features is None else (features.blob, features.dim, features.space)),
+                         int(text.calibrated_probs is not None),
                          None if text.calibrated_probs is None else dumps(text.calibrated_probs), text.review_reason))
                 if text.queue is not None:
                     execute("INSERT INTO queue (request_id, position, adapter, reason, text) VALUES (?, ?, ?, ?, ?)",
@@ -231,10 +241,12 @@ class SQLStore(FeedbackStore):
         with self._transaction() as execute:
             rows = execute(
                 "SELECT d.request_id, d.position, d.adapter, d.bundle_version, d.probs, d.label, f.label, d.decision, "
-                "q.reason, d.created_at FROM feedback f JOIN decisions d ON d.request_id = f.request_id AND "
-                "d.position = f.position LEFT JOIN queue q ON q.request_id = f.request_id AND q.position = f.position"
+                "q.reason, d.created_at, d.features, d.features_dim, d.features_space FROM feedback f "
+                "JOIN decisions d ON d.request_id = f.request_id AND d.position = f.position "
+                "LEFT JOIN queue q ON q.request_id = f.request_id AND q.position = f.position"
                 f"{clause} ORDER BY d.created_at, d.request_id, d.position", args).fetchall()
-        return [LabelledText(r[0], r[1], _adapter(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
+        return [LabelledText(r[0], r[1], _adapter(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9],
+                             None if r[10] is None else FeatureVector(r[12], r[11], bytes(r[10])))
                 for r in rows]
 
     def audit_counts(self, adapter: str | None, *, bundle_version: str | None = None) -> tuple[int, int]:

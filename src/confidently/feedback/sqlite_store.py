@@ -26,7 +26,7 @@ class SQLiteStore(SQLStore):
     Each thread gets its own connection (sqlite3 connections must not be shared between threads).
     """
 
-    DIALECT = {"seq": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "lock": ""}
+    DIALECT = {"seq": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL", "blob": "BLOB", "lock": ""}
 
     def __init__(self, path: Path):
         self.path = Path(path)

@@ -4,10 +4,11 @@ One interface, :class:`FeedbackStore`, with an embedded SQLite implementation (t
 PostgreSQL one for several server replicas. :func:`open_store` picks one from a path or URL.
 
 Every classified text is logged (raw class probabilities, label, confidence, decision, bundle
-version); texts decided ``review``, and an audit sample of ``automate`` ones, also enter the queue
-with their text. Reviewers *claim* the next queued item for a lease, so concurrent reviewers never
-get the same one; a label ends the item. Labels of audited items measure the live accuracy of
-automated decisions; all labels feed recalibration.
+version, and the features a hidden-state probe or a prompt ensemble's combiner read); texts decided
+``review``, and an audit sample of ``automate`` ones, also enter the queue with their text.
+Reviewers *claim* the next queued item for a lease, so concurrent reviewers never get the same one;
+a label ends the item. Labels of audited items measure the live accuracy of automated decisions;
+all labels feed recalibration.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from confidently.errors import ConfidentlyError, DataError
+
+if TYPE_CHECKING:
+    from confidently.feedback.features import FeatureVector
 
 #: Why an item entered the queue: decided ``review``, or an ``automate`` decision sampled for audit.
 Reason = Literal["review", "audit"]
@@ -59,6 +63,8 @@ class LoggedText:
     probs : raw class probabilities, label -> share of the label mass (what a calibrator is refitted on).
     queue : None, or why the text enters the review queue.
     text : the text; kept only for queued items.
+    features : what the bundle's calibrator read, when it reads more than class probabilities (its
+        hidden state, every prompt's class masses), for recalibration; None otherwise.
     calibrated_probs : calibrated class probabilities (what ``confidence`` is one of); None when uncalibrated.
     review_reason : why the decision is ``review`` (``truncated``, ``below_threshold``...); None otherwise.
     """
@@ -70,6 +76,7 @@ class LoggedText:
     probs: dict[str, float]
     queue: Reason | None = None
     text: str | None = None
+    features: FeatureVector | None = None
     calibrated_probs: dict[str, float] | None = None
     review_reason: str | None = None
 
@@ -123,7 +130,8 @@ class Feedback:
 
 @dataclass(frozen=True)
 class LabelledText:
-    """A logged decision with its reviewed label: a row for live accuracy and recalibration."""
+    """A logged decision with its reviewed label: a row for live accuracy and recalibration (``features``:
+    what a feature-reading calibrator read, as :attr:`LoggedText.features`; None when none were logged)."""
 
     request_id: str
     position: int
@@ -135,6 +143,7 @@ class LabelledText:
     decision: str | None
     reason: Reason | None
     created_at: float
+    features: FeatureVector | None = None
 
     @property
     def correct(self) -> bool:

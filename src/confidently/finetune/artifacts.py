@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +79,14 @@ def peft_config_dict(peft_config, base_model_name_or_path: str) -> dict[str, Any
 
 def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model: ModelIdentity, task, chat,
                   calibrator, policy, fitted_on: dict, metadata: dict,
-                  extra_json: dict[str, Any] | None = None) -> Bundle:
+                  extra_json: dict[str, Any] | None = None,
+                  extra_files: dict[str, Callable[[Path], None]] | None = None) -> Bundle:
     """Write the whole adapter folder to ``out``, replacing any previous one only when complete.
 
     The folder is a calibration bundle (:func:`confidently.bundle.bundle.write_bundle`) whose extra files
     are the LoRA weights and PEFT config; ``model`` is the base model (the manifest's adapter hash
-    is the saved weights'), ``metadata`` the training record, ``extra_json`` more payloads (the
-    prediction sets, and :func:`confidently.feedback.payloads.production_payloads`).
+    is the saved weights'), ``metadata`` the training record, ``extra_json`` and ``extra_files`` more
+    payloads (the prediction sets, and :func:`confidently.feedback.payloads.production_payloads`).
 
     Raises
     ------
@@ -99,6 +100,7 @@ def write_adapter(out: str | Path, *, weights: dict, adapter_config: dict, model
         with atomic_folder(out) as staging:
             write_bundle(staging, model=model, task=task, chat=chat, calibrator=calibrator, policy=policy,
                          fitted_on=fitted_on, metadata=metadata, extra_json=extra_json, extra_files={
+                             **(extra_files or {}),
                              WEIGHTS_FILE: lambda path: save_file(weights, str(path), metadata={"format": "pt"}),
                              ADAPTER_CONFIG_FILE: lambda path: atomic_write_json(path, adapter_config)})
     except OSError as error:

@@ -3,7 +3,9 @@
 The training prompt is exactly :meth:`Classifier.prompt` (same chat template, prefix and suffix) and
 the target is each label's first word spelled the way the model would emit it right after that
 prompt, so the adapter is scored by the same code path as the base model. Loss falls on the answer
-tokens only: every other position's label is ``-100``.
+tokens only: every other position's label is ``-100``. A task with a prompt ensemble asks every
+training text each way it asks (:func:`encode_every_prompt`), so the adapter learns every prompt its
+combiner reads.
 """
 
 from __future__ import annotations
@@ -42,24 +44,6 @@ class TrainingSplits:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation), "calibration": len(self.calibration)}
-
-
-def check_one_prompt(task: Task) -> None:
-    """Refuse a task with a prompt ensemble: an adapter is trained on one prompt, the task's own.
-
-    Scoring every prompt of the ensemble through an adapter trained on the first one only would calibrate a
-    mix of a trained prompt and prompts the adapter shifted untrained; an adapter with an ensemble is
-    made by fine-tuning the plain task, then ``evaluate --adapter DIR --prompts FILE``.
-
-    Raises
-    ------
-    TaskError
-        When ``task`` has an ensemble (it names the task and the way to get both).
-    """
-    if task.ensemble:
-        raise TaskError(f"task {task.name!r} has a prompt ensemble of {len(task.prompts)} prompts; fine-tuning "
-                        "trains one prompt: fine-tune the task without its \"ensemble\" list, then run "
-                        "`confidently evaluate --adapter DIR --prompts FILE` to combine prompts on the adapter")
 
 
 def check_labels(dataset: Dataset, task: Task, *, role: str) -> np.ndarray:
@@ -180,6 +164,12 @@ class EncodedSet:
     rows: tuple[tuple[int, ...], ...]
     answers: tuple[tuple[int, ...], ...]
     label_index: np.ndarray
+    #: Which prompt of the task each row asks (0: the task's own; more with a prompt ensemble).
+    prompt_index: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompt_index is None:
+            object.__setattr__(self, "prompt_index", np.zeros(len(self.rows), dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -198,6 +188,27 @@ def encode_examples(classifier: Classifier, dataset: Dataset, targets: AnswerTar
     answers = tuple(targets.token_ids[j] for j in y)
     rows = tuple(tuple(tail) + answer[:-1] for tail, answer in zip(tails, answers))
     return EncodedSet(tuple(prefix), rows, answers, y)
+
+
+def every_prompt_targets(classifier: Classifier, texts: Sequence[str]) -> tuple[AnswerTargets, ...]:
+    """:func:`answer_targets` for each prompt the task asks (one without a prompt ensemble)."""
+    return tuple(answer_targets(asked, texts) for asked in classifier.prompt_classifiers)
+
+
+def encode_every_prompt(classifier: Classifier, dataset: Dataset, targets: Sequence[AnswerTargets]) -> EncodedSet:
+    """Every text of ``dataset`` asked each way the task asks (``targets``: :func:`every_prompt_targets`), one
+    row per text and prompt, the prompts' shared tokens as the prefix; :func:`encode_examples` for one prompt."""
+    parts = [encode_examples(asked, dataset, target) for asked, target in zip(classifier.prompt_classifiers, targets)]
+    if len(parts) == 1:
+        return parts[0]
+    shared = 0  # the longest token prefix every prompt starts with
+    while all(len(p.prefix) > shared and p.prefix[shared] == parts[0].prefix[shared] for p in parts):
+        shared += 1
+    return EncodedSet(parts[0].prefix[:shared],
+                      tuple(p.prefix[shared:] + row for p in parts for row in p.rows),
+                      tuple(answer for p in parts for answer in p.answers),
+                      np.concatenate([p.label_index for p in parts]),
+                      np.repeat(np.arange(len(parts)), [len(p) for p in parts]))
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, pool_batches: int,

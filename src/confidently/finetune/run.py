@@ -19,8 +19,8 @@ import numpy as np
 
 from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
+from confidently.calibration.ensemble import PromptCombiner, cross_fit_ensemble
 from confidently.scoring.classifier import Classifier
-from confidently.tasks.task import get_task
 from confidently.data import Dataset
 from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
@@ -28,8 +28,8 @@ from confidently.finetune.artifacts import peft_config_dict, write_adapter
 from confidently.feedback.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
-from confidently.finetune.data import (TrainingSplits, answer_targets, check_labels, check_one_prompt,
-                                      encode_examples, make_splits)
+from confidently.finetune.data import (TrainingSplits, check_labels, encode_every_prompt, every_prompt_targets,
+                                      make_splits)
 from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
 from confidently.finetune.trainer import Trainer, TrainingResult
 from confidently.decision.conformal import ConformalPredictor
@@ -62,6 +62,10 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
              on_step: Callable[[int], None] | None = None) -> FinetuneResult:
     """Fine-tune a LoRA adapter on ``train`` and save it, calibrated, to the folder ``out``.
 
+    When the task has a prompt ensemble, every training (and validation) text is asked each way the task
+    asks, and the adapter is calibrated by the ensemble's combiner on every prompt's class masses (as
+    ``evaluate --prompts`` calibrates one; ``config.calibrator`` is then not used).
+
     Parameters
     ----------
     train : labelled rows; validation rows (and calibration rows, when ``calibration`` is None) are
@@ -86,8 +90,6 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     ArtifactError
         The adapter could not be written (the previous one at ``out`` is kept), or the checkpoint
         belongs to another run.
-    TaskError
-        The task has a prompt ensemble (refused before the model loads: an adapter trains one prompt).
 
     Examples
     --------
@@ -98,42 +100,47 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     """
     config = config or FinetuneConfig()
     out = Path(out)
-    check_one_prompt(get_task(config.task))
     backend = backend or TransformersBackend(config.model, device=config.device, dtype=config.dtype)
     classifier = Classifier(task=config.task, backend=backend, batch_size=config.score_batch_size)
     check_labels(train, classifier.task, role="training")
     if calibration is not None:
         check_labels(calibration, classifier.task, role="calibration")
     splits = make_splits(train, calibration, config)
-    targets = answer_targets(classifier, splits.train.texts)
+    asked = classifier.prompt_classifiers  # the task's prompt, or every prompt of its ensemble
+    targets = every_prompt_targets(classifier, splits.train.texts)
+    answers = [target.to_dict(prompt.task) for target, prompt in zip(targets, asked)]
     identity = {
         "training_data_sha256": train.sha256(),
         "calibration_data_sha256": None if calibration is None else calibration.sha256(),
         "settings": {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES},
         "base_weights_id": backend.weights_id,
-        "answer_targets": targets.to_dict(classifier.task),
+        "answer_targets": answers[0] if len(answers) == 1 else answers,
     }
     checkpoint = checkpoint_dir(out)
     if checkpoint.exists() and not resume:
         raise UnfinishedRunError(f"{checkpoint} holds an unfinished run: pass --resume to continue it, "
                                   "or delete it to start over")
     with torch_threads(config.threads), training_adapter(backend, config, config.seed) as model:
-        trainer = Trainer(model, encode_examples(classifier, splits.train, targets),
-                          encode_examples(classifier, splits.validation, targets), config,
-                          verbalizer=classifier.verbalizer, pad_id=backend.pad_id,
+        trainer = Trainer(model, encode_every_prompt(classifier, splits.train, targets),
+                          encode_every_prompt(classifier, splits.validation, targets), config,
+                          verbalizers=[prompt.verbalizer for prompt in asked], pad_id=backend.pad_id,
                           cache_kwarg=backend._cache_kwarg, checkpoint=checkpoint, identity=identity,
                           show_progress=progress)
         training = trainer.run(resume=resume, on_step=on_step)
-        calibration_scores = classifier.score(splits.calibration.texts)
+        ensemble = len(asked) > 1  # every prompt's class masses are kept for the ensemble's combiner
+        calibration_scores = classifier.score(splits.calibration.texts, hidden=ensemble)
         calibration_probs = calibration_scores.probs
         weights = trainable_state(model)
         adapter_config = peft_config_dict(model.peft_config[TRAINING_ADAPTER],
                                           HUB_IDS.get(backend.model_name, backend.model_name))
     y_calibration = splits.calibration.label_indices(classifier.labels)
-    calibrator, policy, prediction_sets, calibration_summary = fit_calibration(calibration_probs, y_calibration,
-                                                                                config)
+    calibrator, policy, prediction_sets, calibration_summary = fit_calibration(
+        calibration_probs, y_calibration, config, masses=calibration_scores.hidden)
     metadata = {
-        "labels": targets.to_dict(classifier.task),
+        "labels": answers[0],
+        **({"prompts_trained": {"n_prompts": len(asked), "answer_targets": answers,
+                                "how": "every training and validation text asked each way the ensemble asks"}}
+           if ensemble else {}),
         "hyperparameters": {**config.to_dict(), "target_modules_used": adapter_config["target_modules"],
                             "total_steps": training.total_steps, "eval_every": trainer.schedule.eval_every,
                             "device": backend.device, "dtype": backend.dtype},
@@ -152,13 +159,15 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         splits.calibration.texts, y_calibration, calibration_probs, calibration_scores.other_mass,
         task=classifier.task, chat=classifier.chat, calibrator=calibrator, policy=policy,
         scored_with={**base.to_dict(), "adapter_sha256": "this bundle's adapter weights"},
-        source=f"calibration split ({splits.calibration_source}), {len(splits.calibration)} rows", seed=config.seed)
+        source=f"calibration split ({splits.calibration_source}), {len(splits.calibration)} rows", seed=config.seed,
+        hidden=calibration_scores.hidden)
     bundle = write_adapter(out, weights=weights, adapter_config=adapter_config, model=base, task=classifier.task,
                            chat=classifier.chat, calibrator=calibrator, policy=policy,
                            metadata={**metadata, "decision_rule": config.decision_rule},
                            fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
                                       "split": "calibration", "source": splits.calibration_source},
-                           extra_json={**payloads, CONFORMAL_FILE: prediction_sets.to_dict()})
+                           extra_json={**payloads.json, CONFORMAL_FILE: prediction_sets.to_dict()},
+                           extra_files=payloads.files)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)
 
@@ -177,23 +186,30 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig):
+def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *, masses: np.ndarray | None = None):
     """The calibrator (fitted on every calibration row), a certified decision policy and prediction sets.
 
     The policy's threshold is certified, and the split-conformal (LAC) sets fitted, on out-of-fold
     calibrated scores (5-fold cross-fitting), so both are chosen on scores from calibrators that did
-    not see those rows.
+    not see those rows. With ``masses`` (every prompt's class masses, a prompt ensemble's) the calibrator
+    is the ensemble's combiner, fitted and cross-fitted as ``evaluate`` fits it, instead of ``config.calibrator``.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
-        calibrator = make_calibrator(config.calibrator).fit(probs, y)
-        out_of_fold = cross_fit_predict(config.calibrator, probs, y, n_splits=_POLICY_FOLDS, seed=config.seed)
+        if masses is None:
+            method = config.calibrator
+            calibrator = make_calibrator(method).fit(probs, y)
+            out_of_fold = cross_fit_predict(method, probs, y, n_splits=_POLICY_FOLDS, seed=config.seed)
+        else:
+            method, k = PromptCombiner.name, probs.shape[1]
+            calibrator = PromptCombiner(n_splits=_POLICY_FOLDS, seed=config.seed).fit(masses, y, n_classes=k)
+            out_of_fold = cross_fit_ensemble(masses, y, n_classes=k, n_splits=_POLICY_FOLDS, seed=config.seed)
     certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y,
                                     target_accuracy=config.target_accuracy, level=config.level,
                                     procedure=config.procedure)
     ece = metric_function("ece")
     summary = {
-        "n": int(y.size), "method": config.calibrator,
+        "n": int(y.size), "method": method,
         "accuracy": float(metric_function("accuracy")(probs[None], y[None])[0]),
         "ece_raw": float(ece(probs[None], y[None])[0]),
         "ece_cross_fitted": float(ece(out_of_fold[None], y[None])[0]),

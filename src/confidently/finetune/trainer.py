@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,21 +103,22 @@ class Trainer:
     model : the PEFT model (its only trainable parameters are the LoRA weights).
     train, validation : encoded rows.
     config : the run's settings.
-    verbalizer : the task's verbalizer, to turn validation logits into class probabilities.
+    verbalizers : each prompt's verbalizer (one unless the task has a prompt ensemble), to turn validation
+        logits into class probabilities; a row's is ``verbalizers[encoded.prompt_index[row]]``.
     pad_id, cache_kwarg : from the backend (padding token; the forward's cache argument name).
     checkpoint : checkpoint folder, or None for no checkpoints.
     identity : what a checkpoint must match to be resumed (data hash, settings, base weights).
     """
 
     def __init__(self, model, train: EncodedSet, validation: EncodedSet, config: FinetuneConfig, *,
-                 verbalizer: Verbalizer, pad_id: int, cache_kwarg: str, checkpoint: Path | None,
+                 verbalizers: Sequence[Verbalizer], pad_id: int, cache_kwarg: str, checkpoint: Path | None,
                  identity: dict[str, Any], show_progress: bool = True):
         import torch
 
         self.model = model
         self.train_set, self.validation_set = train, validation
         self.config = config
-        self.verbalizer = verbalizer
+        self.verbalizers = tuple(verbalizers)
         self.pad_id, self.cache_kwarg = pad_id, cache_kwarg
         self.checkpoint, self.identity = checkpoint, identity
         self.show_progress = show_progress
@@ -198,7 +199,7 @@ class Trainer:
 
     # -- validation ------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        metrics = evaluate(self.model, self.validation_set, self.verbalizer, pad_id=self.pad_id,
+        metrics = evaluate(self.model, self.validation_set, self.verbalizers, pad_id=self.pad_id,
                            cache_kwarg=self.cache_kwarg, batch_size=2 * self.config.batch_size)
         self.model.train()
         step = self.progress.step
@@ -232,12 +233,13 @@ class Trainer:
         _set_rng_state(rng)
 
 
-def evaluate(model, encoded: EncodedSet, verbalizer: Verbalizer, *, pad_id: int, cache_kwarg: str,
+def evaluate(model, encoded: EncodedSet, verbalizers: Sequence[Verbalizer], *, pad_id: int, cache_kwarg: str,
              batch_size: int) -> dict[str, Any]:
-    """Answer loss, accuracy and ECE of ``model`` on ``encoded`` (eval mode, no gradient).
+    """Answer loss, accuracy and ECE of ``model`` on ``encoded`` (eval mode, no gradient), over every row (every
+    text asked each way, with a prompt ensemble).
 
-    Class probabilities come from the position that predicts the first answer token, through the
-    verbalizer's single-token variants, as scoring computes them.
+    Class probabilities come from the position that predicts the first answer token, through the row's
+    prompt's verbalizer's single-token variants, as scoring computes them.
     """
     import torch
 
@@ -246,7 +248,7 @@ def evaluate(model, encoded: EncodedSet, verbalizer: Verbalizer, *, pad_id: int,
     model.eval()
     order = np.argsort(encoded.lengths, kind="stable")
     loss_sum, tokens = 0.0, 0
-    probs = np.zeros((len(encoded), len(verbalizer.labels)))
+    probs = np.zeros((len(encoded), len(verbalizers[0].labels)))
     with torch.no_grad():
         for start in range(0, order.size, batch_size):
             index = order[start:start + batch_size]
@@ -256,7 +258,10 @@ def evaluate(model, encoded: EncodedSet, verbalizer: Verbalizer, *, pad_id: int,
             tokens += batch.n_answer_tokens
             first = [batch.keep - len(encoded.answers[i]) for i in index]
             logprobs = torch.log_softmax(logits[torch.arange(len(index)), first], dim=-1).cpu().numpy()
-            mass = verbalizer.class_mass(logprobs)
+            asked = encoded.prompt_index[index]
+            mass = np.zeros((len(index), probs.shape[1]))
+            for prompt in np.unique(asked):
+                mass[asked == prompt] = verbalizers[prompt].class_mass(logprobs[asked == prompt])
             probs[index] = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
     y = encoded.label_index
     return {"loss": loss_sum / tokens, "n": int(y.size),

@@ -3,8 +3,10 @@
 After every ``POST /v1/classify`` (:meth:`FeedbackLoop.after_classify`): the response gets a request
 id; its texts go into the adapter's drift window; texts decided ``review``, plus a random
 ``audit_fraction`` of those decided ``automate``, are written to the review queue before the
-response is sent, so an acknowledged request's queued texts survive a crash. Drift and live accuracy
-are computed on demand (``GET /v1/adapters/{name}/drift``, ``/metrics``); new alarms are logged.
+response is sent, so an acknowledged request's queued texts survive a crash. Each logged text keeps
+the features a probe or a prompt ensemble's combiner read, tagged with where they come from, so
+``confidently recalibrate`` can refit it. Drift and live accuracy are computed on demand
+(``GET /v1/adapters/{name}/drift``, ``/metrics``); new alarms are logged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 from fastapi import HTTPException
 
 from confidently.feedback import FeedbackStore, LoggedText, StoreError, open_store
+from confidently.feedback.features import FeatureVector
 from confidently.monitoring import DriftMonitor, DriftReport, DriftThresholds, LiveAccuracy
 from confidently.server.metrics import Counter, Gauge, Histogram, Metrics
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse
@@ -90,12 +93,13 @@ class FeedbackLoop:
             log.warning("drift alarm for %s: %s", key, alarm)
         if self.store is None:
             return
-        logged = []
+        logged, space = [], served.feature_space
         for i, r in enumerate(results):
             reason = self._reason(r.decision)  # drawn once: the audit sample is random
+            features = None if space is None or r.features is None else FeatureVector.of(r.features, space)
             logged.append(LoggedText(position=i, label=r.label, confidence=r.confidence,
                                      decision=r.decision, probs=r.raw_probs, queue=reason,
-                                     text=request.texts[i] if reason else None,
+                                     text=request.texts[i] if reason else None, features=features,
                                      calibrated_probs=r.calibrated_probs, review_reason=r.review_reason))
         try:
             await asyncio.to_thread(self.store.record, response.request_id, served.name, response.bundle_version,

@@ -8,9 +8,9 @@ This module imports pydantic only (and the core's result type, for type checking
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 
 if TYPE_CHECKING:
     from confidently.types import Prediction
@@ -83,17 +83,27 @@ class TextResult(BaseModel):
         default=None, description="Why `decision` is review: truncated, below_threshold, no_threshold or "
                                   "set_not_single; null when automated or undecided.")
     top_tokens: list[TokenOut] = Field(default_factory=list)
+    # What a probe or combiner read (Prediction.features), for the feedback store; never sent.
+    _features: Any = PrivateAttr(default=None)
 
     @classmethod
     def from_prediction(cls, prediction: Prediction) -> TextResult:
         """The one way a result is built: from the core's :class:`~confidently.types.Prediction`."""
-        return cls(label=prediction.label, confidence=prediction.confidence, calibrated=prediction.calibrated,
-                   decision=prediction.decision, prediction_set=prediction.prediction_set,
-                   raw_label=prediction.raw_label,
-                   raw_confidence=prediction.raw_confidence, raw_probs=prediction.raw_probs,
-                   calibrated_probs=prediction.calibrated_probs, other_mass=prediction.other_mass,
-                   truncated=prediction.truncated, review_reason=prediction.review_reason,
-                   top_tokens=[TokenOut(**t.to_dict()) for t in prediction.top_tokens])
+        result = cls(label=prediction.label, confidence=prediction.confidence, calibrated=prediction.calibrated,
+                     decision=prediction.decision, prediction_set=prediction.prediction_set,
+                     raw_label=prediction.raw_label,
+                     raw_confidence=prediction.raw_confidence, raw_probs=prediction.raw_probs,
+                     calibrated_probs=prediction.calibrated_probs, other_mass=prediction.other_mass,
+                     truncated=prediction.truncated, review_reason=prediction.review_reason,
+                     top_tokens=[TokenOut(**t.to_dict()) for t in prediction.top_tokens])
+        result._features = prediction.features
+        return result
+
+    @property
+    def features(self) -> Any:
+        """What the calibrator read for this text beyond class probabilities (:attr:`Prediction.features`:
+        hidden state or every prompt's class masses), kept for the feedback store and never sent; or None."""
+        return self._features
 
 
 class ClassifyResponse(BaseModel):

@@ -173,6 +173,14 @@ class Served:
             self.bundle.check_model(backend.weights_id, backend.adapters.get(self.name), name=backend.model_name)
             self.bundle.check_precision(backend.precision)
 
+    @cached_property
+    def feature_space(self) -> str | None:
+        """Where the features this entry's calibrator reads come from
+        (:func:`~confidently.feedback.features.feature_space`); None when it reads class probabilities only."""
+        from confidently.feedback.features import feature_space
+
+        return None if self.bundle is None else feature_space(self.bundle)
+
     @property
     def decided_on(self) -> str | None:
         if self.calibrated.policy is None:

@@ -35,12 +35,13 @@ from confidently.data import Dataset
 from confidently.errors import ConfigError, DataError
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
-from confidently.decision.decisions import decide
+from confidently.decision.decisions import decide, reads_hidden
 from confidently.workflows.evaluation import slice_table
 from confidently.scoring.checkpointed import score_datasets
 from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.decision.thresholds import certify_threshold
 from confidently.decision.volume import project_volume
+from confidently.types import Scores
 
 MODELS = ("base", "fine-tuned")
 METHODS = ("raw", "platt", "isotonic")
@@ -180,6 +181,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size, chat=bundle.chat)
     name = backend.load_adapter(adapter, activate=False)
     previous = backend.active_adapter
+    hidden = reads_hidden(bundle.calibrator)  # an ensemble's combiner reads every prompt's class masses
     parts = {"test": test, **({"calibration": calibration} if calibration is not None else {})}
     scores = {}
     try:
@@ -188,8 +190,9 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
             if adapter_name is not None:
                 bundle.check(classifier)  # the weights just loaded are the ones the bundle was calibrated on
             cache = Path(cache_dir) / model if cache_dir is not None else None
-            scores[model] = (score_datasets(classifier, parts, cache, progress=progress) if cache is not None
-                             else {k: classifier.score(v.texts) for k, v in parts.items()})
+            scores[model] = (score_datasets(classifier, parts, cache, progress=progress, hidden=hidden)
+                             if cache is not None else {k: classifier.score(v.texts, hidden=hidden)
+                                                        for k, v in parts.items()})
     finally:
         backend.set_adapter(previous)
     y_cal = None if calibration is None else calibration.label_indices(task.label_names)
@@ -211,7 +214,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(bundle, probs["fine-tuned"]["raw"], scores["fine-tuned"]["test"].truncated, y, config),
+        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
@@ -330,12 +333,12 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(bundle: Bundle, raw: np.ndarray, truncated: np.ndarray, y: np.ndarray,
-             config: CompareConfig) -> dict[str, Any]:
-    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows, deciding them
-    as the bundle does when applied (a truncated text is reviewed)."""
-    decisions = decide(raw, labels=bundle.task.label_names, calibrator=bundle.calibrator, policy=bundle.policy,
-                       truncated=truncated)
+def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows' scores,
+    deciding them as the bundle does when applied (its features when the calibrator reads them; a truncated
+    text is reviewed)."""
+    decisions = decide(test.probs, labels=bundle.task.label_names, calibrator=bundle.calibrator,
+                       policy=bundle.policy, hidden=test.hidden, truncated=test.truncated)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,

@@ -82,7 +82,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     item costs (forward passes, tokens).
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle.bundle`: manifest.json, calibrator.json,
-    policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json from
+    policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json
+    (with calibration_features.safetensors for a probe or combiner) from
     :func:`~confidently.feedback.payloads.production_payloads`) beside the report, metrics.json (which carries the
     same run record), summary.md, calibrators/ and scores.parquet.
     """
@@ -157,7 +158,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         hidden=scores["calibration"].hidden)
     bundle = write_bundle(
         out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy, extra_json={**payloads, CONFORMAL_FILE: shipped_sets.to_dict()}, scorer=clf.scorer,
+        policy=evaluation.policy, extra_json={**payloads.json, CONFORMAL_FILE: shipped_sets.to_dict()},
+        extra_files=payloads.files, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
         metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
