@@ -91,7 +91,7 @@ class QueueItem:
 
     ``probs`` are the raw class probabilities; ``calibrated`` whether ``confidence`` is calibrated, with
     ``calibrated_probs`` the calibrated ones; ``review_reason`` why it was decided ``review`` (None for audit
-    samples). Rows logged before the store kept these (schema version 1) have None in all three.
+    samples). Rows logged before the store kept these (schema versions 1 and 2) have None in all three.
     """
 
     request_id: str
