@@ -41,7 +41,9 @@ def test_score_writes_every_row(tiny_model_dir, tmp_path):
     stdout = run("score", data, "--out", out, "--model", tiny_model_dir, "--text-column", "review",
                  "--label-column", "stars").stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 3 and rows[0]["text"] == "great film" and rows[1]["label"] == "negative"
+    # the file's own columns, names and values as they came, then the model's
+    assert len(rows) == 3 and rows[0]["review"] == "great film" and rows[1]["stars"] == "0"  # CSV cells are text
+    assert list(rows[0])[:3] == ["review", "stars", "raw_p_negative"] and "text" not in rows[0]
     assert "raw accuracy" in " ".join(stdout.split())
 
 

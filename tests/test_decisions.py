@@ -45,7 +45,7 @@ def test_calibrated_answer_and_decision_come_from_the_calibrated_probabilities()
     assert decisions.threshold == 0.7 and "with probability >= 95% over the calibration sample, the accuracy of automated predictions is >= 90%" in decisions.guarantee
     frame = decisions.to_frame()
     assert list(frame.columns) == ["calibrated_p_negative", "calibrated_p_positive", "calibrated_prediction",
-                                   "calibrated_confidence", "decision"]
+                                   "calibrated_confidence", "decision", "review_reason"]
     # precomputed (out-of-fold) calibrated probabilities take the same path
     again = decide(raw, labels=LABELS, calibrated_probs=calibrated, policy=POLICY)
     pd.testing.assert_frame_equal(again.to_frame(), frame)

@@ -169,6 +169,26 @@ def test_a_task_whose_labels_are_not_in_sorted_order_keeps_each_column_with_its_
     np.testing.assert_allclose(backward.predict_proba(texts), forward.predict_proba(texts), atol=1e-6)
 
 
+def test_integer_labels_follow_the_tasks_order_as_data_files_read_them(make, data):
+    # A task listing its labels out of sorted order: 0 is its first label, in the estimator as in a data
+    # file (normalize_label), not the first label by name.
+    from confidently.data.loaders import normalize_label
+    from confidently.tasks.task import SENTIMENT, Task
+
+    reversed_task = Task(name="reversed", template=SENTIMENT.template, labels=SENTIMENT.labels[::-1])
+    labels = reversed_task.label_names
+    assert labels == ("positive", "negative")
+    texts, y = data
+    as_in_a_file = np.array([labels.index(normalize_label(int(v), labels)) for v in (y == "negative").astype(int)])
+    # temperature scaling keeps each column with its label (a flexible calibrator could learn a swap back)
+    by_index = make(task=reversed_task, calibrator="temperature").fit(texts, as_in_a_file)
+    by_name = make(task=reversed_task, calibrator="temperature").fit(texts, y)
+    assert by_index.classes_.tolist() == [0, 1]
+    # column j of the integer estimator is the task's label j: positive first
+    np.testing.assert_allclose(by_index.predict_proba(texts), by_name.predict_proba(texts)[:, ::-1], atol=1e-6)
+    assert [labels[i] for i in by_index.predict(texts)] == by_name.predict(texts).tolist()
+
+
 def test_bad_input_is_refused_in_words(make, data):
     texts, y = data
     with pytest.raises(DataError, match=r"y\[3\] = 'neutral' is not a label of the task; expected one of \['negative', 'positive'\]"):

@@ -76,7 +76,10 @@ def test_score_cli_maps_another_label_column(tiny_model_dir, tmp_path):
     result = confidently("score", data, "--out", out, "--model", tiny_model_dir, "--label-column", "stars")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = pd.read_json(out, lines=True)
-    assert list(rows["label"]) == ["positive", "negative"] and list(rows["label_original"]) == ["?", "?"]
+    # the file's columns as they came (score keeps them); the mapped label column decides the accuracy
+    assert list(rows.columns[:3]) == ["text", "label", "stars"] and "label_original" not in rows
+    assert list(rows["label"]) == ["?", "?"] and list(rows["stars"]) == [1, 0]
+    assert "raw accuracy" in " ".join(result.stdout.split())
 
 
 def test_a_device_this_build_lacks_is_one_line(tiny_model_dir):

@@ -11,8 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from confidently.errors import (ArtifactError, BackendError, BundleMismatchError, CalibrationError, ConfidentlyError,
-                                ConfigError, DataError, ModelLoadError, NotFittedError, TaskError, UnfinishedRunError,
-                                UnknownModelError)
+                                ConfigError, DataError, ModelLoadError, NotFittedError, OutputBusyError, TaskError,
+                                UnfinishedRunError, UnknownModelError)
 
 __version__ = "0.1.0"
 
@@ -83,6 +83,7 @@ __all__ = [
     "Label",
     "ModelLoadError",
     "NotFittedError",
+    "OutputBusyError",
     "Prediction",
     "REGISTRY",
     "Scores",

@@ -83,3 +83,7 @@ class ConfigError(ConfidentlyError, ValueError):
 
 class UnfinishedRunError(ConfidentlyError, FileExistsError):
     """An earlier run's checkpoint is where this run would write: resume it or delete it."""
+
+
+class OutputBusyError(ConfidentlyError, RuntimeError):
+    """Another run is writing the same output (the message names it and the process holding it)."""

@@ -246,6 +246,10 @@ class Prediction:
         ``calibrated`` is True, else the raw share of the label mass (then named "uncalibrated").
     calibrated : whether a calibrator produced ``label`` and ``confidence``.
     decision : ``"automate"`` or ``"review"`` from the decision policy (on ``confidence``); None without one.
+        A ``truncated`` text is always ``"review"``.
+    review_reason : why the text goes to review: ``"truncated"`` (cut to fit: the confidence is about part of
+        it), ``"below_threshold"``, ``"no_threshold"`` or ``"set_not_single"``
+        (:data:`~confidently.decision.decisions.REVIEW_REASONS`); None when automated or undecided.
     threshold, guarantee : the policy's threshold (None unless it decides) and what an automated answer
         promises, in words.
     decided_by : the rule behind ``decision``: ``"threshold"`` (the policy's threshold on ``confidence``)
@@ -280,6 +284,7 @@ class Prediction:
     mass: dict[str, float]
     other_mass: float
     truncated: bool = False
+    review_reason: str | None = None
     uncovered_mass: float | None = None
     decided_by: str | None = None
     prediction_set: list[str] | None = None
@@ -308,6 +313,7 @@ class Prediction:
             "confidence": self.confidence,
             "calibrated": self.calibrated,
             "decision": self.decision,
+            "review_reason": self.review_reason,
             "threshold": self.threshold,
             "guarantee": self.guarantee,
             "decided_by": self.decided_by,

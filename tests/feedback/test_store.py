@@ -198,6 +198,42 @@ def test_concurrent_reviewers_in_processes_never_share_an_item(store, store_url)
     assert store.pending() == 0
 
 
+def test_a_queued_item_says_which_probabilities_are_calibrated(store):
+    calibrated = {"negative": 0.1, "positive": 0.9}
+    store.record("req", "alpha", "v1", [
+        LoggedText(position=0, label="positive", confidence=0.9, decision="review", probs=PROBS, queue="review",
+                   text="cut text", calibrated_probs=calibrated, review_reason="truncated"),
+        LoggedText(position=1, label="positive", confidence=0.7, decision="review", probs=PROBS, queue="review",
+                   text="raw text", review_reason="below_threshold")])
+    first, second = store.item("req", 0), store.item("req", 1)
+    assert (first.probs, first.calibrated_probs, first.calibrated, first.review_reason) == \
+        (PROBS, calibrated, True, "truncated")
+    assert (second.probs, second.calibrated_probs, second.calibrated, second.review_reason) == \
+        (PROBS, None, False, "below_threshold")
+
+
+def test_items_logged_before_calibrated_probabilities_were_stored_stay_readable(store_url, monkeypatch):
+    import confidently.feedback.sql_store as sql_store
+
+    with monkeypatch.context() as old_version:  # a store written by a version-1 confidently
+        old_version.setattr(sql_store, "MIGRATIONS", sql_store.MIGRATIONS[:1])
+        old_version.setattr(sql_store, "SCHEMA_VERSION", 1)
+        with open_store(store_url) as old:
+            assert old.schema_version() == 1
+            with old._transaction() as execute:  # the row as version 1 wrote it
+                execute("INSERT INTO decisions (request_id, position, adapter, bundle_version, label, confidence, "
+                        "decision, probs, created_at) VALUES ('old', 0, 'alpha', 'v1', 'positive', 0.7, 'review', "
+                        "?, 0)", (json.dumps(PROBS),))
+                execute("INSERT INTO queue (request_id, position, adapter, reason, text) VALUES "
+                        "('old', 0, 'alpha', 'review', 'an old text')", ())
+    with open_store(store_url) as upgraded:
+        assert upgraded.schema_version() == SCHEMA_VERSION
+        item = upgraded.item("old", 0)
+        assert (item.text, item.probs, item.calibrated, item.calibrated_probs, item.review_reason) == \
+            ("an old text", PROBS, None, None, None)
+        assert upgraded.label("old", 0, "negative", reviewer="ann").label == "negative"
+
+
 def test_features_round_trip_with_their_dimension_and_space(store):
     # What a probe or combiner read is kept per decision as float32 bytes, tagged with where it comes from;
     # a text logged without features (a calibrator that reads class probabilities) reads back as None.

@@ -70,9 +70,9 @@ def test_a_request_over_the_cost_budget_is_refused(serve, http):
     texts = ["x" * 8192] * 8  # the request: 65,536 characters, two passes each with top tokens
     reply = http.post("/v1/classify", json={"texts": texts, "top_tokens": 50})
     assert reply.status_code == 422
-    assert reply.json()["detail"] == ("texts: the request costs 131072 (65536 characters × 2 forward passes), more "
-                                      "than this server's budget of 65536 per request: send fewer or shorter texts, "
-                                      "or top_tokens 0")
+    assert reply.json()["detail"] == ("texts: the request costs 131072 (characters scored, at most 32768 per text, "
+                                      "× 2 forward passes), more than this server's budget of 65536 per request: "
+                                      "send fewer or shorter texts, or top_tokens 0")
 
 
 def test_a_small_request_is_not_held_up_by_a_big_one(server, http, recording):

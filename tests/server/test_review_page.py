@@ -60,6 +60,14 @@ def test_reviewers_label_texts_in_the_browser(browser, page_server):
     assert ann.text_content("#text") == texts[0]
     assert ann.text_content("#model-label") == reply["results"][0]["label"]
     assert ann.text_content("#confidence") == f"{reply['results'][0]['confidence']:.3f}"
+    # which probabilities are which: the calibrated ones the confidence comes from, and the raw shares
+    first = reply["results"][0]
+    assert ann.text_content("#confidence-kind") == "calibrated"
+    shares = {kind: " · ".join(f"{label} {first[kind][label]:.3f}" for label in ("negative", "positive"))
+              for kind in ("calibrated_probs", "raw_probs")}
+    assert ann.text_content("#probs") == (f"calibrated probabilities: {shares['calibrated_probs']}; "
+                                          f"raw (uncalibrated share of the label mass): {shares['raw_probs']}")
+    assert ann.text_content("#decision") == "review: no threshold" and ann.is_hidden("#truncated")
     assert ann.text_content("#pending") == "2"
     assert ann.locator("#labels button").all_text_contents() == ["1 · negative", "2 · positive"]
 

@@ -177,7 +177,8 @@ def classify(
         table.add_column(column)
     for r in results:
         kind = "calibrated" if r.calibrated else "raw"
-        table.add_row(r.text, r.label, f"{r.confidence:.4f} ({kind})", r.decision or "(no policy)",
+        decision = (r.decision or "(no policy)") + (f" ({r.review_reason.replace('_', ' ')})" if r.review_reason else "")
+        table.add_row(r.text, r.label, f"{r.confidence:.4f} ({kind})", decision,
                       f"{r.uncovered_mass:.4f}" + (" [yellow]label may be hidden[/]" if r.label_may_be_hidden else ""))
     console.print(table)
 

@@ -152,7 +152,8 @@ def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: in
         console.print(set_line(result.prediction_set, reply.set_guarantee, "no prediction set: the server's bundle "
                                "carries none, or its sets need a group value"))
     if result.truncated:
-        console.print("[yellow]text truncated to fit the model's context[/]")
+        console.print("[yellow]text truncated to fit the model's context"
+                      + (": sent to review, its confidence is about part of it" if result.decision else "") + "[/]")
     if result.calibrated:
         console.print(f"raw: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title=f"{reply.model}" + (f" + {reply.adapter}" if reply.adapter else ""))
@@ -198,7 +199,8 @@ def print_classification(labels, result, *, sets_note: str | None = None) -> Non
     if result.calibrated or result.prediction_set is not None or sets_note:
         console.print(set_line(result.prediction_set, result.set_guarantee, sets_note))
     if result.truncated:
-        console.print("[yellow]text truncated to fit the model's context[/]")
+        console.print("[yellow]text truncated to fit the model's context"
+                      + (": sent to review, its confidence is about part of it" if result.decision else "") + "[/]")
     if result.calibrated:
         console.print(f"raw answer: {result.raw_label} {result.raw_confidence:.4f} (share of label mass, uncalibrated)")
     table = Table(title="class mass")
@@ -247,15 +249,20 @@ def score(
 ) -> None:
     """Score every row of a file: raw class probabilities and prediction, and calibrated ones with a bundle.
 
+    The file's own columns come first, names and values as they were (the text and label columns too);
+    the model's columns follow.
     Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
     With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
     calibrated_confidence, prediction_set (the labels the conformal set keeps; a JSON array in CSV/TSV),
-    prediction_set_size and decision (automate/review, by the bundle's rule or --decision-rule). Finished rows are checkpointed to
-    OUT.partial/ so a killed run loses nothing: rerun with --resume.
+    prediction_set_size, decision (automate/review, by the bundle's rule or --decision-rule) and review_reason
+    (truncated, below_threshold, no_threshold or set_not_single; empty when automated): a truncated text is
+    always reviewed. Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with
+    --resume. A run holds OUT.lock while it works: a second run for the same --out stops at once, naming it.
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
     from confidently.data import load_dataset
+    from confidently.output_lock import hold_output
     from confidently.workflows.score_file import score_file
 
     rows = []
@@ -263,21 +270,25 @@ def score(
     def read_input(task) -> None:  # before the model loads: a wrong column or a bad row costs no load
         rows.append(load_dataset(input, text_column=text_column, label_column=label_column, labels=task.label_names))
 
-    calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
-                                  adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
-                                  base_url=base_url, api_key=api_key, tokenizer=tokenizer, max_text_tokens=max_text_tokens,
-                                  max_text_chars=max_text_chars, decision_rule=decision_rule, before_load=read_input)
-    frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
-                       checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
+    with hold_output(out):  # before the model loads: a second run for the same --out fails at once
+        calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
+                                      adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
+                                      base_url=base_url, api_key=api_key, tokenizer=tokenizer,
+                                      max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
+                                      decision_rule=decision_rule, before_load=read_input)
+        frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
+                           checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
     summary = f"wrote {len(frame)} rows to {out}"
-    if "label" in frame and len(frame):
-        summary += f"; raw accuracy {(frame['label'] == frame['raw_prediction']).mean():.3f} (uncalibrated)"
+    truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
+    truth = None if truth is None else list(truth)
+    if truth is not None and len(frame):
+        summary += f"; raw accuracy {(frame['raw_prediction'] == truth).mean():.3f} (uncalibrated)"
         if "calibrated_prediction" in frame:
-            summary += f", calibrated accuracy {(frame['label'] == frame['calibrated_prediction']).mean():.3f}"
+            summary += f", calibrated accuracy {(frame['calibrated_prediction'] == truth).mean():.3f}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
-        if "label" in frame:
-            covered = sum(label in labels for label, labels in zip(frame["label"], frame["prediction_set"]))
+        if truth is not None:
+            covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
             summary += f", {covered / len(frame):.1%} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
@@ -286,6 +297,9 @@ def score(
         rule = calibrated.rule
         summary += (f"; {automated} of {len(frame)} automated ({rule_text(rule.decided_by, rule.threshold)}); "
                     f"guarantee: {rule.guarantee}")
+        if cut := int((frame["review_reason"] == "truncated").sum()):
+            summary += (f"; {cut} truncated text{'s' if cut > 1 else ''} sent to review (review_reason "
+                        "'truncated': raise --max-text-tokens to score such texts whole)")
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from confidently.cli.app import app
-from confidently.cli.options import (DEFAULTS, ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, ModelOpt, TaskOpt, given,
-                                     read_calibration)
+from confidently.cli.options import (DEFAULTS, ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt,
+                                     MaxTextTokensOpt, ModelOpt, TaskOpt, given, read_calibration)
 from confidently.errors import ArtifactError
 from confidently.files import read_json
 
@@ -75,7 +75,8 @@ def serve(
         help="Calibration bundle for the base model: the run folder of `confidently evaluate` (its calibrator, "
              "policy and manifest). Adapters bring their own.")] = None,
     max_texts: Annotated[int, typer.Option(min=1, help="Most texts per request.")] = 64,
-    max_text_chars: Annotated[int, typer.Option(min=1, help="Longest text accepted, in characters.")] = 8192,
+    max_text_tokens: MaxTextTokensOpt = None,
+    max_text_chars: MaxTextCharsOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1,
                                             help="Most texts per forward pass; concurrent requests are grouped "
                                                  "up to this size.")] = 16,
@@ -118,6 +119,10 @@ def serve(
     paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
     get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
+    A text longer than --max-text-tokens (or --max-text-chars) is cut, flagged `truncated` and decided
+    `review`, exactly as `score` and `classify` do; it is never refused for its length. What one request may
+    send is limited by --max-texts and --max-request-cost (422) and a 2 MiB body (413).
+
     Texts decided `review`, and an audit sample of automated ones, enter a review queue (--feedback-db);
     reviewers label them at /review. GET /v1/adapters/NAME/drift reports drift from the calibration rows
     and the live accuracy of automated decisions. Versions written by `confidently recalibrate` are
@@ -147,7 +152,8 @@ def serve(
                         engine_models=parse_engine_models(engine_model or []), engine_timeout_s=engine_timeout,
                         task=task if given(ctx, "task") else None, adapters_dir=adapters,
                         calibration=calibration, admin_token=admin_token, max_texts=max_texts,
-                        max_text_chars=max_text_chars, max_request_cost=max_request_cost, batch_size=batch_size,
+                        max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
+                        max_request_cost=max_request_cost, batch_size=batch_size,
                         batch_wait_ms=batch_wait_ms, device=device, dtype=dtype, read_timeout_s=read_timeout,
                         max_concurrency=max_concurrency, max_connections=max_connections,
                         drain_timeout_s=drain_timeout, feedback_db=None if feedback_db.lower() == "none" else feedback_db,

@@ -45,6 +45,25 @@ def normalize_text(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class GivenColumns:
+    """How a data file named and spelled its columns, so outputs can keep them as they came.
+
+    Attributes
+    ----------
+    order : the file's column names, in its order.
+    text_column, label_column : which of them held the text and the label (``label_column`` None when the
+        file had no label column).
+    label_values : the label column's values as the file wrote them (``1``, ``pos``), one per row; None
+        without labels.
+    """
+
+    order: tuple[str, ...]
+    text_column: str
+    label_column: str | None = None
+    label_values: tuple | None = None
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Texts with optional labels and extra per-row columns; immutable.
 
@@ -57,6 +76,9 @@ class Dataset:
         Extra per-row columns, e.g. ``"category"``, ``"domain"``, ``"sentiment"``.
     source : str or None
         Where the rows came from (a path), for messages and manifests.
+    given : GivenColumns or None
+        How the file named and spelled its columns (set by the loaders; :meth:`to_given_frame`). Not
+        compared, hashed or kept by :meth:`subset`.
 
     Examples
     --------
@@ -69,6 +91,7 @@ class Dataset:
     labels: tuple[str, ...] | None
     columns: Mapping[str, tuple] = field(default_factory=dict)
     source: str | None = None
+    given: GivenColumns | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Lists, arrays and generators are accepted and frozen into tuples so the object really is
@@ -131,6 +154,29 @@ class Dataset:
         import pandas as pd  # pandas is slow to import; only exports need it
 
         return pd.DataFrame({name: list(values) for name, values in self._column_items()})
+
+    @property
+    def given_names(self) -> tuple[str, ...]:
+        """The column names of :meth:`to_given_frame`, in order (without building it)."""
+        return self.given.order if self.given is not None else tuple(name for name, _ in self._column_items())
+
+    def to_given_frame(self):
+        """A pandas DataFrame of the file's own columns, names and values as it gave them (text and label
+        columns under their own names, labels as spelled); :meth:`to_frame` for a dataset built in code."""
+        import pandas as pd
+
+        if self.given is None:
+            return self.to_frame()
+        given = self.given
+        columns: dict[str, list] = {}
+        for name in given.order:
+            if name == given.text_column:
+                columns[name] = list(self.texts)
+            elif name == given.label_column:
+                columns[name] = list(given.label_values)
+            else:  # a file's own text/label column that was not the one mapped is kept renamed
+                columns[name] = list(self.columns[f"{name}_original" if name in RESERVED_COLUMNS else name])
+        return pd.DataFrame(columns)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per row, keys in the order of :meth:`to_frame`."""

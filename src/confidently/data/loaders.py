@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from confidently.data.dataset import Dataset, json_value
+from confidently.data.dataset import Dataset, GivenColumns, json_value
 from confidently.errors import DataError
 from confidently.files import atomic_path, atomic_write_text
 
@@ -174,6 +174,7 @@ def _build(rows: Iterable[Row], source: Path, text_column: str, label_column: st
                         path=source)
     texts: list[str] = []
     found: list[str] = []
+    given_labels: list = []
     kept: dict[str, list] = {renamed.get(name, name): [] for name in extras}
     for path, line, record in rows:
         if per_row_keys and text_column not in record:
@@ -186,9 +187,12 @@ def _build(rows: Iterable[Row], source: Path, text_column: str, label_column: st
                 raise DataError(f"no label in column {label_column!r}; every row of a labelled file needs one",
                                 path=path, line=line)
             found.append(normalize_label(value, labels, path=path, line=line))
+            given_labels.append(value)
         for name in extras:
             kept[renamed.get(name, name)].append(record.get(name))
-    return Dataset(tuple(texts), tuple(found) if has_labels else None, kept, source=str(source))
+    given = GivenColumns(tuple(columns), text_column, label_column if has_labels else None,
+                         tuple(given_labels) if has_labels else None)
+    return Dataset(tuple(texts), tuple(found) if has_labels else None, kept, source=str(source), given=given)
 
 
 def _check_text(value: Any, path: Path, line: int) -> str:

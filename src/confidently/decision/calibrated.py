@@ -125,18 +125,24 @@ class CalibratedClassifier:
                 "sets existed); re-run `confidently evaluate` to add them")
 
     def decide(self, raw_probs: np.ndarray, hidden: np.ndarray | None = None, *,
-               groups: Sequence | None = None) -> Decisions:
+               groups: Sequence | None = None, truncated: Sequence[bool] | np.ndarray | None = None) -> Decisions:
         """Raw class probabilities (n, k) (and, for a probe, the hidden states) → :class:`Decisions` with this
         classifier's calibrator, policy, prediction sets and decision rule (``groups``: values of the sets'
-        group column, if per slice)."""
+        group column, if per slice; ``truncated``: which texts were cut, and so go to review)."""
         return decide(raw_probs, labels=self.labels, calibrator=self.calibrator, policy=self.policy, hidden=hidden,
-                      prediction_sets=self.prediction_sets, groups=groups, rule=self.decision_rule)
+                      prediction_sets=self.prediction_sets, groups=groups, rule=self.decision_rule,
+                      truncated=truncated)
+
+    def decide_scores(self, scores: Scores, *, groups: Sequence | None = None) -> Decisions:
+        """:meth:`decide` on a batch's :class:`Scores`: its raw probabilities, hidden states and truncation flags
+        (how every path that scores texts decides them)."""
+        return self.decide(scores.probs, scores.hidden, groups=groups, truncated=scores.truncated)
 
     def decisions(self, texts: Sequence[str], *, groups: Sequence | None = None,
                   progress: Callable[[int], None] | None = None) -> tuple[Scores, Decisions]:
         """Score ``texts`` and decide: the raw :class:`Scores` and the :class:`Decisions` for them."""
         scores = self.classifier.score(texts, progress=progress, hidden=self.reads_hidden)
-        return scores, self.decide(scores.probs, scores.hidden, groups=groups)
+        return scores, self.decide_scores(scores, groups=groups)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, calibrated when there is a calibrator, shape (n_texts, n_labels)."""
@@ -156,5 +162,4 @@ class CalibratedClassifier:
         top tokens (``group``: the text's value of the sets' group column, if they are per slice)."""
         scores, variants, top = self.classifier.explain(text, top_k=top_k, hidden=self.reads_hidden)
         groups = None if group is None else [group]
-        return self.decide(scores.probs, scores.hidden, groups=groups).prediction(0, text, scores, variants=variants,
-                                                                                  top_tokens=top)
+        return self.decide_scores(scores, groups=groups).prediction(0, text, scores, variants=variants, top_tokens=top)

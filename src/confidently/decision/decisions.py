@@ -10,6 +10,9 @@ the same text and bundle give the same answer everywhere.
 Two decision rules (:data:`~confidently.bundle.bundle.DECISION_RULES`): ``"threshold"`` automates when the
 answer's confidence reaches the policy's threshold (Learn-Then-Test); ``"prediction_set"`` automates
 when the conformal prediction set holds only the answer (:func:`~confidently.decision.conformal.decide_by_sets`).
+Under either rule a text that was cut to fit (``Scores.truncated``) goes to review: its confidence is
+about the part the model saw, which the guarantee does not cover. There is no opt-out: to automate long
+texts, score them whole (raise ``--max-text-tokens``) so the confidence is about the whole text.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 
 #: How answers are decided: the policy's threshold on confidence, or single-label prediction sets.
 DECISION_RULES = ("threshold", "prediction_set")
+#: Why a text went to review (:attr:`Decisions.review_reason`): it was cut to fit; its confidence is below the
+#: threshold; the policy certified no threshold; its prediction set holds other labels than the answer alone.
+REVIEW_REASONS = ("truncated", "below_threshold", "no_threshold", "set_not_single")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Decisions:
     sets : bool array (n, k), each row's conformal prediction set on :attr:`probs`; None without one.
     prediction_sets : the conformal predictor the sets come from, or None.
     rule : ``"threshold"`` (the policy decides) or ``"prediction_set"`` (single-label sets are automated).
+    truncated : bool array (n,): the text was cut to fit; such a text is never automated. None: none was.
     """
 
     labels: tuple[str, ...]
@@ -59,6 +66,7 @@ class Decisions:
     sets: np.ndarray | None = None
     prediction_sets: ConformalPredictor | None = None
     rule: str = "threshold"
+    truncated: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.raw_probs.shape[0])
@@ -93,8 +101,26 @@ class Decisions:
         if not len(self):
             return np.array([], dtype=str)
         if self.rule == "prediction_set":
-            return decide_by_sets(self.sets, self.probs)
-        return self.policy.decide(self.confidence)
+            decided = decide_by_sets(self.sets, self.probs)
+        else:
+            decided = self.policy.decide(self.confidence)
+        return decided if self.truncated is None else np.where(self.truncated, "review", decided)
+
+    @property
+    def review_reason(self) -> np.ndarray | None:
+        """Per text, why it goes to review (one of :data:`REVIEW_REASONS`), None where it is automated; an
+        object array, or None when nothing decides. A cut text's reason is ``"truncated"`` whatever else."""
+        decision = self.decision
+        if decision is None:
+            return None
+        if self.rule == "prediction_set":
+            reason = "set_not_single"
+        else:
+            reason = "no_threshold" if self.policy.threshold is None else "below_threshold"
+        reasons = np.where(decision == "review", reason, None).astype(object)
+        if self.truncated is not None:
+            reasons[self.truncated] = "truncated"
+        return reasons
 
     @property
     def decided_by(self) -> str | None:
@@ -128,7 +154,8 @@ class Decisions:
 
         ``calibrated_p_<label>``, ``calibrated_prediction`` and ``calibrated_confidence`` when a
         calibrator was applied; ``prediction_set`` (a list of labels) and ``prediction_set_size`` when
-        there are prediction sets; ``decision`` when a rule decides. Nothing when none of these.
+        there are prediction sets; ``decision`` and ``review_reason`` (empty for automated rows) when a rule
+        decides. Nothing when none of these.
         """
         import pandas as pd
 
@@ -143,6 +170,7 @@ class Decisions:
             columns["prediction_set_size"] = self.sets.sum(axis=1)
         if self.decided_by is not None:
             columns["decision"] = self.decision
+            columns["review_reason"] = self.review_reason
         return pd.DataFrame(columns, index=range(len(self)))
 
     def prediction(self, i: int, text: str, scores: Scores, *, variants: dict[str, list[TokenProb]] | None = None,
@@ -151,13 +179,14 @@ class Decisions:
         labels, raw = self.labels, self.raw_probs[i]
         raw_index = int(scores.prediction[i])
         index = int(self.label_index[i])
-        decision = self.decision
+        decision, reasons = self.decision, self.review_reason
         return Prediction(
             text=text,
             label=labels[index],
             confidence=float(self.probs[i, index]),
             calibrated=self.calibrated,
             decision=None if decision is None else str(decision[i]),
+            review_reason=None if reasons is None else reasons[i],
             threshold=self.threshold,
             guarantee=self.guarantee,
             decided_by=self.decided_by,
@@ -183,7 +212,8 @@ class Decisions:
 def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrator | HiddenStateProbe | None = None,
            policy: DecisionPolicy | None = None, calibrated_probs: np.ndarray | None = None,
            hidden: np.ndarray | None = None, prediction_sets: ConformalPredictor | None = None,
-           groups: Sequence | None = None, rule: str = "threshold") -> Decisions:
+           groups: Sequence | None = None, rule: str = "threshold",
+           truncated: Sequence[bool] | np.ndarray | None = None) -> Decisions:
     """Raw class probabilities → calibrated probabilities, label, confidence, prediction set and decision.
 
     Parameters
@@ -203,11 +233,14 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
         (``condition_on="group"``); without them such sets are left out (None), never guessed.
     rule : ``"threshold"`` (the policy decides) or ``"prediction_set"`` (automate when the set holds
         only the answer; needs ``prediction_sets``, and ``groups`` for per-slice sets).
+    truncated : one bool per row (:attr:`Scores.truncated`): the text was cut to fit. A cut text is decided
+        ``review`` (reason ``"truncated"``) by either rule; None: no text was cut.
     """
     if calibrator is not None and calibrated_probs is not None:
         raise ConfigError("give a calibrator or calibrated probabilities, not both")
     check_rule(rule, prediction_sets, n_classes=len(labels))
     raw = np.asarray(raw_probs, dtype=float)
+    truncated = _check_truncated(truncated, len(raw))
     if raw.shape == (0, len(labels)):  # nothing to score (an empty input file)
         empty = None if calibrator is None and calibrated_probs is None else raw.copy()
         sets = None if prediction_sets is None else np.zeros(raw.shape, dtype=bool)
@@ -233,7 +266,18 @@ def decide(raw_probs: np.ndarray, *, labels: Sequence[str], calibrator: Calibrat
         raise DataError(f"the decision rule 'prediction_set' uses sets fitted per "
                         f"{prediction_sets.group_column or 'group'}: give each text's "
                         f"{prediction_sets.group_column or 'group'} value")
-    return Decisions(tuple(labels), raw, calibrated_probs, policy, sets, prediction_sets, rule)
+    return Decisions(tuple(labels), raw, calibrated_probs, policy, sets, prediction_sets, rule, truncated)
+
+
+def _check_truncated(truncated, n: int) -> np.ndarray | None:
+    """``truncated`` as a bool array of ``n`` rows (None stays None); anything else is refused."""
+    if truncated is None:
+        return None
+    flags = np.asarray(truncated)
+    if flags.shape != (n,) or (flags.size and flags.dtype != bool):
+        raise DataError(f"truncated must be {n} true/false values, one per row; got {flags.dtype} of shape "
+                        f"{flags.shape}")
+    return flags.astype(bool)
 
 
 def check_rule(rule: str, prediction_sets: ConformalPredictor | None, *, n_classes: int) -> None:

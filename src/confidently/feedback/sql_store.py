@@ -68,11 +68,18 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "ALTER TABLE decisions ADD COLUMN features_dim INTEGER",
         "ALTER TABLE decisions ADD COLUMN features_space TEXT",
     )),
+    # Rows logged before version 3 keep NULL in all three: whether they were calibrated was not stored.
+    (3, "whether each decision was calibrated, its calibrated probabilities and review reason", (
+        "ALTER TABLE decisions ADD COLUMN calibrated INTEGER",
+        "ALTER TABLE decisions ADD COLUMN calibrated_probs TEXT",
+        "ALTER TABLE decisions ADD COLUMN review_reason TEXT",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _ITEM_COLUMNS = ("q.request_id, q.position, q.adapter, d.bundle_version, q.reason, q.text, d.label, d.confidence, "
-                 "d.decision, d.probs, q.claimed_by, q.claim_until, d.created_at")
+                 "d.decision, d.probs, q.claimed_by, q.claim_until, d.created_at, d.calibrated, d.calibrated_probs, "
+                 "d.review_reason")
 
 
 class SQLStore(FeedbackStore):
@@ -147,11 +154,13 @@ class SQLStore(FeedbackStore):
             for text in texts:
                 features = text.features
                 execute("INSERT INTO decisions (request_id, position, adapter, bundle_version, label, confidence, "
-                        "decision, probs, created_at, features, features_dim, features_space) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "decision, probs, created_at, features, features_dim, features_space, calibrated, "
+                        "calibrated_probs, review_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (request_id, text.position, key, bundle_version, text.label, float(text.confidence),
                          text.decision, dumps(text.probs), created,
-                         *((None,) * 3 if features is None else (features.blob, features.dim, features.space))))
+                         *((None,) * 3 if features is None else (features.blob, features.dim, features.space)),
+                         int(text.calibrated_probs is not None),
+                         None if text.calibrated_probs is None else dumps(text.calibrated_probs), text.review_reason))
                 if text.queue is not None:
                     execute("INSERT INTO queue (request_id, position, adapter, reason, text) VALUES (?, ?, ?, ?, ?)",
                             (request_id, text.position, key, text.queue, text.text))
@@ -262,4 +271,6 @@ def _adapter(key: str) -> str | None:
 def _queue_item(row: Sequence[Any]) -> QueueItem:
     return QueueItem(request_id=row[0], position=row[1], adapter=_adapter(row[2]), bundle_version=row[3],
                      reason=row[4], text=row[5], label=row[6], confidence=row[7], decision=row[8],
-                     probs=json.loads(row[9]), claimed_by=row[10], claim_until=row[11], created_at=row[12])
+                     probs=json.loads(row[9]), claimed_by=row[10], claim_until=row[11], created_at=row[12],
+                     calibrated=None if row[13] is None else bool(row[13]),
+                     calibrated_probs=None if row[14] is None else json.loads(row[14]), review_reason=row[15])

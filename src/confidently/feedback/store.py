@@ -65,6 +65,8 @@ class LoggedText:
     text : the text; kept only for queued items.
     features : what the bundle's calibrator read, when it reads more than class probabilities (its
         hidden state, every prompt's class masses), for recalibration; None otherwise.
+    calibrated_probs : calibrated class probabilities (what ``confidence`` is one of); None when uncalibrated.
+    review_reason : why the decision is ``review`` (``truncated``, ``below_threshold``...); None otherwise.
     """
 
     position: int
@@ -75,6 +77,8 @@ class LoggedText:
     queue: Reason | None = None
     text: str | None = None
     features: FeatureVector | None = None
+    calibrated_probs: dict[str, float] | None = None
+    review_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None and (self.queue not in REASONS or self.text is None):
@@ -83,7 +87,12 @@ class LoggedText:
 
 @dataclass(frozen=True)
 class QueueItem:
-    """A queued text as a reviewer sees it."""
+    """A queued text as a reviewer sees it.
+
+    ``probs`` are the raw class probabilities; ``calibrated`` whether ``confidence`` is calibrated, with
+    ``calibrated_probs`` the calibrated ones; ``review_reason`` why it was decided ``review`` (None for audit
+    samples). Rows logged before the store kept these (schema versions 1 and 2) have None in all three.
+    """
 
     request_id: str
     position: int
@@ -98,6 +107,9 @@ class QueueItem:
     claimed_by: str | None
     claim_until: float | None
     created_at: float
+    calibrated: bool | None = None
+    calibrated_probs: dict[str, float] | None = None
+    review_reason: str | None = None
 
     @property
     def labels(self) -> list[str]:

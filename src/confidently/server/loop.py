@@ -99,7 +99,8 @@ class FeedbackLoop:
             features = None if space is None or r.features is None else FeatureVector.of(r.features, space)
             logged.append(LoggedText(position=i, label=r.label, confidence=r.confidence,
                                      decision=r.decision, probs=r.raw_probs, queue=reason,
-                                     text=request.texts[i] if reason else None, features=features))
+                                     text=request.texts[i] if reason else None, features=features,
+                                     calibrated_probs=r.calibrated_probs, review_reason=r.review_reason))
         try:
             await asyncio.to_thread(self.store.record, response.request_id, served.name, response.bundle_version,
                                     logged)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from confidently.monitoring.canary import CanaryCheck
 from confidently.monitoring import DriftReport, LiveAccuracy
+from confidently.server.schemas import ReviewReason
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 #: Largest text index a request can have (well above any server's --max-texts).
@@ -25,10 +26,19 @@ class ReviewItem(BaseModel):
                                                "sampled to measure live accuracy.")
     text: str
     label: str = Field(description="The model's label.")
-    confidence: float = Field(description="The confidence the decision was made on.")
+    confidence: float = Field(description="The label's probability the decision was made on: from "
+                              "`calibrated_probs` when `calibrated`, else from `raw_probs`.")
+    calibrated: bool | None = Field(description="Whether `confidence` is calibrated; null for items logged "
+                                    "before the queue recorded it.")
     decision: str | None
+    review_reason: ReviewReason | None = Field(
+        default=None, description="Why the decision is review (truncated: the model saw only part of the text); "
+                                  "null for audit samples and older items.")
     labels: list[str]
-    probs: dict[str, float] = Field(description="Raw class probabilities.")
+    raw_probs: dict[str, float] = Field(description="Raw class probabilities: each label's share of the model's "
+                                        "label mass, uncalibrated.")
+    calibrated_probs: dict[str, float] | None = Field(
+        description="Calibrated class probabilities; null when uncalibrated or logged before they were stored.")
     claim_until: float | None = Field(description="Unix time the claim runs out.")
 
 

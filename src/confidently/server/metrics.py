@@ -104,6 +104,8 @@ class Metrics:
         self.texts = Counter("confidently_texts_total", "Texts classified, by adapter.", ("adapter",))
         self.decisions = Counter("confidently_decisions_total", "Decisions made, by adapter.",
                                  ("adapter", "decision"))
+        self.reviews = Counter("confidently_review_reasons_total", "Texts decided review, by adapter and why "
+                               "(truncated: cut to fit, so never automated).", ("adapter", "reason"))
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -124,10 +126,17 @@ class Metrics:
                 for decision in decisions:
                     self.decisions.inc(name, decision or "none")
 
+    def review_reasons(self, adapter: str | None, reasons: list[str | None]) -> None:
+        """Why an adapter's texts were decided review (None: not reviewed)."""
+        with self._lock:
+            for reason in reasons:
+                if reason is not None:
+                    self.reviews.inc(self.BASE if adapter is None else adapter, reason)
+
     def render(self, queued_texts: int) -> str:
         with self._lock:
             lines = [*self.requests.lines(), *self.latency.lines(), *self.batch_size.lines(),
-                     *self.texts.lines(), *self.decisions.lines()]
+                     *self.texts.lines(), *self.decisions.lines(), *self.reviews.lines()]
         lines += ["# HELP confidently_queued_texts Texts waiting for the model.",
                   "# TYPE confidently_queued_texts gauge", f"confidently_queued_texts {queued_texts}"]
         return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from confidently.bundle.bundle import MANIFEST_FILE
 from confidently.monitoring.canary import CanaryCheck, CanaryFailedError
@@ -55,15 +56,15 @@ class AdapterRegistry:
         that serves the adapters itself (each under its model name, :meth:`Backend.served_as`).
     base : the base model's entry (``name`` None).
     adapters_dir : the only folder adapters may be loaded from; None forbids loading.
-    batch_size : forward-pass size of every entry's classifier.
+    scoring : batch size and text caps of every entry's classifier (:attr:`Settings.scoring`).
     """
 
     def __init__(self, backend: Backend, base: Served, *, adapters_dir: Path | None,
-                 batch_size: int, canary: str = "refuse"):
+                 scoring: Mapping[str, Any], canary: str = "refuse"):
         self.backend = backend
         self.base = base
         self.adapters_dir = None if adapters_dir is None else adapters_dir.resolve()
-        self.batch_size = batch_size
+        self.scoring = dict(scoring)
         self.canary = canary
         self._adapters: dict[str, Served] = {}
         #: The last canary check of each entry whose bundle carries one, by its metrics name (reported at
@@ -114,7 +115,7 @@ class AdapterRegistry:
         if not folder.is_dir():
             raise UnknownAdapterError(f"no adapter folder {relative!r} in the adapters folder")
         try:
-            served = Served.adapter(self.backend, name, folder, relative=relative, batch_size=self.batch_size)
+            served = Served.adapter(self.backend, name, folder, relative=relative, scoring=self.scoring)
             # Checked before the adapter it replaces is unloaded, so a broken replacement keeps the old one.
             _check_weights(folder)
             # Unload first: the backend caches the prompt prefix per adapter name, which would go stale.

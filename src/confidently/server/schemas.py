@@ -30,6 +30,8 @@ def _check_text(text: str) -> str:
 Text = Annotated[str, Field(min_length=1), AfterValidator(_check_text)]
 AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN, examples=["support-tickets"])]
 Decision = Literal["automate", "review"]
+#: Why a text was decided review (:data:`confidently.decision.decisions.REVIEW_REASONS`).
+ReviewReason = Literal["truncated", "below_threshold", "no_threshold", "set_not_single"]
 
 
 class ClassifyRequest(BaseModel):
@@ -75,7 +77,11 @@ class TextResult(BaseModel):
     calibrated_probs: dict[str, float] | None = Field(description="Calibrated class probabilities; null without "
                                                       "a calibrator.")
     other_mass: float = Field(description="Next-token probability on tokens that mean no label.")
-    truncated: bool = Field(description="The text was cut to fit the model's context.")
+    truncated: bool = Field(description="The text was cut to fit (--max-text-tokens / --max-text-chars): its "
+                                        "scores are about the part the model saw, so it is decided `review`.")
+    review_reason: ReviewReason | None = Field(
+        default=None, description="Why `decision` is review: truncated, below_threshold, no_threshold or "
+                                  "set_not_single; null when automated or undecided.")
     top_tokens: list[TokenOut] = Field(default_factory=list)
     # What a probe or combiner read (Prediction.features), for the feedback store; never sent.
     _features: Any = PrivateAttr(default=None)
@@ -88,7 +94,7 @@ class TextResult(BaseModel):
                      raw_label=prediction.raw_label,
                      raw_confidence=prediction.raw_confidence, raw_probs=prediction.raw_probs,
                      calibrated_probs=prediction.calibrated_probs, other_mass=prediction.other_mass,
-                     truncated=prediction.truncated,
+                     truncated=prediction.truncated, review_reason=prediction.review_reason,
                      top_tokens=[TokenOut(**t.to_dict()) for t in prediction.top_tokens])
         result._features = prediction.features
         return result
@@ -164,7 +170,9 @@ class LoadAdapterRequest(BaseModel):
 
 class Limits(BaseModel):
     max_texts: int
-    max_text_chars: int
+    max_text_chars: int = Field(description="Most characters of one text that are scored: a longer text is cut "
+                                            "(and flagged `truncated`, so decided `review`), never refused; a "
+                                            "request's cost counts at most this many per text.")
     max_body_bytes: int
     max_request_cost: int = Field(description="Most characters × forward passes per classify request (two "
                                               "passes per text with top_tokens, else one).")

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from confidently.bundle.bundle import Bundle, BundleMismatchError, read_bundle
 from confidently.bundle.versions import latest_version, version_label, version_numbers
@@ -74,12 +75,13 @@ class Served:
         return "the base model" if self.name is None else f"adapter {self.name!r}"
 
     @classmethod
-    def base(cls, backend: Backend, *, task: str | None, batch_size: int,
+    def base(cls, backend: Backend, *, task: str | None, scoring: Mapping[str, Any],
              calibration: Path | None = None) -> Served:
         """The bare base model, with an optional calibration bundle (an evaluate run folder).
 
         ``task`` None means the bundle's task (or sentiment without a bundle); a task given with a
-        bundle must be the bundle's. The bundle's scorer scores the texts.
+        bundle must be the bundle's. The bundle's scorer scores the texts. ``scoring``: batch size and
+        text caps (:attr:`Settings.scoring`).
 
         Raises
         ------
@@ -89,7 +91,7 @@ class Served:
         """
         bundle = None if calibration is None else read_bundle(calibration)
         chosen = get_task(task) if task is not None else (get_task("sentiment") if bundle is None else bundle.task)
-        classifier = Classifier(backend=backend, task=chosen, batch_size=batch_size,
+        classifier = Classifier(backend=backend, task=chosen, **scoring,
                                 chat=None if bundle is None else bundle.chat,
                                 scorer=None if bundle is None else bundle.scorer)
         if bundle is None or backend.hashes_weights:
@@ -103,7 +105,8 @@ class Served:
         return served.with_latest_version()
 
     @classmethod
-    def adapter(cls, backend: Backend, name: str, folder: Path, *, relative: str, batch_size: int) -> Served:
+    def adapter(cls, backend: Backend, name: str, folder: Path, *, relative: str,
+                scoring: Mapping[str, Any]) -> Served:
         """Read and check an adapter folder (a bundle: every file hashed), without loading its weights.
 
         On an engine the LoRA weights are the engine's: the folder may hold the bundle's JSON files alone.
@@ -118,7 +121,7 @@ class Served:
         bundle = read_bundle(folder, require_adapter_files=backend.hashes_weights)
         if backend.hashes_weights:
             bundle.check_model(backend.weights_id, bundle.model.adapter_sha256, name=backend.model_name)
-        classifier = Classifier(backend=backend, task=bundle.task, batch_size=batch_size, chat=bundle.chat,
+        classifier = Classifier(backend=backend, task=bundle.task, **scoring, chat=bundle.chat,
                                 scorer=bundle.scorer)
         # The adapter is not active yet, so the bundle is applied unchecked here; the registry checks
         # the loaded weights' hash against it once they are loaded (:meth:`check_loaded`).
@@ -251,7 +254,7 @@ def classify_together(batch: list[tuple[Served, list[str]]]) -> list[list[TextRe
             out.append(_classify_alone(served, texts))
         else:
             scores = next(scored)
-            predictions = served.calibrated.decide(scores.probs).predictions(texts, scores)
+            predictions = served.calibrated.decide_scores(scores).predictions(texts, scores)
             out.append([TextResult.from_prediction(p) for p in predictions])
     return out
 

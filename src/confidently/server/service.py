@@ -44,7 +44,7 @@ class Service:
         self.metrics = metrics
         self.batch_size = settings.batch_size
         # One work item costs at most about one longest text, so no request holds the model for longer.
-        self.item_cost = settings.max_text_chars
+        self.item_cost = settings.text_char_cap
         self.batcher = MicroBatcher(self._score, max_batch=settings.batch_size, wait_s=settings.batch_wait_ms / 1000,
                                     max_cost=self.item_cost)
 
@@ -53,9 +53,9 @@ class Service:
         """Load the model (unless ``backend`` is given) and every adapter, then start the worker thread."""
         if backend is None:
             backend = load_backend(settings)
-        base = Served.base(backend, task=settings.task, batch_size=settings.batch_size,
+        base = Served.base(backend, task=settings.task, scoring=settings.scoring,
                            calibration=settings.calibration)
-        registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, batch_size=settings.batch_size,
+        registry = AdapterRegistry(backend, base, adapters_dir=settings.adapters_dir, scoring=settings.scoring,
                                    canary=settings.canary)
         registry.check_base()  # a --calibration bundle whose canary fails is refused like an adapter's
         registry.load_all()
@@ -71,6 +71,7 @@ class Service:
         """The response, and the entry that scored the texts (a reload may have replaced it while they waited)."""
         self.registry.get(request.adapter)  # unknown adapters fail before queueing
         parts = split(request.texts, request.top_tokens, max_texts=self.batch_size, max_cost=self.item_cost,
+                      text_cap=self.item_cost,
                       adapter=request.adapter)
         # Every adapter is on the one base model, so one batching key: a batch mixes adapters.
         scored = await asyncio.wrap_future(self.batcher.submit(self.registry.backend.weights_id, parts))
@@ -113,8 +114,11 @@ class Service:
                 texts.setdefault(job.adapter, []).extend(job.texts)
         batch = [(entries[adapter], adapter_texts) for adapter, adapter_texts in texts.items()]
         results = dict(zip(texts, classify_together(batch))) if batch else {}
-        self.metrics.mixed_batch([(served.name, [r.decision for r in results[served.name]]) for served, _ in batch
-                                  if not isinstance(results[served.name], Exception)])
+        scored = [(served.name, results[served.name]) for served, _ in batch
+                  if not isinstance(results[served.name], Exception)]
+        self.metrics.mixed_batch([(name, [r.decision for r in done]) for name, done in scored])
+        for name, done in scored:
+            self.metrics.review_reasons(name, [r.review_reason for r in done])
         out: list[tuple[Served, list[TextResult]] | Exception] = []
         taken = dict.fromkeys(texts, 0)
         for job in jobs:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from confidently.defaults import CHARS_PER_TOKEN_CAP, DEFAULT_MAX_TEXT_TOKENS
 from confidently.models.registry import DEFAULT_MODEL
 
 
@@ -35,8 +36,11 @@ class Settings(BaseModel):
     calibration : a calibration bundle for the base model (a ``confidently evaluate`` run folder), or None.
     admin_token : bearer token for the admin endpoints; None disables them (403).
     max_texts : most texts per request.
-    max_text_chars : longest accepted text, in characters.
-    max_body_bytes : largest accepted request body.
+    max_text_tokens, max_text_chars : a longer text is cut and flagged ``truncated`` (and so decided
+        ``review``), as ``score`` and ``classify`` do; None: their defaults (2048 tokens, or the model's
+        context when less; 16 characters per token). Never a reason to refuse a text.
+    max_body_bytes : largest accepted request body (413): with ``max_texts`` and ``max_request_cost``, the
+        hard limit on what one request may send.
     max_request_cost : most characters × forward passes one classify request may cost (see
         :mod:`confidently.server.work`).
     batch_size : most texts scored in one forward pass (the micro-batcher groups up to this many).
@@ -72,7 +76,8 @@ class Settings(BaseModel):
     calibration: Path | None = None
     admin_token: str | None = Field(default=None, repr=False)
     max_texts: int = Field(default=64, ge=1)
-    max_text_chars: int = Field(default=8192, ge=1)
+    max_text_tokens: int | None = Field(default=None, ge=8)
+    max_text_chars: int | None = Field(default=None, ge=8)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_request_cost: int = Field(default=65536, ge=1)
     batch_size: int = Field(default=16, ge=1)
@@ -89,3 +94,15 @@ class Settings(BaseModel):
     max_concurrency: int = Field(default=128, ge=1)
     max_connections: int = Field(default=256, ge=1)
     drain_timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def text_char_cap(self) -> int:
+        """Most characters of one text that are scored (a longer text is cut first): what a request's cost
+        counts per text (the model's context may cut a text further, never less)."""
+        return self.max_text_chars or CHARS_PER_TOKEN_CAP * (self.max_text_tokens or DEFAULT_MAX_TEXT_TOKENS)
+
+    @property
+    def scoring(self) -> dict[str, int | None]:
+        """How every served classifier scores: batch size and the text caps, as :class:`Classifier` takes them."""
+        return {"batch_size": self.batch_size, "max_text_tokens": self.max_text_tokens,
+                "max_text_chars": self.max_text_chars}

@@ -2,7 +2,9 @@
 
 Cost is counted in characters of text times forward passes: scoring a text is one pass, its top
 tokens (``top_tokens`` > 0, whatever the count) a second one. Characters rather than tokens, so a
-client can compute the cost of a request before sending it; the model's time grows with both.
+client can compute the cost of a request before sending it; the model's time grows with both. A text
+longer than the server's cap (``max_text_chars`` in GET /healthz) is cut to it before it is scored, so it
+counts as the cap.
 
 Texts are scored in batches, but each text's top tokens take a pass of their own over the whole
 prompt, which took about four times as long as scoring the text (gemma-3-270m and the tiny test
@@ -35,15 +37,15 @@ def passes(top_tokens: int) -> int:
     return 2 if top_tokens else 1
 
 
-def request_cost(texts: Sequence[str], top_tokens: int) -> int:
-    """The request's cost: characters × passes, summed over its texts."""
-    return sum(len(text) for text in texts) * passes(top_tokens)
+def request_cost(texts: Sequence[str], top_tokens: int, text_cap: int) -> int:
+    """The request's cost: characters scored (each text's, at most ``text_cap``) × passes, summed over its texts."""
+    return sum(min(len(text), text_cap) for text in texts) * passes(top_tokens)
 
 
-def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: int,
+def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: int, text_cap: int,
           adapter: str | None = None) -> list[Part]:
     """Consecutive runs of ``texts`` for ``adapter``, each at most ``max_texts`` texts (a quarter of that
-    with top tokens) and ``max_cost`` cost.
+    with top tokens) and ``max_cost`` cost, each text costing at most ``text_cap`` characters per pass.
 
     A text costlier than ``max_cost`` on its own is a work item by itself (texts are never cut here).
     """
@@ -54,7 +56,7 @@ def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: in
     run: list[str] = []
     cost = 0
     for text in texts:
-        text_cost = len(text) * per_text
+        text_cost = min(len(text), text_cap) * per_text
         if run and (len(run) == max_texts or cost + text_cost > max_cost):
             parts.append(Part(Job(run, top_tokens, adapter), size=len(run), cost=cost))
             run, cost = [], 0

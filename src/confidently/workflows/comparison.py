@@ -41,6 +41,7 @@ from confidently.scoring.checkpointed import score_datasets
 from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.decision.thresholds import certify_threshold
 from confidently.decision.volume import project_volume
+from confidently.types import Scores
 
 MODELS = ("base", "fine-tuned")
 METHODS = ("raw", "platt", "isotonic")
@@ -213,7 +214,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(bundle, probs["fine-tuned"]["raw"], scores["fine-tuned"]["test"].hidden, y, config),
+        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
@@ -332,12 +333,12 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(bundle: Bundle, raw: np.ndarray, hidden: np.ndarray | None, y: np.ndarray,
-             config: CompareConfig) -> dict[str, Any]:
-    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows (``hidden``:
-    their features, when the calibrator reads them)."""
-    decisions = decide(raw, labels=bundle.task.label_names, calibrator=bundle.calibrator, policy=bundle.policy,
-                       hidden=hidden)
+def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
+    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows' scores,
+    deciding them as the bundle does when applied (its features when the calibrator reads them; a truncated
+    text is reviewed)."""
+    decisions = decide(test.probs, labels=bundle.task.label_names, calibrator=bundle.calibrator,
+                       policy=bundle.policy, hidden=test.hidden, truncated=test.truncated)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,

@@ -94,8 +94,9 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Every label of the task, sorted by name when ``y`` holds names; ``0, ..., n_classes - 1`` when
-        ``y`` holds integers, which then index the task's labels in sorted order (as
-        ``sklearn.preprocessing.LabelEncoder`` numbers them when every label occurs); ``y``'s own
+        ``y`` holds integers, which then index the task's labels in the task's order, as data files read
+        them (:func:`~confidently.data.normalize_label`; ``sklearn.preprocessing.LabelEncoder`` numbers
+        names in sorted order, the same only when the task lists its labels sorted); ``y``'s own
         spellings, sorted, when it spells every label its own way (``pos``/``neg``, ``Positive``, as
         data files may: see :func:`~confidently.data.normalize_label`), so ``predict`` answers in them.
         Columns of ``predict_proba`` are in this order.
@@ -138,13 +139,13 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Sequence[str], y: ArrayLike) -> CalibratedTextClassifier:
         """Score ``X`` (texts), fit the calibrator and certify the decision threshold; returns ``self``.
 
-        ``y`` holds the task's label names, or integers indexing them in sorted order.
+        ``y`` holds the task's label names, or integers indexing them in the task's order.
         """
         self._check_params()
         texts = _check_texts(X)
         classifier = self._classifier()
         classes, columns, targets = _encode_targets(y, classifier.labels, len(texts))
-        raw = _raw_probs(classifier, texts)[:, columns]
+        raw = _raw_scores(classifier, texts)[0][:, columns]
         calibrator = self._new_calibrator().fit(raw, targets)
         out_of_fold = cross_fit_predict(self._new_calibrator(), raw, targets, n_splits=self.cv, seed=self.random_state)
         certificate = certify_threshold(out_of_fold.max(axis=1), out_of_fold.argmax(axis=1) == targets,
@@ -163,7 +164,7 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         """Calibrated class probabilities, shape (n_texts, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self)
         texts = _check_texts(X)
-        return self.calibrator_.predict_proba(_raw_probs(self._classifier(), texts)[:, self._columns])
+        return self.calibrator_.predict_proba(_raw_scores(self._classifier(), texts)[0][:, self._columns])
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """The most probable label of each text after calibration."""
@@ -172,11 +173,12 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def decide(self, X: Sequence[str]) -> np.ndarray:
         """``"automate"`` or ``"review"`` for each text: its calibrated confidence against ``policy_``,
-        through :func:`confidently.decision.decisions.decide` like every other path."""
+        through :func:`confidently.decision.decisions.decide` like every other path (a text cut to fit the
+        model's context goes to review)."""
         check_is_fitted(self)
-        raw = _raw_probs(self._classifier(), _check_texts(X))[:, self._columns]
-        return decide(raw, labels=[str(label) for label in self.classes_], calibrator=self.calibrator_,
-                      policy=self.policy_).decision
+        raw, truncated = _raw_scores(self._classifier(), _check_texts(X))
+        return decide(raw[:, self._columns], labels=[str(label) for label in self.classes_],
+                      calibrator=self.calibrator_, policy=self.policy_, truncated=truncated).decision
 
     def predict_set(self, X: Sequence[str]) -> np.ndarray:
         """Each text's prediction set: bool array (n_texts, n_classes), ``True`` where ``classes_[j]`` is
@@ -233,7 +235,7 @@ def clear_cache() -> None:
 _LOCK = threading.Lock()
 _BACKENDS: dict[tuple, Backend] = {}
 _CLASSIFIERS: dict[tuple, Classifier] = {}
-_SCORES: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_SCORES: OrderedDict[tuple[str, str], tuple[np.ndarray, bool]] = OrderedDict()
 
 
 def _shared_classifier(backend: str, model: str, options: dict[str, Any], task: Task, chat: bool | None,
@@ -249,20 +251,22 @@ def _shared_classifier(backend: str, model: str, options: dict[str, Any], task: 
         return _CLASSIFIERS[key]
 
 
-def _raw_probs(classifier: Classifier, texts: list[str]) -> np.ndarray:
-    """Raw class probabilities of ``texts`` (task label order), scoring only texts not seen before."""
+def _raw_scores(classifier: Classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Raw class probabilities of ``texts`` (task label order) and whether each was cut to fit, scoring only
+    texts not seen before."""
     fingerprint = classifier.fingerprint()
     with _LOCK:
         known = {text: _SCORES[(fingerprint, text)] for text in texts if (fingerprint, text) in _SCORES}
     missing = [text for text in dict.fromkeys(texts) if text not in known]
     if missing:
-        scored = dict(zip(missing, classifier.score(missing).probs))
+        scores = classifier.score(missing)
+        scored = dict(zip(missing, zip(scores.probs, scores.truncated)))
         known.update(scored)
         with _LOCK:
             _SCORES.update(((fingerprint, text), row) for text, row in scored.items())
             while len(_SCORES) > MAX_CACHED_TEXTS:
                 _SCORES.popitem(last=False)
-    return np.vstack([known[text] for text in texts])
+    return np.vstack([known[text][0] for text in texts]), np.array([known[text][1] for text in texts], dtype=bool)
 
 
 def _is_int(value: Any) -> bool:
@@ -295,14 +299,16 @@ def _encode_targets(y: ArrayLike, labels: Sequence[str], n_texts: int) -> tuple[
     arr = np.asarray(y)
     if arr.ndim != 1 or arr.shape[0] != n_texts:
         raise DataError(f"y must be a 1-D array of {n_texts} labels, one per text; got shape {arr.shape}")
+    if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        # An integer indexes the task's labels in the task's order, as data files read it (normalize_label).
+        targets = arr.astype(np.int64)
+        bad = np.flatnonzero((targets < 0) | (targets >= len(labels)))
+        if bad.size:
+            raise DataError(f"y[{bad[0]}] = {arr[bad[0]]} does not index the task's {len(labels)} labels "
+                            f"{list(labels)} (0 is {labels[0]!r}, in the task's order)")
+        return np.arange(len(labels)), np.arange(len(labels)), targets
     names = sorted(labels)
     columns = np.array([labels.index(name) for name in names])
-    if arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-        targets = arr.astype(np.int64)
-        bad = np.flatnonzero((targets < 0) | (targets >= len(names)))
-        if bad.size:
-            raise DataError(f"y[{bad[0]}] = {arr[bad[0]]} does not index the task's {len(names)} labels {names}")
-        return np.arange(len(names)), columns, targets
     values = arr.tolist()
     spellings = _spellings(values, labels)
     if spellings is not None:  # y spells the labels its own way: classes_ keeps its spellings

@@ -126,6 +126,12 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
                                  hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe or ensemble
                                  else None, hidden_method="ensemble" if ensemble else "probe", config=config)
+    if cut := {split: int(scores[split].truncated.sum()) for split in scores if scores[split].truncated.any()}:
+        evaluation.notes.append(
+            "Texts cut to fit (--max-text-tokens / --max-text-chars): "
+            + ", ".join(f"{n} of {len(scores[split])} {split} rows" for split, n in cut.items())
+            + ". They are calibrated and measured like the others here, but a truncated text is always decided "
+              "review when the bundle is applied; raise --max-text-tokens to score long texts whole.")
     best = evaluation.methods[evaluation.best]
     shipped_sets = evaluation.sets.predictors[evaluation.sets.shipped]
     frames = []
@@ -138,7 +144,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         frame = frame.join(scores[split].to_frame().set_index(frame.index))
         decisions = decide(scores[split].probs, labels=clf.labels, policy=evaluation.policy,
                            calibrated_probs=None if best.calibrator is None else calibrated,
-                           prediction_sets=shipped_sets, groups=split_groups, rule=config.decision_rule)
+                           prediction_sets=shipped_sets, groups=split_groups, rule=config.decision_rule,
+                           truncated=scores[split].truncated)
         frame = frame.join(decisions.to_frame().set_index(frame.index))
         if decisions.calibrated:
             frame["calibrated_with"] = how

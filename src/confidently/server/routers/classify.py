@@ -25,20 +25,18 @@ async def classify(body: ClassifyRequest, request: Request, settings: SettingsDe
     arriving together for the same adapter are scored in one batch; a large request is scored in
     parts, taking turns with the others, so it cannot hold up small ones. A request costs its texts'
     characters times forward passes (two per text with ``top_tokens``, else one); the server refuses
-    requests over its budget (``max_request_cost`` in GET /healthz). If the client disconnects, the
-    parts not yet scored are dropped.
+    requests over its budget (``max_request_cost`` in GET /healthz). A text longer than the server's cap
+    (``max_text_chars``, or its token limit) is cut, scored, flagged ``truncated`` and decided ``review``,
+    as ``confidently score`` does. If the client disconnects, the parts not yet scored are dropped.
     """
     if len(body.texts) > settings.max_texts:
         raise HTTPException(422, f"texts: {len(body.texts)} texts sent, at most {settings.max_texts} per request")
-    for i, text in enumerate(body.texts):
-        if len(text) > settings.max_text_chars:
-            raise HTTPException(422, f"texts[{i}]: {len(text)} characters, at most {settings.max_text_chars}")
-    cost = request_cost(body.texts, body.top_tokens)
+    cost = request_cost(body.texts, body.top_tokens, settings.text_char_cap)
     if cost > settings.max_request_cost:
-        raise HTTPException(422, f"texts: the request costs {cost} ({sum(map(len, body.texts))} characters × "
-                                 f"{passes(body.top_tokens)} forward passes), more than this server's budget of "
-                                 f"{settings.max_request_cost} per request: send fewer or shorter texts"
-                                 + (", or top_tokens 0" if body.top_tokens else ""))
+        raise HTTPException(422, f"texts: the request costs {cost} (characters scored, at most "
+                                 f"{settings.text_char_cap} per text, × {passes(body.top_tokens)} forward passes), "
+                                 f"more than this server's budget of {settings.max_request_cost} per request: send "
+                                 "fewer or shorter texts" + (", or top_tokens 0" if body.top_tokens else ""))
     served, response = await unless_disconnected(request, service.score(body))
     await loop.after_classify(body, response, served)  # request id; drift; review queue, durably
     return response

@@ -22,7 +22,7 @@ async def healthz(request: Request, settings: SettingsDep, service: ServiceDep) 
         status="ok", model=registry.backend.model_name, weights_id=registry.backend.weights_id,
         adapters=len(registry), queued_texts=service.batcher.queued,
         in_flight=request.app.state.counts.in_flight - 1,
-        limits=Limits(max_texts=settings.max_texts, max_text_chars=settings.max_text_chars,
+        limits=Limits(max_texts=settings.max_texts, max_text_chars=settings.text_char_cap,
                       max_body_bytes=settings.max_body_bytes, max_request_cost=settings.max_request_cost,
                       max_concurrency=settings.max_concurrency, read_timeout_s=settings.read_timeout_s,
                       batch_size=settings.batch_size),

@@ -131,5 +131,6 @@ async def _call(fn: Callable[[], T]) -> T:
 def _item(item: QueueItem) -> ReviewItem:
     return ReviewItem(request_id=item.request_id, position=item.position, adapter=item.adapter,
                       bundle_version=item.bundle_version, reason=item.reason, text=item.text, label=item.label,
-                      confidence=item.confidence, decision=item.decision, labels=item.labels, probs=item.probs,
-                      claim_until=item.claim_until)
+                      confidence=item.confidence, calibrated=item.calibrated,
+                      decision=item.decision, review_reason=item.review_reason, labels=item.labels,
+                      raw_probs=item.probs, calibrated_probs=item.calibrated_probs, claim_until=item.claim_until)

@@ -1,0 +1,177 @@
+"""A text cut to fit is never automated: its confidence is about the part the model saw.
+
+Every path decides through :func:`confidently.decision.decisions.decide`, which sends a truncated text
+to review with the reason ``"truncated"``; these tests check the rule itself and then each path that
+scores texts (Python API, ``score``, ``classify --json``, the scikit-learn estimator) on the tiny
+model, whose 256-position context truncates a long text by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from confidently.decision.calibrated import CalibratedClassifier
+from confidently.decision.decisions import REVIEW_REASONS, decide
+from confidently.decision.policy import DecisionPolicy
+from confidently.errors import DataError
+from confidently.scoring.classifier import Classifier
+from confidently.types import Scores
+
+from test_bundle import POLICY, fitted_platt
+from test_prediction_sets import fitted_sets
+
+LABELS = ("negative", "positive")
+#: Automates everything it is asked about: only the truncation rule can send a text to review.
+AUTOMATE_ALL = DecisionPolicy(threshold=0.0, target_accuracy=None, certified=False, method="test: automate all")
+SHORT = "the movie was great and I love it"
+LONG = "a wonderful film, I love it " * 200  # far past the tiny model's 256 positions
+
+
+def test_a_truncated_text_is_reviewed_under_the_threshold_rule_whatever_its_confidence():
+    raw = np.array([[0.02, 0.98], [0.02, 0.98], [0.5, 0.5]])
+    decisions = decide(raw, labels=LABELS, policy=POLICY, truncated=[False, True, False])
+    assert list(decisions.decision) == ["automate", "review", "review"]
+    assert list(decisions.review_reason) == [None, "truncated", "below_threshold"]
+    frame = decisions.to_frame()
+    assert frame["review_reason"].isna().tolist() == [True, False, False]  # automated: no reason (null)
+    assert frame["review_reason"].tolist()[1:] == ["truncated", "below_threshold"]
+    # without the flags the same confident row would be automated: the flag is what decides
+    assert list(decide(raw, labels=LABELS, policy=POLICY).decision) == ["automate", "automate", "review"]
+
+
+def test_a_truncated_text_is_reviewed_under_the_set_rule_too():
+    sets = fitted_sets()
+    raw = np.array([[0.02, 0.98], [0.02, 0.98]])
+    plain = decide(raw, labels=LABELS, calibrator=fitted_platt(), policy=POLICY, prediction_sets=sets,
+                   rule="prediction_set")
+    assert list(plain.decision) == ["automate", "automate"]
+    cut = decide(raw, labels=LABELS, calibrator=fitted_platt(), policy=POLICY, prediction_sets=sets,
+                 rule="prediction_set", truncated=np.array([True, False]))
+    assert list(cut.decision) == ["review", "automate"] and list(cut.review_reason) == ["truncated", None]
+
+
+def test_every_reason_is_named_and_none_without_a_decision():
+    raw = np.array([[0.5, 0.5], [0.1, 0.9]])
+    nothing_certified = DecisionPolicy(None, 0.99, False, "none qualified")
+    assert list(decide(raw, labels=LABELS, policy=nothing_certified).review_reason) == ["no_threshold"] * 2
+    sets = decide(raw, labels=LABELS, calibrator=fitted_platt(), policy=POLICY, prediction_sets=fitted_sets(),
+                  rule="prediction_set")
+    assert "set_not_single" in list(sets.review_reason)
+    assert decide(raw, labels=LABELS, truncated=[True, False]).review_reason is None  # no policy: no decision
+    assert set(REVIEW_REASONS) == {"truncated", "below_threshold", "no_threshold", "set_not_single"}
+
+
+@pytest.mark.parametrize("flags", [[True], [1, 0], np.array([[True, False]])])
+def test_malformed_truncation_flags_are_refused(flags):
+    with pytest.raises(DataError, match="truncated must be 2 true/false values"):
+        decide(np.array([[0.5, 0.5], [0.1, 0.9]]), labels=LABELS, policy=POLICY, truncated=flags)
+
+
+def test_a_prediction_carries_the_reason_into_its_json():
+    raw = np.array([[0.02, 0.98]])
+    scores = Scores(LABELS, raw, np.zeros(1), np.array([True]))
+    prediction = decide(raw, labels=LABELS, policy=POLICY, truncated=scores.truncated).prediction(0, "t", scores)
+    shown = json.loads(json.dumps(prediction.to_dict()))
+    assert shown["decision"] == "review" and shown["review_reason"] == "truncated" and shown["truncated"] is True
+
+
+@pytest.fixture(scope="module")
+def automate_all(tiny_backend):
+    return CalibratedClassifier(Classifier(backend=tiny_backend), policy=AUTOMATE_ALL)
+
+
+def test_the_python_api_reviews_a_text_the_model_saw_only_part_of(automate_all):
+    many = automate_all.classify_many([SHORT, LONG])
+    assert [p.truncated for p in many] == [False, True]
+    assert [(p.decision, p.review_reason) for p in many] == [("automate", None), ("review", "truncated")]
+    explained = automate_all.classify(LONG, top_k=0)  # the one-text path scores on its own
+    assert explained.truncated and (explained.decision, explained.review_reason) == ("review", "truncated")
+
+
+def test_score_file_writes_the_reason_beside_the_decision(automate_all, tmp_path):
+    from confidently.workflows.score_file import score_file
+
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in (SHORT, LONG, SHORT)))
+    frame = score_file(automate_all, data, tmp_path / "scores.csv", progress=False)
+    assert frame["truncated"].tolist() == [False, True, False]
+    assert frame["decision"].tolist() == ["automate", "review", "automate"]
+    written = pd.read_csv(tmp_path / "scores.csv", keep_default_na=False)
+    assert written["review_reason"].tolist() == ["", "truncated", ""]
+
+
+def test_the_estimator_reviews_a_truncated_text(tiny_model_dir):
+    from confidently import CalibratedTextClassifier
+    from confidently.data import generate_sentiment
+
+    rows = generate_sentiment(40, seed=0)
+    clf = CalibratedTextClassifier(model=str(tiny_model_dir), backend_options={"device": "cpu", "dtype": "float32"},
+                                   cv=3).fit(list(rows.texts), np.array(rows.labels))
+    clf.policy_ = AUTOMATE_ALL  # a policy that automates everything: only the truncation rule reviews
+    assert clf.decide([SHORT, LONG]).tolist() == ["automate", "review"]
+
+
+def test_cli_classify_json_and_score_show_the_reason(tiny_model_dir, tmp_path):
+    bundle = tmp_path / "bundle"
+    _automate_all_bundle(tiny_model_dir, bundle)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}
+    cli = [sys.executable, "-m", "confidently"]
+    common = ["--model", str(tiny_model_dir), "--calibration", str(bundle), "--device", "cpu", "--dtype", "float32"]
+    reply = subprocess.run([*cli, "classify", LONG, *common, "--json", "-k", "0"], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert reply.returncode == 0, reply.stderr[-2000:]
+    shown = json.loads(reply.stdout)
+    assert shown["truncated"] and (shown["decision"], shown["review_reason"]) == ("review", "truncated")
+    data, out = tmp_path / "texts.jsonl", tmp_path / "scores.csv"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in (SHORT, LONG)))
+    scored = subprocess.run([*cli, "score", str(data), "--out", str(out), *common], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert "1 of 2 automated" in scored.stdout and "1 truncated text sent to review" in scored.stdout
+    assert pd.read_csv(out, keep_default_na=False)["review_reason"].tolist() == ["", "truncated"]
+
+
+def _automate_all_bundle(model_dir, folder) -> None:
+    """A calibration bundle for the tiny model whose policy automates every text it may."""
+    from test_bundle import make_bundle
+
+    make_bundle(folder, Classifier(model=str(model_dir), device="cpu", dtype="float32"), policy=AUTOMATE_ALL)
+
+
+def test_evaluate_decides_its_truncated_rows_review_and_says_how_many(tiny_model_dir, tmp_path):
+    from confidently.data import Dataset, generate_sentiment, split_dataset, stratified_sample
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
+
+    splits = split_dataset(generate_sentiment(300, seed=3), seed=3)
+    sample = stratified_sample(splits.test, 20, seed=3)
+    test = Dataset((*sample.texts, LONG), (*sample.labels, "positive"))
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(50,), budget_repeats=2, n_resamples=50)
+    run_evaluate(Classifier(model=str(tiny_model_dir), dtype="float32"), splits.calibration, test, tmp_path,
+                 config=config, progress=False)
+    frame = pd.read_parquet(tmp_path / "scores.parquet")
+    rows = frame[frame["split"] == "test"]
+    assert rows["truncated"].tolist() == [False] * 20 + [True]
+    assert rows["decision"].iloc[-1] == "review" and rows["review_reason"].iloc[-1] == "truncated"
+    assert "truncated" not in rows["review_reason"].iloc[:-1].tolist()
+    notes = json.loads((tmp_path / "metrics.json").read_text())["notes"]
+    assert any("1 of 21 test rows" in note and "always decided review" in note for note in notes)
+
+
+def test_compare_counts_the_shipped_bundle_as_applied_truncated_rows_reviewed():
+    from types import SimpleNamespace
+
+    from confidently.tasks.task import SENTIMENT
+    from confidently.workflows.comparison import CompareConfig, _shipped
+
+    bundle = SimpleNamespace(task=SENTIMENT, calibrator=None, policy=AUTOMATE_ALL)
+    test = Scores(LABELS, np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]]), np.zeros(3), np.array([False, True, False]))
+    shipped = _shipped(bundle, test, np.array([1, 1, 0]), CompareConfig(n_resamples=20))
+    assert (shipped["n_automated"], shipped["coverage"]) == (2, pytest.approx(2 / 3))
