@@ -268,20 +268,29 @@ def read_training(adapter: Path) -> dict:
             "train_seconds": metadata["training"]["train_seconds"]}
 
 
-def write_tables(args, rows: list[dict], curves: dict, calibration, test, started: float) -> None:
-    def coverage(cell: dict) -> str:
-        if cell["threshold"] is None:
-            return "none"
-        return (f"{cell['coverage']:.1%} (t={cell['threshold']:.3f}, {cell['n_automated']} at "
-                f"{cell['accuracy_automated']:.3f})" if cell["n_automated"] else f"0.0% (t={cell['threshold']:.3f})")
+def coverage_cell(cell: dict) -> str:
+    """A certified threshold's test coverage: share automated (threshold t, rows automated at their accuracy)."""
+    if cell["threshold"] is None:
+        return "none"
+    return (f"{cell['coverage']:.1%} (t={cell['threshold']:.3f}, {cell['n_automated']} at "
+            f"{cell['accuracy_automated']:.3f})" if cell["n_automated"] else f"0.0% (t={cell['threshold']:.3f})")
 
+
+def method_table(rows: list[dict]) -> list[str]:
+    """The side-by-side table of :func:`row` dicts, as Markdown lines."""
     lines = ["| configuration | method | labels | AUROC | accuracy | ECE | coverage at 95% (test) | coverage at 90% "
              "(test) | forward passes | tokens/item (past prefix) | ms/item |", "|" + " --- |" * 11]
     for r in rows:
         lines.append(f"| {r['configuration']} | {r['method']} | {r['labels']} | {r['auroc']:.3f} | "
-                     f"{r['accuracy']:.3f} | {r['ece']:.3f} | {coverage(r['at_0.95'])} | {coverage(r['at_0.90'])} | "
-                     f"{r['forward_passes_per_item']} | {r['prompt_tokens_per_item']:.0f} ({r['tokens_past_prefix_per_item']:.0f}) | "
+                     f"{r['accuracy']:.3f} | {r['ece']:.3f} | {coverage_cell(r['at_0.95'])} | "
+                     f"{coverage_cell(r['at_0.90'])} | {r['forward_passes_per_item']} | "
+                     f"{r['prompt_tokens_per_item']:.0f} ({r['tokens_past_prefix_per_item']:.0f}) | "
                      f"{r['ms_per_text']:.0f} |")
+    return lines
+
+
+def write_tables(args, rows: list[dict], curves: dict, calibration, test, started: float) -> None:
+    lines = method_table(rows)
     sizes = list(next(iter(curves.values()), {}))
     curve = []
     if curves:  # none with --only-finetune: the fine-tuned rows have no label-budget curve

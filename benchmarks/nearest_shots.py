@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from boost import SEED, TARGETS, best_calibrator, cost, row
+from boost import SEED, TARGETS, best_calibrator, cost, method_table, row
 
 from confidently.data import load_dataset
 from confidently.scoring.checkpointed import score_datasets
@@ -77,19 +77,7 @@ def main() -> None:
 
 
 def write(args, rows: list[dict], cal, test, pool: int, started: float) -> None:
-    def coverage(cell: dict) -> str:
-        if cell["threshold"] is None:
-            return "none"
-        return f"{cell['coverage']:.1%} ({cell['n_automated']} at {cell['accuracy_automated']:.3f})" \
-            if cell["n_automated"] else "0.0%"
-
-    lines = ["| configuration | calibrator | AUROC | accuracy | ECE | coverage at 95% | coverage at 90% | "
-             "tokens/item (past prefix) | ms/item |", "|" + " --- |" * 9]
-    for r in rows:
-        lines.append(f"| {r['configuration']} | {r['method']} | {r['auroc']:.3f} | {r['accuracy']:.3f} | "
-                     f"{r['ece']:.3f} | {coverage(r['at_0.95'])} | {coverage(r['at_0.90'])} | "
-                     f"{r['prompt_tokens_per_item']:.0f} ({r['tokens_past_prefix_per_item']:.0f}) | "
-                     f"{r['ms_per_text']:.0f} |")
+    lines = method_table(rows)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     summary = (f"{args.data}, split 50/50 (seed {SEED}); {pool} calibration rows form the nearest-shot pool. Every "
                f"configuration is calibrated and certified (Learn-Then-Test, 95% confidence) on the same {len(cal)} "
