@@ -202,7 +202,7 @@ def evaluate(
     prompts: Annotated[Optional[Path], typer.Option(
         "--prompts", exists=True, dir_okay=False,
         help="Prompt ensemble: a JSON list (or JSON Lines file) of more prompts for the task, each "
-             '{"template": "... {text} ...", "words": {"<label>": ["<word>", ...]}} (words optional); every '
+             '`{"template": "... {text} ...", "words": {"<label>": ["<word>", ...]}}` (words optional); every '
              "prompt is scored and a fitted combiner of their class masses competes as the calibrator "
              "'ensemble'.")] = None,
 ) -> None:

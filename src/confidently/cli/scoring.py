@@ -251,8 +251,8 @@ def score(
 
     The file's own columns come first, names and values as they were (the text and label columns too);
     the model's columns follow.
-    Raw columns: raw_p_<label>, mass_<label>, other_mass, raw_prediction, raw_confidence, truncated.
-    With --calibration DIR (or --adapter DIR) also calibrated_p_<label>, calibrated_prediction,
+    Raw columns: `raw_p_<label>`, `mass_<label>`, other_mass, raw_prediction, raw_confidence, truncated.
+    With --calibration DIR (or --adapter DIR) also `calibrated_p_<label>`, calibrated_prediction,
     calibrated_confidence, prediction_set (the labels the conformal set keeps; a JSON array in CSV/TSV),
     prediction_set_size, decision (automate/review, by the bundle's rule or --decision-rule) and review_reason
     (truncated, below_threshold, no_threshold or set_not_single; empty when automated): a truncated text is
