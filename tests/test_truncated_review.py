@@ -175,3 +175,64 @@ def test_compare_counts_the_shipped_bundle_as_applied_truncated_rows_reviewed():
     test = Scores(LABELS, np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]]), np.zeros(3), np.array([False, True, False]))
     shipped = _shipped(bundle, test, np.array([1, 1, 0]), CompareConfig(n_resamples=20))
     assert (shipped["n_automated"], shipped["coverage"]) == (2, pytest.approx(2 / 3))
+
+
+def _confident_rows(n: int, cut_share: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-class probabilities all at 0.98 for the label, except the ``cut_share`` of rows flagged
+    truncated, which are just as confident and wrong: (probs, labels, truncated)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    cut = rng.random(n) < cut_share
+    predicted = np.where(cut, 1 - y, y)
+    probs = np.where(np.arange(2)[None, :] == predicted[:, None], 0.98, 0.02)
+    return probs, y, cut
+
+
+def test_certification_counts_truncated_rows_as_reviewed():
+    from confidently.decision.thresholds import analyse_thresholds
+
+    probs, y, cut = _confident_rows(600, 0.15, seed=1)
+    confidence, correct = probs.max(1), probs.argmax(1) == y
+    blind = analyse_thresholds(confidence, correct)
+    assert not blind.certified.certified  # the cut rows' mistakes sit among the confident ones
+    aware = analyse_thresholds(confidence, correct, never_automated=cut)
+    assert aware.certified.certified
+    at = next(row for row in aware.rows if row.threshold == aware.certified.threshold)
+    assert at.n_automated == int((~cut).sum()) and at.n_automated_errors == 0
+    assert at.n_review == int(cut.sum())
+    # and the other way round: right answers on cut texts must not lift rows the policy will automate
+    wrong = correct & (np.random.default_rng(2).random(y.size) < 0.85)
+    inflated = analyse_thresholds(confidence, np.where(cut, True, wrong), never_automated=cut)
+    assert not inflated.certified.certified
+    with pytest.raises(DataError, match="never_automated"):
+        analyse_thresholds(confidence, correct, never_automated=cut[:-1])
+
+
+def test_evaluate_certifies_and_measures_only_rows_it_would_automate():
+    from confidently.workflows.evaluation import EvaluationConfig, evaluate_scores
+
+    cal_probs, y_cal, cal_cut = _confident_rows(600, 0.15, seed=3)
+    test_probs, y_test, test_cut = _confident_rows(400, 0.15, seed=4)
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(300,), budget_repeats=1, n_resamples=20)
+    blind = evaluate_scores(cal_probs, y_cal, test_probs, y_test, labels=LABELS, config=config)
+    assert blind.policy.threshold is None
+    aware = evaluate_scores(cal_probs, y_cal, test_probs, y_test, labels=LABELS, truncated=(cal_cut, test_cut),
+                            config=config)
+    assert aware.policy.threshold is not None
+    assert aware.policy_on_test["n_automated"] == int((~test_cut).sum())
+    assert aware.policy_on_test["accuracy_automated"] == 1.0
+    full = aware.budget[aware.budget["n_labels"] == y_cal.size]
+    assert np.allclose(full["coverage"], (~test_cut).mean())
+
+
+def test_compare_rules_never_automate_truncated_rows():
+    from confidently.workflows.comparison import CERTIFIED, CompareConfig, decision_rules
+
+    cal_probs, y_cal, cal_cut = _confident_rows(600, 0.15, seed=5)
+    test_probs, y_test, test_cut = _confident_rows(200, 0.15, seed=6)
+    certificate, rules = decision_rules(test_probs, y_test, cal_probs, y_cal, CompareConfig(n_resamples=20),
+                                        cut={"calibration": cal_cut, "test": test_cut})
+    assert certificate.certified
+    for outcome in rules.values():
+        assert not outcome.automated[test_cut].any()
+    assert rules[CERTIFIED].automated.sum() == int((~test_cut).sum())

@@ -227,6 +227,7 @@ def measure_thresholds(
     error_cost: float = 10.0,
     target_accuracy: float = 0.95,
     level: float = 0.95,
+    never_automated: ArrayLike | None = None,
 ) -> ThresholdMeasurement:
     """Automation, accuracy and cost at each threshold, choosing none (use it on a test split).
 
@@ -234,6 +235,9 @@ def measure_thresholds(
     """
     conf = check_confidence(confidence)
     hits = check_correct(correct, n_samples=conf.size)
+    if never_automated is not None:
+        # Below every threshold: reviewed (and costed as a review) whatever its confidence.
+        conf = np.where(check_correct(never_automated, n_samples=conf.size, name="never_automated"), -np.inf, conf)
     grid = threshold_grid() if thresholds is None else _check_thresholds(thresholds)
     for name, value in (("review_cost", review_cost), ("error_cost", error_cost)):
         if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
@@ -285,6 +289,7 @@ def analyse_thresholds(
     level: float = 0.95,
     min_automated: int | None = None,
     procedure: str = DEFAULT_PROCEDURE,
+    never_automated: ArrayLike | None = None,
 ) -> ThresholdAnalysis:
     """Measure every threshold on calibration data and choose the cost-optimal and certified ones.
 
@@ -310,6 +315,10 @@ def analyse_thresholds(
         :func:`~confidently.decision.binomial.min_automated_for` at that start's share of ``delta``.
     procedure : {"fallback", "fixed-sequence"}, default="fallback"
         How the thresholds are tested (:mod:`~confidently.decision.procedures`).
+    never_automated : array-like of bool, shape (n_samples,), optional
+        Rows the decision always sends to review (truncated texts, see
+        :func:`~confidently.decision.decisions.decide`): they count as reviewed at every threshold, so the
+        certified accuracy is that of the rows the policy will really automate.
 
     Notes
     -----
@@ -320,7 +329,8 @@ def analyse_thresholds(
     how many confidences pass each threshold, never on which predictions are right.
     """
     measured = measure_thresholds(confidence, correct, thresholds=thresholds, review_cost=review_cost,
-                                  error_cost=error_cost, target_accuracy=target_accuracy, level=level)
+                                  error_cost=error_cost, target_accuracy=target_accuracy, level=level,
+                                  never_automated=never_automated)
     minimum = None if min_automated is None else _check_minimum(min_automated)
     costs = [row.cost for row in measured.rows]
     return ThresholdAnalysis(**{f.name: getattr(measured, f.name) for f in fields(ThresholdMeasurement)},
@@ -343,10 +353,12 @@ def certify_threshold(
     thresholds: Sequence[float] | None = None,
     min_automated: int | None = None,
     procedure: str = DEFAULT_PROCEDURE,
+    never_automated: ArrayLike | None = None,
 ) -> CertifiedThreshold:
     """The Learn-Then-Test certified threshold on calibration data (see :func:`analyse_thresholds`)."""
     return analyse_thresholds(confidence, correct, thresholds=thresholds, target_accuracy=target_accuracy,
-                              level=level, min_automated=min_automated, procedure=procedure).certified
+                              level=level, min_automated=min_automated, procedure=procedure,
+                              never_automated=never_automated).certified
 
 
 def _certify(rows: Sequence[ThresholdRow], n: int, target: float, level: float, procedure: str,

@@ -135,7 +135,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                                           HUB_IDS.get(backend.model_name, backend.model_name))
     y_calibration = splits.calibration.label_indices(classifier.labels)
     calibrator, policy, prediction_sets, calibration_summary = fit_calibration(
-        calibration_probs, y_calibration, config, masses=calibration_scores.hidden)
+        calibration_probs, y_calibration, config, masses=calibration_scores.hidden,
+        truncated=calibration_scores.truncated)
     metadata = {
         "labels": answers[0],
         **({"prompts_trained": {"n_prompts": len(asked), "answer_targets": answers,
@@ -186,13 +187,15 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *, masses: np.ndarray | None = None):
+def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *, masses: np.ndarray | None = None,
+                    truncated: np.ndarray | None = None):
     """The calibrator (fitted on every calibration row), a certified decision policy and prediction sets.
 
     The policy's threshold is certified, and the split-conformal (LAC) sets fitted, on out-of-fold
     calibrated scores (5-fold cross-fitting), so both are chosen on scores from calibrators that did
     not see those rows. With ``masses`` (every prompt's class masses, a prompt ensemble's) the calibrator
     is the ensemble's combiner, fitted and cross-fitted as ``evaluate`` fits it, instead of ``config.calibrator``.
+    ``truncated`` rows (cut to fit the context) count as reviewed at every threshold, as they will be.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
@@ -206,7 +209,7 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *,
             out_of_fold = cross_fit_ensemble(masses, y, n_classes=k, n_splits=_POLICY_FOLDS, seed=config.seed)
     certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y,
                                     target_accuracy=config.target_accuracy, level=config.level,
-                                    procedure=config.procedure)
+                                    procedure=config.procedure, never_automated=truncated)
     ece = metric_function("ece")
     summary = {
         "n": int(y.size), "method": method,

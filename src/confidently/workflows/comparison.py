@@ -200,8 +200,9 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     probs = {model: calibrated[model][0] for model in MODELS}
     source = (f"Platt and isotonic {config.n_splits}-fold cross-fitted on the test rows (out-of-fold scores)"
               if calibration is None else f"Platt and isotonic fitted on {len(calibration)} calibration rows per model")
-    rules = {m: {k: decision_rules(p, y, calibrated[m][1].get(k), y_cal, config) for k, p in probs[m].items()}
-             for m in MODELS}
+    rules = {m: {k: decision_rules(p, y, calibrated[m][1].get(k), y_cal, config,
+                                   cut={split: s.truncated for split, s in scores[m].items()})
+                 for k, p in probs[m].items()} for m in MODELS}
     decisions = {m: {k: {"certified": None if certificate is None else certificate.to_dict(),
                          "rules": {name: outcome.to_dict(config) for name, outcome in outcomes.items()}}
                      for k, (certificate, outcomes) in rules[m].items()} for m in MODELS}
@@ -291,17 +292,17 @@ class RuleOutcome:
 
 
 def decision_rules(probs: np.ndarray, y: np.ndarray, on_calibration: np.ndarray | None, y_cal: np.ndarray | None,
-                   config: CompareConfig):
+                   config: CompareConfig, *, cut: dict[str, np.ndarray]):
     """The certificate (chosen on the calibration rows' out-of-sample scores; None without them) and
     each rule's outcome on the test rows: ``certified`` (when there is a certificate) and every
-    fixed threshold."""
-    confidence, correct = probs.max(1), probs.argmax(1) == y
+    fixed threshold. ``cut`` marks each split's truncated rows: no rule automates them."""
+    confidence, correct = np.where(cut["test"], -np.inf, probs.max(1)), probs.argmax(1) == y
     rules: dict[str, RuleOutcome] = {}
     certificate = None
     if on_calibration is not None:
         certificate = certify_threshold(on_calibration.max(1), on_calibration.argmax(1) == y_cal,
                                         target_accuracy=config.target_accuracy, level=config.level,
-                                        procedure=config.procedure)
+                                        procedure=config.procedure, never_automated=cut["calibration"])
         automated = confidence >= certificate.threshold if certificate.certified else np.zeros(y.size, bool)
         rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated, correct)
     for t in config.automation_thresholds:

@@ -145,12 +145,13 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
         texts = _check_texts(X)
         classifier = self._classifier()
         classes, columns, targets = _encode_targets(y, classifier.labels, len(texts))
-        raw = _raw_scores(classifier, texts)[0][:, columns]
+        raw, truncated = _raw_scores(classifier, texts)
+        raw = raw[:, columns]
         calibrator = self._new_calibrator().fit(raw, targets)
         out_of_fold = cross_fit_predict(self._new_calibrator(), raw, targets, n_splits=self.cv, seed=self.random_state)
         certificate = certify_threshold(out_of_fold.max(axis=1), out_of_fold.argmax(axis=1) == targets,
                                         target_accuracy=self.target_accuracy, level=self.level,
-                                        procedure=self.procedure)
+                                        procedure=self.procedure, never_automated=truncated)
         self.classes_ = classes
         self.calibrator_ = calibrator
         self.certificate_: CertifiedThreshold = certificate

@@ -215,13 +215,14 @@ def _build(method: str, content_free: np.ndarray | None) -> Calibrator:
     return make_calibrator(method)
 
 
-def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig) -> pd.DataFrame:
+def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig, *,
+                  cut: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """ECE, and what a threshold certified with only n labels does, on the test split.
 
     One row per (calibrator, n_labels, repeat); subsets are drawn without replacement from the
     calibration split. On each subset a calibrator is fitted (it scores the test split) and the
     threshold is certified on the subset's own cross-fitted scores, as the full study does; the test
-    split only measures both.
+    split only measures both. ``cut`` marks the truncated calibration and test rows, never automated.
     """
     rng = np.random.default_rng(config.seed)
     ece = metric_function("ece", n_bins=config.n_bins, scheme="equal_width")
@@ -243,8 +244,9 @@ def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig
                         continue  # e.g. one class only, or too few per class to cross-fit, in a tiny subset
                 cert = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal[idx],
                                          target_accuracy=config.target_accuracy, level=config.level,
-                                         procedure=config.procedure)
-                automated = (calibrated.max(1) >= cert.threshold) if cert.certified else np.zeros(y_test.size, bool)
+                                         procedure=config.procedure, never_automated=cut[0][idx])
+                automated = ((calibrated.max(1) >= cert.threshold) & ~cut[1] if cert.certified
+                             else np.zeros(y_test.size, bool))
                 right = calibrated.argmax(1) == y_test
                 accuracy = float(right[automated].mean()) if automated.any() else np.nan
                 rows.append({"calibrator": method, "n_labels": n, "repeat": repeat,
@@ -272,6 +274,7 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
                     labels: Sequence[str], content_free: np.ndarray | None = None,
                     groups: tuple[Sequence, Sequence] | None = None, test_slices: dict[str, Sequence] | None = None,
                     hidden: tuple[np.ndarray, np.ndarray] | None = None, hidden_method: str = "probe",
+                    truncated: tuple[np.ndarray, np.ndarray] | None = None,
                     config: EvaluationConfig = EvaluationConfig()) -> Evaluation:
     """Run the whole study on raw class probabilities of the calibration and test splits.
 
@@ -281,8 +284,12 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     (:mod:`confidently.calibration.probe`) then competes as one more method, named ``probe``, cross-fitted
     on the calibration split like the others. With ``hidden_method="ensemble"`` ``hidden`` holds every
     prompt's class masses instead, and the ensemble's combiner competes, named ``ensemble``.
+    ``truncated`` marks the calibration and test rows cut to fit the context: the decision never
+    automates them, so every threshold is certified and measured with them counted as reviewed.
     """
     y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
+    cut = ((np.zeros(y_cal.size, bool), np.zeros(y_test.size, bool)) if truncated is None
+           else (np.asarray(truncated[0], bool), np.asarray(truncated[1], bool)))
     if config.conformal_by is not None and groups is None:
         raise DataError(f"conformal_by={config.conformal_by!r} needs that column's values for both splits")
     metric_args = {"n_bins": config.n_bins, "mass_bins": config.mass_bins, "n_resamples": config.n_resamples,
@@ -296,9 +303,9 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
                             summarize(crossfit_probs, y_cal, **metric_args),
                             summarize(probs_on_test, y_test, **metric_args),
                             analyse_thresholds(crossfit_probs.max(1), crossfit_probs.argmax(1) == y_cal,
-                                               **threshold_args, procedure=config.procedure),
+                                               **threshold_args, procedure=config.procedure, never_automated=cut[0]),
                             measure_thresholds(probs_on_test.max(1), probs_on_test.argmax(1) == y_test,
-                                               **threshold_args))
+                                               **threshold_args, never_automated=cut[1]))
 
     methods = {"raw": measured("raw", None, cal_probs, test_probs)}
     skipped: dict[str, str] = {}
@@ -346,13 +353,13 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
     policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
-    policy_on_test = _apply_policy(policy, chosen.test_probs, y_test)
+    policy_on_test = _apply_policy(policy, chosen.test_probs, y_test, cut[1])
     automate = policy.decide(chosen.test_probs.max(1)) == "automate"
     projection = project_volume(automate, chosen.test_probs.argmax(1) == y_test, volume=config.projection_volume,
                                 minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
                                 error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
     sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
-    budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config)
+    budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config, cut=cut)
     notes += small_sample_notes(y_cal, y_test, chosen.chosen, sets, config)
     return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, projection, sets,
                       budget, skipped, notes)
@@ -417,9 +424,9 @@ def small_sample_notes(y_cal: np.ndarray, y_test: np.ndarray, chosen: ThresholdA
     return notes
 
 
-def _apply_policy(policy: DecisionPolicy, probs: np.ndarray, y: np.ndarray) -> dict:
-    """What the policy chosen on calibration data does on the test split."""
-    automate = policy.decide(probs.max(1)) == "automate"
+def _apply_policy(policy: DecisionPolicy, probs: np.ndarray, y: np.ndarray, cut: np.ndarray) -> dict:
+    """What the policy chosen on calibration data does on the test split (``cut`` rows: always reviewed)."""
+    automate = (policy.decide(probs.max(1)) == "automate") & ~cut
     correct = probs.argmax(1) == y
     n_auto = int(automate.sum())
     return {"threshold": policy.threshold, "n": int(y.size), "n_automated": n_auto,

@@ -125,13 +125,15 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                                  labels=clf.labels, content_free=content_free, groups=groups,
                                  test_slices={c: test.columns[c] for c in SLICE_COLUMNS if c in test.columns},
                                  hidden=(scores["calibration"].hidden, scores["test"].hidden) if probe or ensemble
-                                 else None, hidden_method="ensemble" if ensemble else "probe", config=config)
+                                 else None, hidden_method="ensemble" if ensemble else "probe",
+                                 truncated=(scores["calibration"].truncated, scores["test"].truncated), config=config)
     if cut := {split: int(scores[split].truncated.sum()) for split in scores if scores[split].truncated.any()}:
         evaluation.notes.append(
             "Texts cut to fit (--max-text-tokens / --max-text-chars): "
             + ", ".join(f"{n} of {len(scores[split])} {split} rows" for split, n in cut.items())
-            + ". They are calibrated and measured like the others here, but a truncated text is always decided "
-              "review when the bundle is applied; raise --max-text-tokens to score long texts whole.")
+            + ". A truncated text is always decided review, so thresholds are certified and measured with these "
+              "rows counted as reviewed (calibration and the other metrics use them like any row); raise "
+              "--max-text-tokens to score long texts whole.")
     best = evaluation.methods[evaluation.best]
     shipped_sets = evaluation.sets.predictors[evaluation.sets.shipped]
     frames = []
