@@ -25,7 +25,8 @@ from boost import SEED, TARGETS, best_calibrator, cost, method_table, row
 from confidently.data import load_dataset
 from confidently.scoring.checkpointed import score_datasets
 from confidently.scoring.classifier import Classifier
-from confidently.tasks.shots import nearest_shot_classifier, shot_classifier
+from confidently.tasks.nearest import nearest_shot_classifier
+from confidently.tasks.shots import shot_classifier
 from confidently.workflows.evaluation import EvaluationConfig, evaluate_scores
 from confidently.workflows.pipeline import split_for_evaluation
 

@@ -19,7 +19,8 @@ from confidently.decision.calibrated import CalibratedClassifier
 from confidently.errors import ArtifactError, DataError, TaskError
 from confidently.scoring.classifier import Classifier
 from confidently.tasks.nearest import NEAREST_FILE, NearestShots, choose_pool, default_pool_size
-from confidently.tasks.shots import nearest_shot_classifier, shot_classifier
+from confidently.tasks.nearest import nearest_shot_classifier
+from confidently.tasks.shots import shot_classifier
 from confidently.tasks.task import SENTIMENT, Task
 from confidently.workflows.evaluation import EvaluationConfig
 from confidently.workflows.pipeline import run_evaluate

@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
 
 from confidently.errors import ArtifactError, DataError
+from confidently.tasks.shots import Shots
 
 #: The bundle file that holds the pool, its labels and the index.
 NEAREST_FILE = "nearest.json"
@@ -46,8 +48,6 @@ def choose_pool(labels: Sequence[int], k: int, *, n_classes: int, size: int | No
     the pool cannot hold ``k`` examples (``balanced``: ``ceil(k / n_classes)`` of each class) or leaves
     fewer than two rows of a class to calibrate on.
     """
-    from confidently.tasks.shots import Shots
-
     y = np.asarray(labels)
     if k < 1:
         raise DataError(f"--shots must be at least 1, got {k}")
@@ -185,3 +185,22 @@ class NearestShots:
     def longest_texts(self) -> tuple[str, ...]:
         """The ``k`` longest pool texts: the most room a text's examples can take."""
         return tuple(sorted(self.texts, key=len)[-self.k:])
+
+
+def nearest_shot_classifier(clf, calibration, k: int, *, pool_size: int | None = None, seed: int = 0,
+                            balanced: bool = True):
+    """``clf`` asking every text with its ``k`` nearest rows of a shot pool drawn from ``calibration``
+    (:class:`NearestShots`), and the calibration rows left.
+
+    Returns ``(classifier, rest, pool)`` as :func:`shot_classifier` does; ``pool.indices`` are the pool rows.
+    """
+    if clf.task.ensemble:
+        raise DataError("nearest shots work with one prompt, not a prompt ensemble (--prompts): use "
+                        "--shot-selection balanced or drop --prompts")
+    y = calibration.label_indices(clf.labels)
+    pool = choose_pool(y, k, n_classes=len(clf.labels), size=pool_size, seed=seed, texts=calibration.texts,
+                       balanced=balanced)
+    nearest = NearestShots([calibration.texts[i] for i in pool.indices], y[list(pool.indices)], k,
+                           balanced=balanced, n_classes=len(clf.labels))
+    task = replace(clf.task, name=f"{clf.task.name}+{k}nearest", nearest=nearest)
+    return clf.asking(task), calibration.subset(list(pool.rest)), pool

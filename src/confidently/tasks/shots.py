@@ -6,7 +6,7 @@ The examples sit before ``{text}``, so they are part of the shared prefix whose 
 backend computes once (:meth:`~confidently.backends.transformers_backend.TransformersBackend._prefix_kv`):
 their cost is paid once per run, not per text. The rows used as shots are removed from calibration
 (a calibrator must not be fitted on texts the prompt already answers) and reported; the test rows
-are never drawn from. :func:`nearest_shot_classifier` instead gives every text its own nearest examples
+are never drawn from. :func:`~confidently.tasks.nearest.nearest_shot_classifier` instead gives every text its own nearest examples
 from a pool of calibration rows (:mod:`confidently.tasks.nearest`).
 """
 
@@ -94,24 +94,3 @@ def shot_classifier(clf, calibration, k: int, *, seed: int = 0):
     shots = choose_shots(y, k, n_classes=len(clf.labels), seed=seed, texts=calibration.texts)
     task = with_shots(clf.task, [(calibration.texts[i], int(y[i])) for i in shots.indices])
     return clf.asking(task), calibration.subset(list(shots.rest)), shots
-
-
-def nearest_shot_classifier(clf, calibration, k: int, *, pool_size: int | None = None, seed: int = 0,
-                            balanced: bool = True):
-    """``clf`` asking every text with its ``k`` nearest rows of a shot pool drawn from ``calibration``
-    (:mod:`confidently.tasks.nearest`), and the calibration rows left.
-
-    Returns ``(classifier, rest, pool)`` as :func:`shot_classifier` does; ``pool.indices`` are the pool rows.
-    """
-    from confidently.tasks.nearest import NearestShots, choose_pool
-
-    if clf.task.ensemble:
-        raise DataError("nearest shots work with one prompt, not a prompt ensemble (--prompts): use "
-                        "--shot-selection balanced or drop --prompts")
-    y = calibration.label_indices(clf.labels)
-    pool = choose_pool(y, k, n_classes=len(clf.labels), size=pool_size, seed=seed, texts=calibration.texts,
-                       balanced=balanced)
-    nearest = NearestShots([calibration.texts[i] for i in pool.indices], y[list(pool.indices)], k,
-                           balanced=balanced, n_classes=len(clf.labels))
-    task = replace(clf.task, name=f"{clf.task.name}+{k}nearest", nearest=nearest)
-    return clf.asking(task), calibration.subset(list(pool.rest)), pool

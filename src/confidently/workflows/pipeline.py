@@ -188,7 +188,8 @@ def _with_shots(clf: Classifier, calibration: Dataset, k: int, *, selection: str
                 seed: int) -> tuple[Classifier, Dataset, dict]:
     """``clf`` asking with ``k`` shots chosen by ``selection`` (``balanced`` or ``nearest``), the calibration rows
     left, and the manifest's record of the rows used (with a one-line ``summary``)."""
-    from confidently.tasks.shots import nearest_shot_classifier, shot_classifier
+    from confidently.tasks.nearest import nearest_shot_classifier
+    from confidently.tasks.shots import shot_classifier
 
     if selection == "nearest":
         clf, rest, pool = nearest_shot_classifier(clf, calibration, k, pool_size=pool_size, seed=seed)
