@@ -68,22 +68,25 @@ def choose_pool(labels: Sequence[int], k: int, *, n_classes: int, size: int | No
     return Shots(tuple(int(i) for i in pool), tuple(int(i) for i in rest))
 
 
+def _tfidf_vectorizer(**fixed):
+    """scikit-learn's vectorizer with :data:`TFIDF_OPTIONS` (``fixed``: e.g. a saved vocabulary); the options keep
+    ``ngram_range`` as a list, as JSON records it, and scikit-learn wants a tuple."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(**{**TFIDF_OPTIONS, "ngram_range": tuple(TFIDF_OPTIONS["ngram_range"])}, **fixed)
+
+
 class TextIndex:
     """TF-IDF vectors (:data:`TFIDF_OPTIONS`) with a fixed vocabulary and idf weights."""
 
     def __init__(self, vocabulary: Sequence[str], idf: Sequence[float]):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        options = {**TFIDF_OPTIONS, "ngram_range": tuple(TFIDF_OPTIONS["ngram_range"])}
         self.vocabulary = tuple(vocabulary)
-        self._vectorizer = TfidfVectorizer(vocabulary={term: i for i, term in enumerate(self.vocabulary)}, **options)
+        self._vectorizer = _tfidf_vectorizer(vocabulary={term: i for i, term in enumerate(self.vocabulary)})
         self._vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> TextIndex:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        fitted = TfidfVectorizer(**{**TFIDF_OPTIONS, "ngram_range": tuple(TFIDF_OPTIONS["ngram_range"])}).fit(texts)
+        fitted = _tfidf_vectorizer().fit(texts)
         vocabulary = sorted(fitted.vocabulary_, key=fitted.vocabulary_.get)
         return cls(vocabulary, fitted.idf_)
 
