@@ -37,9 +37,14 @@ def passes(top_tokens: int) -> int:
     return 2 if top_tokens else 1
 
 
+def text_cost(text: str, top_tokens: int, text_cap: int) -> int:
+    """One text's cost: the characters scored (at most ``text_cap``, what it is cut to) × passes."""
+    return min(len(text), text_cap) * passes(top_tokens)
+
+
 def request_cost(texts: Sequence[str], top_tokens: int, text_cap: int) -> int:
-    """The request's cost: characters scored (each text's, at most ``text_cap``) × passes, summed over its texts."""
-    return sum(min(len(text), text_cap) for text in texts) * passes(top_tokens)
+    """The request's cost: :func:`text_cost` summed over its texts."""
+    return sum(text_cost(text, top_tokens, text_cap) for text in texts)
 
 
 def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: int, text_cap: int,
@@ -51,16 +56,15 @@ def split(texts: Sequence[str], top_tokens: int, *, max_texts: int, max_cost: in
     """
     if top_tokens:
         max_texts = max(1, max_texts // TOP_TOKEN_PASS_WEIGHT)
-    per_text = passes(top_tokens)
     parts: list[Part] = []
     run: list[str] = []
     cost = 0
     for text in texts:
-        text_cost = min(len(text), text_cap) * per_text
-        if run and (len(run) == max_texts or cost + text_cost > max_cost):
+        this = text_cost(text, top_tokens, text_cap)
+        if run and (len(run) == max_texts or cost + this > max_cost):
             parts.append(Part(Job(run, top_tokens, adapter), size=len(run), cost=cost))
             run, cost = [], 0
         run.append(text)
-        cost += text_cost
+        cost += this
     parts.append(Part(Job(run, top_tokens, adapter), size=len(run), cost=cost))
     return parts
