@@ -2,7 +2,8 @@
 
 Isotonic regression's steps give every row of a step one calibrated confidence, so a threshold cannot keep
 a step's strongest rows and drop its weakest; centred isotonic regression (the default of
-:class:`~confidently.calibration.IsotonicCalibrator`) runs linearly between the steps' centres instead.
+:class:`~confidently.calibration.IsotonicCalibrator`) runs linearly between the centres of the steps that
+hold both classes instead.
 For each cached score set this prints, per method (raw scores, Platt, isotonic steps, centred isotonic):
 the test coverage of the Learn-Then-Test threshold certified at 90% and 95% target accuracy (95%
 confidence, the default fallback procedure) on the calibration rows' 5-fold cross-fitted scores, as
@@ -11,7 +12,7 @@ equal-width bins, bootstrap-bias-corrected, 200 resamples, 95% interval); and wh
 cross-fitted log-loss selection ``evaluate`` makes, once among its supervised methods with isotonic as
 steps and once with it centred. Each set is split 50/50 with ``split_for_evaluation`` (``--split-seeds``:
 42 alone by default, as ``benchmarks/boost.py``; more seeds repeat everything on other splits and print
-how often each method certifies and its mean coverage). Nothing is scored: the scores come from
+how often each method certifies and its mean coverage, per set and over every set and split). Nothing is scored: the scores come from
 ``benchmarks/boost.py`` caches (``ScoreStore`` folders); rows a cache lacks (few-shot examples, left out of
 scoring) are left out of both splits.
 
@@ -144,6 +145,22 @@ def interval(values: list[float]) -> str:
     return f"{values[0]:.3f} [{values[1]:.3f}, {values[2]:.3f}]"
 
 
+def summary(runs: list[dict]) -> str:
+    """Per method, over every split of ``runs`` (per-seed results of some sets): splits certified and mean
+    test coverage at each target, and mean test ECE and log-loss."""
+    lines = ["splits certified and mean test coverage at 95% / 90%; mean test ECE, log-loss:"]
+    measured = [r["methods"] for per_seed in runs for r in per_seed.values()]
+    for method in METHODS:
+        parts = []
+        for t in TARGETS:
+            cells = [m[method][f"at_{t:.2f}"] for m in measured]
+            parts.append(f"{sum(c['threshold'] is not None for c in cells)}/{len(cells)}, "
+                         f"{np.mean([c['coverage'] for c in cells]):.1%}")
+        lines.append(f"  {method}: {' / '.join(parts)}; ECE {np.mean([m[method]['test_ece'][0] for m in measured]):.4f}, "
+                     f"log-loss {np.mean([m[method]['test_nll'][0] for m in measured]):.4f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", nargs=3, action="append", metavar=("NAME", "CACHE", "DATA"),
@@ -171,18 +188,13 @@ def main() -> None:
             print(f"| {method} | {cell(m['at_0.95'])} | {cell(m['at_0.90'])} | {interval(m['test_nll'])} | "
                   f"{interval(m['test_ece'])} |")
         if len(args.split_seeds) > 1:
-            print(f"Over {len(args.split_seeds)} splits (seeds {', '.join(map(str, args.split_seeds))}): splits "
-                  "certified and mean test coverage at 95% / 90%:")
-            for method in METHODS:
-                parts = []
-                for t in TARGETS:
-                    cells = [per_seed[s]["methods"][method][f"at_{t:.2f}"] for s in args.split_seeds]
-                    parts.append(f"{sum(c['threshold'] is not None for c in cells)}/{len(cells)}, "
-                                 f"{np.mean([c['coverage'] for c in cells]):.1%}")
-                print(f"  {method}: {' / '.join(parts)}")
+            print(f"Over {len(args.split_seeds)} splits (seeds {', '.join(map(str, args.split_seeds))}): "
+                  + summary([per_seed]))
+    runs = list(results.values())
+    print(f"\nOver all {sum(map(len, runs))} set-splits: " + summary(runs))
     for key in ("winner_with_steps", "winner_with_centred"):
-        wins = Counter(r[key] for per_seed in results.values() for r in per_seed.values())
-        print(f"\nCross-fitted log-loss winners over {sum(wins.values())} set-splits, {key.replace('_', ' ')}: "
+        wins = Counter(r[key] for per_seed in runs for r in per_seed.values())
+        print(f"Cross-fitted log-loss winners, {key.replace('_', ' ')}: "
               + ", ".join(f"{method} {count}" for method, count in wins.most_common()))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
