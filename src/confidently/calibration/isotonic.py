@@ -104,14 +104,17 @@ class IsotonicCalibrator(OneVsRestCalibrator):
             return {"x": model.X_thresholds_, "y": _bound_pure_plateaus(model.y_thresholds_, fitted)}
         # the fit is monotone, so the rows of one fitted value are one plateau (a run of scores)
         values, plateau = np.unique(fitted, return_inverse=True)
-        bounded = _bound_pure_plateaus(values, fitted)
-        x, y = [], []
-        for i, value in enumerate(values):
-            rows = score[plateau == i]
-            points = np.unique([rows.min(), rows.max()]) if value in (0.0, 1.0) else [rows.mean()]
-            x += list(points)
-            y += [bounded[i]] * len(points)
-        return {"x": np.array(x), "y": np.array(y)}
+        centre = np.bincount(plateau, weights=score) / np.bincount(plateau)
+        first, last = np.full(values.size, np.inf), np.full(values.size, -np.inf)
+        np.minimum.at(first, plateau, score)
+        np.maximum.at(last, plateau, score)
+        pure = (values == 0.0) | (values == 1.0)
+        # two points a plateau: a pure one's first and last score, a mixed one's centre twice; the
+        # repeats (and a pure plateau of one score) are dropped, so x is strictly increasing
+        x = np.column_stack([np.where(pure, first, centre), np.where(pure, last, centre)]).ravel()
+        y = np.repeat(_bound_pure_plateaus(values, fitted), 2)
+        keep = np.r_[True, np.diff(x) > 0]
+        return {"x": x[keep], "y": y[keep]}
 
     def _apply_map(self, params: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
         # np.interp is what IsotonicRegression.predict does (linear between thresholds, clipped
