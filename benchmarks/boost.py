@@ -184,7 +184,7 @@ def main() -> None:
             parts = [zero]
             for asked in per_prompt[1:]:
                 parts.append(score_datasets(asked, {"calibration": calibration, "test": test},
-                                            cache / f"prompt-{asked.task.name}-cache"))
+                                            cache / f"prompt-{asked.task.name}-cache", hidden=True))
                 alone = study(parts[-1]["calibration"], y_cal, parts[-1]["test"])
                 best = best_calibrator(alone)
                 add(f"prompt '{asked.task.name}' alone, calibrated", alone, best, len(calibration),

@@ -173,3 +173,90 @@ def test_a_probe_or_combiner_bundle_without_kept_features_is_refused_before_any_
     assert result.exit_code == 1
     assert expected in str(result.exception) and "keep class probabilities only" in str(result.exception)
     assert not (out / "versions").exists()
+
+
+def cut_bundle(out, *, record_truncation: bool, seed: int = 0):
+    """A bundle like ``folder``'s whose calibration rows include texts cut to fit (5%), each as confident as
+    can be (0.99) and wrong; with ``record_truncation`` False its calibration_rows.json is format version 1,
+    written before rows recorded truncation. Returns the rows' truncation flags."""
+    rng = np.random.default_rng(seed)
+    probs, y = draw(600, rng, sharpness=1.0)
+    cut = rng.random(600) < 0.05
+    top = probs.argmax(1)
+    probs = np.where(cut[:, None], np.where(top[:, None] == np.arange(2), 0.99, 0.01), probs)
+    y = np.where(cut, 1 - top, y)
+    rows = CalibrationRows(LABELS, probs, y, rng.beta(1, 30, size=600), truncated=cut if record_truncation else None)
+    write_bundle(out, model=MODEL, task=SENTIMENT, chat=None, calibrator=TemperatureCalibrator().fit(probs, y),
+                 policy=DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test", level=0.95),
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 600},
+                 extra_json={CALIBRATION_ROWS_FILE: rows.to_dict()})
+    return cut
+
+
+def test_truncated_calibration_rows_are_certified_as_reviewed(tmp_path, monkeypatch):
+    """The server never automates a cut text, so the re-certified threshold is that of the rows it will
+    automate: exactly ``certify_threshold(..., never_automated=flags)`` on the out-of-fold scores."""
+    from confidently.decision.decisions import decide
+    from confidently.decision.thresholds import certify_threshold
+    from confidently.feedback import recalibration
+    from confidently.monitoring.reference import Reference
+
+    cut = cut_bundle(tmp_path / "bundle", record_truncation=True)
+    calls = []
+
+    def spy(confidence, correct, **kwargs):  # the real certificate, with what it was asked on
+        calls.append((np.asarray(confidence), np.asarray(correct), kwargs))
+        return certify_threshold(confidence, correct, **kwargs)
+
+    monkeypatch.setattr(recalibration, "certify_threshold", spy)
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        result = recalibrate(tmp_path / "bundle", store, adapter="support")
+    assert result.adopted and len(calls) == 1
+    confidence, correct, kwargs = calls[0]
+    assert np.array_equal(kwargs.pop("never_automated"), cut)
+    aware, blind = certify_threshold(confidence, correct, never_automated=cut, **kwargs), \
+        certify_threshold(confidence, correct, **kwargs)
+    assert aware.certified and not blind.certified  # the cut rows' confident mistakes would block every threshold
+    version = read_bundle(result.folder)
+    assert version.policy.threshold == aware.threshold == result.report["policy"]["threshold"]
+    assert result.report["truncation_known"] is True and result.report["n_calibration_rows_truncated"] == cut.sum()
+    # the new version's reference decides the cut rows review, as the server will
+    rows = CalibrationRows.from_bundle(read_bundle(tmp_path / "bundle"))
+    served = decide(rows.probs, labels=LABELS, calibrator=version.calibrator, policy=version.policy, truncated=cut)
+    reference = Reference.from_bundle(version)
+    assert reference.decision_rates["review"] == pytest.approx(np.mean(served.decision == "review"))
+    assert reference.decision_rates["review"] >= cut.mean()
+
+
+def test_calibration_rows_written_before_truncation_was_recorded_read_as_none_cut(tmp_path):
+    cut_bundle(tmp_path / "bundle", record_truncation=False)
+    bundle = read_bundle(tmp_path / "bundle")
+    assert bundle.extras[CALIBRATION_ROWS_FILE]["format_version"] == 1
+    rows = CalibrationRows.from_bundle(bundle)
+    assert rows.truncated is None and not rows.truncation_known and not rows.never_automated.any()
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        result = recalibrate(tmp_path / "bundle", store, adapter="support")
+    # the same rows, their cut texts unknown: certified as if automatable, which blocks every threshold here
+    assert result.adopted and result.report["policy"]["threshold"] is None
+    assert result.report["truncation_known"] is False and result.report["n_calibration_rows_truncated"] == 0
+    assert "predates truncation flags" in result.describe()
+
+
+def test_calibration_rows_keep_truncation_flags_and_refuse_malformed_ones():
+    from confidently.errors import ArtifactError
+
+    probs, y = draw(4, np.random.default_rng(0), sharpness=1.0)
+    rows = CalibrationRows(LABELS, probs, y, np.zeros(4), truncated=np.array([False, True, False, False]))
+    data = json.loads(json.dumps(rows.to_dict()))
+    assert data["format_version"] == 2 and data["truncated"] == [False, True, False, False]
+    back = CalibrationRows.from_dict(data)
+    assert back.truncation_known and back.never_automated.tolist() == [False, True, False, False]
+    for bad in ([0, 1, 0, 0], [False, True], "no"):
+        with pytest.raises(ArtifactError, match="truncated must be a list of 4 true/false values"):
+            CalibrationRows.from_dict({**data, "truncated": bad})
+    with pytest.raises(ArtifactError, match="KeyError: 'truncated'"):
+        CalibrationRows.from_dict({key: value for key, value in data.items() if key != "truncated"})
+    with pytest.raises(ArtifactError, match="format_version 3 is not supported"):
+        CalibrationRows.from_dict({**data, "format_version": 3})

@@ -236,3 +236,62 @@ def test_compare_rules_never_automate_truncated_rows():
     for outcome in rules.values():
         assert not outcome.automated[test_cut].any()
     assert rules[CERTIFIED].automated.sum() == int((~test_cut).sum())
+
+
+# KS of a window identical to the reference has statistic 0, where scipy's exact p-value gives up (asymptotic)
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+@pytest.mark.parametrize("rule", ["threshold", "prediction_set"])
+def test_the_drift_reference_decides_truncated_rows_as_the_server_does(rule):
+    """The reference's decision rates come from ``decide`` with the rows' truncation flags (and the bundle's
+    rule), so a live window of the same rows, decided by the server, shows no decision drift."""
+    from confidently.monitoring import DriftMonitor, Reference
+
+    rng = np.random.default_rng(7)
+    confidence, positive = rng.uniform(0.95, 0.99, 400), rng.random(400) < 0.5
+    probs = np.column_stack([np.where(positive, 1 - confidence, confidence), np.where(positive, confidence,
+                                                                                     1 - confidence)])
+    cut = rng.random(400) < 0.2
+    other = rng.beta(1, 20, 400)
+    served = dict(labels=LABELS, calibrator=fitted_platt(), policy=POLICY, prediction_sets=fitted_sets(), rule=rule)
+    server = decide(probs, truncated=cut, **served).decision
+    reference = Reference.from_scores(probs, other, source="rows", truncated=cut, **served)
+    assert reference.decision_rates == {d: pytest.approx(np.mean(server == d)) for d in ("automate", "review")}
+    assert reference.decision_rates["review"] == pytest.approx(cut.mean())  # only the cut rows: all confident
+    assert f"{cut.sum()} of 400 rows cut to fit" in reference.decided_by
+    assert Reference.from_scores(probs, other, source="rows", **served).decision_rates["review"] == 0.0
+    monitor = DriftMonitor(LABELS, reference)
+    monitor.observe(probs.max(1), other, [LABELS[i] for i in probs.argmax(1)], list(server))
+    decision = next(f for f in monitor.report().features if f.feature == "decision")
+    assert decision.live_shares == pytest.approx(decision.reference_shares) and decision.psi == pytest.approx(0.0)
+
+
+def test_a_reference_written_before_it_said_how_it_decided_still_loads():
+    from confidently.monitoring import Reference
+
+    probs, _, _ = _confident_rows(50, 0.0, seed=8)
+    data = Reference.from_scores(probs, np.zeros(50), labels=LABELS, policy=POLICY, source="rows").to_dict()
+    del data["decided_by"]
+    assert Reference.from_dict(data).decided_by == "not recorded"
+
+
+def test_evaluate_keeps_the_calibration_rows_truncation_for_recalibration_and_drift(tiny_model_dir, tmp_path):
+    from confidently.bundle.bundle import read_bundle
+    from confidently.data import Dataset, generate_sentiment, split_dataset, stratified_sample
+    from confidently.feedback.recalibration import CalibrationRows
+    from confidently.monitoring import Reference
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
+
+    splits = split_dataset(generate_sentiment(300, seed=3), seed=3)
+    calibration = Dataset((*splits.calibration.texts, LONG), (*splits.calibration.labels, "positive"))
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(50,), budget_repeats=2, n_resamples=50)
+    clf = Classifier(model=str(tiny_model_dir), dtype="float32")
+    run_evaluate(clf, calibration, stratified_sample(splits.test, 20, seed=3), tmp_path, config=config,
+                 progress=False)
+    bundle = read_bundle(tmp_path)
+    rows = CalibrationRows.from_bundle(bundle)
+    assert rows.truncated.tolist() == [False] * len(splits.calibration) + [True]
+    reference = Reference.from_bundle(bundle)
+    assert f"1 of {len(calibration)} rows cut to fit" in reference.decided_by
+    server = CalibratedClassifier.from_bundle(clf, bundle).decide(rows.probs, truncated=rows.truncated).decision
+    assert reference.decision_rates == {d: pytest.approx(np.mean(server == d)) for d in ("automate", "review")}

@@ -100,6 +100,7 @@ def test_the_bundle_carries_the_production_loops_payloads(trained, tiny_model_di
     bundle = read_bundle(trained.path)
     rows = CalibrationRows.from_bundle(bundle)
     np.testing.assert_allclose(rows.probs, trained.calibration_probs, atol=1e-12)
+    assert rows.truncation_known and rows.truncated.shape == (len(trained.splits.calibration),)
     canary = Canary.from_bundle(bundle)
     texts = list(trained.splits.calibration.texts)
     np.testing.assert_allclose(canary.probs, trained.calibration_probs[[texts.index(t) for t in canary.texts]],

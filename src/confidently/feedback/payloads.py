@@ -27,6 +27,7 @@ from confidently.tasks.task import Task
 
 if TYPE_CHECKING:
     from confidently.calibration import Calibrator
+    from confidently.decision.conformal import ConformalPredictor
     from confidently.decision.policy import DecisionPolicy
 
 
@@ -43,7 +44,9 @@ def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, ot
                         task: Task, chat: bool | None, calibrator: Calibrator | None,
                         policy: DecisionPolicy | None, scored_with: Mapping[str, Any], source: str,
                         canary_size: int = DEFAULT_SIZE, seed: int = 0,
-                        hidden: ArrayLike | None = None) -> ProductionPayloads:
+                        hidden: ArrayLike | None = None, truncated: ArrayLike | None = None,
+                        prediction_sets: ConformalPredictor | None = None, decision_rule: str = "threshold",
+                        groups: Sequence | None = None) -> ProductionPayloads:
     """The canary, reference and calibration rows for the rows ``texts``, label indices ``y``, raw class
     probabilities ``probs`` (n, k) and ``other_mass`` (n,), scored by the model ``scored_with`` describes.
 
@@ -54,14 +57,22 @@ def production_payloads(texts: Sequence[str], y: ArrayLike, probs: ArrayLike, ot
     hidden : the rows' features (:attr:`Scores.hidden`: final hidden states, or every prompt's class masses),
         needed when ``calibrator`` reads them (a hidden-state probe, a prompt ensemble's combiner); they are
         then kept with the calibration rows, so ``recalibrate`` can refit it.
+    truncated : one bool per row (:attr:`Scores.truncated`): the text was cut to fit. Kept with the calibration
+        rows (``recalibrate`` certifies them as reviewed), and decided ``review`` in the reference; None: not
+        recorded.
+    prediction_sets, decision_rule, groups : the bundle's prediction sets, decision rule and each row's value
+        of the sets' group column (sets fitted per slice): the reference's decisions are made as the server
+        makes them (:meth:`Reference.from_scores`).
     """
     raw = np.asarray(probs, dtype=float)
     labels = np.asarray(y)
+    cut = None if truncated is None else np.asarray(truncated, dtype=bool)
     canary = Canary.select(texts, labels, raw, task=task, chat=chat, size=canary_size, seed=seed,
                            scored_with=scored_with)
     reference = Reference.from_scores(raw, other_mass, labels=task.label_names, calibrator=calibrator,
-                                      policy=policy, source=source, hidden=hidden)
+                                      policy=policy, source=source, hidden=hidden, truncated=cut,
+                                      prediction_sets=prediction_sets, rule=decision_rule, groups=groups)
     features = np.asarray(hidden, dtype=np.float32) if reads_hidden(calibrator) else None
-    rows = CalibrationRows(task.label_names, raw, labels, np.asarray(other_mass, dtype=float), features)
+    rows = CalibrationRows(task.label_names, raw, labels, np.asarray(other_mass, dtype=float), features, cut)
     return ProductionPayloads({CANARY_FILE: canary.to_dict(), REFERENCE_FILE: reference.to_dict(),
                                CALIBRATION_ROWS_FILE: rows.to_dict()}, rows.feature_files())

@@ -6,6 +6,9 @@ only when it is demonstrably better there: the 95% paired-bootstrap interval of 
 negative log-likelihood (new - old) lies below zero. The decision threshold is then re-certified,
 for the old policy's target accuracy, on the calibration rows only (calibrated out of fold): they
 are a random sample of traffic, while review and audit texts were selected by their confidence.
+Calibration rows cut to fit the context count as reviewed at every threshold, as ``evaluate``
+certifies, since the server never automates a truncated text (files written before the rows recorded
+truncation read as none cut, and the report says ``"truncation_known": false``).
 A bundle whose calibrator reads more than class probabilities (a hidden-state probe: the final hidden
 state; a prompt ensemble's combiner: every prompt's class masses) is refitted on those features
 (:mod:`confidently.feedback.features`): the calibration rows' from the bundle, the reviewed texts' as the
@@ -54,6 +57,8 @@ from confidently.decision.thresholds import certify_threshold
 
 CALIBRATION_ROWS_FILE = "calibration_rows.json"
 CALIBRATION_ROWS_FORMAT = "confidently.calibration_rows"
+#: Version 2 adds ``truncated`` (one bool per row); version 1 files, which do not record it, are still read.
+CALIBRATION_ROWS_FORMAT_VERSION = 2
 REPORT_FILE = "recalibration.json"
 #: Fewest held-out labels on which old and new are compared.
 MIN_HELD_OUT = 20
@@ -72,6 +77,8 @@ class CalibrationRows:
     other_mass : array of shape (n,), next-token mass on no label (for the reference distribution).
     features : float32 array (n, dim): what a feature-reading calibrator read (hidden states, every
         prompt's class masses), kept in the bundle's :data:`FEATURES_FILE`; None for other calibrators.
+    truncated : bool array (n,): the text was cut to fit the context, so the server decides it ``review``
+        whatever its confidence; None when not recorded (a file of ``format_version`` 1).
     """
 
     labels: tuple[str, ...]
@@ -79,14 +86,28 @@ class CalibrationRows:
     y: np.ndarray
     other_mass: np.ndarray
     features: np.ndarray | None = None
+    truncated: np.ndarray | None = None
+
+    @property
+    def truncation_known(self) -> bool:
+        """Whether the rows record which texts were cut (files written before they did read as none cut)."""
+        return self.truncated is not None
+
+    @property
+    def never_automated(self) -> np.ndarray:
+        """The rows the decision sends to review whatever their confidence: the truncated ones (none when
+        not recorded)."""
+        return np.zeros(len(self.y), bool) if self.truncated is None else self.truncated
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON payload (``calibration_rows.json``); the features go in :meth:`feature_files`."""
+        """The JSON payload (``calibration_rows.json``); the features go in :meth:`feature_files`. Rows that
+        do not record truncation are written as version 1, the version that does not."""
         features = {} if self.features is None else {"features": {
             "file": FEATURES_FILE, "shape": list(self.features.shape), "dtype": "float32"}}
-        return {"format": CALIBRATION_ROWS_FORMAT, "format_version": 1, "labels": list(self.labels),
-                "probs": self.probs.tolist(), "y": self.y.tolist(), "other_mass": self.other_mass.tolist(),
-                **features}
+        truncated = {} if self.truncated is None else {"truncated": self.truncated.tolist()}
+        return {"format": CALIBRATION_ROWS_FORMAT, "format_version": CALIBRATION_ROWS_FORMAT_VERSION if truncated
+                else 1, "labels": list(self.labels), "probs": self.probs.tolist(), "y": self.y.tolist(),
+                "other_mass": self.other_mass.tolist(), **truncated, **features}
 
     def feature_files(self) -> dict[str, Callable[[Path], None]]:
         """The bundle files beside the JSON payload (``write_bundle(extra_files=...)``): the features, if any."""
@@ -98,14 +119,20 @@ class CalibrationRows:
     def from_dict(cls, data: Any) -> CalibrationRows:
         if not isinstance(data, Mapping) or data.get("format") != CALIBRATION_ROWS_FORMAT:
             raise ArtifactError(f"expected format {CALIBRATION_ROWS_FORMAT!r}")
+        version = data.get("format_version")
+        if version not in (1, CALIBRATION_ROWS_FORMAT_VERSION) or isinstance(version, bool):
+            shown = repr(version) if len(repr(version)) <= 60 else repr(version)[:57] + "..."
+            raise ArtifactError(f"calibration rows format_version {shown} is not supported (this version of "
+                                f"confidently reads 1 and {CALIBRATION_ROWS_FORMAT_VERSION}); upgrade confidently")
         try:
             labels = tuple(data["labels"])
             probs = check_probs(data["probs"], n_classes=len(labels))
             y = check_labels(data["y"], n_samples=len(probs), n_classes=len(labels))
             other = np.asarray(data["other_mass"], dtype=float).reshape(len(probs))
+            truncated = None if version == 1 else _flags(data["truncated"], len(probs))
         except (KeyError, TypeError, ValueError) as error:
-            raise ArtifactError(f"malformed calibration rows: {error}") from None
-        return cls(labels, probs, y, other)
+            raise ArtifactError(f"malformed calibration rows: {type(error).__name__}: {error}") from None
+        return cls(labels, probs, y, other, truncated=truncated)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> CalibrationRows:
@@ -126,6 +153,13 @@ class CalibrationRows:
             raise ArtifactError(f"{path}: names features in {data['features'].get('file')!r}, which the bundle's "
                                 f"manifest does not list (expected {FEATURES_FILE})")
         return replace(rows, features=read_features(bundle.folder / FEATURES_FILE, n_rows=len(rows.y)))
+
+
+def _flags(values: Any, n: int) -> np.ndarray:
+    """``values`` as ``n`` true/false flags; anything else (numbers, strings, another count) is a ValueError."""
+    if not isinstance(values, list) or len(values) != n or not all(isinstance(v, bool) for v in values):
+        raise ValueError(f"truncated must be a list of {n} true/false values, one per row")
+    return np.array(values, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -150,6 +184,9 @@ class Recalibration:
         left_out = r.get("n_feedback_without_features")
         note = (f" ({left_out} reviewed labels were logged without the features the calibrator reads, by a server "
                 "that kept none or while another calibrator served: left out)") if left_out else ""
+        if self.adopted and r.get("truncation_known") is False:
+            note += (f" (the bundle's {CALIBRATION_ROWS_FILE} predates truncation flags: the threshold was certified "
+                     "as if none of its rows had been cut to fit)")
         if "nll_difference" not in r:
             return f"kept version {r['current_version']}: {r['reason']}{note}"
         d = r["nll_difference"]
@@ -187,7 +224,8 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
                         f"the calibration rows {list(rows.labels)}")
     x_rows, labelled, x_feedback, read = _inputs(current.bundle, rows, reviewed, root.folder / CALIBRATION_ROWS_FILE)
     base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter,
-            "n_calibration_rows": int(len(rows.y)), "n_feedback": len(labelled), **read, "holdout": holdout,
+            "n_calibration_rows": int(len(rows.y)), "n_calibration_rows_truncated": int(rows.never_automated.sum()),
+            "truncation_known": rows.truncation_known, "n_feedback": len(labelled), **read, "holdout": holdout,
             "seed": seed}
     n_held = int(round(len(labelled) * holdout))
     if n_held < MIN_HELD_OUT:
@@ -214,12 +252,14 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         report["reason"] = ("the new calibrator is not demonstrably better on the held-out labels (the interval "
                             "of the NLL difference does not lie below 0)")
         return Recalibration(False, None, None, report)
-    new_policy = _recertify(new, policy, x_rows, rows.y, x_feedback[train], y[train], seed)
+    new_policy = _recertify(new, policy, x_rows, rows.y, x_feedback[train], y[train], seed,
+                            never_automated=rows.never_automated)
     report["reason"] = "the new calibrator is better on the held-out labels"
     report["policy"] = new_policy.to_dict()
     reference = Reference.from_scores(rows.probs, rows.other_mass, labels=rows.labels, calibrator=new,
                                       policy=new_policy, source=f"{CALIBRATION_ROWS_FILE} of {root.folder.name}, "
-                                      f"calibrated by version {number + 1}", hidden=rows.features)
+                                      f"calibrated by version {number + 1}", hidden=rows.features,
+                                      truncated=rows.truncated)
     trained_on = [labelled[i] for i in train]
     written = write_version(
         root, number + 1, calibrator=new, policy=new_policy,
@@ -275,10 +315,12 @@ def _feedback_sha256(texts: list[LabelledText]) -> str:
 
 
 def _recertify(calibrator: Calibrator | HiddenStateProbe, policy: DecisionPolicy, x_rows: np.ndarray,
-               y_rows: np.ndarray, extra_x: np.ndarray, extra_y: np.ndarray, seed: int) -> DecisionPolicy:
+               y_rows: np.ndarray, extra_x: np.ndarray, extra_y: np.ndarray, seed: int, *,
+               never_automated: np.ndarray) -> DecisionPolicy:
     """The old policy's target at its confidence level, certified on the calibration rows (inputs ``x_rows``,
     labels ``y_rows``) calibrated out of fold (5 folds; each fold's calibrator also sees the reviewed
-    training labels)."""
+    training labels), with the rows the server never automates (``never_automated``: the truncated ones)
+    counted as reviewed at every threshold, as ``evaluate`` certifies."""
     if policy.target_accuracy is None:
         return policy  # no target to certify for: the old policy stands
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
@@ -288,5 +330,6 @@ def _recertify(calibrator: Calibrator | HiddenStateProbe, policy: DecisionPolicy
         calibrated[apply] = fold.predict_proba(x_rows[apply])
     certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == y_rows,
                                     target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL,
-                                    procedure=policy.procedure or DEFAULT_PROCEDURE)
+                                    procedure=policy.procedure or DEFAULT_PROCEDURE,
+                                    never_automated=never_automated)
     return DecisionPolicy.from_certificate(certificate)

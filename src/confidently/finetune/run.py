@@ -161,7 +161,8 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
         task=classifier.task, chat=classifier.chat, calibrator=calibrator, policy=policy,
         scored_with={**base.to_dict(), "adapter_sha256": "this bundle's adapter weights"},
         source=f"calibration split ({splits.calibration_source}), {len(splits.calibration)} rows", seed=config.seed,
-        hidden=calibration_scores.hidden)
+        hidden=calibration_scores.hidden, truncated=calibration_scores.truncated, prediction_sets=prediction_sets,
+        decision_rule=config.decision_rule)
     bundle = write_adapter(out, weights=weights, adapter_config=adapter_config, model=base, task=classifier.task,
                            chat=classifier.chat, calibrator=calibrator, policy=policy,
                            metadata={**metadata, "decision_rule": config.decision_rule},

@@ -5,6 +5,10 @@ confidence (the top raw class probability), the other mass (next-token probabili
 the predicted label and the decision. :class:`Reference` records their distribution on the rows the
 calibrator and policy were fitted on: decile bins and a quantile sample of each continuous feature
 (for PSI and KS), and the shares of each label and decision. It is stored as JSON.
+
+The labels and decisions come from :func:`~confidently.decision.decisions.decide`, with what the server
+applies: the bundle's calibrator, policy, prediction sets and decision rule, and each row's truncation
+flag (a text cut to fit is decided ``review``), so live decision rates are compared like with like.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from confidently.calibration.validation import check_probs
-from confidently.decision.decisions import decide
+from confidently.decision.decisions import Decisions, decide
 from confidently.errors import ArtifactError, DataError
 from confidently.files import check_format
 
 if TYPE_CHECKING:
     from confidently.bundle.bundle import Bundle
     from confidently.calibration import Calibrator
+    from confidently.decision.conformal import ConformalPredictor
     from confidently.decision.policy import DecisionPolicy
 
 REFERENCE_FORMAT = "confidently.reference"
@@ -81,6 +86,8 @@ class Reference:
     label_shares : share of reference rows predicted as each label.
     decision_rates : share decided ``automate`` and ``review`` (empty without a policy).
     source : how the rows were obtained, in words (file, split), for the audit trail.
+    decided_by : how the decisions behind ``decision_rates`` were made, in words (rule, truncated rows);
+        ``"not recorded"`` for references written before it was kept.
     """
 
     labels: tuple[str, ...]
@@ -89,16 +96,22 @@ class Reference:
     label_shares: Mapping[str, float]
     decision_rates: Mapping[str, float]
     source: str
+    decided_by: str = "not recorded"
 
     @classmethod
     def from_scores(cls, probs: ArrayLike, other_mass: ArrayLike, *, labels: Sequence[str],
                     calibrator: Calibrator | None = None, policy: DecisionPolicy | None = None,
-                    source: str, hidden: np.ndarray | None = None) -> Reference:
+                    source: str, hidden: np.ndarray | None = None, truncated: ArrayLike | None = None,
+                    prediction_sets: ConformalPredictor | None = None, rule: str = "threshold",
+                    groups: Sequence | None = None) -> Reference:
         """The reference of rows with raw class probabilities ``probs`` (n, k) and ``other_mass`` (n,)
         (and their hidden states ``hidden`` when the calibrator is a hidden-state probe).
 
-        The predicted label and the decision are the server's: from the calibrated probabilities when
-        there is a calibrator, else the raw ones; the policy applied to that label's probability.
+        The predicted label and the decision are the server's, from the one
+        :func:`~confidently.decision.decisions.decide`: from the calibrated probabilities when there is a
+        calibrator, else the raw ones; decided by ``rule`` (the policy's threshold, or single-label
+        ``prediction_sets``, with each row's ``groups`` value for sets fitted per slice); a row flagged in
+        ``truncated`` (cut to fit the context) is decided ``review``, as the server decides it.
         """
         raw = check_probs(probs, name="probs")
         other = np.asarray(other_mass, dtype=float)
@@ -106,7 +119,8 @@ class Reference:
             raise DataError(f"other_mass must be {raw.shape[0]} finite numbers, one per row; got shape {other.shape}")
         if len(labels) != raw.shape[1]:
             raise DataError(f"{len(labels)} labels for {raw.shape[1]} probability columns")
-        decisions = decide(raw, labels=labels, calibrator=calibrator, policy=policy, hidden=hidden)
+        decisions = decide(raw, labels=labels, calibrator=calibrator, policy=policy, hidden=hidden,
+                           prediction_sets=prediction_sets, groups=groups, rule=rule, truncated=truncated)
         label_counts = np.bincount(decisions.label_index, minlength=len(labels))
         decided = decisions.decision
         rates = {} if decided is None else {d: float(np.mean(decided == d)) for d in DECISIONS}
@@ -115,7 +129,7 @@ class Reference:
             continuous={"raw_confidence": ContinuousReference.from_values(raw.max(axis=1)),
                         "other_mass": ContinuousReference.from_values(other)},
             label_shares={name: float(c / len(raw)) for name, c in zip(labels, label_counts)},
-            decision_rates=rates, source=source,
+            decision_rates=rates, source=source, decided_by=_decided_by(decisions),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +139,7 @@ class Reference:
             "continuous": {name: {"edges": list(ref.edges), "shares": list(ref.shares),
                                   "quantiles": list(ref.quantiles)} for name, ref in self.continuous.items()},
             "label_shares": dict(self.label_shares), "decision_rates": dict(self.decision_rates),
+            "decided_by": self.decided_by,
         }
 
     @classmethod
@@ -138,7 +153,7 @@ class Reference:
             return cls(labels=tuple(data["labels"]), n=int(data["n"]), continuous=continuous,
                        label_shares={str(k): float(v) for k, v in data["label_shares"].items()},
                        decision_rates={str(k): float(v) for k, v in data["decision_rates"].items()},
-                       source=str(data["source"]))
+                       source=str(data["source"]), decided_by=str(data.get("decided_by", "not recorded")))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ArtifactError(f"malformed reference distribution: {type(error).__name__}: {error}") from None
 
@@ -151,3 +166,14 @@ class Reference:
             return cls.from_dict(bundle.extras[REFERENCE_FILE])
         except ArtifactError as error:
             raise ArtifactError(f"{bundle.folder / REFERENCE_FILE}: {error}") from None
+
+
+def _decided_by(decisions: Decisions) -> str:
+    """How ``decisions`` were made, in words, for :attr:`Reference.decided_by`."""
+    if decisions.decided_by is None:
+        return "no decision (no policy)"
+    rule = ("the policy's threshold" if decisions.decided_by == "threshold"
+            else "single-label prediction sets")
+    cut = 0 if decisions.truncated is None else int(decisions.truncated.sum())
+    return (f"decide() as the server decides: {rule}; {cut} of {len(decisions)} rows cut to fit the context, "
+            "decided review")

@@ -158,7 +158,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         calibration.texts, y_cal, scores["calibration"].probs, scores["calibration"].other_mass, task=clf.task,
         chat=clf.chat, calibrator=best.calibrator, policy=evaluation.policy, scored_with=model.to_dict(),
         source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed,
-        hidden=scores["calibration"].hidden)
+        hidden=scores["calibration"].hidden, truncated=scores["calibration"].truncated, prediction_sets=shipped_sets,
+        decision_rule=config.decision_rule, groups=None if groups is None else groups[0])
     bundle = write_bundle(
         out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
         policy=evaluation.policy, extra_json={**payloads.json, CONFORMAL_FILE: shipped_sets.to_dict()},
