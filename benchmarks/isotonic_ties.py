@@ -37,17 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from boost import TARGETS, certified_on_test
 from confidently.calibration import CalibrationWarning, IsotonicCalibrator, cross_fit_predict, make_calibrator
 from confidently.data import load_dataset
-from confidently.decision.thresholds import certify_threshold
 from confidently.errors import CalibrationError
 from confidently.metrics.calibration_error import expected_calibration_error, negative_log_likelihood
 from confidently.scoring.checkpointed import ScoreStore, text_key
 from confidently.workflows.evaluation import SUPERVISED
 from confidently.workflows.pipeline import split_for_evaluation
 
-TARGETS = (0.95, 0.90)
-LEVEL = 0.95
 SST2 = "/work/shared/datasets/sst2_dev.jsonl"
 SEED_ARTICLES = "/tmp/seed/seed2000.jsonl"
 #: The caches this session's benchmarks wrote: (name, ScoreStore folder, labelled data file).
@@ -105,16 +103,6 @@ def cached_splits(cache: str, data: str, seed: int) -> tuple[np.ndarray, np.ndar
     return tuple(out)
 
 
-def certified_on_test(crossfit: np.ndarray, y_cal: np.ndarray, test: np.ndarray, y_test: np.ndarray,
-                      target: float) -> dict:
-    """The threshold certified on the cross-fitted calibration scores, and what it automates on test."""
-    cert = certify_threshold(crossfit.max(1), crossfit.argmax(1) == y_cal, target_accuracy=target, level=LEVEL)
-    automated = test.max(1) >= cert.threshold if cert.certified else np.zeros(y_test.size, bool)
-    right = test.argmax(1) == y_test
-    return {"threshold": cert.threshold, "n_automated": int(automated.sum()), "coverage": float(automated.mean()),
-            "accuracy": float(right[automated].mean()) if automated.any() else None}
-
-
 def measure(cal: np.ndarray, y_cal: np.ndarray, test: np.ndarray, y_test: np.ndarray) -> dict:
     """Every method of :data:`METHODS` on one split, and the selection winners."""
     out = {}
@@ -147,7 +135,7 @@ def measure(cal: np.ndarray, y_cal: np.ndarray, test: np.ndarray, y_test: np.nda
 def cell(at: dict) -> str:
     if at["threshold"] is None:
         return "none"
-    accuracy = f", {at['accuracy']:.3f} correct" if at["n_automated"] else ""
+    accuracy = f", {at['accuracy_automated']:.3f} correct" if at["n_automated"] else ""
     return f"{at['coverage']:.1%} (t={at['threshold']:.2f}{accuracy})"
 
 
