@@ -47,13 +47,18 @@ ConformalByOpt = Annotated[Optional[str], typer.Option(
 def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int,
             alpha: float, conformal_by: Optional[str], minutes_per_review: float, decision_rule: str = "threshold",
             certification: Certification = Certification.fallback, select_by: SelectBy = SelectBy.log_loss):
+    """The study's settings; a combination it refuses is a usage error (exit 2), found before anything loads."""
+    from confidently.errors import ConfigError
     from confidently.workflows.evaluation import EvaluationConfig
 
-    return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-                            review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
-                            seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
-                            minutes_per_review=minutes_per_review, decision_rule=decision_rule,
-                            procedure=certification.value, select_by=select_by.value)
+    try:
+        return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+                                review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
+                                seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
+                                minutes_per_review=minutes_per_review, decision_rule=decision_rule,
+                                procedure=certification.value, select_by=select_by.value)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def _print_headline(result, started: float) -> None:
@@ -242,17 +247,17 @@ def evaluate(
             raise typer.BadParameter("--probe and --prompts both fit a combiner on the scoring pass's features; "
                                      "use one", param_hint="--prompts")
         task = read_prompts(prompts, get_task(task))
+    # built before anything is read or loaded: a combination it refuses costs nothing
+    config = _config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats, alpha, conformal_by,
+                     minutes_per_review, "threshold" if decision_rule is None else decision_rule.value, certification,
+                     select_by)
     started = time.time()
     calibration, test = _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed,
                                      calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer, adapter=adapter,
                            max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=spec)
-    result = run_evaluate(clf, calibration, test, out,
-                          config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
-                                         alpha, conformal_by, minutes_per_review,
-                                         "threshold" if decision_rule is None else decision_rule.value, certification,
-                                         select_by),
+    result = run_evaluate(clf, calibration, test, out, config=config,
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
                           shots=shots, shot_selection=shot_selection.value, shot_pool=shot_pool)
     if clf.task.ensemble or shots:
@@ -324,6 +329,8 @@ def demo(
     from confidently.decision.calibrated import CalibratedClassifier
     from confidently.workflows.pipeline import run_demo
 
+    config = _config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats, alpha, conformal_by,
+                     minutes_per_review, certification=certification, select_by=select_by)
     started = time.time()
     clf = build_classifier(model=model, task="sentiment", backend="transformers", device=device, dtype=dtype,
                            batch_size=batch_size)
@@ -335,9 +342,7 @@ def demo(
 
         finetune_config = FinetuneConfig(model=model, device=device, max_steps=finetune_steps, seed=seed)
     result = run_demo(out, clf=clf, n=n, eval_size=eval_size, seed=seed, finetune_config=finetune_config,
-                      config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
-                                     alpha, conformal_by, minutes_per_review, certification=certification,
-                                     select_by=select_by))
+                      config=config)
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
@@ -394,13 +399,13 @@ def compare_scorers_command(
         raise typer.BadParameter(f"give distinct scorer names, got {scorers!r}", param_hint="--scorers")
     specs = [scorer_spec(name, samples if name == "consistency" else None,
                          temperature if name == "consistency" else None, seed) for name in names]
+    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0,
+                     certification=certification, select_by=select_by)
     started = time.time()
     calibration, test = _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed,
                                      calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer)
-    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0,
-                     certification=certification, select_by=select_by)
     compare_scorers(clf, specs, calibration, test, out, config=config,
                     metadata={"data": str(data or f"{calibration_data} + {test_data}")})
     console.print((out / "scorers.md").read_text(encoding="utf-8"), markup=False, soft_wrap=True)
