@@ -10,10 +10,9 @@ quantile of Binomial(runs, delta), i.e. when a one-sided exact binomial test at 
 
 The models include ones whose accuracy is not monotone in confidence (the most confident predictions
 are the worst), ones where the target is barely unmet at every threshold (every certificate is a
-failure), and ones where it is barely met. The pipeline tests run the product's pipeline end to end: Platt
+failure), and ones where it is barely met. The last test runs the product's pipeline end to end: Platt
 cross-fitted on the calibration rows, the threshold certified on the out-of-fold confidences, and the
-calibrator refitted on all rows deciding new data. The last test chooses among M methods by certified
-coverage, each certified at delta/M (``evaluate --select-by coverage``), and shows why the split is needed.
+calibrator refitted on all rows deciding new data.
 """
 
 from __future__ import annotations
@@ -28,9 +27,7 @@ from scipy.stats import binom, norm
 
 from confidently.calibration import CalibrationWarning, Calibrator, cross_fit_predict, make_calibrator
 from confidently.decision.procedures import FALLBACK, FIXED_SEQUENCE, PROCEDURES, run_procedure, starts_for
-from confidently.decision.selection import per_method_level, select_method
 from confidently.decision.thresholds import certify_threshold, threshold_grid
-from confidently.defaults import SELECT_BY_COVERAGE
 
 VALUES = (np.arange(500) + 0.5) / 1000 + 0.5  # the confidence values of every model
 GRID = threshold_grid()
@@ -239,35 +236,3 @@ def test_the_pipeline_cross_fit_certify_refit_keeps_the_guarantee(method):
                                                seed=12)
     assert certified > runs / 2  # it is not safe by never certifying
     assert failures <= _allowed(runs)
-
-
-# -- choosing among M methods by certified coverage (evaluate --select-by coverage) ----------------
-# M methods score the same calibration rows; every row is right with probability target - 0.002 whatever
-# its confidence, and each method ranks the rows by its own (uninformative) confidence: every certificate
-# of every method is a failure. Choosing the method whose certificate automates most picks a certified one
-# whenever any is, so without the split the failure rate is that of the union of the M certificates.
-
-
-def selection_failures(n_methods: int, level_per_method: float, target: float, n: int, runs: int,
-                       seed: int) -> int:
-    """Runs in which the method chosen by certified coverage holds a certificate (all of them are failures)."""
-    rng = np.random.default_rng(seed)
-    weights = _beta_weights(5.0, 1.0)
-    failures = 0
-    for _ in range(runs):
-        right = rng.random(n) < target - 0.002
-        certificates = {
-            f"method {m}": certify_threshold(VALUES[rng.choice(VALUES.size, n, p=weights / weights.sum())], right,
-                                             target_accuracy=target, level=level_per_method)
-            for m in range(n_methods)}
-        chosen = select_method(SELECT_BY_COVERAGE, dict.fromkeys(certificates, 0.0), certificates)
-        failures += certificates[chosen].certified
-    return failures
-
-
-def test_choosing_by_coverage_keeps_the_guarantee_with_delta_over_m_and_not_without():
-    runs, m = 400, 8
-    split = selection_failures(m, per_method_level(SELECT_BY_COVERAGE, LEVEL, m), 0.9, 436, runs, seed=5)
-    unsplit = selection_failures(m, LEVEL, 0.9, 436, runs, seed=5)
-    assert split <= _allowed(runs)
-    assert unsplit > _allowed(runs)  # each certificate alone is valid at delta; the maximum over 8 is not

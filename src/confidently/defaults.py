@@ -28,10 +28,3 @@ def procedure_problem(procedure: object) -> str | None:
     if procedure in PROCEDURES:
         return None
     return f"procedure must be one of {', '.join(PROCEDURES)}; got {procedure!r}"
-
-# How evaluate chooses the method to ship among its candidates (confidently.decision.selection says what each
-# does): by cross-fitted log-loss, or by the share its certified threshold automates.
-SELECT_BY_LOG_LOSS = "log-loss"
-SELECT_BY_COVERAGE = "coverage"
-SELECTION_RULES = (SELECT_BY_LOG_LOSS, SELECT_BY_COVERAGE)
-DEFAULT_SELECTION = SELECT_BY_LOG_LOSS

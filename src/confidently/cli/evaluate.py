@@ -12,8 +12,8 @@ import typer
 from confidently.cli.app import app, console
 from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      Certification, CertificationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
-                                     SamplesOpt, ScorerOpt, SelectBy, SelectByOpt, TaskOpt, TemperatureOpt,
-                                     TokenizerOpt, build_classifier, scorer_spec)
+                                     SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, TokenizerOpt, build_classifier,
+                                     scorer_spec)
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", exists=True,
                                                 help="Labelled data; split into calibration/test.")]
@@ -46,19 +46,14 @@ ConformalByOpt = Annotated[Optional[str], typer.Option(
 
 def _config(methods: str, review_cost: float, error_cost: float, target_accuracy: float, seed: int, repeats: int,
             alpha: float, conformal_by: Optional[str], minutes_per_review: float, decision_rule: str = "threshold",
-            certification: Certification = Certification.fallback, select_by: SelectBy = SelectBy.log_loss):
-    """The study's settings; a combination it refuses is a usage error (exit 2), found before anything loads."""
-    from confidently.errors import ConfigError
+            certification: Certification = Certification.fallback):
     from confidently.workflows.evaluation import EvaluationConfig
 
-    try:
-        return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-                                review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
-                                seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
-                                minutes_per_review=minutes_per_review, decision_rule=decision_rule,
-                                procedure=certification.value, select_by=select_by.value)
-    except ConfigError as error:
-        raise typer.BadParameter(str(error)) from None
+    return EvaluationConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+                            review_cost=review_cost, error_cost=error_cost, target_accuracy=target_accuracy,
+                            seed=seed, budget_repeats=repeats, alpha=alpha, conformal_by=conformal_by,
+                            minutes_per_review=minutes_per_review, decision_rule=decision_rule,
+                            procedure=certification.value)
 
 
 def _print_headline(result, started: float) -> None:
@@ -70,7 +65,6 @@ def _print_headline(result, started: float) -> None:
                   f"{format_metric(h['accuracy_calibrated'])}")
     console.print(f"ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
                   f"{format_metric(h['ece_calibrated'])}")
-    console.print(f"chosen: {result.evaluation.selection.describe()}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
         console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "
@@ -177,7 +171,6 @@ def evaluate(
     error_cost: ErrorCostOpt = 10.0,
     target_accuracy: TargetOpt = 0.95,
     certification: CertificationOpt = Certification.fallback,
-    select_by: SelectByOpt = SelectBy.log_loss,
     alpha: AlphaOpt = 0.1,
     conformal_by: ConformalByOpt = None,
     minutes_per_review: MinutesOpt = 2.0,
@@ -191,7 +184,7 @@ def evaluate(
     temperature: TemperatureOpt = None,
     probe: Annotated[bool, typer.Option(
         "--probe", help="Also fit a hidden-state probe (logistic regression on the model's final hidden state, "
-                        "same forward pass; local models only); it ships when it wins the --select-by choice.")] = False,
+                        "same forward pass; local models only); it ships when its cross-fitted log-loss wins.")] = False,
     shots: Annotated[int, typer.Option(
         min=0, help="Put this many class-balanced calibration rows into the prompt as worked examples (they are "
                     "left out of calibration; the test rows are never used).")] = 0,
@@ -229,8 +222,7 @@ def evaluate(
     no label, no probability, refusal, empty, error) is counted in the output and the report.
 
     Example: `confidently evaluate --data reviews.jsonl --out runs/reviews --alpha 0.05 --conformal-by domain`
-    (add `--select-by coverage` to ship the calibrator whose certified threshold automates most, `--probe` to let
-    a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt (`--shot-selection nearest`: each text's own nearest examples),
+    (add `--probe` to let a hidden-state probe compete with the calibrators, `--shots 8` for a few-shot prompt (`--shot-selection nearest`: each text's own nearest examples),
     `--prompts prompts.jsonl` for a prompt ensemble;
     `confidently evaluate --data reviews.jsonl --scorer consistency --samples 8 --temperature 0.7` for a
     black-box scorer)
@@ -247,17 +239,16 @@ def evaluate(
             raise typer.BadParameter("--probe and --prompts both fit a combiner on the scoring pass's features; "
                                      "use one", param_hint="--prompts")
         task = read_prompts(prompts, get_task(task))
-    # built before anything is read or loaded: a combination it refuses costs nothing
-    config = _config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats, alpha, conformal_by,
-                     minutes_per_review, "threshold" if decision_rule is None else decision_rule.value, certification,
-                     select_by)
     started = time.time()
     calibration, test = _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed,
                                      calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer, adapter=adapter,
                            max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=spec)
-    result = run_evaluate(clf, calibration, test, out, config=config,
+    result = run_evaluate(clf, calibration, test, out,
+                          config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
+                                         alpha, conformal_by, minutes_per_review,
+                                         "threshold" if decision_rule is None else decision_rule.value, certification),
                           metadata={"data": str(data or f"{calibration_data} + {test_data}")}, probe=probe,
                           shots=shots, shot_selection=shot_selection.value, shot_pool=shot_pool)
     if clf.task.ensemble or shots:
@@ -303,7 +294,6 @@ def demo(
     error_cost: ErrorCostOpt = 10.0,
     target_accuracy: TargetOpt = 0.95,
     certification: CertificationOpt = Certification.fallback,
-    select_by: SelectByOpt = SelectBy.log_loss,
     alpha: AlphaOpt = 0.1,
     conformal_by: ConformalByOpt = "domain",
     minutes_per_review: MinutesOpt = 2.0,
@@ -329,8 +319,6 @@ def demo(
     from confidently.decision.calibrated import CalibratedClassifier
     from confidently.workflows.pipeline import run_demo
 
-    config = _config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats, alpha, conformal_by,
-                     minutes_per_review, certification=certification, select_by=select_by)
     started = time.time()
     clf = build_classifier(model=model, task="sentiment", backend="transformers", device=device, dtype=dtype,
                            batch_size=batch_size)
@@ -342,7 +330,8 @@ def demo(
 
         finetune_config = FinetuneConfig(model=model, device=device, max_steps=finetune_steps, seed=seed)
     result = run_demo(out, clf=clf, n=n, eval_size=eval_size, seed=seed, finetune_config=finetune_config,
-                      config=config)
+                      config=_config(methods, review_cost, error_cost, target_accuracy, seed, budget_repeats,
+                                     alpha, conformal_by, minutes_per_review, certification=certification))
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
@@ -376,7 +365,6 @@ def compare_scorers_command(
     methods: MethodsOpt = DEFAULT_METHODS,
     target_accuracy: TargetOpt = 0.95,
     certification: CertificationOpt = Certification.fallback,
-    select_by: SelectByOpt = SelectBy.log_loss,
     budget_repeats: Annotated[int, typer.Option(min=1, help="Random subsets per label budget.")] = 20,
     seed: SeedOpt = 42,
 ) -> None:
@@ -399,13 +387,13 @@ def compare_scorers_command(
         raise typer.BadParameter(f"give distinct scorer names, got {scorers!r}", param_hint="--scorers")
     specs = [scorer_spec(name, samples if name == "consistency" else None,
                          temperature if name == "consistency" else None, seed) for name in names]
-    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0,
-                     certification=certification, select_by=select_by)
     started = time.time()
     calibration, test = _load_splits(task, data, calibration_data, test_data, text_column, label_column, seed,
                                      calibration_fraction)
     clf = build_classifier(model=model, task=task, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                            base_url=base_url, api_key=api_key, tokenizer=tokenizer)
+    config = _config(methods, 1.0, 10.0, target_accuracy, seed, budget_repeats, 0.1, None, 2.0,
+                     certification=certification)
     compare_scorers(clf, specs, calibration, test, out, config=config,
                     metadata={"data": str(data or f"{calibration_data} + {test_data}")})
     console.print((out / "scorers.md").read_text(encoding="utf-8"), markup=False, soft_wrap=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from confidently.defaults import DEFAULT_BATCH_SIZE, FALLBACK, FIXED_SEQUENCE, SELECT_BY_COVERAGE, SELECT_BY_LOG_LOSS
+from confidently.defaults import DEFAULT_BATCH_SIZE, FALLBACK, FIXED_SEQUENCE
 from confidently.models.registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -59,21 +59,6 @@ CertificationOpt = Annotated[Certification, typer.Option(
          "the 1 - level error chance between the strictest threshold with enough rows and the strictest "
          "automating a quarter of them, and a failure does not end testing; fixed-sequence (the earlier rule) "
          "tests from the strictest down and stops at the first failure.")]
-
-
-class SelectBy(str, Enum):
-    """How evaluate chooses the method to ship (:data:`confidently.defaults.SELECTION_RULES`)."""
-
-    log_loss = SELECT_BY_LOG_LOSS
-    coverage = SELECT_BY_COVERAGE
-
-
-SelectByOpt = Annotated[SelectBy, typer.Option(
-    "--select-by",
-    help="How the calibrator to ship is chosen on the cross-fitted calibration scores: log-loss (default: the "
-         "lowest negative log-likelihood) or coverage (the largest share its certified threshold automates; every "
-         "candidate's threshold is then certified at delta/M, M candidates, so the chosen one keeps the "
-         "guarantee; needs --decision-rule threshold).")]
 
 
 class DecisionRule(str, Enum):

@@ -108,8 +108,9 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         f"calibration split and measured two ways, never on the rows it was fitted on: {cfg.n_splits}-fold "
         "cross-fitting on the calibration split (out-of-fold scores), and on the held-out test split with the "
         "calibrator fitted on the whole calibration split (the one saved). The calibrator to ship is chosen on "
-        f"the cross-fitted scores only ({evaluation.selection.describe()}), and its decision threshold and "
-        "prediction sets are fitted on those scores too; the test split is used for nothing but reporting.")
+        "the cross-fitted scores only (lowest negative log-likelihood, a proper scoring rule), and its decision "
+        "threshold and prediction sets are fitted on those scores too; the test split is used for nothing but "
+        "reporting.")
     how.add_text(
         "Raw confidence is the predicted label's share of the label mass (the probability the model put on "
         f"every token variant of that label, divided by the mass on all labels). Intervals are 95% bootstrap "
@@ -151,9 +152,8 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         f"scores ({n_cal} rows): thresholds are tested from the strictest (0.99) down, each with the exact "
         f"binomial p-value of 'the automated predictions are less than {cfg.target_accuracy:.0%} accurate', "
         f"skipping those automating fewer than {certificate.min_automated}, and "
-        f"{describe_procedure(certificate.procedure, 1 - certificate.level)}. The loosest threshold rejected is "
-        "certified. The test split only measures the result; no threshold is chosen on it.")
-    decisions.add_text(f"Method: {evaluation.selection.describe()}.")
+        f"{describe_procedure(certificate.procedure, 1 - cfg.level)}. The loosest threshold rejected is certified. "
+        "The test split only measures the result; no threshold is chosen on it.")
     decisions.add_text(f"Guarantee: {evaluation.policy.guarantee}.")
     decisions.add_text(f"How it was chosen: {certificate.reason}.")
     on_test = evaluation.policy_on_test
@@ -251,7 +251,6 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
              f"- accuracy (test): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} {format_metric(h['accuracy_calibrated'])}",
              f"- ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
              f"{format_metric(h['ece_calibrated'])}",
-             f"- chosen: {evaluation.selection.describe()}",
              f"- policy: {evaluation.policy.method}",
              f"- guarantee: {evaluation.policy.guarantee}"]
     on_test = h["policy_on_test"]

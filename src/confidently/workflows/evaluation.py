@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,9 @@ from confidently.decision.conformal import ConformalPredictor, measure_sets
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
 from confidently.decision.policy import DecisionPolicy
-from confidently.decision.selection import Selection, per_method_level, select_method, selection_problem
-from confidently.defaults import DEFAULT_PROCEDURE, DEFAULT_SELECTION, SELECT_BY_COVERAGE, procedure_problem
-from confidently.decision.thresholds import (CertifiedThreshold, ThresholdAnalysis, ThresholdMeasurement,
-                                             analyse_thresholds, certify_threshold, measure_thresholds)
+from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
+from confidently.decision.thresholds import (ThresholdAnalysis, ThresholdMeasurement, analyse_thresholds,
+                                             certify_threshold, measure_thresholds)
 from confidently.decision.volume import VolumeProjection, project_volume
 
 SUPERVISED = ("platt", "isotonic", "temperature", "histogram", "beta", "dirichlet")
@@ -51,9 +50,6 @@ class EvaluationConfig:
     minutes_per_review, projection_volume : review time per item, and the volume the cost view projects onto.
     target_accuracy, level : the certified threshold's target accuracy and confidence ``1 - delta``.
     procedure : how the thresholds are tested (:data:`~confidently.decision.procedures.PROCEDURES`).
-    select_by : how the method to ship is chosen (:mod:`~confidently.decision.selection`): ``"log-loss"``
-        (lowest cross-fitted log-loss) or ``"coverage"`` (largest share automated by its threshold, every
-        candidate certified at ``1 - delta / M`` so the chosen one keeps the guarantee at ``level``).
     alpha : allowed miscoverage of the conformal prediction sets (they hold the true label >= 1 - alpha).
     conformal_by : a data column to fit per-slice (Mondrian) prediction sets on, or None.
     decision_rule : what the bundle's answers are decided by: ``"threshold"`` (the certified threshold)
@@ -73,7 +69,6 @@ class EvaluationConfig:
     target_accuracy: float = 0.95
     level: float = 0.95
     procedure: str = DEFAULT_PROCEDURE
-    select_by: str = DEFAULT_SELECTION
     alpha: float = 0.1
     conformal_by: str | None = None
     decision_rule: str = "threshold"
@@ -90,11 +85,6 @@ class EvaluationConfig:
             raise ConfigError(f"decision_rule must be one of {', '.join(DECISION_RULES)}; got {self.decision_rule!r}")
         if problem := procedure_problem(self.procedure):
             raise ConfigError(problem)
-        if problem := selection_problem(self.select_by):
-            raise ConfigError(problem)
-        if self.select_by == SELECT_BY_COVERAGE and self.decision_rule != "threshold":
-            raise ConfigError("select_by='coverage' ranks methods by what their certified threshold automates; with "
-                              f"decision_rule={self.decision_rule!r} no threshold decides, so choose by log-loss")
 
 
 @dataclass
@@ -148,7 +138,6 @@ class Evaluation:
     config: EvaluationConfig
     methods: dict[str, MethodResult]
     best: str
-    selection: Selection
     policy: DecisionPolicy
     policy_on_test: dict
     projection: VolumeProjection
@@ -168,7 +157,6 @@ class Evaluation:
             "ece_raw": raw["ece"],
             "ece_calibrated": best["ece"],
             "best_method": self.best,
-            "selection": self.selection.to_dict(),
             "policy": self.policy.to_dict(),
             "policy_on_test": self.policy_on_test,
             "projection": self.projection.to_dict(),
@@ -187,8 +175,10 @@ class Evaluation:
             "labels": list(self.labels),
             "config": asdict(self.config),
             "headline": self.headline(),
-            "selection": (f"best method: {self.selection.describe()}; thresholds and prediction sets fitted on "
-                          "the same cross-fitted scores; test split never used for a choice"),
+            "selection": (f"best method = lowest cross-fitted negative log-likelihood on the "
+                          f"calibration split ({self.y_calibration.size} rows, {self.config.n_splits} folds); "
+                          "thresholds and prediction sets fitted on the same cross-fitted scores; "
+                          "test split never used for a choice"),
             "methods": {
                 name: {
                     "crossfit_on_calibration_split": result.crossfit,
@@ -206,8 +196,7 @@ class Evaluation:
             "notes": self.notes,
             "label_budget": {
                 "how": (f"each calibrator fitted on {self.config.budget_repeats} random subsets of n calibration "
-                        f"labels, its threshold certified (level {self.selection.level_per_method:.4g}, as the "
-                        f"shipped one) on the subset's own cross-fitted scores "
+                        f"labels, its threshold certified on the subset's own cross-fitted scores "
                         f"({self.config.n_splits} folds); ECE ({self.config.n_bins} equal-width bins), and the "
                         f"coverage and accuracy of that threshold, measured on the whole test split"),
                 "summary": budget_summary(self.budget).to_dict(orient="records") if len(self.budget) else [],
@@ -227,14 +216,13 @@ def _build(method: str, content_free: np.ndarray | None) -> Calibrator:
 
 
 def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig, *,
-                  cut: tuple[np.ndarray, np.ndarray], level: float) -> pd.DataFrame:
+                  cut: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """ECE, and what a threshold certified with only n labels does, on the test split.
 
     One row per (calibrator, n_labels, repeat); subsets are drawn without replacement from the
     calibration split. On each subset a calibrator is fitted (it scores the test split) and the
     threshold is certified on the subset's own cross-fitted scores, as the full study does; the test
     split only measures both. ``cut`` marks the truncated calibration and test rows, never automated.
-    ``level`` is the level the shipped threshold was certified at (the per-method level of the selection).
     """
     rng = np.random.default_rng(config.seed)
     ece = metric_function("ece", n_bins=config.n_bins, scheme="equal_width")
@@ -255,7 +243,7 @@ def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig
                     except CalibrationError:
                         continue  # e.g. one class only, or too few per class to cross-fit, in a tiny subset
                 cert = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal[idx],
-                                         target_accuracy=config.target_accuracy, level=level,
+                                         target_accuracy=config.target_accuracy, level=config.level,
                                          procedure=config.procedure, never_automated=cut[0][idx])
                 automated = ((calibrated.max(1) >= cert.threshold) & ~cut[1] if cert.certified
                              else np.zeros(y_test.size, bool))
@@ -307,22 +295,19 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     metric_args = {"n_bins": config.n_bins, "mass_bins": config.mass_bins, "n_resamples": config.n_resamples,
                    "seed": config.seed, "level": 0.95}
     threshold_args = {"review_cost": config.review_cost, "error_cost": config.error_cost,
-                      "target_accuracy": config.target_accuracy}
+                      "target_accuracy": config.target_accuracy, "level": config.level}
     notes: list[str] = []
 
-    def measured(name, calibrator, crossfit_probs, probs_on_test, level: float) -> MethodResult:
-        # ``level``: the candidates' thresholds are certified at the selection's per-method level
+    def measured(name, calibrator, crossfit_probs, probs_on_test) -> MethodResult:
         return MethodResult(name, calibrator, crossfit_probs, probs_on_test,
                             summarize(crossfit_probs, y_cal, **metric_args),
                             summarize(probs_on_test, y_test, **metric_args),
                             analyse_thresholds(crossfit_probs.max(1), crossfit_probs.argmax(1) == y_cal,
-                                               **threshold_args, level=level, procedure=config.procedure,
-                                               never_automated=cut[0]),
+                                               **threshold_args, procedure=config.procedure, never_automated=cut[0]),
                             measure_thresholds(probs_on_test.max(1), probs_on_test.argmax(1) == y_test,
-                                               **threshold_args, level=config.level, never_automated=cut[1]))
+                                               **threshold_args, never_automated=cut[1]))
 
-    # name -> (saved calibrator, out-of-fold calibration scores, test scores); measured once the candidates are known
-    fitted: dict[str, tuple] = {"raw": (None, cal_probs, test_probs)}
+    methods = {"raw": measured("raw", None, cal_probs, test_probs)}
     skipped: dict[str, str] = {}
     for method in config.methods:
         if "contextual" in method and content_free is None:
@@ -348,7 +333,7 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
         except CalibrationError as error:
             skipped[method] = str(error)
             continue
-        fitted[method] = (calibrator, crossfit, calibrator.predict_proba(test_probs))
+        methods[method] = measured(method, calibrator, crossfit, calibrator.predict_proba(test_probs))
     if hidden is not None:
         k = cal_probs.shape[1]
         if hidden_method not in FEATURE_METHODS:
@@ -356,45 +341,28 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
         combiner, cross_fit = FEATURE_METHODS[hidden_method]
         try:
             crossfit = cross_fit(hidden[0], y_cal, n_classes=k, n_splits=config.n_splits, seed=config.seed)
-            combined = combiner(n_splits=config.n_splits, seed=config.seed).fit(hidden[0], y_cal, n_classes=k)
+            fitted = combiner(n_splits=config.n_splits, seed=config.seed).fit(hidden[0], y_cal, n_classes=k)
         except CalibrationError as error:
             skipped[hidden_method] = str(error)
         else:
-            fitted[hidden_method] = (combined, crossfit, combined.predict_proba(hidden[1]))
+            methods[hidden_method] = measured(hidden_method, fitted, crossfit, fitted.predict_proba(hidden[1]))
 
-    # Choose on the calibration split's out-of-fold scores only: by a proper scoring rule (binned ECE on a
-    # few hundred rows is too noisy to rank methods, and it rewards uninformative constant scores), or by
-    # certified coverage, each candidate then certified at delta/M. Raw scores ship only when nothing else fitted.
-    candidates = [name for name in fitted if name != "raw"] or ["raw"]
-    level = per_method_level(config.select_by, config.level, len(candidates))
-    methods = {name: measured(name, *fitted[name], level=level if name in candidates else config.level)
-               for name in fitted}
-    nll = {name: methods[name].crossfit["metrics"]["nll"]["value"] for name in candidates}
-    best = select_method(config.select_by, nll, {name: methods[name].chosen.certified for name in candidates})
-    selection = Selection(config.select_by, tuple(candidates), best, config.level, level, int(y_cal.size),
-                          config.n_splits)
+    # Choose on the calibration split's out-of-fold scores only, by a proper scoring rule: binned ECE
+    # on a few hundred rows is too noisy to rank methods, and it rewards uninformative constant scores.
+    candidates = [name for name in methods if name != "raw"] or ["raw"]
+    best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
-    policy = shipped_policy(chosen.chosen.certified, selection)
+    policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
     policy_on_test = _apply_policy(policy, chosen.test_probs, y_test, cut[1])
     automate = policy.decide(chosen.test_probs.max(1)) == "automate"
     projection = project_volume(automate, chosen.test_probs.argmax(1) == y_test, volume=config.projection_volume,
                                 minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
                                 error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
     sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
-    budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config, cut=cut, level=level)
+    budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config, cut=cut)
     notes += small_sample_notes(y_cal, y_test, chosen.chosen, sets, config)
-    return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, selection, policy, policy_on_test,
-                      projection, sets, budget, skipped, notes)
-
-
-def shipped_policy(certificate: CertifiedThreshold, selection: Selection) -> DecisionPolicy:
-    """The policy of the chosen method's certificate. Chosen by coverage, it was certified at the per-method
-    level ``1 - delta / M``; after the choice its guarantee holds at ``selection.level`` (the union bound), which
-    the policy states, with the rule in its audit trail."""
-    policy = DecisionPolicy.from_certificate(certificate)
-    if selection.rule != SELECT_BY_COVERAGE:
-        return policy
-    return replace(policy, level=selection.level, method=f"{selection.describe()}. {policy.method}")
+    return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, projection, sets,
+                      budget, skipped, notes)
 
 
 def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray, labels: Sequence[str],

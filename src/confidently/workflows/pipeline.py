@@ -74,7 +74,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     """Score both splits, run the calibration study and write every output into ``out_dir``.
 
     With ``probe`` the final hidden states are kept while scoring and a hidden-state probe competes with
-    the calibrators (chosen, like them, by ``config.select_by`` on the calibration split; saved as
+    the calibrators (chosen, like them, by cross-fitted log-loss on the calibration split; saved as
     ``probe.json`` when it wins). With ``shots`` > 0 that many class-balanced calibration rows become
     worked examples in the shared prompt prefix (:mod:`confidently.tasks.shots`); they are left out of
     calibration, and the bundle's task (and manifest, ``shots``) records them. With ``shot_selection``
@@ -166,8 +166,7 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         extra_files=payloads.files, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
-        metadata={"calibration_method": evaluation.best, "selection": evaluation.selection.to_dict(),
-                  "policy_on_test": evaluation.policy_on_test,
+        metadata={"calibration_method": evaluation.best, "policy_on_test": evaluation.policy_on_test,
                   "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
                   **({"cost": prompt_cost(clf, calibration.texts[:COST_SAMPLE])} if ensemble or shots else {}),
                   **({"shots": shot_record} if shot_record else {})})
