@@ -7,7 +7,7 @@ one whose certificate automates the largest share of its out-of-fold calibration
 cross-fitted log-loss). The log-loss rule is ``evaluate_scores`` itself.
 
 For every cached score set of ``benchmarks/isotonic_ties.py`` (``DEFAULT_SETS``, those that exist and are
-complete; its ``cached_splits`` loads them) and every split seed (42 and 1-9 by default: 50/50 splits by
+complete; its ``complete_sets`` loads them) and every split seed (42 and 1-9 by default: 50/50 splits by
 ``split_for_evaluation``), ``evaluate_scores`` runs once per target accuracy (95% and 90%; level 95%, the
 fallback procedure, 5 folds) with the candidates ``evaluate`` has without content-free scores (the supervised
 calibrators, ``batch`` and ``batch+platt``; ``--methods`` names others), and the coverage rule chooses among
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from boost import LEVEL, TARGETS
-from isotonic_ties import DEFAULT_SETS, SELECTION, IncompleteCache, cached_splits
+from isotonic_ties import SELECTION, complete_sets
 from confidently.calibration import CalibrationWarning
 from confidently.decision.thresholds import certify_threshold
 from confidently.workflows.evaluation import Evaluation, EvaluationConfig, evaluate_scores
@@ -125,14 +125,8 @@ def main() -> None:
         validity(args.validity)
         return
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    sets = [s for s in DEFAULT_SETS if (Path(s[1]) / "manifest.json").exists() and Path(s[2]).exists()]
     results: dict[str, list[dict]] = {}
-    for name, cache, data in sets:
-        try:
-            splits = {seed: cached_splits(cache, data, seed) for seed in args.split_seeds}
-        except IncompleteCache as error:
-            print(f"{name}: skipped, {error}", flush=True)
-            continue
+    for name, splits in complete_sets(None, args.split_seeds):
         rows = [{"seed": seed, "n_calibration": int(split[1].size), "n_test": int(split[3].size),
                  **{f"{target:.2f}": both_rules(*split, target, methods) for target in TARGETS}}
                 for seed, split in splits.items()]
