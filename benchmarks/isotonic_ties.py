@@ -103,6 +103,17 @@ def cached_splits(cache: str, data: str, seed: int) -> tuple[np.ndarray, np.ndar
     return tuple(out)
 
 
+def complete_sets(sets, seeds):
+    """``(name, {seed: cached_splits(...)})`` of each ``(name, cache, data)`` set (default: the
+    :data:`DEFAULT_SETS` that exist) whose cache holds every split; a skipped set is printed with why."""
+    sets = sets or [s for s in DEFAULT_SETS if (Path(s[1]) / "manifest.json").exists() and Path(s[2]).exists()]
+    for name, cache, data in sets:
+        try:
+            yield name, {seed: cached_splits(cache, data, seed) for seed in seeds}
+        except IncompleteCache as error:
+            print(f"\n{name}: skipped, {error}", flush=True)
+
+
 def measure(cal: np.ndarray, y_cal: np.ndarray, test: np.ndarray, y_test: np.ndarray) -> dict:
     """Every method of :data:`METHODS` on one split, and the selection winners."""
     out = {}
@@ -185,14 +196,8 @@ def main() -> None:
     if args.validity:
         validity(args.validity)
         return
-    sets = args.set or [s for s in DEFAULT_SETS if (Path(s[1]) / "manifest.json").exists() and Path(s[2]).exists()]
     results = {}
-    for name, cache, data in sets:
-        try:
-            splits = {seed: cached_splits(cache, data, seed) for seed in args.split_seeds}
-        except IncompleteCache as error:
-            print(f"\n{name}: skipped, {error}")
-            continue
+    for name, splits in complete_sets(args.set, args.split_seeds):
         per_seed = {seed: measure(*split) for seed, split in splits.items()}
         results[name] = per_seed
         first_seed = args.split_seeds[0]
