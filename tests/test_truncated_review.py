@@ -221,6 +221,8 @@ def test_evaluate_certifies_and_measures_only_rows_it_would_automate():
     assert aware.policy.threshold is not None
     assert aware.policy_on_test["n_automated"] == int((~test_cut).sum())
     assert aware.policy_on_test["accuracy_automated"] == 1.0
+    assert aware.projection.automated[0] == pytest.approx(
+        aware.projection.volume * aware.policy_on_test["n_automated"] / y_test.size)
     full = aware.budget[aware.budget["n_labels"] == y_cal.size]
     assert np.allclose(full["coverage"], (~test_cut).mean())
 

@@ -353,9 +353,11 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
     policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
-    policy_on_test = _apply_policy(policy, chosen.test_probs, y_test, cut[1])
-    automate = policy.decide(chosen.test_probs.max(1)) == "automate"
-    projection = project_volume(automate, chosen.test_probs.argmax(1) == y_test, volume=config.projection_volume,
+    # what the shipped decision does on the test split: a cut text is never automated
+    automate = (policy.decide(chosen.test_probs.max(1)) == "automate") & ~cut[1]
+    correct = chosen.test_probs.argmax(1) == y_test
+    policy_on_test = _policy_on_test(policy, automate, correct)
+    projection = project_volume(automate, correct, volume=config.projection_volume,
                                 minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
                                 error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
     sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
@@ -424,15 +426,14 @@ def small_sample_notes(y_cal: np.ndarray, y_test: np.ndarray, chosen: ThresholdA
     return notes
 
 
-def _apply_policy(policy: DecisionPolicy, probs: np.ndarray, y: np.ndarray, cut: np.ndarray) -> dict:
-    """What the policy chosen on calibration data does on the test split (``cut`` rows: always reviewed)."""
-    automate = (policy.decide(probs.max(1)) == "automate") & ~cut
-    correct = probs.argmax(1) == y
-    n_auto = int(automate.sum())
-    return {"threshold": policy.threshold, "n": int(y.size), "n_automated": n_auto,
-            "coverage": n_auto / y.size if y.size else 0.0,
+def _policy_on_test(policy: DecisionPolicy, automate: np.ndarray, correct: np.ndarray) -> dict:
+    """What the policy chosen on calibration data does on the test split: each row's decision (``automate``)
+    and whether its prediction is right (``correct``)."""
+    n, n_auto = int(automate.size), int(automate.sum())
+    return {"threshold": policy.threshold, "n": n, "n_automated": n_auto,
+            "coverage": n_auto / n if n else 0.0,
             "accuracy_automated": float(correct[automate].mean()) if n_auto else None,
-            "n_review": int(y.size - n_auto)}
+            "n_review": n - n_auto}
 
 
 #: Columns the report breaks results down by when the data has them.
