@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--sdist", type=Path, default=None, help="a downloaded vaderSentiment-3.3.2.tar.gz")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.sdist is not None and not args.sdist.is_file():
+        parser.error(f"--sdist {args.sdist}: no such file")
     with tempfile.TemporaryDirectory() as folder:
         sdist = args.sdist or download_sdist(Path(folder))
         rows = labelled(ground_truth(sdist, SETS[args.set]), args.margin)
