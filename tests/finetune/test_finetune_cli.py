@@ -1,6 +1,7 @@
 """The finetune and compare commands, run as a user runs them (the entry point, in a subprocess)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -33,11 +34,22 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     out = run("finetune", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--model", tiny_model_dir,
               "--out", adapter, "--max-steps", 20, *TINY).stdout
     assert "adapter:" in out and "trained 20/20 steps" in " ".join(out.split())
+    # the calibration ECEs say how they were computed and carry intervals (the split is small)
+    line = " ".join(out.split())
+    assert "(20 equal-width bins, bias-corrected, 95% bootstrap intervals, 1000 resamples)" in line
+    assert re.search(r"ECE raw [\d.]+ \[[\d.]+, [\d.]+\] → cross-fitted \(5 folds\) [\d.]+ \[[\d.]+, [\d.]+\]", line)
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert manifest["hyperparameters"]["max_steps"] == 20 and manifest["splits"]["calibration_source"] == "given"
     out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out
+    # the printed headline names n, bins, how Platt was fitted and gives intervals
+    line = " ".join(out.split())
+    assert re.search(r"raw accuracy on 45 test rows, base → fine-tuned \[95% CI\]: [\d.]+ \[[\d.]+, [\d.]+\] → "
+                     r"[\d.]+ \[[\d.]+, [\d.]+\]", line), line
+    assert re.search(r"ECE after Platt \(20 equal-width bins\) \[95% CI\]: [\d.]+ \[", line), line
+    assert "calibration: Platt and isotonic fitted on 45 calibration rows per model" in line, line
+    assert "intervals: 95% paired bootstrap, 50 resamples" in line
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
     assert (tmp_path / "run" / "report.html").exists()

@@ -133,8 +133,15 @@ def finetune(
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
                   f"accuracy {validation.get('accuracy', float('nan')):.4f}")
-    console.print(f"calibration (n={calibrated['n']}, {calibrated['method']}): ECE raw {calibrated['ece_raw']:.4f} → "
-                  f"cross-fitted {calibrated['ece_cross_fitted']:.4f}; policy: {calibrated['certificate']['reason']}")
+    raw_ece, fitted_ece = calibrated["ece_raw"], calibrated["ece_cross_fitted"]
+    console.print(f"calibration (n={calibrated['n']}, {calibrated['method']}): ECE raw {_with_interval(raw_ece)} → "
+                  f"cross-fitted ({calibrated['cross_fitting_folds']} folds) {_with_interval(fitted_ece)} "
+                  f"({calibrated['ece_bins']} equal-width bins, bias-corrected, 95% "
+                  f"bootstrap intervals, {raw_ece['n_resamples']} resamples); policy: {calibrated['certificate']['reason']}")
+
+
+def _with_interval(result: dict) -> str:
+    return f"{result['value']:.4f} [{result['ci_low']:.4f}, {result['ci_high']:.4f}]"
 
 
 @app.command()
@@ -206,4 +213,5 @@ def compare(
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")
     for name, value in headline_cards(result).items():
         console.print(f"{name}: {value}")
+    console.print(f"calibration: {result.calibration_source}; intervals: 95% paired bootstrap, {n_resamples} resamples")
 

@@ -43,6 +43,10 @@ def _metric(result: dict) -> str:
     return fmt_interval(result.get("value"), result.get("ci_low"), result.get("ci_high"))
 
 
+def _metric_short(result: dict) -> str:
+    return fmt_interval(result.get("value"), result.get("ci_low"), result.get("ci_high"), 3)
+
+
 def _difference(result: dict, digits: int = 4) -> str:
     return fmt_interval(result.get("diff"), result.get("ci_low"), result.get("ci_high"), digits)
 
@@ -129,12 +133,14 @@ def headline_cards(comparison: Comparison) -> dict[str, str]:
     outcomes = [comparison.decisions[m][method]["rules"][rule] for m in MODELS]
     decision = comparison.decision_differences[method][rule]
     volume = comparison.config.projection_volume
+    n_bins = comparison.config.n_bins
+    # n, bins and intervals in the labels: these lines are printed on their own by `confidently compare`
     return {
-        "accuracy base → fine-tuned": f"{base['raw']['metrics']['accuracy']['value']:.3f} → "
-                                      f"{tuned['raw']['metrics']['accuracy']['value']:.3f}",
-        "difference [95% CI]": _difference(diff["raw"]["accuracy"], 3),
-        "ECE after Platt": f"{base['platt']['metrics']['ece']['value']:.3f} → "
-                           f"{tuned['platt']['metrics']['ece']['value']:.3f}",
+        f"raw accuracy on {comparison.y.size:,} test rows, base → fine-tuned [95% CI]":
+            f"{_metric_short(base['raw']['metrics']['accuracy'])} → {_metric_short(tuned['raw']['metrics']['accuracy'])}",
+        "difference [95% paired bootstrap CI]": _difference(diff["raw"]["accuracy"], 3),
+        f"ECE after Platt ({n_bins} equal-width bins) [95% CI]":
+            f"{_metric_short(base['platt']['metrics']['ece'])} → {_metric_short(tuned['platt']['metrics']['ece'])}",
         f"automated {label} (Platt)": f"{outcomes[0]['coverage']:.1%} → {outcomes[1]['coverage']:.1%} "
                                       f"(Δ {decision['coverage']['diff']:+.1%})",
         f"cost per {volume:,} (Platt, {label})": f"{outcomes[0]['projection']['cost']['value']:,.0f} → "

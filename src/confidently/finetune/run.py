@@ -33,7 +33,7 @@ from confidently.finetune.data import (TrainingSplits, check_labels, encode_ever
 from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
 from confidently.finetune.trainer import Trainer, TrainingResult
 from confidently.decision.conformal import ConformalPredictor
-from confidently.metrics import metric_function
+from confidently.metrics import DEFAULT_BINS, expected_calibration_error, metric_function
 from confidently.decision.policy import DecisionPolicy
 from confidently.decision.thresholds import certify_threshold
 
@@ -211,12 +211,13 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *,
     certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y,
                                     target_accuracy=config.target_accuracy, level=config.level,
                                     procedure=config.procedure, never_automated=truncated)
-    ece = metric_function("ece")
+    # ECE with its definition (bins) and a bootstrap interval: calibration splits are often small
     summary = {
         "n": int(y.size), "method": method,
         "accuracy": float(metric_function("accuracy")(probs[None], y[None])[0]),
-        "ece_raw": float(ece(probs[None], y[None])[0]),
-        "ece_cross_fitted": float(ece(out_of_fold[None], y[None])[0]),
+        "ece_raw": expected_calibration_error(probs, y, seed=config.seed).to_dict(),
+        "ece_cross_fitted": expected_calibration_error(out_of_fold, y, seed=config.seed).to_dict(),
+        "ece_bins": DEFAULT_BINS["equal_width"], "cross_fitting_folds": _POLICY_FOLDS,
         "certificate": certificate.to_dict(),
     }
     prediction_sets = ConformalPredictor(config.alpha).fit(out_of_fold, y)
