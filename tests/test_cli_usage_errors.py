@@ -143,3 +143,23 @@ def test_a_bad_data_file_is_found_before_the_model_loads(tmp_path, command):
     assert line.startswith("error: ") and "reviews.csv" in line and "no text column 'text'" in line, result.stderr
     assert "columns present: review, sentiment" in line and "no-such-model" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["classify", "Great value."], ["serve"]])
+def test_a_bundle_fitted_through_an_engine_used_locally_says_to_score_through_the_engine(tmp_path, command):
+    # Before, the engine's model name was looked up as a local model: "unknown model 'fake'".
+    import numpy as np
+
+    from confidently.bundle.bundle import ModelIdentity, write_bundle
+    from confidently.calibration import TemperatureCalibrator
+    from confidently.decision.policy import DecisionPolicy
+    from confidently.tasks.task import SENTIMENT
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(2), size=50)
+    url = "http://127.0.0.1:9/v1"
+    write_bundle(tmp_path / "run", model=ModelIdentity("fake", "openai", f"server:{url}#fake"), task=SENTIMENT,
+                 chat=None, calibrator=TemperatureCalibrator().fit(probs, probs.argmax(axis=1)),
+                 policy=DecisionPolicy(0.8, 0.9, True, "test"), fitted_on={"rows_sha256": "0" * 64, "n_rows": 50})
+    assert_usage_error(confidently(*command, "--calibration", tmp_path / "run"),
+                       "fitted through an OpenAI-compatible engine (model 'fake' at http://127.0.0.1:9/v1)",
+                       f"--backend openai --base-url {url}")

@@ -164,6 +164,21 @@ def read_calibration(folder: Path | None, option: str = "--calibration") -> Bund
     return read_bundle(folder)
 
 
+def check_bundle_backend(bundle: Bundle, folder: Path, backend: str) -> None:
+    """A usage error (exit 2) for a bundle fitted through a serving engine used with the local backend.
+
+    Without it the engine's model name (``--model`` defaults to the bundle's) is looked up as a local
+    model, and the error is "unknown model", which does not say what to do.
+    """
+    if bundle.model.backend != "openai" or backend == "openai":
+        return
+    # the weights id of an engine's model is "server:URL#NAME" (OpenAIBackend.weights_id)
+    url = bundle.model.weights_id.removeprefix("server:").rsplit("#", 1)[0]
+    raise typer.BadParameter(f"{folder} was fitted through an OpenAI-compatible engine (model "
+                             f"{bundle.model.name!r} at {url}): score through it with --backend openai "
+                             f"--base-url {url}", param_hint="--backend")
+
+
 def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,
                      adapter: Path | None = None, decision_rule: str | None = None,
                      before_load: Callable[[Task], None] | None = None, **options) -> CalibratedClassifier:
@@ -189,6 +204,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
                                  "(conformal.json, written by `confidently evaluate` or `confidently finetune`)",
                                  param_hint="--decision-rule")
     if bundle is not None:
+        check_bundle_backend(bundle, calibration or adapter, backend)
         model = model if given(ctx, "model") else bundle.model.name
         task = task if given(ctx, "task") else bundle.task
         chat, scorer = bundle.chat, bundle.scorer

@@ -10,7 +10,8 @@ import typer
 
 from confidently.cli.app import app
 from confidently.cli.options import (DEFAULTS, ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt,
-                                     MaxTextTokensOpt, ModelOpt, TaskOpt, given, read_calibration)
+                                     MaxTextTokensOpt, ModelOpt, TaskOpt, check_bundle_backend, given,
+                                     read_calibration)
 from confidently.errors import ArtifactError
 from confidently.files import read_json
 
@@ -148,6 +149,8 @@ def serve(
     # The bundle is read and its hashes checked before the model loads; --model defaults to its own,
     # else, locally, to the base model the adapters were fine-tuned on.
     bundle = read_calibration(calibration)
+    if bundle is not None:
+        check_bundle_backend(bundle, calibration, backend.value)
     if bundle is not None and not given(ctx, "model"):
         model = bundle.model.name
     elif adapters is not None and not given(ctx, "model") and backend == ServeBackend.transformers:
