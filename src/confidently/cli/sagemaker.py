@@ -17,7 +17,8 @@ from confidently.cli.app import app, console, err_console
 from confidently.cli.options import DEFAULTS, ModelOpt, TaskOpt
 
 sagemaker_app = typer.Typer(
-    help="Run confidently on AWS SageMaker: training jobs, a multi-adapter endpoint, calibrated classification.",
+    help="Run confidently on AWS SageMaker: training jobs, a multi-adapter endpoint, calibrated classification."
+         "\n\nExample: `confidently sagemaker deploy reviews adapters/triage --config sagemaker.toml --dry-run`",
     no_args_is_help=False,  # no command is a usage error: one line, exit 2 (see main)
     rich_markup_mode="markdown",
 )
