@@ -163,3 +163,18 @@ def test_a_bundle_fitted_through_an_engine_used_locally_says_to_score_through_th
     assert_usage_error(confidently(*command, "--calibration", tmp_path / "run"),
                        "fitted through an OpenAI-compatible engine (model 'fake' at http://127.0.0.1:9/v1)",
                        f"--backend openai --base-url {url}")
+
+
+@pytest.mark.parametrize("args, expected", [
+    # before: the URL was ignored and 'fake' looked up as a local model ("unknown model 'fake'")
+    (["classify", "hi", "--base-url", "http://127.0.0.1:9/v1", "--model", "fake"],
+     ("--base-url", "applies to --backend openai")),
+    # before: five connection attempts, then "cannot reach the server"
+    (["classify", "hi", "--backend", "openai", "--base-url", "127.0.0.1:9/v1", "--model", "fake"],
+     ("--base-url", "is not an http:// or https:// URL")),
+    (["classify", "hi", "--server", "localhost:9"], ("--server", "is not an http:// or https:// URL")),
+    # before: a model load first, then exit 1
+    (["next-token", "hi", "--backend", "vllm"], ("--backend", "unknown backend 'vllm'")),
+])
+def test_server_options_are_checked_before_anything_loads_or_connects(args, expected):
+    assert_usage_error(confidently(*args), *expected)

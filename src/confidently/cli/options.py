@@ -121,6 +121,14 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     from confidently.cli.app import err_console
 
     check_folder(adapter, "--adapter")
+    if backend not in ("transformers", "openai"):
+        raise typer.BadParameter(f"unknown backend {backend!r}: use transformers (the model runs here) or openai "
+                                 "(an OpenAI-compatible server such as vLLM or llama.cpp's)", param_hint="--backend")
+    if backend == "transformers" and base_url is not None:
+        # else the URL is ignored and the server's model name is looked up as a local model
+        raise typer.BadParameter("applies to --backend openai: add --backend openai to score through the server",
+                                 param_hint="--base-url")
+    check_url(base_url, "--base-url", "http://HOST:PORT/v1")
     options: dict = {}
     if backend == "transformers":
         if tokenizer is not None:
@@ -137,6 +145,12 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
         err_console.print(f"[dim]loading {model} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
                       max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=scorer, **options)
+
+
+def check_url(url: str | None, option: str, example: str) -> None:
+    """A usage error (exit 2) for a URL without http:// or https://, found before anything connects (and retries)."""
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL: give e.g. {example}", param_hint=option)
 
 
 def given(ctx: typer.Context, name: str) -> bool:
