@@ -56,6 +56,16 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "| category=weak |" in summary and "| domain=sports |" in summary  # the slices table
     assert "| workplace |" in summary  # neutral texts by domain
+    assert "no threshold is certified without calibration rows" not in line
+    # without calibration rows nothing can be certified: the output says so and what to give
+    from confidently.data import split_dataset
+
+    save_dataset(split_dataset(full, seed=3).test, tmp_path / "test.jsonl")
+    out = run("compare", "--data", tmp_path / "test.jsonl", "--adapter", adapter, "--out", tmp_path / "run2",
+              "--n-resamples", 20).stdout
+    line = " ".join(out.split())
+    assert "cross-fitted on the test rows" in line
+    assert "no threshold is certified without calibration rows: give --calibration-data" in line
 
 
 def test_bad_labels_are_one_line_and_exit_1(tiny_model_dir, tmp_path):
