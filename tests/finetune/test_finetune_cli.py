@@ -102,3 +102,14 @@ def test_a_task_with_a_prompt_ensemble_is_no_longer_refused_the_data_is_checked_
     assert result.returncode == 1 and "Traceback" not in result.stderr and "prompt ensemble" not in result.stderr
     assert "so-so" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "a").exists()
+
+
+def test_too_little_data_is_found_before_the_model_loads(tmp_path):
+    # 31 labelled rows leave 5 for calibration: the split is checked first, so a model that does not exist
+    # is never looked up (before, the model loaded, then "only 5 calibration rows")
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": f"text number {i}", "label": ("positive", "negative")[i % 2]}) + "\n"
+                            for i in range(31)))
+    result = run("finetune", "--data", data, "--model", "no-such-model", "--out", tmp_path / "a", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "calibration rows after splitting 31 rows; need at least 30" in result.stderr, result.stderr
