@@ -50,6 +50,8 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert re.search(r"ECE after Platt \(20 equal-width bins\) \[95% CI\]: [\d.]+ \[", line), line
     assert "calibration: Platt and isotonic fitted on 45 calibration rows per model" in line, line
     assert "intervals: 95% paired bootstrap, 50 resamples" in line
+    assert re.search(r"automated certified at 95% \(Platt\): [\d.]+% → [\d.]+% \(Δ [+-][\d.]+% \[[+-][\d.]+%, "
+                     r"[+-][\d.]+%\]\)", line), line
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
     assert (tmp_path / "run" / "report.html").exists()
