@@ -61,10 +61,11 @@ def _print_headline(result, started: float) -> None:
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
-    console.print(f"accuracy (test, n={h['n_test']}): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
-                  f"{format_metric(h['accuracy_calibrated'])}")
-    console.print(f"ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
-                  f"{format_metric(h['ece_calibrated'])}")
+    cfg = result.evaluation.config
+    console.print(f"accuracy (test, n={h['n_test']}; value [95% bootstrap interval, {cfg.n_resamples} resamples]): "
+                  f"raw {format_metric(h['accuracy_raw'])} → {h['best_method']} {format_metric(h['accuracy_calibrated'])}")
+    console.print(f"ECE, {cfg.n_bins} equal-width bins, bias-corrected (test): raw {format_metric(h['ece_raw'])} → "
+                  f"{h['best_method']} {format_metric(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
         console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "
