@@ -107,6 +107,21 @@ def test_option_combinations_and_formats_are_checked_before_the_model_loads(tmp_
     assert not list(tmp_path.glob("o.*"))
 
 
+def test_an_unknown_calibration_method_is_refused_before_anything_is_scored(tmp_path):
+    # it used to be skipped silently after scoring, with a note only in report.html
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "fine", "label": "positive"}\n')
+    run = tmp_path / "run"
+    assert_usage_error(confidently("evaluate", "--data", data, "--out", run, "--methods", "platt,isotonc",
+                                   "--model", "no-such-model"), "--methods", "unknown calibration method 'isotonc'",
+                       "platt, isotonic")
+    assert_usage_error(confidently("evaluate", "--data", data, "--out", run, "--methods", "batch+plat"),
+                       "'plat' in 'batch+plat'")
+    assert_usage_error(confidently("evaluate", "--data", data, "--out", run, "--methods", ","),
+                       "at least one calibration method")
+    assert not run.exists()
+
+
 def test_runtime_errors_stay_exit_1_and_one_line(tmp_path):
     result = confidently("classify", "hello", "--model", "no-such-model")
     assert result.returncode == 1 and "Traceback" not in result.stderr

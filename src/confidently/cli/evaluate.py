@@ -24,7 +24,26 @@ CalibrationFractionOpt = Annotated[float, typer.Option(
     help="Share of --data used to calibrate; the rest is the test split.")]
 TextColumnOpt = Annotated[str, typer.Option(help="Column holding the text.")]
 LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.")]
-MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
+
+
+def _known_methods(methods: str) -> str:
+    """Refuse an unknown calibrator name on the command line, before anything is scored (it used to be
+    skipped silently, with a note only in the report)."""
+    from confidently.calibration.registry import CALIBRATORS
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one calibration method, e.g. platt,isotonic")
+    for name in names:
+        if unknown := [step for step in name.split("+") if step not in CALIBRATORS]:
+            within = f" in {name!r}" if "+" in name else ""
+            raise typer.BadParameter(f"unknown calibration method {unknown[0]!r}{within}; choose from "
+                                     f"{', '.join(CALIBRATORS)} ('a+b' stacks a under b)")
+    return methods
+
+
+MethodsOpt = Annotated[str, typer.Option(callback=_known_methods,
+                                         help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
 TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
