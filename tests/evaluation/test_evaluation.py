@@ -183,6 +183,21 @@ def test_summary_table_columns_match_their_values_for_a_binary_task(evaluation, 
     assert "95% bootstrap interval" in summary and "bias-corrected" in summary
 
 
+def test_summary_gives_counts_and_exact_intervals_for_the_test_split_figures(evaluation, tmp_path):
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    summary = write_evaluation(evaluation, tmp_path, title="t", metadata={})["summary"].read_text()
+    on_test = evaluation.policy_on_test
+    assert evaluation.policy.threshold is not None and on_test["n_automated"] > 0
+    low, high = clopper_pearson_interval(on_test["n_correct"], on_test["n_automated"])
+    assert (f"automates {on_test['n_automated']} of {on_test['n']} test rows" in summary
+            and f"[{low:.1%}, {high:.1%}] (exact 95% interval)" in summary)
+    assert on_test["n_correct"] / on_test["n_automated"] == pytest.approx(on_test["accuracy_automated"])
+    sets = evaluation.headline()["prediction_sets"]
+    assert sets["coverage_low"] <= sets["coverage_on_test"] <= sets["coverage_high"]
+    assert f"[{sets['coverage_low']:.1%}, {sets['coverage_high']:.1%}] (exact 95% interval) of the 600 test rows" in summary
+
+
 def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
     from scipy.special import softmax
 

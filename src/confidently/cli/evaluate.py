@@ -76,7 +76,7 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import format_metric, projection_text
+    from confidently.report.evaluation import automated_text, coverage_text, format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -91,17 +91,14 @@ def _print_headline(result, started: float) -> None:
                       "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
-                      f"automates {on_test['coverage']:.1%} of the test split at "
-                      f"{on_test['accuracy_automated']:.1%} accuracy")
+                      f"{automated_text(on_test['n_automated'], on_test['n'], on_test['n_correct'])}")
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
-    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
-                  f"test split covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {coverage_text(sets)}")
     rule = h["set_rule_on_test"]
-    accuracy = "-" if rule["accuracy_automated"] is None else f"{rule['accuracy_automated']:.1%}"
-    console.print(f"set rule (automate single-label sets): automates {rule['coverage']:.1%} of the test split at "
-                  f"{accuracy} accuracy; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    console.print(f"set rule (automate single-label sets): {automated_text(rule['n_automated'], rule['n'], rule['n_correct'])}"
+                  f"; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
     console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")

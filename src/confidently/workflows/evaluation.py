@@ -162,6 +162,8 @@ class Evaluation:
             "projection": self.projection.to_dict(),
             "prediction_sets": {"name": self.sets.shipped, "alpha": self.config.alpha,
                                 "coverage_on_test": float(shipped["coverage"]),
+                                "coverage_low": float(shipped["coverage_low"]),
+                                "coverage_high": float(shipped["coverage_high"]),
                                 "mean_set_size_on_test": float(shipped["mean_set_size"]),
                                 "n_test": int(shipped["n"])},
             "decision_rule": self.config.decision_rule,
@@ -401,7 +403,7 @@ def _rule_on_test(automate: np.ndarray, correct: np.ndarray) -> dict:
     errors = int((automate & ~correct).sum())
     return {"n": n, "n_automated": n_auto, "coverage": n_auto / n if n else 0.0,
             "accuracy_automated": float(correct[automate].mean()) if n_auto else None,
-            "automated_errors_share_of_all": errors / n if n else 0.0}
+            "n_correct": n_auto - errors, "automated_errors_share_of_all": errors / n if n else 0.0}
 
 
 def small_sample_notes(y_cal: np.ndarray, y_test: np.ndarray, chosen: ThresholdAnalysis, sets: PredictionSets,
@@ -433,7 +435,7 @@ def _policy_on_test(policy: DecisionPolicy, automate: np.ndarray, correct: np.nd
     return {"threshold": policy.threshold, "n": n, "n_automated": n_auto,
             "coverage": n_auto / n if n else 0.0,
             "accuracy_automated": float(correct[automate].mean()) if n_auto else None,
-            "n_review": n - n_auto}
+            "n_correct": int(correct[automate].sum()), "n_review": n - n_auto}
 
 
 #: Columns the report breaks results down by when the data has them.
