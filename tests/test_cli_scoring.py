@@ -79,3 +79,17 @@ def test_every_command_has_help_with_an_example():
             names.append(sub_name)
             assert "Example" in (sub.help or ""), f"{name} {sub_name} --help has no example"
     assert {"next-token", "classify", "score", "evaluate", "demo", "models"} <= set(names)
+
+
+def test_models_never_cuts_a_name_or_an_install_command():
+    # piped output is 80 columns wide; names and package lists used to end in "…" there
+    import importlib.util
+
+    from confidently.models.registry import REGISTRY
+
+    out = run("models").stdout
+    assert "…" not in out
+    for spec in REGISTRY.values():
+        assert spec.name in out
+        installed = all(importlib.util.find_spec(p.replace("-", "_")) is not None for p in spec.packages)
+        assert (f"to install {spec.name}: {spec.install_hint}\n" in out) != installed

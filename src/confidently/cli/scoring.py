@@ -316,11 +316,18 @@ def models() -> None:
     from confidently.models.registry import DEFAULT_MODEL, REGISTRY
 
     table = Table(title="registry models (any local folder, .gguf file or hub id works too)")
-    for column in ("name", "installed", "description", "install"):
-        table.add_column(column)
+    # The name is what users type: never cut to an ellipsis (a pipe or a narrow terminal gives 80 columns).
+    table.add_column("name", min_width=max(len(name) for name in REGISTRY))
+    table.add_column("installed")
+    table.add_column("description")
+    missing = []
     for spec in REGISTRY.values():
         installed = all(importlib.util.find_spec(p.replace("-", "_")) is not None for p in spec.packages)
         name = spec.name + (" (default)" if spec.name == DEFAULT_MODEL else "")
-        table.add_row(name, "yes" if installed else "no", spec.description, spec.install_hint)
+        table.add_row(name, "yes" if installed else "no", spec.description)
+        missing += [] if installed else [spec]
     console.print(table)
+    # Install commands as whole lines (soft wrap: the terminal folds them, nothing is cropped), to copy as they are.
+    for spec in missing:
+        console.print(f"to install {spec.name}: {spec.install_hint}", soft_wrap=True, highlight=False)
     err_console.print("[dim]weights are verified by sha256 on first use and cached de-quantized[/]")
