@@ -35,6 +35,13 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert "adapter:" in out and "trained 20/20 steps" in " ".join(out.split())
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert manifest["hyperparameters"]["max_steps"] == 20 and manifest["splits"]["calibration_source"] == "given"
+    # the small calibration and validation parts' figures say how they were computed and carry intervals
+    calibration = manifest["calibration"]
+    ece = calibration["ece_intervals"]["raw"]
+    assert ece["low"] <= ece["value"] <= ece["high"] and ece["sample_value"] == pytest.approx(calibration["ece_raw"])
+    flat = " ".join(out.split())
+    assert f"ECE raw {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]" in flat
+    assert "20 equal-width bins" in flat and "(exact 95% interval)" in flat
     out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out

@@ -132,9 +132,26 @@ def finetune(
                   f"({'stopped early, ' if validation['stopped_early'] else ''}best at step {validation['best_step']}) "
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
-                  f"accuracy {validation.get('accuracy', float('nan')):.4f}")
-    console.print(f"calibration (n={calibrated['n']}, {calibrated['method']}): ECE raw {calibrated['ece_raw']:.4f} → "
-                  f"cross-fitted {calibrated['ece_cross_fitted']:.4f}; policy: {calibrated['certificate']['reason']}")
+                  f"accuracy {validation.get('accuracy', float('nan')):.4f}{_accuracy_interval(validation)}")
+    ece = calibrated["ece_intervals"]
+    console.print(f"calibration ({calibrated['method']}): ECE raw {_ece_text(ece['raw'])} → cross-fitted "
+                  f"{_ece_text(ece['cross_fitted'])} ({ece['raw']['how']}); policy: "
+                  f"{calibrated['certificate']['reason']}")
+
+
+def _accuracy_interval(validation: dict) -> str:
+    """The validation accuracy's exact 95% interval: the validation part is a small carve-out of the data."""
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    n, accuracy = validation.get("n"), validation.get("accuracy")
+    if not n or accuracy is None:
+        return ""
+    low, high = clopper_pearson_interval(round(accuracy * n), n)
+    return f" [{low:.4f}, {high:.4f}] (exact 95% interval)"
+
+
+def _ece_text(ece: dict) -> str:
+    return f"{ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]"
 
 
 @app.command()
