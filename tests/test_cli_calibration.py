@@ -84,6 +84,21 @@ def test_score_writes_calibrated_columns_beside_the_raw_ones(bundle_dir, expecte
     assert "raw accuracy" in summary and "calibrated accuracy" in summary and "automated" in summary
 
 
+def test_score_summary_states_n_and_exact_intervals_of_its_accuracies(bundle_dir, tmp_path):
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for t, lab in zip(TEXTS, ["positive", "negative", "negative"])))
+    out = tmp_path / "out.csv"
+    summary = " ".join(run("score", data, "--out", out, "--calibration", bundle_dir).stdout.split())
+    frame = pd.read_csv(out)
+    hits = int((frame["calibrated_prediction"] == ["positive", "negative", "negative"]).sum())
+    low, high = clopper_pearson_interval(hits, 3)
+    assert "on the 3 labelled rows (exact 95% intervals)" in summary
+    assert f"calibrated accuracy {hits / 3:.3f} [{low:.3f}, {high:.3f}]" in summary
+
+
 def tamper(folder) -> None:
     (folder / "policy.json").write_text((folder / "policy.json").read_text().replace("0.7", "0.1"))
 

@@ -282,14 +282,16 @@ def score(
     truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
     truth = None if truth is None else list(truth)
     if truth is not None and len(frame):
-        summary += f"; raw accuracy {(frame['raw_prediction'] == truth).mean():.3f} (uncalibrated)"
+        summary += (f"; on the {len(frame)} labelled rows (exact 95% intervals): raw accuracy "
+                    f"{_share(int((frame['raw_prediction'] == truth).sum()), len(frame), '.3f')} (uncalibrated)")
         if "calibrated_prediction" in frame:
-            summary += f", calibrated accuracy {(frame['calibrated_prediction'] == truth).mean():.3f}"
+            summary += (", calibrated accuracy "
+                        f"{_share(int((frame['calibrated_prediction'] == truth).sum()), len(frame), '.3f')}")
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
         if truth is not None:
             covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
-            summary += f", {covered / len(frame):.1%} of sets hold the label"
+            summary += f", {_share(covered, len(frame), '.1%')} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
@@ -303,6 +305,14 @@ def score(
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)
+
+
+def _share(hits: int, n: int, spec: str) -> str:
+    """``hits / n`` with its exact (Clopper-Pearson) 95% interval: a scored file is often a few dozen rows."""
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    low, high = clopper_pearson_interval(hits, n)
+    return f"{hits / n:{spec}} [{low:{spec}}, {high:{spec}}]"
 
 
 @app.command()
