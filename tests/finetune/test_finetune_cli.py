@@ -46,6 +46,13 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # the console's headline says n, how the calibrators were fitted, and gives each figure its interval
+    flat = " ".join(out.split())
+    accuracy = metrics["metrics"]["base"]["raw"]["metrics"]["accuracy"]
+    assert "accuracy base → fine-tuned (n=45 test rows):" in flat and "ECE after Platt (20 equal-width bins):" in flat
+    assert f"{accuracy['value']:.3f} [{accuracy['ci_low']:.3f}, {accuracy['ci_high']:.3f}] →" in flat
+    assert f"calibration: {metrics['calibration']}" in flat and "calibration rows per model" in flat
+    assert "intervals: 95% paired bootstrap" in flat
     assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
     assert (tmp_path / "run" / "report.html").exists()
     summary = (tmp_path / "run" / "summary.md").read_text()

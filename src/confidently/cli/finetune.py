@@ -199,7 +199,7 @@ def compare(
     from confidently.workflows.comparison import CompareConfig, compare as run
     from confidently.finetune.report import write_comparison
     from confidently.bundle.bundle import read_bundle
-    from confidently.finetune.report import headline_cards
+    from confidently.finetune.report import headline_cards, how_lines
     from confidently.finetune.run import torch_threads
 
     bundle = read_bundle(adapter)  # every file's hash, before anything loads
@@ -223,4 +223,6 @@ def compare(
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")
     for name, value in headline_cards(result).items():
         console.print(f"{name}: {value}")
+    for line in how_lines(result):
+        console.print(line)
 
