@@ -263,12 +263,13 @@ def score(
     """
     from confidently.data import load_dataset
     from confidently.output_lock import hold_output
-    from confidently.workflows.score_file import score_file
+    from confidently.workflows.score_file import check_unfinished, score_file
 
     rows = []
 
-    def read_input(task) -> None:  # before the model loads: a wrong column or a bad row costs no load
+    def read_input(task) -> None:  # before the model loads: a wrong column, a bad row or a left-over run costs no load
         rows.append(load_dataset(input, text_column=text_column, label_column=label_column, labels=task.label_names))
+        check_unfinished(out, resume)
 
     with hold_output(out):  # before the model loads: a second run for the same --out fails at once
         calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
