@@ -195,7 +195,8 @@ def test_summary_gives_counts_and_exact_intervals_for_the_test_split_figures(eva
     assert on_test["n_correct"] / on_test["n_automated"] == pytest.approx(on_test["accuracy_automated"])
     sets = evaluation.headline()["prediction_sets"]
     assert sets["coverage_low"] <= sets["coverage_on_test"] <= sets["coverage_high"]
-    assert f"[{sets['coverage_low']:.1%}, {sets['coverage_high']:.1%}] (exact 95% interval) of the 600 test rows" in summary
+    interval = f"[{sets['coverage_low']:.1%}, {sets['coverage_high']:.1%}]"
+    assert f"{interval} (exact 95% interval) of the 600 test rows" in summary
 
 
 def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):

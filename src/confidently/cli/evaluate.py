@@ -82,7 +82,8 @@ def _print_headline(result, started: float) -> None:
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
     cfg = result.evaluation.config
     console.print(f"accuracy (test, n={h['n_test']}; value [95% bootstrap interval, {cfg.n_resamples} resamples]): "
-                  f"raw {format_metric(h['accuracy_raw'])} → {h['best_method']} {format_metric(h['accuracy_calibrated'])}")
+                  f"raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
+                  f"{format_metric(h['accuracy_calibrated'])}")
     console.print(f"ECE, {cfg.n_bins} equal-width bins, bias-corrected (test): raw {format_metric(h['ece_raw'])} → "
                   f"{h['best_method']} {format_metric(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
@@ -97,8 +98,9 @@ def _print_headline(result, started: float) -> None:
     sets = h["prediction_sets"]
     console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {coverage_text(sets)}")
     rule = h["set_rule_on_test"]
-    console.print(f"set rule (automate single-label sets): {automated_text(rule['n_automated'], rule['n'], rule['n_correct'])}"
-                  f"; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    set_rule = automated_text(rule["n_automated"], rule["n"], rule["n_correct"])
+    console.print(f"set rule (automate single-label sets): {set_rule}; automated errors "
+                  f"{rule['automated_errors_share_of_all']:.1%} of all rows")
     console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")
