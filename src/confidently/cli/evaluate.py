@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from confidently.cli.app import app, console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+from confidently.cli.options import (DEFAULTS, AdapterModelOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      Certification, CertificationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
                                      SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, TokenizerOpt, build_classifier,
                                      scorer_spec)
@@ -184,7 +184,7 @@ def evaluate(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     tokenizer: TokenizerOpt = None,
-    adapter: AdapterOpt = None,
+    adapter: AdapterModelOpt = None,
     methods: MethodsOpt = DEFAULT_METHODS,
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,

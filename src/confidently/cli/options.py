@@ -42,6 +42,10 @@ ApiKeyOpt = Annotated[Optional[str], typer.Option(
 AdapterOpt = Annotated[Optional[Path], typer.Option(
     "--adapter", help="A LoRA adapter folder made by `finetune` (its hashes are checked; its own calibrator and "
                       "policy apply unless --calibration is given; --model and --task default to its own).")]
+#: --adapter where no calibration applies (next-token) or a new one is fitted (evaluate).
+AdapterModelOpt = Annotated[Optional[Path], typer.Option(
+    "--adapter", help="A LoRA adapter folder made by `finetune`, applied to its base model (its hashes are checked; "
+                      "--model and --task default to its own).")]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
                           "Answers become calibrated with an automate/review decision; --model and --task default "

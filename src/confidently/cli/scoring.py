@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from confidently.cli.app import app, console, err_console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+from confidently.cli.options import (DEFAULTS, AdapterModelOpt, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      CalibrationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
                                      ModelOpt, TaskOpt, TokenizerOpt, build_calibrated,
                                      build_classifier)
@@ -45,7 +45,7 @@ def next_token(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     tokenizer: TokenizerOpt = None,
-    adapter: AdapterOpt = None,
+    adapter: AdapterModelOpt = None,
     as_json: JsonOpt = False,
     max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
