@@ -102,6 +102,11 @@ def test_option_combinations_and_formats_are_checked_before_the_model_loads(tmp_
                               "unknown output format '.xlsx'", ".parquet")
     assert "no-such-model" not in line
     assert_usage_error(confidently("evaluate", "--model", "no-such-model"), "give --data, or both")
+    # --data with a split file used to ignore the split file (or both of them) silently
+    assert_usage_error(confidently("evaluate", "--data", data, "--calibration-data", data, "--model", "no-such-model"),
+                       "give --data (split here), or --calibration-data and --test-data, not both")
+    assert_usage_error(confidently("evaluate", "--data", data, "--calibration-data", data, "--test-data", data,
+                                   "--model", "no-such-model"), "not both")
     assert_usage_error(confidently("classify", "hi", "--adapter", tmp_path / "none", "--model", "no-such-model"),
                        "--adapter", "not a folder")
     assert not list(tmp_path.glob("o.*"))

@@ -165,6 +165,10 @@ DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,bat
 def _require_data(data: Path | None, calibration_data: Path | None, test_data: Path | None) -> None:
     if data is None and (calibration_data is None or test_data is None):
         raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    if data is not None and (calibration_data is not None or test_data is not None):
+        # one of them would be ignored without a word: --data is split only when no split files are given
+        raise typer.BadParameter("give --data (split here), or --calibration-data and --test-data, not both",
+                                 param_hint="--data")
 
 @app.command()
 def evaluate(
