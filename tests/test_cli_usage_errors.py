@@ -163,3 +163,19 @@ def test_a_bad_data_file_is_found_before_the_model_loads(tmp_path, command):
     assert line.startswith("error: ") and "reviews.csv" in line and "no text column 'text'" in line, result.stderr
     assert "columns present: review, sentiment" in line and "no-such-model" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--calibration-fraction", "0.99"], "the test split has no rows (--calibration-fraction 0.99 of the 40 rows of"),
+    (["--calibration-fraction", "0.02"], "the calibration split has 1 row (--calibration-fraction 0.02 of the 40 rows"),
+], ids=["no test rows", "one calibration row"])
+def test_splits_evaluate_cannot_use_are_refused_before_the_model_loads(tmp_path, args, expected):
+    # they used to be scored first, then fail with "probs has no rows" or a message about class-conditional sets
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(f'{{"text": "text {i}", "label": "{("negative", "positive")[i % 2]}"}}\n'
+                            for i in range(40)))
+    result = confidently("evaluate", "--data", data, *args, "--model", "no-such-model", "--out", tmp_path / "run")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "no-such-model" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {expected}"), line
+    assert "--calibration-fraction or label more data" in line and not (tmp_path / "run").exists()

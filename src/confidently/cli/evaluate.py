@@ -123,14 +123,20 @@ def _load_splits(task, data, calibration_data, test_data, text_column, label_col
     """
     from confidently.data import load_dataset
     from confidently.tasks.task import get_task
-    from confidently.workflows.pipeline import split_for_evaluation
+    from confidently.workflows.pipeline import check_evaluation_splits, split_for_evaluation
 
     labels = get_task(task).label_names
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
                                      labels=labels, require_labels=True)
     if calibration_data is not None and test_data is not None:
-        return load(calibration_data), load(test_data)
-    return split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
+        calibration, test = load(calibration_data), load(test_data)
+        check_evaluation_splits(calibration, test, labels, how=f"{calibration_data} and {test_data}")
+        return calibration, test
+    full = load(data)
+    calibration, test = split_for_evaluation(full, seed=seed, calibration_fraction=calibration_fraction)
+    check_evaluation_splits(calibration, test, labels, fraction=calibration_fraction,
+                            how=f"--calibration-fraction {calibration_fraction:g} of the {len(full)} rows of {data}")
+    return calibration, test
 
 
 #: What the demo classifies with the bundle it has just fitted: clear, mixed and neutral sentences.
