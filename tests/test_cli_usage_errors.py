@@ -133,6 +133,12 @@ def test_runtime_errors_stay_exit_1_and_one_line(tmp_path):
     assert result.stderr.splitlines()[-1].startswith("error: unknown model 'no-such-model'")
 
 
+def test_a_model_name_in_brackets_is_one_line_not_a_markup_traceback():
+    result = confidently("classify", "hi", "--model", "[/x]")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "MarkupError" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: cannot load model '[/x]'")
+
+
 def test_help_still_exits_0():
     result = confidently("--help")
     assert result.returncode == 0 and "score" in result.stdout and result.stderr == ""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, Certification, CertificationOpt, DecisionRule, DeviceOpt, DtypeOpt,
@@ -124,7 +125,7 @@ def finetune(
     if split_seed is not None:
         splits = _split(train, split_seed, fractions)
         train, calibration = splits.train, calibration if calibration is not None else splits.calibration
-    err_console.print(f"[dim]loading {model}…[/]")
+    err_console.print(f"[dim]loading {escape(model)}…[/]")
     result = run(train, out, config, calibration=calibration, resume=resume)
     validation, calibrated = result.manifest["validation"], result.manifest["calibration"]
     console.print(f"[bold]adapter:[/] {result.path.resolve()}")
@@ -210,7 +211,7 @@ def compare(
         splits = _split(test, split_seed, fractions)
         test, calibration = splits.test, calibration if calibration is not None else splits.calibration
     base = model or bundle.model.name
-    err_console.print(f"[dim]loading {base}…[/]")
+    err_console.print(f"[dim]loading {escape(str(base))}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
     with torch_threads(threads):
         result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",

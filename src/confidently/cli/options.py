@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from confidently.defaults import DEFAULT_BATCH_SIZE, FALLBACK, FIXED_SEQUENCE
 from confidently.models.registry import DEFAULT_MODEL
@@ -138,7 +139,7 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     if adapter is not None:
         options["adapter"] = str(adapter)
     if not quiet:
-        err_console.print(f"[dim]loading {model} ({backend})…[/]")
+        err_console.print(f"[dim]loading {escape(str(model))} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
                       max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=scorer, **options)
 
