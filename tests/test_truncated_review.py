@@ -227,6 +227,22 @@ def test_evaluate_certifies_and_measures_only_rows_it_would_automate():
     assert np.allclose(full["coverage"], (~test_cut).mean())
 
 
+def test_evaluate_measures_the_set_rule_with_its_truncated_rows_reviewed():
+    from confidently.workflows.evaluation import EvaluationConfig, evaluate_scores
+
+    cal_probs, y_cal, cal_cut = _confident_rows(600, 0.15, seed=3)
+    test_probs, y_test, test_cut = _confident_rows(400, 0.15, seed=4)
+    # alpha above the share of confidently wrong rows: every set holds the answer alone
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(300,), budget_repeats=1, n_resamples=20, alpha=0.2,
+                              decision_rule="prediction_set")
+    aware = evaluate_scores(cal_probs, y_cal, test_probs, y_test, labels=LABELS, truncated=(cal_cut, test_cut),
+                            config=config)
+    rule = aware.sets.rule_on_test
+    assert rule["n"] == y_test.size
+    assert rule["n_automated"] == int((~test_cut).sum())  # the cut rows, confidently wrong, go to review
+    assert rule["accuracy_automated"] == 1.0 and rule["automated_errors_share_of_all"] == 0.0
+
+
 def test_compare_rules_never_automate_truncated_rows():
     from confidently.workflows.comparison import CERTIFIED, CompareConfig, decision_rules
 

@@ -23,6 +23,7 @@ from confidently.calibration.ensemble import PromptCombiner, cross_fit_ensemble
 from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.data import Dataset
 from confidently.decision.conformal import ConformalPredictor, measure_sets
+from confidently.decision.decisions import decide
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
 from confidently.decision.policy import DecisionPolicy
@@ -245,8 +246,8 @@ def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig
                 cert = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal[idx],
                                          target_accuracy=config.target_accuracy, level=config.level,
                                          procedure=config.procedure, never_automated=cut[0][idx])
-                automated = ((calibrated.max(1) >= cert.threshold) & ~cut[1] if cert.certified
-                             else np.zeros(y_test.size, bool))
+                automated = automated_on_test(test_probs, calibrated, DecisionPolicy.from_certificate(cert),
+                                              cut=cut[1])
                 right = calibrated.argmax(1) == y_test
                 accuracy = float(right[automated].mean()) if automated.any() else np.nan
                 rows.append({"calibrator": method, "n_labels": n, "repeat": repeat,
@@ -353,14 +354,15 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
     policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
-    # what the shipped decision does on the test split: a cut text is never automated
-    automate = (policy.decide(chosen.test_probs.max(1)) == "automate") & ~cut[1]
+    # what the shipped decision does on the test split, decided as decide() decides it (a cut text is reviewed)
+    automate = automated_on_test(test_probs, calibrated_test_probs(chosen), policy, cut=cut[1])
     correct = chosen.test_probs.argmax(1) == y_test
     policy_on_test = _policy_on_test(policy, automate, correct)
     projection = project_volume(automate, correct, volume=config.projection_volume,
                                 minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
                                 error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
-    sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
+    sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config, test_raw=test_probs,
+                            cut=cut[1])
     budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config, cut=cut)
     notes += small_sample_notes(y_cal, y_test, chosen.chosen, sets, config)
     return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, projection, sets,
@@ -369,9 +371,11 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
 
 def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray, labels: Sequence[str],
                      groups: tuple[Sequence, Sequence] | None, test_slices: dict[str, Sequence] | None,
-                     config: EvaluationConfig) -> PredictionSets:
+                     config: EvaluationConfig, *, test_raw: np.ndarray, cut: np.ndarray) -> PredictionSets:
     """LAC and APS sets, marginal, per class and (with ``conformal_by``) per slice, fitted on the chosen
-    calibrator's cross-fitted calibration scores and measured on its test-split scores."""
+    calibrator's cross-fitted calibration scores and measured on its test-split scores; the set rule on the
+    test split is decided by :func:`~confidently.decision.decisions.decide` from the raw scores ``test_raw``,
+    with the truncated rows ``cut`` reviewed."""
     slices = dict(test_slices or {})
     if config.conformal_by is not None:
         slices[config.conformal_by] = groups[1]
@@ -389,9 +393,28 @@ def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray
                                           labels=labels, slices=slices)
     shipped = f"lac by {config.conformal_by}" if config.conformal_by is not None else "lac"
     test_groups = groups[1] if config.conformal_by is not None else None
-    automate = predictors[shipped].decide(chosen.test_probs, groups=test_groups) == "automate"
+    automate = automated_on_test(test_raw, calibrated_test_probs(chosen), None, cut=cut,
+                                 prediction_sets=predictors[shipped], groups=test_groups)
     return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name,
                           rule_on_test=_rule_on_test(automate, chosen.test_probs.argmax(1) == y_test))
+
+
+def calibrated_test_probs(method: MethodResult) -> np.ndarray | None:
+    """The method's test-split probabilities as :func:`decide` takes them: None for the raw scores."""
+    return None if method.calibrator is None else method.test_probs
+
+
+def automated_on_test(raw: np.ndarray, calibrated: np.ndarray | None, policy: DecisionPolicy | None, *,
+                      cut: np.ndarray, prediction_sets: ConformalPredictor | None = None,
+                      groups: Sequence | None = None) -> np.ndarray:
+    """Which test rows a rule automates, decided by the one :func:`~confidently.decision.decisions.decide`
+    every user's answer goes through: ``policy``'s threshold on the calibrated (else raw) confidence, or, with
+    ``prediction_sets``, single-label sets; a row flagged in ``cut`` (truncated) is reviewed either way."""
+    rule = "threshold" if prediction_sets is None else "prediction_set"
+    labels = [str(j) for j in range(raw.shape[1])]
+    decisions = decide(raw, labels=labels, policy=policy, calibrated_probs=calibrated,
+                       prediction_sets=prediction_sets, groups=groups, rule=rule, truncated=cut)
+    return decisions.decision == "automate"
 
 
 def _rule_on_test(automate: np.ndarray, correct: np.ndarray) -> dict:
