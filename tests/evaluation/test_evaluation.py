@@ -191,3 +191,33 @@ def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
     report = paths["report"].read_text()
     assert "Calibration of every class" in report and "per-class reliability on the test split" in report
     assert f"{classwise['dirichlet']:.4f}" in report
+
+
+def test_a_certified_threshold_that_automates_no_test_row_is_reported_not_a_crash(tmp_path):
+    """Every test row cut to fit (so reviewed): the threshold certified on calibration rows automates none of
+    them, and the report, summary and command line say so instead of formatting a missing accuracy."""
+    from types import SimpleNamespace
+
+    from confidently.cli.evaluate import _print_headline
+
+    rng = np.random.default_rng(0)
+    y_cal, y_test = rng.integers(0, 2, 600), rng.integers(0, 2, 50)
+    confident = lambda y: np.where(np.arange(2)[None, :] == y[:, None], 0.98, 0.02)  # noqa: E731
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(300,), budget_repeats=1, n_resamples=20)
+    result = evaluate_scores(confident(y_cal), y_cal, confident(y_test), y_test, labels=("negative", "positive"),
+                             truncated=(np.zeros(600, bool), np.ones(50, bool)), config=config)
+    assert result.policy.threshold is not None and result.policy_on_test["n_automated"] == 0
+    paths = write_evaluation(result, tmp_path, title="t", metadata={})
+    assert "automated 0 of 50 (0.0%), so there is no accuracy to measure" in paths["summary"].read_text()
+    assert "automates 0 of 50 (0.0%)" in paths["report"].read_text()
+    _print_headline(SimpleNamespace(evaluation=result, paths={"report": paths["report"],
+                                                              "bundle": tmp_path / "manifest.json"}, scores=None), 0.0)
+
+
+def test_what_the_policy_automated_on_test_carries_its_exact_interval():
+    from confidently.report.evaluation import automated_text
+
+    text = automated_text({"n_automated": 40, "n": 100, "coverage": 0.4, "accuracy_automated": 0.95})
+    assert text.startswith("40 of 100 (40.0%) at 95.0% accuracy [")  # 38 of 40 right
+    low, high = (float(v.rstrip("%")) for v in text.split("[")[1].split(", exact")[0].split(", "))
+    assert 83.0 < low < 84.0 and 99.0 < high < 99.5

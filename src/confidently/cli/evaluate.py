@@ -57,7 +57,7 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import format_metric, projection_text
+    from confidently.report.evaluation import automated_text, format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -71,8 +71,7 @@ def _print_headline(result, started: float) -> None:
                       "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
-                      f"automates {on_test['coverage']:.1%} of the test split at "
-                      f"{on_test['accuracy_automated']:.1%} accuracy")
+                      f"automates {automated_text(on_test)} test rows")
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]

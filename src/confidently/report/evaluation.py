@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from confidently.decision.binomial import clopper_pearson_interval
 from confidently.decision.procedures import describe as describe_procedure
 from confidently.workflows.evaluation import Evaluation, budget_summary
 from confidently.files import atomic_write_json, atomic_write_text
@@ -17,6 +18,18 @@ from confidently.report.html import Section, write_report
 METRIC_ROWS = (("accuracy", "accuracy"), ("ece", "ECE (20 equal-width)"), ("ece_equal_mass", "ECE (15 equal-mass)"),
                ("classwise_ece", "classwise ECE (20 equal-width)"), ("debiased_ce", "debiased CE"), ("mce", "MCE"),
                ("brier", "Brier"), ("nll", "NLL"), ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
+
+
+def automated_text(on_test: dict) -> str:
+    """What a rule automated on the test split (:attr:`Evaluation.policy_on_test`): how many of how many and,
+    when it automated any, their accuracy with its exact (Clopper-Pearson) 95% interval."""
+    n_auto, n = on_test["n_automated"], on_test["n"]
+    text = f"{n_auto} of {n} ({on_test['coverage']:.1%})"
+    if not n_auto:
+        return text + ", so there is no accuracy to measure"
+    accuracy = on_test["accuracy_automated"]
+    low, high = clopper_pearson_interval(round(accuracy * n_auto), n_auto)
+    return text + f" at {accuracy:.1%} accuracy [{low:.1%}, {high:.1%}, exact 95%]"
 
 
 def format_metric(metric: dict) -> str:
@@ -61,7 +74,8 @@ def headline_cards(evaluation: Evaluation) -> dict[str, str]:
         cards[f"automation at {evaluation.config.target_accuracy:.0%}"] = "none certified"
     else:
         cards[f"automated at ≥{evaluation.policy.threshold:.2f}"] = (
-            f"{on_test['coverage']:.0%} ({on_test['accuracy_automated']:.1%} right)")
+            f"{on_test['coverage']:.0%} (" + ("none of the test split)" if not on_test["n_automated"]
+                                               else f"{on_test['accuracy_automated']:.1%} right)"))
     sets = h["prediction_sets"]
     cards[f"{1 - sets['alpha']:.0%} prediction sets ({sets['name']})"] = (
         f"{sets['coverage_on_test']:.1%} covered, {sets['mean_set_size_on_test']:.2f} labels")
@@ -159,8 +173,7 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
     on_test = evaluation.policy_on_test
     if evaluation.policy.threshold is not None:
         decisions.add_text(
-            f"On the test split this threshold automates {on_test['n_automated']} of {on_test['n']} "
-            f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy; "
+            f"On the test split this threshold automates {automated_text(on_test)}; "
             f"{on_test['n_review']} go to review.")
     decisions.add_text(projection_text(evaluation))
     decisions.add_table(evaluation.projection.to_frame(),
@@ -255,8 +268,7 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
              f"- guarantee: {evaluation.policy.guarantee}"]
     on_test = h["policy_on_test"]
     if evaluation.policy.threshold is not None:
-        lines.append(f"- on the test split: {on_test['n_automated']}/{on_test['n']} automated "
-                     f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy")
+        lines.append(f"- on the test split: automated {automated_text(on_test)}")
     lines.append(f"- cost view: {projection_text(evaluation)}")
     sets = h["prediction_sets"]
     lines.append(f"- prediction sets ({sets['name']}, alpha {sets['alpha']:g}): test coverage "
