@@ -177,6 +177,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
                         "compare on held-out rows", path=test.source)
     if calibration is not None:
         check_labels(calibration, task, role="calibration")
+    groups = _set_groups(bundle, test)  # before anything is scored
     backend = backend or TransformersBackend(bundle.model.name)
     classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size, chat=bundle.chat)
     name = backend.load_adapter(adapter, activate=False)
@@ -215,7 +216,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config),
+        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config, groups=groups),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
@@ -334,18 +335,37 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
-    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows' scores,
-    deciding them as the bundle does when applied (its features when the calibrator reads them; a truncated
-    text is reviewed)."""
+def _set_groups(bundle: Bundle, test: Dataset) -> list | None:
+    """The test rows' values of the column the bundle's prediction sets are fitted per (None when they are not
+    per slice, or the rows lack it); refused when the bundle decides by those sets and the rows lack it."""
+    sets = bundle.prediction_sets
+    if sets is None or sets.condition_on != "group":
+        return None
+    column = sets.group_column or "group"
+    if column not in test.columns:
+        if bundle.decision_rule == "prediction_set":
+            raise DataError(f"the adapter decides by prediction sets fitted per {column}, but the test rows have no "
+                            f"{column!r} column", path=test.source)
+        return None
+    return list(test.columns[column])
+
+
+def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig, *,
+             groups: list | None = None) -> dict[str, Any]:
+    """The adapter's own calibrator, policy, prediction sets and decision rule (fitted on its calibration split)
+    on the test rows' scores, deciding them as the bundle does when applied (its features when the calibrator
+    reads them; ``groups``: the rows' values of the sets' column, for sets fitted per slice; a truncated text is
+    reviewed)."""
     decisions = decide(test.probs, labels=bundle.task.label_names, calibrator=bundle.calibrator,
-                       policy=bundle.policy, hidden=test.hidden, truncated=test.truncated)
+                       policy=bundle.policy, hidden=test.hidden, prediction_sets=bundle.prediction_sets,
+                       groups=groups, rule=bundle.decision_rule, truncated=test.truncated)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
                                  seed=config.seed)["metrics"],
             "calibrated": decisions.calibrated, "policy": bundle.policy.to_dict(),
-            "guarantee": bundle.policy.guarantee, "n_automated": int(automate.sum()),
+            "decision_rule": decisions.decided_by, "guarantee": decisions.guarantee,
+            "n_automated": int(automate.sum()),
             "coverage": float(automate.mean()),
             "accuracy_automated": float(correct[automate].mean()) if automate.any() else None}
 
