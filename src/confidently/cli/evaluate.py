@@ -27,7 +27,8 @@ LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.")]
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
-TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
+TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy of automated predictions the threshold "
+                                          "is certified for, with 95% confidence over the calibration sample.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset, bootstrap and sampled answer.")]
 
 

@@ -155,7 +155,9 @@ def compare(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")] = 16,
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
-                                                   help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+                                                   help="Accuracy of automated predictions each model's threshold is "
+                                                        "certified for, with 95% confidence over the calibration "
+                                                        "rows.")] = 0.95,
     certification: CertificationOpt = Certification.fallback,
     review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
     error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,

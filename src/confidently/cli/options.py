@@ -71,8 +71,9 @@ class DecisionRule(str, Enum):
 DecisionRuleOpt = Annotated[Optional[DecisionRule], typer.Option(
     "--decision-rule", show_default=False,
     help="What decides automate or review: the policy's certified confidence threshold, or `prediction_set`: "
-         "automate when the conformal prediction set holds only the answer (wrong automated answers then stay "
-         "below alpha of all items). [default: the bundle's; evaluate and finetune: threshold]")]
+         "automate when the conformal prediction set holds only the answer (wrong automated answers are then at "
+         "most alpha of all items, on average over calibration samples). [default: the bundle's; evaluate and "
+         "finetune: threshold]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MaxTextTokensOpt = Annotated[Optional[int], typer.Option(
     "--max-text-tokens", min=8, show_default=False,
