@@ -166,3 +166,16 @@ def test_demo_ends_by_classifying_with_the_bundle_it_wrote(tiny_model_dir, tmp_p
     assert f"calibration bundle: {out.resolve()}" in stdout
     expected = CalibratedClassifier.load(out, dtype="float32").classify_many(["I love this movie!"])[0]
     assert f"{expected.label} {expected.confidence:.4f}" in stdout and "guarantee:" in stdout
+
+
+def test_score_states_each_share_with_its_n_and_exact_interval(bundle_dir, tmp_path):
+    from confidently.cli.scoring import share_text
+
+    assert share_text(2, 3) == "2/3 = 0.667 [0.094, 0.992, exact 95%]"
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for t, lab in zip(TEXTS, ["positive", "negative", "negative"])))
+    summary = " ".join(run("score", data, "--out", tmp_path / "out.jsonl", "--calibration", bundle_dir).stdout.split())
+    frame = pd.read_json(tmp_path / "out.jsonl", lines=True)
+    right = int((frame["calibrated_prediction"] == ["positive", "negative", "negative"]).sum())
+    assert f"calibrated accuracy {share_text(right, 3)}" in summary

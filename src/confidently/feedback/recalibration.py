@@ -258,10 +258,10 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         return Recalibration(False, None, None, report)
     old_sets, rule = current.bundle.prediction_sets, current.bundle.decision_rule
     if old_sets is not None and old_sets.condition_on == "group" and rule == "prediction_set":
-        report["reason"] = (f"the new calibrator is better on the held-out labels, but the bundle decides by prediction "
-                            f"sets fitted per {old_sets.group_column or 'group'}, which the calibration rows do not "
-                            "record, so the sets cannot be refitted for it: re-run `confidently evaluate` with the "
-                            "new labels")
+        report["reason"] = (f"the new calibrator is better on the held-out labels, but the bundle decides by "
+                            f"prediction sets fitted per {old_sets.group_column or 'group'}, which the calibration "
+                            "rows do not record, so the sets cannot be refitted for it: re-run `confidently "
+                            "evaluate` with the new labels")
         return Recalibration(False, None, None, report)
     calibrated_rows = _out_of_fold(new, x_rows, rows.y, x_feedback[train], y[train], seed)
     new_policy = _recertify(calibrated_rows, rows.y, policy, never_automated=rows.never_automated)
