@@ -221,3 +221,19 @@ def test_what_the_policy_automated_on_test_carries_its_exact_interval():
     assert text.startswith("40 of 100 (40.0%) at 95.0% accuracy [")  # 38 of 40 right
     low, high = (float(v.rstrip("%")) for v in text.split("[")[1].split(", exact")[0].split(", "))
     assert 83.0 < low < 84.0 and 99.0 < high < 99.5
+
+
+def test_the_cost_view_projects_the_rule_the_bundle_decides_by(tmp_path):
+    cal, y_cal = miscalibrated(800, 0)
+    test, y_test = miscalibrated(600, 1)
+    config = dataclasses.replace(FAST, methods=("platt",), budget_sizes=(200,), budget_repeats=1)
+    by_threshold = evaluate_scores(cal, y_cal, test, y_test, labels=("negative", "positive"), config=config)
+    by_sets = evaluate_scores(cal, y_cal, test, y_test, labels=("negative", "positive"),
+                              config=dataclasses.replace(config, decision_rule="prediction_set"))
+    per_row = by_threshold.projection.volume / y_test.size
+    assert by_threshold.projection.automated[0] == pytest.approx(per_row * by_threshold.policy_on_test["n_automated"])
+    assert by_sets.sets.rule_on_test["n_automated"] != by_sets.policy_on_test["n_automated"]
+    assert by_sets.projection.automated[0] == pytest.approx(per_row * by_sets.sets.rule_on_test["n_automated"])
+    assert by_sets.headline()["projection"]["decided_by"] == "prediction_set"
+    summary = write_evaluation(by_sets, tmp_path, title="t", metadata={})["summary"].read_text()
+    assert "the bundle's rule (automate single-label prediction sets) automates" in summary

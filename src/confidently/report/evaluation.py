@@ -86,11 +86,18 @@ def projection_text(evaluation: Evaluation) -> str:
     """The cost view in one sentence: per-volume figures of the policy, measured on the test split."""
     p = evaluation.projection
     volume = f"{p.volume:,}"
-    return (f"Per {volume} items like the test split, the policy automates {p.automated[0]:,.0f} "
+    return (f"Per {volume} items like the test split, {_deciding_rule(evaluation)} automates {p.automated[0]:,.0f} "
             f"[{p.automated[1]:,.0f}, {p.automated[2]:,.0f}] and sends {p.reviewed[0]:,.0f} to review "
             f"({p.review_hours[0]:,.0f} hours at {p.minutes_per_review:g} min each); about {p.errors[0]:,.0f} "
             f"[{p.errors[1]:,.0f}, {p.errors[2]:,.0f}] automated predictions would be wrong "
             f"({p.level:.0%} intervals from the {p.n} test rows).")
+
+
+def _deciding_rule(evaluation: Evaluation) -> str:
+    """The rule the bundle decides by, in a few words (what the cost view projects)."""
+    if evaluation.config.decision_rule == "prediction_set":
+        return "the bundle's rule (automate single-label prediction sets)"
+    return "the bundle's rule (its certified threshold)"
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -177,8 +184,8 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
             f"{on_test['n_review']} go to review.")
     decisions.add_text(projection_text(evaluation))
     decisions.add_table(evaluation.projection.to_frame(),
-                        f"cost view: the policy on {evaluation.projection.volume:,} items, projected from the "
-                        "test split")
+                        f"cost view: {_deciding_rule(evaluation)} on {evaluation.projection.volume:,} items, "
+                        "projected from the test split")
     for name in dict.fromkeys(("raw", evaluation.best)):
         result = evaluation.methods[name]
         decisions.add_table(threshold_rows(evaluation, name),

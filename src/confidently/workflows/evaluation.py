@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -160,7 +160,7 @@ class Evaluation:
             "best_method": self.best,
             "policy": self.policy.to_dict(),
             "policy_on_test": self.policy_on_test,
-            "projection": self.projection.to_dict(),
+            "projection": {**self.projection.to_dict(), "decided_by": self.config.decision_rule},
             "prediction_sets": {"name": self.sets.shipped, "alpha": self.config.alpha,
                                 "coverage_on_test": float(shipped["coverage"]),
                                 "mean_set_size_on_test": float(shipped["mean_set_size"]),
@@ -354,15 +354,20 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
     policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
-    # what the shipped decision does on the test split, decided as decide() decides it (a cut text is reviewed)
+    # what each rule does on the test split, decided as decide() decides it (a cut text is reviewed)
     automate = automated_on_test(test_probs, calibrated_test_probs(chosen), policy, cut=cut[1])
     correct = chosen.test_probs.argmax(1) == y_test
     policy_on_test = _policy_on_test(policy, automate, correct)
-    projection = project_volume(automate, correct, volume=config.projection_volume,
-                                minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
-                                error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
-    sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config, test_raw=test_probs,
-                            cut=cut[1])
+    sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
+    by_sets = automated_on_test(test_probs, calibrated_test_probs(chosen), None, cut=cut[1],
+                                prediction_sets=sets.predictors[sets.shipped],
+                                groups=None if config.conformal_by is None else groups[1])
+    sets = replace(sets, rule_on_test=_rule_on_test(by_sets, correct))
+    # the cost view is of the rule the bundle decides by
+    projection = project_volume(by_sets if config.decision_rule == "prediction_set" else automate, correct,
+                                volume=config.projection_volume, minutes_per_review=config.minutes_per_review,
+                                review_cost=config.review_cost, error_cost=config.error_cost,
+                                n_resamples=config.n_resamples, seed=config.seed)
     budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config, cut=cut)
     notes += small_sample_notes(y_cal, y_test, chosen.chosen, sets, config)
     return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, projection, sets,
@@ -371,11 +376,10 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
 
 def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray, labels: Sequence[str],
                      groups: tuple[Sequence, Sequence] | None, test_slices: dict[str, Sequence] | None,
-                     config: EvaluationConfig, *, test_raw: np.ndarray, cut: np.ndarray) -> PredictionSets:
+                     config: EvaluationConfig) -> PredictionSets:
     """LAC and APS sets, marginal, per class and (with ``conformal_by``) per slice, fitted on the chosen
-    calibrator's cross-fitted calibration scores and measured on its test-split scores; the set rule on the
-    test split is decided by :func:`~confidently.decision.decisions.decide` from the raw scores ``test_raw``,
-    with the truncated rows ``cut`` reviewed."""
+    calibrator's cross-fitted calibration scores and measured on its test-split scores (what the set rule does
+    there is added by :func:`evaluate_scores`)."""
     slices = dict(test_slices or {})
     if config.conformal_by is not None:
         slices[config.conformal_by] = groups[1]
@@ -392,11 +396,7 @@ def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray
             coverage[name] = measure_sets(predictor.predict_set(chosen.test_probs, groups=test_groups), y_test,
                                           labels=labels, slices=slices)
     shipped = f"lac by {config.conformal_by}" if config.conformal_by is not None else "lac"
-    test_groups = groups[1] if config.conformal_by is not None else None
-    automate = automated_on_test(test_raw, calibrated_test_probs(chosen), None, cut=cut,
-                                 prediction_sets=predictors[shipped], groups=test_groups)
-    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name,
-                          rule_on_test=_rule_on_test(automate, chosen.test_probs.argmax(1) == y_test))
+    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name)
 
 
 def calibrated_test_probs(method: MethodResult) -> np.ndarray | None:
