@@ -241,7 +241,7 @@ def build_sections(comparison: Comparison) -> list[Section]:
     shipped = comparison.shipped
     accuracy = "–" if shipped["accuracy_automated"] is None else f"{shipped['accuracy_automated']:.1%}"
     rule = ("automate when the prediction set holds only the answer"
-            if shipped.get("decision_rule") == "prediction_set" else f"threshold {shipped['policy']['threshold']}")
+            if shipped["decision_rule"] == "prediction_set" else f"threshold {shipped['policy']['threshold']}")
     decisions.add_text(
         f"The adapter's own calibrator and decision rule (fitted on its calibration split; {rule}): ECE "
         f"{_metric(shipped['metrics']['ece'])}; the rule automates {shipped['n_automated']} of {comparison.y.size} "
