@@ -237,3 +237,19 @@ def test_the_cost_view_projects_the_rule_the_bundle_decides_by(tmp_path):
     assert by_sets.headline()["projection"]["decided_by"] == "prediction_set"
     summary = write_evaluation(by_sets, tmp_path, title="t", metadata={})["summary"].read_text()
     assert "the bundle's rule (automate single-label prediction sets) automates" in summary
+
+
+def test_the_command_line_gives_set_coverage_and_the_set_rule_with_n_and_interval(evaluation, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from confidently.cli.evaluate import _print_headline
+    from confidently.report.evaluation import automated_text
+
+    paths = write_evaluation(evaluation, tmp_path, title="t", metadata={})
+    _print_headline(SimpleNamespace(evaluation=evaluation, paths={"report": paths["report"],
+                                                                  "bundle": tmp_path / "manifest.json"}, scores=None), 0.0)
+    said = " ".join(capsys.readouterr().out.split())
+    shipped = evaluation.sets.coverage[evaluation.sets.shipped].set_index("part").loc["all"]
+    assert (f"{shipped['coverage']:.1%} [{shipped['coverage_low']:.1%}, {shipped['coverage_high']:.1%}, exact 95%] "
+            f"of the 600 test rows covered") in said
+    assert f"set rule (automate single-label sets): automates {automated_text(evaluation.sets.rule_on_test)}" in said

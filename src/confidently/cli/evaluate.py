@@ -76,12 +76,13 @@ def _print_headline(result, started: float) -> None:
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
-    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
-                  f"test split covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
+    low, high = sets["coverage_on_test_exact_95"]
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} "
+                  f"[{low:.1%}, {high:.1%}, exact 95%] of the {sets['n_test']} test rows covered, "
+                  f"{sets['mean_set_size_on_test']:.2f} labels per set on average")
     rule = h["set_rule_on_test"]
-    accuracy = "-" if rule["accuracy_automated"] is None else f"{rule['accuracy_automated']:.1%}"
-    console.print(f"set rule (automate single-label sets): automates {rule['coverage']:.1%} of the test split at "
-                  f"{accuracy} accuracy; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    console.print(f"set rule (automate single-label sets): automates {automated_text(rule)} test rows; automated "
+                  f"errors {rule['automated_errors_share_of_all']:.1%} of all rows")
     console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")

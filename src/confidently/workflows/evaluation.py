@@ -163,6 +163,8 @@ class Evaluation:
             "projection": {**self.projection.to_dict(), "decided_by": self.config.decision_rule},
             "prediction_sets": {"name": self.sets.shipped, "alpha": self.config.alpha,
                                 "coverage_on_test": float(shipped["coverage"]),
+                                "coverage_on_test_exact_95": [float(shipped["coverage_low"]),
+                                                              float(shipped["coverage_high"])],
                                 "mean_set_size_on_test": float(shipped["mean_set_size"]),
                                 "n_test": int(shipped["n"])},
             "decision_rule": self.config.decision_rule,
