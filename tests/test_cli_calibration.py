@@ -179,3 +179,24 @@ def test_score_states_each_share_with_its_n_and_exact_interval(bundle_dir, tmp_p
     frame = pd.read_json(tmp_path / "out.jsonl", lines=True)
     right = int((frame["calibrated_prediction"] == ["positive", "negative", "negative"]).sum())
     assert f"calibrated accuracy {share_text(right, 3)}" in summary
+
+
+def test_a_folder_is_applied_at_its_newest_version_by_the_cli_and_the_api_as_serve_applies_it(bundle_dir, tmp_path):
+    import shutil
+
+    from confidently.bundle.bundle import read_bundle
+    from confidently.bundle.versions import write_version
+    from confidently.decision.policy import DecisionPolicy
+
+    folder = tmp_path / "run"
+    shutil.copytree(bundle_dir, folder)
+    root = read_bundle(folder)
+    review_all = DecisionPolicy(threshold=None, target_accuracy=0.99, certified=False, method="test", level=0.95)
+    write_version(root, 2, calibrator=root.calibrator, policy=review_all, fitted_on=root.fitted_on)
+    done = run("classify", TEXTS[0], "--calibration", folder, "--json", "-k", "0")
+    shown = json.loads(done.stdout)
+    assert shown["decision"] == "review" and shown["review_reason"] == "no_threshold"
+    assert "applying version 2" in " ".join(done.stderr.split())
+    api = CalibratedClassifier.load(folder, dtype="float32")
+    assert api.policy == review_all and api.classify(TEXTS[0], top_k=0).decision == "review"
+    assert CalibratedClassifier(api.classifier, bundle=folder).policy == review_all

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from confidently.bundle.bundle import Bundle, read_bundle
+from confidently.bundle.versions import latest_version
 from confidently.scoring.classifier import Classifier
 from confidently.decision.conformal import ConformalPredictor
 from confidently.decision.decisions import Decisions, check_rule, decide, reads_hidden
@@ -34,7 +35,8 @@ class CalibratedClassifier:
     prediction_sets : a fitted :class:`~confidently.decision.conformal.ConformalPredictor` (None: no sets).
     bundle : a :class:`~confidently.bundle.bundle.Bundle` (or its folder) to take the calibrator, policy,
         prediction sets and decision rule from; it is checked against ``classifier`` first (weights,
-        adapter, task), and refused when fitted for another model or task.
+        adapter, task), and refused when fitted for another model or task. A folder gives its newest
+        recalibrated version (``versions/vN``), the one ``serve`` applies, so both answer alike.
     decision_rule : ``"threshold"`` or ``"prediction_set"``; default: the bundle's (``"threshold"``
         without a bundle).
 
@@ -51,7 +53,7 @@ class CalibratedClassifier:
         if bundle is not None:
             if calibrator is not None or policy is not None or prediction_sets is not None:
                 raise ConfigError("give a bundle, or a calibrator, policy and prediction sets, not both")
-            bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+            bundle = bundle if isinstance(bundle, Bundle) else latest_version(bundle).bundle
             bundle.check(classifier)
             calibrator, policy, prediction_sets = bundle.calibrator, bundle.policy, bundle.prediction_sets
             decision_rule = decision_rule or bundle.decision_rule
@@ -82,15 +84,17 @@ class CalibratedClassifier:
         """The classifier a bundle was fitted on, with the bundle applied.
 
         Loads the bundle's model (or ``model``) with its task, chat choice and scorer; an adapter bundle
-        (written by ``finetune``) also loads its own adapter. ``classifier_options`` go to
+        (written by ``finetune``) also loads its own adapter. A folder is applied at its newest
+        recalibrated version, as ``serve`` applies it. ``classifier_options`` go to
         :class:`~confidently.Classifier` (``device``, ``dtype``, ``batch_size``, ``adapter``...).
         """
-        bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
-        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat,
-                   "scorer": bundle.scorer, **classifier_options}
-        if bundle.is_adapter:
-            options["adapter"] = str(bundle.folder)
-        return cls(Classifier(model=model or bundle.model.name, **options), bundle=bundle)
+        root = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+        applied = bundle if isinstance(bundle, Bundle) else latest_version(root.folder, root).bundle
+        options = {"backend": root.model.backend, "task": root.task, "chat": root.chat,
+                   "scorer": applied.scorer, **classifier_options}
+        if root.is_adapter:  # the weights live in the folder itself; its versions hold calibration only
+            options["adapter"] = str(root.folder)
+        return cls(Classifier(model=model or root.model.name, **options), bundle=applied)
 
     @property
     def labels(self) -> tuple[str, ...]:
