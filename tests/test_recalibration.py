@@ -319,3 +319,9 @@ def test_sets_per_slice_are_left_out_of_a_version_decided_by_its_threshold(tmp_p
     version = read_bundle(result.folder)
     assert result.adopted and version.decision_rule == "threshold" and version.prediction_sets is None
     assert result.report["prediction_sets"].startswith("left out: fitted per domain")
+    from types import SimpleNamespace
+
+    from confidently.decision.calibrated import CalibratedClassifier
+
+    applied = CalibratedClassifier.from_bundle(SimpleNamespace(labels=LABELS), version, checked=False)
+    assert applied.bundle is version and "could not refit its bundle's sets" in applied.sets_note

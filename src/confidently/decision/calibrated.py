@@ -76,8 +76,10 @@ class CalibratedClassifier:
         not loaded yet, or a remote endpoint whose weights cannot be hashed here)."""
         if checked:
             return cls(classifier, bundle=bundle, decision_rule=decision_rule)
-        return cls(classifier, calibrator=bundle.calibrator, policy=bundle.policy,
-                   prediction_sets=bundle.prediction_sets, decision_rule=decision_rule or bundle.decision_rule)
+        applied = cls(classifier, calibrator=bundle.calibrator, policy=bundle.policy,
+                      prediction_sets=bundle.prediction_sets, decision_rule=decision_rule or bundle.decision_rule)
+        applied.bundle = bundle  # what was applied, for messages (sets_note), though unchecked
+        return applied
 
     @classmethod
     def load(cls, bundle: Bundle | str | Path, *, model: str | None = None, **classifier_options) -> CalibratedClassifier:
@@ -125,6 +127,10 @@ class CalibratedClassifier:
                 "column when scoring a file)")
         if self.bundle is None:
             return "no prediction sets: pass a calibration bundle (--calibration DIR) that carries them"
+        if "parent_version" in self.bundle.fitted_on:  # a recalibrated version (bundle.versions)
+            return (f"no prediction sets: the recalibrated version {self.bundle.folder} carries none (recalibration "
+                    "could not refit its bundle's sets, which were fitted per slice, or predates refitting them); "
+                    "re-run `confidently evaluate` to fit them again")
         return (f"no prediction sets: the bundle {self.bundle.folder} carries none (written before prediction "
                 "sets existed); re-run `confidently evaluate` to add them")
 
