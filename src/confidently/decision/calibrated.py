@@ -118,6 +118,15 @@ class CalibratedClassifier:
         return reads_hidden(self.calibrator)
 
     @property
+    def decides_per_slice(self) -> str | None:
+        """The data column whose value every text's decision needs (the rule decides by prediction sets fitted
+        per slice of it); None when a decision needs the text alone."""
+        sets = self.prediction_sets
+        if self.decision_rule == "prediction_set" and sets.condition_on == "group":
+            return sets.group_column or "group"
+        return None
+
+    @property
     def sets_note(self) -> str | None:
         """Why answers come without a prediction set; None when the sets need nothing more."""
         if self.prediction_sets is not None:

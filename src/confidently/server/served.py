@@ -278,9 +278,8 @@ def _shares_forward(served: Served) -> bool:
 def _check_decidable(served: Served) -> None:
     """Refuse a bundle that decides by prediction sets fitted per slice: a classify request carries no slice
     value, so every request would fail."""
-    sets = served.calibrated.prediction_sets
-    if served.calibrated.decision_rule == "prediction_set" and sets.condition_on == "group":
-        column = sets.group_column or "group"
+    column = served.calibrated.decides_per_slice
+    if column is not None:
         raise ArtifactError(f"{served.bundle.folder}: decides by prediction sets fitted per {column}, but a classify "
                             f"request carries no {column} value, so the server could decide none of its texts: serve "
                             "a bundle written with --decision-rule threshold, or with sets not fitted per slice")
