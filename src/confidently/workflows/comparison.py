@@ -36,6 +36,7 @@ from confidently.errors import ConfigError, DataError
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
 from confidently.decision.decisions import decide, reads_hidden
+from confidently.decision.policy import DecisionPolicy
 from confidently.workflows.evaluation import slice_table
 from confidently.scoring.checkpointed import score_datasets
 from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
@@ -297,17 +298,23 @@ def decision_rules(probs: np.ndarray, y: np.ndarray, on_calibration: np.ndarray 
     """The certificate (chosen on the calibration rows' out-of-sample scores; None without them) and
     each rule's outcome on the test rows: ``certified`` (when there is a certificate) and every
     fixed threshold. ``cut`` marks each split's truncated rows: no rule automates them."""
-    confidence, correct = np.where(cut["test"], -np.inf, probs.max(1)), probs.argmax(1) == y
+    correct = probs.argmax(1) == y
+    labels = [str(j) for j in range(probs.shape[1])]
+
+    def automated(policy: DecisionPolicy) -> np.ndarray:  # decided as decide() decides every user's answer
+        return decide(probs, labels=labels, policy=policy, truncated=cut["test"]).decision == "automate"
+
     rules: dict[str, RuleOutcome] = {}
     certificate = None
     if on_calibration is not None:
         certificate = certify_threshold(on_calibration.max(1), on_calibration.argmax(1) == y_cal,
                                         target_accuracy=config.target_accuracy, level=config.level,
                                         procedure=config.procedure, never_automated=cut["calibration"])
-        automated = confidence >= certificate.threshold if certificate.certified else np.zeros(y.size, bool)
-        rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated, correct)
+        rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated(DecisionPolicy.from_certificate(certificate)),
+                                       correct)
     for t in config.automation_thresholds:
-        rules[f"{t:.2f}"] = RuleOutcome(t, confidence >= t, correct)
+        fixed = DecisionPolicy(threshold=t, target_accuracy=None, certified=False, method=f"fixed threshold {t:.2f}")
+        rules[f"{t:.2f}"] = RuleOutcome(t, automated(fixed), correct)
     return certificate, rules
 
 
