@@ -93,7 +93,7 @@ class CalibratedClassifier:
         root = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
         applied = bundle if isinstance(bundle, Bundle) else latest_version(root.folder, root).bundle
         options = {"backend": root.model.backend, "task": root.task, "chat": root.chat,
-                   "scorer": applied.scorer, **classifier_options}
+                   "scorer": root.scorer, **classifier_options}
         if root.is_adapter:  # the weights live in the folder itself; its versions hold calibration only
             options["adapter"] = str(root.folder)
         return cls(Classifier(model=model or root.model.name, **options), bundle=applied)
