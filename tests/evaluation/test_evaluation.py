@@ -1,6 +1,7 @@
 """The calibration study on synthetic scores with a known miscalibration."""
 
 import dataclasses
+from html import escape
 import json
 import warnings
 
@@ -236,7 +237,13 @@ def test_the_cost_view_projects_the_rule_the_bundle_decides_by(tmp_path):
     assert by_sets.projection.automated[0] == pytest.approx(per_row * by_sets.sets.rule_on_test["n_automated"])
     assert by_sets.headline()["projection"]["decided_by"] == "prediction_set"
     summary = write_evaluation(by_sets, tmp_path, title="t", metadata={})["summary"].read_text()
-    assert "the bundle's rule (automate single-label prediction sets) automates" in summary
+    assert "the bundle's rule (its prediction sets, automating single-label ones) automates" in summary
+    shipped = by_sets.sets.predictors[by_sets.sets.shipped]
+    assert (f"The bundle decides by its prediction sets, automating single-label ones; an automate decision "
+            f"promises: {shipped.decision_guarantee}.") in " ".join(summary.split())
+    html = write_evaluation(by_threshold, tmp_path / "t", title="t", metadata={})["report"].read_text()
+    assert escape(f"The bundle decides by its certified threshold; an automate decision promises: "
+                  f"{by_threshold.policy.guarantee}.") in " ".join(html.split())
 
 
 def test_the_command_line_gives_set_coverage_and_the_set_rule_with_n_and_interval(evaluation, tmp_path, capsys):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from confidently.decision.binomial import clopper_pearson_interval
+from confidently.decision.decisions import decide
 from confidently.decision.procedures import describe as describe_procedure
 from confidently.workflows.evaluation import Evaluation, budget_summary
 from confidently.files import atomic_write_json, atomic_write_text
@@ -93,11 +94,28 @@ def projection_text(evaluation: Evaluation) -> str:
             f"({p.level:.0%} intervals from the {p.n} test rows).")
 
 
+def decided_by_text(evaluation: Evaluation) -> str:
+    """Which rule the bundle decides by and what its ``automate`` promises, as :func:`decide` states it for every
+    answer; then what the set rule did on the test split (the threshold's figures are stated beside its policy)."""
+    sets = evaluation.sets
+    rule = decide(np.zeros((0, len(evaluation.labels))), labels=evaluation.labels, policy=evaluation.policy,
+                  prediction_sets=sets.predictors[sets.shipped], rule=evaluation.config.decision_rule)
+    on_test = sets.rule_on_test
+    return (f"The bundle decides by {RULE_WORDS[evaluation.config.decision_rule]}; an automate "
+            f"decision promises: {rule.guarantee}. The set rule (automate single-label '{sets.shipped}' sets) "
+            f"automates {automated_text(on_test)} test rows; its automated errors are "
+            f"{on_test['automated_errors_share_of_all']:.1%} of all test rows (bound: alpha = "
+            f"{evaluation.config.alpha:g} on average).")
+
+
+#: The decision rules (:data:`~confidently.decision.decisions.DECISION_RULES`) in a few words.
+RULE_WORDS = {"threshold": "its certified threshold",
+              "prediction_set": "its prediction sets, automating single-label ones"}
+
+
 def _deciding_rule(evaluation: Evaluation) -> str:
     """The rule the bundle decides by, in a few words (what the cost view projects)."""
-    if evaluation.config.decision_rule == "prediction_set":
-        return "the bundle's rule (automate single-label prediction sets)"
-    return "the bundle's rule (its certified threshold)"
+    return f"the bundle's rule ({RULE_WORDS[evaluation.config.decision_rule]})"
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -182,6 +200,7 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         decisions.add_text(
             f"On the test split this threshold automates {automated_text(on_test)}; "
             f"{on_test['n_review']} go to review.")
+    decisions.add_text(decided_by_text(evaluation))
     decisions.add_text(projection_text(evaluation))
     decisions.add_table(evaluation.projection.to_frame(),
                         f"cost view: {_deciding_rule(evaluation)} on {evaluation.projection.volume:,} items, "
@@ -276,10 +295,13 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
     on_test = h["policy_on_test"]
     if evaluation.policy.threshold is not None:
         lines.append(f"- on the test split: automated {automated_text(on_test)}")
+    lines.append(f"- decision: {decided_by_text(evaluation)}")
     lines.append(f"- cost view: {projection_text(evaluation)}")
     sets = h["prediction_sets"]
+    low, high = sets["coverage_on_test_exact_95"]
     lines.append(f"- prediction sets ({sets['name']}, alpha {sets['alpha']:g}): test coverage "
-                 f"{sets['coverage_on_test']:.1%}, mean size {sets['mean_set_size_on_test']:.2f}")
+                 f"{sets['coverage_on_test']:.1%} [{low:.1%}, {high:.1%}, exact 95%] of {sets['n_test']} rows, "
+                 f"mean size {sets['mean_set_size_on_test']:.2f}")
     lines += [f"- note: {note}" for note in evaluation.notes]
     lines += ["", "| method | " + " | ".join(label for _, label in METRIC_ROWS) + " |",
               "|---" * (len(METRIC_ROWS) + 1) + "|"]
