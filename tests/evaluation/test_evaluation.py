@@ -260,3 +260,4 @@ def test_the_command_line_gives_set_coverage_and_the_set_rule_with_n_and_interva
     assert (f"{shipped['coverage']:.1%} [{shipped['coverage_low']:.1%}, {shipped['coverage_high']:.1%}, exact 95%] "
             f"of the 600 test rows covered") in said
     assert f"set rule (automate single-label sets): automates {automated_text(evaluation.sets.rule_on_test)}" in said
+    assert f"the bundle decides by: threshold; an automate decision promises: {evaluation.policy.guarantee}" in said

@@ -58,7 +58,7 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import automated_text, format_metric, projection_text
+    from confidently.report.evaluation import automated_text, deciding_guarantee, format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -83,7 +83,8 @@ def _print_headline(result, started: float) -> None:
     rule = h["set_rule_on_test"]
     console.print(f"set rule (automate single-label sets): automates {automated_text(rule)} test rows; automated "
                   f"errors {rule['automated_errors_share_of_all']:.1%} of all rows")
-    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
+    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]; an automate decision promises: "
+                  f"{deciding_guarantee(result.evaluation)}")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")
     bundle = result.paths["bundle"].parent

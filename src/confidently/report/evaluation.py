@@ -94,15 +94,20 @@ def projection_text(evaluation: Evaluation) -> str:
             f"({p.level:.0%} intervals from the {p.n} test rows).")
 
 
-def decided_by_text(evaluation: Evaluation) -> str:
-    """Which rule the bundle decides by and what its ``automate`` promises, as :func:`decide` states it for every
-    answer; then what the set rule did on the test split (the threshold's figures are stated beside its policy)."""
+def deciding_guarantee(evaluation: Evaluation) -> str:
+    """What an ``automate`` of the bundle's rule promises, as :func:`decide` states it for every answer."""
     sets = evaluation.sets
-    rule = decide(np.zeros((0, len(evaluation.labels))), labels=evaluation.labels, policy=evaluation.policy,
-                  prediction_sets=sets.predictors[sets.shipped], rule=evaluation.config.decision_rule)
+    return decide(np.zeros((0, len(evaluation.labels))), labels=evaluation.labels, policy=evaluation.policy,
+                  prediction_sets=sets.predictors[sets.shipped], rule=evaluation.config.decision_rule).guarantee
+
+
+def decided_by_text(evaluation: Evaluation) -> str:
+    """Which rule the bundle decides by and what its ``automate`` promises; then what the set rule did on the
+    test split (the threshold's figures are stated beside its policy)."""
+    sets = evaluation.sets
     on_test = sets.rule_on_test
     return (f"The bundle decides by {RULE_WORDS[evaluation.config.decision_rule]}; an automate "
-            f"decision promises: {rule.guarantee}. The set rule (automate single-label '{sets.shipped}' sets) "
+            f"decision promises: {deciding_guarantee(evaluation)}. The set rule (automate single-label '{sets.shipped}' sets) "
             f"automates {automated_text(on_test)} test rows; its automated errors are "
             f"{on_test['automated_errors_share_of_all']:.1%} of all test rows (bound: alpha = "
             f"{evaluation.config.alpha:g} on average).")
