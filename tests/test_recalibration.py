@@ -325,3 +325,23 @@ def test_sets_per_slice_are_left_out_of_a_version_decided_by_its_threshold(tmp_p
 
     applied = CalibratedClassifier.from_bundle(SimpleNamespace(labels=LABELS), version, checked=False)
     assert applied.bundle is version and "could not refit its bundle's sets" in applied.sets_note
+
+
+def test_versions_left_from_an_earlier_bundle_in_the_folder_are_refused_not_applied(folder, tmp_path):
+    """Re-running evaluate into a folder that holds versions recalibrated from its earlier bundle: the stale
+    newest version must not decide for the new bundle (serve, classify, score and recalibrate read it)."""
+    from confidently.errors import ArtifactError
+
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        assert recalibrate(folder, store, adapter="support").version == 2
+        fill(store, 300, sharpness=0.1, seed=2)
+        assert recalibrate(folder, store, adapter="support").version == 3
+    assert latest_version(folder).number == 3  # an intact chain: v3 from v2 from the folder's bundle
+    old = read_bundle(folder)
+    write_bundle(folder, model=MODEL, task=SENTIMENT, chat=None, calibrator=old.calibrator,
+                 policy=DecisionPolicy(threshold=0.9, target_accuracy=0.9, certified=True, method="new", level=0.95),
+                 fitted_on={"rows_sha256": "1" * 64, "n_rows": 600},
+                 extra_json={name: old.extras[name] for name in (CALIBRATION_ROWS_FILE, CANARY_FILE)})
+    with pytest.raises(ArtifactError, match="v2 was recalibrated from another bundle than .* holds now"):
+        latest_version(folder)
