@@ -3,6 +3,7 @@ versions written beside the original, never over it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -345,3 +346,28 @@ def test_versions_left_from_an_earlier_bundle_in_the_folder_are_refused_not_appl
                  extra_json={name: old.extras[name] for name in (CALIBRATION_ROWS_FILE, CANARY_FILE)})
     with pytest.raises(ArtifactError, match="v2 was recalibrated from another bundle than .* holds now"):
         latest_version(folder)
+
+
+def test_evaluate_into_a_folder_with_versions_says_they_are_now_refused(tiny_model_dir, tmp_path):
+    from confidently.bundle.versions import write_version
+    from confidently.data import generate_sentiment, split_dataset, stratified_sample
+    from confidently.errors import ArtifactError
+    from confidently.scoring.classifier import Classifier
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
+
+    splits = split_dataset(generate_sentiment(200, seed=5), seed=5)
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(40,), budget_repeats=1, n_resamples=20)
+    clf = Classifier(model=str(tiny_model_dir), dtype="float32")
+    test = stratified_sample(splits.test, 20, seed=5)
+    run_evaluate(clf, splits.calibration, test, tmp_path, config=config, progress=False)
+    first = read_bundle(tmp_path)
+    write_version(first, 2, calibrator=first.calibrator, policy=first.policy, fitted_on={
+        "rows_sha256": "0" * 64, "n_rows": 1, "parent_version": 1, "parent_manifest_sha256": first.manifest_sha256})
+    assert latest_version(tmp_path).number == 2
+    again = run_evaluate(clf, splits.calibration, test, tmp_path, config=dataclasses.replace(config, alpha=0.2),
+                         progress=False)
+    assert any("holds versions recalibrated from the bundle this run replaced" in note
+               for note in again.evaluation.notes)
+    with pytest.raises(ArtifactError, match="recalibrated from another bundle"):
+        latest_version(tmp_path)

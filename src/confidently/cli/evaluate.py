@@ -317,6 +317,7 @@ def demo(
 
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
+    from confidently.bundle.bundle import read_bundle
     from confidently.cli.scoring import print_classification, print_next_token
     from confidently.decision.calibrated import CalibratedClassifier
     from confidently.workflows.pipeline import run_demo
@@ -337,7 +338,8 @@ def demo(
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
-    print_calibrated_examples(CalibratedClassifier(clf, bundle=result.paths["bundle"].parent))
+    # the bundle just written, as the table says (not a recalibrated version the folder may hold)
+    print_calibrated_examples(CalibratedClassifier(clf, bundle=read_bundle(result.paths["bundle"].parent)))
 
 
 @app.command("compare-scorers")
