@@ -115,3 +115,10 @@ def test_replies_promise_no_sets_they_cannot_carry(tiny_backend, tiny_model_dir,
         service.stop()
     assert reply.decision_rule == "threshold" and reply.threshold == POLICY.threshold
     assert [r.prediction_set for r in reply.results] == [None, None] and reply.set_guarantee is None
+
+
+def test_the_reply_schema_says_when_the_threshold_is_null():
+    from confidently.server.schemas import ClassifyResponse
+
+    said = ClassifyResponse.model_json_schema()["properties"]["threshold"]["description"]
+    assert "null when the prediction-set rule decides" in said
