@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from confidently.cli.scoring import rule_text
 from confidently.data import save_dataset
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
@@ -35,6 +36,9 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert "adapter:" in out and "trained 20/20 steps" in " ".join(out.split())
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert manifest["hyperparameters"]["max_steps"] == 20 and manifest["splits"]["calibration_source"] == "given"
+    policy = json.loads((adapter / "policy.json").read_text())
+    assert f"decision rule: {rule_text('threshold', policy['threshold'])}; guarantee: {policy['guarantee']}" in (
+        " ".join(out.split()))
     out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out

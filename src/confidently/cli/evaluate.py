@@ -27,7 +27,8 @@ LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.")]
 MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
-TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
+TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy of automated predictions the threshold "
+                                          "is certified for, with 95% confidence over the calibration sample.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset, bootstrap and sampled answer.")]
 
 
@@ -57,7 +58,7 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import format_metric, projection_text
+    from confidently.report.evaluation import automated_text, deciding_guarantee, format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -71,18 +72,19 @@ def _print_headline(result, started: float) -> None:
                       "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
-                      f"automates {on_test['coverage']:.1%} of the test split at "
-                      f"{on_test['accuracy_automated']:.1%} accuracy")
+                      f"automates {automated_text(on_test)} test rows")
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
-    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
-                  f"test split covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
+    low, high = sets["coverage_on_test_exact_95"]
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} "
+                  f"[{low:.1%}, {high:.1%}, exact 95%] of the {sets['n_test']} test rows covered, "
+                  f"{sets['mean_set_size_on_test']:.2f} labels per set on average")
     rule = h["set_rule_on_test"]
-    accuracy = "-" if rule["accuracy_automated"] is None else f"{rule['accuracy_automated']:.1%}"
-    console.print(f"set rule (automate single-label sets): automates {rule['coverage']:.1%} of the test split at "
-                  f"{accuracy} accuracy; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
-    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
+    console.print(f"set rule (automate single-label sets): automates {automated_text(rule)} test rows; automated "
+                  f"errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]; an automate decision promises: "
+                  f"{deciding_guarantee(result.evaluation)}")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")
     bundle = result.paths["bundle"].parent
@@ -315,6 +317,7 @@ def demo(
 
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
+    from confidently.bundle.bundle import read_bundle
     from confidently.cli.scoring import print_classification, print_next_token
     from confidently.decision.calibrated import CalibratedClassifier
     from confidently.workflows.pipeline import run_demo
@@ -335,7 +338,8 @@ def demo(
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
-    print_calibrated_examples(CalibratedClassifier(clf, bundle=result.paths["bundle"].parent))
+    # the bundle just written, as the table says (not a recalibrated version the folder may hold)
+    print_calibrated_examples(CalibratedClassifier(clf, bundle=read_bundle(result.paths["bundle"].parent)))
 
 
 @app.command("compare-scorers")

@@ -133,8 +133,26 @@ def finetune(
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
                   f"accuracy {validation.get('accuracy', float('nan')):.4f}")
-    console.print(f"calibration (n={calibrated['n']}, {calibrated['method']}): ECE raw {calibrated['ece_raw']:.4f} → "
-                  f"cross-fitted {calibrated['ece_cross_fitted']:.4f}; policy: {calibrated['certificate']['reason']}")
+    console.print(f"calibration split (n={calibrated['n']}, {calibrated['method']}): ECE (20 equal-width bins) raw "
+                  f"{calibrated['ece_raw']:.4f} → cross-fitted {calibrated['ece_cross_fitted']:.4f}; policy: "
+                  f"{calibrated['certificate']['reason']}")
+    console.print(_decision_line(result.path))
+
+
+def _decision_line(folder: Path) -> str:
+    """How the adapter's bundle decides, and what that promises, as :func:`~confidently.decision.decisions.decide`
+    states it for every answer."""
+    import numpy as np
+
+    from confidently.bundle.bundle import read_bundle
+    from confidently.cli.scoring import rule_text
+    from confidently.decision.decisions import decide
+
+    bundle = read_bundle(folder)
+    labels = bundle.task.label_names
+    rule = decide(np.zeros((0, len(labels))), labels=labels, policy=bundle.policy,
+                  prediction_sets=bundle.prediction_sets, rule=bundle.decision_rule)
+    return f"decision rule: {rule_text(rule.decided_by, rule.threshold)}; guarantee: {rule.guarantee}"
 
 
 @app.command()
@@ -155,7 +173,9 @@ def compare(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")] = 16,
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
-                                                   help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+                                                   help="Accuracy of automated predictions each model's threshold is "
+                                                        "certified for, with 95% confidence over the calibration "
+                                                        "rows.")] = 0.95,
     certification: CertificationOpt = Certification.fallback,
     review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
     error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,

@@ -282,14 +282,16 @@ def score(
     truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
     truth = None if truth is None else list(truth)
     if truth is not None and len(frame):
-        summary += f"; raw accuracy {(frame['raw_prediction'] == truth).mean():.3f} (uncalibrated)"
+        raw_right = int((frame["raw_prediction"] == truth).sum())
+        summary += f"; raw accuracy {share_text(raw_right, len(frame))} (uncalibrated)"
         if "calibrated_prediction" in frame:
-            summary += f", calibrated accuracy {(frame['calibrated_prediction'] == truth).mean():.3f}"
+            right = int((frame["calibrated_prediction"] == truth).sum())
+            summary += f", calibrated accuracy {share_text(right, len(frame))}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
         if truth is not None:
             covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
-            summary += f", {covered / len(frame):.1%} of sets hold the label"
+            summary += f", {share_text(covered, len(frame))} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
@@ -303,6 +305,14 @@ def score(
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
     console.print(summary)
+
+
+def share_text(k: int, n: int) -> str:
+    """``k`` of ``n`` rows as a share with its exact (Clopper-Pearson) 95% interval: ``k/n = 0.xxx [lo, hi]``."""
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    low, high = clopper_pearson_interval(k, n)
+    return f"{k}/{n} = {k / n:.3f} [{low:.3f}, {high:.3f}, exact 95%]"
 
 
 @app.command()
