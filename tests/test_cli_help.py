@@ -52,3 +52,17 @@ def test_no_option_refers_to_an_option_its_command_lacks(path):
         for mentioned in ("--calibration", "--server", "--resume"):
             if mentioned in text and mentioned not in names:
                 pytest.fail(f"{' '.join(path)} {param.opts[0]}: its help names {mentioned}, which it lacks")
+
+
+
+@pytest.mark.parametrize(("path", "option", "says"), [
+    (("evaluate",), "--target-accuracy", "with 95% confidence over the calibration sample"),
+    (("compare",), "--target-accuracy", "with 95% confidence over the calibration rows"),
+    (("finetune",), "--target-accuracy", "at --level confidence"),
+    (("score",), "--decision-rule", "at most alpha of all items, on average over calibration samples"),
+])
+def test_help_states_a_guarantee_as_it_holds(path, option, says):
+    """A certified threshold holds at a confidence level, and the set rule's bound on average: never plainly."""
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=400)
+    text = " ".join(result.output.replace("│", " ").split())
+    assert option in text and says in text

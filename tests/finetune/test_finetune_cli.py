@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from confidently.cli.scoring import rule_text
 from confidently.data import save_dataset
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
@@ -42,6 +43,9 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     flat = " ".join(out.split())
     assert f"ECE raw {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]" in flat
     assert "20 equal-width bins" in flat and "(exact 95% interval)" in flat
+    policy = json.loads((adapter / "policy.json").read_text())
+    assert f"decision rule: {rule_text('threshold', policy['threshold'])}; guarantee: {policy['guarantee']}" in (
+        " ".join(out.split()))
     out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out

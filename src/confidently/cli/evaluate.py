@@ -46,7 +46,8 @@ MethodsOpt = Annotated[str, typer.Option(callback=_known_methods,
                                          help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
-TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
+TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy of automated predictions the threshold "
+                                          "is certified for, with 95% confidence over the calibration sample.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset, bootstrap and sampled answer.")]
 
 
@@ -76,7 +77,7 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import automated_text, coverage_text, format_metric, projection_text
+    from confidently.report.evaluation import automated_text, deciding_guarantee, format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -92,16 +93,19 @@ def _print_headline(result, started: float) -> None:
                       "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
-                      f"{automated_text(on_test['n_automated'], on_test['n'], on_test['n_correct'])}")
+                      f"automates {automated_text(on_test)} test rows")
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
-    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {coverage_text(sets)}")
+    low, high = sets["coverage_on_test_exact_95"]
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} "
+                  f"[{low:.1%}, {high:.1%}, exact 95%] of the {sets['n_test']} test rows covered, "
+                  f"{sets['mean_set_size_on_test']:.2f} labels per set on average")
     rule = h["set_rule_on_test"]
-    set_rule = automated_text(rule["n_automated"], rule["n"], rule["n_correct"])
-    console.print(f"set rule (automate single-label sets): {set_rule}; automated errors "
-                  f"{rule['automated_errors_share_of_all']:.1%} of all rows")
-    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
+    console.print(f"set rule (automate single-label sets): automates {automated_text(rule)} test rows; automated "
+                  f"errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]; an automate decision promises: "
+                  f"{deciding_guarantee(result.evaluation)}")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")
     bundle = result.paths["bundle"].parent
@@ -344,6 +348,7 @@ def demo(
 
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
+    from confidently.bundle.bundle import read_bundle
     from confidently.cli.scoring import print_classification, print_next_token
     from confidently.decision.calibrated import CalibratedClassifier
     from confidently.workflows.pipeline import run_demo
@@ -364,7 +369,8 @@ def demo(
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
-    print_calibrated_examples(CalibratedClassifier(clf, bundle=result.paths["bundle"].parent))
+    # the bundle just written, as the table says (not a recalibrated version the folder may hold)
+    print_calibrated_examples(CalibratedClassifier(clf, bundle=read_bundle(result.paths["bundle"].parent)))
 
 
 @app.command("compare-scorers")

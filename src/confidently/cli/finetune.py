@@ -138,6 +138,7 @@ def finetune(
     console.print(f"calibration ({calibrated['method']}): ECE raw {_ece_text(ece['raw'])} → cross-fitted "
                   f"{_ece_text(ece['cross_fitted'])} ({ece['raw']['how']}); policy: "
                   f"{calibrated['certificate']['reason']}")
+    console.print(_decision_line(result.path))
 
 
 def _accuracy_interval(validation: dict) -> str:
@@ -153,6 +154,22 @@ def _accuracy_interval(validation: dict) -> str:
 
 def _ece_text(ece: dict) -> str:
     return f"{ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]"
+
+
+def _decision_line(folder: Path) -> str:
+    """How the adapter's bundle decides, and what that promises, as :func:`~confidently.decision.decisions.decide`
+    states it for every answer."""
+    import numpy as np
+
+    from confidently.bundle.bundle import read_bundle
+    from confidently.cli.scoring import rule_text
+    from confidently.decision.decisions import decide
+
+    bundle = read_bundle(folder)
+    labels = bundle.task.label_names
+    rule = decide(np.zeros((0, len(labels))), labels=labels, policy=bundle.policy,
+                  prediction_sets=bundle.prediction_sets, rule=bundle.decision_rule)
+    return f"decision rule: {rule_text(rule.decided_by, rule.threshold)}; guarantee: {rule.guarantee}"
 
 
 @app.command()
@@ -173,7 +190,9 @@ def compare(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")] = 16,
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
-                                                   help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+                                                   help="Accuracy of automated predictions each model's threshold is "
+                                                        "certified for, with 95% confidence over the calibration "
+                                                        "rows.")] = 0.95,
     certification: CertificationOpt = Certification.fallback,
     review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
     error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,

@@ -76,8 +76,9 @@ class DecisionRule(str, Enum):
 DecisionRuleOpt = Annotated[Optional[DecisionRule], typer.Option(
     "--decision-rule", show_default=False,
     help="What decides automate or review: the policy's certified confidence threshold, or `prediction_set`: "
-         "automate when the conformal prediction set holds only the answer (wrong automated answers then stay "
-         "below alpha of all items). [default: the bundle's; evaluate and finetune: threshold]")]
+         "automate when the conformal prediction set holds only the answer (wrong automated answers are then at "
+         "most alpha of all items, on average over calibration samples). [default: the bundle's; evaluate and "
+         "finetune: threshold]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MaxTextTokensOpt = Annotated[Optional[int], typer.Option(
     "--max-text-tokens", min=8, show_default=False,
@@ -160,13 +161,19 @@ def check_folder(folder: Path | None, option: str) -> None:
 
 
 def read_calibration(folder: Path | None, option: str = "--calibration") -> Bundle | None:
-    """The calibration bundle in ``folder`` (hashes checked), or None; read before any model loads."""
+    """The calibration bundle in ``folder`` at its newest recalibrated version, the one ``serve`` applies
+    (hashes checked), or None; read before any model loads."""
     if folder is None:
         return None
     check_folder(folder, option)
-    from confidently.bundle.bundle import read_bundle
+    from confidently.bundle.versions import latest_version
+    from confidently.cli.app import err_console
 
-    return read_bundle(folder)
+    newest = latest_version(folder)
+    if newest.number > 1:
+        err_console.print(f"[dim]applying version {newest.number} of {folder} ({newest.bundle.folder}), the "
+                          "newest, as serve does[/]")
+    return newest.bundle
 
 
 def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,

@@ -298,16 +298,16 @@ def score(
     truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
     truth = None if truth is None else list(truth)
     if truth is not None and len(frame):
-        summary += (f"; on the {len(frame)} labelled rows (exact 95% intervals): raw accuracy "
-                    f"{_share(int((frame['raw_prediction'] == truth).sum()), len(frame), '.3f')} (uncalibrated)")
+        raw_right = int((frame["raw_prediction"] == truth).sum())
+        summary += f"; raw accuracy {share_text(raw_right, len(frame))} (uncalibrated)"
         if "calibrated_prediction" in frame:
-            summary += (", calibrated accuracy "
-                        f"{_share(int((frame['calibrated_prediction'] == truth).sum()), len(frame), '.3f')}")
+            right = int((frame["calibrated_prediction"] == truth).sum())
+            summary += f", calibrated accuracy {share_text(right, len(frame))}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
         if truth is not None:
             covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
-            summary += f", {_share(covered, len(frame), '.1%')} of sets hold the label"
+            summary += f", {share_text(covered, len(frame))} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
@@ -323,12 +323,12 @@ def score(
     console.print(summary)
 
 
-def _share(hits: int, n: int, spec: str) -> str:
-    """``hits / n`` with its exact (Clopper-Pearson) 95% interval: a scored file is often a few dozen rows."""
+def share_text(k: int, n: int) -> str:
+    """``k`` of ``n`` rows as a share with its exact (Clopper-Pearson) 95% interval: ``k/n = 0.xxx [lo, hi]``."""
     from confidently.decision.binomial import clopper_pearson_interval
 
-    low, high = clopper_pearson_interval(hits, n)
-    return f"{hits / n:{spec}} [{low:{spec}}, {high:{spec}}]"
+    low, high = clopper_pearson_interval(k, n)
+    return f"{k}/{n} = {k / n:.3f} [{low:.3f}, {high:.3f}, exact 95%]"
 
 
 @app.command()

@@ -16,6 +16,7 @@ from confidently.workflows.comparison import CERTIFIED, METHODS, MODELS
 from confidently.files import atomic_write_json, atomic_write_text
 from confidently.report import charts
 from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, new_figure, set_labels
+from confidently.report.evaluation import automated_text
 from confidently.report.html import Section, write_report
 from confidently.scoring.checkpointed import write_table
 
@@ -240,12 +241,12 @@ def build_sections(comparison: Comparison) -> list[Section]:
                         f"cost view, {method}, {_rule_label(comparison, method, rule)}: per "
                         f"{config.projection_volume:,} items like the test rows [95% CI]")
     shipped = comparison.shipped
-    accuracy = "–" if shipped["accuracy_automated"] is None else f"{shipped['accuracy_automated']:.1%}"
+    rule = ("automate when the prediction set holds only the answer"
+            if shipped["decision_rule"] == "prediction_set" else f"threshold {shipped['policy']['threshold']}")
     decisions.add_text(
-        f"The adapter's own calibrator.json and policy.json (fitted on its calibration split, threshold "
-        f"{shipped['policy']['threshold']}): ECE {_metric(shipped['metrics']['ece'])}; the policy automates "
-        f"{shipped['n_automated']} of {comparison.y.size} test rows ({shipped['coverage']:.1%}) at {accuracy} "
-        "accuracy.")
+        f"The adapter's own calibrator and decision rule (fitted on its calibration split; {rule}): ECE "
+        f"{_metric(shipped['metrics']['ece'])}; the rule automates {automated_text({**shipped, 'n': comparison.y.size})}"
+        f" test rows. Guarantee: {shipped['guarantee']}.")
     sections = [how, results, decisions]
     slices = Section("Slices: category and domain")
     if len(comparison.slices):

@@ -15,6 +15,7 @@ import pandas as pd
 
 from confidently.bundle.bundle import (CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity,
                                        write_bundle)
+from confidently.bundle.versions import VERSIONS_DIR, version_numbers
 from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import ConfigError, DataError
@@ -171,6 +172,10 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                   "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
                   **({"cost": prompt_cost(clf, calibration.texts[:COST_SAMPLE])} if ensemble or shots else {}),
                   **({"shots": shot_record} if shot_record else {})})
+    if version_numbers(out):  # recalibrated from the bundle this run replaced: refused from now on (lineage)
+        evaluation.notes.append(
+            f"{out / VERSIONS_DIR} holds versions recalibrated from the bundle this run replaced: serve, classify, "
+            "score and recalibrate refuse them now; move that folder away to use this bundle.")
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
     for split in ("calibration", "test"):
