@@ -108,6 +108,23 @@ def test_too_few_labels_keep_the_old(folder, tmp_path):
                                  "need 20 held out (about 67 labels)")
 
 
+def test_labels_for_texts_never_queued_are_left_out_and_counted(folder, tmp_path):
+    # the server takes a label for any logged text (200), so the report must say why fewer were used
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 30, sharpness=0.1, seed=4)
+        store.record("automated", "support", "v1", [
+            LoggedText(position=i, label="positive", confidence=0.95, decision="automate",
+                       probs={"negative": 0.05, "positive": 0.95}, queue=None, text=None) for i in range(13)])
+        for i in range(13):
+            store.label("automated", i, "negative", reviewer="ann")
+        result = recalibrate(folder, store, adapter="support")
+    assert result.report["n_feedback"] == 30 and result.report["n_feedback_not_queued"] == 13
+    assert result.describe() == ("kept version 1: too few reviewed labels: 30, of which 9 would be held out; "
+                                 "need 20 held out (about 67 labels) (13 labels for texts the server did not "
+                                 "queue for review or audit left out: texts chosen by whoever sent them could "
+                                 "bias the calibrator)")
+
+
 def test_a_tampered_version_is_refused(folder, tmp_path):
     with open_store(tmp_path / "feedback.db") as store:
         fill(store, 300, sharpness=0.3, seed=1)

@@ -170,6 +170,20 @@ def test_written_files_agree(evaluation, tmp_path):
                                evaluation.methods[evaluation.best].calibrator.predict_proba(miscalibrated(50, 3)[0]))
 
 
+def test_summary_table_columns_match_their_values_for_a_binary_task(evaluation, tmp_path):
+    """A binary task has no classwise ECE: the summary's header must not name it, or every later value sits
+    under the wrong metric (AURC's column was left empty)."""
+    summary = write_evaluation(evaluation, tmp_path, title="t", metadata={})["summary"].read_text()
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    header, rows = table[0].strip("| ").split(" | "), [line.strip("| ").split(" | ") for line in table[1:]]
+    assert "classwise ECE (20 equal-width)" not in header
+    assert all(len(row) == len(header) for row in rows)
+    platt = next(row for row in rows if row[0] == "platt")
+    aurc = evaluation.methods["platt"].test["metrics"]["aurc"]["value"]
+    assert platt[header.index("AURC")].startswith(f"{aurc:.4f}")
+    assert "95% bootstrap interval" in summary and "bias-corrected" in summary
+
+
 def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
     from scipy.special import softmax
 

@@ -36,6 +36,13 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert "adapter:" in out and "trained 20/20 steps" in " ".join(out.split())
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert manifest["hyperparameters"]["max_steps"] == 20 and manifest["splits"]["calibration_source"] == "given"
+    # the small calibration and validation parts' figures say how they were computed and carry intervals
+    calibration = manifest["calibration"]
+    ece = calibration["ece_intervals"]["raw"]
+    assert ece["low"] <= ece["value"] <= ece["high"] and ece["sample_value"] == pytest.approx(calibration["ece_raw"])
+    flat = " ".join(out.split())
+    assert f"ECE raw {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]" in flat
+    assert "20 equal-width bins" in flat and "(exact 95% interval)" in flat
     policy = json.loads((adapter / "policy.json").read_text())
     assert f"decision rule: {rule_text('threshold', policy['threshold'])}; guarantee: {policy['guarantee']}" in (
         " ".join(out.split()))
@@ -43,6 +50,13 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # the console's headline says n, how the calibrators were fitted, and gives each figure its interval
+    flat = " ".join(out.split())
+    accuracy = metrics["metrics"]["base"]["raw"]["metrics"]["accuracy"]
+    assert "accuracy base → fine-tuned (n=45 test rows):" in flat and "ECE after Platt (20 equal-width bins):" in flat
+    assert f"{accuracy['value']:.3f} [{accuracy['ci_low']:.3f}, {accuracy['ci_high']:.3f}] →" in flat
+    assert f"calibration: {metrics['calibration']}" in flat and "calibration rows per model" in flat
+    assert "intervals: 95% paired bootstrap" in flat
     assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
     assert (tmp_path / "run" / "report.html").exists()
     summary = (tmp_path / "run" / "summary.md").read_text()

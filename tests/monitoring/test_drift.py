@@ -155,3 +155,13 @@ def test_live_accuracy_status():
     assert LiveAccuracy.from_counts(50, 100, target=None).status == "no target"
     assert "85 of" not in LiveAccuracy.from_counts(85, 100, target=0.9).describe()
     assert "0.850 on 100 audited texts" in LiveAccuracy.from_counts(85, 100, target=0.9).describe()
+
+
+def test_a_live_accuracy_alarm_says_it_is_the_lower_bound_that_is_below_target():
+    # 49 of 50 right is 98% accuracy, above a 95% target, yet its lower bound (0.909) is under it: the alarm
+    # must not read as if the accuracy itself were below target
+    live = LiveAccuracy.from_counts(49, 50, target=0.95)
+    assert live.alarm and live.accuracy > 0.95
+    assert live.describe().endswith(f"below target: the lower bound {live.lower:.3f} is under 0.95, so the audits "
+                                    "do not show that automation still meets it")
+    assert LiveAccuracy.from_counts(100, 100, target=0.9).describe().endswith(": ok")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from confidently.cli.app import app, console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+from confidently.cli.options import (DEFAULTS, AdapterModelOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      Certification, CertificationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
                                      SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, TokenizerOpt, build_classifier,
                                      scorer_spec)
@@ -24,7 +24,26 @@ CalibrationFractionOpt = Annotated[float, typer.Option(
     help="Share of --data used to calibrate; the rest is the test split.")]
 TextColumnOpt = Annotated[str, typer.Option(help="Column holding the text.")]
 LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.")]
-MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
+
+
+def _known_methods(methods: str) -> str:
+    """Refuse an unknown calibrator name on the command line, before anything is scored (it used to be
+    skipped silently, with a note only in the report)."""
+    from confidently.calibration.registry import CALIBRATORS
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one calibration method, e.g. platt,isotonic")
+    for name in names:
+        if unknown := [step for step in name.split("+") if step not in CALIBRATORS]:
+            within = f" in {name!r}" if "+" in name else ""
+            raise typer.BadParameter(f"unknown calibration method {unknown[0]!r}{within}; choose from "
+                                     f"{', '.join(CALIBRATORS)} ('a+b' stacks a under b)")
+    return methods
+
+
+MethodsOpt = Annotated[str, typer.Option(callback=_known_methods,
+                                         help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
 TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy of automated predictions the threshold "
@@ -62,10 +81,12 @@ def _print_headline(result, started: float) -> None:
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
-    console.print(f"accuracy (test, n={h['n_test']}): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
+    cfg = result.evaluation.config
+    console.print(f"accuracy (test, n={h['n_test']}; value [95% bootstrap interval, {cfg.n_resamples} resamples]): "
+                  f"raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
                   f"{format_metric(h['accuracy_calibrated'])}")
-    console.print(f"ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
-                  f"{format_metric(h['ece_calibrated'])}")
+    console.print(f"ECE, {cfg.n_bins} equal-width bins, bias-corrected (test): raw {format_metric(h['ece_raw'])} → "
+                  f"{h['best_method']} {format_metric(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
         console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "
@@ -106,14 +127,20 @@ def _load_splits(task, data, calibration_data, test_data, text_column, label_col
     """
     from confidently.data import load_dataset
     from confidently.tasks.task import get_task
-    from confidently.workflows.pipeline import split_for_evaluation
+    from confidently.workflows.pipeline import check_evaluation_splits, split_for_evaluation
 
     labels = get_task(task).label_names
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
                                      labels=labels, require_labels=True)
     if calibration_data is not None and test_data is not None:
-        return load(calibration_data), load(test_data)
-    return split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
+        calibration, test = load(calibration_data), load(test_data)
+        check_evaluation_splits(calibration, test, labels, how=f"{calibration_data} and {test_data}")
+        return calibration, test
+    full = load(data)
+    calibration, test = split_for_evaluation(full, seed=seed, calibration_fraction=calibration_fraction)
+    check_evaluation_splits(calibration, test, labels, fraction=calibration_fraction,
+                            how=f"--calibration-fraction {calibration_fraction:g} of the {len(full)} rows of {data}")
+    return calibration, test
 
 
 #: What the demo classifies with the bundle it has just fitted: clear, mixed and neutral sentences.
@@ -148,6 +175,10 @@ DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,bat
 def _require_data(data: Path | None, calibration_data: Path | None, test_data: Path | None) -> None:
     if data is None and (calibration_data is None or test_data is None):
         raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    if data is not None and (calibration_data is not None or test_data is not None):
+        # one of them would be ignored without a word: --data is split only when no split files are given
+        raise typer.BadParameter("give --data (split here), or --calibration-data and --test-data, not both",
+                                 param_hint="--data")
 
 @app.command()
 def evaluate(
@@ -167,7 +198,7 @@ def evaluate(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     tokenizer: TokenizerOpt = None,
-    adapter: AdapterOpt = None,
+    adapter: AdapterModelOpt = None,
     methods: MethodsOpt = DEFAULT_METHODS,
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,

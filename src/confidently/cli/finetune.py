@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, Certification, CertificationOpt, DecisionRule, DeviceOpt, DtypeOpt,
@@ -124,7 +125,7 @@ def finetune(
     if split_seed is not None:
         splits = _split(train, split_seed, fractions)
         train, calibration = splits.train, calibration if calibration is not None else splits.calibration
-    err_console.print(f"[dim]loading {model}…[/]")
+    err_console.print(f"[dim]loading {escape(model)}…[/]")
     result = run(train, out, config, calibration=calibration, resume=resume)
     validation, calibrated = result.manifest["validation"], result.manifest["calibration"]
     console.print(f"[bold]adapter:[/] {result.path.resolve()}")
@@ -132,11 +133,27 @@ def finetune(
                   f"({'stopped early, ' if validation['stopped_early'] else ''}best at step {validation['best_step']}) "
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
-                  f"accuracy {validation.get('accuracy', float('nan')):.4f}")
-    console.print(f"calibration split (n={calibrated['n']}, {calibrated['method']}): ECE (20 equal-width bins) raw "
-                  f"{calibrated['ece_raw']:.4f} → cross-fitted {calibrated['ece_cross_fitted']:.4f}; policy: "
+                  f"accuracy {validation.get('accuracy', float('nan')):.4f}{_accuracy_interval(validation)}")
+    ece = calibrated["ece_intervals"]
+    console.print(f"calibration ({calibrated['method']}): ECE raw {_ece_text(ece['raw'])} → cross-fitted "
+                  f"{_ece_text(ece['cross_fitted'])} ({ece['raw']['how']}); policy: "
                   f"{calibrated['certificate']['reason']}")
     console.print(_decision_line(result.path))
+
+
+def _accuracy_interval(validation: dict) -> str:
+    """The validation accuracy's exact 95% interval: the validation part is a small carve-out of the data."""
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    n, accuracy = validation.get("n"), validation.get("accuracy")
+    if not n or accuracy is None:
+        return ""
+    low, high = clopper_pearson_interval(round(accuracy * n), n)
+    return f" [{low:.4f}, {high:.4f}] (exact 95% interval)"
+
+
+def _ece_text(ece: dict) -> str:
+    return f"{ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]"
 
 
 def _decision_line(folder: Path) -> str:
@@ -202,7 +219,7 @@ def compare(
     from confidently.workflows.comparison import CompareConfig, compare as run
     from confidently.finetune.report import write_comparison
     from confidently.bundle.bundle import read_bundle
-    from confidently.finetune.report import headline_cards
+    from confidently.finetune.report import headline_cards, how_lines
     from confidently.finetune.run import torch_threads
 
     bundle = read_bundle(adapter)  # every file's hash, before anything loads
@@ -213,7 +230,7 @@ def compare(
         splits = _split(test, split_seed, fractions)
         test, calibration = splits.test, calibration if calibration is not None else splits.calibration
     base = model or bundle.model.name
-    err_console.print(f"[dim]loading {base}…[/]")
+    err_console.print(f"[dim]loading {escape(str(base))}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
     with torch_threads(threads):
         result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
@@ -226,4 +243,6 @@ def compare(
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")
     for name, value in headline_cards(result).items():
         console.print(f"{name}: {value}")
+    for line in how_lines(result):
+        console.print(line)
 

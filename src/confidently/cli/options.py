@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from confidently.defaults import DEFAULT_BATCH_SIZE, FALLBACK, FIXED_SEQUENCE
 from confidently.models.registry import DEFAULT_MODEL
@@ -42,6 +43,10 @@ ApiKeyOpt = Annotated[Optional[str], typer.Option(
 AdapterOpt = Annotated[Optional[Path], typer.Option(
     "--adapter", help="A LoRA adapter folder made by `finetune` (its hashes are checked; its own calibrator and "
                       "policy apply unless --calibration is given; --model and --task default to its own).")]
+#: --adapter where no calibration applies (next-token) or a new one is fitted (evaluate).
+AdapterModelOpt = Annotated[Optional[Path], typer.Option(
+    "--adapter", help="A LoRA adapter folder made by `finetune`, applied to its base model (its hashes are checked; "
+                      "--model and --task default to its own).")]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
                           "Answers become calibrated with an automate/review decision; --model and --task default "
@@ -135,7 +140,7 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     if adapter is not None:
         options["adapter"] = str(adapter)
     if not quiet:
-        err_console.print(f"[dim]loading {model} ({backend})…[/]")
+        err_console.print(f"[dim]loading {escape(str(model))} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
                       max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=scorer, **options)
 

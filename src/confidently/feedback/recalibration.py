@@ -188,6 +188,11 @@ class Recalibration:
         left_out = r.get("n_feedback_without_features")
         note = (f" ({left_out} reviewed labels were logged without the features the calibrator reads, by a server "
                 "that kept none or while another calibrator served: left out)") if left_out else ""
+        if not_queued := r.get("n_feedback_not_queued"):
+            # The server accepts a label for any logged text; only queued ones (review, audit) were selected by
+            # the scores alone, so say where the missing labels went.
+            note += (f" ({not_queued} label{'s' if not_queued > 1 else ''} for texts the server did not queue for "
+                     "review or audit left out: texts chosen by whoever sent them could bias the calibrator)")
         if self.adopted and r.get("truncation_known") is False:
             note += (f" (the bundle's {CALIBRATION_ROWS_FILE} predates truncation flags: the threshold was certified "
                      "as if none of its rows had been cut to fit)")
@@ -222,14 +227,16 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
     if old is None:
         raise ArtifactError(f"{current.bundle.folder}: has no calibrator to recalibrate (no calibrator beat the raw "
                             "scores when it was fitted)")
-    reviewed = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
+    every_label = store.labelled(adapter)
+    reviewed = [r for r in every_label if r.reason in ("review", "audit")]
     if reviewed and list(reviewed[0].probs) != list(rows.labels):
         raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(reviewed[0].probs)}, "
                         f"the calibration rows {list(rows.labels)}")
     x_rows, labelled, x_feedback, read = _inputs(current.bundle, rows, reviewed, root.folder / CALIBRATION_ROWS_FILE)
     base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter,
             "n_calibration_rows": int(len(rows.y)), "n_calibration_rows_truncated": int(rows.never_automated.sum()),
-            "truncation_known": rows.truncation_known, "n_feedback": len(labelled), **read, "holdout": holdout,
+            "truncation_known": rows.truncation_known, "n_feedback": len(labelled),
+            "n_feedback_not_queued": len(every_label) - len(reviewed), **read, "holdout": holdout,
             "seed": seed}
     n_held = int(round(len(labelled) * holdout))
     if n_held < MIN_HELD_OUT:

@@ -130,12 +130,13 @@ def headline_cards(comparison: Comparison) -> dict[str, str]:
     outcomes = [comparison.decisions[m][method]["rules"][rule] for m in MODELS]
     decision = comparison.decision_differences[method][rule]
     volume = comparison.config.projection_volume
+    value = lambda metric: fmt_interval(metric["value"], metric.get("ci_low"), metric.get("ci_high"), 3)  # noqa: E731
     return {
-        "accuracy base → fine-tuned": f"{base['raw']['metrics']['accuracy']['value']:.3f} → "
-                                      f"{tuned['raw']['metrics']['accuracy']['value']:.3f}",
+        f"accuracy base → fine-tuned (n={comparison.y.size} test rows)":
+            f"{value(base['raw']['metrics']['accuracy'])} → {value(tuned['raw']['metrics']['accuracy'])}",
         "difference [95% CI]": _difference(diff["raw"]["accuracy"], 3),
-        "ECE after Platt": f"{base['platt']['metrics']['ece']['value']:.3f} → "
-                           f"{tuned['platt']['metrics']['ece']['value']:.3f}",
+        f"ECE after Platt ({comparison.config.n_bins} equal-width bins)":
+            f"{value(base['platt']['metrics']['ece'])} → {value(tuned['platt']['metrics']['ece'])}",
         f"automated {label} (Platt)": f"{outcomes[0]['coverage']:.1%} → {outcomes[1]['coverage']:.1%} "
                                       f"(Δ {decision['coverage']['diff']:+.1%})",
         f"cost per {volume:,} (Platt, {label})": f"{outcomes[0]['projection']['cost']['value']:,.0f} → "
@@ -263,12 +264,17 @@ def build_sections(comparison: Comparison) -> list[Section]:
     return sections
 
 
+def how_lines(comparison: Comparison) -> list[str]:
+    """How the figures were computed: where the calibrators were fitted, and what the intervals are."""
+    return [f"calibration: {comparison.calibration_source}",
+            f"intervals: 95% paired bootstrap (percentile; ECE bias-corrected), {comparison.config.n_resamples} "
+            "resamples"]
+
+
 def summary_markdown(comparison: Comparison, title: str) -> str:
     """summary.md: the main table, the decisions table, the slices and the neutral-by-domain rates."""
     lines = [f"# {title}", "", f"- adapter: {comparison.adapter}", f"- test rows: {comparison.y.size}",
-             f"- calibration: {comparison.calibration_source}",
-             f"- intervals: 95% paired bootstrap (percentile; ECE bias-corrected), "
-             f"{comparison.config.n_resamples} resamples", ""]
+             *(f"- {line}" for line in how_lines(comparison)), ""]
     slices = comparison.slices if len(comparison.slices) else None
     for frame in (metrics_frame(comparison), decisions_frame(comparison), cost_frame(comparison), slices,
                   comparison.neutral_by_domain):

@@ -67,9 +67,13 @@ class LiveAccuracy:
     def describe(self) -> str:
         if self.n == 0:
             return "no audited automated texts labelled yet"
+        # "below target" alone reads as if the accuracy were under it; the alarm means it is not shown to
+        # reach it (the lower bound is under it), which an accuracy above the target can also give.
+        status = (f"below target: the lower bound {self.lower:.3f} is under {self.target:g}, so the audits do not show "
+                  "that automation still meets it" if self.alarm else self.status)
         return (f"accuracy of automated decisions {self.accuracy:.3f} on {self.n} audited texts "
                 f"({self.level:.0%} one-sided Clopper-Pearson bounds {self.lower:.3f}-{self.upper:.3f}; "
-                f"target {self.target if self.target is not None else 'none'}): {self.status}")
+                f"target {self.target if self.target is not None else 'none'}): {status}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -293,8 +293,8 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
     lines = [f"# {title}", "",
              f"- calibration split: {h['n_calibration']} rows; test split: {h['n_test']} rows",
              f"- accuracy (test): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} {format_metric(h['accuracy_calibrated'])}",
-             f"- ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
-             f"{format_metric(h['ece_calibrated'])}",
+             f"- ECE, {evaluation.config.n_bins} equal-width bins, bias-corrected (test): raw "
+             f"{format_metric(h['ece_raw'])} → {h['best_method']} {format_metric(h['ece_calibrated'])}",
              f"- policy: {evaluation.policy.method}",
              f"- guarantee: {evaluation.policy.guarantee}"]
     on_test = h["policy_on_test"]
@@ -308,9 +308,13 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
                  f"{sets['coverage_on_test']:.1%} [{low:.1%}, {high:.1%}, exact 95%] of {sets['n_test']} rows, "
                  f"mean size {sets['mean_set_size_on_test']:.2f}")
     lines += [f"- note: {note}" for note in evaluation.notes]
-    lines += ["", "| method | " + " | ".join(label for _, label in METRIC_ROWS) + " |",
-              "|---" * (len(METRIC_ROWS) + 1) + "|"]
-    for _, row in metrics_table(evaluation, "test").iterrows():
+    # The header is the table's own columns: a metric some tasks lack (classwise ECE, binary) has no column.
+    table = metrics_table(evaluation, "test")
+    lines += ["", f"Test split, n = {h['n_test']}: value [95% bootstrap interval, {evaluation.config.n_resamples} "
+              "resamples]; the binned calibration errors (ECE, classwise ECE, MCE, debiased CE) are bias-corrected "
+              "(metrics.json keeps each uncorrected `sample_value`).", "",
+              "| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+    for _, row in table.iterrows():
         lines.append("| " + " | ".join(str(v) for v in row.to_numpy()) + " |")
     return "\n".join(lines) + "\n"
 

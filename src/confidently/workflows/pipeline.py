@@ -6,6 +6,7 @@ write-up's study done honestly on the generated dataset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,6 +248,25 @@ def split_for_evaluation(dataset: Dataset, *, seed: int = 42, calibration_fracti
         raise DataError(f"calibration fraction must be between 0 and 1, got {calibration_fraction}")
     splits = split_dataset(dataset, fractions=(0.0, calibration_fraction, 1 - calibration_fraction), seed=seed)
     return splits.calibration, splits.test
+
+
+def check_evaluation_splits(calibration: Dataset, test: Dataset, labels: Sequence[str], *, how: str,
+                            fraction: float | None = None) -> None:
+    """Refuse splits ``evaluate`` cannot work with, before anything is scored: an empty test split, or a
+    calibration split without rows of every label (calibrators and per-class prediction sets need them).
+
+    ``how`` says where the splits came from (the two files, or the split of one); ``fraction`` is the
+    calibration fraction when one file was split, so the advice can name it.
+    """
+    if not len(test):
+        advice = "lower --calibration-fraction or label more data" if fraction is not None else "label more data"
+        raise DataError(f"the test split has no rows ({how}): {advice}")
+    missing = [label for label in labels if label not in set(calibration.labels or ())]
+    if missing:
+        advice = "raise --calibration-fraction or label more data" if fraction is not None else "label more data"
+        raise DataError(f"the calibration split has {len(calibration)} row{'s' if len(calibration) != 1 else ''} "
+                        f"({how}) and none labelled {', '.join(missing)}: every label needs calibration rows; "
+                        f"{advice}")
 
 
 def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size: int = 1000, seed: int = 42,
