@@ -166,3 +166,37 @@ def test_demo_ends_by_classifying_with_the_bundle_it_wrote(tiny_model_dir, tmp_p
     assert f"calibration bundle: {out.resolve()}" in stdout
     expected = CalibratedClassifier.load(out, dtype="float32").classify_many(["I love this movie!"])[0]
     assert f"{expected.label} {expected.confidence:.4f}" in stdout and "guarantee:" in stdout
+
+
+def test_score_states_each_share_with_its_n_and_exact_interval(bundle_dir, tmp_path):
+    from confidently.cli.scoring import share_text
+
+    assert share_text(2, 3) == "2/3 = 0.667 [0.094, 0.992, exact 95%]"
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for t, lab in zip(TEXTS, ["positive", "negative", "negative"])))
+    summary = " ".join(run("score", data, "--out", tmp_path / "out.jsonl", "--calibration", bundle_dir).stdout.split())
+    frame = pd.read_json(tmp_path / "out.jsonl", lines=True)
+    right = int((frame["calibrated_prediction"] == ["positive", "negative", "negative"]).sum())
+    assert f"calibrated accuracy {share_text(right, 3)}" in summary
+
+
+def test_a_folder_is_applied_at_its_newest_version_by_the_cli_and_the_api_as_serve_applies_it(bundle_dir, tmp_path):
+    import shutil
+
+    from confidently.bundle.bundle import read_bundle
+    from confidently.bundle.versions import write_version
+    from confidently.decision.policy import DecisionPolicy
+
+    folder = tmp_path / "run"
+    shutil.copytree(bundle_dir, folder)
+    root = read_bundle(folder)
+    review_all = DecisionPolicy(threshold=None, target_accuracy=0.99, certified=False, method="test", level=0.95)
+    write_version(root, 2, calibrator=root.calibrator, policy=review_all, fitted_on=root.fitted_on)
+    done = run("classify", TEXTS[0], "--calibration", folder, "--json", "-k", "0")
+    shown = json.loads(done.stdout)
+    assert shown["decision"] == "review" and shown["review_reason"] == "no_threshold"
+    assert "applying version 2" in " ".join(done.stderr.split())
+    api = CalibratedClassifier.load(folder, dtype="float32")
+    assert api.policy == review_all and api.classify(TEXTS[0], top_k=0).decision == "review"
+    assert CalibratedClassifier(api.classifier, bundle=folder).policy == review_all

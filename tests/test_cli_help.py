@@ -1,5 +1,7 @@
 """Every CLI command documents itself with an example that names the command."""
 
+import re
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -33,3 +35,38 @@ def test_help_shows_an_example_of_the_command(path):
     # Markdown help: the example is plain text, never a leftover markup tag.
     assert f"Example: confidently {' '.join(path)}" in result.output
     assert "[bold]" not in result.output and "[/]" not in result.output
+
+
+def _command(path):
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_no_option_refers_to_an_option_its_command_lacks(path):
+    # next-token's and evaluate's --adapter said "its own calibrator and policy apply unless --calibration is
+    # given", though neither has --calibration (nor applies the adapter's calibrator)
+    command = _command(path)
+    names = {opt for param in command.params for opt in param.opts}
+    for param in command.params:
+        # "served with --calibration", "(serve --feedback-db)": another command's option, named as such
+        text = re.sub(r"\bserved? (?:with )?--[\w-]+", "", getattr(param, "help", None) or "")
+        for mentioned in ("--calibration", "--server", "--resume"):
+            if mentioned in text and mentioned not in names:
+                pytest.fail(f"{' '.join(path)} {param.opts[0]}: its help names {mentioned}, which it lacks")
+
+
+
+@pytest.mark.parametrize(("path", "option", "says"), [
+    (("evaluate",), "--target-accuracy", "with 95% confidence over the calibration sample"),
+    (("compare",), "--target-accuracy", "with 95% confidence over the calibration rows"),
+    (("finetune",), "--target-accuracy", "at --level confidence"),
+    (("score",), "--decision-rule", "at most alpha of all items, on average over calibration samples"),
+])
+def test_help_states_a_guarantee_as_it_holds(path, option, says):
+    """A certified threshold holds at a confidence level, and the set rule's bound on average: never plainly."""
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=400)
+    text = " ".join(result.output.replace("│", " ").split())
+    assert option in text and says in text

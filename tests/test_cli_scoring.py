@@ -79,3 +79,29 @@ def test_every_command_has_help_with_an_example():
             names.append(sub_name)
             assert "Example" in (sub.help or ""), f"{name} {sub_name} --help has no example"
     assert {"next-token", "classify", "score", "evaluate", "demo", "models"} <= set(names)
+
+
+def test_models_never_cuts_a_name_or_an_install_command():
+    # piped output is 80 columns wide; names and package lists used to end in "…" there
+    import importlib.util
+
+    from confidently.models.registry import REGISTRY
+
+    out = run("models").stdout
+    assert "…" not in out
+    for spec in REGISTRY.values():
+        assert spec.name in out
+        installed = all(importlib.util.find_spec(p.replace("-", "_")) is not None for p in spec.packages)
+        assert (f"to install {spec.name}: {spec.install_hint}\n" in out) != installed
+
+
+def test_a_text_is_echoed_as_data_never_as_markup_and_cut_when_long(tiny_model_dir):
+    # "[/x]" raised rich's MarkupError (a traceback); "[red]...[/red]" vanished from the echo
+    out = run("classify", "great [/x] movie [red]really[/red]", "--model", tiny_model_dir, "-k", "3").stdout
+    assert "'great [/x] movie [red]really[/red]' →" in " ".join(out.split())
+    out = run("next-token", "[/INST] hi", "--model", tiny_model_dir, "--top-k", "2").stdout
+    assert "[/INST] hi" in out
+    # a long document is echoed cut, with its length, so the answer stays on the screen
+    text = "This film was great. " * 500
+    out = run("classify", text, "--model", tiny_model_dir, "-k", "0").stdout
+    assert f"… ({len(text):,} characters)" in " ".join(out.split()) and out.count("This film was great.") < 30

@@ -102,15 +102,41 @@ def test_option_combinations_and_formats_are_checked_before_the_model_loads(tmp_
                               "unknown output format '.xlsx'", ".parquet")
     assert "no-such-model" not in line
     assert_usage_error(confidently("evaluate", "--model", "no-such-model"), "give --data, or both")
+    # --data with a split file used to ignore the split file (or both of them) silently
+    assert_usage_error(confidently("evaluate", "--data", data, "--calibration-data", data, "--model", "no-such-model"),
+                       "give --data (split here), or --calibration-data and --test-data, not both")
+    assert_usage_error(confidently("evaluate", "--data", data, "--calibration-data", data, "--test-data", data,
+                                   "--model", "no-such-model"), "not both")
     assert_usage_error(confidently("classify", "hi", "--adapter", tmp_path / "none", "--model", "no-such-model"),
                        "--adapter", "not a folder")
     assert not list(tmp_path.glob("o.*"))
+
+
+def test_an_unknown_calibration_method_is_refused_before_anything_is_scored(tmp_path):
+    # it used to be skipped silently after scoring, with a note only in report.html
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "fine", "label": "positive"}\n')
+    run = tmp_path / "run"
+    assert_usage_error(confidently("evaluate", "--data", data, "--out", run, "--methods", "platt,isotonc",
+                                   "--model", "no-such-model"), "--methods", "unknown calibration method 'isotonc'",
+                       "platt, isotonic")
+    assert_usage_error(confidently("evaluate", "--data", data, "--out", run, "--methods", "batch+plat"),
+                       "'plat' in 'batch+plat'")
+    assert_usage_error(confidently("evaluate", "--data", data, "--out", run, "--methods", ","),
+                       "at least one calibration method")
+    assert not run.exists()
 
 
 def test_runtime_errors_stay_exit_1_and_one_line(tmp_path):
     result = confidently("classify", "hello", "--model", "no-such-model")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: unknown model 'no-such-model'")
+
+
+def test_a_model_name_in_brackets_is_one_line_not_a_markup_traceback():
+    result = confidently("classify", "hi", "--model", "[/x]")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "MarkupError" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: cannot load model '[/x]'")
 
 
 def test_help_still_exits_0():
@@ -178,3 +204,19 @@ def test_a_bundle_fitted_through_an_engine_used_locally_says_to_score_through_th
 ])
 def test_server_options_are_checked_before_anything_loads_or_connects(args, expected):
     assert_usage_error(confidently(*args), *expected)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--calibration-fraction", "0.99"], "the test split has no rows (--calibration-fraction 0.99 of the 40 rows of"),
+    (["--calibration-fraction", "0.02"], "the calibration split has 1 row (--calibration-fraction 0.02 of the 40 rows"),
+], ids=["no test rows", "one calibration row"])
+def test_splits_evaluate_cannot_use_are_refused_before_the_model_loads(tmp_path, args, expected):
+    # they used to be scored first, then fail with "probs has no rows" or a message about class-conditional sets
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(f'{{"text": "text {i}", "label": "{("negative", "positive")[i % 2]}"}}\n'
+                            for i in range(40)))
+    result = confidently("evaluate", "--data", data, *args, "--model", "no-such-model", "--out", tmp_path / "run")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "no-such-model" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {expected}"), line
+    assert "--calibration-fraction or label more data" in line and not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@ versions written beside the original, never over it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -105,6 +106,23 @@ def test_too_few_labels_keep_the_old(folder, tmp_path):
     assert not result.adopted
     assert result.describe() == ("kept version 1: too few reviewed labels: 30, of which 9 would be held out; "
                                  "need 20 held out (about 67 labels)")
+
+
+def test_labels_for_texts_never_queued_are_left_out_and_counted(folder, tmp_path):
+    # the server takes a label for any logged text (200), so the report must say why fewer were used
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 30, sharpness=0.1, seed=4)
+        store.record("automated", "support", "v1", [
+            LoggedText(position=i, label="positive", confidence=0.95, decision="automate",
+                       probs={"negative": 0.05, "positive": 0.95}, queue=None, text=None) for i in range(13)])
+        for i in range(13):
+            store.label("automated", i, "negative", reviewer="ann")
+        result = recalibrate(folder, store, adapter="support")
+    assert result.report["n_feedback"] == 30 and result.report["n_feedback_not_queued"] == 13
+    assert result.describe() == ("kept version 1: too few reviewed labels: 30, of which 9 would be held out; "
+                                 "need 20 held out (about 67 labels) (13 labels for texts the server did not "
+                                 "queue for review or audit left out: texts chosen by whoever sent them could "
+                                 "bias the calibrator)")
 
 
 def test_a_tampered_version_is_refused(folder, tmp_path):
@@ -260,3 +278,113 @@ def test_calibration_rows_keep_truncation_flags_and_refuse_malformed_ones():
         CalibrationRows.from_dict({key: value for key, value in data.items() if key != "truncated"})
     with pytest.raises(ArtifactError, match="format_version 3 is not supported"):
         CalibrationRows.from_dict({**data, "format_version": 3})
+
+
+def sets_bundle(out, *, rule: str, condition_on: str | None, scorer=None):
+    """The ``folder`` fixture's bundle, also carrying prediction sets (fitted on its calibrated rows) and
+    deciding by ``rule``; with ``scorer`` when given."""
+    from confidently.bundle.bundle import CONFORMAL_FILE
+    from confidently.decision.conformal import ConformalPredictor
+
+    rng = np.random.default_rng(0)
+    probs, y = draw(600, rng, sharpness=1.0)
+    groups = np.where(rng.random(600) < 0.5, "books", "films")
+    calibrator = TemperatureCalibrator().fit(probs, y)
+    sets = ConformalPredictor(0.2, condition_on=condition_on, group_column="domain" if condition_on == "group"
+                              else None).fit(calibrator.predict_proba(probs), y,
+                                             groups=groups if condition_on == "group" else None)
+    write_bundle(out, model=MODEL, task=SENTIMENT, chat=None, calibrator=calibrator,
+                 policy=DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test", level=0.95),
+                 fitted_on={"rows_sha256": "0" * 64, "n_rows": 600}, scorer=scorer, metadata={"decision_rule": rule},
+                 extra_json={CALIBRATION_ROWS_FILE: CalibrationRows(LABELS, probs, y, rng.beta(1, 30, 600)).to_dict(),
+                             CONFORMAL_FILE: sets.to_dict()})
+    return sets
+
+
+def test_a_new_version_keeps_the_decision_rule_and_scorer_with_sets_refitted_for_its_calibrator(tmp_path):
+    from confidently.scorers.spec import ScorerSpec
+
+    scorer = ScorerSpec.make("verbalized")
+    old_sets = sets_bundle(tmp_path / "support", rule="prediction_set", condition_on="class", scorer=scorer)
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        result = recalibrate(tmp_path / "support", store, adapter="support")
+    assert result.adopted
+    version = read_bundle(result.folder)
+    assert version.decision_rule == "prediction_set" and version.scorer == scorer
+    sets = version.prediction_sets
+    assert (sets.alpha, sets.score, sets.condition_on) == (old_sets.alpha, old_sets.score, "class")
+    assert sets.counts_ == old_sets.counts_  # the same calibration rows, scored by the new calibrator out of fold
+    assert sets.quantiles_ != old_sets.quantiles_
+    assert "refitted" in result.report["prediction_sets"] and result.report["decision_rule"] == "prediction_set"
+    assert "single-label prediction sets" in version.extras["reference.json"]["decided_by"]
+
+
+def test_sets_per_slice_that_cannot_be_refitted_keep_the_old_version_when_they_decide(tmp_path):
+    sets_bundle(tmp_path / "support", rule="prediction_set", condition_on="group")
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        result = recalibrate(tmp_path / "support", store, adapter="support")
+    assert not result.adopted and not (tmp_path / "support" / "versions").exists()
+    assert "fitted per domain, which the calibration rows do not record" in result.describe()
+
+
+def test_sets_per_slice_are_left_out_of_a_version_decided_by_its_threshold(tmp_path):
+    sets_bundle(tmp_path / "support", rule="threshold", condition_on="group")
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        result = recalibrate(tmp_path / "support", store, adapter="support")
+    version = read_bundle(result.folder)
+    assert result.adopted and version.decision_rule == "threshold" and version.prediction_sets is None
+    assert result.report["prediction_sets"].startswith("left out: fitted per domain")
+    from types import SimpleNamespace
+
+    from confidently.decision.calibrated import CalibratedClassifier
+
+    applied = CalibratedClassifier.from_bundle(SimpleNamespace(labels=LABELS), version, checked=False)
+    assert applied.bundle is version and "could not refit its bundle's sets" in applied.sets_note
+
+
+def test_versions_left_from_an_earlier_bundle_in_the_folder_are_refused_not_applied(folder, tmp_path):
+    """Re-running evaluate into a folder that holds versions recalibrated from its earlier bundle: the stale
+    newest version must not decide for the new bundle (serve, classify, score and recalibrate read it)."""
+    from confidently.errors import ArtifactError
+
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        assert recalibrate(folder, store, adapter="support").version == 2
+        fill(store, 300, sharpness=0.1, seed=2)
+        assert recalibrate(folder, store, adapter="support").version == 3
+    assert latest_version(folder).number == 3  # an intact chain: v3 from v2 from the folder's bundle
+    old = read_bundle(folder)
+    write_bundle(folder, model=MODEL, task=SENTIMENT, chat=None, calibrator=old.calibrator,
+                 policy=DecisionPolicy(threshold=0.9, target_accuracy=0.9, certified=True, method="new", level=0.95),
+                 fitted_on={"rows_sha256": "1" * 64, "n_rows": 600},
+                 extra_json={name: old.extras[name] for name in (CALIBRATION_ROWS_FILE, CANARY_FILE)})
+    with pytest.raises(ArtifactError, match="v2 was recalibrated from another bundle than .* holds now"):
+        latest_version(folder)
+
+
+def test_evaluate_into_a_folder_with_versions_says_they_are_now_refused(tiny_model_dir, tmp_path):
+    from confidently.bundle.versions import write_version
+    from confidently.data import generate_sentiment, split_dataset, stratified_sample
+    from confidently.errors import ArtifactError
+    from confidently.scoring.classifier import Classifier
+    from confidently.workflows.evaluation import EvaluationConfig
+    from confidently.workflows.pipeline import run_evaluate
+
+    splits = split_dataset(generate_sentiment(200, seed=5), seed=5)
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(40,), budget_repeats=1, n_resamples=20)
+    clf = Classifier(model=str(tiny_model_dir), dtype="float32")
+    test = stratified_sample(splits.test, 20, seed=5)
+    run_evaluate(clf, splits.calibration, test, tmp_path, config=config, progress=False)
+    first = read_bundle(tmp_path)
+    write_version(first, 2, calibrator=first.calibrator, policy=first.policy, fitted_on={
+        "rows_sha256": "0" * 64, "n_rows": 1, "parent_version": 1, "parent_manifest_sha256": first.manifest_sha256})
+    assert latest_version(tmp_path).number == 2
+    again = run_evaluate(clf, splits.calibration, test, tmp_path, config=dataclasses.replace(config, alpha=0.2),
+                         progress=False)
+    assert any("holds versions recalibrated from the bundle this run replaced" in note
+               for note in again.evaluation.notes)
+    with pytest.raises(ArtifactError, match="recalibrated from another bundle"):
+        latest_version(tmp_path)

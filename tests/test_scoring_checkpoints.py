@@ -128,3 +128,17 @@ def test_the_cli_reports_a_damaged_checkpoint_in_one_line(tiny_model_dir, data, 
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith(f"error: {partial / 'manifest.json'}: unreadable")
     assert "delete that folder to start over" in result.stderr
+
+
+def test_a_left_over_checkpoint_without_resume_is_refused_before_the_model_loads(data, tmp_path):
+    # a model that does not exist: reaching the model would name it instead of the checkpoint
+    out = tmp_path / "scores.parquet"
+    partial = tmp_path / "scores.parquet.partial"
+    partial.mkdir()
+    (partial / "manifest.json").write_text('{"chunks": []}')
+    result = subprocess.run([str(Path(sys.executable).with_name("confidently")), "score", str(data), "--out", str(out),
+                             "--model", "no-such-model"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "no-such-model" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"error: {partial} holds rows from an earlier run: pass --resume to "
+                                              "continue it, or delete it to start over")
+    assert (partial / "manifest.json").exists()

@@ -34,6 +34,9 @@ def test_task_round_trips_through_dict(tmp_path):
     assert get_task(str(path)) == SENTIMENT
     with pytest.raises(TaskError, match="unknown task"):
         get_task("nope")
+    # a task file name that does not exist says so, instead of "unknown task 'x.json': use ... a task .json file"
+    with pytest.raises(TaskError, match=r"urgency\.json: no such task file$"):
+        get_task(str(tmp_path / "urgency.json"))
 
 
 def test_verbalizer_counts_every_variant_and_nothing_else():

@@ -171,10 +171,42 @@ def test_compare_counts_the_shipped_bundle_as_applied_truncated_rows_reviewed():
     from confidently.tasks.task import SENTIMENT
     from confidently.workflows.comparison import CompareConfig, _shipped
 
-    bundle = SimpleNamespace(task=SENTIMENT, calibrator=None, policy=AUTOMATE_ALL)
+    bundle = SimpleNamespace(task=SENTIMENT, calibrator=None, policy=AUTOMATE_ALL, prediction_sets=None,
+                             decision_rule="threshold")
     test = Scores(LABELS, np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3]]), np.zeros(3), np.array([False, True, False]))
     shipped = _shipped(bundle, test, np.array([1, 1, 0]), CompareConfig(n_resamples=20))
     assert (shipped["n_automated"], shipped["coverage"]) == (2, pytest.approx(2 / 3))
+
+
+def test_compare_decides_the_shipped_adapter_by_its_own_rule_the_prediction_sets():
+    from types import SimpleNamespace
+
+    from confidently.tasks.task import SENTIMENT
+    from confidently.workflows.comparison import CompareConfig, _shipped
+
+    sets = fitted_sets()  # LAC: keeps every label of probability >= 0.31
+    bundle = SimpleNamespace(task=SENTIMENT, calibrator=None, policy=AUTOMATE_ALL, prediction_sets=sets,
+                             decision_rule="prediction_set")
+    probs = np.array([[0.1, 0.9], [0.5, 0.5], [0.45, 0.55], [0.7, 0.3]])
+    test = Scores(LABELS, probs, np.zeros(4), np.array([False, False, False, True]))
+    shipped = _shipped(bundle, test, np.array([1, 1, 0, 0]), CompareConfig(n_resamples=20))
+    # the threshold would automate the three whole texts; the set rule only the single-label set
+    assert shipped["n_automated"] == 1 and shipped["accuracy_automated"] == 1.0
+    assert shipped["decision_rule"] == "prediction_set" and shipped["guarantee"] == sets.decision_guarantee
+
+
+def test_compare_refuses_test_rows_without_the_column_the_adapter_decides_by():
+    from types import SimpleNamespace
+
+    from confidently.data import Dataset
+    from confidently.workflows.comparison import _set_groups
+
+    bundle = SimpleNamespace(prediction_sets=fitted_sets(condition_on="group", group_column="domain"),
+                             decision_rule="prediction_set")
+    rows = Dataset(["good", "bad"], ["positive", "negative"], columns={"domain": ["books", "films"]})
+    assert _set_groups(bundle, rows) == ["books", "films"]
+    with pytest.raises(DataError, match="fitted per domain, but the test rows have no 'domain' column"):
+        _set_groups(bundle, Dataset(["good", "bad"], ["positive", "negative"]))
 
 
 def _confident_rows(n: int, cut_share: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,6 +257,22 @@ def test_evaluate_certifies_and_measures_only_rows_it_would_automate():
         aware.projection.volume * aware.policy_on_test["n_automated"] / y_test.size)
     full = aware.budget[aware.budget["n_labels"] == y_cal.size]
     assert np.allclose(full["coverage"], (~test_cut).mean())
+
+
+def test_evaluate_measures_the_set_rule_with_its_truncated_rows_reviewed():
+    from confidently.workflows.evaluation import EvaluationConfig, evaluate_scores
+
+    cal_probs, y_cal, cal_cut = _confident_rows(600, 0.15, seed=3)
+    test_probs, y_test, test_cut = _confident_rows(400, 0.15, seed=4)
+    # alpha above the share of confidently wrong rows: every set holds the answer alone
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(300,), budget_repeats=1, n_resamples=20, alpha=0.2,
+                              decision_rule="prediction_set")
+    aware = evaluate_scores(cal_probs, y_cal, test_probs, y_test, labels=LABELS, truncated=(cal_cut, test_cut),
+                            config=config)
+    rule = aware.sets.rule_on_test
+    assert rule["n"] == y_test.size
+    assert rule["n_automated"] == int((~test_cut).sum())  # the cut rows, confidently wrong, go to review
+    assert rule["accuracy_automated"] == 1.0 and rule["automated_errors_share_of_all"] == 0.0
 
 
 def test_compare_rules_never_automate_truncated_rows():

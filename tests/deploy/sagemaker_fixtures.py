@@ -38,10 +38,10 @@ def description(kind: str, name: str, status: str | None, **extra) -> dict:
 
 def make_adapter(folder: Path, *, base_model: str = "qwen2.5-coder-0.5b-instruct", rank: int = 8,
                  weights_id: str = "a" * 64, calibrated: bool = True, threshold: float | None = 0.8,
-                 extra_json: dict | None = None) -> Path:
+                 extra_json: dict | None = None, metadata: dict | None = None) -> Path:
     """An adapter folder shaped like `confidently finetune`'s output: a calibration bundle around PEFT
     files (the weights are placeholder bytes). ``threshold=None`` is a policy that reviews everything;
-    ``extra_json`` adds payloads (a canary)."""
+    ``extra_json`` adds payloads (a canary); ``metadata`` manifest keys (a decision rule)."""
     from confidently.bundle.bundle import ADAPTER_CONFIG_FILE, WEIGHTS_FILE, ModelIdentity, write_bundle
     from confidently.calibration import PlattCalibrator
     from confidently.tasks.task import SENTIMENT
@@ -58,6 +58,6 @@ def make_adapter(folder: Path, *, base_model: str = "qwen2.5-coder-0.5b-instruct
                  chat=None, calibrator=calibrator, fitted_on={"rows_sha256": "0" * 64, "n_rows": 200},
                  policy=DecisionPolicy(threshold=threshold, target_accuracy=0.95, certified=threshold is not None,
                                        method="test"),
-                 extra_json=extra_json, extra_files={WEIGHTS_FILE: lambda path: path.write_bytes(b"placeholder weights " + folder.name.encode()),
+                 extra_json=extra_json, metadata=metadata, extra_files={WEIGHTS_FILE: lambda path: path.write_bytes(b"placeholder weights " + folder.name.encode()),
                               ADAPTER_CONFIG_FILE: lambda path: path.write_text(json.dumps(config))})
     return folder

@@ -96,3 +96,16 @@ def test_endpoint_errors_are_clear(aws, runner, settings, tmp_path):
     with pytest.raises(BackendError, match="AWS refused invoke_endpoint\\(reviews, component reviews-tone\\): "
                                            "ModelError: .*max_logprobs"):
         classify_remote(runner, settings, "reviews", "tone", ["x"], adapters_dir=tmp_path, tokenizer=None)
+
+
+def test_an_adapter_deciding_by_sets_per_slice_is_refused_before_any_request(aws, runner, settings, tmp_path):
+    from test_prediction_sets import fitted_sets
+
+    from confidently.bundle.bundle import CONFORMAL_FILE
+    from confidently.errors import ArtifactError
+
+    sets = fitted_sets(condition_on="group", group_column="domain")
+    make_adapter(tmp_path / "adapters" / "tone", calibrated=False, extra_json={CONFORMAL_FILE: sets.to_dict()},
+                 metadata={"decision_rule": "prediction_set"})
+    with pytest.raises(ArtifactError, match="fitted per domain, but a text sent to the endpoint carries no domain"):
+        classify_remote(runner, settings, "reviews", "tone", ["x"], adapters_dir=tmp_path / "adapters", tokenizer=None)

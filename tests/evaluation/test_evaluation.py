@@ -1,6 +1,7 @@
 """The calibration study on synthetic scores with a known miscalibration."""
 
 import dataclasses
+from html import escape
 import json
 import warnings
 
@@ -169,6 +170,20 @@ def test_written_files_agree(evaluation, tmp_path):
                                evaluation.methods[evaluation.best].calibrator.predict_proba(miscalibrated(50, 3)[0]))
 
 
+def test_summary_table_columns_match_their_values_for_a_binary_task(evaluation, tmp_path):
+    """A binary task has no classwise ECE: the summary's header must not name it, or every later value sits
+    under the wrong metric (AURC's column was left empty)."""
+    summary = write_evaluation(evaluation, tmp_path, title="t", metadata={})["summary"].read_text()
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    header, rows = table[0].strip("| ").split(" | "), [line.strip("| ").split(" | ") for line in table[1:]]
+    assert "classwise ECE (20 equal-width)" not in header
+    assert all(len(row) == len(header) for row in rows)
+    platt = next(row for row in rows if row[0] == "platt")
+    aurc = evaluation.methods["platt"].test["metrics"]["aurc"]["value"]
+    assert platt[header.index("AURC")].startswith(f"{aurc:.4f}")
+    assert "95% bootstrap interval" in summary and "bias-corrected" in summary
+
+
 def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
     from scipy.special import softmax
 
@@ -191,3 +206,72 @@ def test_three_classes_get_classwise_calibration_in_the_report(tmp_path):
     report = paths["report"].read_text()
     assert "Calibration of every class" in report and "per-class reliability on the test split" in report
     assert f"{classwise['dirichlet']:.4f}" in report
+
+
+def test_a_certified_threshold_that_automates_no_test_row_is_reported_not_a_crash(tmp_path):
+    """Every test row cut to fit (so reviewed): the threshold certified on calibration rows automates none of
+    them, and the report, summary and command line say so instead of formatting a missing accuracy."""
+    from types import SimpleNamespace
+
+    from confidently.cli.evaluate import _print_headline
+
+    rng = np.random.default_rng(0)
+    y_cal, y_test = rng.integers(0, 2, 600), rng.integers(0, 2, 50)
+    confident = lambda y: np.where(np.arange(2)[None, :] == y[:, None], 0.98, 0.02)  # noqa: E731
+    config = EvaluationConfig(methods=("platt",), budget_sizes=(300,), budget_repeats=1, n_resamples=20)
+    result = evaluate_scores(confident(y_cal), y_cal, confident(y_test), y_test, labels=("negative", "positive"),
+                             truncated=(np.zeros(600, bool), np.ones(50, bool)), config=config)
+    assert result.policy.threshold is not None and result.policy_on_test["n_automated"] == 0
+    paths = write_evaluation(result, tmp_path, title="t", metadata={})
+    assert "automated 0 of 50 (0.0%), so there is no accuracy to measure" in paths["summary"].read_text()
+    assert "automates 0 of 50 (0.0%)" in paths["report"].read_text()
+    _print_headline(SimpleNamespace(evaluation=result, paths={"report": paths["report"],
+                                                              "bundle": tmp_path / "manifest.json"}, scores=None), 0.0)
+
+
+def test_what_the_policy_automated_on_test_carries_its_exact_interval():
+    from confidently.report.evaluation import automated_text
+
+    text = automated_text({"n_automated": 40, "n": 100, "coverage": 0.4, "accuracy_automated": 0.95})
+    assert text.startswith("40 of 100 (40.0%) at 95.0% accuracy [")  # 38 of 40 right
+    low, high = (float(v.rstrip("%")) for v in text.split("[")[1].split(", exact")[0].split(", "))
+    assert 83.0 < low < 84.0 and 99.0 < high < 99.5
+
+
+def test_the_cost_view_projects_the_rule_the_bundle_decides_by(tmp_path):
+    cal, y_cal = miscalibrated(800, 0)
+    test, y_test = miscalibrated(600, 1)
+    config = dataclasses.replace(FAST, methods=("platt",), budget_sizes=(200,), budget_repeats=1)
+    by_threshold = evaluate_scores(cal, y_cal, test, y_test, labels=("negative", "positive"), config=config)
+    by_sets = evaluate_scores(cal, y_cal, test, y_test, labels=("negative", "positive"),
+                              config=dataclasses.replace(config, decision_rule="prediction_set"))
+    per_row = by_threshold.projection.volume / y_test.size
+    assert by_threshold.projection.automated[0] == pytest.approx(per_row * by_threshold.policy_on_test["n_automated"])
+    assert by_sets.sets.rule_on_test["n_automated"] != by_sets.policy_on_test["n_automated"]
+    assert by_sets.projection.automated[0] == pytest.approx(per_row * by_sets.sets.rule_on_test["n_automated"])
+    assert by_sets.headline()["projection"]["decided_by"] == "prediction_set"
+    summary = write_evaluation(by_sets, tmp_path, title="t", metadata={})["summary"].read_text()
+    assert "the bundle's rule (its prediction sets, automating single-label ones) automates" in summary
+    shipped = by_sets.sets.predictors[by_sets.sets.shipped]
+    assert (f"The bundle decides by its prediction sets, automating single-label ones; an automate decision "
+            f"promises: {shipped.decision_guarantee}.") in " ".join(summary.split())
+    html = write_evaluation(by_threshold, tmp_path / "t", title="t", metadata={})["report"].read_text()
+    assert escape(f"The bundle decides by its certified threshold; an automate decision promises: "
+                  f"{by_threshold.policy.guarantee}.") in " ".join(html.split())
+
+
+def test_the_command_line_gives_set_coverage_and_the_set_rule_with_n_and_interval(evaluation, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from confidently.cli.evaluate import _print_headline
+    from confidently.report.evaluation import automated_text
+
+    paths = write_evaluation(evaluation, tmp_path, title="t", metadata={})
+    _print_headline(SimpleNamespace(evaluation=evaluation, paths={"report": paths["report"],
+                                                                  "bundle": tmp_path / "manifest.json"}, scores=None), 0.0)
+    said = " ".join(capsys.readouterr().out.split())
+    shipped = evaluation.sets.coverage[evaluation.sets.shipped].set_index("part").loc["all"]
+    assert (f"{shipped['coverage']:.1%} [{shipped['coverage_low']:.1%}, {shipped['coverage_high']:.1%}, exact 95%] "
+            f"of the 600 test rows covered") in said
+    assert f"set rule (automate single-label sets): automates {automated_text(evaluation.sets.rule_on_test)}" in said
+    assert f"the bundle decides by: threshold; an automate decision promises: {evaluation.policy.guarantee}" in said

@@ -121,3 +121,15 @@ def test_changed_adapter_files_are_refused(backend, trained, separable, tmp_path
     (copy / "calibrator.json").write_text("{}")
     with pytest.raises(ArtifactError, match="calibrator.json changed since the bundle was written"):
         compare(separable(60, seed=8), copy, backend=backend, progress=False)
+
+
+def test_the_report_states_the_shipped_rule_its_guarantee_and_its_interval(comparison, tmp_path):
+    from html import escape
+
+    from confidently.report.evaluation import automated_text
+
+    html = write_comparison(comparison, tmp_path / "run")["report"].read_text()
+    shipped = comparison.shipped
+    assert shipped["decision_rule"] == "threshold" and shipped["guarantee"]
+    assert escape(f"the rule automates {automated_text({**shipped, 'n': comparison.y.size})} test rows") in html
+    assert escape(f"Guarantee: {shipped['guarantee']}") in html

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from confidently.cli.scoring import rule_text
 from confidently.data import save_dataset
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
@@ -34,25 +35,32 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     out = run("finetune", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--model", tiny_model_dir,
               "--out", adapter, "--max-steps", 20, *TINY).stdout
     assert "adapter:" in out and "trained 20/20 steps" in " ".join(out.split())
-    # the calibration ECEs say how they were computed and carry intervals (the split is small)
-    line = " ".join(out.split())
-    assert "(20 equal-width bins, bias-corrected, 95% bootstrap intervals, 1000 resamples)" in line
-    assert re.search(r"ECE raw [\d.]+ \[[\d.]+, [\d.]+\] → cross-fitted \(5 folds\) [\d.]+ \[[\d.]+, [\d.]+\]", line)
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert manifest["hyperparameters"]["max_steps"] == 20 and manifest["splits"]["calibration_source"] == "given"
+    # the small calibration and validation parts' figures say how they were computed and carry intervals
+    calibration = manifest["calibration"]
+    ece = calibration["ece_intervals"]["raw"]
+    assert ece["low"] <= ece["value"] <= ece["high"] and ece["sample_value"] == pytest.approx(calibration["ece_raw"])
+    flat = " ".join(out.split())
+    assert f"ECE raw {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]" in flat
+    assert "20 equal-width bins" in flat and "(exact 95% interval)" in flat
+    policy = json.loads((adapter / "policy.json").read_text())
+    assert f"decision rule: {rule_text('threshold', policy['threshold'])}; guarantee: {policy['guarantee']}" in (
+        " ".join(out.split()))
     out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out
-    # the printed headline names n, bins, how Platt was fitted and gives intervals
     line = " ".join(out.split())
-    assert re.search(r"raw accuracy on 45 test rows, base → fine-tuned \[95% CI\]: [\d.]+ \[[\d.]+, [\d.]+\] → "
-                     r"[\d.]+ \[[\d.]+, [\d.]+\]", line), line
-    assert re.search(r"ECE after Platt \(20 equal-width bins\) \[95% CI\]: [\d.]+ \[", line), line
-    assert "calibration: Platt and isotonic fitted on 45 calibration rows per model" in line, line
-    assert "intervals: 95% paired bootstrap, 50 resamples" in line
     assert re.search(r"automated certified at 95% \(Platt\): [\d.]+% → [\d.]+% \(Δ [+-][\d.]+% \[[+-][\d.]+%, "
                      r"[+-][\d.]+%\]\)", line), line
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # the console's headline says n, how the calibrators were fitted, and gives each figure its interval
+    flat = " ".join(out.split())
+    accuracy = metrics["metrics"]["base"]["raw"]["metrics"]["accuracy"]
+    assert "accuracy base → fine-tuned (n=45 test rows):" in flat and "ECE after Platt (20 equal-width bins):" in flat
+    assert f"{accuracy['value']:.3f} [{accuracy['ci_low']:.3f}, {accuracy['ci_high']:.3f}] →" in flat
+    assert f"calibration: {metrics['calibration']}" in flat and "calibration rows per model" in flat
+    assert "intervals: 95% paired bootstrap" in flat
     assert metrics["n_test"] == 45  # the test part of the same split: 15% of 300
     assert (tmp_path / "run" / "report.html").exists()
     summary = (tmp_path / "run" / "summary.md").read_text()

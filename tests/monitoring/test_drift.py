@@ -142,7 +142,7 @@ def test_live_accuracy_bounds_are_exact_clopper_pearson(correct, n):
     assert live.lower == pytest.approx(interval.low, abs=1e-9)
     assert live.upper == pytest.approx(interval.high, abs=1e-9)
     assert live.accuracy == correct / n
-    assert live.alarm == (live.lower < 0.9)
+    assert live.alarm == (live.upper < 0.9)
 
 
 def test_live_accuracy_status():
@@ -150,8 +150,25 @@ def test_live_accuracy_status():
     assert LiveAccuracy.from_counts(0, 0, target=0.9).lower is None
     few = LiveAccuracy.from_counts(5, 10, target=0.9)
     assert few.status == "too few audited texts" and not few.alarm
-    assert LiveAccuracy.from_counts(85, 100, target=0.9).status == "below target"
+    assert LiveAccuracy.from_counts(85, 100, target=0.9).status == "unconfirmed"
+    assert LiveAccuracy.from_counts(80, 100, target=0.9).status == "below target"
     assert LiveAccuracy.from_counts(100, 100, target=0.9).status == "ok"
     assert LiveAccuracy.from_counts(50, 100, target=None).status == "no target"
     assert "85 of" not in LiveAccuracy.from_counts(85, 100, target=0.9).describe()
     assert "0.850 on 100 audited texts" in LiveAccuracy.from_counts(85, 100, target=0.9).describe()
+
+
+def test_live_accuracy_alarms_on_evidence_of_a_miss_not_on_an_unconfirmed_target():
+    # 49 of 50 right: the lower bound (0.909) cannot confirm 95%, but nothing shows a miss either
+    unconfirmed = LiveAccuracy.from_counts(49, 50, target=0.95)
+    assert unconfirmed.status == "unconfirmed" and not unconfirmed.alarm
+    assert unconfirmed.lower < 0.95 <= unconfirmed.upper
+    assert unconfirmed.describe().endswith("unconfirmed: 0.95 lies between the bounds, so the audits neither confirm "
+                                           "the target nor show that automation misses it")
+    # 170 of 200 (85%): the upper bound is under 90%, the audits show automation misses it
+    missed = LiveAccuracy.from_counts(170, 200, target=0.9)
+    assert missed.status == "below target" and missed.alarm and missed.upper < 0.9
+    assert missed.describe().endswith(f"below target: the upper bound {missed.upper:.3f} is under 0.9")
+    confirmed = LiveAccuracy.from_counts(100, 100, target=0.9)
+    assert confirmed.status == "ok" and not confirmed.alarm
+    assert confirmed.describe().endswith(f"ok: the lower bound {confirmed.lower:.3f} reaches 0.9")

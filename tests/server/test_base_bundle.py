@@ -80,3 +80,45 @@ def test_a_new_version_of_the_base_bundle_is_applied_without_a_restart(tiny_back
         assert {r.decision for r in newer.classify(TEXTS)} == {"review"}  # no certified threshold: all reviewed
     finally:
         service.stop()
+
+
+def sets_bundle(folder, backend, *, rule: str):
+    """A base-model bundle carrying prediction sets fitted per ``domain``, deciding by ``rule``."""
+    from confidently.bundle.bundle import CONFORMAL_FILE
+    from test_prediction_sets import fitted_sets
+
+    sets = fitted_sets(condition_on="group", group_column="domain")
+    return write_bundle(folder, model=ModelIdentity("tiny", "transformers", backend.weights_id, "float32"),
+                        task=SENTIMENT, chat=None, calibrator=None, policy=POLICY,
+                        fitted_on={"rows_sha256": "0" * 64, "n_rows": len(TEXTS)}, metadata={"decision_rule": rule},
+                        extra_json={CONFORMAL_FILE: sets.to_dict()})
+
+
+def test_a_bundle_deciding_by_sets_per_slice_is_refused_at_start(tiny_backend, tiny_model_dir, tmp_path):
+    from confidently.errors import ArtifactError
+
+    sets_bundle(tmp_path / "run", tiny_backend, rule="prediction_set")
+    with pytest.raises(ArtifactError, match="fitted per domain, but a classify request carries no domain value"):
+        start(tiny_backend, tiny_model_dir, tmp_path / "run")
+
+
+def test_replies_promise_no_sets_they_cannot_carry(tiny_backend, tiny_model_dir, tmp_path):
+    import asyncio
+
+    from confidently.server.schemas import ClassifyRequest
+
+    sets_bundle(tmp_path / "run", tiny_backend, rule="threshold")
+    service = start(tiny_backend, tiny_model_dir, tmp_path / "run")
+    try:
+        _, reply = asyncio.run(service.score(ClassifyRequest(texts=TEXTS[:2])))
+    finally:
+        service.stop()
+    assert reply.decision_rule == "threshold" and reply.threshold == POLICY.threshold
+    assert [r.prediction_set for r in reply.results] == [None, None] and reply.set_guarantee is None
+
+
+def test_the_reply_schema_says_when_the_threshold_is_null():
+    from confidently.server.schemas import ClassifyResponse
+
+    said = ClassifyResponse.model_json_schema()["properties"]["threshold"]["description"]
+    assert "null when the prediction-set rule decides" in said

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confidently.bundle.bundle import Bundle, read_bundle, write_bundle
+from confidently.bundle.bundle import MANIFEST_FILE, Bundle, read_bundle, write_bundle
 from confidently.errors import ArtifactError
-from confidently.files import current_umask
+from confidently.files import current_umask, read_json, sha256_file
 
 VERSIONS_DIR = "versions"
 _VERSION_NAME = re.compile(r"^v([0-9]+)$")
@@ -58,8 +58,9 @@ def latest_version(folder: str | Path, root: Bundle | None = None) -> BundleVers
     Raises
     ------
     ArtifactError
-        The newest version's files are missing or changed (:func:`read_bundle`), or it was fitted for
-        another model or task than the folder's own bundle.
+        The newest version's files are missing or changed (:func:`read_bundle`), it was fitted for
+        another model or task than the folder's own bundle, or it descends from another bundle than
+        the folder's (versions left from a bundle written into the folder before this one).
     """
     numbers = version_numbers(folder)
     root = root if root is not None else read_bundle(folder)
@@ -68,7 +69,32 @@ def latest_version(folder: str | Path, root: Bundle | None = None) -> BundleVers
     bundle = read_bundle(Path(folder) / VERSIONS_DIR / f"v{numbers[-1]}")
     bundle.check_task(root.task, root.chat)
     bundle.check_model(root.model.weights_id, root.model.adapter_sha256, name=root.model.name)
+    _check_lineage(Path(folder), bundle, numbers[-1])
     return BundleVersion(numbers[-1], bundle)
+
+
+def _check_lineage(folder: Path, newest: Bundle, number: int) -> None:
+    """Refuse version ``number`` unless each version down to the folder's own bundle was recalibrated from
+    the one before, as recorded (``fitted_on.parent_manifest_sha256``; a version that records no parent is
+    taken as it is). Only manifests are read: each pins its bundle's other files."""
+    fitted_on, child = newest.fitted_on, number
+    while child > 1 and isinstance(fitted_on.get("parent_manifest_sha256"), str):
+        parent = fitted_on.get("parent_version", child - 1)
+        if not isinstance(parent, int) or isinstance(parent, bool) or not 1 <= parent < child:
+            raise ArtifactError(f"{folder / VERSIONS_DIR / f'v{child}'}: parent_version {parent!r} is not an earlier "
+                                "version")
+        where = folder if parent == 1 else folder / VERSIONS_DIR / f"v{parent}"
+        manifest = where / MANIFEST_FILE
+        if not manifest.is_file() or sha256_file(manifest) != fitted_on["parent_manifest_sha256"]:
+            raise ArtifactError(
+                f"{folder / VERSIONS_DIR / f'v{child}'} was recalibrated from another bundle than {where} holds now "
+                f"(a bundle written into {folder} after it): the versions under {folder / VERSIONS_DIR} are stale; "
+                "move them away, and recalibrate the new bundle if needed")
+        if parent == 1:
+            return
+        data = read_json(manifest)  # its hash matched what the child recorded, so it is the parent's own
+        fitted_on = data.get("fitted_on") if isinstance(data, dict) and isinstance(data.get("fitted_on"), dict) else {}
+        child = parent
 
 
 def write_version(root: Bundle, number: int, **bundle_fields: Any) -> BundleVersion:

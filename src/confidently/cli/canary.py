@@ -10,6 +10,7 @@ import typer
 
 from confidently.cli.app import app, console
 from confidently.cli.options import ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, JsonOpt, TokenizerOpt
+from confidently.cli.scoring import echo
 from confidently.errors import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def canary(
     else:
         console.print(f"{where}: {result.describe()}", highlight=False)
         if not result.passed:
-            console.print(f"largest change on: {result.worst_text!r}", highlight=False)
+            console.print(f"largest change on: {echo(result.worst_text)}", highlight=False)
     if not result.passed:
         raise CanaryFailedError(f"canary failed on {where}: max deviation {result.max_deviation:.4g} > tolerance "
                                 f"{result.tolerance:g}; the calibrator does not hold for this model")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from confidently.cli.app import app, console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+from confidently.cli.options import (DEFAULTS, AdapterModelOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      Certification, CertificationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt, MaxTextTokensOpt, ModelOpt,
                                      SamplesOpt, ScorerOpt, TaskOpt, TemperatureOpt, TokenizerOpt, build_classifier,
                                      scorer_spec)
@@ -24,10 +24,30 @@ CalibrationFractionOpt = Annotated[float, typer.Option(
     help="Share of --data used to calibrate; the rest is the test split.")]
 TextColumnOpt = Annotated[str, typer.Option(help="Column holding the text.")]
 LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.")]
-MethodsOpt = Annotated[str, typer.Option(help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
+
+
+def _known_methods(methods: str) -> str:
+    """Refuse an unknown calibrator name on the command line, before anything is scored (it used to be
+    skipped silently, with a note only in the report)."""
+    from confidently.calibration.registry import CALIBRATORS
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one calibration method, e.g. platt,isotonic")
+    for name in names:
+        if unknown := [step for step in name.split("+") if step not in CALIBRATORS]:
+            within = f" in {name!r}" if "+" in name else ""
+            raise typer.BadParameter(f"unknown calibration method {unknown[0]!r}{within}; choose from "
+                                     f"{', '.join(CALIBRATORS)} ('a+b' stacks a under b)")
+    return methods
+
+
+MethodsOpt = Annotated[str, typer.Option(callback=_known_methods,
+                                         help="Calibrators to compare, comma-separated ('a+b' stacks a under b).")]
 ReviewCostOpt = Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to human review.")]
 ErrorCostOpt = Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")]
-TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy the certified threshold must guarantee.")]
+TargetOpt = Annotated[float, typer.Option(min=0.5, max=1.0, help="Accuracy of automated predictions the threshold "
+                                          "is certified for, with 95% confidence over the calibration sample.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every split, subset, bootstrap and sampled answer.")]
 
 
@@ -57,32 +77,35 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import format_metric, projection_text
+    from confidently.report.evaluation import automated_text, deciding_guarantee, format_metric, projection_text
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
-    console.print(f"accuracy (test, n={h['n_test']}): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
+    cfg = result.evaluation.config
+    console.print(f"accuracy (test, n={h['n_test']}; value [95% bootstrap interval, {cfg.n_resamples} resamples]): "
+                  f"raw {format_metric(h['accuracy_raw'])} → {h['best_method']} "
                   f"{format_metric(h['accuracy_calibrated'])}")
-    console.print(f"ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
-                  f"{format_metric(h['ece_calibrated'])}")
+    console.print(f"ECE, {cfg.n_bins} equal-width bins, bias-corrected (test): raw {format_metric(h['ece_raw'])} → "
+                  f"{h['best_method']} {format_metric(h['ece_calibrated'])}")
     on_test = h["policy_on_test"]
     if result.evaluation.policy.threshold is None:
         console.print(f"certified threshold at {result.evaluation.config.target_accuracy:.0%} accuracy: none "
                       "(why: see the note below)")
     else:
         console.print(f"certified threshold {result.evaluation.policy.threshold:.2f} (chosen on calibration data): "
-                      f"automates {on_test['coverage']:.1%} of the test split at "
-                      f"{on_test['accuracy_automated']:.1%} accuracy")
+                      f"automates {automated_text(on_test)} test rows")
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
-    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} of the "
-                  f"test split covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
+    low, high = sets["coverage_on_test_exact_95"]
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} "
+                  f"[{low:.1%}, {high:.1%}, exact 95%] of the {sets['n_test']} test rows covered, "
+                  f"{sets['mean_set_size_on_test']:.2f} labels per set on average")
     rule = h["set_rule_on_test"]
-    accuracy = "-" if rule["accuracy_automated"] is None else f"{rule['accuracy_automated']:.1%}"
-    console.print(f"set rule (automate single-label sets): automates {rule['coverage']:.1%} of the test split at "
-                  f"{accuracy} accuracy; automated errors {rule['automated_errors_share_of_all']:.1%} of all rows")
-    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]")
+    console.print(f"set rule (automate single-label sets): automates {automated_text(rule)} test rows; automated "
+                  f"errors {rule['automated_errors_share_of_all']:.1%} of all rows")
+    console.print(f"the bundle decides by: [bold]{h['decision_rule']}[/]; an automate decision promises: "
+                  f"{deciding_guarantee(result.evaluation)}")
     for note in result.evaluation.notes:
         console.print(f"[yellow]note:[/] {note}")
     bundle = result.paths["bundle"].parent
@@ -104,14 +127,20 @@ def _load_splits(task, data, calibration_data, test_data, text_column, label_col
     """
     from confidently.data import load_dataset
     from confidently.tasks.task import get_task
-    from confidently.workflows.pipeline import split_for_evaluation
+    from confidently.workflows.pipeline import check_evaluation_splits, split_for_evaluation
 
     labels = get_task(task).label_names
     load = lambda path: load_dataset(path, text_column=text_column, label_column=label_column,  # noqa: E731
                                      labels=labels, require_labels=True)
     if calibration_data is not None and test_data is not None:
-        return load(calibration_data), load(test_data)
-    return split_for_evaluation(load(data), seed=seed, calibration_fraction=calibration_fraction)
+        calibration, test = load(calibration_data), load(test_data)
+        check_evaluation_splits(calibration, test, labels, how=f"{calibration_data} and {test_data}")
+        return calibration, test
+    full = load(data)
+    calibration, test = split_for_evaluation(full, seed=seed, calibration_fraction=calibration_fraction)
+    check_evaluation_splits(calibration, test, labels, fraction=calibration_fraction,
+                            how=f"--calibration-fraction {calibration_fraction:g} of the {len(full)} rows of {data}")
+    return calibration, test
 
 
 #: What the demo classifies with the bundle it has just fitted: clear, mixed and neutral sentences.
@@ -146,6 +175,10 @@ DEFAULT_METHODS = "platt,isotonic,temperature,histogram,beta,dirichlet,batch,bat
 def _require_data(data: Path | None, calibration_data: Path | None, test_data: Path | None) -> None:
     if data is None and (calibration_data is None or test_data is None):
         raise typer.BadParameter("give --data, or both --calibration-data and --test-data", param_hint="--data")
+    if data is not None and (calibration_data is not None or test_data is not None):
+        # one of them would be ignored without a word: --data is split only when no split files are given
+        raise typer.BadParameter("give --data (split here), or --calibration-data and --test-data, not both",
+                                 param_hint="--data")
 
 @app.command()
 def evaluate(
@@ -165,7 +198,7 @@ def evaluate(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     tokenizer: TokenizerOpt = None,
-    adapter: AdapterOpt = None,
+    adapter: AdapterModelOpt = None,
     methods: MethodsOpt = DEFAULT_METHODS,
     review_cost: ReviewCostOpt = 1.0,
     error_cost: ErrorCostOpt = 10.0,
@@ -315,6 +348,7 @@ def demo(
 
     Example: `confidently demo --out runs/demo` (add `--finetune --finetune-steps 200` for the LoRA stage)
     """
+    from confidently.bundle.bundle import read_bundle
     from confidently.cli.scoring import print_classification, print_next_token
     from confidently.decision.calibrated import CalibratedClassifier
     from confidently.workflows.pipeline import run_demo
@@ -335,7 +369,8 @@ def demo(
     _print_headline(result, started)
     if "compare_report" in result.paths:
         console.print(f"[bold]base vs fine-tuned:[/] {result.paths['compare_report'].resolve()}")
-    print_calibrated_examples(CalibratedClassifier(clf, bundle=result.paths["bundle"].parent))
+    # the bundle just written, as the table says (not a recalibrated version the folder may hold)
+    print_calibrated_examples(CalibratedClassifier(clf, bundle=read_bundle(result.paths["bundle"].parent)))
 
 
 @app.command("compare-scorers")

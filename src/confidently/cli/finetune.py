@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, Certification, CertificationOpt, DecisionRule, DeviceOpt, DtypeOpt,
@@ -124,7 +125,7 @@ def finetune(
     if split_seed is not None:
         splits = _split(train, split_seed, fractions)
         train, calibration = splits.train, calibration if calibration is not None else splits.calibration
-    err_console.print(f"[dim]loading {model}…[/]")
+    err_console.print(f"[dim]loading {escape(model)}…[/]")
     result = run(train, out, config, calibration=calibration, resume=resume)
     validation, calibrated = result.manifest["validation"], result.manifest["calibration"]
     console.print(f"[bold]adapter:[/] {result.path.resolve()}")
@@ -132,16 +133,43 @@ def finetune(
                   f"({'stopped early, ' if validation['stopped_early'] else ''}best at step {validation['best_step']}) "
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
-                  f"accuracy {validation.get('accuracy', float('nan')):.4f}")
-    raw_ece, fitted_ece = calibrated["ece_raw"], calibrated["ece_cross_fitted"]
-    console.print(f"calibration (n={calibrated['n']}, {calibrated['method']}): ECE raw {_with_interval(raw_ece)} → "
-                  f"cross-fitted ({calibrated['cross_fitting_folds']} folds) {_with_interval(fitted_ece)} "
-                  f"({calibrated['ece_bins']} equal-width bins, bias-corrected, 95% "
-                  f"bootstrap intervals, {raw_ece['n_resamples']} resamples); policy: {calibrated['certificate']['reason']}")
+                  f"accuracy {validation.get('accuracy', float('nan')):.4f}{_accuracy_interval(validation)}")
+    ece = calibrated["ece_intervals"]
+    console.print(f"calibration ({calibrated['method']}): ECE raw {_ece_text(ece['raw'])} → cross-fitted "
+                  f"{_ece_text(ece['cross_fitted'])} ({ece['raw']['how']}); policy: "
+                  f"{calibrated['certificate']['reason']}")
+    console.print(_decision_line(result.path))
 
 
-def _with_interval(result: dict) -> str:
-    return f"{result['value']:.4f} [{result['ci_low']:.4f}, {result['ci_high']:.4f}]"
+def _accuracy_interval(validation: dict) -> str:
+    """The validation accuracy's exact 95% interval: the validation part is a small carve-out of the data."""
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    n, accuracy = validation.get("n"), validation.get("accuracy")
+    if not n or accuracy is None:
+        return ""
+    low, high = clopper_pearson_interval(round(accuracy * n), n)
+    return f" [{low:.4f}, {high:.4f}] (exact 95% interval)"
+
+
+def _ece_text(ece: dict) -> str:
+    return f"{ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]"
+
+
+def _decision_line(folder: Path) -> str:
+    """How the adapter's bundle decides, and what that promises, as :func:`~confidently.decision.decisions.decide`
+    states it for every answer."""
+    import numpy as np
+
+    from confidently.bundle.bundle import read_bundle
+    from confidently.cli.scoring import rule_text
+    from confidently.decision.decisions import decide
+
+    bundle = read_bundle(folder)
+    labels = bundle.task.label_names
+    rule = decide(np.zeros((0, len(labels))), labels=labels, policy=bundle.policy,
+                  prediction_sets=bundle.prediction_sets, rule=bundle.decision_rule)
+    return f"decision rule: {rule_text(rule.decided_by, rule.threshold)}; guarantee: {rule.guarantee}"
 
 
 @app.command()
@@ -162,7 +190,9 @@ def compare(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass.")] = 16,
     n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Bootstrap resamples per interval.")] = 1000,
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", min=0.5, max=1.0,
-                                                   help="Accuracy the certified thresholds must guarantee.")] = 0.95,
+                                                   help="Accuracy of automated predictions each model's threshold is "
+                                                        "certified for, with 95% confidence over the calibration "
+                                                        "rows.")] = 0.95,
     certification: CertificationOpt = Certification.fallback,
     review_cost: Annotated[float, typer.Option(min=0, help="Cost of sending one prediction to review.")] = 1.0,
     error_cost: Annotated[float, typer.Option(min=0, help="Cost of one automated mistake.")] = 10.0,
@@ -189,7 +219,7 @@ def compare(
     from confidently.workflows.comparison import CompareConfig, compare as run
     from confidently.finetune.report import write_comparison
     from confidently.bundle.bundle import read_bundle
-    from confidently.finetune.report import headline_cards
+    from confidently.finetune.report import headline_cards, how_lines
     from confidently.finetune.run import torch_threads
 
     bundle = read_bundle(adapter)  # every file's hash, before anything loads
@@ -200,7 +230,7 @@ def compare(
         splits = _split(test, split_seed, fractions)
         test, calibration = splits.test, calibration if calibration is not None else splits.calibration
     base = model or bundle.model.name
-    err_console.print(f"[dim]loading {base}…[/]")
+    err_console.print(f"[dim]loading {escape(str(base))}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
     with torch_threads(threads):
         result = run(test, adapter, backend=backend, calibration=calibration, cache_dir=out / "score-cache",
@@ -213,7 +243,8 @@ def compare(
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")
     for name, value in headline_cards(result).items():
         console.print(f"{name}: {value}")
-    console.print(f"calibration: {result.calibration_source}; intervals: 95% paired bootstrap, {n_resamples} resamples")
+    for line in how_lines(result):
+        console.print(line)
     if calibration is None:
         console.print("no threshold is certified without calibration rows: give --calibration-data (e.g. the rows "
                       "finetune calibrated on) or --split-seed; the decisions above use a fixed threshold")

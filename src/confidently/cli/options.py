@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from confidently.defaults import DEFAULT_BATCH_SIZE, FALLBACK, FIXED_SEQUENCE
 from confidently.models.registry import DEFAULT_MODEL
@@ -42,6 +43,10 @@ ApiKeyOpt = Annotated[Optional[str], typer.Option(
 AdapterOpt = Annotated[Optional[Path], typer.Option(
     "--adapter", help="A LoRA adapter folder made by `finetune` (its hashes are checked; its own calibrator and "
                       "policy apply unless --calibration is given; --model and --task default to its own).")]
+#: --adapter where no calibration applies (next-token) or a new one is fitted (evaluate).
+AdapterModelOpt = Annotated[Optional[Path], typer.Option(
+    "--adapter", help="A LoRA adapter folder made by `finetune`, applied to its base model (its hashes are checked; "
+                      "--model and --task default to its own).")]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration bundle: the run folder of `confidently evaluate` (or an adapter folder). "
                           "Answers become calibrated with an automate/review decision; --model and --task default "
@@ -71,8 +76,9 @@ class DecisionRule(str, Enum):
 DecisionRuleOpt = Annotated[Optional[DecisionRule], typer.Option(
     "--decision-rule", show_default=False,
     help="What decides automate or review: the policy's certified confidence threshold, or `prediction_set`: "
-         "automate when the conformal prediction set holds only the answer (wrong automated answers then stay "
-         "below alpha of all items). [default: the bundle's; evaluate and finetune: threshold]")]
+         "automate when the conformal prediction set holds only the answer (wrong automated answers are then at "
+         "most alpha of all items, on average over calibration samples). [default: the bundle's; evaluate and "
+         "finetune: threshold]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MaxTextTokensOpt = Annotated[Optional[int], typer.Option(
     "--max-text-tokens", min=8, show_default=False,
@@ -142,7 +148,7 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     if adapter is not None:
         options["adapter"] = str(adapter)
     if not quiet:
-        err_console.print(f"[dim]loading {model} ({backend})…[/]")
+        err_console.print(f"[dim]loading {escape(str(model))} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
                       max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=scorer, **options)
 
@@ -169,13 +175,19 @@ def check_folder(folder: Path | None, option: str) -> None:
 
 
 def read_calibration(folder: Path | None, option: str = "--calibration") -> Bundle | None:
-    """The calibration bundle in ``folder`` (hashes checked), or None; read before any model loads."""
+    """The calibration bundle in ``folder`` at its newest recalibrated version, the one ``serve`` applies
+    (hashes checked), or None; read before any model loads."""
     if folder is None:
         return None
     check_folder(folder, option)
-    from confidently.bundle.bundle import read_bundle
+    from confidently.bundle.versions import latest_version
+    from confidently.cli.app import err_console
 
-    return read_bundle(folder)
+    newest = latest_version(folder)
+    if newest.number > 1:
+        err_console.print(f"[dim]applying version {newest.number} of {folder} ({newest.bundle.folder}), the "
+                          "newest, as serve does[/]")
+    return newest.bundle
 
 
 def check_bundle_backend(bundle: Bundle, folder: Path, backend: str) -> None:

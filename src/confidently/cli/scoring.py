@@ -7,18 +7,33 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from confidently.cli.app import app, console, err_console
-from confidently.cli.options import (DEFAULTS, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
+from confidently.cli.options import (DEFAULTS, AdapterModelOpt, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      CalibrationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
                                      ModelOpt, TaskOpt, TokenizerOpt, build_calibrated,
                                      build_classifier, check_url)
 
 
 def visible(token: str) -> str:
-    """A token quoted with its whitespace made visible (the original write-up's table style)."""
-    return json.dumps(token, ensure_ascii=False).replace(" ", "␣")
+    """A token quoted with its whitespace made visible (the original write-up's table style), for the console:
+    a token such as ``[/INST]`` is shown, never read as Rich markup."""
+    return escape(json.dumps(token, ensure_ascii=False).replace(" ", "␣"))
+
+
+#: Characters of a text or prompt the console echoes before the answer; the rest is counted, not shown.
+ECHO_CHARS = 300
+
+
+def echo(text: str) -> str:
+    """A text or prompt as the console echoes it: quoted, cut after :data:`ECHO_CHARS` characters so a long
+    document does not push the answer off the screen, and escaped, since text is data and never Rich markup
+    (``[/x]`` raised an error; ``[red]`` vanished from the echo)."""
+    if len(text) <= ECHO_CHARS:
+        return escape(repr(text))
+    return escape(repr(text[:ECHO_CHARS])) + f" … ({len(text):,} characters)"
 
 
 def output_format(path: Path) -> Path:
@@ -45,7 +60,7 @@ def next_token(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     tokenizer: TokenizerOpt = None,
-    adapter: AdapterOpt = None,
+    adapter: AdapterModelOpt = None,
     as_json: JsonOpt = False,
     max_text_chars: MaxTextCharsOpt = None,
 ) -> None:
@@ -65,7 +80,7 @@ def next_token(
 
 def print_next_token(tokens, prompt: str, model: str) -> None:
     """The original write-up's table: rank, quoted token, log-prob, probability, percent."""
-    table = Table(title=f"next token after {prompt!r} ({model})")
+    table = Table(title=f"next token after {echo(prompt)} ({model})")
     for column, justify in (("rank", "right"), ("token", "left"), ("log-prob", "right"),
                             ("probability", "right"), ("percent", "right")):
         table.add_column(column, justify=justify)
@@ -146,7 +161,7 @@ def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: in
         console.print_json(reply.model_dump_json())
         return
     result = reply.results[0]
-    console.print(f"[bold]{text!r}[/] →")
+    console.print(f"[bold]{echo(text)}[/] →")
     console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, reply.threshold,
                               reply.guarantee, decided_by=reply.decision_rule))
     if result.calibrated or result.prediction_set is not None:
@@ -166,7 +181,7 @@ def classify_on_server(server: str, text: str, *, adapter: str | None, top_k: in
     table.add_row("(other mass)", f"{result.other_mass:.6f}", "")
     console.print(table)
     if result.top_tokens:
-        console.print("top tokens: " + ", ".join(f"{json.dumps(t.token)} {t.prob:.4f}" for t in result.top_tokens))
+        console.print("top tokens: " + ", ".join(f"{visible(t.token)} {t.prob:.4f}" for t in result.top_tokens))
 
 
 def answer_line(label: str, confidence: float, calibrated: bool, decision: str | None, threshold: float | None,
@@ -174,7 +189,7 @@ def answer_line(label: str, confidence: float, calibrated: bool, decision: str |
     """The answer every command prints: label, confidence (saying whether it is calibrated), the decision
     with the rule it came from (the threshold, or the prediction set), and what that rule guarantees."""
     kind = "calibrated" if calibrated else "uncalibrated: share of label mass"
-    line = f"[bold]{label}[/]  confidence {confidence:.4f} ({kind})"
+    line = f"[bold]{escape(label)}[/]  confidence {confidence:.4f} ({kind})"
     if decision is not None:
         line += (f"  decision: [bold]{decision}[/] ({rule_text(decided_by, threshold)})"
                  + (f"\n[dim]guarantee: {guarantee}[/]" if guarantee else ""))
@@ -194,7 +209,7 @@ def set_line(prediction_set: list[str] | None, set_guarantee: str | None, note: 
 def print_classification(labels, result, *, sets_note: str | None = None) -> None:
     """The answer and decision, its prediction set, the raw answer beside it, class masses with their top
     variants, top tokens (``sets_note``: why there is no prediction set, when there is none)."""
-    console.print(f"[bold]{result.text!r}[/] →")
+    console.print(f"[bold]{echo(result.text)}[/] →")
     console.print(answer_line(result.label, result.confidence, result.calibrated, result.decision, result.threshold,
                               result.guarantee, decided_by=result.decided_by))
     if result.calibrated or result.prediction_set is not None or sets_note:
@@ -264,12 +279,13 @@ def score(
     """
     from confidently.data import load_dataset
     from confidently.output_lock import hold_output
-    from confidently.workflows.score_file import score_file
+    from confidently.workflows.score_file import check_unfinished, score_file
 
     rows = []
 
-    def read_input(task) -> None:  # before the model loads: a wrong column or a bad row costs no load
+    def read_input(task) -> None:  # before the model loads: a wrong column, a bad row or a left-over run costs no load
         rows.append(load_dataset(input, text_column=text_column, label_column=label_column, labels=task.label_names))
+        check_unfinished(out, resume)
 
     with hold_output(out):  # before the model loads: a second run for the same --out fails at once
         calibrated = build_calibrated(ctx, model=model, task=task, backend=backend, calibration=calibration,
@@ -283,14 +299,16 @@ def score(
     truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
     truth = None if truth is None else list(truth)
     if truth is not None and len(frame):
-        summary += f"; raw accuracy {(frame['raw_prediction'] == truth).mean():.3f} (uncalibrated)"
+        raw_right = int((frame["raw_prediction"] == truth).sum())
+        summary += f"; raw accuracy {share_text(raw_right, len(frame))} (uncalibrated)"
         if "calibrated_prediction" in frame:
-            summary += f", calibrated accuracy {(frame['calibrated_prediction'] == truth).mean():.3f}"
+            right = int((frame["calibrated_prediction"] == truth).sum())
+            summary += f", calibrated accuracy {share_text(right, len(frame))}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
         if truth is not None:
             covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
-            summary += f", {covered / len(frame):.1%} of sets hold the label"
+            summary += f", {share_text(covered, len(frame))} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
@@ -306,6 +324,14 @@ def score(
     console.print(summary)
 
 
+def share_text(k: int, n: int) -> str:
+    """``k`` of ``n`` rows as a share with its exact (Clopper-Pearson) 95% interval: ``k/n = 0.xxx [lo, hi]``."""
+    from confidently.decision.binomial import clopper_pearson_interval
+
+    low, high = clopper_pearson_interval(k, n)
+    return f"{k}/{n} = {k / n:.3f} [{low:.3f}, {high:.3f}, exact 95%]"
+
+
 @app.command()
 def models() -> None:
     """List the models that work offline, and whether each is installed.
@@ -317,11 +343,18 @@ def models() -> None:
     from confidently.models.registry import DEFAULT_MODEL, REGISTRY
 
     table = Table(title="registry models (any local folder, .gguf file or hub id works too)")
-    for column in ("name", "installed", "description", "install"):
-        table.add_column(column)
+    # The name is what users type: never cut to an ellipsis (a pipe or a narrow terminal gives 80 columns).
+    table.add_column("name", min_width=max(len(name) for name in REGISTRY))
+    table.add_column("installed")
+    table.add_column("description")
+    missing = []
     for spec in REGISTRY.values():
         installed = all(importlib.util.find_spec(p.replace("-", "_")) is not None for p in spec.packages)
         name = spec.name + (" (default)" if spec.name == DEFAULT_MODEL else "")
-        table.add_row(name, "yes" if installed else "no", spec.description, spec.install_hint)
+        table.add_row(name, "yes" if installed else "no", spec.description)
+        missing += [] if installed else [spec]
     console.print(table)
+    # Install commands as whole lines (soft wrap: the terminal folds them, nothing is cropped), to copy as they are.
+    for spec in missing:
+        console.print(f"to install {spec.name}: {spec.install_hint}", soft_wrap=True, highlight=False)
     err_console.print("[dim]weights are verified by sha256 on first use and cached de-quantized[/]")

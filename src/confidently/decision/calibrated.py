@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from confidently.bundle.bundle import Bundle, read_bundle
+from confidently.bundle.versions import latest_version
 from confidently.scoring.classifier import Classifier
 from confidently.decision.conformal import ConformalPredictor
 from confidently.decision.decisions import Decisions, check_rule, decide, reads_hidden
@@ -34,7 +35,8 @@ class CalibratedClassifier:
     prediction_sets : a fitted :class:`~confidently.decision.conformal.ConformalPredictor` (None: no sets).
     bundle : a :class:`~confidently.bundle.bundle.Bundle` (or its folder) to take the calibrator, policy,
         prediction sets and decision rule from; it is checked against ``classifier`` first (weights,
-        adapter, task), and refused when fitted for another model or task.
+        adapter, task), and refused when fitted for another model or task. A folder gives its newest
+        recalibrated version (``versions/vN``), the one ``serve`` applies, so both answer alike.
     decision_rule : ``"threshold"`` or ``"prediction_set"``; default: the bundle's (``"threshold"``
         without a bundle).
 
@@ -51,7 +53,7 @@ class CalibratedClassifier:
         if bundle is not None:
             if calibrator is not None or policy is not None or prediction_sets is not None:
                 raise ConfigError("give a bundle, or a calibrator, policy and prediction sets, not both")
-            bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+            bundle = bundle if isinstance(bundle, Bundle) else latest_version(bundle).bundle
             bundle.check(classifier)
             calibrator, policy, prediction_sets = bundle.calibrator, bundle.policy, bundle.prediction_sets
             decision_rule = decision_rule or bundle.decision_rule
@@ -74,23 +76,27 @@ class CalibratedClassifier:
         not loaded yet, or a remote endpoint whose weights cannot be hashed here)."""
         if checked:
             return cls(classifier, bundle=bundle, decision_rule=decision_rule)
-        return cls(classifier, calibrator=bundle.calibrator, policy=bundle.policy,
-                   prediction_sets=bundle.prediction_sets, decision_rule=decision_rule or bundle.decision_rule)
+        applied = cls(classifier, calibrator=bundle.calibrator, policy=bundle.policy,
+                      prediction_sets=bundle.prediction_sets, decision_rule=decision_rule or bundle.decision_rule)
+        applied.bundle = bundle  # what was applied, for messages (sets_note), though unchecked
+        return applied
 
     @classmethod
     def load(cls, bundle: Bundle | str | Path, *, model: str | None = None, **classifier_options) -> CalibratedClassifier:
         """The classifier a bundle was fitted on, with the bundle applied.
 
         Loads the bundle's model (or ``model``) with its task, chat choice and scorer; an adapter bundle
-        (written by ``finetune``) also loads its own adapter. ``classifier_options`` go to
+        (written by ``finetune``) also loads its own adapter. A folder is applied at its newest
+        recalibrated version, as ``serve`` applies it. ``classifier_options`` go to
         :class:`~confidently.Classifier` (``device``, ``dtype``, ``batch_size``, ``adapter``...).
         """
-        bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
-        options = {"backend": bundle.model.backend, "task": bundle.task, "chat": bundle.chat,
-                   "scorer": bundle.scorer, **classifier_options}
-        if bundle.is_adapter:
-            options["adapter"] = str(bundle.folder)
-        return cls(Classifier(model=model or bundle.model.name, **options), bundle=bundle)
+        root = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+        applied = bundle if isinstance(bundle, Bundle) else latest_version(root.folder, root).bundle
+        options = {"backend": root.model.backend, "task": root.task, "chat": root.chat,
+                   "scorer": root.scorer, **classifier_options}
+        if root.is_adapter:  # the weights live in the folder itself; its versions hold calibration only
+            options["adapter"] = str(root.folder)
+        return cls(Classifier(model=model or root.model.name, **options), bundle=applied)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -112,6 +118,15 @@ class CalibratedClassifier:
         return reads_hidden(self.calibrator)
 
     @property
+    def decides_per_slice(self) -> str | None:
+        """The data column whose value every text's decision needs (the rule decides by prediction sets fitted
+        per slice of it); None when a decision needs the text alone."""
+        sets = self.prediction_sets
+        if self.decision_rule == "prediction_set" and sets.condition_on == "group":
+            return sets.group_column or "group"
+        return None
+
+    @property
     def sets_note(self) -> str | None:
         """Why answers come without a prediction set; None when the sets need nothing more."""
         if self.prediction_sets is not None:
@@ -121,6 +136,10 @@ class CalibratedClassifier:
                 "column when scoring a file)")
         if self.bundle is None:
             return "no prediction sets: pass a calibration bundle (--calibration DIR) that carries them"
+        if "parent_version" in self.bundle.fitted_on:  # a recalibrated version (bundle.versions)
+            return (f"no prediction sets: the recalibrated version {self.bundle.folder} carries none (recalibration "
+                    "could not refit its bundle's sets, which were fitted per slice, or predates refitting them); "
+                    "re-run `confidently evaluate` to fit them again")
         return (f"no prediction sets: the bundle {self.bundle.folder} carries none (written before prediction "
                 "sets existed); re-run `confidently evaluate` to add them")
 

@@ -136,7 +136,12 @@ def remote_classifier(runner: Runner, settings: SageMakerSettings, endpoint: str
                                    max_concurrency=max_concurrency)
     backend = OpenAIBackend(bundle.model.name, transport=transport, tokenizer=tokenizer)
     classifier = Classifier(task=bundle.task, backend=backend, chat=bundle.chat, scorer=bundle.scorer)
-    return bundle, CalibratedClassifier.from_bundle(classifier, bundle, checked=False)
+    calibrated = CalibratedClassifier.from_bundle(classifier, bundle, checked=False)
+    if (column := calibrated.decides_per_slice) is not None:
+        raise ArtifactError(f"adapter {adapter!r} decides by prediction sets fitted per {column}, but a text sent to "
+                            f"the endpoint carries no {column} value, so none could be decided: deploy an adapter "
+                            "fine-tuned with --decision-rule threshold")
+    return bundle, calibrated
 
 
 def classify_remote(runner: Runner, settings: SageMakerSettings, endpoint: str, adapter: str,

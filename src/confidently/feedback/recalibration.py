@@ -18,8 +18,11 @@ for another model, adapter or prompt set are refused.
 The calibration rows are the bundle's ``calibration_rows.json`` (written by ``evaluate`` and
 ``finetune``, read through :func:`~confidently.bundle.bundle.read_bundle`, hash-checked). An adopted
 calibrator becomes ``FOLDER/versions/vN`` (:mod:`confidently.bundle.versions`): a complete bundle
-with the new calibrator and policy, the reference distribution they give, the folder's canary and
-``recalibration.json`` (this comparison). Nothing is overwritten; ``serve`` switches to the newest
+with the new calibrator and policy, prediction sets of the old kind refitted on the same out-of-fold
+scores the threshold is certified on, the bundle's decision rule and scorer, the reference distribution
+they give, the folder's canary and ``recalibration.json`` (this comparison). Sets fitted per slice cannot be
+refitted (the calibration rows do not record the slice): a version leaves them out, and a bundle that
+decides by them keeps its old version. Nothing is overwritten; ``serve`` switches to the newest
 version without a restart. Only reviewed texts (reason ``review`` or ``audit``) are used: their
 selection depends on the model's scores alone, so it leaves ``P(label | scores)``, what a
 calibrator estimates, unbiased; labels that programs sent for texts of their choosing might not.
@@ -37,13 +40,14 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from confidently.bundle.bundle import Bundle, read_bundle
+from confidently.bundle.bundle import CONFORMAL_FILE, Bundle, read_bundle
 from confidently.bundle.versions import latest_version, write_version
 from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
 from confidently.calibration.ensemble import PromptCombiner
 from confidently.calibration.probe import HiddenStateProbe
 from confidently.calibration.validation import check_labels, check_probs
+from confidently.decision.conformal import ConformalPredictor
 from confidently.decision.decisions import reads_hidden
 from confidently.monitoring.canary import CANARY_FILE
 from confidently.errors import ArtifactError, DataError
@@ -184,6 +188,11 @@ class Recalibration:
         left_out = r.get("n_feedback_without_features")
         note = (f" ({left_out} reviewed labels were logged without the features the calibrator reads, by a server "
                 "that kept none or while another calibrator served: left out)") if left_out else ""
+        if not_queued := r.get("n_feedback_not_queued"):
+            # The server accepts a label for any logged text; only queued ones (review, audit) were selected by
+            # the scores alone, so say where the missing labels went.
+            note += (f" ({not_queued} label{'s' if not_queued > 1 else ''} for texts the server did not queue for "
+                     "review or audit left out: texts chosen by whoever sent them could bias the calibrator)")
         if self.adopted and r.get("truncation_known") is False:
             note += (f" (the bundle's {CALIBRATION_ROWS_FILE} predates truncation flags: the threshold was certified "
                      "as if none of its rows had been cut to fit)")
@@ -218,14 +227,16 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
     if old is None:
         raise ArtifactError(f"{current.bundle.folder}: has no calibrator to recalibrate (no calibrator beat the raw "
                             "scores when it was fitted)")
-    reviewed = [r for r in store.labelled(adapter) if r.reason in ("review", "audit")]
+    every_label = store.labelled(adapter)
+    reviewed = [r for r in every_label if r.reason in ("review", "audit")]
     if reviewed and list(reviewed[0].probs) != list(rows.labels):
         raise DataError(f"the feedback for {adapter or 'the base model'} has labels {list(reviewed[0].probs)}, "
                         f"the calibration rows {list(rows.labels)}")
     x_rows, labelled, x_feedback, read = _inputs(current.bundle, rows, reviewed, root.folder / CALIBRATION_ROWS_FILE)
     base = {"current_version": number, "current_bundle_version": current.label, "adapter": adapter,
             "n_calibration_rows": int(len(rows.y)), "n_calibration_rows_truncated": int(rows.never_automated.sum()),
-            "truncation_known": rows.truncation_known, "n_feedback": len(labelled), **read, "holdout": holdout,
+            "truncation_known": rows.truncation_known, "n_feedback": len(labelled),
+            "n_feedback_not_queued": len(every_label) - len(reviewed), **read, "holdout": holdout,
             "seed": seed}
     n_held = int(round(len(labelled) * holdout))
     if n_held < MIN_HELD_OUT:
@@ -252,23 +263,39 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         report["reason"] = ("the new calibrator is not demonstrably better on the held-out labels (the interval "
                             "of the NLL difference does not lie below 0)")
         return Recalibration(False, None, None, report)
-    new_policy = _recertify(new, policy, x_rows, rows.y, x_feedback[train], y[train], seed,
-                            never_automated=rows.never_automated)
+    old_sets, rule = current.bundle.prediction_sets, current.bundle.decision_rule
+    if old_sets is not None and old_sets.condition_on == "group" and rule == "prediction_set":
+        report["reason"] = (f"the new calibrator is better on the held-out labels, but the bundle decides by "
+                            f"prediction sets fitted per {old_sets.group_column or 'group'}, which the calibration "
+                            "rows do not record, so the sets cannot be refitted for it: re-run `confidently "
+                            "evaluate` with the new labels")
+        return Recalibration(False, None, None, report)
+    calibrated_rows = _out_of_fold(new, x_rows, rows.y, x_feedback[train], y[train], seed)
+    new_policy = _recertify(calibrated_rows, rows.y, policy, never_automated=rows.never_automated)
+    new_sets = _refit_sets(old_sets, calibrated_rows, rows.y)
     report["reason"] = "the new calibrator is better on the held-out labels"
     report["policy"] = new_policy.to_dict()
+    report["decision_rule"] = rule
+    report["prediction_sets"] = ("none" if old_sets is None else
+                                 f"refitted ({new_sets.name}) on the calibration rows calibrated out of fold"
+                                 if new_sets is not None else
+                                 f"left out: fitted per {old_sets.group_column or 'group'}, which the calibration "
+                                 "rows do not record")
     reference = Reference.from_scores(rows.probs, rows.other_mass, labels=rows.labels, calibrator=new,
                                       policy=new_policy, source=f"{CALIBRATION_ROWS_FILE} of {root.folder.name}, "
                                       f"calibrated by version {number + 1}", hidden=rows.features,
-                                      truncated=rows.truncated)
+                                      truncated=rows.truncated, prediction_sets=new_sets, rule=rule)
     trained_on = [labelled[i] for i in train]
     written = write_version(
-        root, number + 1, calibrator=new, policy=new_policy,
+        root, number + 1, calibrator=new, policy=new_policy, scorer=current.bundle.scorer,
         fitted_on={"rows_sha256": str(root.fitted_on.get("rows_sha256")), "n_rows": int(len(rows.y) + len(train)),
                    "calibration_rows": int(len(rows.y)), "feedback_rows": len(trained_on),
                    "feedback_sha256": _feedback_sha256(trained_on), "parent_version": number,
                    "parent_manifest_sha256": current.bundle.manifest_sha256},
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
-                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})})
+                    **({CONFORMAL_FILE: new_sets.to_dict()} if new_sets is not None else {}),
+                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})},
+        metadata={"decision_rule": rule})
     return Recalibration(True, written.number, written.bundle.folder, report)
 
 
@@ -314,20 +341,37 @@ def _feedback_sha256(texts: list[LabelledText]) -> str:
     return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()
 
 
-def _recertify(calibrator: Calibrator | HiddenStateProbe, policy: DecisionPolicy, x_rows: np.ndarray,
-               y_rows: np.ndarray, extra_x: np.ndarray, extra_y: np.ndarray, seed: int, *,
-               never_automated: np.ndarray) -> DecisionPolicy:
-    """The old policy's target at its confidence level, certified on the calibration rows (inputs ``x_rows``,
-    labels ``y_rows``) calibrated out of fold (5 folds; each fold's calibrator also sees the reviewed
-    training labels), with the rows the server never automates (``never_automated``: the truncated ones)
-    counted as reviewed at every threshold, as ``evaluate`` certifies."""
-    if policy.target_accuracy is None:
-        return policy  # no target to certify for: the old policy stands
+def _out_of_fold(calibrator: Calibrator | HiddenStateProbe, x_rows: np.ndarray, y_rows: np.ndarray,
+                 extra_x: np.ndarray, extra_y: np.ndarray, seed: int) -> np.ndarray:
+    """The calibration rows (inputs ``x_rows``, labels ``y_rows``) calibrated out of fold by copies of
+    ``calibrator`` (5 folds; each fold's copy also sees the reviewed training labels ``extra_x``, ``extra_y``):
+    the scores the threshold is certified and the prediction sets are fitted on. Only the calibration rows are
+    scored: they are a random sample of traffic, while reviewed texts were selected by their confidence."""
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     calibrated = np.zeros((len(y_rows), calibrator.n_classes_))
     for fit, apply in folds.split(x_rows, y_rows):
         fold = _refit(calibrator, np.vstack([x_rows[fit], extra_x]), np.concatenate([y_rows[fit], extra_y]))
         calibrated[apply] = fold.predict_proba(x_rows[apply])
+    return calibrated
+
+
+def _refit_sets(sets: ConformalPredictor | None, calibrated: np.ndarray,
+                y_rows: np.ndarray) -> ConformalPredictor | None:
+    """The old prediction sets' kind (alpha, score, marginal or per class) fitted again on the calibration rows'
+    out-of-fold scores ``calibrated`` of the new calibrator, so their coverage holds for its probabilities;
+    None without sets, or for sets fitted per slice (the rows do not record their slice)."""
+    if sets is None or sets.condition_on == "group":
+        return None
+    return ConformalPredictor(sets.alpha, score=sets.score, condition_on=sets.condition_on).fit(calibrated, y_rows)
+
+
+def _recertify(calibrated: np.ndarray, y_rows: np.ndarray, policy: DecisionPolicy, *,
+               never_automated: np.ndarray) -> DecisionPolicy:
+    """The old policy's target at its confidence level, certified on the calibration rows calibrated out of
+    fold (``calibrated``, labels ``y_rows``: :func:`_out_of_fold`), with the rows the server never automates
+    (``never_automated``: the truncated ones) counted as reviewed at every threshold, as ``evaluate`` certifies."""
+    if policy.target_accuracy is None:
+        return policy  # no target to certify for: the old policy stands
     certificate = certify_threshold(calibrated.max(1), calibrated.argmax(1) == y_rows,
                                     target_accuracy=policy.target_accuracy, level=policy.level or CERTIFICATE_LEVEL,
                                     procedure=policy.procedure or DEFAULT_PROCEDURE,

@@ -106,7 +106,7 @@ class FinetuneConfig:
         "Share of the training data carved out for the calibrator when no calibration data is given."))
     calibrator: str = field(default="platt", metadata=_help("Calibration method fitted on the calibration split."))
     target_accuracy: float = field(default=0.95, metadata=_help(
-        "Accuracy the policy's certified threshold must guarantee."))
+        "Accuracy of automated predictions the policy's threshold is certified for, at --level confidence."))
     level: float = field(default=0.95, metadata=_help(
         "Confidence level of that guarantee (Learn-Then-Test, exact binomial tests)."))
     procedure: str = field(default=DEFAULT_PROCEDURE, metadata=_help(

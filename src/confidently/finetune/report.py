@@ -16,6 +16,7 @@ from confidently.workflows.comparison import CERTIFIED, METHODS, MODELS
 from confidently.files import atomic_write_json, atomic_write_text
 from confidently.report import charts
 from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, new_figure, set_labels
+from confidently.report.evaluation import automated_text
 from confidently.report.html import Section, write_report
 from confidently.scoring.checkpointed import write_table
 
@@ -41,10 +42,6 @@ def fmt_interval(value: float | None, low: float | None, high: float | None, dig
 
 def _metric(result: dict) -> str:
     return fmt_interval(result.get("value"), result.get("ci_low"), result.get("ci_high"))
-
-
-def _metric_short(result: dict) -> str:
-    return fmt_interval(result.get("value"), result.get("ci_low"), result.get("ci_high"), 3)
 
 
 def _share_difference(result: dict) -> str:
@@ -140,14 +137,13 @@ def headline_cards(comparison: Comparison) -> dict[str, str]:
     outcomes = [comparison.decisions[m][method]["rules"][rule] for m in MODELS]
     decision = comparison.decision_differences[method][rule]
     volume = comparison.config.projection_volume
-    n_bins = comparison.config.n_bins
-    # n, bins and intervals in the labels: these lines are printed on their own by `confidently compare`
+    value = lambda metric: fmt_interval(metric["value"], metric.get("ci_low"), metric.get("ci_high"), 3)  # noqa: E731
     return {
-        f"raw accuracy on {comparison.y.size:,} test rows, base → fine-tuned [95% CI]":
-            f"{_metric_short(base['raw']['metrics']['accuracy'])} → {_metric_short(tuned['raw']['metrics']['accuracy'])}",
-        "difference [95% paired bootstrap CI]": _difference(diff["raw"]["accuracy"], 3),
-        f"ECE after Platt ({n_bins} equal-width bins) [95% CI]":
-            f"{_metric_short(base['platt']['metrics']['ece'])} → {_metric_short(tuned['platt']['metrics']['ece'])}",
+        f"accuracy base → fine-tuned (n={comparison.y.size} test rows)":
+            f"{value(base['raw']['metrics']['accuracy'])} → {value(tuned['raw']['metrics']['accuracy'])}",
+        "difference [95% CI]": _difference(diff["raw"]["accuracy"], 3),
+        f"ECE after Platt ({comparison.config.n_bins} equal-width bins)":
+            f"{value(base['platt']['metrics']['ece'])} → {value(tuned['platt']['metrics']['ece'])}",
         f"automated {label} (Platt)": f"{outcomes[0]['coverage']:.1%} → {outcomes[1]['coverage']:.1%} "
                                       f"(Δ {_share_difference(decision['coverage'])})",
         f"cost per {volume:,} (Platt, {label})": f"{outcomes[0]['projection']['cost']['value']:,.0f} → "
@@ -252,12 +248,12 @@ def build_sections(comparison: Comparison) -> list[Section]:
                         f"cost view, {method}, {_rule_label(comparison, method, rule)}: per "
                         f"{config.projection_volume:,} items like the test rows [95% CI]")
     shipped = comparison.shipped
-    accuracy = "–" if shipped["accuracy_automated"] is None else f"{shipped['accuracy_automated']:.1%}"
+    rule = ("automate when the prediction set holds only the answer"
+            if shipped["decision_rule"] == "prediction_set" else f"threshold {shipped['policy']['threshold']}")
     decisions.add_text(
-        f"The adapter's own calibrator.json and policy.json (fitted on its calibration split, threshold "
-        f"{shipped['policy']['threshold']}): ECE {_metric(shipped['metrics']['ece'])}; the policy automates "
-        f"{shipped['n_automated']} of {comparison.y.size} test rows ({shipped['coverage']:.1%}) at {accuracy} "
-        "accuracy.")
+        f"The adapter's own calibrator and decision rule (fitted on its calibration split; {rule}): ECE "
+        f"{_metric(shipped['metrics']['ece'])}; the rule automates {automated_text({**shipped, 'n': comparison.y.size})}"
+        f" test rows. Guarantee: {shipped['guarantee']}.")
     sections = [how, results, decisions]
     slices = Section("Slices: category and domain")
     if len(comparison.slices):
@@ -275,12 +271,17 @@ def build_sections(comparison: Comparison) -> list[Section]:
     return sections
 
 
+def how_lines(comparison: Comparison) -> list[str]:
+    """How the figures were computed: where the calibrators were fitted, and what the intervals are."""
+    return [f"calibration: {comparison.calibration_source}",
+            f"intervals: 95% paired bootstrap (percentile; ECE bias-corrected), {comparison.config.n_resamples} "
+            "resamples"]
+
+
 def summary_markdown(comparison: Comparison, title: str) -> str:
     """summary.md: the main table, the decisions table, the slices and the neutral-by-domain rates."""
     lines = [f"# {title}", "", f"- adapter: {comparison.adapter}", f"- test rows: {comparison.y.size}",
-             f"- calibration: {comparison.calibration_source}",
-             f"- intervals: 95% paired bootstrap (percentile; ECE bias-corrected), "
-             f"{comparison.config.n_resamples} resamples", ""]
+             *(f"- {line}" for line in how_lines(comparison)), ""]
     slices = comparison.slices if len(comparison.slices) else None
     for frame in (metrics_frame(comparison), decisions_frame(comparison), cost_frame(comparison), slices,
                   comparison.neutral_by_domain):

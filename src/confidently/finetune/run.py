@@ -34,7 +34,8 @@ from confidently.finetune.data import (TrainingSplits, check_labels, encode_ever
 from confidently.finetune.model import TRAINING_ADAPTER, trainable_state, training_adapter
 from confidently.finetune.trainer import Trainer, TrainingResult
 from confidently.decision.conformal import ConformalPredictor
-from confidently.metrics import DEFAULT_BINS, expected_calibration_error, metric_function
+from confidently.metrics import metric_function
+from confidently.metrics.evaluate import metric_result
 from confidently.decision.policy import DecisionPolicy
 from confidently.decision.thresholds import certify_threshold
 
@@ -214,13 +215,16 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *,
     certificate = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y,
                                     target_accuracy=config.target_accuracy, level=config.level,
                                     procedure=config.procedure, never_automated=truncated)
-    # ECE with its definition (bins) and a bootstrap interval: calibration splits are often small
+    ece = metric_function("ece")
     summary = {
         "n": int(y.size), "method": method,
         "accuracy": float(metric_function("accuracy")(probs[None], y[None])[0]),
-        "ece_raw": expected_calibration_error(probs, y, seed=config.seed).to_dict(),
-        "ece_cross_fitted": expected_calibration_error(out_of_fold, y, seed=config.seed).to_dict(),
-        "ece_bins": DEFAULT_BINS["equal_width"], "cross_fitting_folds": _POLICY_FOLDS,
+        "ece_raw": float(ece(probs[None], y[None])[0]),
+        "ece_cross_fitted": float(ece(out_of_fold[None], y[None])[0]),
+        # The two values above are on the rows as they are; a calibration split is small, so each also gets the
+        # bias-corrected value with its 95% bootstrap interval, as evaluate reports ECE.
+        "ece_intervals": {name: _ece_interval(scores, y, config.seed)
+                          for name, scores in (("raw", probs), ("cross_fitted", out_of_fold))},
         "certificate": certificate.to_dict(),
     }
     prediction_sets = ConformalPredictor(config.alpha).fit(out_of_fold, y)
@@ -229,6 +233,13 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray, config: FinetuneConfig, *,
                                   "mean_set_size_cross_fitted": float(prediction_sets.predict_set(out_of_fold)
                                                                       .sum(axis=1).mean())}
     return calibrator, DecisionPolicy.from_certificate(certificate), prediction_sets, summary
+
+
+def _ece_interval(probs: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    found = metric_result("ece", probs, y, n_resamples=1000, seed=seed)
+    return {"value": found.value, "low": found.ci_low, "high": found.ci_high, "sample_value": found.sample_value,
+            "how": f"{found.n} rows, 20 equal-width bins; bootstrap bias-corrected value, basic 95% interval, "
+                   "1000 resamples"}
 
 
 def _split_summary(splits: TrainingSplits, config: FinetuneConfig) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from confidently.decision.binomial import clopper_pearson_interval
+from confidently.decision.decisions import decide
 from confidently.decision.procedures import describe as describe_procedure
 from confidently.workflows.evaluation import Evaluation, budget_summary
 from confidently.files import atomic_write_json, atomic_write_text
@@ -17,6 +19,18 @@ from confidently.report.html import Section, write_report
 METRIC_ROWS = (("accuracy", "accuracy"), ("ece", "ECE (20 equal-width)"), ("ece_equal_mass", "ECE (15 equal-mass)"),
                ("classwise_ece", "classwise ECE (20 equal-width)"), ("debiased_ce", "debiased CE"), ("mce", "MCE"),
                ("brier", "Brier"), ("nll", "NLL"), ("auroc", "AUROC (conf. vs correct)"), ("aurc", "AURC"))
+
+
+def automated_text(on_test: dict) -> str:
+    """What a rule automated on the test split (:attr:`Evaluation.policy_on_test`): how many of how many and,
+    when it automated any, their accuracy with its exact (Clopper-Pearson) 95% interval."""
+    n_auto, n = on_test["n_automated"], on_test["n"]
+    text = f"{n_auto} of {n} ({on_test['coverage']:.1%})"
+    if not n_auto:
+        return text + ", so there is no accuracy to measure"
+    accuracy = on_test["accuracy_automated"]
+    low, high = clopper_pearson_interval(round(accuracy * n_auto), n_auto)
+    return text + f" at {accuracy:.1%} accuracy [{low:.1%}, {high:.1%}, exact 95%]"
 
 
 def format_metric(metric: dict) -> str:
@@ -61,7 +75,8 @@ def headline_cards(evaluation: Evaluation) -> dict[str, str]:
         cards[f"automation at {evaluation.config.target_accuracy:.0%}"] = "none certified"
     else:
         cards[f"automated at ≥{evaluation.policy.threshold:.2f}"] = (
-            f"{on_test['coverage']:.0%} ({on_test['accuracy_automated']:.1%} right)")
+            f"{on_test['coverage']:.0%} (" + ("none of the test split)" if not on_test["n_automated"]
+                                               else f"{on_test['accuracy_automated']:.1%} right)"))
     sets = h["prediction_sets"]
     cards[f"{1 - sets['alpha']:.0%} prediction sets ({sets['name']})"] = (
         f"{sets['coverage_on_test']:.1%} covered, {sets['mean_set_size_on_test']:.2f} labels")
@@ -72,11 +87,40 @@ def projection_text(evaluation: Evaluation) -> str:
     """The cost view in one sentence: per-volume figures of the policy, measured on the test split."""
     p = evaluation.projection
     volume = f"{p.volume:,}"
-    return (f"Per {volume} items like the test split, the policy automates {p.automated[0]:,.0f} "
+    return (f"Per {volume} items like the test split, {_deciding_rule(evaluation)} automates {p.automated[0]:,.0f} "
             f"[{p.automated[1]:,.0f}, {p.automated[2]:,.0f}] and sends {p.reviewed[0]:,.0f} to review "
             f"({p.review_hours[0]:,.0f} hours at {p.minutes_per_review:g} min each); about {p.errors[0]:,.0f} "
             f"[{p.errors[1]:,.0f}, {p.errors[2]:,.0f}] automated predictions would be wrong "
             f"({p.level:.0%} intervals from the {p.n} test rows).")
+
+
+def deciding_guarantee(evaluation: Evaluation) -> str:
+    """What an ``automate`` of the bundle's rule promises, as :func:`decide` states it for every answer."""
+    sets = evaluation.sets
+    return decide(np.zeros((0, len(evaluation.labels))), labels=evaluation.labels, policy=evaluation.policy,
+                  prediction_sets=sets.predictors[sets.shipped], rule=evaluation.config.decision_rule).guarantee
+
+
+def decided_by_text(evaluation: Evaluation) -> str:
+    """Which rule the bundle decides by and what its ``automate`` promises; then what the set rule did on the
+    test split (the threshold's figures are stated beside its policy)."""
+    sets = evaluation.sets
+    on_test = sets.rule_on_test
+    return (f"The bundle decides by {RULE_WORDS[evaluation.config.decision_rule]}; an automate "
+            f"decision promises: {deciding_guarantee(evaluation)}. The set rule (automate single-label '{sets.shipped}' sets) "
+            f"automates {automated_text(on_test)} test rows; its automated errors are "
+            f"{on_test['automated_errors_share_of_all']:.1%} of all test rows (bound: alpha = "
+            f"{evaluation.config.alpha:g} on average).")
+
+
+#: The decision rules (:data:`~confidently.decision.decisions.DECISION_RULES`) in a few words.
+RULE_WORDS = {"threshold": "its certified threshold",
+              "prediction_set": "its prediction sets, automating single-label ones"}
+
+
+def _deciding_rule(evaluation: Evaluation) -> str:
+    """The rule the bundle decides by, in a few words (what the cost view projects)."""
+    return f"the bundle's rule ({RULE_WORDS[evaluation.config.decision_rule]})"
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -159,13 +203,13 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
     on_test = evaluation.policy_on_test
     if evaluation.policy.threshold is not None:
         decisions.add_text(
-            f"On the test split this threshold automates {on_test['n_automated']} of {on_test['n']} "
-            f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy; "
+            f"On the test split this threshold automates {automated_text(on_test)}; "
             f"{on_test['n_review']} go to review.")
+    decisions.add_text(decided_by_text(evaluation))
     decisions.add_text(projection_text(evaluation))
     decisions.add_table(evaluation.projection.to_frame(),
-                        f"cost view: the policy on {evaluation.projection.volume:,} items, projected from the "
-                        "test split")
+                        f"cost view: {_deciding_rule(evaluation)} on {evaluation.projection.volume:,} items, "
+                        "projected from the test split")
     for name in dict.fromkeys(("raw", evaluation.best)):
         result = evaluation.methods[name]
         decisions.add_table(threshold_rows(evaluation, name),
@@ -249,22 +293,28 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
     lines = [f"# {title}", "",
              f"- calibration split: {h['n_calibration']} rows; test split: {h['n_test']} rows",
              f"- accuracy (test): raw {format_metric(h['accuracy_raw'])} → {h['best_method']} {format_metric(h['accuracy_calibrated'])}",
-             f"- ECE, 20 equal-width bins (test): raw {format_metric(h['ece_raw'])} → {h['best_method']} "
-             f"{format_metric(h['ece_calibrated'])}",
+             f"- ECE, {evaluation.config.n_bins} equal-width bins, bias-corrected (test): raw "
+             f"{format_metric(h['ece_raw'])} → {h['best_method']} {format_metric(h['ece_calibrated'])}",
              f"- policy: {evaluation.policy.method}",
              f"- guarantee: {evaluation.policy.guarantee}"]
     on_test = h["policy_on_test"]
     if evaluation.policy.threshold is not None:
-        lines.append(f"- on the test split: {on_test['n_automated']}/{on_test['n']} automated "
-                     f"({on_test['coverage']:.1%}) at {on_test['accuracy_automated']:.1%} accuracy")
+        lines.append(f"- on the test split: automated {automated_text(on_test)}")
+    lines.append(f"- decision: {decided_by_text(evaluation)}")
     lines.append(f"- cost view: {projection_text(evaluation)}")
     sets = h["prediction_sets"]
+    low, high = sets["coverage_on_test_exact_95"]
     lines.append(f"- prediction sets ({sets['name']}, alpha {sets['alpha']:g}): test coverage "
-                 f"{sets['coverage_on_test']:.1%}, mean size {sets['mean_set_size_on_test']:.2f}")
+                 f"{sets['coverage_on_test']:.1%} [{low:.1%}, {high:.1%}, exact 95%] of {sets['n_test']} rows, "
+                 f"mean size {sets['mean_set_size_on_test']:.2f}")
     lines += [f"- note: {note}" for note in evaluation.notes]
-    lines += ["", "| method | " + " | ".join(label for _, label in METRIC_ROWS) + " |",
-              "|---" * (len(METRIC_ROWS) + 1) + "|"]
-    for _, row in metrics_table(evaluation, "test").iterrows():
+    # The header is the table's own columns: a metric some tasks lack (classwise ECE, binary) has no column.
+    table = metrics_table(evaluation, "test")
+    lines += ["", f"Test split, n = {h['n_test']}: value [95% bootstrap interval, {evaluation.config.n_resamples} "
+              "resamples]; the binned calibration errors (ECE, classwise ECE, MCE, debiased CE) are bias-corrected "
+              "(metrics.json keeps each uncorrected `sample_value`).", "",
+              "| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+    for _, row in table.iterrows():
         lines.append("| " + " | ".join(str(v) for v in row.to_numpy()) + " |")
     return "\n".join(lines) + "\n"
 

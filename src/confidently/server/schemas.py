@@ -112,7 +112,8 @@ class ClassifyResponse(BaseModel):
     model: str
     adapter: str | None
     labels: list[str]
-    threshold: float | None = Field(description="The policy's threshold, or null (no policy, or review all).")
+    threshold: float | None = Field(description="The policy's threshold when it decides; null when the prediction-"
+                                    "set rule decides, without a policy, or when the policy reviews all.")
     decided_on: Literal["calibrated", "raw"] | None = Field(
         description="Which confidence the threshold applies to: calibrated when a calibrator is loaded, "
                     "raw when only a policy is; null without a policy.")

@@ -27,7 +27,7 @@ from confidently.bundle.versions import latest_version, version_label, version_n
 from confidently.monitoring.canary import Canary
 from confidently.scoring.classifier import Classifier
 from confidently.decision.calibrated import CalibratedClassifier
-from confidently.errors import BackendError
+from confidently.errors import ArtifactError, BackendError
 from confidently.monitoring.reference import Reference
 from confidently.server.schemas import ModelInfo, TextResult, TokenOut
 from confidently.tasks.task import get_task
@@ -148,6 +148,7 @@ class Served:
             calibrated = CalibratedClassifier.from_bundle(self.classifier, latest.bundle, checked=False)
             newest = replace(self, calibrated=calibrated, bundle=latest.bundle, version=latest.number)
         newest.reference  # noqa: B018 -- parsed now, so a malformed one refuses the bundle at load, not later
+        _check_decidable(newest)
         return newest
 
     @property
@@ -272,6 +273,22 @@ def _shares_forward(served: Served) -> bool:
     return (served.classifier.backend.mixed_adapter_batches
             and not (served.calibrated.reads_hidden or served.classifier.scorer.black_box
                      or served.classifier.task.ensemble))
+
+
+def _check_decidable(served: Served) -> None:
+    """Refuse a bundle that decides by prediction sets fitted per slice: a classify request carries no slice
+    value, so every request would fail."""
+    column = served.calibrated.decides_per_slice
+    if column is not None:
+        raise ArtifactError(f"{served.bundle.folder}: decides by prediction sets fitted per {column}, but a classify "
+                            f"request carries no {column} value, so the server could decide none of its texts: serve "
+                            "a bundle written with --decision-rule threshold, or with sets not fitted per slice")
+
+
+def set_guarantee(served: Served) -> str | None:
+    """What the prediction sets in this entry's replies promise; None when the replies carry none (no sets, or
+    sets fitted per slice, which need a value no request gives)."""
+    return served.calibrated.rule.set_guarantee if served.calibrated.sets_note is None else None
 
 
 def _weights_check(backend: Backend, bundle: Bundle | None, adapter: str | None) -> str | None:

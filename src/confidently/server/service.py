@@ -22,7 +22,7 @@ from confidently.server.metrics import Metrics
 from confidently.server.registry import AdapterRegistry, AdapterReloadedError, UnknownAdapterError
 from confidently.server.schemas import ClassifyRequest, ClassifyResponse, TextResult
 from confidently.errors import BackendError
-from confidently.server.served import Served, classify_together, engine_error
+from confidently.server.served import Served, classify_together, engine_error, set_guarantee
 from confidently.server.settings import Settings
 from confidently.server.work import Job, split
 
@@ -88,7 +88,7 @@ class Service:
         return served, ClassifyResponse(
             model=served.base_model, adapter=served.name, labels=list(served.classifier.labels),
             threshold=rule.threshold, decided_on=served.decided_on, guarantee=rule.guarantee,
-            decision_rule=rule.decided_by, set_guarantee=rule.set_guarantee, results=results,
+            decision_rule=rule.decided_by, set_guarantee=set_guarantee(served), results=results,
             bundle_version=served.bundle_version,
         )
 

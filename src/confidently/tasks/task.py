@@ -227,6 +227,8 @@ def get_task(task: str | Task) -> Task:
         except (OSError, ValueError, RecursionError) as error:  # bad UTF-8, a 5000-digit integer, deep nesting
             raise TaskError(f"{path}: not a readable task file ({type(error).__name__})") from None
         return Task.from_dict(data)
+    if path.suffix == ".json":
+        raise TaskError(f"{path}: no such task file")
     raise TaskError(f"unknown task {task!r}: use one of {', '.join(BUILTIN_TASKS)} or a task .json file")
 
 

@@ -36,6 +36,7 @@ from confidently.errors import ConfigError, DataError
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
 from confidently.decision.decisions import decide, reads_hidden
+from confidently.decision.policy import DecisionPolicy
 from confidently.workflows.evaluation import slice_table
 from confidently.scoring.checkpointed import score_datasets
 from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
@@ -177,6 +178,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
                         "compare on held-out rows", path=test.source)
     if calibration is not None:
         check_labels(calibration, task, role="calibration")
+    groups = _set_groups(bundle, test)  # before anything is scored
     backend = backend or TransformersBackend(bundle.model.name)
     classifier = Classifier(task=task, backend=backend, batch_size=config.batch_size, chat=bundle.chat)
     name = backend.load_adapter(adapter, activate=False)
@@ -215,7 +217,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config),
+        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config, groups=groups),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
@@ -296,17 +298,23 @@ def decision_rules(probs: np.ndarray, y: np.ndarray, on_calibration: np.ndarray 
     """The certificate (chosen on the calibration rows' out-of-sample scores; None without them) and
     each rule's outcome on the test rows: ``certified`` (when there is a certificate) and every
     fixed threshold. ``cut`` marks each split's truncated rows: no rule automates them."""
-    confidence, correct = np.where(cut["test"], -np.inf, probs.max(1)), probs.argmax(1) == y
+    correct = probs.argmax(1) == y
+    labels = [str(j) for j in range(probs.shape[1])]
+
+    def automated(policy: DecisionPolicy) -> np.ndarray:  # decided as decide() decides every user's answer
+        return decide(probs, labels=labels, policy=policy, truncated=cut["test"]).decision == "automate"
+
     rules: dict[str, RuleOutcome] = {}
     certificate = None
     if on_calibration is not None:
         certificate = certify_threshold(on_calibration.max(1), on_calibration.argmax(1) == y_cal,
                                         target_accuracy=config.target_accuracy, level=config.level,
                                         procedure=config.procedure, never_automated=cut["calibration"])
-        automated = confidence >= certificate.threshold if certificate.certified else np.zeros(y.size, bool)
-        rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated, correct)
+        rules[CERTIFIED] = RuleOutcome(certificate.threshold, automated(DecisionPolicy.from_certificate(certificate)),
+                                       correct)
     for t in config.automation_thresholds:
-        rules[f"{t:.2f}"] = RuleOutcome(t, confidence >= t, correct)
+        fixed = DecisionPolicy(threshold=t, target_accuracy=None, certified=False, method=f"fixed threshold {t:.2f}")
+        rules[f"{t:.2f}"] = RuleOutcome(t, automated(fixed), correct)
     return certificate, rules
 
 
@@ -334,18 +342,37 @@ def _differences(fine_tuned: np.ndarray, base: np.ndarray, y: np.ndarray, config
             for name, fn in functions.items()}
 
 
-def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
-    """The adapter's own calibrator and policy (fitted on its calibration split) on the test rows' scores,
-    deciding them as the bundle does when applied (its features when the calibrator reads them; a truncated
-    text is reviewed)."""
+def _set_groups(bundle: Bundle, test: Dataset) -> list | None:
+    """The test rows' values of the column the bundle's prediction sets are fitted per (None when they are not
+    per slice, or the rows lack it); refused when the bundle decides by those sets and the rows lack it."""
+    sets = bundle.prediction_sets
+    if sets is None or sets.condition_on != "group":
+        return None
+    column = sets.group_column or "group"
+    if column not in test.columns:
+        if bundle.decision_rule == "prediction_set":
+            raise DataError(f"the adapter decides by prediction sets fitted per {column}, but the test rows have no "
+                            f"{column!r} column", path=test.source)
+        return None
+    return list(test.columns[column])
+
+
+def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig, *,
+             groups: list | None = None) -> dict[str, Any]:
+    """The adapter's own calibrator, policy, prediction sets and decision rule (fitted on its calibration split)
+    on the test rows' scores, deciding them as the bundle does when applied (its features when the calibrator
+    reads them; ``groups``: the rows' values of the sets' column, for sets fitted per slice; a truncated text is
+    reviewed)."""
     decisions = decide(test.probs, labels=bundle.task.label_names, calibrator=bundle.calibrator,
-                       policy=bundle.policy, hidden=test.hidden, truncated=test.truncated)
+                       policy=bundle.policy, hidden=test.hidden, prediction_sets=bundle.prediction_sets,
+                       groups=groups, rule=bundle.decision_rule, truncated=test.truncated)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
                                  seed=config.seed)["metrics"],
             "calibrated": decisions.calibrated, "policy": bundle.policy.to_dict(),
-            "guarantee": bundle.policy.guarantee, "n_automated": int(automate.sum()),
+            "decision_rule": decisions.decided_by, "guarantee": decisions.guarantee,
+            "n_automated": int(automate.sum()),
             "coverage": float(automate.mean()),
             "accuracy_automated": float(correct[automate].mean()) if automate.any() else None}
 

@@ -51,10 +51,11 @@ class CalibratedTextClassifier(ClassifierMixin, BaseEstimator):
     1. scores the texts with the model (raw class probabilities from the task's label words);
     2. fits ``calibrator`` on every row (``calibrator_``);
     3. calibrates every row out of fold (``cv`` stratified folds, each by a calibrator that did not see
-       it) and certifies on those scores the lowest confidence threshold whose one-sided ``level``
-       Clopper-Pearson lower bound on the accuracy of automated predictions reaches
-       ``target_accuracy`` (:func:`~confidently.decision.thresholds.certify_threshold`); ``policy_`` automates
-       predictions at or above it and reviews the rest (all of them when no threshold qualifies);
+       it) and certifies a confidence threshold on those scores by Learn-Then-Test (``procedure``: exact
+       binomial tests from the strictest threshold down, :func:`~confidently.decision.thresholds.certify_threshold`),
+       so that with probability >= ``level`` the accuracy of automated predictions is >= ``target_accuracy``;
+       texts cut to fit the model's context count as reviewed. ``policy_`` automates predictions at or above
+       it and reviews the rest (all of them when no threshold is certified);
     4. fits split-conformal (LAC) prediction sets at ``alpha`` on the same out-of-fold scores
        (``prediction_sets_``; :meth:`predict_set`).
 

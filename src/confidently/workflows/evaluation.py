@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from confidently.calibration.ensemble import PromptCombiner, cross_fit_ensemble
 from confidently.calibration.probe import HiddenStateProbe, cross_fit_probe
 from confidently.data import Dataset
 from confidently.decision.conformal import ConformalPredictor, measure_sets
+from confidently.decision.decisions import decide
 from confidently.errors import CalibrationError, ConfigError, DataError
 from confidently.metrics import metric_function, summarize
 from confidently.decision.policy import DecisionPolicy
@@ -159,9 +160,11 @@ class Evaluation:
             "best_method": self.best,
             "policy": self.policy.to_dict(),
             "policy_on_test": self.policy_on_test,
-            "projection": self.projection.to_dict(),
+            "projection": {**self.projection.to_dict(), "decided_by": self.config.decision_rule},
             "prediction_sets": {"name": self.sets.shipped, "alpha": self.config.alpha,
                                 "coverage_on_test": float(shipped["coverage"]),
+                                "coverage_on_test_exact_95": [float(shipped["coverage_low"]),
+                                                              float(shipped["coverage_high"])],
                                 "mean_set_size_on_test": float(shipped["mean_set_size"]),
                                 "n_test": int(shipped["n"])},
             "decision_rule": self.config.decision_rule,
@@ -245,8 +248,8 @@ def _label_budget(cal_probs, y_cal, test_probs, y_test, config: EvaluationConfig
                 cert = certify_threshold(out_of_fold.max(1), out_of_fold.argmax(1) == y_cal[idx],
                                          target_accuracy=config.target_accuracy, level=config.level,
                                          procedure=config.procedure, never_automated=cut[0][idx])
-                automated = ((calibrated.max(1) >= cert.threshold) & ~cut[1] if cert.certified
-                             else np.zeros(y_test.size, bool))
+                automated = automated_on_test(test_probs, calibrated, DecisionPolicy.from_certificate(cert),
+                                              cut=cut[1])
                 right = calibrated.argmax(1) == y_test
                 accuracy = float(right[automated].mean()) if automated.any() else np.nan
                 rows.append({"calibrator": method, "n_labels": n, "repeat": repeat,
@@ -353,14 +356,20 @@ def evaluate_scores(cal_probs: np.ndarray, y_cal: Sequence[int], test_probs: np.
     best = min(candidates, key=lambda name: methods[name].crossfit["metrics"]["nll"]["value"])
     chosen = methods[best]
     policy = DecisionPolicy.from_certificate(chosen.chosen.certified)
-    # what the shipped decision does on the test split: a cut text is never automated
-    automate = (policy.decide(chosen.test_probs.max(1)) == "automate") & ~cut[1]
+    # what each rule does on the test split, decided as decide() decides it (a cut text is reviewed)
+    automate = automated_on_test(test_probs, calibrated_test_probs(chosen), policy, cut=cut[1])
     correct = chosen.test_probs.argmax(1) == y_test
     policy_on_test = _policy_on_test(policy, automate, correct)
-    projection = project_volume(automate, correct, volume=config.projection_volume,
-                                minutes_per_review=config.minutes_per_review, review_cost=config.review_cost,
-                                error_cost=config.error_cost, n_resamples=config.n_resamples, seed=config.seed)
     sets = _prediction_sets(chosen, y_cal, y_test, labels, groups, test_slices, config)
+    by_sets = automated_on_test(test_probs, calibrated_test_probs(chosen), None, cut=cut[1],
+                                prediction_sets=sets.predictors[sets.shipped],
+                                groups=None if config.conformal_by is None else groups[1])
+    sets = replace(sets, rule_on_test=_rule_on_test(by_sets, correct))
+    # the cost view is of the rule the bundle decides by
+    projection = project_volume(by_sets if config.decision_rule == "prediction_set" else automate, correct,
+                                volume=config.projection_volume, minutes_per_review=config.minutes_per_review,
+                                review_cost=config.review_cost, error_cost=config.error_cost,
+                                n_resamples=config.n_resamples, seed=config.seed)
     budget = _label_budget(cal_probs, y_cal, test_probs, y_test, config, cut=cut)
     notes += small_sample_notes(y_cal, y_test, chosen.chosen, sets, config)
     return Evaluation(tuple(labels), y_cal, y_test, config, methods, best, policy, policy_on_test, projection, sets,
@@ -371,7 +380,8 @@ def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray
                      groups: tuple[Sequence, Sequence] | None, test_slices: dict[str, Sequence] | None,
                      config: EvaluationConfig) -> PredictionSets:
     """LAC and APS sets, marginal, per class and (with ``conformal_by``) per slice, fitted on the chosen
-    calibrator's cross-fitted calibration scores and measured on its test-split scores."""
+    calibrator's cross-fitted calibration scores and measured on its test-split scores (what the set rule does
+    there is added by :func:`evaluate_scores`)."""
     slices = dict(test_slices or {})
     if config.conformal_by is not None:
         slices[config.conformal_by] = groups[1]
@@ -388,10 +398,25 @@ def _prediction_sets(chosen: MethodResult, y_cal: np.ndarray, y_test: np.ndarray
             coverage[name] = measure_sets(predictor.predict_set(chosen.test_probs, groups=test_groups), y_test,
                                           labels=labels, slices=slices)
     shipped = f"lac by {config.conformal_by}" if config.conformal_by is not None else "lac"
-    test_groups = groups[1] if config.conformal_by is not None else None
-    automate = predictors[shipped].decide(chosen.test_probs, groups=test_groups) == "automate"
-    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name,
-                          rule_on_test=_rule_on_test(automate, chosen.test_probs.argmax(1) == y_test))
+    return PredictionSets(predictors, coverage, shipped, scored_on=chosen.name)
+
+
+def calibrated_test_probs(method: MethodResult) -> np.ndarray | None:
+    """The method's test-split probabilities as :func:`decide` takes them: None for the raw scores."""
+    return None if method.calibrator is None else method.test_probs
+
+
+def automated_on_test(raw: np.ndarray, calibrated: np.ndarray | None, policy: DecisionPolicy | None, *,
+                      cut: np.ndarray, prediction_sets: ConformalPredictor | None = None,
+                      groups: Sequence | None = None) -> np.ndarray:
+    """Which test rows a rule automates, decided by the one :func:`~confidently.decision.decisions.decide`
+    every user's answer goes through: ``policy``'s threshold on the calibrated (else raw) confidence, or, with
+    ``prediction_sets``, single-label sets; a row flagged in ``cut`` (truncated) is reviewed either way."""
+    rule = "threshold" if prediction_sets is None else "prediction_set"
+    labels = [str(j) for j in range(raw.shape[1])]
+    decisions = decide(raw, labels=labels, policy=policy, calibrated_probs=calibrated,
+                       prediction_sets=prediction_sets, groups=groups, rule=rule, truncated=cut)
+    return decisions.decision == "automate"
 
 
 def _rule_on_test(automate: np.ndarray, correct: np.ndarray) -> dict:

@@ -6,6 +6,7 @@ write-up's study done honestly on the generated dataset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from confidently.bundle.bundle import (CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity,
                                        write_bundle)
+from confidently.bundle.versions import VERSIONS_DIR, version_numbers
 from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
 from confidently.errors import ConfigError, DataError
@@ -170,6 +172,10 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
                   "decision_rule": config.decision_rule, "prediction_sets": evaluation.sets.shipped,
                   **({"cost": prompt_cost(clf, calibration.texts[:COST_SAMPLE])} if ensemble or shots else {}),
                   **({"shots": shot_record} if shot_record else {})})
+    if version_numbers(out):  # recalibrated from the bundle this run replaced: refused from now on (lineage)
+        evaluation.notes.append(
+            f"{out / VERSIONS_DIR} holds versions recalibrated from the bundle this run replaced: serve, classify, "
+            "score and recalibrate refuse them now; move that folder away to use this bundle.")
     meta = {"model": clf.backend.model_name, "backend": clf.backend.name, "task": clf.task.name,
             "weights": clf.backend.fingerprint(), "scorer": clf.scorer.describe(), **(metadata or {})}
     for split in ("calibration", "test"):
@@ -242,6 +248,25 @@ def split_for_evaluation(dataset: Dataset, *, seed: int = 42, calibration_fracti
         raise DataError(f"calibration fraction must be between 0 and 1, got {calibration_fraction}")
     splits = split_dataset(dataset, fractions=(0.0, calibration_fraction, 1 - calibration_fraction), seed=seed)
     return splits.calibration, splits.test
+
+
+def check_evaluation_splits(calibration: Dataset, test: Dataset, labels: Sequence[str], *, how: str,
+                            fraction: float | None = None) -> None:
+    """Refuse splits ``evaluate`` cannot work with, before anything is scored: an empty test split, or a
+    calibration split without rows of every label (calibrators and per-class prediction sets need them).
+
+    ``how`` says where the splits came from (the two files, or the split of one); ``fraction`` is the
+    calibration fraction when one file was split, so the advice can name it.
+    """
+    if not len(test):
+        advice = "lower --calibration-fraction or label more data" if fraction is not None else "label more data"
+        raise DataError(f"the test split has no rows ({how}): {advice}")
+    missing = [label for label in labels if label not in set(calibration.labels or ())]
+    if missing:
+        advice = "raise --calibration-fraction or label more data" if fraction is not None else "label more data"
+        raise DataError(f"the calibration split has {len(calibration)} row{'s' if len(calibration) != 1 else ''} "
+                        f"({how}) and none labelled {', '.join(missing)}: every label needs calibration rows; "
+                        f"{advice}")
 
 
 def run_demo(out_dir: str | Path, *, clf: Classifier, n: int = 10000, eval_size: int = 1000, seed: int = 42,

@@ -55,10 +55,13 @@ def score_file(classifier: Classifier | CalibratedClassifier, input_path: str | 
                            resume=resume, progress=progress)
 
 
-def _score_into(calibrated: CalibratedClassifier, dataset: Dataset, out_path: Path, column: str | None, *,
-                checkpoint_every: int, resume: bool, progress: bool):
-    """Score ``dataset`` into ``out_path`` through its checkpoint folder (only while holding its lock)."""
-    classifier = calibrated.classifier
+def check_unfinished(out_path: str | Path, resume: bool) -> Path:
+    """The checkpoint folder of ``out_path``, after refusing one with rows when ``resume`` is off.
+
+    Called again before the model loads (``confidently score``), so that mistake costs no load; only
+    while holding the output's lock (:func:`~confidently.output_lock.hold_output`).
+    """
+    out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
     remove_stale_temporaries(out_path)  # a run killed while writing the output
     if partial.is_dir() and not (partial / "manifest.json").exists():
@@ -67,6 +70,14 @@ def _score_into(calibrated: CalibratedClassifier, dataset: Dataset, out_path: Pa
         raise UnfinishedRunError(
             f"{partial} holds rows from an earlier run: pass --resume to continue it, or delete it to start over"
         )
+    return partial
+
+
+def _score_into(calibrated: CalibratedClassifier, dataset: Dataset, out_path: Path, column: str | None, *,
+                checkpoint_every: int, resume: bool, progress: bool):
+    """Score ``dataset`` into ``out_path`` through its checkpoint folder (only while holding its lock)."""
+    classifier = calibrated.classifier
+    partial = check_unfinished(out_path, resume)
     store = ScoreStore(partial, classifier.fingerprint(), classifier.labels)
     scores = score_with_store(classifier, dataset.texts, store, checkpoint_every=checkpoint_every,
                               progress=progress, hidden=calibrated.reads_hidden)
