@@ -171,6 +171,41 @@ def test_a_bad_data_file_is_found_before_the_model_loads(tmp_path, command):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", [["classify", "Great value."], ["serve"]])
+def test_a_bundle_fitted_through_an_engine_used_locally_says_to_score_through_the_engine(tmp_path, command):
+    # Before, the engine's model name was looked up as a local model: "unknown model 'fake'".
+    import numpy as np
+
+    from confidently.bundle.bundle import ModelIdentity, write_bundle
+    from confidently.calibration import TemperatureCalibrator
+    from confidently.decision.policy import DecisionPolicy
+    from confidently.tasks.task import SENTIMENT
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(2), size=50)
+    url = "http://127.0.0.1:9/v1"
+    write_bundle(tmp_path / "run", model=ModelIdentity("fake", "openai", f"server:{url}#fake"), task=SENTIMENT,
+                 chat=None, calibrator=TemperatureCalibrator().fit(probs, probs.argmax(axis=1)),
+                 policy=DecisionPolicy(0.8, 0.9, True, "test"), fitted_on={"rows_sha256": "0" * 64, "n_rows": 50})
+    assert_usage_error(confidently(*command, "--calibration", tmp_path / "run"),
+                       "fitted through an OpenAI-compatible engine (model 'fake' at http://127.0.0.1:9/v1)",
+                       f"--backend openai --base-url {url}")
+
+
+@pytest.mark.parametrize("args, expected", [
+    # before: the URL was ignored and 'fake' looked up as a local model ("unknown model 'fake'")
+    (["classify", "hi", "--base-url", "http://127.0.0.1:9/v1", "--model", "fake"],
+     ("--base-url", "applies to --backend openai")),
+    # before: five connection attempts, then "cannot reach the server"
+    (["classify", "hi", "--backend", "openai", "--base-url", "127.0.0.1:9/v1", "--model", "fake"],
+     ("--base-url", "is not an http:// or https:// URL")),
+    (["classify", "hi", "--server", "localhost:9"], ("--server", "is not an http:// or https:// URL")),
+    # before: a model load first, then exit 1
+    (["next-token", "hi", "--backend", "vllm"], ("--backend", "unknown backend 'vllm'")),
+])
+def test_server_options_are_checked_before_anything_loads_or_connects(args, expected):
+    assert_usage_error(confidently(*args), *expected)
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--calibration-fraction", "0.99"], "the test split has no rows (--calibration-fraction 0.99 of the 40 rows of"),
     (["--calibration-fraction", "0.02"], "the calibration split has 1 row (--calibration-fraction 0.02 of the 40 rows"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from confidently.errors import BackendError
+from confidently.errors import BackendError, ConfigError
 from confidently.server.schemas import AdaptersResponse, ClassifyResponse, Health, ModelInfo
 
 
@@ -40,6 +40,8 @@ class Client:
     def __init__(self, url: str = "http://127.0.0.1:8000", *, admin_token: str | None = None, timeout: float = 120.0):
         import httpx
 
+        if not url.lower().startswith(("http://", "https://")):  # else httpx's "unsupported protocol 'localhost://'"
+            raise ConfigError(f"Client URL {url!r} has no http:// or https://: give e.g. http://127.0.0.1:8000")
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)

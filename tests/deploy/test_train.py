@@ -173,3 +173,37 @@ def test_entry_installs_runs_finetune_and_keeps_the_adapter(tmp_path, monkeypatc
     assert finetune[1]["HF_TOKEN"] == "token-from-s" and "HF_TOKEN" not in entry.os.environ
     assert sorted(p.name for p in model_dir.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
                                                            "calibrator.json", "manifest.json"]
+
+
+@pytest.mark.parametrize("hyperparameter, expected", [
+    ("epochs=abc", "Invalid value for '--epochs'"),
+    ("r=0", "Invalid value for '--r'"),
+    ("epoch=2", "--epoch is not a `confidently finetune` option taking a value"),
+    ("resume=1", "--resume is not a `confidently finetune` option taking a value"),
+    ("data=other.jsonl", "--data is set by the job itself"),
+])
+def test_a_bad_hyperparameter_is_a_usage_error_before_anything_is_uploaded(train_file, hyperparameter, expected):
+    # Before, any NAME=VALUE went into the job, which failed only after the upload and the instance start.
+    from typer.testing import CliRunner
+
+    from confidently.cli import app
+
+    result = CliRunner().invoke(app, ["sagemaker", "train", "--data", str(train_file), "--role", ROLE, "--bucket", BUCKET,
+                                      "--image", TRAINING_IMAGE, "--region", "us-east-1", "-H", hyperparameter,
+                                      "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.replace("│", " ").split()), result.output
+    assert "create_training_job" not in result.output
+
+
+def test_good_hyperparameters_reach_the_job(train_file):
+    from typer.testing import CliRunner
+
+    from confidently.cli import app
+
+    result = CliRunner().invoke(app, ["sagemaker", "train", "--data", str(train_file), "--role", ROLE, "--bucket", BUCKET,
+                                      "--image", TRAINING_IMAGE, "--region", "us-east-1", "-H", "lr=1e-4",
+                                      "-H", "target-modules=q_proj,v_proj", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    hps = json.loads(result.output)[-1]["params"]["HyperParameters"]
+    assert json.loads(hps["finetune_args"]) == ["--lr", "1e-4", "--target-modules", "q_proj,v_proj"]

@@ -1,6 +1,7 @@
 """The finetune and compare commands, run as a user runs them (the entry point, in a subprocess)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -49,6 +50,9 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     out = run("compare", "--data", tmp_path / "full.jsonl", "--split-seed", 3, "--adapter", adapter,
               "--out", tmp_path / "run", "--n-resamples", 50).stdout
     assert "report:" in out
+    line = " ".join(out.split())
+    assert re.search(r"automated certified at 95% \(Platt\): [\d.]+% → [\d.]+% \(Δ [+-][\d.]+% \[[+-][\d.]+%, "
+                     r"[+-][\d.]+%\]\)", line), line
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     # the console's headline says n, how the calibrators were fitted, and gives each figure its interval
     flat = " ".join(out.split())
@@ -62,6 +66,16 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "| category=weak |" in summary and "| domain=sports |" in summary  # the slices table
     assert "| workplace |" in summary  # neutral texts by domain
+    assert "no threshold is certified without calibration rows" not in line
+    # without calibration rows nothing can be certified: the output says so and what to give
+    from confidently.data import split_dataset
+
+    save_dataset(split_dataset(full, seed=3).test, tmp_path / "test.jsonl")
+    out = run("compare", "--data", tmp_path / "test.jsonl", "--adapter", adapter, "--out", tmp_path / "run2",
+              "--n-resamples", 20).stdout
+    line = " ".join(out.split())
+    assert "cross-fitted on the test rows" in line
+    assert "no threshold is certified without calibration rows: give --calibration-data" in line
 
 
 def test_bad_labels_are_one_line_and_exit_1(tiny_model_dir, tmp_path):
@@ -98,3 +112,14 @@ def test_a_task_with_a_prompt_ensemble_is_no_longer_refused_the_data_is_checked_
     assert result.returncode == 1 and "Traceback" not in result.stderr and "prompt ensemble" not in result.stderr
     assert "so-so" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "a").exists()
+
+
+def test_too_little_data_is_found_before_the_model_loads(tmp_path):
+    # 31 labelled rows leave 5 for calibration: the split is checked first, so a model that does not exist
+    # is never looked up (before, the model loaded, then "only 5 calibration rows")
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": f"text number {i}", "label": ("positive", "negative")[i % 2]}) + "\n"
+                            for i in range(31)))
+    result = run("finetune", "--data", data, "--model", "no-such-model", "--out", tmp_path / "a", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "calibration rows after splitting 31 rows; need at least 30" in result.stderr, result.stderr

@@ -134,3 +134,11 @@ def _healthy(url: str) -> bool:
         return httpx.get(url + "/healthz", timeout=5).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_client_url_without_a_scheme_says_so():
+    from confidently.errors import ConfigError
+
+    # before: BackendError "cannot reach ... unsupported protocol 'localhost://'" on the first call
+    with pytest.raises(ConfigError, match=r"Client URL 'localhost:8000' has no http:// or https://"):
+        Client("localhost:8000")

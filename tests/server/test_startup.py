@@ -107,3 +107,44 @@ def test_no_page_needs_a_cdn(server):
         for route in server.app.routes:
             if "GET" in getattr(route, "methods", ()) and "{" not in route.path:
                 assert "cdn" not in http.get(route.path).text.lower(), route.path
+
+
+class _Checked(Exception):
+    """Raised by the stand-in for the pre-load checks once it has recorded the settings."""
+
+
+def test_adapters_without_model_serve_the_base_model_they_were_fine_tuned_on(tiny_model_dir, weights_id, tmp_path,
+                                                                             monkeypatch, no_model_load):
+    # README's Serving example has no --model: adapters fine-tuned on gemma-3-270m must not be
+    # skipped for a weights mismatch with the default model.
+    from confidently.server import startup
+
+    from .conftest import make_adapter
+
+    make_adapter(tiny_model_dir, tmp_path / "adapters" / "alpha", seed=1, weights_id=weights_id,
+                 model_name=str(tiny_model_dir))
+    seen = {}
+
+    def record(settings):
+        seen["model"] = settings.model
+        raise _Checked
+
+    monkeypatch.setattr(startup, "check_before_loading", record)
+    result = CliRunner().invoke(app, ["serve", "--adapters", str(tmp_path / "adapters")])
+    assert isinstance(result.exception, _Checked), result.output
+    assert seen["model"] == str(tiny_model_dir)
+    # --model given wins
+    CliRunner().invoke(app, ["serve", "--adapters", str(tmp_path / "adapters"), "--model", "gemma-3-270m"])
+    assert seen["model"] == "gemma-3-270m"
+
+
+def test_adapters_of_different_base_models_without_model_are_one_line(tiny_model_dir, weights_id, tmp_path,
+                                                                      no_model_load):
+    from .conftest import make_adapter
+
+    make_adapter(tiny_model_dir, tmp_path / "adapters" / "alpha", seed=1, weights_id=weights_id, model_name="m-one")
+    make_adapter(tiny_model_dir, tmp_path / "adapters" / "beta", seed=2, weights_id=weights_id, model_name="m-two")
+    result = CliRunner().invoke(app, ["serve", "--adapters", str(tmp_path / "adapters")])
+    assert isinstance(result.exception, ConfidentlyError), result.exception
+    assert "different base models (alpha: m-one, beta: m-two)" in str(result.exception)
+    assert "--model" in str(result.exception)

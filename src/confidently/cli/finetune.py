@@ -213,7 +213,7 @@ def compare(
     domain. DATA must be rows the adapter never saw: a test file, or the full dataset with the
     --split-seed used for training. Finished scores are cached in OUT/score-cache.
 
-    Example: `confidently compare --data splits/test.jsonl --adapter adapters/sentiment --out runs/compare`
+    Example: `confidently compare --data splits/test.jsonl --calibration-data splits/calibration.jsonl --adapter adapters/sentiment --out runs/compare`
     """
     from confidently.backends.transformers_backend import TransformersBackend
     from confidently.workflows.comparison import CompareConfig, compare as run
@@ -245,4 +245,7 @@ def compare(
         console.print(f"{name}: {value}")
     for line in how_lines(result):
         console.print(line)
+    if calibration is None:
+        console.print("no threshold is certified without calibration rows: give --calibration-data (e.g. the rows "
+                      "finetune calibrated on) or --split-seed; the decisions above use a fixed threshold")
 

@@ -127,6 +127,14 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
     from confidently.cli.app import err_console
 
     check_folder(adapter, "--adapter")
+    if backend not in ("transformers", "openai"):
+        raise typer.BadParameter(f"unknown backend {backend!r}: use transformers (the model runs here) or openai "
+                                 "(an OpenAI-compatible server such as vLLM or llama.cpp's)", param_hint="--backend")
+    if backend == "transformers" and base_url is not None:
+        # else the URL is ignored and the server's model name is looked up as a local model
+        raise typer.BadParameter("applies to --backend openai: add --backend openai to score through the server",
+                                 param_hint="--base-url")
+    check_url(base_url, "--base-url", "http://HOST:PORT/v1")
     options: dict = {}
     if backend == "transformers":
         if tokenizer is not None:
@@ -143,6 +151,12 @@ def build_classifier(*, model: str, task, backend: str, device: str | None = Non
         err_console.print(f"[dim]loading {escape(str(model))} ({backend})…[/]")
     return Classifier(model=model, task=task, backend=backend, batch_size=batch_size, chat=chat,
                       max_text_tokens=max_text_tokens, max_text_chars=max_text_chars, scorer=scorer, **options)
+
+
+def check_url(url: str | None, option: str, example: str) -> None:
+    """A usage error (exit 2) for a URL without http:// or https://, found before anything connects (and retries)."""
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL: give e.g. {example}", param_hint=option)
 
 
 def given(ctx: typer.Context, name: str) -> bool:
@@ -176,6 +190,21 @@ def read_calibration(folder: Path | None, option: str = "--calibration") -> Bund
     return newest.bundle
 
 
+def check_bundle_backend(bundle: Bundle, folder: Path, backend: str) -> None:
+    """A usage error (exit 2) for a bundle fitted through a serving engine used with the local backend.
+
+    Without it the engine's model name (``--model`` defaults to the bundle's) is looked up as a local
+    model, and the error is "unknown model", which does not say what to do.
+    """
+    if bundle.model.backend != "openai" or backend == "openai":
+        return
+    # the weights id of an engine's model is "server:URL#NAME" (OpenAIBackend.weights_id)
+    url = bundle.model.weights_id.removeprefix("server:").rsplit("#", 1)[0]
+    raise typer.BadParameter(f"{folder} was fitted through an OpenAI-compatible engine (model "
+                             f"{bundle.model.name!r} at {url}): score through it with --backend openai "
+                             f"--base-url {url}", param_hint="--backend")
+
+
 def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str, calibration: Path | None = None,
                      adapter: Path | None = None, decision_rule: str | None = None,
                      before_load: Callable[[Task], None] | None = None, **options) -> CalibratedClassifier:
@@ -201,6 +230,7 @@ def build_calibrated(ctx: typer.Context, *, model: str, task: str, backend: str,
                                  "(conformal.json, written by `confidently evaluate` or `confidently finetune`)",
                                  param_hint="--decision-rule")
     if bundle is not None:
+        check_bundle_backend(bundle, calibration or adapter, backend)
         model = model if given(ctx, "model") else bundle.model.name
         task = task if given(ctx, "task") else bundle.task
         chat, scorer = bundle.chat, bundle.scorer

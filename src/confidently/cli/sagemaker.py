@@ -17,7 +17,8 @@ from confidently.cli.app import app, console, err_console
 from confidently.cli.options import DEFAULTS, ModelOpt, TaskOpt
 
 sagemaker_app = typer.Typer(
-    help="Run confidently on AWS SageMaker: training jobs, a multi-adapter endpoint, calibrated classification.",
+    help="Run confidently on AWS SageMaker: training jobs, a multi-adapter endpoint, calibrated classification."
+         "\n\nExample: `confidently sagemaker deploy reviews adapters/triage --config sagemaker.toml --dry-run`",
     no_args_is_help=False,  # no command is a usage error: one line, exit 2 (see main)
     rich_markup_mode="markdown",
 )
@@ -46,14 +47,36 @@ def sagemaker_runner(settings):
     return Runner(make_clients(settings), settings, echo=lambda message: err_console.print(f"[dim]{message}[/]"))
 
 
+#: ``finetune`` options the job sets itself (entry.py), so not hyperparameters
+_SET_BY_THE_JOB = frozenset({"data", "out", "model", "task"})
+
+
 def _hyperparameters(pairs: list[str]) -> list[str]:
-    """``["epochs=2", "r=16"]`` -> ``["--epochs", "2", "--r", "16"]`` for ``confidently finetune``."""
+    """``["epochs=2", "r=16"]`` -> ``["--epochs", "2", "--r", "16"]`` for ``confidently finetune``.
+
+    Each name and value is checked against ``confidently finetune``'s own options here, so a typo is a
+    usage error now, not a training job that fails after the upload and the instance start.
+    """
+    finetune = typer.main.get_command(app).commands["finetune"]
+    options = {opt: param for param in finetune.params for opt in param.opts if opt.startswith("--")}
     args: list[str] = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise typer.BadParameter(f"{pair!r} is not NAME=VALUE (e.g. epochs=2)", param_hint="--hyperparameter")
-        args += [f"--{key.strip().lstrip('-')}", value]
+        flag = f"--{key.strip().lstrip('-')}"
+        param = options.get(flag)
+        if param is None or param.name in _SET_BY_THE_JOB or getattr(param, "is_flag", False) or flag == "--help":
+            why = (f"is set by the job itself (sagemaker train --{param.name})" if param is not None
+                   and param.name in _SET_BY_THE_JOB else "is not a `confidently finetune` option taking a value")
+            raise typer.BadParameter(f"{pair!r}: {flag} {why}; see `confidently finetune --help`",
+                                     param_hint="--hyperparameter")
+        args += [flag, value]
+    try:  # finetune's own parser converts and range-checks the values; --data/--out stand in for the job's
+        finetune.make_context("finetune", ["--data", __file__, "--out", "job-output", *args])
+    except typer.TyperException as error:
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        raise typer.BadParameter(f"{message} (passed to `confidently finetune`)", param_hint="--hyperparameter") from None
     return args
 
 

@@ -14,7 +14,7 @@ from confidently.cli.app import app, console, err_console
 from confidently.cli.options import (DEFAULTS, AdapterModelOpt, AdapterOpt, ApiKeyOpt, BackendOpt, BaseUrlOpt, BatchOpt,
                                      CalibrationOpt, DecisionRuleOpt, DeviceOpt, DtypeOpt, JsonOpt, MaxTextCharsOpt, MaxTextTokensOpt,
                                      ModelOpt, TaskOpt, TokenizerOpt, build_calibrated,
-                                     build_classifier)
+                                     build_classifier, check_url)
 
 
 def visible(token: str) -> str:
@@ -127,6 +127,7 @@ def classify(
     Example: `confidently classify "I love this movie!" --calibration runs/demo`
     """
     if server is not None:
+        check_url(server, "--server", "http://127.0.0.1:8000")
         if decision_rule is not None or group is not None:
             raise typer.BadParameter("with --server the server's bundle decides; --decision-rule and --group "
                                      "apply to a local model", param_hint="--server")

@@ -10,7 +10,8 @@ import typer
 
 from confidently.cli.app import app
 from confidently.cli.options import (DEFAULTS, ApiKeyOpt, BaseUrlOpt, DeviceOpt, DtypeOpt, MaxTextCharsOpt,
-                                     MaxTextTokensOpt, ModelOpt, TaskOpt, given, read_calibration)
+                                     MaxTextTokensOpt, ModelOpt, TaskOpt, check_bundle_backend, given,
+                                     read_calibration)
 from confidently.errors import ArtifactError
 from confidently.files import read_json
 
@@ -116,7 +117,8 @@ def serve(
     POST /v1/classify, GET /v1/adapters, GET /healthz, GET /metrics; the OpenAPI schema is at
     /openapi.json (no browsable /docs page: it would need a CDN). Large requests are scored in parts,
     taking turns with small ones; a client that disconnects has its remaining work dropped. Options,
-    paths and artifacts are checked before the model loads. On SIGTERM or Ctrl-C, requests in flight
+    paths and artifacts are checked before the model loads. Without --model the base model is the
+    --calibration bundle's, else the one the --adapters were fine-tuned on. On SIGTERM or Ctrl-C, requests in flight
     get --drain-timeout seconds to finish; the log says how many finished and how many got 503.
 
     A text longer than --max-text-tokens (or --max-text-chars) is cut, flagged `truncated` and decided
@@ -142,12 +144,17 @@ def serve(
     from confidently.server.app import create_app, load_service
     from confidently.server.runner import configure_logging, listen, make_server
     from confidently.server.settings import Settings
-    from confidently.server.startup import check_before_loading
+    from confidently.server.startup import adapters_base_model, check_before_loading
 
-    # The bundle is read and its hashes checked before the model loads; --model defaults to its own.
+    # The bundle is read and its hashes checked before the model loads; --model defaults to its own,
+    # else, locally, to the base model the adapters were fine-tuned on.
     bundle = read_calibration(calibration)
+    if bundle is not None:
+        check_bundle_backend(bundle, calibration, backend.value)
     if bundle is not None and not given(ctx, "model"):
         model = bundle.model.name
+    elif adapters is not None and not given(ctx, "model") and backend == ServeBackend.transformers:
+        model = adapters_base_model(adapters) or model
     settings = Settings(model=model, backend=backend.value, base_url=base_url, api_key_env=api_key, tokenizer=tokenizer,
                         engine_models=parse_engine_models(engine_model or []), engine_timeout_s=engine_timeout,
                         task=task if given(ctx, "task") else None, adapters_dir=adapters,

@@ -44,6 +44,13 @@ def _metric(result: dict) -> str:
     return fmt_interval(result.get("value"), result.get("ci_low"), result.get("ci_high"))
 
 
+def _share_difference(result: dict) -> str:
+    """A paired difference of shares as percentage points, with its interval when it has one."""
+    low, high = result.get("ci_low"), result.get("ci_high")
+    interval = "" if low is None or high is None else f" [{low:+.1%}, {high:+.1%}]"
+    return f"{result['diff']:+.1%}{interval}"
+
+
 def _difference(result: dict, digits: int = 4) -> str:
     return fmt_interval(result.get("diff"), result.get("ci_low"), result.get("ci_high"), digits)
 
@@ -138,7 +145,7 @@ def headline_cards(comparison: Comparison) -> dict[str, str]:
         f"ECE after Platt ({comparison.config.n_bins} equal-width bins)":
             f"{value(base['platt']['metrics']['ece'])} → {value(tuned['platt']['metrics']['ece'])}",
         f"automated {label} (Platt)": f"{outcomes[0]['coverage']:.1%} → {outcomes[1]['coverage']:.1%} "
-                                      f"(Δ {decision['coverage']['diff']:+.1%})",
+                                      f"(Δ {_share_difference(decision['coverage'])})",
         f"cost per {volume:,} (Platt, {label})": f"{outcomes[0]['projection']['cost']['value']:,.0f} → "
                                                   f"{outcomes[1]['projection']['cost']['value']:,.0f} "
                                                   f"(Δ {_difference(decision['cost'], 0)})",

@@ -21,6 +21,7 @@ from confidently.backends.transformers_backend import TransformersBackend
 from confidently.calibration import SmallSampleWarning, cross_fit_predict, make_calibrator
 from confidently.calibration.ensemble import PromptCombiner, cross_fit_ensemble
 from confidently.scoring.classifier import Classifier
+from confidently.tasks.task import get_task
 from confidently.data import Dataset
 from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
@@ -101,12 +102,14 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
     """
     config = config or FinetuneConfig()
     out = Path(out)
+    # the data is checked and split before the model loads: a file too small costs no load
+    task = get_task(config.task)
+    check_labels(train, task, role="training")
+    if calibration is not None:
+        check_labels(calibration, task, role="calibration")
+    splits = make_splits(train, calibration, config)
     backend = backend or TransformersBackend(config.model, device=config.device, dtype=config.dtype)
     classifier = Classifier(task=config.task, backend=backend, batch_size=config.score_batch_size)
-    check_labels(train, classifier.task, role="training")
-    if calibration is not None:
-        check_labels(calibration, classifier.task, role="calibration")
-    splits = make_splits(train, calibration, config)
     asked = classifier.prompt_classifiers  # the task's prompt, or every prompt of its ensemble
     targets = every_prompt_targets(classifier, splits.train.texts)
     answers = [target.to_dict(prompt.task) for target, prompt in zip(targets, asked)]

@@ -7,9 +7,39 @@ artifact is reported at once, as one line, not after the load (and not inside a 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from confidently.errors import ConfigError
 from confidently.server.settings import Settings
+
+
+def adapters_base_model(adapters_dir: Path) -> str | None:
+    """The base model the LoRA adapters in ``adapters_dir`` were fine-tuned on, as their manifests name it.
+
+    ``serve --adapters DIR`` without ``--model`` loads this model, so that adapters fine-tuned on a model
+    other than the default are served, not skipped for a weights mismatch. None when no folder holds a
+    readable adapter manifest (a broken one is the registry's to log and skip); adapters fine-tuned on
+    different base models cannot share one server, and that is a :class:`ConfigError` naming them.
+    """
+    from confidently.bundle.bundle import MANIFEST_FILE
+    from confidently.files import read_json
+
+    bases: dict[str, str] = {}
+    for folder in sorted(adapters_dir.iterdir()):
+        if not (folder / "adapter_config.json").exists() or not (folder / MANIFEST_FILE).exists():
+            continue
+        try:
+            name = read_json(folder / MANIFEST_FILE)["model"]["name"]
+        except Exception:  # noqa: BLE001 - a damaged manifest is reported when the adapter loads
+            continue
+        if isinstance(name, str):
+            bases[folder.name] = name
+    names = sorted(set(bases.values()))
+    if len(names) > 1:
+        listed = ", ".join(f"{adapter}: {base}" for adapter, base in bases.items())
+        raise ConfigError(f"--adapters {adapters_dir}: the adapters were fine-tuned on different base models "
+                          f"({listed}); one server holds one base model: choose it with --model")
+    return names[0] if names else None
 
 
 def check_before_loading(settings: Settings) -> None:
