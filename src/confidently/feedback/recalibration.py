@@ -41,6 +41,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from confidently.bundle.bundle import CONFORMAL_FILE, Bundle, read_bundle
+from confidently.bundle.seen import SEEN_FILE, SeenTexts
 from confidently.bundle.versions import latest_version, write_version
 from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
@@ -294,7 +295,8 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
                    "parent_manifest_sha256": current.bundle.manifest_sha256},
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
                     **({CONFORMAL_FILE: new_sets.to_dict()} if new_sets is not None else {}),
-                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})},
+                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {}),
+                    **_seen_texts(root, len(trained_on))},
         metadata={"decision_rule": rule})
     return Recalibration(True, written.number, written.bundle.folder, report)
 
@@ -333,6 +335,18 @@ def _feature_model(calibrator) -> str:
     if isinstance(calibrator, PromptCombiner):
         return "a prompt ensemble's combiner, which reads every prompt's class masses"
     return "a hidden-state probe, which reads the model's hidden states"
+
+
+def _seen_texts(root: Bundle, n_feedback: int) -> dict[str, Any]:
+    """The root's record of the texts it saw (:data:`SEEN_FILE`), for a version fitted on ``n_feedback`` reviewed
+    labels more, whose texts it cannot add: the feedback store returns labels without their texts. Empty when
+    the root has no record (what it saw is unknown)."""
+    seen = SeenTexts.from_bundle(root)
+    if seen is None:
+        return {}
+    note = (f"version fitted on {n_feedback} reviewed feedback labels more, whose texts are not recorded here "
+            "(the feedback store returns labels without texts)")
+    return {SEEN_FILE: seen.with_notes(note).to_dict()}
 
 
 def _feedback_sha256(texts: list[LabelledText]) -> str:
