@@ -71,6 +71,12 @@ class SeenOverlap:
         """``'3 as calibration, 1 as shots'``: how many texts the bundle saw in each role."""
         return ", ".join(f"{n} as {role}" for role, n in self.by_role.items() if n)
 
+    def warning(self, bundle_folder, figures: str) -> str:
+        """The one-line warning: how many of the rows the bundle at ``bundle_folder`` saw, in which roles,
+        and what that makes of ``figures`` (e.g. ``'figures over all rows are partly in-sample'``)."""
+        return (f"warning: {self.n_seen} of {self.seen.size} labelled rows have texts the bundle {bundle_folder} "
+                f"saw when it was fitted ({self.describe()}): {figures}")
+
 
 @dataclass(frozen=True)
 class SeenTexts:

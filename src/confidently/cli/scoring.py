@@ -354,9 +354,8 @@ def seen_rows(bundle, texts, frame, truth) -> tuple[str, dict | str, dict | None
     if not overlap.n_seen:
         return "", seen, None
     unseen = ~overlap.seen
-    err_console.print(f"[yellow]warning: {overlap.n_seen} of {len(texts)} labelled rows have texts the bundle "
-                      f"{escape(str(bundle.folder))} saw when it was fitted ({overlap.describe()}): figures over all "
-                      "rows are partly in-sample[/]", soft_wrap=True)
+    err_console.print(escape(overlap.warning(bundle.folder, "figures over all rows are partly in-sample")),
+                      style="yellow", soft_wrap=True)
     figures = labelled_figures(frame[unseen], [t for t, keep in zip(truth, unseen) if keep])
     if not figures:
         return "; every row was seen by the bundle: no out-of-sample figures", seen, {"rows": 0}
