@@ -91,14 +91,16 @@ def test_overconfident_live_traffic_gets_a_new_version(folder, tmp_path):
     assert read_bundle(again.folder).fitted_on["parent_version"] == 2
 
 
-def test_a_version_carries_the_texts_its_root_saw_and_says_the_feedback_texts_are_not_recorded(folder, tmp_path):
+def test_a_version_carries_the_texts_its_root_saw_and_the_reviewed_texts_it_was_refitted_on(folder, tmp_path):
     with open_store(tmp_path / "feedback.db") as store:
-        fill(store, 300, sharpness=0.3, seed=1)
+        fill(store, 300, sharpness=0.3, seed=1)  # texts "text 0" ... "text 299"
         result = recalibrate(folder, store, adapter="support")
     seen = SeenTexts.from_bundle(read_bundle(result.folder))
-    assert seen.roles == SeenTexts.from_bundle(read_bundle(folder)).roles
-    assert seen.overlap(["t5", "text 5"]).seen.tolist() == [True, False]
-    assert len(seen.notes) == 1 and "210 reviewed feedback labels" in seen.notes[0] and "not recorded" in seen.notes[0]
+    root = SeenTexts.from_bundle(read_bundle(folder))
+    assert seen.roles["calibration"] == root.roles["calibration"] and "feedback" not in root.roles
+    feedback = seen.overlap([f"text {i}" for i in range(300)])
+    assert feedback.by_role["feedback"] == 210 == result.report["n_train_feedback"]  # the 90 held out only judged it
+    assert seen.overlap(["t5", "never logged"]).seen.tolist() == [True, False] and not seen.notes
 
 
 def test_traffic_like_the_calibration_rows_keeps_the_old(folder, tmp_path):

@@ -1,7 +1,7 @@
 """Which texts a bundle was fitted on or saw: ``seen_texts.json``, so accuracy on them is not taken for out-of-sample.
 
 ``evaluate`` and ``finetune`` write it as an extra payload (hashed in the manifest like the rest); a
-recalibrated version carries its root's. ``score`` given labels counts the rows whose text the bundle
+recalibrated version carries its root's, with the reviewed texts it was refitted on added. ``score`` given labels counts the rows whose text the bundle
 saw, warns, and states its figures on the unseen rows too (:func:`confidently.workflows.score_file.summarize`).
 
 Each text is recorded as the first :data:`PREFIX_HEX` hex digits of the sha256 of its UTF-8 bytes, the
@@ -11,7 +11,8 @@ recorded texts, a scored text that was not seen matches one by chance with proba
 10^6 / 2^64 ≈ 5e-14, so 10^6 scored rows expect about 5e-8 false matches.
 
 Roles: ``calibration`` (the rows the calibrator and policy were fitted on), ``shots`` (worked examples in
-the prompt, or the nearest-shot pool), ``training`` and ``validation`` (a fine-tuned adapter's). Bundles
+the prompt, or the nearest-shot pool), ``training`` and ``validation`` (a fine-tuned adapter's),
+``feedback`` (the reviewed texts a recalibrated version was refitted on). Bundles
 written before the payload existed have none: what they saw is unknown (:meth:`SeenTexts.from_bundle`
 returns None).
 """
@@ -33,7 +34,7 @@ SEEN_FILE = "seen_texts.json"
 SEEN_FORMAT = "confidently.seen_texts"
 SEEN_VERSION = 1
 PREFIX_HEX = 16
-ROLES = ("calibration", "shots", "training", "validation")
+ROLES = ("calibration", "shots", "training", "validation", "feedback")
 HOW = (f"first {PREFIX_HEX} hex digits of sha256(text as UTF-8), no normalisation (the score cache's text_key); "
        "sorted, one list per role")
 
@@ -111,8 +112,11 @@ class SeenTexts:
         return {"format": SEEN_FORMAT, "version": SEEN_VERSION, "how": HOW,
                 "roles": {role: sorted(keys) for role, keys in self.roles.items()}, "notes": list(self.notes)}
 
-    def with_notes(self, *notes: str) -> SeenTexts:
-        return SeenTexts(self.roles, (*self.notes, *notes))
+    def with_role(self, role: str, texts: Iterable[str], *notes: str) -> SeenTexts:
+        """This record with ``texts`` (fingerprinted) as ``role``, replacing any there, and ``notes`` added."""
+        if role not in ROLES:
+            raise ValueError(f"seen-text roles must be among {', '.join(ROLES)}; got {role}")
+        return SeenTexts({**self.roles, role: frozenset(fingerprint(t) for t in texts)}, (*self.notes, *notes))
 
     def overlap(self, texts: Sequence[str]) -> SeenOverlap:
         """Which of ``texts`` the bundle saw, and how many in each role (a text in two roles counts in both)."""

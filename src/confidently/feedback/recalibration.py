@@ -296,7 +296,7 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
                     **({CONFORMAL_FILE: new_sets.to_dict()} if new_sets is not None else {}),
                     **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {}),
-                    **_seen_texts(root, len(trained_on))},
+                    **_seen_texts(root, trained_on)},
         metadata={"decision_rule": rule})
     return Recalibration(True, written.number, written.bundle.folder, report)
 
@@ -337,16 +337,17 @@ def _feature_model(calibrator) -> str:
     return "a hidden-state probe, which reads the model's hidden states"
 
 
-def _seen_texts(root: Bundle, n_feedback: int) -> dict[str, Any]:
-    """The root's record of the texts it saw (:data:`SEEN_FILE`), for a version fitted on ``n_feedback`` reviewed
-    labels more, whose texts it cannot add: the feedback store returns labels without their texts. Empty when
-    the root has no record (what it saw is unknown)."""
+def _seen_texts(root: Bundle, trained_on: list[LabelledText]) -> dict[str, Any]:
+    """The root's record of the texts it saw (:data:`SEEN_FILE`) with the reviewed texts a version was refitted
+    on (``trained_on``) as ``feedback``; the held-out ones only judged it. Empty when the root has no record
+    (what it saw is unknown)."""
     seen = SeenTexts.from_bundle(root)
     if seen is None:
         return {}
-    note = (f"version fitted on {n_feedback} reviewed feedback labels more, whose texts are not recorded here "
-            "(the feedback store returns labels without texts)")
-    return {SEEN_FILE: seen.with_notes(note).to_dict()}
+    texts = [t.text for t in trained_on if t.text is not None]
+    missing = len(trained_on) - len(texts)
+    notes = [f"{missing} reviewed feedback texts the version was refitted on were not in the store"] if missing else []
+    return {SEEN_FILE: seen.with_role("feedback", texts, *notes).to_dict()}
 
 
 def _feedback_sha256(texts: list[LabelledText]) -> str:
