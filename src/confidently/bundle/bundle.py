@@ -21,7 +21,7 @@ Layout::
     policy.json       the decision policy (always present)
     conformal.json    the prediction sets (ConformalPredictor.to_dict()), when fitted; an extra payload
     seen_texts.json   fingerprints of every text the bundle was fitted on or saw, by role (calibration, shots,
-                      training, validation: :mod:`confidently.bundle.seen`); an extra payload, absent in
+                      training, validation, feedback: :mod:`confidently.bundle.seen`); an extra payload, absent in
                       bundles written before it existed (what they saw is unknown)
     NAME.json         extra JSON payloads a later stage adds (e.g. canary.json), hashed like the rest
     calibration_features.safetensors    with a probe or combiner: its calibration rows' features (float32),
