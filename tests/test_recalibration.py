@@ -17,6 +17,7 @@ from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
 from confidently.bundle.versions import latest_version, version_label
 from confidently.monitoring.canary import CANARY_FILE, Canary
 from confidently.feedback.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
+from confidently.bundle.seen import SEEN_FILE, SeenTexts, seen_payload
 from confidently.tasks.task import SENTIMENT
 from confidently.decision.policy import DecisionPolicy
 
@@ -46,7 +47,8 @@ def folder(tmp_path):
     write_bundle(out, model=MODEL, task=SENTIMENT, chat=None, calibrator=TemperatureCalibrator().fit(probs, y),
                  policy=DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test", level=0.95),
                  fitted_on={"rows_sha256": "0" * 64, "n_rows": 600},
-                 extra_json={CALIBRATION_ROWS_FILE: rows.to_dict(), CANARY_FILE: canary.to_dict()})
+                 extra_json={CALIBRATION_ROWS_FILE: rows.to_dict(), CANARY_FILE: canary.to_dict(),
+                             SEEN_FILE: seen_payload({"calibration": [f"t{i}" for i in range(600)]})})
     return out
 
 
@@ -87,6 +89,18 @@ def test_overconfident_live_traffic_gets_a_new_version(folder, tmp_path):
         again = recalibrate(folder, store, adapter="support")
     assert again.version == 3 and read_bundle(folder / "versions" / "v2").calibrator is not None
     assert read_bundle(again.folder).fitted_on["parent_version"] == 2
+
+
+def test_a_version_carries_the_texts_its_root_saw_and_the_reviewed_texts_it_was_refitted_on(folder, tmp_path):
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)  # texts "text 0" ... "text 299"
+        result = recalibrate(folder, store, adapter="support")
+    seen = SeenTexts.from_bundle(read_bundle(result.folder))
+    root = SeenTexts.from_bundle(read_bundle(folder))
+    assert seen.roles["calibration"] == root.roles["calibration"] and "feedback" not in root.roles
+    feedback = seen.overlap([f"text {i}" for i in range(300)])
+    assert feedback.by_role["feedback"] == 210 == result.report["n_train_feedback"]  # the 90 held out only judged it
+    assert seen.overlap(["t5", "never logged"]).seen.tolist() == [True, False] and not seen.notes
 
 
 def test_traffic_like_the_calibration_rows_keeps_the_old(folder, tmp_path):

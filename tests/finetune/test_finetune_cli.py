@@ -123,3 +123,23 @@ def test_too_little_data_is_found_before_the_model_loads(tmp_path):
     result = run("finetune", "--data", data, "--model", "no-such-model", "--out", tmp_path / "a", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "calibration rows after splitting 31 rows; need at least 30" in result.stderr, result.stderr
+
+
+def test_compare_warns_before_loading_when_test_rows_are_ones_the_adapter_was_trained_on(trained, separable,
+                                                                                       tmp_path):
+    from confidently.data import Dataset
+
+    train, fresh = trained.splits.train, separable(40, seed=7)
+    mixed = Dataset(texts=[*train.texts[:10], *fresh.texts], labels=[*train.labels[:10], *fresh.labels])
+    save_dataset(mixed, tmp_path / "mixed.jsonl")
+    result = run("compare", "--data", tmp_path / "mixed.jsonl", "--adapter", trained.path, "--out", tmp_path / "run",
+                 "--n-resamples", 20)
+    warning = " ".join(result.stderr.split())
+    assert "warning: 10 of 50 labelled rows have texts the bundle" in warning and "(10 as training)" in warning
+    assert warning.index("warning:") < warning.index("loading")  # said before the model loads
+    metadata = json.loads((tmp_path / "run" / "metrics.json").read_text())["metadata"]
+    assert "10 of 50 labelled rows" in metadata["test rows the adapter saw"]
+    save_dataset(fresh, tmp_path / "fresh.jsonl")
+    clean = run("compare", "--data", tmp_path / "fresh.jsonl", "--adapter", trained.path, "--out", tmp_path / "run2",
+                "--n-resamples", 20)
+    assert "warning:" not in clean.stderr

@@ -76,7 +76,7 @@ def test_manifest_and_peft_files(trained, backend, separable):
     assert [label["target"] for label in manifest["labels"]] == ["no", "yes"]
     assert set(manifest["files"]) == {"adapter_model.safetensors", "adapter_config.json", "calibrator.json",
                                       "policy.json", "canary.json", "reference.json", "calibration_rows.json",
-                                      "conformal.json"}
+                                      "conformal.json", "seen_texts.json"}
     # the prediction sets travel in the adapter bundle, fitted on the cross-fitted calibration scores
     assert bundle.prediction_sets.alpha == 0.1 and bundle.prediction_sets.counts_ == {
         "all": len(trained.splits.calibration)}
@@ -108,6 +108,20 @@ def test_the_bundle_carries_the_production_loops_payloads(trained, tiny_model_di
     fresh = Classifier(model=str(tiny_model_dir), adapter=str(trained.path), dtype="float32")
     assert canary.check(fresh.score(list(canary.texts)).probs).passed
     assert Reference.from_bundle(bundle).n == len(texts)
+
+
+def test_the_bundle_records_the_training_validation_and_calibration_texts(trained):
+    """``score`` can then tell rows the adapter was trained on from unseen ones (seen_texts.json, hash-checked)."""
+    from confidently.bundle.seen import SEEN_FILE, SeenTexts, fingerprint
+
+    bundle = read_bundle(trained.path)
+    seen = SeenTexts.from_bundle(bundle)
+    assert SEEN_FILE in bundle.files
+    for role, rows in (("training", trained.splits.train), ("validation", trained.splits.validation),
+                       ("calibration", trained.splits.calibration)):
+        assert seen.roles[role] == {fingerprint(t) for t in rows.texts} and len(rows) > 0
+    overlap = seen.overlap([trained.splits.train.texts[0], "a text no split holds"])
+    assert overlap.seen.tolist() == [True, False] and overlap.by_role["training"] == 1
 
 
 def test_adapter_for_other_base_weights_is_refused(trained, tiny_model_dir, tmp_path):

@@ -20,6 +20,9 @@ Layout::
                       task then holds the ensemble's prompts)
     policy.json       the decision policy (always present)
     conformal.json    the prediction sets (ConformalPredictor.to_dict()), when fitted; an extra payload
+    seen_texts.json   fingerprints of every text the bundle was fitted on or saw, by role (calibration, shots,
+                      training, validation, feedback: :mod:`confidently.bundle.seen`); an extra payload, absent in
+                      bundles written before it existed (what they saw is unknown)
     NAME.json         extra JSON payloads a later stage adds (e.g. canary.json), hashed like the rest
     calibration_features.safetensors    with a probe or combiner: its calibration rows' features (float32),
                       which ``recalibrate`` refits it on (:mod:`confidently.feedback.features`)
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from confidently.bundle.seen import SEEN_FILE, SeenTexts
 from confidently.decision.conformal import ConformalPredictor
 from confidently.decision.decisions import DECISION_RULES
 from confidently.errors import ArtifactError, BundleMismatchError, ConfigError
@@ -434,6 +438,8 @@ def read_bundle(folder: str | Path, *, require_adapter_files: bool = True) -> Bu
         if prediction_sets.n_classes_ != len(task.labels):
             raise ArtifactError(f"{folder / CONFORMAL_FILE}: fitted on {prediction_sets.n_classes_} classes, the "
                                 f"task has {len(task.labels)} ({', '.join(task.label_names)})")
+    if SEEN_FILE in extras:  # checked here, so a malformed record is refused before anything is scored
+        SeenTexts.from_dict(extras[SEEN_FILE], str(folder / SEEN_FILE))
     rule = manifest.get("decision_rule", "threshold")
     if rule not in DECISION_RULES:
         raise ArtifactError(f"{path}: decision_rule must be one of {', '.join(DECISION_RULES)}; got {rule!r}")

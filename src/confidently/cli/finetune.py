@@ -229,6 +229,7 @@ def compare(
     if split_seed is not None:
         splits = _split(test, split_seed, fractions)
         test, calibration = splits.test, calibration if calibration is not None else splits.calibration
+    seen_note = _seen_test_rows(bundle, test)  # before the model loads
     base = model or bundle.model.name
     err_console.print(f"[dim]loading {escape(str(base))}…[/]")
     backend = TransformersBackend(base, device=device, dtype=dtype, console=err_console)
@@ -239,6 +240,8 @@ def compare(
                                           batch_size=batch_size, review_cost=review_cost, error_cost=error_cost,
                                           minutes_per_review=minutes_per_review))
     result.metadata["data"] = str(data) if split_seed is None else f"{data} (test part, split seed {split_seed})"
+    if seen_note:
+        result.metadata["test rows the adapter saw"] = seen_note
     paths = write_comparison(result, out, title=f"confidently: base vs fine-tuned ({task})")
     console.print(f"[bold]report:[/] {paths['report'].resolve()}")
     for name, value in headline_cards(result).items():
@@ -249,3 +252,18 @@ def compare(
         console.print("no threshold is certified without calibration rows: give --calibration-data (e.g. the rows "
                       "finetune calibrated on) or --split-seed; the decisions above use a fixed threshold")
 
+
+
+def _seen_test_rows(bundle, test) -> str | None:
+    """Warn (one line) when test rows have texts the adapter bundle was trained, validated or calibrated on
+    (its seen_texts.json); return the warning for the report, None when none or when the bundle keeps no record."""
+    from confidently.bundle.seen import SeenTexts
+
+    record = SeenTexts.from_bundle(bundle)
+    overlap = None if record is None else record.overlap(test.texts)
+    if overlap is None or not overlap.n_seen:
+        return None
+    line = overlap.warning(bundle.folder, "the fine-tuned model's figures are partly in-sample; compare on rows it "
+                                          "never saw")
+    err_console.print(escape(line), style="yellow", soft_wrap=True)
+    return line

@@ -262,6 +262,7 @@ def score(
     max_text_tokens: MaxTextTokensOpt = None,
     max_text_chars: MaxTextCharsOpt = None,
     decision_rule: DecisionRuleOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Score every row of a file: raw class probabilities and prediction, and calibrated ones with a bundle.
 
@@ -274,12 +275,15 @@ def score(
     (truncated, below_threshold, no_threshold or set_not_single; empty when automated): a truncated text is
     always reviewed. Finished rows are checkpointed to OUT.partial/ so a killed run loses nothing: rerun with
     --resume. A run holds OUT.lock while it works: a second run for the same --out stops at once, naming it.
+    With labels the summary gives accuracy with n and exact intervals; rows whose text the bundle was fitted
+    on or saw (calibration, shots, training: its seen_texts.json) are counted with a warning, and the figures
+    are given on the unseen rows too. --json prints the summary as JSON.
 
     Example: `confidently score reviews.jsonl --out scores.parquet --calibration runs/demo`
     """
     from confidently.data import load_dataset
     from confidently.output_lock import hold_output
-    from confidently.workflows.score_file import check_unfinished, score_file
+    from confidently.workflows.score_file import check_unfinished, labelled_figures, score_file
 
     rows = []
 
@@ -292,23 +296,21 @@ def score(
                                       adapter=adapter, device=device, dtype=dtype, batch_size=batch_size,
                                       base_url=base_url, api_key=api_key, tokenizer=tokenizer,
                                       max_text_tokens=max_text_tokens, max_text_chars=max_text_chars,
-                                      decision_rule=decision_rule, before_load=read_input)
+                                      decision_rule=decision_rule, before_load=read_input, quiet=as_json)
         frame = score_file(calibrated, input, out, text_column=text_column, label_column=label_column,
-                           checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0])
+                           checkpoint_every=checkpoint_every, resume=resume, dataset=rows[0], progress=not as_json)
+    dataset = rows[0]
+    truth = None if dataset.labels is None or not len(frame) else list(dataset.labels)  # the task's names for them
+    figures = {} if truth is None else labelled_figures(frame, truth)
     summary = f"wrote {len(frame)} rows to {out}"
-    truth = rows[0].labels  # the task's names for the file's labels (the file keeps its own spelling)
-    truth = None if truth is None else list(truth)
-    if truth is not None and len(frame):
-        raw_right = int((frame["raw_prediction"] == truth).sum())
-        summary += f"; raw accuracy {share_text(raw_right, len(frame))} (uncalibrated)"
-        if "calibrated_prediction" in frame:
-            right = int((frame["calibrated_prediction"] == truth).sum())
-            summary += f", calibrated accuracy {share_text(right, len(frame))}"
+    if "raw_accuracy" in figures:
+        summary += f"; raw accuracy {figures_text(figures, 'raw_accuracy')} (uncalibrated)"
+    if "calibrated_accuracy" in figures:
+        summary += f", calibrated accuracy {figures_text(figures, 'calibrated_accuracy')}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
-        if truth is not None:
-            covered = sum(label in labels for label, labels in zip(truth, frame["prediction_set"]))
-            summary += f", {share_text(covered, len(frame))} of sets hold the label"
+        if "set_coverage" in figures:
+            summary += f", {figures_text(figures, 'set_coverage')} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
@@ -321,7 +323,48 @@ def score(
                         "'truncated': raise --max-text-tokens to score such texts whole)")
     elif not calibrated.calibrated:
         summary += "; no calibration bundle: columns are raw (uncalibrated)"
-    console.print(summary)
+    record = {"rows": len(frame), "out": str(out), **figures}
+    if figures and calibrated.bundle is not None:
+        seen_text, record["seen_by_bundle"], record["unseen"] = seen_rows(calibrated.bundle, dataset.texts, frame,
+                                                                          truth)
+        summary += seen_text
+    if as_json:
+        console.print_json(json.dumps(record))
+    else:
+        console.print(summary)
+
+
+def figures_text(figures: dict, name: str) -> str:
+    """One of :func:`~confidently.workflows.score_file.labelled_figures` as :func:`share_text` writes it."""
+    return share_text(figures[name]["k"], figures[name]["n"])
+
+
+def seen_rows(bundle, texts, frame, truth) -> tuple[str, dict | str, dict | None]:
+    """The labelled rows whose text ``bundle`` was fitted on or saw (:mod:`confidently.bundle.seen`): the
+    summary's words for them, the JSON record of them, and the figures on the rows it never saw (None when
+    it saw none, or does not record what it saw). Warns on stderr when it saw any."""
+    from confidently.bundle.seen import SEEN_FILE, SeenTexts
+    from confidently.workflows.score_file import labelled_figures
+
+    record = SeenTexts.from_bundle(bundle)
+    if record is None:
+        return (f"; the bundle does not record which texts it saw (no {SEEN_FILE}: written by an older "
+                "confidently)", "unknown", None)
+    overlap = record.overlap(texts)
+    seen = {"n_rows": overlap.n_seen, "by_role": overlap.by_role, "notes": list(record.notes)}
+    if not overlap.n_seen:
+        return "", seen, None
+    unseen = ~overlap.seen
+    err_console.print(escape(overlap.warning(bundle.folder, "figures over all rows are partly in-sample")),
+                      style="yellow", soft_wrap=True)
+    figures = labelled_figures(frame[unseen], [t for t, keep in zip(truth, unseen) if keep])
+    if not figures:
+        return "; every row was seen by the bundle: no out-of-sample figures", seen, {"rows": 0}
+    forms = {"raw_accuracy": "raw accuracy {}", "calibrated_accuracy": "calibrated accuracy {}",
+             "set_coverage": "{} of sets hold the label"}
+    words = ", ".join(form.format(figures_text(figures, name)) for name, form in forms.items() if name in figures)
+    return (f"; on the {int(unseen.sum())} rows the bundle never saw: {words}", seen,
+            {"rows": int(unseen.sum()), **figures})
 
 
 def share_text(k: int, n: int) -> str:

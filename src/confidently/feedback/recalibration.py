@@ -41,6 +41,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from confidently.bundle.bundle import CONFORMAL_FILE, Bundle, read_bundle
+from confidently.bundle.seen import SEEN_FILE, SeenTexts
 from confidently.bundle.versions import latest_version, write_version
 from confidently.calibration import Calibrator
 from confidently.calibration.base import clone
@@ -294,7 +295,8 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
                    "parent_manifest_sha256": current.bundle.manifest_sha256},
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
                     **({CONFORMAL_FILE: new_sets.to_dict()} if new_sets is not None else {}),
-                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {})},
+                    **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {}),
+                    **_seen_texts(root, trained_on)},
         metadata={"decision_rule": rule})
     return Recalibration(True, written.number, written.bundle.folder, report)
 
@@ -333,6 +335,19 @@ def _feature_model(calibrator) -> str:
     if isinstance(calibrator, PromptCombiner):
         return "a prompt ensemble's combiner, which reads every prompt's class masses"
     return "a hidden-state probe, which reads the model's hidden states"
+
+
+def _seen_texts(root: Bundle, trained_on: list[LabelledText]) -> dict[str, Any]:
+    """The root's record of the texts it saw (:data:`SEEN_FILE`) with the reviewed texts a version was refitted
+    on (``trained_on``) as ``feedback``; the held-out ones only judged it. Empty when the root has no record
+    (what it saw is unknown)."""
+    seen = SeenTexts.from_bundle(root)
+    if seen is None:
+        return {}
+    texts = [t.text for t in trained_on if t.text is not None]
+    missing = len(trained_on) - len(texts)
+    notes = [f"{missing} reviewed feedback texts the version was refitted on were not in the store"] if missing else []
+    return {SEEN_FILE: seen.with_role("feedback", texts, *notes).to_dict()}
 
 
 def _feedback_sha256(texts: list[LabelledText]) -> str:

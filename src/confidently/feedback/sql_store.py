@@ -241,12 +241,12 @@ class SQLStore(FeedbackStore):
         with self._transaction() as execute:
             rows = execute(
                 "SELECT d.request_id, d.position, d.adapter, d.bundle_version, d.probs, d.label, f.label, d.decision, "
-                "q.reason, d.created_at, d.features, d.features_dim, d.features_space FROM feedback f "
+                "q.reason, d.created_at, d.features, d.features_dim, d.features_space, q.text FROM feedback f "
                 "JOIN decisions d ON d.request_id = f.request_id AND d.position = f.position "
                 "LEFT JOIN queue q ON q.request_id = f.request_id AND q.position = f.position"
                 f"{clause} ORDER BY d.created_at, d.request_id, d.position", args).fetchall()
         return [LabelledText(r[0], r[1], _adapter(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9],
-                             None if r[10] is None else FeatureVector(r[12], r[11], bytes(r[10])))
+                             None if r[10] is None else FeatureVector(r[12], r[11], bytes(r[10])), r[13])
                 for r in rows]
 
     def audit_counts(self, adapter: str | None, *, bundle_version: str | None = None) -> tuple[int, int]:

@@ -131,7 +131,8 @@ class Feedback:
 @dataclass(frozen=True)
 class LabelledText:
     """A logged decision with its reviewed label: a row for live accuracy and recalibration (``features``:
-    what a feature-reading calibrator read, as :attr:`LoggedText.features`; None when none were logged)."""
+    what a feature-reading calibrator read, as :attr:`LoggedText.features`; None when none were logged;
+    ``text``: the text, kept for queued items only, None for others)."""
 
     request_id: str
     position: int
@@ -144,6 +145,7 @@ class LabelledText:
     reason: Reason | None
     created_at: float
     features: FeatureVector | None = None
+    text: str | None = None
 
     @property
     def correct(self) -> bool:

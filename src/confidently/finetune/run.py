@@ -26,6 +26,7 @@ from confidently.data import Dataset
 from confidently.bundle.bundle import CONFORMAL_FILE, ModelIdentity
 from confidently.errors import UnfinishedRunError
 from confidently.finetune.artifacts import peft_config_dict, write_adapter
+from confidently.bundle.seen import SEEN_FILE, seen_payload
 from confidently.feedback.payloads import production_payloads
 from confidently.finetune.checkpoint import checkpoint_dir
 from confidently.finetune.config import HUB_IDS, FinetuneConfig
@@ -172,7 +173,10 @@ def finetune(train: Dataset, out: str | Path, config: FinetuneConfig | None = No
                            metadata={**metadata, "decision_rule": config.decision_rule},
                            fitted_on={"rows_sha256": splits.calibration.sha256(), "n_rows": len(splits.calibration),
                                       "split": "calibration", "source": splits.calibration_source},
-                           extra_json={**payloads.json, CONFORMAL_FILE: prediction_sets.to_dict()},
+                           extra_json={**payloads.json, CONFORMAL_FILE: prediction_sets.to_dict(),
+                                       SEEN_FILE: seen_payload({"calibration": splits.calibration.texts,
+                                                                "training": splits.train.texts,
+                                                                "validation": splits.validation.texts})},
                            extra_files=payloads.files)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return FinetuneResult(out, bundle.manifest, training, splits, calibration_probs)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from confidently.bundle.bundle import (CALIBRATOR_FILE, CONFORMAL_FILE, MANIFEST_FILE, POLICY_FILE, ModelIdentity,
                                        write_bundle)
+from confidently.bundle.seen import SEEN_FILE, seen_payload
 from confidently.bundle.versions import VERSIONS_DIR, version_numbers
 from confidently.scoring.classifier import Classifier
 from confidently.data import Dataset, generate_sentiment, save_dataset, split_dataset, stratified_sample
@@ -88,7 +89,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
     item costs (forward passes, tokens).
 
     ``out_dir`` becomes a calibration bundle (:mod:`confidently.bundle.bundle`: manifest.json, calibrator.json,
-    policy.json, conformal.json, and the production loop's canary.json, reference.json and calibration_rows.json
+    policy.json, conformal.json, seen_texts.json (fingerprints of the calibration and shot rows:
+    :mod:`confidently.bundle.seen`), and the production loop's canary.json, reference.json and calibration_rows.json
     (with calibration_features.safetensors for a probe or combiner) from
     :func:`~confidently.feedback.payloads.production_payloads`) beside the report, metrics.json (which carries the
     same run record), summary.md, calibrators/ and scores.parquet.
@@ -104,9 +106,8 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         raise ConfigError(f"--probe reads the hidden state of the logprob scorer's forward pass; the "
                           f"{clf.scorer.name} scorer generates answers and has none: use --scorer logprob")
     _labels_of(calibration, clf, "calibration")
-    shot_record = None
+    shot_record, full = None, calibration
     if shots:
-        full = calibration
         clf, calibration, shot_record = _with_shots(clf, calibration, shots, selection=shot_selection,
                                                     pool_size=shot_pool, seed=config.seed)
         announce(f"{shot_record.pop('summary')}; {len(calibration):,} of {len(full):,} calibration rows are left to "
@@ -162,9 +163,12 @@ def run_evaluate(clf: Classifier, calibration: Dataset, test: Dataset, out_dir: 
         source=f"calibration split, {len(calibration)} rows (sha256 {calibration.sha256()[:12]})", seed=config.seed,
         hidden=scores["calibration"].hidden, truncated=scores["calibration"].truncated, prediction_sets=shipped_sets,
         decision_rule=config.decision_rule, groups=None if groups is None else groups[0])
+    seen = {"calibration": calibration.texts,
+            **({"shots": [full.texts[i] for i in shot_record["calibration_rows"]]} if shot_record else {})}
     bundle = write_bundle(
         out, model=model, task=clf.task, chat=clf.chat, calibrator=best.calibrator,
-        policy=evaluation.policy, extra_json={**payloads.json, CONFORMAL_FILE: shipped_sets.to_dict()},
+        policy=evaluation.policy, extra_json={**payloads.json, CONFORMAL_FILE: shipped_sets.to_dict(),
+                                              SEEN_FILE: seen_payload(seen)},
         extra_files=payloads.files, scorer=clf.scorer,
         fitted_on={"rows_sha256": calibration.sha256(), "n_rows": len(calibration), "split": "calibration",
                    "test_rows_sha256": test.sha256(), "n_test_rows": len(test)},
