@@ -52,9 +52,8 @@ def seen_payload(roles: Mapping[str, Iterable[str]], *, notes: Sequence[str] = (
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise ValueError(f"seen-text roles must be among {', '.join(ROLES)}; got {', '.join(unknown)}")
-    return {"format": SEEN_FORMAT, "version": SEEN_VERSION, "how": HOW,
-            "roles": {role: sorted({fingerprint(t) for t in texts}) for role, texts in roles.items()},
-            "notes": list(notes)}
+    return SeenTexts({role: frozenset(fingerprint(t) for t in texts) for role, texts in roles.items()},
+                     tuple(notes)).to_dict()
 
 
 @dataclass(frozen=True)
