@@ -9,6 +9,7 @@ import pytest
 
 from confidently.cli.scoring import rule_text
 from confidently.data import save_dataset
+from confidently.decision.exact_share import ExactShare
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
 TINY = ["--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lr", "3e-3",
@@ -43,7 +44,9 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert ece["low"] <= ece["value"] <= ece["high"] and ece["sample_value"] == pytest.approx(calibration["ece_raw"])
     flat = " ".join(out.split())
     assert f"ECE raw {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]" in flat
-    assert "20 equal-width bins" in flat and "(exact 95% interval)" in flat
+    validation = manifest["validation"]
+    assert "20 equal-width bins" in flat
+    assert f"accuracy {ExactShare.of(validation['accuracy'], validation['n']).text()}" in flat  # exact 95% CI
     policy = json.loads((adapter / "policy.json").read_text())
     assert f"decision rule: {rule_text('threshold', policy['threshold'])}; guarantee: {policy['guarantee']}" in (
         " ".join(out.split()))

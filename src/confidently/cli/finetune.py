@@ -133,7 +133,7 @@ def finetune(
                   f"({'stopped early, ' if validation['stopped_early'] else ''}best at step {validation['best_step']}) "
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
-                  f"accuracy {validation.get('accuracy', float('nan')):.4f}{_accuracy_interval(validation)}")
+                  f"accuracy {_validation_accuracy(validation)}")
     ece = calibrated["ece_intervals"]
     console.print(f"calibration ({calibrated['method']}): ECE raw {_ece_text(ece['raw'])} → cross-fitted "
                   f"{_ece_text(ece['cross_fitted'])} ({ece['raw']['how']}); policy: "
@@ -141,15 +141,12 @@ def finetune(
     console.print(_decision_line(result.path))
 
 
-def _accuracy_interval(validation: dict) -> str:
-    """The validation accuracy's exact 95% interval: the validation part is a small carve-out of the data."""
-    from confidently.decision.binomial import clopper_pearson_interval
+def _validation_accuracy(validation: dict) -> str:
+    """The validation accuracy with its exact 95% interval: the validation part is a small carve-out of the data."""
+    from confidently.decision.exact_share import ExactShare
 
     n, accuracy = validation.get("n"), validation.get("accuracy")
-    if not n or accuracy is None:
-        return ""
-    low, high = clopper_pearson_interval(round(accuracy * n), n)
-    return f" [{low:.4f}, {high:.4f}] (exact 95% interval)"
+    return "not measured" if not n or accuracy is None else ExactShare.of(accuracy, n).text()
 
 
 def _ece_text(ece: dict) -> str:
