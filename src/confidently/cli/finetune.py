@@ -208,7 +208,10 @@ def compare(
     hours, cost), for raw, Platt and isotonic scores, each difference with a paired-bootstrap 95%
     interval; per-category and per-domain slices, and on neutral texts the predicted-positive rate per
     domain. DATA must be rows the adapter never saw: a test file, or the full dataset with the
-    --split-seed used for training. Finished scores are cached in OUT/score-cache.
+    --split-seed used for training. Rows whose texts the adapter's bundle saw (its seen_texts.json) are
+    warned about before the model loads, and the figures `score` gives (raw accuracy; the adapter's own
+    calibrated accuracy and set coverage) are stated again on the rows it never saw, with n and exact
+    intervals (metrics.json: unseen_by_adapter). Finished scores are cached in OUT/score-cache.
 
     Example: `confidently compare --data splits/test.jsonl --calibration-data splits/calibration.jsonl --adapter adapters/sentiment --out runs/compare`
     """
