@@ -217,12 +217,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     decisions = {m: {k: {"certified": None if certificate is None else certificate.to_dict(),
                          "rules": {name: outcome.to_dict(config) for name, outcome in outcomes.items()}}
                      for k, (certificate, outcomes) in rules[m].items()} for m in MODELS}
-    shipped = _shipped_decisions(bundle, scores["fine-tuned"]["test"], groups)
-    # each model's rows as `score` writes them: the base model's raw, the adapter's through its own bundle
-    frames = {"base": scores["base"]["test"].to_frame(),
-              "fine-tuned": scores["fine-tuned"]["test"].to_frame().join(shipped.to_frame())}
     seen = SeenRows.of(bundle, test.texts)
-    truth = [task.label_names[i] for i in y]
     return Comparison(
         labels=task.label_names, test=test, y=y, adapter=adapter, manifest=manifest, config=config,
         calibration_source=source, probs=probs,
@@ -232,11 +227,11 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         differences={k: _differences(probs["fine-tuned"][k], probs["base"][k], y, config) for k in METHODS},
         decision_differences={k: _decision_differences(rules["fine-tuned"][k][1], rules["base"][k][1], config)
                               for k in METHODS},
-        shipped=_shipped(bundle, shipped, y, config),
+        shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config, groups=groups),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
         seen_by_adapter=seen.to_dict(),
-        unseen=None if not seen.n_seen else {m: seen.unseen_figures(frames[m], truth) for m in MODELS},
+        unseen=_unseen(seen, bundle, {m: scores[m]["test"] for m in MODELS}, y, groups) if seen.n_seen else None,
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
                   "test rows": len(test)},
     )
@@ -384,9 +379,22 @@ def _shipped_decisions(bundle: Bundle, test: Scores, groups: list | None) -> Dec
                   groups=groups, rule=bundle.decision_rule, truncated=test.truncated)
 
 
-def _shipped(bundle: Bundle, decisions: Decisions, y: np.ndarray, config: CompareConfig) -> dict[str, Any]:
-    """What the adapter's own bundle did on the test rows (:func:`_shipped_decisions`): its metrics, rule and
-    guarantee, and how many rows it automated at what accuracy."""
+def _unseen(seen: SeenRows, bundle: Bundle, test: dict[str, Scores], y: np.ndarray,
+            groups: list | None) -> dict[str, dict]:
+    """Per model, the figures ``score`` gives on the test rows the adapter bundle never saw, from each model's
+    rows as ``score`` writes them: the base model's raw, the adapter's through its own bundle."""
+    frames = {"base": test["base"].to_frame(),
+              "fine-tuned": test["fine-tuned"].to_frame().join(
+                  _shipped_decisions(bundle, test["fine-tuned"], groups).to_frame())}
+    truth = [bundle.task.label_names[i] for i in y]
+    return {model: seen.unseen_figures(frames[model], truth) for model in MODELS}
+
+
+def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig, *,
+             groups: list | None = None) -> dict[str, Any]:
+    """What the adapter's own bundle does with the test rows' scores (:func:`_shipped_decisions`): its metrics,
+    rule and guarantee, and how many rows it automates at what accuracy."""
+    decisions = _shipped_decisions(bundle, test, groups)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,
