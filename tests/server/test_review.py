@@ -153,7 +153,14 @@ def test_live_accuracy_of_audited_texts_raises_an_alarm(client, caplog):
     assert live["n"] == before["n"] + 30 and live["correct"] == before["correct"] + 20
     assert live["target"] == 0.9 and live["alarm"] and live["status"] == "below target"
     assert live["lower"] < live["accuracy"] < live["upper"]
-    assert any("live accuracy alarm for sure" in r.getMessage() for r in caplog.records)
+    # the verdict reads an anytime-valid confidence sequence, and says so; the single-look bounds are extra
+    assert live["bounds"].startswith("anytime-valid 95% confidence sequence (Robbins' beta-binomial mixture")
+    assert live["lower"] < live["single_look_lower"] < live["single_look_upper"] < live["upper"]
+    alarms = [r.getMessage() for r in caplog.records if "live accuracy alarm for sure" in r.getMessage()]
+    assert alarms and "anytime-valid 95% bounds" in alarms[0] and "below target: the anytime upper bound" in alarms[0]
+    help_line = next(line for line in client.get("/metrics").text.splitlines()
+                     if line.startswith("# HELP confidently_live_accuracy "))
+    assert "anytime-valid 95% confidence sequence" in help_line
 
 
 def test_drift_against_a_reference_from_the_same_traffic(client, loop_server, loop_adapters, tiny_model_dir,
