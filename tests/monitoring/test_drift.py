@@ -175,3 +175,24 @@ def test_live_accuracy_alarms_on_evidence_of_a_miss_not_on_an_unconfirmed_target
     confirmed = LiveAccuracy.from_counts(100, 100, target=0.9)
     assert confirmed.status == "ok" and not confirmed.alarm
     assert confirmed.describe().endswith(f"ok: the anytime lower bound {confirmed.lower:.3f} reaches 0.9")
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+def test_the_drift_report_says_the_reference_decision_rates_are_in_sample():
+    probs, other = rows(300, seed=11, sharpness=0.5)
+    y = (np.random.default_rng(12).random(300) < probs[:, 1]).astype(int)
+    policy = DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test")
+    calibrator = TemperatureCalibrator().fit(probs, y)
+    fitted_here = Reference.from_scores(probs, other, labels=LABELS, policy=policy, calibrator=calibrator, source="t")
+    assert fitted_here.decision_rates["automate"] == pytest.approx(np.mean(calibrator.predict_proba(probs).max(1)
+                                                                           >= 0.8))
+    assert "in sample: the calibrator applied to the rows it was fitted on" in fitted_here.decided_by
+    raw = Reference.from_scores(probs, other, labels=LABELS, policy=policy, source="t")
+    assert "on the raw probabilities (no calibrator)" in raw.decided_by
+    # the drift report repeats it beside the rates, before and after the first live text
+    monitor = DriftMonitor(LABELS, fitted_here)
+    assert monitor.report().reference_decided_by == fitted_here.decided_by
+    observe(monitor, probs, other, ["automate"] * 300)
+    report = monitor.report()
+    assert report.reference_decided_by == fitted_here.decided_by and report.to_dict()["reference_decided_by"]
+    assert DriftMonitor(LABELS, None).report().reference_decided_by is None

@@ -181,6 +181,7 @@ def test_drift_against_a_reference_from_the_same_traffic(client, loop_server, lo
     drift = report["drift"]
     assert drift["status"] == "ok" and drift["n_live"] == 120 and drift["n_reference"] == 120
     assert drift["reference_source"] == "this test" and drift["alarms"] == []
+    assert drift["reference_decided_by"] == "no decision (no policy)"
     assert [f["feature"] for f in drift["features"]] == ["raw_confidence", "other_mass", "label"]
     assert all(f["psi"] < 1e-3 for f in drift["features"])
     assert client.get("/v1/adapters/sure/drift").json()["drift"]["status"] == "no reference"
