@@ -15,7 +15,9 @@ This one is Robbins' beta-binomial mixture. For ``S`` successes in ``n`` indepen
 is a nonnegative martingale with mean 1 when ``p`` is the true rate, so by Ville's inequality
 ``P(M_n(p) >= 1 / (1 - level) for some n) <= 1 - level``. The sequence is the set of rates not yet
 rejected, ``{p : M_n(p) < 1 / (1 - level)}``: an interval around ``S / n`` (``log M_n`` is convex in
-``p``), found by bisection. It depends on the counts only, not on the order the audits came in. The
+``p``), found by bisection. It depends on the counts only, not on the order the audits came in. It
+assumes what the single-look interval assumes too: independent trials of one steady rate (a random
+audit sample of traffic whose accuracy does not change; a change is what the drift report is for). The
 prior is uniform (a = b = 1), so it favours no accuracy: the bounds are wider than a single-look
 interval (at 900 of 1,000 right: 0.862-0.931 against Clopper–Pearson's 0.883-0.915 one-sided 95%),
 and that is the price of looking as often as one likes.
