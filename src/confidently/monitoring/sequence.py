@@ -31,6 +31,8 @@ Time-uniform, nonparametric, nonasymptotic confidence sequences. Annals of Stati
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, xlog1py, xlogy
@@ -41,6 +43,7 @@ from confidently.errors import DataError
 PRIOR = (1.0, 1.0)
 #: Halvings of the bracket; 2**-50 is below float spacing near 1.
 BISECTIONS = 50
+#: The method, in words, for reports.
 METHOD = "Robbins' beta-binomial mixture (uniform prior) with Ville's inequality"
 
 
@@ -74,7 +77,7 @@ def confidence_sequence(successes: ArrayLike, trials: ArrayLike,
     return np.where(m == 0, np.nan, lower), np.where(m == 0, np.nan, upper)
 
 
-def _boundary(inside, *, outside: np.ndarray, within: np.ndarray) -> np.ndarray:
+def _boundary(inside: Callable[[np.ndarray], np.ndarray], *, outside: np.ndarray, within: np.ndarray) -> np.ndarray:
     """Bisect between points ``outside`` and ``within`` the sequence; return the outside end (conservative)."""
     for _ in range(BISECTIONS):
         middle = (outside + within) / 2
