@@ -12,7 +12,8 @@ method on random calibration subsets and certifies on the subset's own out-of-fo
 With ``--finetune-shares`` a LoRA adapter is trained (:func:`confidently.finetune.finetune`, its validation
 rows carved from its own share) on each share of the calibration rows, and calibrated and certified on the
 rest of them: the label budget stays the calibration split's. Each adapter folder is kept under
-``--cache`` (``finetune-<percent>-adapter``), so a rerun trains nothing again.
+``--cache`` (``finetune-<percent>-adapter``), so a rerun trains nothing again. ``--finetune-probe`` adds
+a line with the hidden-state probe read under the adapter, cross-fitted on the same rest rows.
 
     PYTHONPATH=src python benchmarks/boost.py --data ../shared/datasets/sst2_dev.jsonl --shots 4 16 \\
         --prompts benchmarks/sst2_prompts.jsonl --cache /tmp/boost --out /tmp/boost/table.md
@@ -135,6 +136,11 @@ def main() -> None:
     parser.add_argument("--finetune-shares", type=float, nargs="*", default=[0.5, 0.7],
                         help="shares of the calibration rows a LoRA adapter is trained on (none: skip)")
     parser.add_argument("--finetune-epochs", type=float, default=1.0)
+    parser.add_argument("--finetune-learning-rate", type=float, default=FinetuneConfig.learning_rate)
+    parser.add_argument("--finetune-patience", type=int, default=FinetuneConfig.patience,
+                        help="evaluations without a lower validation loss before stopping (0: never stop early)")
+    parser.add_argument("--finetune-probe", action="store_true",
+                        help="add a line with the hidden-state probe on the adapter's own hidden states")
     parser.add_argument("--only-finetune", action="store_true",
                         help="only the fine-tuned rows (the other rows' scores are cached by an earlier run)")
     parser.add_argument("--finetune-threads", type=int, default=None,
@@ -235,6 +241,21 @@ def main() -> None:
             best_calibrator(tuned_study), len(calibration), tuned_cost, rest_rows.probs, tuned.probs,
             budget=False)  # its adapter was trained on a fixed share: subsets of the rest would not be comparable
         rows[-1]["training"] = training
+        if args.finetune_probe:
+            # The probe reads the adapter's hidden states: the rest and test rows scored again, keeping them.
+            clf.backend.load_adapter(adapter)
+            try:
+                tuned = score_datasets(clf, {"rest": rest, "test": test}, cache / f"finetune-{percent}-hidden-cache",
+                                       hidden=True)
+                probe_cost = cost(clf, texts, hidden=True, timing_texts=args.timing_texts)
+            finally:
+                clf.backend.set_adapter(previous)
+            probed = evaluate_scores(tuned["rest"].probs, rest_rows.y, tuned["test"].probs, y_test, labels=clf.labels,
+                                     hidden=(tuned["rest"].hidden, tuned["test"].hidden), hidden_method="probe",
+                                     config=config)
+            add(f"LoRA on {share:.0%} of the calibration rows + hidden-state probe on the other {len(rest)}",
+                probed, "probe", len(calibration), probe_cost, tuned["rest"].hidden, tuned["test"].hidden, budget=False)
+            rows[-1]["training"] = training
 
     write_tables(args, rows, curves, calibration, test, started)
 
@@ -250,6 +271,7 @@ def tuned_adapter(clf: Classifier, train_part: Dataset, rest: Dataset, folder: P
     trained only when ``folder`` holds no finished adapter (an interrupted run resumes)."""
     if not (folder / "manifest.json").exists():
         config = FinetuneConfig(model=args.model, task=clf.task.name, dtype="float32", epochs=args.finetune_epochs,
+                                learning_rate=args.finetune_learning_rate, patience=args.finetune_patience,
                                 batch_size=8, grad_accum=1, eval_every=8, threads=args.finetune_threads,
                                 seed=SEED)
         finetune(train_part, folder, config, calibration=rest, backend=clf.backend,

@@ -343,5 +343,6 @@ def test_evaluate_keeps_the_calibration_rows_truncation_for_recalibration_and_dr
     assert rows.truncated.tolist() == [False] * len(splits.calibration) + [True]
     reference = Reference.from_bundle(bundle)
     assert f"1 of {len(calibration)} rows cut to fit" in reference.decided_by
+    assert "in sample: the calibrator applied to the rows it was fitted on" in reference.decided_by
     server = CalibratedClassifier.from_bundle(clf, bundle).decide(rows.probs, truncated=rows.truncated).decision
     assert reference.decision_rates == {d: pytest.approx(np.mean(server == d)) for d in ("automate", "review")}

@@ -135,13 +135,15 @@ def test_the_window_keeps_only_the_latest_texts():
 
 
 @pytest.mark.parametrize("correct,n", [(0, 25), (19, 20), (85, 100), (100, 100), (990, 1000)])
-def test_live_accuracy_bounds_are_exact_clopper_pearson(correct, n):
+def test_live_accuracy_single_look_bounds_are_exact_clopper_pearson(correct, n):
     live = LiveAccuracy.from_counts(correct, n, target=0.9)
     # One-sided 95% bounds are the two-sided 90% exact interval.
     interval = binomtest(correct, n).proportion_ci(confidence_level=0.90, method="exact")
-    assert live.lower == pytest.approx(interval.low, abs=1e-9)
-    assert live.upper == pytest.approx(interval.high, abs=1e-9)
+    assert live.single_look_lower == pytest.approx(interval.low, abs=1e-9)
+    assert live.single_look_upper == pytest.approx(interval.high, abs=1e-9)
     assert live.accuracy == correct / n
+    # the verdict reads the anytime bounds, which are wider than the single-look ones
+    assert live.lower <= live.single_look_lower and live.upper >= live.single_look_upper
     assert live.alarm == (live.upper < 0.9)
 
 
@@ -151,7 +153,8 @@ def test_live_accuracy_status():
     few = LiveAccuracy.from_counts(5, 10, target=0.9)
     assert few.status == "too few audited texts" and not few.alarm
     assert LiveAccuracy.from_counts(85, 100, target=0.9).status == "unconfirmed"
-    assert LiveAccuracy.from_counts(80, 100, target=0.9).status == "below target"
+    assert LiveAccuracy.from_counts(80, 100, target=0.9).status == "unconfirmed"  # anytime upper bound 0.907
+    assert LiveAccuracy.from_counts(70, 100, target=0.9).status == "below target"
     assert LiveAccuracy.from_counts(100, 100, target=0.9).status == "ok"
     assert LiveAccuracy.from_counts(50, 100, target=None).status == "no target"
     assert "85 of" not in LiveAccuracy.from_counts(85, 100, target=0.9).describe()
@@ -159,16 +162,37 @@ def test_live_accuracy_status():
 
 
 def test_live_accuracy_alarms_on_evidence_of_a_miss_not_on_an_unconfirmed_target():
-    # 49 of 50 right: the lower bound (0.909) cannot confirm 95%, but nothing shows a miss either
+    # 49 of 50 right: the lower bound (0.831) cannot confirm 95%, but nothing shows a miss either
     unconfirmed = LiveAccuracy.from_counts(49, 50, target=0.95)
     assert unconfirmed.status == "unconfirmed" and not unconfirmed.alarm
     assert unconfirmed.lower < 0.95 <= unconfirmed.upper
-    assert unconfirmed.describe().endswith("unconfirmed: 0.95 lies between the bounds, so the audits neither confirm "
-                                           "the target nor show that automation misses it")
-    # 170 of 200 (85%): the upper bound is under 90%, the audits show automation misses it
-    missed = LiveAccuracy.from_counts(170, 200, target=0.9)
+    assert unconfirmed.describe().endswith("unconfirmed: 0.95 lies between the anytime bounds, so the audits neither "
+                                           "confirm the target nor show that automation misses it")
+    # 160 of 200 (80%): the anytime upper bound is under 90%, the audits show automation misses it
+    missed = LiveAccuracy.from_counts(160, 200, target=0.9)
     assert missed.status == "below target" and missed.alarm and missed.upper < 0.9
-    assert missed.describe().endswith(f"below target: the upper bound {missed.upper:.3f} is under 0.9")
+    assert missed.describe().endswith(f"below target: the anytime upper bound {missed.upper:.3f} is under 0.9")
     confirmed = LiveAccuracy.from_counts(100, 100, target=0.9)
     assert confirmed.status == "ok" and not confirmed.alarm
-    assert confirmed.describe().endswith(f"ok: the lower bound {confirmed.lower:.3f} reaches 0.9")
+    assert confirmed.describe().endswith(f"ok: the anytime lower bound {confirmed.lower:.3f} reaches 0.9")
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+def test_the_drift_report_says_the_reference_decision_rates_are_in_sample():
+    probs, other = rows(300, seed=11, sharpness=0.5)
+    y = (np.random.default_rng(12).random(300) < probs[:, 1]).astype(int)
+    policy = DecisionPolicy(threshold=0.8, target_accuracy=0.9, certified=True, method="test")
+    calibrator = TemperatureCalibrator().fit(probs, y)
+    fitted_here = Reference.from_scores(probs, other, labels=LABELS, policy=policy, calibrator=calibrator, source="t")
+    assert fitted_here.decision_rates["automate"] == pytest.approx(np.mean(calibrator.predict_proba(probs).max(1)
+                                                                           >= 0.8))
+    assert "in sample: the calibrator applied to the rows it was fitted on" in fitted_here.decided_by
+    raw = Reference.from_scores(probs, other, labels=LABELS, policy=policy, source="t")
+    assert "on the raw probabilities (no calibrator)" in raw.decided_by
+    # the drift report repeats it beside the rates, before and after the first live text
+    monitor = DriftMonitor(LABELS, fitted_here)
+    assert monitor.report().reference_decided_by == fitted_here.decided_by
+    observe(monitor, probs, other, ["automate"] * 300)
+    report = monitor.report()
+    assert report.reference_decided_by == fitted_here.decided_by and report.to_dict()["reference_decided_by"]
+    assert DriftMonitor(LABELS, None).report().reference_decided_by is None

@@ -153,7 +153,14 @@ def test_live_accuracy_of_audited_texts_raises_an_alarm(client, caplog):
     assert live["n"] == before["n"] + 30 and live["correct"] == before["correct"] + 20
     assert live["target"] == 0.9 and live["alarm"] and live["status"] == "below target"
     assert live["lower"] < live["accuracy"] < live["upper"]
-    assert any("live accuracy alarm for sure" in r.getMessage() for r in caplog.records)
+    # the verdict reads an anytime-valid confidence sequence, and says so; the single-look bounds are extra
+    assert live["bounds"].startswith("anytime-valid 95% confidence sequence (Robbins' beta-binomial mixture")
+    assert live["lower"] < live["single_look_lower"] < live["single_look_upper"] < live["upper"]
+    alarms = [r.getMessage() for r in caplog.records if "live accuracy alarm for sure" in r.getMessage()]
+    assert alarms and "anytime-valid 95% bounds" in alarms[0] and "below target: the anytime upper bound" in alarms[0]
+    help_line = next(line for line in client.get("/metrics").text.splitlines()
+                     if line.startswith("# HELP confidently_live_accuracy "))
+    assert "anytime-valid 95% confidence sequence" in help_line
 
 
 def test_drift_against_a_reference_from_the_same_traffic(client, loop_server, loop_adapters, tiny_model_dir,
@@ -174,6 +181,7 @@ def test_drift_against_a_reference_from_the_same_traffic(client, loop_server, lo
     drift = report["drift"]
     assert drift["status"] == "ok" and drift["n_live"] == 120 and drift["n_reference"] == 120
     assert drift["reference_source"] == "this test" and drift["alarms"] == []
+    assert drift["reference_decided_by"] == "no decision (no policy)"
     assert [f["feature"] for f in drift["features"]] == ["raw_confidence", "other_mass", "label"]
     assert all(f["psi"] < 1e-3 for f in drift["features"])
     assert client.get("/v1/adapters/sure/drift").json()["drift"]["status"] == "no reference"

@@ -105,6 +105,10 @@ class DriftReport:
     status : ``no reference``, ``too few texts`` (fewer than ``min_n``), ``ok`` or ``drift``.
     features : one entry per feature (empty without a reference or before the first text).
     thresholds : the alarm thresholds in force.
+    alarms : one line per feature whose drift crossed its threshold.
+    reference_decided_by : how the reference's label and decision shares were decided
+        (:attr:`~confidently.monitoring.reference.Reference.decided_by`: in sample when calibrated); None
+        without a reference.
     """
 
     n_live: int
@@ -114,6 +118,7 @@ class DriftReport:
     features: list[FeatureDrift]
     thresholds: DriftThresholds
     alarms: list[str] = field(default_factory=list)
+    reference_decided_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,7 +172,8 @@ class DriftMonitor:
         if ref is None:
             return DriftReport(n, 0, self.reference_note, "no reference", [], limits)
         if n == 0:
-            return DriftReport(0, ref.n, ref.source, "too few texts", [], limits)
+            return DriftReport(0, ref.n, ref.source, "too few texts", [], limits,
+                               reference_decided_by=ref.decided_by)
         judged = n >= limits.min_n
         features = [self._continuous(name, rows[:, i], judged) for i, name in enumerate(CONTINUOUS)]
         features.append(self._categorical("label", rows[:, 2], list(self.labels), ref.label_shares, judged))
@@ -178,7 +184,7 @@ class DriftMonitor:
                                                   judged and len(decided) >= limits.min_n))
         alarms = [_alarm_text(f, limits) for f in features if f.alarm]
         status = "too few texts" if not judged else ("drift" if alarms else "ok")
-        return DriftReport(n, ref.n, ref.source, status, features, limits, alarms)
+        return DriftReport(n, ref.n, ref.source, status, features, limits, alarms, ref.decided_by)
 
     def _continuous(self, name: str, values: np.ndarray, judged: bool) -> FeatureDrift:
         reference = self.reference.continuous[name]

@@ -9,6 +9,16 @@ calibrator and policy were fitted on: decile bins and a quantile sample of each 
 The labels and decisions come from :func:`~confidently.decision.decisions.decide`, with what the server
 applies: the bundle's calibrator, policy, prediction sets and decision rule, and each row's truncation
 flag (a text cut to fit is decided ``review``), so live decision rates are compared like with like.
+
+Those decisions are in sample: the calibrator was fitted on these rows (the threshold was certified on
+their out-of-fold scores, from copies that each left a fold out). The reference describes the calibrator
+the server applies, so it keeps that one; ``decided_by`` says so, and the drift report repeats it beside the
+rates. Measured with ``benchmarks/reference_in_sample.py`` on 2,000 cached movie snippets (500 calibration
+rows, the other 1,500 as new texts, threshold 0.9, 10 random splits), the in-sample automate rate was above
+the new texts' by +0.2 (probe), +1.1 (Platt) and +0.9 (isotonic) points on average, within about one
+standard deviation of the split-to-split spread; the out-of-fold rate (other calibrators than the one
+served) was further off for the probe (-2.8) and isotonic (+2.7). A gap of two points moves the decision
+PSI by under 0.002 (the alarm is above 0.25).
 """
 
 from __future__ import annotations
@@ -86,8 +96,8 @@ class Reference:
     label_shares : share of reference rows predicted as each label.
     decision_rates : share decided ``automate`` and ``review`` (empty without a policy).
     source : how the rows were obtained, in words (file, split), for the audit trail.
-    decided_by : how the decisions behind ``decision_rates`` were made, in words (rule, truncated rows);
-        ``"not recorded"`` for references written before it was kept.
+    decided_by : how the decisions behind ``decision_rates`` were made, in words (rule, in sample or raw,
+        truncated rows); ``"not recorded"`` for references written before it was kept.
     """
 
     labels: tuple[str, ...]
@@ -174,6 +184,9 @@ def _decided_by(decisions: Decisions) -> str:
         return "no decision (no policy)"
     rule = ("the policy's threshold" if decisions.decided_by == "threshold"
             else "single-label prediction sets")
+    scores = ("in sample: the calibrator applied to the rows it was fitted on (the threshold was certified on "
+              "their out-of-fold scores), so the automate rate may be a little optimistic"
+              if decisions.calibrated else "on the raw probabilities (no calibrator)")
     cut = 0 if decisions.truncated is None else int(decisions.truncated.sum())
-    return (f"decide() as the server decides: {rule}; {cut} of {len(decisions)} rows cut to fit the context, "
-            "decided review")
+    return (f"decide() as the server decides: {rule}, {scores}; {cut} of {len(decisions)} rows cut to fit the "
+            "context, decided review")

@@ -158,11 +158,12 @@ class FeedbackLoop:
                             ("adapter", "feature"))
         window = Gauge("confidently_drift_window_texts", "Texts in the drift window.", ("adapter",))
         accuracy = Gauge("confidently_live_accuracy", "Accuracy of automated decisions on the audit sample "
-                         "(with one-sided 95% Clopper-Pearson bounds).", ("adapter", "bound"))
+                         "(with the bounds of an anytime-valid 95% confidence sequence, valid at every scrape).",
+                         ("adapter", "bound"))
         audited = Gauge("confidently_live_accuracy_audited_texts", "Audited automated texts with a label.",
                         ("adapter",))
-        accuracy_alarm = Gauge("confidently_live_accuracy_alarm", "1 when the accuracy's upper bound is below the "
-                               "policy's target (the audits show automation misses it).", ("adapter",))
+        accuracy_alarm = Gauge("confidently_live_accuracy_alarm", "1 when the accuracy's anytime upper bound is "
+                               "below the policy's target (the audits show automation misses it).", ("adapter",))
         canary_passed = Gauge("confidently_canary_passed", "1 when the adapter's golden prompts scored as recorded "
                               "at load, 0 when not (served only with --canary mark).", ("adapter",))
         canary_deviation = Gauge("confidently_canary_max_deviation", "Largest raw-probability change of the "

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1/adapters", tags=["monitoring"])
             responses={**ERRORS, 404: {"model": ErrorResponse, "description": "No such adapter loaded."}})
 async def drift(name: Name, service: ServiceDep, loop: LoopDep) -> DriftResponse:
     """PSI and KS of the adapter's latest texts against its reference distribution (the calibration rows),
-    and the accuracy of its automated decisions on the audit sample, with Clopper–Pearson bounds.
+    and the accuracy of its automated decisions on the audit sample, with anytime-valid bounds (a confidence
+    sequence: the verdict may be read after every audit).
 
     The report says how each number was computed (bins, window, thresholds, n) and which alarms are raised.
     """
