@@ -169,16 +169,16 @@ def test_demo_ends_by_classifying_with_the_bundle_it_wrote(tiny_model_dir, tmp_p
 
 
 def test_score_states_each_share_with_its_n_and_exact_interval(bundle_dir, tmp_path):
-    from confidently.cli.scoring import share_text
+    from confidently.decision.exact_share import ExactShare
 
-    assert share_text(2, 3) == "2/3 = 0.667 [0.094, 0.992, exact 95%]"
+    assert ExactShare(2, 3).text() == "66.7% (2/3, exact 95% CI 9.4%–99.2%)"
     data = tmp_path / "in.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
                             for t, lab in zip(TEXTS, ["positive", "negative", "negative"])))
     summary = " ".join(run("score", data, "--out", tmp_path / "out.jsonl", "--calibration", bundle_dir).stdout.split())
     frame = pd.read_json(tmp_path / "out.jsonl", lines=True)
     right = int((frame["calibrated_prediction"] == ["positive", "negative", "negative"]).sum())
-    assert f"calibrated accuracy {share_text(right, 3)}" in summary
+    assert f"calibrated accuracy {ExactShare(right, 3).text()}" in summary
 
 
 def test_a_folder_is_applied_at_its_newest_version_by_the_cli_and_the_api_as_serve_applies_it(bundle_dir, tmp_path):

@@ -17,7 +17,7 @@ from confidently.bundle.bundle import ModelIdentity, read_bundle, write_bundle
 from confidently.bundle.versions import latest_version, version_label
 from confidently.monitoring.canary import CANARY_FILE, Canary
 from confidently.feedback.recalibration import CALIBRATION_ROWS_FILE, CalibrationRows, recalibrate
-from confidently.bundle.seen import SEEN_FILE, SeenTexts, seen_payload
+from confidently.bundle.seen import SEEN_FILE, SeenTexts, fingerprint, seen_payload
 from confidently.tasks.task import SENTIMENT
 from confidently.decision.policy import DecisionPolicy
 
@@ -99,8 +99,27 @@ def test_a_version_carries_the_texts_its_root_saw_and_the_reviewed_texts_it_was_
     root = SeenTexts.from_bundle(read_bundle(folder))
     assert seen.roles["calibration"] == root.roles["calibration"] and "feedback" not in root.roles
     feedback = seen.overlap([f"text {i}" for i in range(300)])
-    assert feedback.by_role["feedback"] == 210 == result.report["n_train_feedback"]  # the 90 held out only judged it
+    assert feedback.by_role["feedback"] == 210 == result.report["n_train_feedback"]
+    # the 90 held out judged it (it was adopted for doing better on them): seen too, under their own role
+    assert feedback.by_role["feedback-holdout"] == 90 == result.report["n_held_out"] and feedback.seen.all()
     assert seen.overlap(["t5", "never logged"]).seen.tolist() == [True, False] and not seen.notes
+
+
+def test_scoring_the_held_out_feedback_texts_on_a_new_version_warns(folder, tmp_path):
+    # what `score` reads of a bundle (SeenRows): before, the 90 held-out texts were not recorded, so figures on
+    # them passed for out-of-sample ones with no warning, though the version was adopted for doing better there
+    from confidently.workflows.labelled import SeenRows
+
+    with open_store(tmp_path / "feedback.db") as store:
+        fill(store, 300, sharpness=0.3, seed=1)
+        result = recalibrate(folder, store, adapter="support")
+    version = read_bundle(result.folder)
+    trained_on = SeenTexts.from_bundle(version).roles["feedback"]
+    held_out = [t for t in (f"text {i}" for i in range(300)) if fingerprint(t) not in trained_on]
+    assert len(held_out) == 90 == result.report["n_held_out"]
+    rows = SeenRows.of(version, [*held_out, "a text nobody reviewed"])
+    assert rows.n_seen == 90 and rows.to_dict()["by_role"] == {"calibration": 0, "feedback": 0, "feedback-holdout": 90}
+    assert "(90 as feedback-holdout)" in rows.overlap.warning(result.folder, "figures are partly in-sample")
 
 
 def test_traffic_like_the_calibration_rows_keeps_the_old(folder, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 from confidently.bundle.bundle import read_bundle
 from confidently.bundle.seen import PREFIX_HEX, SEEN_FILE, SeenTexts, fingerprint, seen_payload
-from confidently.cli.scoring import share_text
+from confidently.decision.exact_share import ExactShare
 from confidently.data import generate_sentiment, split_dataset, stratified_sample
 from confidently.errors import ArtifactError
 from confidently.scoring.checkpointed import text_key
@@ -98,8 +98,8 @@ def test_score_warns_and_gives_the_figures_on_unseen_rows_when_the_file_overlaps
     right = int((unseen["calibrated_prediction"] == truth).sum())
     raw_right = int((unseen["raw_prediction"] == truth).sum())
     summary = " ".join(result.stdout.split())
-    assert (f"on the 4 rows the bundle never saw: raw accuracy {share_text(raw_right, 4)}, calibrated accuracy "
-            f"{share_text(right, 4)}") in summary
+    assert (f"on the 4 rows the bundle never saw: raw accuracy {ExactShare(raw_right, 4).text()}, calibrated "
+            f"accuracy {ExactShare(right, 4).text()}") in summary
     record = json.loads(score(data, "--out", tmp_path / "again.jsonl", "--calibration", folder, "--json").stdout)
     assert record["seen_by_bundle"]["n_rows"] == 3 and record["seen_by_bundle"]["by_role"]["calibration"] == 3
     assert record["unseen"]["rows"] == 4 and record["unseen"]["calibrated_accuracy"]["k"] == right

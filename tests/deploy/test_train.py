@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -137,6 +138,21 @@ def test_cli_missing_settings_is_one_line(train_file, tmp_path):
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "missing SageMaker settings: --role" in " ".join(result.stderr.split())
+
+
+def test_a_role_that_is_not_an_iam_role_arn_is_one_line_before_anything_is_uploaded(train_file, tmp_path):
+    # no --dry-run and no credentials: anything that reached AWS would fail there instead, after uploading
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CONFIDENTLY_SAGEMAKER_REGION": "us-east-1",
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    args = [*CLI, "sagemaker", "train", "--data", str(train_file), "--bucket", BUCKET, "--image", TRAINING_IMAGE]
+    result = subprocess.run([*args, "--role", "sagemaker-role"], capture_output=True, text=True, env=env, timeout=120)
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in said
+    assert "--role" in said and "'sagemaker-role' is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>" in said
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                            env={**env, "CONFIDENTLY_SAGEMAKER_ROLE_ARN": "arn:aws:iam::1234:role/sm"})
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "CONFIDENTLY_SAGEMAKER_ROLE_ARN: 'arn:aws:iam::1234:role/sm' is not an IAM role ARN" in result.stderr
 
 
 # -- the entry script, run as the training container would ------------------------------------------

@@ -233,8 +233,8 @@ def test_what_the_policy_automated_on_test_carries_its_exact_interval():
     from confidently.report.evaluation import automated_text
 
     text = automated_text({"n_automated": 40, "n": 100, "coverage": 0.4, "accuracy_automated": 0.95})
-    assert text.startswith("40 of 100 (40.0%) at 95.0% accuracy [")  # 38 of 40 right
-    low, high = (float(v.rstrip("%")) for v in text.split("[")[1].split(", exact")[0].split(", "))
+    assert text.startswith("40 of 100 (40.0%) at accuracy 95.0% (38/40, exact 95% CI ")  # 38 of 40 right
+    low, high = (float(v.rstrip("%")) for v in text.split("CI ")[1].rstrip(")").split("–"))
     assert 83.0 < low < 84.0 and 99.0 < high < 99.5
 
 
@@ -271,7 +271,8 @@ def test_the_command_line_gives_set_coverage_and_the_set_rule_with_n_and_interva
                                                                   "bundle": tmp_path / "manifest.json"}, scores=None), 0.0)
     said = " ".join(capsys.readouterr().out.split())
     shipped = evaluation.sets.coverage[evaluation.sets.shipped].set_index("part").loc["all"]
-    assert (f"{shipped['coverage']:.1%} [{shipped['coverage_low']:.1%}, {shipped['coverage_high']:.1%}, exact 95%] "
-            f"of the 600 test rows covered") in said
+    covered = round(shipped["coverage"] * 600)
+    assert (f"{shipped['coverage']:.1%} ({covered}/600, exact 95% CI {shipped['coverage_low']:.1%}–"
+            f"{shipped['coverage_high']:.1%}) of the test rows covered") in said
     assert f"set rule (automate single-label sets): automates {automated_text(evaluation.sets.rule_on_test)}" in said
     assert f"the bundle decides by: threshold; an automate decision promises: {evaluation.policy.guarantee}" in said

@@ -133,3 +133,41 @@ def test_the_report_states_the_shipped_rule_its_guarantee_and_its_interval(compa
     assert shipped["decision_rule"] == "threshold" and shipped["guarantee"]
     assert escape(f"the rule automates {automated_text({**shipped, 'n': comparison.y.size})} test rows") in html
     assert escape(f"Guarantee: {shipped['guarantee']}") in html
+
+
+def test_test_rows_the_adapter_saw_get_the_figures_again_on_the_rest_with_exact_intervals(backend, trained,
+                                                                                         separable):
+    # 10 of the adapter's own training rows among 40 fresh ones: the figures over all 50 are partly in-sample, so
+    # compare states score's figures (raw accuracy; the adapter's own calibrated accuracy and set coverage) on the
+    # 40 rows it never saw, each with n and its exact interval
+    from confidently.bundle.bundle import read_bundle
+    from confidently.data import Dataset
+    from confidently.decision.binomial import clopper_pearson_interval
+    from confidently.finetune.report import summary_markdown
+
+    train, fresh = trained.splits.train, separable(40, seed=7)
+    mixed = Dataset(texts=[*train.texts[:10], *fresh.texts], labels=[*train.labels[:10], *fresh.labels])
+    result = compare(mixed, trained.path, backend=backend, progress=False, config=CompareConfig(n_resamples=50))
+    assert result.seen_by_adapter["n_rows"] == 10 and result.seen_by_adapter["by_role"]["training"] == 10
+    y, bundle = result.y[10:], read_bundle(trained.path)
+    calibrated = bundle.calibrator.predict_proba(result.probs["fine-tuned"]["raw"][10:])
+    sets = bundle.prediction_sets.predict_set(calibrated)
+    expected = {"base": {"raw_accuracy": result.probs["base"]["raw"][10:].argmax(1) == y},
+                "fine-tuned": {"raw_accuracy": result.probs["fine-tuned"]["raw"][10:].argmax(1) == y,
+                               "calibrated_accuracy": calibrated.argmax(1) == y,
+                               "set_coverage": sets[np.arange(y.size), y]}}
+    for model, figures in expected.items():
+        unseen = result.unseen[model]
+        assert unseen["rows"] == 40 and set(unseen) == {"rows", *figures}
+        for name, hits in figures.items():
+            k = int(hits.sum())
+            assert (unseen[name]["k"], unseen[name]["n"]) == (k, 40)
+            assert (unseen[name]["low"], unseen[name]["high"]) == clopper_pearson_interval(k, 40)
+    summary = summary_markdown(result, "t")
+    assert "10 of 50 test rows have texts the adapter saw; on the 40 rows it never saw: base raw accuracy " in summary
+    assert json.loads(json.dumps(result.to_dict()))["unseen_by_adapter"] == result.unseen
+
+
+def test_no_figures_on_unseen_rows_when_the_adapter_saw_none_of_them(comparison, tmp_path):
+    assert comparison.seen_by_adapter["n_rows"] == 0 and comparison.unseen is None
+    assert "never saw" not in write_comparison(comparison, tmp_path / "run")["summary"].read_text()

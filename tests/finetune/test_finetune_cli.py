@@ -9,6 +9,7 @@ import pytest
 
 from confidently.cli.scoring import rule_text
 from confidently.data import save_dataset
+from confidently.decision.exact_share import ExactShare
 
 CLI = [sys.executable, "-m", "confidently.cli.__main__"]
 TINY = ["--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lr", "3e-3",
@@ -43,7 +44,9 @@ def test_finetune_then_compare(tiny_model_dir, separable, tmp_path):
     assert ece["low"] <= ece["value"] <= ece["high"] and ece["sample_value"] == pytest.approx(calibration["ece_raw"])
     flat = " ".join(out.split())
     assert f"ECE raw {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}]" in flat
-    assert "20 equal-width bins" in flat and "(exact 95% interval)" in flat
+    validation = manifest["validation"]
+    assert "20 equal-width bins" in flat
+    assert f"accuracy {ExactShare.of(validation['accuracy'], validation['n']).text()}" in flat  # exact 95% CI
     policy = json.loads((adapter / "policy.json").read_text())
     assert f"decision rule: {rule_text('threshold', policy['threshold'])}; guarantee: {policy['guarantee']}" in (
         " ".join(out.split()))
@@ -137,8 +140,17 @@ def test_compare_warns_before_loading_when_test_rows_are_ones_the_adapter_was_tr
     warning = " ".join(result.stderr.split())
     assert "warning: 10 of 50 labelled rows have texts the bundle" in warning and "(10 as training)" in warning
     assert warning.index("warning:") < warning.index("loading")  # said before the model loads
-    metadata = json.loads((tmp_path / "run" / "metrics.json").read_text())["metadata"]
-    assert "10 of 50 labelled rows" in metadata["test rows the adapter saw"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "10 of 50 labelled rows" in metrics["metadata"]["test rows the adapter saw"]
+    # score's figures again on the 40 rows the adapter never saw, each with n and its exact interval
+    unseen = metrics["unseen_by_adapter"]
+    assert unseen["base"]["rows"] == 40 and unseen["fine-tuned"]["calibrated_accuracy"]["n"] == 40
+    share = {model: {name: ExactShare(f["k"], f["n"]).text() for name, f in figures.items() if name != "rows"}
+             for model, figures in unseen.items()}
+    said = " ".join(result.stdout.split())
+    assert (f"on the 40 rows it never saw: base raw accuracy {share['base']['raw_accuracy']}; fine-tuned raw accuracy "
+            f"{share['fine-tuned']['raw_accuracy']}, calibrated accuracy {share['fine-tuned']['calibrated_accuracy']}"
+            ) in said
     save_dataset(fresh, tmp_path / "fresh.jsonl")
     clean = run("compare", "--data", tmp_path / "fresh.jsonl", "--adapter", trained.path, "--out", tmp_path / "run2",
                 "--n-resamples", 20)

@@ -1,8 +1,9 @@
 """Which texts a bundle was fitted on or saw: ``seen_texts.json``, so accuracy on them is not taken for out-of-sample.
 
 ``evaluate`` and ``finetune`` write it as an extra payload (hashed in the manifest like the rest); a
-recalibrated version carries its root's, with the reviewed texts it was refitted on added. ``score`` given labels counts the rows whose text the bundle
-saw, warns, and states its figures on the unseen rows too (:func:`confidently.workflows.score_file.summarize`).
+recalibrated version carries its root's, with the reviewed texts it was refitted or judged on added. ``score``
+and ``compare`` given labels count the rows whose text the bundle saw, warn, and state their figures on the
+unseen rows too (:class:`confidently.workflows.labelled.SeenRows`).
 
 Each text is recorded as the first :data:`PREFIX_HEX` hex digits of the sha256 of its UTF-8 bytes, the
 hash the score cache keys rows by (:func:`confidently.scoring.checkpointed.text_key`; no normalisation:
@@ -12,7 +13,8 @@ recorded texts, a scored text that was not seen matches one by chance with proba
 
 Roles: ``calibration`` (the rows the calibrator and policy were fitted on), ``shots`` (worked examples in
 the prompt, or the nearest-shot pool), ``training`` and ``validation`` (a fine-tuned adapter's),
-``feedback`` (the reviewed texts a recalibrated version was refitted on). Bundles
+``feedback`` (the reviewed texts a recalibrated version was refitted on), ``feedback-holdout`` (the reviewed
+texts held out to judge it: it was adopted for doing better on them). Bundles
 written before the payload existed have none: what they saw is unknown (:meth:`SeenTexts.from_bundle`
 returns None).
 """
@@ -34,7 +36,7 @@ SEEN_FILE = "seen_texts.json"
 SEEN_FORMAT = "confidently.seen_texts"
 SEEN_VERSION = 1
 PREFIX_HEX = 16
-ROLES = ("calibration", "shots", "training", "validation", "feedback")
+ROLES = ("calibration", "shots", "training", "validation", "feedback", "feedback-holdout")
 HOW = (f"first {PREFIX_HEX} hex digits of sha256(text as UTF-8), no normalisation (the score cache's text_key); "
        "sorted, one list per role")
 

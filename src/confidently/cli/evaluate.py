@@ -77,7 +77,8 @@ def _config(methods: str, review_cost: float, error_cost: float, target_accuracy
 
 
 def _print_headline(result, started: float) -> None:
-    from confidently.report.evaluation import automated_text, deciding_guarantee, format_metric, projection_text
+    from confidently.report.evaluation import (automated_text, deciding_guarantee, format_metric, projection_text,
+                                              set_coverage_text)
 
     h = result.evaluation.headline()
     console.print(f"[bold]report:[/] {result.paths['report'].resolve()}")
@@ -97,10 +98,8 @@ def _print_headline(result, started: float) -> None:
     console.print(f"guarantee: {result.evaluation.policy.guarantee}")
     console.print(projection_text(result.evaluation))
     sets = h["prediction_sets"]
-    low, high = sets["coverage_on_test_exact_95"]
-    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {sets['coverage_on_test']:.1%} "
-                  f"[{low:.1%}, {high:.1%}, exact 95%] of the {sets['n_test']} test rows covered, "
-                  f"{sets['mean_set_size_on_test']:.2f} labels per set on average")
+    console.print(f"prediction sets ({sets['name']}, {1 - sets['alpha']:.0%}): {set_coverage_text(sets)} of the "
+                  f"test rows covered, {sets['mean_set_size_on_test']:.2f} labels per set on average")
     rule = h["set_rule_on_test"]
     console.print(f"set rule (automate single-label sets): automates {automated_text(rule)} test rows; automated "
                   f"errors {rule['automated_errors_share_of_all']:.1%} of all rows")

@@ -133,7 +133,7 @@ def finetune(
                   f"({'stopped early, ' if validation['stopped_early'] else ''}best at step {validation['best_step']}) "
                   f"at {result.training.examples_per_second:.2f} examples/s")
     console.print(f"validation (n={validation.get('n')}): loss {validation.get('loss', float('nan')):.4f}, "
-                  f"accuracy {validation.get('accuracy', float('nan')):.4f}{_accuracy_interval(validation)}")
+                  f"accuracy {_validation_accuracy(validation)}")
     ece = calibrated["ece_intervals"]
     console.print(f"calibration ({calibrated['method']}): ECE raw {_ece_text(ece['raw'])} → cross-fitted "
                   f"{_ece_text(ece['cross_fitted'])} ({ece['raw']['how']}); policy: "
@@ -141,15 +141,12 @@ def finetune(
     console.print(_decision_line(result.path))
 
 
-def _accuracy_interval(validation: dict) -> str:
-    """The validation accuracy's exact 95% interval: the validation part is a small carve-out of the data."""
-    from confidently.decision.binomial import clopper_pearson_interval
+def _validation_accuracy(validation: dict) -> str:
+    """The validation accuracy with its exact 95% interval: the validation part is a small carve-out of the data."""
+    from confidently.decision.exact_share import ExactShare
 
     n, accuracy = validation.get("n"), validation.get("accuracy")
-    if not n or accuracy is None:
-        return ""
-    low, high = clopper_pearson_interval(round(accuracy * n), n)
-    return f" [{low:.4f}, {high:.4f}] (exact 95% interval)"
+    return "not measured" if not n or accuracy is None else ExactShare.of(accuracy, n).text()
 
 
 def _ece_text(ece: dict) -> str:
@@ -211,7 +208,10 @@ def compare(
     hours, cost), for raw, Platt and isotonic scores, each difference with a paired-bootstrap 95%
     interval; per-category and per-domain slices, and on neutral texts the predicted-positive rate per
     domain. DATA must be rows the adapter never saw: a test file, or the full dataset with the
-    --split-seed used for training. Finished scores are cached in OUT/score-cache.
+    --split-seed used for training. Rows whose texts the adapter's bundle saw (its seen_texts.json) are
+    warned about before the model loads, and the figures `score` gives (raw accuracy; the adapter's own
+    calibrated accuracy and set coverage) are stated again on the rows it never saw, with n and exact
+    intervals (metrics.json: unseen_by_adapter). Finished scores are cached in OUT/score-cache.
 
     Example: `confidently compare --data splits/test.jsonl --calibration-data splits/calibration.jsonl --adapter adapters/sentiment --out runs/compare`
     """

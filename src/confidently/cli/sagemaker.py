@@ -27,7 +27,19 @@ app.add_typer(sagemaker_app, name="sagemaker")
 ConfigOpt = Annotated[Optional[Path], typer.Option(
     "--config", exists=True, dir_okay=False, help="TOML or JSON file of settings (also $CONFIDENTLY_SAGEMAKER_CONFIG).")]
 RegionOpt = Annotated[Optional[str], typer.Option("--region", help="AWS region (default: boto3's).")]
-RoleOpt = Annotated[Optional[str], typer.Option("--role", help="IAM role ARN SageMaker assumes.")]
+
+
+def _role_arn(value: str | None) -> str | None:
+    """--role, checked before anything is read or uploaded: a usage error unless it looks like an IAM role ARN."""
+    from confidently.deploy.settings import role_arn_problem
+
+    if value and (problem := role_arn_problem(value)):
+        raise typer.BadParameter(problem)
+    return value
+
+
+RoleOpt = Annotated[Optional[str], typer.Option("--role", callback=_role_arn, help="IAM role ARN SageMaker assumes "
+                                                "(arn:aws:iam::<12-digit account>:role/<name>).")]
 BucketOpt = Annotated[Optional[str], typer.Option("--bucket", help="S3 bucket for data, code and adapters.")]
 PrefixOpt = Annotated[Optional[str], typer.Option("--prefix", help="Key prefix in the bucket (default: confidently).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the exact AWS requests as JSON; call nothing.")]

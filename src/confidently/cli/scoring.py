@@ -283,7 +283,8 @@ def score(
     """
     from confidently.data import load_dataset
     from confidently.output_lock import hold_output
-    from confidently.workflows.score_file import check_unfinished, labelled_figures, score_file
+    from confidently.workflows.labelled import figure_text, labelled_figures
+    from confidently.workflows.score_file import check_unfinished, score_file
 
     rows = []
 
@@ -304,13 +305,13 @@ def score(
     figures = {} if truth is None else labelled_figures(frame, truth)
     summary = f"wrote {len(frame)} rows to {out}"
     if "raw_accuracy" in figures:
-        summary += f"; raw accuracy {figures_text(figures, 'raw_accuracy')} (uncalibrated)"
+        summary += f"; raw accuracy {figure_text(figures['raw_accuracy'])} (uncalibrated)"
     if "calibrated_accuracy" in figures:
-        summary += f", calibrated accuracy {figures_text(figures, 'calibrated_accuracy')}"
+        summary += f", calibrated accuracy {figure_text(figures['calibrated_accuracy'])}"
     if "prediction_set" in frame and len(frame):
         summary += f"; mean prediction-set size {frame['prediction_set_size'].mean():.2f}"
         if "set_coverage" in figures:
-            summary += f", {figures_text(figures, 'set_coverage')} of sets hold the label"
+            summary += f", {figure_text(figures['set_coverage'])} of sets hold the label"
     elif calibrated.calibrated and calibrated.sets_note:
         summary += f"; {calibrated.sets_note}"
     if "decision" in frame and len(frame):
@@ -334,45 +335,25 @@ def score(
         console.print(summary)
 
 
-def figures_text(figures: dict, name: str) -> str:
-    """One of :func:`~confidently.workflows.score_file.labelled_figures` as :func:`share_text` writes it."""
-    return share_text(figures[name]["k"], figures[name]["n"])
-
-
 def seen_rows(bundle, texts, frame, truth) -> tuple[str, dict | str, dict | None]:
     """The labelled rows whose text ``bundle`` was fitted on or saw (:mod:`confidently.bundle.seen`): the
     summary's words for them, the JSON record of them, and the figures on the rows it never saw (None when
     it saw none, or does not record what it saw). Warns on stderr when it saw any."""
-    from confidently.bundle.seen import SEEN_FILE, SeenTexts
-    from confidently.workflows.score_file import labelled_figures
+    from confidently.bundle.seen import SEEN_FILE
+    from confidently.workflows.labelled import SeenRows, figures_text
 
-    record = SeenTexts.from_bundle(bundle)
-    if record is None:
+    seen = SeenRows.of(bundle, texts)
+    if seen.record is None:
         return (f"; the bundle does not record which texts it saw (no {SEEN_FILE}: written by an older "
-                "confidently)", "unknown", None)
-    overlap = record.overlap(texts)
-    seen = {"n_rows": overlap.n_seen, "by_role": overlap.by_role, "notes": list(record.notes)}
-    if not overlap.n_seen:
-        return "", seen, None
-    unseen = ~overlap.seen
-    err_console.print(escape(overlap.warning(bundle.folder, "figures over all rows are partly in-sample")),
+                "confidently)", seen.to_dict(), None)
+    if not seen.n_seen:
+        return "", seen.to_dict(), None
+    err_console.print(escape(seen.overlap.warning(bundle.folder, "figures over all rows are partly in-sample")),
                       style="yellow", soft_wrap=True)
-    figures = labelled_figures(frame[unseen], [t for t, keep in zip(truth, unseen) if keep])
-    if not figures:
-        return "; every row was seen by the bundle: no out-of-sample figures", seen, {"rows": 0}
-    forms = {"raw_accuracy": "raw accuracy {}", "calibrated_accuracy": "calibrated accuracy {}",
-             "set_coverage": "{} of sets hold the label"}
-    words = ", ".join(form.format(figures_text(figures, name)) for name, form in forms.items() if name in figures)
-    return (f"; on the {int(unseen.sum())} rows the bundle never saw: {words}", seen,
-            {"rows": int(unseen.sum()), **figures})
-
-
-def share_text(k: int, n: int) -> str:
-    """``k`` of ``n`` rows as a share with its exact (Clopper-Pearson) 95% interval: ``k/n = 0.xxx [lo, hi]``."""
-    from confidently.decision.binomial import clopper_pearson_interval
-
-    low, high = clopper_pearson_interval(k, n)
-    return f"{k}/{n} = {k / n:.3f} [{low:.3f}, {high:.3f}, exact 95%]"
+    unseen = seen.unseen_figures(frame, truth)
+    if not seen.n_unseen:
+        return "; every row was seen by the bundle: no out-of-sample figures", seen.to_dict(), unseen
+    return f"; on the {seen.n_unseen} rows the bundle never saw: {figures_text(unseen)}", seen.to_dict(), unseen
 
 
 @app.command()

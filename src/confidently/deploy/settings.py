@@ -25,6 +25,11 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 # Settings whose command-line flag is not simply --<name-with-dashes>.
 FLAGS = {"role_arn": "--role", "training_image": "--image", "inference_image": "--image"}
+# An IAM role ARN as SageMaker's API takes it (botocore's RoleArn shape: arn:aws[a-z-]*:iam::<12 digits>:role/...,
+# at most 2048 characters): a partition, a 12-digit account, then the role's name (at most 64 characters) after an
+# optional path. The message names the common partitions; the isolated ones (aws-iso, ...) are let through too.
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+ROLE_ARN_FORM = "arn:aws:iam::<12-digit account>:role/<name> (partition aws, aws-cn or aws-us-gov)"
 
 
 def _help(text: str) -> dict[str, str]:
@@ -71,6 +76,10 @@ class SageMakerSettings:
     poll_interval_s: float = field(default=15.0, metadata=_help("Seconds between status checks."))
     wait_timeout_s: float = field(default=3600.0, metadata=_help("Give up waiting for a status after this long."))
 
+    def __post_init__(self) -> None:
+        if self.role_arn:
+            check_role_arn(self.role_arn, "role_arn")
+
     def require(self, *names: str) -> None:
         """Raise :class:`ConfigError` naming every listed setting that is not set."""
         missing = [name for name in names if getattr(self, name) in (None, "")]
@@ -83,6 +92,21 @@ class SageMakerSettings:
 
     def key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
+
+
+def role_arn_problem(value: str) -> str | None:
+    """Why ``value`` is not an IAM role ARN SageMaker can assume, or None when it looks like one."""
+    if len(value) <= 2048 and _ROLE_ARN.fullmatch(value):
+        return None
+    return f"{value!r} is not an IAM role ARN; expected {ROLE_ARN_FORM}"
+
+
+def check_role_arn(value: str, where: str) -> str:
+    """``value`` if it looks like an IAM role ARN, else a :class:`ConfigError` naming ``where`` it came from
+    (checked when settings are read, so a typo fails before anything is uploaded)."""
+    if problem := role_arn_problem(value):
+        raise ConfigError(f"{where}: {problem}")
+    return value
 
 
 def check_name(kind: str, name: str) -> str:
@@ -157,12 +181,23 @@ def load_settings(config: str | Path | None = None, environ: Mapping[str, str] |
             if name not in types:
                 raise ConfigError(f"{path}: unknown SageMaker setting {name!r}; known: {', '.join(types)}")
             values[name] = _coerce(name, value, types[name], str(path))
+            _check(name, values[name], f"{path}: {name}")
     for name, kind in types.items():
         if environ.get(ENV_PREFIX + name.upper()):
             values[name] = _coerce(name, environ[ENV_PREFIX + name.upper()], kind, ENV_PREFIX + name.upper())
+            _check(name, values[name], ENV_PREFIX + name.upper())
     for name, value in flags.items():
         if name not in types:
             raise ConfigError(f"unknown SageMaker setting {name!r}")
         if value is not None:
-            values[name] = _coerce(name, value, types[name], f"--{name.replace('_', '-')}")
+            flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
+            values[name] = _coerce(name, value, types[name], flag)
+            _check(name, values[name], flag)
     return replace(SageMakerSettings(), **values)
+
+
+def _check(name: str, value: Any, where: str) -> None:
+    """Refuse a value of the right type that cannot be right (a role that is not an IAM role ARN), naming ``where``
+    it was given: the file and setting, the environment variable, or the flag."""
+    if name == "role_arn" and value:
+        check_role_arn(value, where)

@@ -296,7 +296,7 @@ def recalibrate(folder: str | Path, store: FeedbackStore, *, adapter: str | None
         extra_json={REFERENCE_FILE: reference.to_dict(), REPORT_FILE: report,
                     **({CONFORMAL_FILE: new_sets.to_dict()} if new_sets is not None else {}),
                     **({CANARY_FILE: root.extras[CANARY_FILE]} if CANARY_FILE in root.extras else {}),
-                    **_seen_texts(root, trained_on)},
+                    **_seen_texts(root, trained_on, [labelled[i] for i in held])},
         metadata={"decision_rule": rule})
     return Recalibration(True, written.number, written.bundle.folder, report)
 
@@ -337,17 +337,20 @@ def _feature_model(calibrator) -> str:
     return "a hidden-state probe, which reads the model's hidden states"
 
 
-def _seen_texts(root: Bundle, trained_on: list[LabelledText]) -> dict[str, Any]:
+def _seen_texts(root: Bundle, trained_on: list[LabelledText], held_out: list[LabelledText]) -> dict[str, Any]:
     """The root's record of the texts it saw (:data:`SEEN_FILE`) with the reviewed texts a version was refitted
-    on (``trained_on``) as ``feedback``; the held-out ones only judged it. Empty when the root has no record
-    (what it saw is unknown)."""
+    on (``trained_on``) as ``feedback`` and those held out to judge it (``held_out``: it was adopted for doing
+    better on them, so its accuracy there is not out-of-sample either) as ``feedback-holdout``. Empty when the
+    root has no record (what it saw is unknown)."""
     seen = SeenTexts.from_bundle(root)
     if seen is None:
         return {}
-    texts = [t.text for t in trained_on if t.text is not None]
-    missing = len(trained_on) - len(texts)
-    notes = [f"{missing} reviewed feedback texts the version was refitted on were not in the store"] if missing else []
-    return {SEEN_FILE: seen.with_role("feedback", texts, *notes).to_dict()}
+    for role, labelled, how in (("feedback", trained_on, "refitted on"), ("feedback-holdout", held_out, "judged on")):
+        texts = [t.text for t in labelled if t.text is not None]
+        missing = len(labelled) - len(texts)
+        notes = [f"{missing} reviewed feedback texts the version was {how} were not in the store"] if missing else []
+        seen = seen.with_role(role, texts, *notes)
+    return {SEEN_FILE: seen.to_dict()}
 
 
 def _feedback_sha256(texts: list[LabelledText]) -> str:

@@ -19,6 +19,7 @@ from confidently.report.charts import ACCENT_COLOUR, MAIN_COLOUR, new_figure, se
 from confidently.report.evaluation import automated_text
 from confidently.report.html import Section, write_report
 from confidently.scoring.checkpointed import write_table
+from confidently.workflows.labelled import figures_text
 
 from confidently.workflows.comparison import Comparison
 
@@ -223,6 +224,8 @@ def build_sections(comparison: Comparison) -> list[Section]:
         "bias-corrected estimate with its basic interval, since ECE is biased upwards) over "
         f"{config.n_resamples} resamples of the test rows (seed {config.seed}); differences are paired: both "
         "models are measured on the same resampled rows. Calibrators are not refitted inside the bootstrap.")
+    if comparison.unseen is not None:
+        how.add_text(f"{unseen_text(comparison)}.")
     results = Section("Base vs fine-tuned on the test rows")
     results.add_table(metrics_frame(comparison), "value [95% CI]; difference = fine-tuned − base, paired bootstrap")
     results.add_figure(metric_bars(comparison), "accuracy and ECE by calibration, with 95% intervals")
@@ -272,10 +275,23 @@ def build_sections(comparison: Comparison) -> list[Section]:
 
 
 def how_lines(comparison: Comparison) -> list[str]:
-    """How the figures were computed: where the calibrators were fitted, and what the intervals are."""
-    return [f"calibration: {comparison.calibration_source}",
-            f"intervals: 95% paired bootstrap (percentile; ECE bias-corrected), {comparison.config.n_resamples} "
-            "resamples"]
+    """How the figures were computed: where the calibrators were fitted, and what the intervals are; and, when
+    some test rows have texts the adapter saw, the figures again on the rows it never saw."""
+    lines = [f"calibration: {comparison.calibration_source}",
+             f"intervals: 95% paired bootstrap (percentile; ECE bias-corrected), {comparison.config.n_resamples} "
+             "resamples"]
+    return lines + ([] if comparison.unseen is None else [unseen_text(comparison)])
+
+
+def unseen_text(comparison: Comparison) -> str:
+    """The figures ``score`` gives (:func:`~confidently.workflows.labelled.figures_text`), per model, on the test
+    rows whose texts the adapter bundle never saw (``comparison.unseen`` is not None)."""
+    seen, rows = comparison.seen_by_adapter, comparison.unseen["base"]["rows"]
+    head = f"{seen['n_rows']} of {comparison.y.size} test rows have texts the adapter saw"
+    if not rows:
+        return f"{head}: every one, so there are no out-of-sample figures"
+    figures = "; ".join(f"{model} {figures_text(comparison.unseen[model])}" for model in MODELS)
+    return f"{head}; on the {rows} rows it never saw: {figures}"
 
 
 def summary_markdown(comparison: Comparison, title: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from confidently.decision.binomial import clopper_pearson_interval
+from confidently.decision.exact_share import ExactShare
 from confidently.decision.decisions import decide
 from confidently.decision.procedures import describe as describe_procedure
 from confidently.workflows.evaluation import Evaluation, budget_summary
@@ -28,10 +28,14 @@ def automated_text(on_test: dict) -> str:
     text = f"{n_auto} of {n} ({on_test['coverage']:.1%})"
     if not n_auto:
         return text + ", so there is no accuracy to measure"
-    accuracy = on_test["accuracy_automated"]
-    low, high = clopper_pearson_interval(round(accuracy * n_auto), n_auto)
-    return text + f" at {accuracy:.1%} accuracy [{low:.1%}, {high:.1%}, exact 95%]"
+    return text + f" at accuracy {ExactShare.of(on_test['accuracy_automated'], n_auto).text()}"
 
+
+
+def set_coverage_text(sets: dict) -> str:
+    """The shipped prediction sets' coverage of the test rows (``headline()["prediction_sets"]``) with its exact
+    interval."""
+    return ExactShare.of(sets["coverage_on_test"], sets["n_test"]).text()
 
 def format_metric(metric: dict) -> str:
     value, low, high = metric.get("value"), metric.get("ci_low"), metric.get("ci_high")
@@ -123,16 +127,12 @@ def _deciding_rule(evaluation: Evaluation) -> str:
     return f"the bundle's rule ({RULE_WORDS[evaluation.config.decision_rule]})"
 
 
-def _interval(value: float, low: float, high: float) -> str:
-    return "–" if value is None or np.isnan(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
-
-
 def set_tables(evaluation: Evaluation) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Coverage [95% CI] and mean set size on the test split: one row per part, one column per predictor."""
     coverage, size = {}, {}
     for name, table in evaluation.sets.coverage.items():
         indexed = table.set_index("part")
-        coverage[name] = [_interval(r.coverage, r.coverage_low, r.coverage_high) for r in indexed.itertuples()]
+        coverage[name] = [ExactShare.of(r.coverage, r.n).text() for r in indexed.itertuples()]
         size[name] = [f"{r.mean_set_size:.2f} ({r.singleton:.0%} single)" for r in indexed.itertuples()]
         parts, counts = list(indexed.index), list(indexed["n"])
     head = {"part": parts, "n": counts}
@@ -236,7 +236,7 @@ def build_sections(evaluation: Evaluation, slices: pd.DataFrame | None = None) -
         "1 − alpha + 1/(n + 1) for n calibration rows (its scores do not tie); APS's can be higher. A decision "
         "rule can automate exactly the items whose set holds one label.")
     coverage_table, size_table = set_tables(evaluation)
-    part.add_table(coverage_table, f"coverage on the test split [exact 95% interval], target {1 - cfg.alpha:.0%}")
+    part.add_table(coverage_table, f"coverage on the test split, target {1 - cfg.alpha:.0%}")
     part.add_table(size_table, "mean set size on the test split (share of sets with one label)")
     part.add_figure(charts.prediction_set_chart(sets.coverage, alpha=cfg.alpha),
                     "coverage and set size by class and slice on the test split")
@@ -303,10 +303,8 @@ def summary_markdown(evaluation: Evaluation, title: str) -> str:
     lines.append(f"- decision: {decided_by_text(evaluation)}")
     lines.append(f"- cost view: {projection_text(evaluation)}")
     sets = h["prediction_sets"]
-    low, high = sets["coverage_on_test_exact_95"]
     lines.append(f"- prediction sets ({sets['name']}, alpha {sets['alpha']:g}): test coverage "
-                 f"{sets['coverage_on_test']:.1%} [{low:.1%}, {high:.1%}, exact 95%] of {sets['n_test']} rows, "
-                 f"mean size {sets['mean_set_size_on_test']:.2f}")
+                 f"{set_coverage_text(sets)}, mean size {sets['mean_set_size_on_test']:.2f}")
     lines += [f"- note: {note}" for note in evaluation.notes]
     # The header is the table's own columns: a metric some tasks lack (classwise ECE, binary) has no column.
     table = metrics_table(evaluation, "test")

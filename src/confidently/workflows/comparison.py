@@ -35,9 +35,10 @@ from confidently.data import Dataset
 from confidently.errors import ConfigError, DataError
 from confidently.finetune.data import check_labels
 from confidently.metrics import metric_function, paired_bootstrap_diff, summarize
-from confidently.decision.decisions import decide, reads_hidden
+from confidently.decision.decisions import Decisions, decide, reads_hidden
 from confidently.decision.policy import DecisionPolicy
 from confidently.workflows.evaluation import slice_table
+from confidently.workflows.labelled import SeenRows
 from confidently.scoring.checkpointed import score_datasets
 from confidently.defaults import DEFAULT_PROCEDURE, procedure_problem
 from confidently.decision.thresholds import certify_threshold
@@ -104,7 +105,11 @@ class Comparison:
     calibration rows, None without them) and, per rule (``certified`` and each fixed threshold), what it
     does on the test rows and its cost view; ``decision_differences[method][rule][quantity]`` the paired
     difference of each cost-view quantity; ``manifest`` is the adapter bundle's
-    manifest.
+    manifest. ``seen_by_adapter`` says how many test rows have texts the adapter bundle was trained,
+    validated or calibrated on (:meth:`~confidently.workflows.labelled.SeenRows.to_dict`; ``"unknown"`` for a
+    bundle that keeps no record), and ``unseen`` (None when it saw none) gives per model the figures ``score``
+    gives (:func:`~confidently.workflows.labelled.labelled_figures`: raw accuracy, and for the fine-tuned model
+    its own calibrator's accuracy and its sets' coverage, each with its exact interval) on the rows it never saw.
     """
 
     labels: tuple[str, ...]
@@ -122,6 +127,8 @@ class Comparison:
     shipped: dict[str, Any]
     slices: pd.DataFrame
     neutral_by_domain: pd.DataFrame | None = None
+    seen_by_adapter: dict[str, Any] | str = "unknown"
+    unseen: dict[str, dict] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +151,8 @@ class Comparison:
             "slices": self.slices.to_dict(orient="records"),
             "neutral_by_domain": (None if self.neutral_by_domain is None
                                   else self.neutral_by_domain.to_dict(orient="records")),
+            "seen_by_adapter": self.seen_by_adapter,
+            "unseen_by_adapter": self.unseen,
         }
 
 
@@ -208,6 +217,7 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
     decisions = {m: {k: {"certified": None if certificate is None else certificate.to_dict(),
                          "rules": {name: outcome.to_dict(config) for name, outcome in outcomes.items()}}
                      for k, (certificate, outcomes) in rules[m].items()} for m in MODELS}
+    seen = SeenRows.of(bundle, test.texts)
     return Comparison(
         labels=task.label_names, test=test, y=y, adapter=adapter, manifest=manifest, config=config,
         calibration_source=source, probs=probs,
@@ -220,6 +230,8 @@ def compare(test: Dataset, adapter: str | Path, *, backend: TransformersBackend 
         shipped=_shipped(bundle, scores["fine-tuned"]["test"], y, config, groups=groups),
         slices=slice_comparison(test, probs, y, task.label_names),
         neutral_by_domain=neutral_by_domain(test, probs, task.label_names),
+        seen_by_adapter=seen.to_dict(),
+        unseen=_unseen(seen, bundle, {m: scores[m]["test"] for m in MODELS}, y, groups) if seen.n_seen else None,
         metadata={"adapter": str(adapter), "base model": bundle.model.name, "task": task.name,
                   "test rows": len(test)},
     )
@@ -357,15 +369,32 @@ def _set_groups(bundle: Bundle, test: Dataset) -> list | None:
     return list(test.columns[column])
 
 
-def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig, *,
-             groups: list | None = None) -> dict[str, Any]:
+def _shipped_decisions(bundle: Bundle, test: Scores, groups: list | None) -> Decisions:
     """The adapter's own calibrator, policy, prediction sets and decision rule (fitted on its calibration split)
     on the test rows' scores, deciding them as the bundle does when applied (its features when the calibrator
     reads them; ``groups``: the rows' values of the sets' column, for sets fitted per slice; a truncated text is
     reviewed)."""
-    decisions = decide(test.probs, labels=bundle.task.label_names, calibrator=bundle.calibrator,
-                       policy=bundle.policy, hidden=test.hidden, prediction_sets=bundle.prediction_sets,
-                       groups=groups, rule=bundle.decision_rule, truncated=test.truncated)
+    return decide(test.probs, labels=bundle.task.label_names, calibrator=bundle.calibrator,
+                  policy=bundle.policy, hidden=test.hidden, prediction_sets=bundle.prediction_sets,
+                  groups=groups, rule=bundle.decision_rule, truncated=test.truncated)
+
+
+def _unseen(seen: SeenRows, bundle: Bundle, test: dict[str, Scores], y: np.ndarray,
+            groups: list | None) -> dict[str, dict]:
+    """Per model, the figures ``score`` gives on the test rows the adapter bundle never saw, from each model's
+    rows as ``score`` writes them: the base model's raw, the adapter's through its own bundle."""
+    frames = {"base": test["base"].to_frame(),
+              "fine-tuned": test["fine-tuned"].to_frame().join(
+                  _shipped_decisions(bundle, test["fine-tuned"], groups).to_frame())}
+    truth = [bundle.task.label_names[i] for i in y]
+    return {model: seen.unseen_figures(frames[model], truth) for model in MODELS}
+
+
+def _shipped(bundle: Bundle, test: Scores, y: np.ndarray, config: CompareConfig, *,
+             groups: list | None = None) -> dict[str, Any]:
+    """What the adapter's own bundle does with the test rows' scores (:func:`_shipped_decisions`): its metrics,
+    rule and guarantee, and how many rows it automates at what accuracy."""
+    decisions = _shipped_decisions(bundle, test, groups)
     automate = decisions.decision == "automate"
     correct = decisions.label_index == y
     return {"metrics": summarize(decisions.probs, y, n_bins=config.n_bins, n_resamples=config.n_resamples,

@@ -103,25 +103,3 @@ def _check_no_clash(dataset: Dataset, model_columns) -> None:
         raise DataError(f"the file's column {clash[0]!r} has the name of a column score writes; rename it (is the "
                         "file an earlier score output? score the file it came from)", path=dataset.source)
 
-
-def labelled_figures(frame, truth) -> dict[str, dict]:
-    """What a scored file's labels show: raw and (with a bundle) calibrated accuracy, and the share of
-    prediction sets that hold the label, each as ``{"k", "n", "share", "low", "high", "interval"}`` (exact
-    Clopper-Pearson 95%). ``frame`` is :func:`score_file`'s output, ``truth`` the task's label per row."""
-    from confidently.decision.binomial import clopper_pearson_interval
-
-    truth = list(truth)
-
-    def share(k: int) -> dict:
-        low, high = clopper_pearson_interval(k, len(truth))
-        return {"k": k, "n": len(truth), "share": k / len(truth), "low": low, "high": high,
-                "interval": "exact (Clopper-Pearson) 95%"}
-
-    if not truth:
-        return {}
-    figures = {"raw_accuracy": share(int((frame["raw_prediction"] == truth).sum()))}
-    if "calibrated_prediction" in frame:
-        figures["calibrated_accuracy"] = share(int((frame["calibrated_prediction"] == truth).sum()))
-    if "prediction_set" in frame:
-        figures["set_coverage"] = share(sum(label in labels for label, labels in zip(truth, frame["prediction_set"])))
-    return figures
