@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from confidently.bundle.seen import SEEN_FILE, SeenOverlap, SeenTexts
+from confidently.bundle.seen import SeenOverlap, SeenTexts
 from confidently.decision.exact_share import ExactShare
 
 if TYPE_CHECKING:
